@@ -1,0 +1,139 @@
+// Package spec owns the network description, wgnet.yaml: its types, loading with
+// line-numbered errors, validation, comment-preserving edits, and the secrets
+// directory beside it (private and preshared keys, never in the spec).
+// It imports wgkey, wgconf (for endpoint syntax) and atomicfile only; it must not
+// import compile, lab or any data plane.
+package spec
+
+import (
+	"net/netip"
+
+	"github.com/wgnet/wgnet/internal/wgkey"
+)
+
+// Version is the spec format version this build reads and writes.
+const Version = 1
+
+// Topology names.
+const (
+	TopologyHub  = "hub"
+	TopologyMesh = "mesh"
+)
+
+// Defaults applied when the spec leaves a field out.
+const (
+	DefaultInterface  = "wg0"
+	DefaultListenPort = 51820
+	DefaultMTU        = 1420 // 1500-byte underlay minus 80
+)
+
+// Spec is a whole network. Field comments give the YAML key.
+type Spec struct {
+	Version    int            // version
+	Network    string         // network: a name, [a-z0-9][a-z0-9_.-]*
+	Subnets    []netip.Prefix // subnets: overlay subnets, at most one IPv4 and one IPv6
+	Interface  string         // interface: default wg0, must match ^[a-zA-Z0-9_=+.-]{1,15}$
+	ListenPort int            // listen_port: default 51820
+	MTU        int            // mtu: 0 = smallest host underlay_mtu minus 80, else 1420
+	Topology   string         // topology: hub | mesh
+	Hub        string         // hub: the hub host's name (topology hub)
+	Hosts      []Host         // hosts
+	// PresharedKeys lists host pairs whose peering uses a preshared key (the keys
+	// themselves are in the secrets directory).
+	PresharedKeys []Pair // preshared_keys: [[a, b], ...]
+}
+
+// Host is one server of the network.
+type Host struct {
+	Name string // name
+	// Endpoint is where others reach this host: "host:port" or "[v6]:port"; empty
+	// when the host can't be dialled (behind NAT).
+	Endpoint    string         // endpoint
+	Addresses   []netip.Addr   // address: overlay address(es), one per subnet family
+	Routes      []netip.Prefix // routes: subnets routed behind this host (containers, sites)
+	Keepalive   int            // keepalive: seconds; set for hosts behind NAT
+	PublicKey   wgkey.Key      // public_key: zero = derived from the secrets directory
+	ListenPort  int            // listen_port: 0 = the network's
+	UnderlayMTU int            // underlay_mtu: 0 = unknown (1500 assumed)
+	// PrivateKeyFile is set when the host keeps its own private key: the path of the
+	// key on that host, read by a PostUp hook. Default when PublicKey is given
+	// without a private key in the secrets directory: /etc/wireguard/IFACE.key.
+	PrivateKeyFile string // private_key_file
+	Hooks          Hooks  // hooks
+	// Line is the line of the host's entry in the spec file (0 when not loaded from a file).
+	Line int
+}
+
+// Hooks are extra wg-quick hooks carried into the host's config verbatim.
+type Hooks struct {
+	PreUp    []string // pre_up
+	PostUp   []string // post_up
+	PreDown  []string // pre_down
+	PostDown []string // post_down
+}
+
+// Pair is an unordered pair of host names; Key returns them sorted.
+type Pair [2]string
+
+// Key returns the pair with names sorted, for use as a map key.
+func (p Pair) Key() Pair {
+	if p[1] < p[0] {
+		return Pair{p[1], p[0]}
+	}
+	return p
+}
+
+// Secrets are the keys the spec refers to but never holds.
+type Secrets struct {
+	// PrivateKeys by host name; a host without one keeps its own key.
+	PrivateKeys map[string]wgkey.Private
+	// PresharedKeys by sorted pair.
+	PresharedKeys map[Pair]wgkey.Key
+}
+
+// HostByName returns the host called name.
+func (s *Spec) HostByName(name string) (*Host, bool) {
+	for i := range s.Hosts {
+		if s.Hosts[i].Name == name {
+			return &s.Hosts[i], true
+		}
+	}
+	return nil, false
+}
+
+// ListenPortOf returns the port h listens on.
+func (s *Spec) ListenPortOf(h *Host) int {
+	if h.ListenPort != 0 {
+		return h.ListenPort
+	}
+	if s.ListenPort != 0 {
+		return s.ListenPort
+	}
+	return DefaultListenPort
+}
+
+// InterfaceName returns the interface name, defaulted.
+func (s *Spec) InterfaceName() string {
+	if s.Interface != "" {
+		return s.Interface
+	}
+	return DefaultInterface
+}
+
+// EffectiveMTU returns the network MTU: the explicit mtu, else the smallest host
+// underlay_mtu minus 80, else DefaultMTU.
+func (s *Spec) EffectiveMTU() int {
+	if s.MTU != 0 {
+		return s.MTU
+	}
+	min := 0
+	for _, h := range s.Hosts {
+		if h.UnderlayMTU != 0 && (min == 0 || h.UnderlayMTU < min) {
+			min = h.UnderlayMTU
+		}
+	}
+	if min == 0 {
+		return DefaultMTU
+	}
+	return min - 80
+}

@@ -1,0 +1,205 @@
+// Package wgconf owns the wg(8) / wg-quick(8) configuration file format: the Config
+// model, a strict line-numbered parser (as strict as `wg setconf` and wg-quick) and
+// renderers for the wg-quick form and the stripped form `wg` reads.
+// It imports only wgkey; it must not import spec, compile or any data plane.
+//
+// Format references: wg(8) "CONFIGURATION FILE FORMAT", wg-quick(8), and
+// wireguard-tools src/config.c.
+package wgconf
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/wgnet/wgnet/internal/wgkey"
+)
+
+// Config is one interface's configuration: one [Interface] and its [Peer]s.
+type Config struct {
+	// Name is a label for the host this config belongs to (file name, host name).
+	// It is not part of the file format.
+	Name      string
+	Interface Interface
+	Peers     []Peer
+}
+
+// Interface is the [Interface] section. Zero values mean "not set".
+type Interface struct {
+	// PrivateKey is the interface key; zero means not set (e.g. supplied by a PostUp).
+	PrivateKey wgkey.Private
+	// ListenPort is nil when the file does not set one (wg then picks a random port).
+	ListenPort *uint16
+	// FwMark is 0 when unset or "off".
+	FwMark uint32
+
+	// wg-quick(8) keys below; `wg` itself does not know them.
+	Addresses  []netip.Prefix // Address: an address with its prefix length (/32 if none)
+	DNS        []string
+	MTU        int    // 0 = automatic
+	Table      string // "" = auto
+	PreUp      []string
+	PostUp     []string
+	PreDown    []string
+	PostDown   []string
+	SaveConfig bool
+
+	// Comments are the leading "# ..." lines of the section (without "#"), kept so
+	// rendered files can explain themselves.
+	Comments []string
+	// Pos holds source positions; zero for configs not parsed from a file.
+	Pos Pos
+}
+
+// Peer is one [Peer] section.
+type Peer struct {
+	// Name is the peer's host name, from a "# name" comment on the line before or
+	// inside the section; not part of the format wg reads.
+	Name                string
+	PublicKey           wgkey.Key
+	PresharedKey        wgkey.Key // zero = none
+	AllowedIPs          []netip.Prefix
+	Endpoint            *Endpoint // nil = none (the peer must dial us)
+	PersistentKeepalive int       // seconds, 0 = off
+
+	Comments []string
+	Pos      Pos
+}
+
+// Pos records where a section and its keys were in the source file (1-based lines).
+type Pos struct {
+	File string
+	// Line is the line of the section header.
+	Line int
+	// Keys maps the canonical key name (as in the Key* constants) to the line where
+	// it first appeared.
+	Keys map[string]int
+	// AllowedIPs holds the line of each AllowedIPs entry, parallel to Peer.AllowedIPs;
+	// Address likewise for Interface.Addresses.
+	AllowedIPs []int
+	Address    []int
+}
+
+// KeyLine returns the line of key, or the section line when the key was not seen.
+func (p Pos) KeyLine(key string) int {
+	if l, ok := p.Keys[key]; ok {
+		return l
+	}
+	return p.Line
+}
+
+// Canonical key names.
+const (
+	KeyPrivateKey          = "PrivateKey"
+	KeyListenPort          = "ListenPort"
+	KeyFwMark              = "FwMark"
+	KeyAddress             = "Address"
+	KeyDNS                 = "DNS"
+	KeyMTU                 = "MTU"
+	KeyTable               = "Table"
+	KeyPreUp               = "PreUp"
+	KeyPostUp              = "PostUp"
+	KeyPreDown             = "PreDown"
+	KeyPostDown            = "PostDown"
+	KeySaveConfig          = "SaveConfig"
+	KeyPublicKey           = "PublicKey"
+	KeyPresharedKey        = "PresharedKey"
+	KeyAllowedIPs          = "AllowedIPs"
+	KeyEndpoint            = "Endpoint"
+	KeyPersistentKeepalive = "PersistentKeepalive"
+)
+
+// Endpoint is a peer's underlay address: an IP or a host name, and a port.
+type Endpoint struct {
+	Host string // IP literal (without brackets) or DNS name
+	Port uint16
+}
+
+// ParseEndpoint parses "host:port" or "[v6]:port" as wg does (split at the last
+// colon; brackets required around an IPv6 literal). It rejects a missing port, a
+// scheme ("udp://"), and a CIDR.
+func ParseEndpoint(s string) (Endpoint, error) {
+	if s == "" {
+		return Endpoint{}, fmt.Errorf("endpoint is empty")
+	}
+	if strings.Contains(s, "://") {
+		return Endpoint{}, fmt.Errorf("endpoint %q: must be host:port, without a scheme", s)
+	}
+	if strings.Contains(s, "/") {
+		return Endpoint{}, fmt.Errorf("endpoint %q: must be host:port, not a CIDR", s)
+	}
+	var host, port string
+	if strings.HasPrefix(s, "[") {
+		end := strings.Index(s, "]")
+		if end < 0 {
+			return Endpoint{}, fmt.Errorf("endpoint %q: unterminated '['", s)
+		}
+		host = s[1:end]
+		rest := s[end+1:]
+		if !strings.HasPrefix(rest, ":") || len(rest) == 1 {
+			return Endpoint{}, fmt.Errorf("endpoint %q: missing port", s)
+		}
+		port = rest[1:]
+		if _, err := netip.ParseAddr(host); err != nil || !strings.Contains(host, ":") {
+			return Endpoint{}, fmt.Errorf("endpoint %q: %q is not an IPv6 address", s, host)
+		}
+	} else {
+		i := strings.LastIndex(s, ":")
+		if i < 0 {
+			return Endpoint{}, fmt.Errorf("endpoint %q: missing port", s)
+		}
+		host, port = s[:i], s[i+1:]
+		if strings.Contains(host, ":") {
+			return Endpoint{}, fmt.Errorf("endpoint %q: an IPv6 address needs brackets: [addr]:port", s)
+		}
+		if host == "" {
+			return Endpoint{}, fmt.Errorf("endpoint %q: missing host", s)
+		}
+		if port == "" {
+			return Endpoint{}, fmt.Errorf("endpoint %q: missing port", s)
+		}
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || n == 0 {
+		return Endpoint{}, fmt.Errorf("endpoint %q: port %q must be 1-65535", s, port)
+	}
+	if !validHost(host) {
+		return Endpoint{}, fmt.Errorf("endpoint %q: %q is not an IP address or host name", s, host)
+	}
+	return Endpoint{Host: host, Port: uint16(n)}, nil
+}
+
+func validHost(h string) bool {
+	if _, err := netip.ParseAddr(h); err == nil {
+		return true
+	}
+	if len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// Addr returns the endpoint's IP when Host is an IP literal.
+func (e Endpoint) Addr() (netip.Addr, bool) {
+	a, err := netip.ParseAddr(e.Host)
+	return a, err == nil
+}
+
+// String renders host:port, bracketing IPv6 literals.
+func (e Endpoint) String() string {
+	if strings.Contains(e.Host, ":") {
+		return "[" + e.Host + "]:" + strconv.Itoa(int(e.Port))
+	}
+	return e.Host + ":" + strconv.Itoa(int(e.Port))
+}
