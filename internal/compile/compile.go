@@ -6,10 +6,13 @@ package compile
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
+	"sort"
 
 	"github.com/wgnet/wgnet/internal/spec"
 	"github.com/wgnet/wgnet/internal/wgconf"
+	"github.com/wgnet/wgnet/internal/wgkey"
 )
 
 // HostConfig is one host's compiled configuration and why it looks that way.
@@ -23,8 +26,251 @@ type HostConfig struct {
 	Routes []netip.Prefix
 }
 
-// Compile returns every host's config, sorted by host name. The spec must have
-// passed spec validation; Compile still refuses what it cannot compile.
+// Hook lines the compiler renders. They are exported so that the data plane can
+// recognise them and do the same natively, and import can drop them.
+const (
+	// HookForwardV4 turns on IPv4 forwarding for packets arriving on the WireGuard
+	// interface only (the narrowest switch the kernel has).
+	HookForwardV4 = "sysctl -q -w net.ipv4.conf.%i.forwarding=1"
+	// HookForwardV6 turns on IPv6 forwarding on the interface where the kernel can
+	// (force_forwarding, Linux 6.17+), else globally; global v6 forwarding makes the
+	// kernel ignore router advertisements on interfaces without accept_ra=2.
+	HookForwardV6 = "if [ -e /proc/sys/net/ipv6/conf/%i/force_forwarding ]; then sysctl -q -w net.ipv6.conf.%i.force_forwarding=1; else sysctl -q -w net.ipv6.conf.all.forwarding=1; fi"
+	// hookPrivateKeyFmt loads a key the host keeps itself.
+	hookPrivateKeyFmt = "wg set %%i private-key %s"
+)
+
+// DefaultPrivateKeyFile is where a host that keeps its own key holds it, unless
+// the spec says otherwise.
+func DefaultPrivateKeyFile(iface string) string { return "/etc/wireguard/" + iface + ".key" }
+
+// Compile returns every host's config, sorted by host name. The spec should have
+// passed spec validation; Compile still refuses, with every reason, what it cannot
+// compile (a host with no key at all, a missing preshared key).
 func Compile(s *spec.Spec, sec spec.Secrets) ([]HostConfig, error) {
-	return nil, errors.New("not implemented yet")
+	hosts := make([]*spec.Host, len(s.Hosts))
+	for i := range s.Hosts {
+		hosts[i] = &s.Hosts[i]
+	}
+	sort.Slice(hosts, func(i, j int) bool { return hosts[i].Name < hosts[j].Name })
+
+	var errs []error
+	pub := make(map[string]wgkey.Key, len(hosts))
+	for _, h := range hosts {
+		k, err := publicKey(h, sec)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		pub[h.Name] = k
+	}
+	var hub *spec.Host
+	switch s.Topology {
+	case spec.TopologyHub:
+		var ok bool
+		if hub, ok = s.HostByName(s.Hub); !ok {
+			errs = append(errs, fmt.Errorf("hub %q is not a host of the network", s.Hub))
+		}
+	case spec.TopologyMesh:
+	default:
+		errs = append(errs, fmt.Errorf("topology %q: want hub or mesh", s.Topology))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	psk := make(map[spec.Pair]bool, len(s.PresharedKeys))
+	for _, p := range s.PresharedKeys {
+		psk[p.Key()] = true
+	}
+
+	var out []HostConfig
+	for _, h := range hosts {
+		var peers []*spec.Host
+		switch {
+		case hub == nil: // mesh: everyone
+			for _, o := range hosts {
+				if o.Name != h.Name {
+					peers = append(peers, o)
+				}
+			}
+		case h.Name == hub.Name:
+			for _, o := range hosts {
+				if o.Name != h.Name {
+					peers = append(peers, o)
+				}
+			}
+		default:
+			peers = []*spec.Host{hub}
+		}
+
+		hc := HostConfig{Host: h.Name, Routes: clonePrefixes(h.Routes)}
+		cfg := &wgconf.Config{Name: h.Name}
+		iface := &cfg.Interface
+		role := "mesh member"
+		if hub != nil {
+			role = "spoke of hub " + hub.Name
+			if h.Name == hub.Name {
+				role = "hub"
+			}
+		}
+		iface.Comments = []string{fmt.Sprintf("wgnet: host %s of network %s (%s). Generated; edit the spec, not this file.", h.Name, s.Network, role)}
+		for _, a := range h.Addresses {
+			iface.Addresses = append(iface.Addresses, netip.PrefixFrom(a, overlayBits(s, a)))
+		}
+		port := uint16(s.ListenPortOf(h))
+		iface.ListenPort = &port
+		iface.MTU = s.EffectiveMTU()
+		if k, ok := sec.PrivateKeys[h.Name]; ok {
+			iface.PrivateKey = k
+		} else {
+			file := h.PrivateKeyFile
+			if file == "" {
+				file = DefaultPrivateKeyFile(s.InterfaceName())
+			}
+			iface.PostUp = append(iface.PostUp, fmt.Sprintf(hookPrivateKeyFmt, file))
+		}
+
+		// Forwarding: the hub relays between spokes; a host with routed subnets relays
+		// between the tunnel and what is behind it.
+		isHub := hub != nil && h.Name == hub.Name
+		for _, fam := range families(s, h, isHub) {
+			if fam == 4 {
+				hc.ForwardV4 = true
+			} else {
+				hc.ForwardV6 = true
+			}
+		}
+		if hc.ForwardV4 {
+			iface.PostUp = append(iface.PostUp, HookForwardV4)
+		}
+		if hc.ForwardV6 {
+			iface.PostUp = append(iface.PostUp, HookForwardV6)
+		}
+		if len(h.Routes) > 0 {
+			iface.Comments = append(iface.Comments, fmt.Sprintf("routes %s behind this host: the interface in front of them must forward too (Docker turns that on globally).", joinPrefixes(h.Routes)))
+		}
+		iface.PreUp = append(iface.PreUp, h.Hooks.PreUp...)
+		iface.PostUp = append(iface.PostUp, h.Hooks.PostUp...)
+		iface.PreDown = append(iface.PreDown, h.Hooks.PreDown...)
+		iface.PostDown = append(iface.PostDown, h.Hooks.PostDown...)
+
+		for _, o := range peers {
+			p := wgconf.Peer{Name: o.Name, PublicKey: pub[o.Name], PersistentKeepalive: h.Keepalive}
+			if o.Endpoint != "" {
+				ep, err := wgconf.ParseEndpoint(o.Endpoint)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("host %s: %w", o.Name, err))
+				} else {
+					p.Endpoint = &ep
+				}
+			}
+			if psk[spec.Pair{h.Name, o.Name}.Key()] {
+				k, ok := sec.PresharedKeys[spec.Pair{h.Name, o.Name}.Key()]
+				if !ok {
+					errs = append(errs, fmt.Errorf("preshared key for %s+%s is missing from the secrets", h.Name, o.Name))
+				}
+				p.PresharedKey = k
+			}
+			if hub != nil && h.Name != hub.Name {
+				// A spoke reaches the whole overlay and every other host's subnets
+				// through the hub.
+				p.AllowedIPs = append(p.AllowedIPs, s.Subnets...)
+				for _, x := range hosts {
+					if x.Name != h.Name {
+						p.AllowedIPs = append(p.AllowedIPs, x.Routes...)
+					}
+				}
+				p.Comments = []string{"hub: the overlay and every other host's routed subnets"}
+			} else {
+				for _, a := range o.Addresses {
+					p.AllowedIPs = append(p.AllowedIPs, netip.PrefixFrom(a, a.BitLen()))
+				}
+				p.AllowedIPs = append(p.AllowedIPs, o.Routes...)
+			}
+			p.AllowedIPs = sortPrefixes(p.AllowedIPs)
+			cfg.Peers = append(cfg.Peers, p)
+		}
+		hc.Config = cfg
+		out = append(out, hc)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+func publicKey(h *spec.Host, sec spec.Secrets) (wgkey.Key, error) {
+	priv, hasPriv := sec.PrivateKeys[h.Name]
+	switch {
+	case hasPriv && !h.PublicKey.IsZero() && priv.Public() != h.PublicKey:
+		return wgkey.Key{}, fmt.Errorf("host %s: public_key %s does not match the private key in the secrets (which gives %s)", h.Name, h.PublicKey, priv.Public())
+	case hasPriv:
+		return priv.Public(), nil
+	case !h.PublicKey.IsZero():
+		return h.PublicKey, nil
+	}
+	return wgkey.Key{}, fmt.Errorf("host %s: no public_key in the spec and no private key in the secrets", h.Name)
+}
+
+// overlayBits is the prefix length of the overlay subnet that holds a, so that
+// Address = 192.168.100.10/24 gives the host a connected route to the overlay.
+func overlayBits(s *spec.Spec, a netip.Addr) int {
+	for _, p := range s.Subnets {
+		if p.Contains(a) {
+			return p.Bits()
+		}
+	}
+	return a.BitLen()
+}
+
+// families returns the IP families (4, 6) in which h must forward.
+func families(s *spec.Spec, h *spec.Host, isHub bool) []int {
+	var v4, v6 bool
+	if isHub {
+		for _, p := range s.Subnets {
+			v4 = v4 || p.Addr().Is4()
+			v6 = v6 || p.Addr().Is6()
+		}
+	}
+	for _, r := range h.Routes {
+		v4 = v4 || r.Addr().Is4()
+		v6 = v6 || r.Addr().Is6()
+	}
+	var f []int
+	if v4 {
+		f = append(f, 4)
+	}
+	if v6 {
+		f = append(f, 6)
+	}
+	return f
+}
+
+func clonePrefixes(p []netip.Prefix) []netip.Prefix { return append([]netip.Prefix(nil), p...) }
+
+// sortPrefixes sorts IPv4 before IPv6, then by address and length, and drops repeats.
+func sortPrefixes(p []netip.Prefix) []netip.Prefix {
+	sort.Slice(p, func(i, j int) bool {
+		if c := p[i].Addr().Compare(p[j].Addr()); c != 0 {
+			return c < 0
+		}
+		return p[i].Bits() < p[j].Bits()
+	})
+	out := p[:0]
+	for i, x := range p {
+		if i == 0 || x != p[i-1] {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func joinPrefixes(p []netip.Prefix) string {
+	s := ""
+	for i, x := range p {
+		if i > 0 {
+			s += ", "
+		}
+		s += x.String()
+	}
+	return s
 }
