@@ -203,3 +203,17 @@ func (e Endpoint) String() string {
 	}
 	return e.Host + ":" + strconv.Itoa(int(e.Port))
 }
+
+// ValidInterfaceName reports whether name is an interface name wg-quick accepts
+// (^[a-zA-Z0-9_=+.-]{1,15}$), so that "NAME" means /etc/wireguard/NAME.conf.
+func ValidInterfaceName(name string) bool {
+	if len(name) == 0 || len(name) > 15 {
+		return false
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_=+.-", r)) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,378 @@
+// Package importer rebuilds a spec from an existing network's wg-quick configs, one
+// per host, keeping their keys and addresses, and reports everything it could not
+// carry over. It is pure: callers parse the files and write the results. It imports
+// spec, compile (for the hook lines the compiler owns), wgconf and wgkey; it must not
+// import any data plane.
+package importer
+
+import (
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/wgnet/wgnet/internal/compile"
+	"github.com/wgnet/wgnet/internal/spec"
+	"github.com/wgnet/wgnet/internal/wgconf"
+	"github.com/wgnet/wgnet/internal/wgkey"
+)
+
+// Note is something import could not carry over, or a guess it had to make.
+type Note struct {
+	File string
+	Line int
+	Msg  string
+}
+
+func (n Note) String() string {
+	if n.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", n.File, n.Line, n.Msg)
+	}
+	return fmt.Sprintf("%s: %s", n.File, n.Msg)
+}
+
+// HostNames names each config's host from its path: the directory name when every
+// file has the same base name (out/s1/wg0.conf, out/s2/wg0.conf), else the file name
+// without ".conf" (s1.conf, s2.conf).
+func HostNames(paths []string) []string {
+	same := len(paths) > 1
+	for _, p := range paths {
+		same = same && filepath.Base(p) == filepath.Base(paths[0])
+	}
+	names := make([]string, len(paths))
+	for i, p := range paths {
+		if same {
+			names[i] = filepath.Base(filepath.Dir(p))
+		} else {
+			names[i] = strings.TrimSuffix(filepath.Base(p), ".conf")
+		}
+	}
+	return names
+}
+
+// Result is an imported network.
+type Result struct {
+	Spec    *spec.Spec
+	Secrets spec.Secrets
+	Notes   []Note
+}
+
+type host struct {
+	name string
+	cfg  *wgconf.Config
+	file string
+	pub  wgkey.Key
+	spec *spec.Host
+}
+
+// Import rebuilds the network that configs describe. configs[i] belongs to the host
+// names[i]; network names the spec. The configs must have parsed without error.
+func Import(network string, names []string, configs []*wgconf.Config) (*Result, error) {
+	if len(configs) == 0 {
+		return nil, fmt.Errorf("import: no configs")
+	}
+	if len(names) != len(configs) {
+		return nil, fmt.Errorf("import: %d names for %d configs", len(names), len(configs))
+	}
+	r := &Result{
+		Spec:    &spec.Spec{Version: spec.Version, Network: network},
+		Secrets: spec.Secrets{PrivateKeys: map[string]wgkey.Private{}, PresharedKeys: map[spec.Pair]wgkey.Key{}},
+	}
+	note := func(file string, line int, format string, a ...any) {
+		r.Notes = append(r.Notes, Note{File: file, Line: line, Msg: fmt.Sprintf(format, a...)})
+	}
+
+	hosts := make([]*host, len(configs))
+	byKey := map[wgkey.Key]*host{}
+	seen := map[string]bool{}
+	for i, c := range configs {
+		h := &host{name: names[i], cfg: c, file: c.Interface.Pos.File}
+		if h.file == "" {
+			h.file = names[i]
+		}
+		if seen[h.name] {
+			return nil, fmt.Errorf("import: two configs for host %q", h.name)
+		}
+		seen[h.name] = true
+		if !c.Interface.PrivateKey.IsZero() {
+			h.pub = c.Interface.PrivateKey.Public()
+			r.Secrets.PrivateKeys[h.name] = c.Interface.PrivateKey
+			byKey[h.pub] = h
+		}
+		hosts[i] = h
+	}
+	// A host without a private key in its file keeps it elsewhere; find its public
+	// key from the peers that point at its address.
+	for _, h := range hosts {
+		if !h.pub.IsZero() {
+			continue
+		}
+		if k, ok := keyByAddress(h, hosts); ok {
+			h.pub = k
+			byKey[k] = h
+			note(h.file, h.cfg.Interface.Pos.Line, "no PrivateKey: the host keeps its own; public key %s taken from the peers that route its address", k)
+		} else {
+			return nil, fmt.Errorf("%s: no PrivateKey and no peer routes its address: its public key is unknown", h.file)
+		}
+	}
+
+	// Overlay subnets from the interface addresses.
+	subnets := map[netip.Prefix]bool{}
+	for _, h := range hosts {
+		for _, a := range h.cfg.Interface.Addresses {
+			if a.Bits() < a.Addr().BitLen() {
+				subnets[a.Masked()] = true
+			}
+		}
+	}
+	for p := range subnets {
+		r.Spec.Subnets = append(r.Spec.Subnets, p)
+	}
+	sort.Slice(r.Spec.Subnets, func(i, j int) bool { return r.Spec.Subnets[i].Addr().Less(r.Spec.Subnets[j].Addr()) })
+	if len(r.Spec.Subnets) == 0 {
+		return nil, fmt.Errorf("import: no Address with a prefix length (like 192.168.100.10/24) in any config: cannot tell the overlay subnet")
+	}
+	inOverlay := func(p netip.Prefix) bool {
+		for _, s := range r.Spec.Subnets {
+			if s.Overlaps(p) && s.Bits() <= p.Bits() {
+				return true
+			}
+		}
+		return false
+	}
+
+	// Topology: one host peering with all, the others only with it, is a hub.
+	r.Spec.Topology = spec.TopologyMesh
+	if len(hosts) > 2 {
+		for _, h := range hosts {
+			if isHub(h, hosts, byKey) {
+				r.Spec.Topology, r.Spec.Hub = spec.TopologyHub, h.name
+				break
+			}
+		}
+	}
+	iface := ""
+	for _, h := range hosts {
+		n := strings.TrimSuffix(filepath.Base(h.file), ".conf")
+		if wgconf.ValidInterfaceName(n) && iface == "" {
+			iface = n
+		}
+	}
+	if iface != "" && iface != spec.DefaultInterface {
+		r.Spec.Interface = iface
+	}
+
+	// Hosts.
+	ports := map[int]int{}
+	mtus := map[int]int{}
+	for _, h := range hosts {
+		sh := &spec.Host{Name: h.name, PublicKey: h.pub}
+		ic := &h.cfg.Interface
+		for _, a := range ic.Addresses {
+			sh.Addresses = append(sh.Addresses, a.Addr())
+		}
+		if ic.ListenPort != nil {
+			sh.ListenPort = int(*ic.ListenPort)
+			ports[sh.ListenPort]++
+		} else {
+			note(h.file, ic.Pos.Line, "no ListenPort: wg picks a random one; the spec's default port is used instead")
+		}
+		mtus[ic.MTU]++
+		for _, p := range h.cfg.Peers {
+			if p.PersistentKeepalive > sh.Keepalive {
+				sh.Keepalive = p.PersistentKeepalive
+			}
+		}
+		sh.Hooks.PreUp = ic.PreUp
+		sh.Hooks.PreDown = ic.PreDown
+		sh.Hooks.PostDown = ic.PostDown
+		for _, l := range ic.PostUp {
+			switch {
+			case l == compile.HookForwardV4 || l == compile.HookForwardV6:
+			case strings.HasPrefix(l, "wg set %i private-key "):
+				sh.PrivateKeyFile = strings.TrimPrefix(l, "wg set %i private-key ")
+			default:
+				sh.Hooks.PostUp = append(sh.Hooks.PostUp, l)
+			}
+		}
+		if len(ic.DNS) > 0 {
+			note(h.file, ic.Pos.KeyLine(wgconf.KeyDNS), "DNS = %s not carried over: wgnet does not manage resolvers", strings.Join(ic.DNS, ", "))
+		}
+		if ic.Table != "" {
+			note(h.file, ic.Pos.KeyLine(wgconf.KeyTable), "Table = %s not carried over", ic.Table)
+		}
+		if ic.FwMark != 0 {
+			note(h.file, ic.Pos.KeyLine(wgconf.KeyFwMark), "FwMark = %d not carried over", ic.FwMark)
+		}
+		if ic.SaveConfig {
+			note(h.file, ic.Pos.KeyLine(wgconf.KeySaveConfig), "SaveConfig = true not carried over: the spec is the source of truth")
+		}
+		h.spec = sh
+	}
+	r.Spec.ListenPort = mostCommon(ports, spec.DefaultListenPort)
+	if mtu := mostCommon(mtus, 0); len(mtus) == 1 && mtu != 0 {
+		r.Spec.MTU = mtu
+	} else if len(mtus) > 1 {
+		note(hosts[0].file, 0, "hosts use different MTUs; the network MTU is left to the default")
+	}
+	for _, h := range hosts {
+		if h.spec.ListenPort == r.Spec.ListenPort {
+			h.spec.ListenPort = 0
+		}
+	}
+
+	// What peers say about each host: endpoint, routes, preshared keys.
+	hub := hostByName(hosts, r.Spec.Hub)
+	for _, h := range hosts {
+		for _, p := range h.cfg.Peers {
+			o, ok := byKey[p.PublicKey]
+			if !ok {
+				note(h.file, p.Pos.KeyLine(wgconf.KeyPublicKey), "peer %s: public key %s is held by no imported host; dropped", nameOr(p), p.PublicKey)
+				continue
+			}
+			if p.Endpoint != nil {
+				ep := p.Endpoint.String()
+				if o.spec.Endpoint != "" && o.spec.Endpoint != ep {
+					note(h.file, p.Pos.KeyLine(wgconf.KeyEndpoint), "peer %s: Endpoint %s differs from %s seen elsewhere; kept the first", o.name, ep, o.spec.Endpoint)
+				} else {
+					o.spec.Endpoint = ep
+				}
+			}
+			if !p.PresharedKey.IsZero() {
+				pair := spec.Pair{h.name, o.name}.Key()
+				if old, ok := r.Secrets.PresharedKeys[pair]; ok && old != p.PresharedKey {
+					note(h.file, p.Pos.KeyLine(wgconf.KeyPresharedKey), "peer %s: PresharedKey differs from the other side's: the pair can't handshake; kept the first", o.name)
+				} else if !ok {
+					r.Secrets.PresharedKeys[pair] = p.PresharedKey
+					r.Spec.PresharedKeys = append(r.Spec.PresharedKeys, pair)
+				}
+			}
+			// Routes: what a peer routes to o beyond o's own addresses. In a hub network
+			// only the hub's view of a spoke (and a spoke's view of the hub, less the
+			// overlay and the other spokes' routes) says what is behind whom.
+			if hub != nil && h != hub && o != hub {
+				note(h.file, p.Pos.Line, "spoke %s peers directly with spoke %s; dropped (hub topology)", h.name, o.name)
+				continue
+			}
+			if hub != nil && h != hub {
+				continue // hub's routes are settled below, once every spoke's are known
+			}
+			for _, a := range p.AllowedIPs {
+				if isOwnAddress(a, o.spec.Addresses) {
+					continue
+				}
+				if inOverlay(a) {
+					note(h.file, p.Pos.KeyLine(wgconf.KeyAllowedIPs), "peer %s: AllowedIPs %s inside the overlay but not its address; dropped", o.name, a)
+					continue
+				}
+				addRoute(o.spec, a)
+			}
+		}
+	}
+	if hub != nil {
+		spokeRoutes := map[netip.Prefix]bool{}
+		for _, h := range hosts {
+			for _, rt := range h.spec.Routes {
+				spokeRoutes[rt] = true
+			}
+		}
+		for _, h := range hosts {
+			if h == hub {
+				continue
+			}
+			for _, p := range h.cfg.Peers {
+				if p.PublicKey != hub.pub {
+					continue
+				}
+				for _, a := range p.AllowedIPs {
+					if !inOverlay(a) && !spokeRoutes[a] && !isOwnAddress(a, hub.spec.Addresses) {
+						addRoute(hub.spec, a)
+					}
+				}
+			}
+		}
+	}
+	for _, h := range hosts {
+		r.Spec.Hosts = append(r.Spec.Hosts, *h.spec)
+	}
+	sort.Slice(r.Spec.PresharedKeys, func(i, j int) bool {
+		return r.Spec.PresharedKeys[i][0]+"+"+r.Spec.PresharedKeys[i][1] < r.Spec.PresharedKeys[j][0]+"+"+r.Spec.PresharedKeys[j][1]
+	})
+	return r, nil
+}
+
+func nameOr(p wgconf.Peer) string {
+	if p.Name != "" {
+		return p.Name
+	}
+	return fmt.Sprintf("at line %d", p.Pos.Line)
+}
+
+func hostByName(hosts []*host, name string) *host {
+	for _, h := range hosts {
+		if name != "" && h.name == name {
+			return h
+		}
+	}
+	return nil
+}
+
+func isHub(h *host, hosts []*host, byKey map[wgkey.Key]*host) bool {
+	if len(h.cfg.Peers) != len(hosts)-1 {
+		return false
+	}
+	for _, o := range hosts {
+		if o == h {
+			continue
+		}
+		if len(o.cfg.Peers) != 1 || byKey[o.cfg.Peers[0].PublicKey] != h {
+			return false
+		}
+	}
+	return true
+}
+
+func keyByAddress(h *host, hosts []*host) (wgkey.Key, bool) {
+	for _, a := range h.cfg.Interface.Addresses {
+		for _, o := range hosts {
+			for _, p := range o.cfg.Peers {
+				for _, ip := range p.AllowedIPs {
+					if ip.Bits() == ip.Addr().BitLen() && ip.Addr() == a.Addr() {
+						return p.PublicKey, true
+					}
+				}
+			}
+		}
+	}
+	return wgkey.Key{}, false
+}
+
+func isOwnAddress(p netip.Prefix, own []netip.Addr) bool {
+	for _, a := range own {
+		if p.Bits() == a.BitLen() && p.Addr() == a {
+			return true
+		}
+	}
+	return false
+}
+
+func addRoute(h *spec.Host, p netip.Prefix) {
+	for _, r := range h.Routes {
+		if r == p {
+			return
+		}
+	}
+	h.Routes = append(h.Routes, p)
+	sort.Slice(h.Routes, func(i, j int) bool { return h.Routes[i].Addr().Less(h.Routes[j].Addr()) })
+}
+
+func mostCommon(m map[int]int, def int) int {
+	best, n := def, 0
+	for v, c := range m {
+		if c > n || (c == n && v < best) {
+			best, n = v, c
+		}
+	}
+	return best
+}

@@ -1,0 +1,169 @@
+package importer
+
+import (
+	"net/netip"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/wgnet/wgnet/internal/compile"
+	"github.com/wgnet/wgnet/internal/spec"
+	"github.com/wgnet/wgnet/internal/wgconf"
+	"github.com/wgnet/wgnet/internal/wgkey"
+)
+
+func key(n byte) wgkey.Private {
+	var k wgkey.Private
+	for i := range k {
+		k[i] = n*7 + byte(i)
+	}
+	k[0] &= 248
+	k[31] = (k[31] & 127) | 64
+	return k
+}
+
+func network(topology string) (*spec.Spec, spec.Secrets) {
+	p := netip.MustParsePrefix
+	a := netip.MustParseAddr
+	s := &spec.Spec{
+		Version: 1, Network: "prod", Subnets: []netip.Prefix{p("192.168.100.0/24")}, Topology: topology,
+		Hosts: []spec.Host{
+			{Name: "s1", Endpoint: "107.100.10.10:51820", Addresses: []netip.Addr{a("192.168.100.10")}, Routes: []netip.Prefix{p("10.0.4.0/24")}},
+			{Name: "s2", Endpoint: "52.10.0.2:51820", Addresses: []netip.Addr{a("192.168.100.11")}, Routes: []netip.Prefix{p("10.0.5.0/24")}},
+			{Name: "s3", Addresses: []netip.Addr{a("192.168.100.12")}, Routes: []netip.Prefix{p("10.0.7.0/24"), p("10.0.8.0/24")}, Keepalive: 25},
+			{Name: "s4", Addresses: []netip.Addr{a("192.168.100.13")}, Hooks: spec.Hooks{PostUp: []string{"echo up %i"}}},
+		},
+		PresharedKeys: []spec.Pair{{"s1", "s2"}},
+	}
+	if topology == spec.TopologyHub {
+		s.Hub = "s1"
+	}
+	sec := spec.Secrets{
+		PrivateKeys:   map[string]wgkey.Private{"s1": key(1), "s2": key(2), "s3": key(3), "s4": key(4)},
+		PresharedKeys: map[spec.Pair]wgkey.Key{{"s1", "s2"}: wgkey.Key(key(5))},
+	}
+	return s, sec
+}
+
+type peerView struct {
+	Name, Key, Allowed, Endpoint, PSK string
+	Keepalive                         int
+}
+
+type hostView struct {
+	Address, PostUp string
+	Port            uint16
+	Peers           []peerView
+}
+
+func views(t *testing.T, hcs []compile.HostConfig) map[string]hostView {
+	t.Helper()
+	out := map[string]hostView{}
+	for _, hc := range hcs {
+		c := hc.Config
+		v := hostView{Port: *c.Interface.ListenPort, PostUp: strings.Join(c.Interface.PostUp, ";")}
+		for _, a := range c.Interface.Addresses {
+			v.Address += a.String() + " "
+		}
+		for _, p := range c.Peers {
+			pv := peerView{Name: p.Name, Key: p.PublicKey.String(), Keepalive: p.PersistentKeepalive, PSK: p.PresharedKey.String()}
+			for _, a := range p.AllowedIPs {
+				pv.Allowed += a.String() + " "
+			}
+			if p.Endpoint != nil {
+				pv.Endpoint = p.Endpoint.String()
+			}
+			v.Peers = append(v.Peers, pv)
+		}
+		out[hc.Host] = v
+	}
+	return out
+}
+
+// TestImportReproduces checks the promise of import: configs rendered from a spec,
+// imported and compiled again, give the same peers, AllowedIPs, endpoints and keys.
+func TestImportReproduces(t *testing.T) {
+	for _, topo := range []string{spec.TopologyHub, spec.TopologyMesh} {
+		t.Run(topo, func(t *testing.T) {
+			s, sec := network(topo)
+			first, err := compile.Compile(s, sec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			var cfgs []*wgconf.Config
+			for _, hc := range first {
+				names = append(names, hc.Host)
+				cfgs = append(cfgs, hc.Config)
+			}
+			r, err := Import("prod", names, cfgs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Spec.Topology != topo || r.Spec.Hub != s.Hub {
+				t.Errorf("topology %q hub %q, want %q %q", r.Spec.Topology, r.Spec.Hub, topo, s.Hub)
+			}
+			for _, n := range r.Notes {
+				t.Errorf("unexpected note: %s", n)
+			}
+			second, err := compile.Compile(r.Spec, r.Secrets)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(views(t, first), views(t, second)); diff != "" {
+				t.Errorf("import+compile differs (-first +second):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestImportReportsWhatItDrops(t *testing.T) {
+	s, sec := network(spec.TopologyMesh)
+	hcs, _ := compile.Compile(s, sec)
+	var names []string
+	var cfgs []*wgconf.Config
+	for _, hc := range hcs {
+		names = append(names, hc.Host)
+		cfgs = append(cfgs, hc.Config)
+	}
+	stranger := key(9).Public()
+	cfgs[0].Peers = append(cfgs[0].Peers, wgconf.Peer{Name: "old", PublicKey: stranger, AllowedIPs: []netip.Prefix{netip.MustParsePrefix("192.168.100.99/32")}})
+	cfgs[1].Interface.DNS = []string{"1.1.1.1"}
+	cfgs[1].Interface.SaveConfig = true
+	r, err := Import("prod", names, cfgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, n := range r.Notes {
+		got = append(got, n.Msg)
+	}
+	want := []string{
+		"DNS = 1.1.1.1 not carried over: wgnet does not manage resolvers",
+		"SaveConfig = true not carried over: the spec is the source of truth",
+		"peer old: public key " + stranger.String() + " is held by no imported host; dropped",
+	}
+	if diff := cmp.Diff(want, got, cmpSorted); diff != "" {
+		t.Errorf("notes (-want +got):\n%s", diff)
+	}
+}
+
+var cmpSorted = cmp.Transformer("sort", func(in []string) []string {
+	out := append([]string(nil), in...)
+	sort.Strings(out)
+	return out
+})
+
+func TestHostNames(t *testing.T) {
+	tests := []struct{ in, want []string }{
+		{[]string{"out/s1/wg0.conf", "out/s2/wg0.conf"}, []string{"s1", "s2"}},
+		{[]string{"s1.conf", "conf/s2.conf"}, []string{"s1", "s2"}},
+		{[]string{"/etc/wireguard/wg0.conf"}, []string{"wg0"}},
+	}
+	for _, tt := range tests {
+		if diff := cmp.Diff(tt.want, HostNames(tt.in)); diff != "" {
+			t.Errorf("HostNames(%v) (-want +got):\n%s", tt.in, diff)
+		}
+	}
+}
