@@ -253,3 +253,22 @@ func TestAddingSpokeWithoutRoutesChangesOnlyHub(t *testing.T) {
 		}
 	}
 }
+
+func TestExplain(t *testing.T) {
+	s, sec := threeServers(spec.TopologyHub)
+	hcs, err := Compile(s, sec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := Explain(hcs)
+	for _, want := range []string{
+		`h_s1["s1<br/>forwards; routes 10.0.4.0/24"]`,
+		`h_s1 -->|"10.0.5.0/24, 192.168.100.11/32"| h_s2`,
+		`h_s1 -.->|"10.0.7.0/24, 192.168.100.12/32"| h_s3`,
+		`h_s3 -->|"10.0.4.0/24, 10.0.5.0/24, 192.168.100.0/24"| h_s1`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("Explain() lacks %q; got:\n%s", want, got)
+		}
+	}
+}
