@@ -1,0 +1,267 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"github.com/wgnet/wgnet/internal/spec"
+	"github.com/wgnet/wgnet/internal/wgkey"
+)
+
+func init() {
+	register(newAddCmd)
+	register(newSetCmd)
+	register(newRemoveCmd)
+	register(newListCmd)
+}
+
+// hostFlags are the host fields that add and set share.
+type hostFlags struct {
+	endpoint, publicKey, privateKeyFile string
+	addresses, routes, removeRoutes     []string
+	hub, replaceRoutes                  bool
+	keepalive, listenPort, underlayMTU  int
+}
+
+func (f *hostFlags) bind(c *cobra.Command, forSet bool) {
+	fl := c.Flags()
+	fl.StringVar(&f.endpoint, "endpoint", "", "where others reach the host: HOST:PORT or [V6]:PORT")
+	fl.StringArrayVar(&f.addresses, "address", nil, "overlay address (default: next free), repeatable")
+	fl.StringArrayVar(&f.routes, "route", nil, "subnet routed behind the host (containers, a site), repeatable")
+	fl.BoolVar(&f.hub, "hub", false, "make the host the hub (topology hub)")
+	fl.IntVar(&f.keepalive, "keepalive", 0, "persistent keepalive in seconds, for a host behind NAT")
+	fl.StringVar(&f.publicKey, "public-key", "", "the host keeps its own private key; this is its public key")
+	fl.IntVar(&f.listenPort, "listen-port", 0, "listen port, where it differs from the network's")
+	fl.IntVar(&f.underlayMTU, "underlay-mtu", 0, "MTU of the host's underlay network")
+	fl.StringVar(&f.privateKeyFile, "private-key-file", "", "where a host that keeps its own key holds it")
+	if forSet {
+		fl.StringArrayVar(&f.removeRoutes, "remove-route", nil, "routed subnet to remove, repeatable")
+		fl.BoolVar(&f.replaceRoutes, "replace-routes", false, "--route replaces the host's routes instead of adding")
+	}
+}
+
+func newAddCmd() *cobra.Command {
+	var f hostFlags
+	c := &cobra.Command{
+		Use:   "add HOST",
+		Short: "Add a host to the spec, with a new key pair unless --public-key is given",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			h := spec.Host{Name: args[0], Endpoint: f.endpoint, Keepalive: f.keepalive,
+				ListenPort: f.listenPort, UnderlayMTU: f.underlayMTU, PrivateKeyFile: f.privateKeyFile}
+			var err error
+			if h.Addresses, err = parseAddrs("address", f.addresses); err != nil {
+				return err
+			}
+			if h.Routes, err = parsePrefixes("route", f.routes); err != nil {
+				return err
+			}
+			if f.publicKey != "" {
+				if h.PublicKey, err = parsePublicKey(f.publicKey); err != nil {
+					return err
+				}
+			}
+			var added spec.Host
+			err = editSpec(func(d *spec.Document) error {
+				if added, err = d.AddHost(h); err != nil {
+					return err
+				}
+				if f.hub {
+					return d.SetHub(h.Name)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			var as []string
+			for _, a := range added.Addresses {
+				as = append(as, a.String())
+			}
+			fmt.Fprintf(c.OutOrStdout(), "added %s at %s\n", h.Name, strings.Join(as, ", "))
+			return nil
+		},
+	}
+	f.bind(c, false)
+	return c
+}
+
+func parsePublicKey(s string) (wgkey.Key, error) {
+	k, err := wgkey.ParseKey(s)
+	if err == nil && k.IsZero() {
+		err = wgkey.ErrZero
+	}
+	if err != nil {
+		return k, usageError{fmt.Errorf("--public-key: %w", err)}
+	}
+	return k, nil
+}
+
+func newSetCmd() *cobra.Command {
+	var f hostFlags
+	c := &cobra.Command{
+		Use:   "set HOST",
+		Short: "Change a host in the spec (only the flags given)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			fl := c.Flags()
+			var ch spec.HostChanges
+			var err error
+			if fl.Changed("endpoint") {
+				ch.Endpoint = &f.endpoint
+			}
+			if ch.Addresses, err = parseAddrs("address", f.addresses); err != nil {
+				return err
+			}
+			if ch.Routes, err = parsePrefixes("route", f.routes); err != nil {
+				return err
+			}
+			if ch.RemoveRoutes, err = parsePrefixes("remove-route", f.removeRoutes); err != nil {
+				return err
+			}
+			ch.ReplaceRoutes = f.replaceRoutes
+			ch.Hub = f.hub
+			if fl.Changed("keepalive") {
+				ch.Keepalive = &f.keepalive
+			}
+			if fl.Changed("public-key") {
+				k, err := parsePublicKey(f.publicKey)
+				if err != nil {
+					return err
+				}
+				ch.PublicKey = &k
+			}
+			if fl.Changed("listen-port") {
+				ch.ListenPort = &f.listenPort
+			}
+			if fl.Changed("underlay-mtu") {
+				ch.UnderlayMTU = &f.underlayMTU
+			}
+			if fl.Changed("private-key-file") {
+				ch.PrivateKeyFile = &f.privateKeyFile
+			}
+			if err := editSpec(func(d *spec.Document) error { return d.SetHost(args[0], ch) }); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.OutOrStdout(), "changed %s\n", args[0])
+			return nil
+		},
+	}
+	f.bind(c, true)
+	return c
+}
+
+func newRemoveCmd() *cobra.Command {
+	var newHub string
+	var keepSecrets bool
+	c := &cobra.Command{
+		Use:   "remove HOST",
+		Short: "Remove a host from the spec (and its keys from the secrets directory)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			name := args[0]
+			if err := editSpec(func(d *spec.Document) error { return d.RemoveHost(name, newHub) }); err != nil {
+				return err
+			}
+			if !keepSecrets {
+				if err := spec.RemoveHostSecrets(spec.SecretsDir(global.specFile), name); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintf(c.OutOrStdout(), "removed %s\n", name)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&newHub, "new-hub", "", "when removing the hub: the host that takes its place")
+	c.Flags().BoolVar(&keepSecrets, "keep-secrets", false, "keep the host's private and preshared keys")
+	return c
+}
+
+// hostRow is one host as `list` shows it.
+type hostRow struct {
+	Name       string   `json:"name"`
+	Role       string   `json:"role"`
+	Addresses  []string `json:"addresses"`
+	Endpoint   string   `json:"endpoint,omitempty"`
+	Routes     []string `json:"routes,omitempty"`
+	ListenPort int      `json:"listen_port"`
+	Keepalive  int      `json:"keepalive,omitempty"`
+	PublicKey  string   `json:"public_key"`
+	OwnKey     bool     `json:"keeps_own_key"`
+}
+
+func newListCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List the hosts of the spec",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			format, err := outputFormat("text", "json")
+			if err != nil {
+				return err
+			}
+			s, err := spec.Load(global.specFile)
+			if err != nil {
+				return err
+			}
+			sec, _, err := spec.LoadSecrets(spec.SecretsDir(global.specFile))
+			if err != nil {
+				return err
+			}
+			rows := []hostRow{}
+			for i := range s.Hosts {
+				h := &s.Hosts[i]
+				r := hostRow{Name: h.Name, Role: "member", Endpoint: h.Endpoint, ListenPort: s.ListenPortOf(h),
+					Keepalive: h.Keepalive, PublicKey: h.PublicKey.String()}
+				if s.Topology == spec.TopologyHub {
+					r.Role = "spoke"
+					if h.Name == s.Hub {
+						r.Role = "hub"
+					}
+				}
+				_, hasKey := sec.PrivateKeys[h.Name]
+				r.OwnKey = !hasKey
+				for _, a := range h.Addresses {
+					r.Addresses = append(r.Addresses, a.String())
+				}
+				for _, p := range h.Routes {
+					r.Routes = append(r.Routes, p.String())
+				}
+				rows = append(rows, r)
+			}
+			if format == "json" {
+				e := json.NewEncoder(c.OutOrStdout())
+				e.SetIndent("", "  ")
+				return e.Encode(rows)
+			}
+			w := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "HOST\tROLE\tADDRESS\tENDPOINT\tROUTES\tPORT\tKEEPALIVE\tPUBLIC KEY")
+			for _, r := range rows {
+				ep, ka := r.Endpoint, "-"
+				if ep == "" {
+					ep = "(dials out)"
+				}
+				if r.Keepalive != 0 {
+					ka = fmt.Sprint(r.Keepalive)
+				}
+				key := r.PublicKey
+				if r.OwnKey {
+					key += " (own key)"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Name, r.Role, strings.Join(r.Addresses, ","), ep,
+					orDash(strings.Join(r.Routes, ",")), r.ListenPort, ka, key)
+			}
+			return w.Flush()
+		},
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+
+	"github.com/wgnet/wgnet/internal/compile"
+	"github.com/wgnet/wgnet/internal/spec"
+)
+
+// network is a loaded spec, its secrets and its compiled configs.
+type network struct {
+	path    string
+	spec    *spec.Spec
+	secrets spec.Secrets
+	hosts   []compile.HostConfig
+}
+
+// loadNetwork loads the spec named by -f and its secrets and compiles them.
+// Warnings go to stderr; they never stop the command.
+func loadNetwork(stderr io.Writer) (*network, error) {
+	s, err := spec.Load(global.specFile)
+	if err != nil {
+		return nil, err
+	}
+	sec, warns, err := spec.LoadSecrets(spec.SecretsDir(global.specFile))
+	for _, w := range warns {
+		fmt.Fprintln(stderr, "wgnet: warning:", w)
+	}
+	if err != nil {
+		return nil, err
+	}
+	hcs, err := compile.Compile(s, sec)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", global.specFile, err)
+	}
+	return &network{path: global.specFile, spec: s, secrets: sec, hosts: hcs}, nil
+}
+
+// host returns the compiled config of the host called name.
+func (n *network) host(name string) (*compile.HostConfig, error) {
+	for i := range n.hosts {
+		if n.hosts[i].Host == name {
+			return &n.hosts[i], nil
+		}
+	}
+	return nil, fmt.Errorf("%s: no host called %q", n.path, name)
+}
+
+// editSpec opens the spec for editing, runs edit, generates the keys the result
+// needs and saves it; nothing is written unless the edited spec is valid.
+func editSpec(edit func(d *spec.Document) error) error {
+	d, err := spec.LoadDocument(global.specFile)
+	if err != nil {
+		return err
+	}
+	if err := edit(d); err != nil {
+		return err
+	}
+	if err := d.Validate(); err != nil {
+		return err
+	}
+	if err := d.EnsureKeys(spec.SecretsDir(global.specFile)); err != nil {
+		return err
+	}
+	return d.Save()
+}
+
+func parsePrefixes(flag string, in []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range in {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--%s %q: not a CIDR prefix like 10.0.4.0/24", flag, s)}
+		}
+		if p != p.Masked() {
+			return nil, usageError{fmt.Errorf("--%s %q: host bits set; did you mean %s?", flag, s, p.Masked())}
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func parseAddrs(flag string, in []string) ([]netip.Addr, error) {
+	var out []netip.Addr
+	for _, s := range in {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--%s %q: not an IP address", flag, s)}
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// stderrOf is where commands write warnings.
+var stderrOf io.Writer = os.Stderr
