@@ -1,0 +1,284 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/wgnet/wgnet/internal/netnstest"
+	"github.com/wgnet/wgnet/internal/wgconf"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// wgnetBin builds the wgnet binary once per test run.
+func wgnetBin(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "wgnet-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "wgnet")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = err
+			t.Logf("%s", out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("build wgnet: %v", buildErr)
+	}
+	return binPath
+}
+
+// cli runs wgnet in dir and returns stdout, stderr and the exit code.
+func cli(t *testing.T, dir string, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, wgnetBin(t), args...)
+	cmd.Dir = dir
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("wgnet %v: %v", args, err)
+	}
+	return out.String(), errb.String(), code
+}
+
+func mustCLI(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	out, errs, code := cli(t, dir, args...)
+	if code != 0 {
+		t.Fatalf("wgnet %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errs)
+	}
+	return out
+}
+
+// threeHostSpec makes the classic network with the CLI: s1 the hub, each host
+// with a routed /24.
+func threeHostSpec(t *testing.T) string {
+	dir := t.TempDir()
+	mustCLI(t, dir, "init", "prod", "--subnet", "192.168.100.0/24", "--topology", "hub")
+	mustCLI(t, dir, "add", "s1", "--hub", "--endpoint", "198.18.0.1:51820", "--route", "10.0.4.0/24")
+	mustCLI(t, dir, "add", "s2", "--endpoint", "198.18.0.2:51820", "--route", "10.0.5.0/24")
+	mustCLI(t, dir, "add", "s3", "--route", "10.0.7.0/24", "--keepalive", "25")
+	return dir
+}
+
+func readConfigs(t *testing.T, dir string) map[string]*wgconf.Config {
+	t.Helper()
+	paths, _ := filepath.Glob(filepath.Join(dir, "out", "*", "wg0.conf"))
+	cfgs := map[string]*wgconf.Config{}
+	for _, p := range paths {
+		src, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := wgconf.Parse(p, src)
+		if err != nil {
+			t.Fatalf("rendered file does not parse: %v", err)
+		}
+		fi, _ := os.Stat(p)
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, want 0600", p, fi.Mode().Perm())
+		}
+		cfgs[filepath.Base(filepath.Dir(p))] = c
+	}
+	return cfgs
+}
+
+func TestCLIRenderHubWithRoutes(t *testing.T) {
+	dir := threeHostSpec(t)
+	mustCLI(t, dir, "render")
+	cfgs := readConfigs(t, dir)
+	if len(cfgs) != 3 {
+		t.Fatalf("rendered %d configs, want 3", len(cfgs))
+	}
+	allowed := func(host string) map[string]string {
+		m := map[string]string{}
+		for _, p := range cfgs[host].Peers {
+			var s []string
+			for _, a := range p.AllowedIPs {
+				s = append(s, a.String())
+			}
+			m[p.Name] = strings.Join(s, ",")
+		}
+		return m
+	}
+	want := map[string]map[string]string{
+		"s1": {"s2": "10.0.5.0/24,192.168.100.2/32", "s3": "10.0.7.0/24,192.168.100.3/32"},
+		"s2": {"s1": "10.0.4.0/24,10.0.7.0/24,192.168.100.0/24"},
+		"s3": {"s1": "10.0.4.0/24,10.0.5.0/24,192.168.100.0/24"},
+	}
+	for h, w := range want {
+		if diff := cmp.Diff(w, allowed(h)); diff != "" {
+			t.Errorf("%s AllowedIPs (-want +got):\n%s", h, diff)
+		}
+	}
+	// Every peer key is the public key of the other side's private key, as the real
+	// `wg pubkey` derives it.
+	if _, err := exec.LookPath("wg"); err == nil {
+		pub := map[string]string{}
+		for h, c := range cfgs {
+			cmd := exec.Command("wg", "pubkey")
+			cmd.Stdin = strings.NewReader(c.Interface.PrivateKey.Base64() + "\n")
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			pub[h] = strings.TrimSpace(string(out))
+		}
+		for h, c := range cfgs {
+			for _, p := range c.Peers {
+				if p.PublicKey.String() != pub[p.Name] {
+					t.Errorf("%s's peer %s has key %s; wg pubkey of %s's private key is %s", h, p.Name, p.PublicKey, p.Name, pub[p.Name])
+				}
+			}
+		}
+	}
+
+	// A 4th host without routes changes only the hub's file, by one peer.
+	before := map[string][]byte{}
+	for h := range cfgs {
+		before[h], _ = os.ReadFile(filepath.Join(dir, "out", h, "wg0.conf"))
+	}
+	mustCLI(t, dir, "add", "s4")
+	out := mustCLI(t, dir, "render")
+	for h, b := range before {
+		after, _ := os.ReadFile(filepath.Join(dir, "out", h, "wg0.conf"))
+		if changed := !bytes.Equal(b, after); changed != (h == "s1") {
+			t.Errorf("%s changed=%v after adding s4; want only s1 changed\nrender said:\n%s", h, changed, out)
+		}
+	}
+	cfgs2 := readConfigs(t, dir)
+	if got, want := len(cfgs2["s1"].Peers), len(cfgs["s1"].Peers)+1; got != want {
+		t.Errorf("hub has %d peers after adding s4, want %d", got, want)
+	}
+}
+
+// TestCLIRenderIntoRealWg loads every rendered config into a throw-away Debian
+// wireguard-go device with the real `wg setconf` and compares `wg showconf`.
+func TestCLIRenderIntoRealWg(t *testing.T) {
+	netnstest.RequireRoot(t)
+	for _, tool := range []string{"wg", "wg-quick", "wireguard-go"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s (Debian's wireguard-tools and wireguard-go)", tool)
+		}
+	}
+	dir := threeHostSpec(t)
+	mustCLI(t, dir, "render")
+	cfgs := readConfigs(t, dir)
+	for h, c := range cfgs {
+		ns := netnstest.New(t, "setconf") // one each: every host listens on 51820
+		ifname := "wgc" + netnstest.Unique(6)
+		ctx, cancel := context.WithCancel(context.Background())
+		dev := ns.Command(ctx, "wireguard-go", "-f", ifname)
+		dev.Env = append(os.Environ(), "WG_PROCESS_FOREGROUND=1")
+		if err := dev.Start(); err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cancel(); dev.Wait() })
+		sock := "/var/run/wireguard/" + ifname + ".sock"
+		for i := 0; i < 100; i++ {
+			if _, err := os.Stat(sock); err == nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		stripped, err := exec.Command("wg-quick", "strip", filepath.Join(dir, "out", h, "wg0.conf")).Output()
+		if err != nil {
+			t.Fatalf("wg-quick strip %s: %v", h, err)
+		}
+		sf := filepath.Join(t.TempDir(), h+".conf")
+		os.WriteFile(sf, stripped, 0o600)
+		ns.Run(t, "wg", "setconf", ifname, sf)
+		shown := ns.Run(t, "wg", "showconf", ifname)
+		got, err := wgconf.Parse("showconf:"+h, []byte(shown))
+		if err != nil {
+			t.Fatalf("wg showconf output does not parse: %v\n%s", err, shown)
+		}
+		if diff := cmp.Diff(devicePeers(c), devicePeers(got)); diff != "" {
+			t.Errorf("%s: wg showconf differs from the rendered peers (-rendered +showconf):\n%s", h, diff)
+		}
+		if !got.Interface.PrivateKey.Equal(c.Interface.PrivateKey) || *got.Interface.ListenPort != *c.Interface.ListenPort {
+			t.Errorf("%s: interface key or port not as rendered", h)
+		}
+	}
+}
+
+type devPeer struct {
+	Key, Allowed, Endpoint string
+	Keepalive              int
+}
+
+func devicePeers(c *wgconf.Config) map[string]devPeer {
+	m := map[string]devPeer{}
+	for _, p := range c.Peers {
+		var a []string
+		for _, x := range p.AllowedIPs {
+			a = append(a, x.String())
+		}
+		d := devPeer{Key: p.PublicKey.String(), Allowed: strings.Join(sorted(a), ","), Keepalive: p.PersistentKeepalive}
+		if p.Endpoint != nil {
+			d.Endpoint = p.Endpoint.String()
+		}
+		m[d.Key] = d
+	}
+	return m
+}
+
+func sorted(s []string) []string {
+	out := append([]string(nil), s...)
+	sort.Strings(out)
+	return out
+}
+
+func TestCLIExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		args []string
+		code int
+		err  string
+	}{
+		{[]string{"add", "s1"}, 2, "wgnet.yaml"},
+		{[]string{"init", "prod"}, 2, "--subnet is required"},
+		{[]string{"init", "prod", "--subnet", "10.0.0.1/24"}, 2, "host bits set"},
+		{[]string{"nosuchcommand"}, 2, "unknown command"},
+		{[]string{"list", "-o", "yaml"}, 2, `-o "yaml"`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			_, stderr, code := cli(t, dir, tt.args...)
+			if code != tt.code || !strings.Contains(stderr, tt.err) {
+				t.Errorf("exit %d, stderr %q; want exit %d and %q", code, stderr, tt.code, tt.err)
+			}
+			if strings.Contains(stderr, "goroutine ") || strings.Contains(stderr, "panic") {
+				t.Errorf("stack trace on bad input:\n%s", stderr)
+			}
+		})
+	}
+	mustCLI(t, dir, "init", "prod", "--subnet", "192.168.100.0/24")
+	if _, stderr, code := cli(t, dir, "init", "prod", "--subnet", "192.168.100.0/24"); code != 2 || !strings.Contains(stderr, "exists") {
+		t.Errorf("second init: exit %d %q, want 2 and a refusal to overwrite", code, stderr)
+	}
+}
