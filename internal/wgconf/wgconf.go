@@ -118,61 +118,81 @@ type Endpoint struct {
 
 // ParseEndpoint parses "host:port" or "[v6]:port" as wg does (split at the last
 // colon; brackets required around an IPv6 literal). It rejects a missing port, a
-// scheme ("udp://"), and a CIDR.
+// scheme ("udp://"), a CIDR, port 0 and a dotted number that is not an IPv4
+// address ("1.2.3", which the C resolver would silently read as 1.2.0.3).
 func ParseEndpoint(s string) (Endpoint, error) {
 	if s == "" {
 		return Endpoint{}, fmt.Errorf("endpoint is empty")
 	}
+	e, reason := parseEndpoint(s)
+	if reason != "" {
+		return Endpoint{}, fmt.Errorf("endpoint %q: %s", s, reason)
+	}
+	return e, nil
+}
+
+// parseEndpoint is ParseEndpoint with the reason for a rejection returned bare, so
+// that the config parser can put it after its own `Endpoint "value":` context.
+func parseEndpoint(s string) (Endpoint, string) {
+	if s == "" {
+		return Endpoint{}, "empty value"
+	}
 	if strings.Contains(s, "://") {
-		return Endpoint{}, fmt.Errorf("endpoint %q: must be host:port, without a scheme", s)
+		return Endpoint{}, "must be host:port, without a scheme"
 	}
 	if strings.Contains(s, "/") {
-		return Endpoint{}, fmt.Errorf("endpoint %q: must be host:port, not a CIDR", s)
+		return Endpoint{}, "must be host:port, not a CIDR"
 	}
 	var host, port string
 	if strings.HasPrefix(s, "[") {
 		end := strings.Index(s, "]")
 		if end < 0 {
-			return Endpoint{}, fmt.Errorf("endpoint %q: unterminated '['", s)
+			return Endpoint{}, "unterminated '['"
 		}
 		host = s[1:end]
 		rest := s[end+1:]
 		if !strings.HasPrefix(rest, ":") || len(rest) == 1 {
-			return Endpoint{}, fmt.Errorf("endpoint %q: missing port", s)
+			return Endpoint{}, "missing port"
 		}
 		port = rest[1:]
 		if _, err := netip.ParseAddr(host); err != nil || !strings.Contains(host, ":") {
-			return Endpoint{}, fmt.Errorf("endpoint %q: %q is not an IPv6 address", s, host)
+			return Endpoint{}, fmt.Sprintf("%q is not an IPv6 address", host)
 		}
 	} else {
 		i := strings.LastIndex(s, ":")
 		if i < 0 {
-			return Endpoint{}, fmt.Errorf("endpoint %q: missing port", s)
+			return Endpoint{}, "missing port"
 		}
 		host, port = s[:i], s[i+1:]
 		if strings.Contains(host, ":") {
-			return Endpoint{}, fmt.Errorf("endpoint %q: an IPv6 address needs brackets: [addr]:port", s)
+			return Endpoint{}, "an IPv6 address needs brackets: [addr]:port"
 		}
 		if host == "" {
-			return Endpoint{}, fmt.Errorf("endpoint %q: missing host", s)
+			return Endpoint{}, "missing host"
 		}
 		if port == "" {
-			return Endpoint{}, fmt.Errorf("endpoint %q: missing port", s)
+			return Endpoint{}, "missing port"
 		}
 	}
 	n, err := strconv.ParseUint(port, 10, 16)
 	if err != nil || n == 0 {
-		return Endpoint{}, fmt.Errorf("endpoint %q: port %q must be 1-65535", s, port)
+		return Endpoint{}, fmt.Sprintf("port %q must be 1-65535", port)
 	}
 	if !validHost(host) {
-		return Endpoint{}, fmt.Errorf("endpoint %q: %q is not an IP address or host name", s, host)
+		return Endpoint{}, fmt.Sprintf("%q is not an IP address or host name", host)
 	}
-	return Endpoint{Host: host, Port: uint16(n)}, nil
+	return Endpoint{Host: host, Port: uint16(n)}, ""
 }
 
 func validHost(h string) bool {
 	if _, err := netip.ParseAddr(h); err == nil {
 		return true
+	}
+	if strings.Trim(h, "0123456789.") == "" {
+		// Only digits and dots but not an IPv4 address: no host name looks like
+		// that (a top-level domain is never all digits), and getaddrinfo would
+		// read "1.2.3" as 1.2.0.3.
+		return false
 	}
 	if len(h) > 253 {
 		return false

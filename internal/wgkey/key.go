@@ -68,8 +68,8 @@ func MustParseKey(s string) Key {
 	return k
 }
 
-// ParsePrivate parses a private key in wg's strict base64 form and clamps it,
-// as wg does when it derives the public key.
+// ParsePrivate parses a private key in wg's strict base64 form. It keeps the bytes
+// as given; Public clamps, as wg does when it derives the public key.
 func ParsePrivate(s string) (Private, error) {
 	k, err := decode(s)
 	if err != nil {

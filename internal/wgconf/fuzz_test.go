@@ -1,0 +1,84 @@
+package wgconf
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// FuzzParse checks that Parse never panics, that every problem has a line in
+// the file, that no secret is echoed in a message, and that a file that parses
+// renders to one that parses back to the same Config, byte-stable from then on.
+// Seeds: the agreement corpus and the rendered goldens.
+func FuzzParse(f *testing.F) {
+	seeds, _ := filepath.Glob("testdata/agreement/*.conf")
+	goldens, _ := filepath.Glob("testdata/render/*.golden")
+	for _, path := range append(seeds, goldens...) {
+		src, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(src)
+	}
+	f.Fuzz(func(t *testing.T, src []byte) {
+		cfg, warns, err := ParseWithWarnings("f.conf", src)
+		if cfg == nil {
+			t.Fatal("nil Config")
+		}
+		lines := strings.Count(string(src), "\n") + 1
+		problems := append(Errors(err), warns...)
+		if err != nil && len(Errors(err)) == 0 {
+			t.Fatalf("error without *Error inside: %v", err)
+		}
+		secrets := secretValues(src)
+		for _, e := range problems {
+			if e.Line < 1 || e.Line > lines {
+				t.Errorf("%v: line outside the file (%d lines)", e, lines)
+			}
+			if s, ok := secrets[e.Line]; ok && strings.Contains(e.Msg, s) {
+				t.Errorf("%v: echoes a secret", e)
+			}
+		}
+
+		out := cfg.WgQuick()
+		_ = cfg.Stripped()
+		_, _ = cfg.Forwards()
+		back, err2 := Parse("rendered.conf", out)
+		if err == nil {
+			if err2 != nil {
+				t.Fatalf("WgQuick() of a valid file does not parse: %v\n%s", err2, out)
+			}
+			if diff := cmp.Diff(cfg, back, ignorePositions()); diff != "" {
+				t.Fatalf("Parse(WgQuick(c)) != c (-want +got):\n%s", diff)
+			}
+		}
+		if err2 == nil {
+			if again := back.WgQuick(); string(again) != string(out) {
+				t.Fatalf("rendering is not stable:\n%s\nthen\n%s", out, again)
+			}
+		}
+	})
+}
+
+// secretValues returns the values of PrivateKey and PresharedKey lines by line
+// number: no message about that line may repeat them.
+func secretValues(src []byte) map[int]string {
+	out := map[int]string{}
+	for i, line := range strings.Split(string(src), "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		switch strings.ToLower(removeSpaces(k)) {
+		case "privatekey", "presharedkey":
+			if v = removeSpaces(v); len(v) >= 8 {
+				out[i+1] = v
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,740 @@
+package wgconf
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/wgnet/wgnet/internal/wgkey"
+)
+
+// Error is one problem in a config file, with the line it is on. Parse returns
+// every Error it found joined with errors.Join; Errors takes them apart again.
+type Error struct {
+	File string
+	Line int
+	Msg  string
+	// Warning marks a problem that wg(8) and wg-quick(8) accept (an AllowedIPs
+	// entry with host bits set, a key given twice). ParseWithWarnings returns
+	// these apart from the errors; they never make Parse fail.
+	Warning bool
+}
+
+// Error returns "file:line: msg", or "line N: msg" when File is empty.
+func (e *Error) Error() string {
+	if e.File == "" {
+		return fmt.Sprintf("line %d: %s", e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+}
+
+// Errors returns the *Error values inside err (as returned by Parse, possibly
+// wrapped), in order. Errors of other types are skipped.
+func Errors(err error) []*Error {
+	switch x := err.(type) {
+	case *Error:
+		return []*Error{x}
+	case interface{ Unwrap() []error }:
+		var out []*Error
+		for _, e := range x.Unwrap() {
+			out = append(out, Errors(e)...)
+		}
+		return out
+	case interface{ Unwrap() error }:
+		return Errors(x.Unwrap())
+	}
+	return nil
+}
+
+// Parse reads a wg(8) or wg-quick(8) config file as strictly as `wg setconf` and
+// wg-quick read it: `#` starts a comment anywhere on a line, whitespace inside a
+// line is ignored, section names and keys are case-insensitive. The wg-quick
+// hooks (PreUp, PostUp, PreDown, PostDown) keep the text after "=" verbatim,
+// trimmed at both ends, a "#" in it included, as current wg-quick runs it.
+// file names the source in errors and in Pos.
+//
+// Parse collects every problem: the error, when not nil, joins one *Error per
+// problem in line order (see Errors). The Config is never nil and holds
+// everything that did parse, so that a linter can go on. Parse leaves
+// Config.Name empty.
+//
+// Comments: a "# NAME" line (one word) directly above a [Peer] header, or as
+// the first line under it, names the peer; other comment lines go to the
+// Comments of the section they are in, a run directly above a header to that
+// header's section. Comments after a value on a key line are dropped.
+//
+// Parse rejects some files that wg accepts; each case is in testdata/agreement
+// with its reason ("# stricter:"): an all-zero PublicKey, a second [Interface],
+// ports that getaddrinfo would silently truncate or reinterpret ("65536",
+// "+5"), an Endpoint with port 0, "[v4]:port" or "1.2.3:port", "+"/"-"
+// AllowedIPs entries, empty values, and wg-quick values that wg-quick itself
+// only finds wrong at `up` (Address, DNS, MTU, Table).
+func Parse(file string, src []byte) (*Config, error) {
+	c, _, err := ParseWithWarnings(file, src)
+	return c, err
+}
+
+// ParseWithWarnings is Parse that also returns the warnings: things wg and
+// wg-quick accept but that are probably not what was meant, such as an AllowedIPs
+// entry with host bits set (kept masked, as wg does) or a key set twice (the
+// last one wins, as in wg).
+func ParseWithWarnings(file string, src []byte) (*Config, []*Error, error) {
+	p := &parser{file: file, cfg: &Config{}, target: noTarget}
+	p.cfg.Interface.Pos.File = file
+	lines := strings.Split(string(src), "\n")
+	if len(lines) > 0 && lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	for i, line := range lines {
+		p.line(i+1, line)
+	}
+	p.finish()
+	byLine := func(es []*Error) func(i, j int) bool {
+		return func(i, j int) bool { return es[i].Line < es[j].Line }
+	}
+	sort.SliceStable(p.errs, byLine(p.errs))
+	sort.SliceStable(p.warns, byLine(p.warns))
+	var errs []error
+	for _, e := range p.errs {
+		errs = append(errs, e)
+	}
+	return p.cfg, p.warns, errors.Join(errs...)
+}
+
+type section int
+
+const (
+	sectionNone section = iota
+	sectionInterface
+	sectionPeer
+	sectionUnknown // after an unknown header: its keys are skipped
+)
+
+// Values of parser.target besides a peer's index.
+const (
+	noTarget    = -2
+	ifaceTarget = -1
+)
+
+type comment struct {
+	line int
+	text string
+}
+
+type parser struct {
+	file  string
+	cfg   *Config
+	errs  []*Error
+	warns []*Error
+
+	sec section
+	// quickKeys is whether the current [Interface] header was written exactly
+	// "[Interface]" (case aside): wg-quick recognises its own keys only then, and
+	// hands them to wg otherwise, which rejects them.
+	quickKeys  bool
+	ifaceLine  int // line of the first [Interface], 0 if none yet
+	headerLine int // line of the current section header
+	// target is the section that receives detached comments: noTarget before the
+	// first section, ifaceTarget, or a peer's index.
+	target int
+	// top holds comments seen before the first section, detached from it by a
+	// blank line; they go to the first section.
+	top []string
+	// pending is the run of comment lines just above the current line: directly
+	// above a [Peer] header, its last line may name the peer.
+	pending []comment
+}
+
+func (p *parser) errorf(line int, format string, args ...any) {
+	p.errs = append(p.errs, &Error{File: p.file, Line: line, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (p *parser) warnf(line int, format string, args ...any) {
+	p.warns = append(p.warns, &Error{File: p.file, Line: line, Msg: fmt.Sprintf(format, args...), Warning: true})
+}
+
+// isSpace is wireguard-tools' char_is_space: ASCII white space only.
+func isSpace(c byte) bool {
+	switch c {
+	case ' ', '\t', '\n', '\v', '\f', '\r':
+		return true
+	}
+	return false
+}
+
+// removeSpaces drops all white space, as wg does to every line before reading it.
+func removeSpaces(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if !isSpace(s[i]) {
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
+}
+
+// trimSpaces trims white space at both ends, as wg-quick does to keys and values.
+func trimSpaces(s string) string {
+	for len(s) > 0 && isSpace(s[0]) {
+		s = s[1:]
+	}
+	for len(s) > 0 && isSpace(s[len(s)-1]) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+func (p *parser) curPeer() *Peer { return &p.cfg.Peers[len(p.cfg.Peers)-1] }
+
+func (p *parser) curPos() *Pos {
+	switch p.sec {
+	case sectionInterface:
+		return &p.cfg.Interface.Pos
+	case sectionPeer:
+		return &p.curPeer().Pos
+	}
+	return nil
+}
+
+// flush hands the pending comments to the section they are in.
+func (p *parser) flush() {
+	for _, c := range p.pending {
+		switch p.target {
+		case noTarget:
+			p.top = append(p.top, c.text)
+		case ifaceTarget:
+			p.cfg.Interface.Comments = append(p.cfg.Interface.Comments, c.text)
+		default:
+			p.cfg.Peers[p.target].Comments = append(p.cfg.Peers[p.target].Comments, c.text)
+		}
+	}
+	p.pending = p.pending[:0]
+}
+
+func (p *parser) line(n int, raw string) {
+	content := raw
+	hash := strings.IndexByte(raw, '#')
+	if hash >= 0 {
+		content = raw[:hash]
+	}
+	cleaned := removeSpaces(content)
+	if cleaned == "" {
+		if hash < 0 { // blank line: comments above it are not a peer's name
+			p.flush()
+			return
+		}
+		text := trimSpaces(raw[hash+1:])
+		if p.sec == sectionPeer && n == p.headerLine+1 && p.curPeer().Name == "" && isName(text) {
+			p.curPeer().Name = text
+			return
+		}
+		p.pending = append(p.pending, comment{n, text})
+		return
+	}
+	if cleaned[0] == '[' {
+		p.header(n, cleaned, trimSpaces(content))
+		return
+	}
+	p.flush()
+	eq := strings.IndexByte(content, '=')
+	if eq < 0 {
+		p.errorf(n, "not a section header or a \"Key = Value\" line")
+		return
+	}
+	keyRaw := trimSpaces(content[:eq])
+	key := removeSpaces(keyRaw)
+	switch p.sec {
+	case sectionNone:
+		p.errorf(n, "%s before any [Interface] or [Peer] section", showKey(key))
+		return
+	case sectionUnknown:
+		return
+	}
+	name, ok := canonicalKeys[strings.ToLower(key)]
+	if !ok {
+		if known := missingEquals(keyRaw); known != "" {
+			p.errorf(n, "%s: missing \"=\" between the key and its value", known)
+			return
+		}
+		p.errorf(n, "unknown %s in %s", showKey(key), p.sectionName())
+		return
+	}
+	quick := quickKey[name]
+	if quick && p.sec == sectionInterface && keyRaw != key {
+		p.errorf(n, "unknown key %q in [Interface]: wg-quick reads %s only when written without spaces inside", keyRaw, name)
+		return
+	}
+	if quick && p.sec == sectionInterface && !p.quickKeys {
+		p.errorf(n, "%s: wg-quick reads its keys only under a header written exactly \"[Interface]\" (line %d)", name, p.headerLine)
+		return
+	}
+	if peerKey[name] != (p.sec == sectionPeer) {
+		home := "[Interface]"
+		if peerKey[name] {
+			home = "[Peer]"
+		}
+		p.errorf(n, "unknown key %q in %s (it belongs in %s)", key, p.sectionName(), home)
+		return
+	}
+
+	pos := p.curPos()
+	if pos.Keys == nil {
+		pos.Keys = map[string]int{}
+	}
+	if first, seen := pos.Keys[name]; !seen {
+		pos.Keys[name] = n
+	} else if !repeatable[name] {
+		p.warnf(n, "%s set again (first at line %d); the last one wins", name, first)
+	}
+
+	if quick {
+		value := trimSpaces(content[eq+1:])
+		if value == "" {
+			p.errorf(n, "%s: empty value", name)
+			return
+		}
+		p.quick(n, name, value, trimSpaces(raw[eq+1:]))
+		return
+	}
+	value := removeSpaces(content[eq+1:])
+	if value == "" {
+		p.errorf(n, "%s: empty value", name)
+		return
+	}
+	if p.sec == sectionInterface {
+		p.iface(n, name, value)
+	} else {
+		p.peer(n, name, value)
+	}
+}
+
+func (p *parser) sectionName() string {
+	if p.sec == sectionPeer {
+		return "[Peer]"
+	}
+	return "[Interface]"
+}
+
+func (p *parser) header(n int, cleaned, trimmed string) {
+	// The comment run directly above the header belongs to the new section; what
+	// came before it (detached by a blank line) stays where it was.
+	above := p.pending
+	p.pending = nil
+	var dst *[]string
+	target := ifaceTarget
+	switch strings.ToLower(cleaned) {
+	case "[interface]":
+		if p.ifaceLine != 0 {
+			p.errorf(n, "duplicate [Interface] section (the first is at line %d); wg would merge them", p.ifaceLine)
+		} else {
+			p.ifaceLine = n
+			p.cfg.Interface.Pos.Line = n
+		}
+		p.sec = sectionInterface
+		p.quickKeys = strings.EqualFold(trimmed, "[Interface]")
+		dst = &p.cfg.Interface.Comments
+	case "[peer]":
+		p.cfg.Peers = append(p.cfg.Peers, Peer{Pos: Pos{File: p.file, Line: n}})
+		p.sec = sectionPeer
+		target = len(p.cfg.Peers) - 1
+		peer := p.curPeer()
+		if k := len(above); k > 0 && above[k-1].line == n-1 && isName(above[k-1].text) {
+			peer.Name = above[k-1].text
+			above = above[:k-1]
+		}
+		dst = &peer.Comments
+	default:
+		p.errorf(n, "unknown section %q (want [Interface] or [Peer])", cleaned)
+		p.sec = sectionUnknown
+		p.pending = above // they go to the next section that is known
+		return
+	}
+	p.headerLine = n
+	if p.target == noTarget { // first section: comments from the top of the file
+		*dst = append(*dst, p.top...)
+		p.top = nil
+	}
+	p.target = target
+	for _, c := range above {
+		*dst = append(*dst, c.text)
+	}
+}
+
+// finish attributes trailing comments and checks what only the whole file shows.
+func (p *parser) finish() {
+	p.flush()
+	if len(p.top) > 0 { // comments and no section at all
+		p.cfg.Interface.Comments = append(p.cfg.Interface.Comments, p.top...)
+		p.top = nil
+	}
+	seen := map[wgkey.Key]int{}
+	for i := range p.cfg.Peers {
+		peer := &p.cfg.Peers[i]
+		if _, ok := peer.Pos.Keys[KeyPublicKey]; !ok {
+			who := ""
+			if peer.Name != "" {
+				who = " " + strconv.Quote(peer.Name)
+			}
+			p.errorf(peer.Pos.Line, "[Peer]%s has no PublicKey", who)
+			continue
+		}
+		if peer.PublicKey.IsZero() {
+			continue // already reported
+		}
+		if first, dup := seen[peer.PublicKey]; dup {
+			p.warnf(peer.Pos.KeyLine(KeyPublicKey), "PublicKey %q also in the [Peer] at line %d; wg merges the two and the later settings win", peer.PublicKey, first)
+			continue
+		}
+		seen[peer.PublicKey] = peer.Pos.Line
+	}
+}
+
+var canonicalKeys = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{
+		KeyPrivateKey, KeyListenPort, KeyFwMark, KeyAddress, KeyDNS, KeyMTU, KeyTable,
+		KeyPreUp, KeyPostUp, KeyPreDown, KeyPostDown, KeySaveConfig, KeyPublicKey,
+		KeyPresharedKey, KeyAllowedIPs, KeyEndpoint, KeyPersistentKeepalive,
+	} {
+		m[strings.ToLower(k)] = k
+	}
+	return m
+}()
+
+// showKey quotes a key for a message, unless it does not look like a key name:
+// a line such as "PrivateKey <key>" without "=" must not echo the key.
+func showKey(key string) string {
+	plain := len(key) <= 24
+	for i := 0; i < len(key) && plain; i++ {
+		c := key[i]
+		plain = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
+	}
+	if plain {
+		return "key " + strconv.Quote(key)
+	}
+	return fmt.Sprintf("key (%d characters, not shown in case it is a secret)", len(key))
+}
+
+// missingEquals returns the key that keyRaw starts with when a space follows it,
+// as in "PublicKey abc=" (the "=" found was the key's padding).
+func missingEquals(keyRaw string) string {
+	for lower, k := range canonicalKeys {
+		if len(keyRaw) > len(k) && strings.EqualFold(keyRaw[:len(k)], lower) && isSpace(keyRaw[len(k)]) {
+			return k
+		}
+	}
+	return ""
+}
+
+// quickKey marks the keys wg-quick(8) handles itself; `wg-quick strip` drops them.
+var quickKey = map[string]bool{
+	KeyAddress: true, KeyDNS: true, KeyMTU: true, KeyTable: true, KeyPreUp: true,
+	KeyPostUp: true, KeyPreDown: true, KeyPostDown: true, KeySaveConfig: true,
+}
+
+var peerKey = map[string]bool{
+	KeyPublicKey: true, KeyPresharedKey: true, KeyAllowedIPs: true, KeyEndpoint: true,
+	KeyPersistentKeepalive: true,
+}
+
+// repeatable keys accumulate; every other key set twice keeps the last value.
+var repeatable = map[string]bool{
+	KeyAddress: true, KeyDNS: true, KeyPreUp: true, KeyPostUp: true, KeyPreDown: true,
+	KeyPostDown: true, KeyAllowedIPs: true,
+}
+
+func (p *parser) iface(n int, key, value string) {
+	ic := &p.cfg.Interface
+	switch key {
+	case KeyPrivateKey:
+		k, msg := parseKey(value)
+		if msg != "" {
+			// Never echo a private key, not even a broken one.
+			p.errorf(n, "%s: %s", key, msg)
+			return
+		}
+		ic.PrivateKey = wgkey.Private(k)
+		if k.IsZero() {
+			p.warnf(n, "%s is all zeros: wg reads that as \"no private key\"", key)
+		}
+	case KeyListenPort:
+		v, ok := parseUint(value, 10, 16)
+		if !ok {
+			p.errorf(n, "%s %q: must be a port number 0-65535", key, value)
+			return
+		}
+		port := uint16(v)
+		ic.ListenPort = &port
+	case KeyFwMark:
+		v, ok := parseFwMark(value)
+		if !ok {
+			p.errorf(n, "%s %q: must be off or a number 0-4294967295 (decimal or 0x hex)", key, value)
+			return
+		}
+		ic.FwMark = v
+	}
+}
+
+func (p *parser) peer(n int, key, value string) {
+	peer := p.curPeer()
+	switch key {
+	case KeyPublicKey:
+		k, msg := parseKey(value)
+		if msg == "" && k.IsZero() {
+			msg = "all-zero key (wg reads it as no key; wgnet needs a real one)"
+		}
+		if msg != "" {
+			p.errorf(n, "%s %q: %s", key, value, msg)
+			return
+		}
+		peer.PublicKey = k
+	case KeyPresharedKey:
+		k, msg := parseKey(value)
+		if msg != "" {
+			p.errorf(n, "%s: %s", key, msg) // a secret: not echoed
+			return
+		}
+		peer.PresharedKey = k
+	case KeyAllowedIPs:
+		for _, entry := range strings.Split(value, ",") {
+			if entry == "" {
+				p.errorf(n, "%s %q: empty entry in the list", key, value)
+				continue
+			}
+			pfx, msg := parsePrefix(entry)
+			if msg != "" {
+				p.errorf(n, "%s %q: %s", key, entry, msg)
+				continue
+			}
+			if m := pfx.Masked(); m != pfx {
+				p.warnf(n, "%s %q: host bits set; wg uses %s", key, entry, m)
+				pfx = m
+			}
+			peer.AllowedIPs = append(peer.AllowedIPs, pfx)
+			peer.Pos.AllowedIPs = append(peer.Pos.AllowedIPs, n)
+		}
+	case KeyEndpoint:
+		e, msg := parseEndpoint(value)
+		if msg != "" {
+			p.errorf(n, "%s %q: %s", key, value, msg)
+			return
+		}
+		peer.Endpoint = &e
+	case KeyPersistentKeepalive:
+		if strings.EqualFold(value, "off") {
+			peer.PersistentKeepalive = 0
+			return
+		}
+		v, ok := parseUint(value, 10, 16)
+		if !ok {
+			p.errorf(n, "%s %q: must be off or 0-65535 seconds", key, value)
+			return
+		}
+		peer.PersistentKeepalive = int(v)
+	}
+}
+
+// quick handles the wg-quick keys. value is trimmed, with the comment cut off;
+// raw is the trimmed text after "=", comment included, which is what wg-quick
+// runs for a hook.
+func (p *parser) quick(n int, key, value, raw string) {
+	ic := &p.cfg.Interface
+	switch key {
+	case KeyAddress:
+		fields := splitList(value)
+		if len(fields) == 0 {
+			p.errorf(n, "%s %q: no address in the list", key, value)
+		}
+		for _, f := range fields {
+			pfx, msg := parsePrefix(f)
+			if msg != "" {
+				p.errorf(n, "%s %q: %s", key, f, msg)
+				continue
+			}
+			ic.Addresses = append(ic.Addresses, pfx)
+			ic.Pos.Address = append(ic.Pos.Address, n)
+		}
+	case KeyDNS:
+		fields := splitList(value)
+		if len(fields) == 0 {
+			p.errorf(n, "%s %q: no server in the list", key, value)
+		}
+		for _, f := range fields {
+			if !validDNS(f) {
+				p.errorf(n, "%s %q: not an IP address or a search domain", key, f)
+				continue
+			}
+			ic.DNS = append(ic.DNS, f)
+		}
+	case KeyMTU:
+		v, ok := parseUint(value, 10, 32)
+		if !ok || v < minMTU || v > maxMTU {
+			p.errorf(n, "%s %q: must be a number %d-%d", key, value, minMTU, maxMTU)
+			return
+		}
+		ic.MTU = int(v)
+	case KeyTable:
+		if !validTable(value) {
+			p.errorf(n, "%s %q: must be off, auto, a table number or a table name", key, value)
+			return
+		}
+		for _, word := range []string{"off", "auto"} {
+			if value != word && strings.EqualFold(value, word) {
+				p.warnf(n, "%s %q: wg-quick compares this case-sensitively and reads it as a table name; write %q", key, value, word)
+			}
+		}
+		ic.Table = value
+	case KeySaveConfig:
+		switch strings.ToLower(value) {
+		case "true":
+			ic.SaveConfig = true
+		case "false":
+			ic.SaveConfig = false
+		default:
+			p.errorf(n, "%s %q: must be true or false", key, value)
+		}
+	case KeyPreUp:
+		ic.PreUp = append(ic.PreUp, raw)
+	case KeyPostUp:
+		ic.PostUp = append(ic.PostUp, raw)
+	case KeyPreDown:
+		ic.PreDown = append(ic.PreDown, raw)
+	case KeyPostDown:
+		ic.PostDown = append(ic.PostDown, raw)
+	}
+}
+
+// The MTU range Linux accepts for a link at all; the device may narrow it.
+const (
+	minMTU = 68
+	maxMTU = 65535
+)
+
+// parseKey reads a key as wg's key_from_base64 does and says, without echoing
+// the key, what is wrong with a bad one.
+func parseKey(s string) (wgkey.Key, string) {
+	if len(s) != 44 || s[43] != '=' {
+		return wgkey.Key{}, `must be 44 base64 characters ending in "="`
+	}
+	k, err := wgkey.ParseKey(s)
+	if err == nil {
+		return k, ""
+	}
+	if _, lax := base64.StdEncoding.DecodeString(s); lax == nil {
+		return wgkey.Key{}, "non-zero trailing bits: not a key that wg wrote"
+	}
+	return wgkey.Key{}, "not valid base64"
+}
+
+// parseUint accepts decimal (or, for base 16, hex) digits only: no sign, no
+// underscores.
+func parseUint(s string, base, bits int) (uint64, bool) {
+	if s == "" {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		ok := c >= '0' && c <= '9' || base == 16 && (c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F')
+		if !ok {
+			return 0, false
+		}
+	}
+	v, err := strconv.ParseUint(s, base, bits)
+	return v, err == nil
+}
+
+// parseFwMark follows wg's parse_fwmark: "off" (any case), a decimal number, or
+// hex after a lower-case "0x".
+func parseFwMark(s string) (uint32, bool) {
+	if strings.EqualFold(s, "off") {
+		return 0, true
+	}
+	if len(s) > 2 && s[0] == '0' && s[1] == 'x' {
+		v, ok := parseUint(s[2:], 16, 32)
+		return uint32(v), ok
+	}
+	v, ok := parseUint(s, 10, 32)
+	return uint32(v), ok
+}
+
+// parsePrefix reads "addr" or "addr/len" as wg's parse_allowedips does: a plain
+// IPv4 or IPv6 address (no zone), and a decimal length; no length means the
+// whole address (/32, /128). Host bits are kept; the caller masks if it must.
+func parsePrefix(s string) (netip.Prefix, string) {
+	addrStr, bitsStr, hasBits := strings.Cut(s, "/")
+	if strings.HasPrefix(addrStr, "+") || strings.HasPrefix(addrStr, "-") {
+		return netip.Prefix{}, `a "+" or "-" in front is for "wg set", not for a config file`
+	}
+	a, err := netip.ParseAddr(addrStr)
+	if err != nil {
+		return netip.Prefix{}, "not an IP address"
+	}
+	if a.Zone() != "" {
+		return netip.Prefix{}, "an IP address with a zone can't be used here"
+	}
+	bits := a.BitLen()
+	if hasBits {
+		v, ok := parseUint(bitsStr, 10, 16)
+		if !ok || int(v) > a.BitLen() {
+			return netip.Prefix{}, fmt.Sprintf("prefix length must be 0-%d", a.BitLen())
+		}
+		bits = int(v)
+	}
+	return netip.PrefixFrom(a, bits), ""
+}
+
+// splitList splits a wg-quick list the way wg-quick does: commas and white space
+// both separate, empty entries vanish.
+func splitList(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r < 0x80 && isSpace(byte(r)) })
+}
+
+// validDNS accepts what wg-quick hands to resolvconf: a nameserver address (an IP,
+// with a zone for link-local IPv6) or a search domain.
+func validDNS(s string) bool {
+	if _, err := netip.ParseAddr(s); err == nil {
+		return true
+	}
+	if strings.Contains(s, ":") {
+		return false // wg-quick would take it for a nameserver
+	}
+	return validHost(s)
+}
+
+// validTable accepts what `ip route ... table T` can: off, auto, a number, or a
+// name from rt_tables (which is not checked here).
+func validTable(s string) bool {
+	if s == "off" || s == "auto" {
+		return true
+	}
+	if _, ok := parseUint(s, 10, 32); ok {
+		return true
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// isName reports whether a comment's text is a single token that can name a
+// peer: a host name, "laptop", "s2", "alice@home".
+func isName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || strings.IndexByte("._@-", c) < 0) {
+			return false
+		}
+	}
+	return true
+}
