@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -197,8 +198,21 @@ func TestCLIRenderIntoRealWg(t *testing.T) {
 			cancel()
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { cancel(); dev.Wait() })
 		sock := "/var/run/wireguard/" + ifname + ".sock"
+		t.Cleanup(func() {
+			// SIGTERM lets wireguard-go remove its UAPI socket; kill it if it lingers.
+			dev.Process.Signal(syscall.SIGTERM)
+			done := make(chan struct{})
+			go func() { dev.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				cancel()
+				<-done
+			}
+			cancel()
+			os.Remove(sock)
+		})
 		for i := 0; i < 100; i++ {
 			if _, err := os.Stat(sock); err == nil {
 				break
