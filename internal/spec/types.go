@@ -1,8 +1,8 @@
 // Package spec owns the network description, wgnet.yaml: its types, loading with
 // line-numbered errors, validation, comment-preserving edits, and the secrets
 // directory beside it (private and preshared keys, never in the spec).
-// It imports wgkey, wgconf (for endpoint syntax) and atomicfile only; it must not
-// import compile, lab or any data plane.
+// It imports wgkey, wgconf (for endpoint syntax), ipam (usable addresses) and
+// atomicfile only; it must not import compile, lab or any data plane.
 package spec
 
 import (
@@ -41,6 +41,19 @@ type Spec struct {
 	// PresharedKeys lists host pairs whose peering uses a preshared key (the keys
 	// themselves are in the secrets directory).
 	PresharedKeys []Pair // preshared_keys: [[a, b], ...]
+
+	// Source says where the spec was read from, so that problems can name the line.
+	// Added by the spec package (not a YAML key); zero for a spec built in code.
+	Source Source
+}
+
+// Source records the file a spec was parsed from and the line of each field.
+type Source struct {
+	File string
+	// Lines maps a field path as problems name it ("network", "subnets[1]",
+	// "hosts[2].endpoint", "hosts[2].address[0]", "preshared_keys[0]") to its
+	// 1-based line.
+	Lines map[string]int
 }
 
 // Host is one server of the network.

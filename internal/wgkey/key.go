@@ -34,16 +34,16 @@ func decode(s string) ([Len]byte, error) {
 	var k [Len]byte
 	s = strings.TrimSpace(s)
 	if len(s) != 44 || s[43] != '=' {
-		return k, fmt.Errorf("key %q: must be 44 base64 characters ending in '='", abbrev(s))
+		return k, errors.New("must be 44 base64 characters ending in '='")
 	}
 	n, err := b64.Decode(k[:], []byte(s))
 	if err != nil || n != Len {
-		return k, fmt.Errorf("key %q: invalid base64 (or non-zero trailing bits)", abbrev(s))
+		return k, errors.New("invalid base64 (or non-zero trailing bits)")
 	}
 	return k, nil
 }
 
-// abbrev keeps errors useful without echoing whole secrets back.
+// abbrev keeps errors about public keys useful without echoing whole values.
 func abbrev(s string) string {
 	if len(s) > 8 {
 		return s[:4] + "…" + s[len(s)-4:]
@@ -56,7 +56,10 @@ func abbrev(s string) string {
 // key check IsZero.
 func ParseKey(s string) (Key, error) {
 	k, err := decode(s)
-	return Key(k), err
+	if err != nil {
+		return Key{}, fmt.Errorf("key %q: %w", abbrev(s), err)
+	}
+	return Key(k), nil
 }
 
 // MustParseKey is ParseKey for tests; it panics on error.
@@ -73,7 +76,8 @@ func MustParseKey(s string) Key {
 func ParsePrivate(s string) (Private, error) {
 	k, err := decode(s)
 	if err != nil {
-		return Private{}, fmt.Errorf("private %w", err)
+		// Never quote any part of a private key.
+		return Private{}, fmt.Errorf("private key: %w", err)
 	}
 	return Private(k), nil
 }
