@@ -1,0 +1,767 @@
+package check
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/wgnet/wgnet/internal/wgconf"
+)
+
+// dockerBridge is the subnet of Docker's default bridge network, docker0.
+var dockerBridge = netip.MustParsePrefix("172.17.0.0/16")
+
+func (n *network) checkAll() {
+	n.checkKeys()
+	n.checkPairs()
+	owned := n.routedSubnets()
+	n.checkAllowedIPs(owned)
+	n.checkAddresses()
+	n.checkEndpoints()
+	n.checkForwarding()
+	n.checkMTU()
+	n.checkModes()
+}
+
+// checkKeys finds keys that don't identify hosts: shared private keys, peers with
+// the host's own key or a key twice, and keys no host holds.
+func (n *network) checkKeys() {
+	first := map[[32]byte]*host{}
+	for _, h := range n.hosts {
+		if !h.keyed {
+			continue
+		}
+		if o, dup := first[h.pub]; dup {
+			n.report(CodeDupKey, h.file, h.keyLine(wgconf.KeyPrivateKey), []*host{o, h},
+				"%s has the same private key as %s (%s): their peers can't tell them apart; generate a new one (wg genkey) and update its peers",
+				h.name, o.name, where(o.file, o.keyLine(wgconf.KeyPrivateKey)))
+			continue
+		}
+		first[h.pub] = h
+	}
+	// Hosts that share a key can't be told apart: what else could be said about
+	// them would be guesswork until the key is fixed.
+	for _, h := range n.hosts {
+		if h.keyed && first[h.pub] != h {
+			h.broken, first[h.pub].broken = true, true
+		}
+	}
+	keyless := false
+	for _, h := range n.hosts {
+		keyless = keyless || !h.keyed
+	}
+	for _, h := range n.hosts {
+		for _, p := range h.peers {
+			k := p.p.PublicKey
+			switch {
+			case k.IsZero():
+				// the parser reported it
+			case p.self:
+				n.report(CodeSelfPeer, h.file, p.keyLine(wgconf.KeyPublicKey), []*host{h},
+					"%s has %s's own public key: wg ignores it; remove it or put the other host's key here", p.label(), h.name)
+			case p.dupOf != nil:
+				also := ""
+				if p.to != nil && p.to != p.dupOf.to && p.to.keyed {
+					also = fmt.Sprintf("; %s, whose key is %s", n.evidence(p), p.to.pub)
+				}
+				n.report(CodeDupPeer, h.file, p.keyLine(wgconf.KeyPublicKey), []*host{h, p.to},
+					"%s has the same public key as %s: wg merges them into one peer and the later settings win%s",
+					p.label(), p.dupOf.label(), also)
+			case p.how != "" && p.to.keyed:
+				n.report(CodeUnknownPeerKey, h.file, p.keyLine(wgconf.KeyPublicKey), []*host{h, p.to},
+					"%s: public key %s is held by no host of this set; %s, whose key is %s",
+					p.label(), k, n.evidence(p), p.to.pub)
+			case p.to == nil && !keyless:
+				n.report(CodePeerNotInSet, h.file, p.keyLine(wgconf.KeyPublicKey), []*host{h},
+					"%s: public key %s is held by no host of this set and nothing points to one; its config is not in the set, so this peer was not cross-checked",
+					p.label(), k)
+			}
+		}
+	}
+}
+
+// evidence explains why a peer with an unknown key is probably its host.
+func (n *network) evidence(p *peer) string {
+	by := "address"
+	switch p.how {
+	case "name":
+		by = "its name"
+	case "endpoint":
+		by = "its endpoint " + p.p.Endpoint.String()
+	}
+	who := p.to.name
+	if len(p.to.addrs) > 0 {
+		who += " (" + addrList(p.to.addrs) + ")"
+	}
+	return fmt.Sprintf("by %s it is probably %s", by, who)
+}
+
+// checkPairs checks each pair of hosts: both sides list each other, with the same
+// preshared key and an Endpoint on at least one side, and the topology's pairs peer.
+func (n *network) checkPairs() {
+	for i, a := range n.hosts {
+		for _, b := range n.hosts[i+1:] {
+			pa, pb := a.peerOf(b), b.peerOf(a)
+			switch {
+			case pa == nil && pb == nil:
+				n.checkMissingPeer(a, b)
+			case pa == nil:
+				n.asymmetric(b, pb, a)
+			case pb == nil:
+				n.asymmetric(a, pa, b)
+			default:
+				n.checkPSK(a, pa, b, pb)
+				if pa.p.Endpoint == nil && pb.p.Endpoint == nil {
+					n.noEndpoint(a, pa, b, pb)
+				}
+			}
+		}
+	}
+}
+
+// noEndpoint reports that neither a nor b has an Endpoint for the other, at the
+// peer where one that others already use belongs.
+func (n *network) noEndpoint(a *host, pa *peer, b *host, pb *peer) {
+	hint := "set Endpoint = HOST:PORT on the side that can reach the other"
+	if e := n.knownEndpoint(b); e != "" {
+		hint = fmt.Sprintf("others reach %s at %s: add Endpoint = %s here", b.name, e, e)
+	} else if e := n.knownEndpoint(a); e != "" {
+		hint = fmt.Sprintf("others reach %s at %s: add Endpoint = %s here", a.name, e, e)
+		a, pa, b, pb = b, pb, a, pa
+	}
+	n.report(CodeNoEndpoint, a.file, pa.line(), []*host{a, b},
+		"neither %s nor %s has an Endpoint for the other (%s here, %s), so they never handshake; %s",
+		a.name, b.name, pa.label(), where(b.file, pb.line()), hint)
+}
+
+// knownEndpoint returns the Endpoint other configs use for h, when they agree.
+func (n *network) knownEndpoint(h *host) string {
+	e := ""
+	for _, o := range n.hosts {
+		if p := o.peerOf(h); p != nil && p.p.Endpoint != nil {
+			if e != "" && e != p.p.Endpoint.String() {
+				return ""
+			}
+			e = p.p.Endpoint.String()
+		}
+	}
+	return e
+}
+
+func (n *network) checkMissingPeer(a, b *host) {
+	if !n.explicit {
+		return
+	}
+	switch {
+	case n.topology == TopologyMesh:
+		n.report(CodeMissingPeer, a.file, a.ifaceLine(), []*host{a, b},
+			"%s and %s do not peer, but the topology is mesh: add a [Peer] for %s here and one for %s to %s",
+			a.name, b.name, b.name, a.name, b.file)
+	case n.topology == TopologyHub && (a == n.hub || b == n.hub):
+		spoke, hub := a, b
+		if a == n.hub {
+			spoke, hub = b, a
+		}
+		n.report(CodeMissingPeer, spoke.file, spoke.ifaceLine(), []*host{a, b},
+			"%s does not peer with the hub %s: add a [Peer] for %s here and one for %s to %s",
+			spoke.name, hub.name, hub.name, spoke.name, hub.file)
+	}
+}
+
+// asymmetric reports that a lists b (as p) but b does not list a.
+func (n *network) asymmetric(a *host, p *peer, b *host) {
+	if !a.keyed {
+		for _, q := range b.peers {
+			if q.to == nil {
+				return // one of b's unresolved peers may well be a
+			}
+		}
+	}
+	fix := fmt.Sprintf("add a [Peer] for %s to %s", a.name, b.file)
+	if a.keyed {
+		fix = fmt.Sprintf("add a [Peer] with PublicKey = %s to %s", a.pub, b.file)
+	}
+	n.report(CodeAsymmetricPeer, a.file, p.line(), []*host{a, b},
+		"%s lists %s as %s, but %s has no [Peer] for %s, so it drops %s's handshakes; %s, or remove this one",
+		a.name, b.name, p.label(), b.name, a.name, a.name, fix)
+}
+
+func (n *network) checkPSK(a *host, pa *peer, b *host, pb *peer) {
+	ka, kb := pa.p.PresharedKey, pb.p.PresharedKey
+	if ka == kb {
+		return
+	}
+	line := pa.keyLine(wgconf.KeyPresharedKey)
+	if ka.IsZero() {
+		line = pa.line()
+	}
+	var msg string
+	switch {
+	case ka.IsZero():
+		msg = fmt.Sprintf("%s has no PresharedKey for %s, but %s has one for %s (%s)",
+			a.name, b.name, b.name, a.name, where(b.file, pb.keyLine(wgconf.KeyPresharedKey)))
+	case kb.IsZero():
+		msg = fmt.Sprintf("%s has a PresharedKey for %s, but %s has none for %s (%s)",
+			a.name, b.name, b.name, a.name, where(b.file, pb.line()))
+	default:
+		msg = fmt.Sprintf("%s and %s use different preshared keys for each other (here and %s)",
+			a.name, b.name, where(b.file, pb.keyLine(wgconf.KeyPresharedKey)))
+	}
+	n.report(CodePSKMismatch, a.file, line, []*host{a, b},
+		"%s: the handshake fails; use the same key on both sides", msg)
+}
+
+// routed is a subnet in some peer's AllowedIPs that holds no host's address.
+type routed struct {
+	prefix netip.Prefix
+	owner  *host // the host it ends at (its config doesn't route it on); nil if unknown
+	via    *host // the host whose config has it
+	line   int
+}
+
+// routedSubnets collects the routed subnets, reports those that overlap each other
+// or the overlay, or Docker's bridge, and returns the owned ones.
+func (n *network) routedSubnets() []routed {
+	var all, owned []routed
+	type key struct {
+		owner  *host
+		prefix netip.Prefix
+	}
+	seenOwned := map[key]bool{}
+	for _, h := range n.hosts {
+		for _, p := range h.peers {
+			for i, q := range p.p.AllowedIPs {
+				q = q.Masked()
+				if !n.isRouted(q) {
+					continue
+				}
+				r := routed{prefix: q, via: h, line: p.aipLine(i)}
+				if p.to != nil && !p.to.routes(q, h) {
+					r.owner = p.to
+				}
+				all = append(all, r)
+				if k := (key{r.owner, r.prefix}); r.owner != nil && !seenOwned[k] {
+					seenOwned[k] = true
+					owned = append(owned, r)
+				}
+			}
+		}
+	}
+	for i, r := range owned {
+		for _, o := range owned[:i] {
+			if o.owner == r.owner || !o.prefix.Overlaps(r.prefix) {
+				continue
+			}
+			n.report(CodeRouteOverlap, r.via.file, r.line, []*host{r.via, r.owner, o.owner, o.via},
+				"subnet %s routed to %s overlaps %s routed to %s (%s): %s",
+				r.prefix, r.owner.name, o.prefix, o.owner.name, where(o.via.file, o.line), winner(r, o))
+		}
+		for _, ov := range n.overlay {
+			if ov.Overlaps(r.prefix) {
+				n.report(CodeRouteOverlap, r.via.file, r.line, []*host{r.via, r.owner},
+					"subnet %s routed to %s overlaps the overlay subnet %s: pick a routed subnet outside it",
+					r.prefix, r.owner.name, ov)
+			}
+		}
+	}
+	// Docker's bridge: overlay subnets, host addresses and every routed subnet, once each.
+	seen := map[netip.Prefix]bool{}
+	for _, h := range n.hosts {
+		for i, a := range h.cfg.Interface.Addresses {
+			q := a.Masked()
+			if !seen[q] && q.Overlaps(dockerBridge) {
+				n.report(CodeDockerOverlap, h.file, h.addrLine(i), []*host{h},
+					"Address %s overlaps Docker's default bridge %s: on a host running Docker, the overlay collides with docker0", a, dockerBridge)
+			}
+			seen[q] = true
+		}
+	}
+	for _, r := range all {
+		if !seen[r.prefix] && r.prefix.Overlaps(dockerBridge) {
+			to := ""
+			if r.owner != nil {
+				to = " routed to " + r.owner.name
+			}
+			n.report(CodeDockerOverlap, r.via.file, r.line, []*host{r.via, r.owner},
+				"subnet %s%s overlaps Docker's default bridge %s: on a host running Docker, packets for it go to docker0", r.prefix, to, dockerBridge)
+		}
+		seen[r.prefix] = true
+	}
+	return owned
+}
+
+func winner(a, b routed) string {
+	switch {
+	case a.prefix == b.prefix:
+		return "a config with both sends it to whichever peer was set last; route it to one host only"
+	case a.prefix.Bits() > b.prefix.Bits():
+		return fmt.Sprintf("packets for %s go to %s (longest prefix), the rest of %s to %s; make them disjoint", a.prefix, a.owner.name, b.prefix, b.owner.name)
+	default:
+		return fmt.Sprintf("packets for %s go to %s (longest prefix), the rest of %s to %s; make them disjoint", b.prefix, b.owner.name, a.prefix, a.owner.name)
+	}
+}
+
+// holdsHost reports whether q contains some host's address.
+func (n *network) holdsHost(q netip.Prefix) bool {
+	for _, h := range n.hosts {
+		for _, a := range h.addrs {
+			if q.Contains(a) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// routes reports whether h's own config sends q, or parts of it, on to peers other
+// than from (the host that sent q to h): then h relays q (as a hub does, or a site
+// aggregating subnets) rather than being where it ends. A wider prefix in h's
+// config does not count, since h's own, more specific routes win for its own
+// subnet; nor do parts sent back to from, which only says the two overlap.
+func (h *host) routes(q netip.Prefix, from *host) bool {
+	for _, p := range h.peers {
+		if p.to == from {
+			continue
+		}
+		for _, r := range p.p.AllowedIPs {
+			if r.Bits() >= q.Bits() && q.Contains(r.Addr()) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// isRouted reports whether q is a routed subnet: not a default route, holding no
+// host's address, and not a single address inside the overlay (that is a host
+// address gone wrong, address-not-routed's).
+func (n *network) isRouted(q netip.Prefix) bool {
+	if q.Bits() == 0 || n.holdsHost(q) {
+		return false
+	}
+	return !(q.IsSingleIP() && slices.ContainsFunc(n.overlay, func(o netip.Prefix) bool { return o.Contains(q.Addr()) }))
+}
+
+type entry struct {
+	p    *peer
+	q    netip.Prefix
+	line int
+}
+
+// checkAllowedIPs finds the same or overlapping prefixes on different peers of one
+// config. Subnets that end at two different hosts are route-overlap's.
+func (n *network) checkAllowedIPs(owned []routed) {
+	type key struct {
+		prefix netip.Prefix
+		owner  *host
+	}
+	isOwned := map[key]bool{}
+	for _, r := range owned {
+		isOwned[key{r.prefix, r.owner}] = true
+	}
+	ownedBy := func(q netip.Prefix, h *host) bool { return isOwned[key{q, h}] }
+	for _, h := range n.hosts {
+		var es []entry
+		for _, p := range h.peers {
+			if p.self {
+				continue // wg ignores it
+			}
+			for i, q := range p.p.AllowedIPs {
+				es = append(es, entry{p, q.Masked(), p.aipLine(i)})
+			}
+		}
+		samePeer := func(a, b entry) bool {
+			return a.p == b.p || a.p.p.PublicKey == b.p.p.PublicKey // dup-peer's
+		}
+		routeOverlap := func(a, b entry) bool {
+			return a.p.to != nil && b.p.to != nil && a.p.to != b.p.to &&
+				ownedBy(a.q, a.p.to) && ownedBy(b.q, b.p.to)
+		}
+		done := map[netip.Prefix]bool{}
+		for i, e := range es {
+			if done[e.q] {
+				continue
+			}
+			var same []entry
+			for _, o := range es[i+1:] {
+				if o.q == e.q && !samePeer(e, o) && !routeOverlap(e, o) &&
+					!slices.ContainsFunc(same, func(s entry) bool { return samePeer(s, o) }) {
+					same = append(same, o)
+				}
+			}
+			for _, o := range es[i+1:] {
+				if o.q == e.q && !samePeer(e, o) {
+					h.dups[e.q] = true
+				}
+			}
+			if len(same) > 0 {
+				done[e.q] = true
+				last := same[len(same)-1]
+				losers := []string{e.p.label()}
+				for _, s := range same[:len(same)-1] {
+					losers = append(losers, s.p.label())
+				}
+				n.report(CodeDupAllowedIP, h.file, last.line, []*host{h},
+					"%s is in AllowedIPs of %s and %s: wg keeps it only on the last one set, %s, silently (`wg show` gives the other no route for it); remove it from all but one",
+					e.q, strings.Join(losers, ", "), last.p.label(), last.p.label())
+			}
+		}
+		for i, a := range es {
+			for _, b := range es[i+1:] {
+				if a.q == b.q || !a.q.Overlaps(b.q) || samePeer(a, b) || routeOverlap(a, b) ||
+					a.q.Bits() == 0 || b.q.Bits() == 0 { // default routes: default-route's
+
+					continue
+				}
+				long, short := a, b
+				if b.q.Bits() > a.q.Bits() {
+					long, short = b, a
+				}
+				n.report(CodeOverlapAllowedIP, h.file, b.line, []*host{h},
+					"%s of %s overlaps %s of %s: %s gets %s (longest prefix), %s the rest of %s",
+					b.q, b.p.label(), a.q, a.p.label(), long.p.label(), long.q, short.p.label(), short.q)
+			}
+		}
+	}
+}
+
+// checkAddresses checks overlay addresses: unique, and routed to their host by
+// every config that peers with it, and reachable at all from every host.
+func (n *network) checkAddresses() {
+	owner := map[netip.Addr]*host{}
+	dup := map[netip.Addr]bool{}
+	for _, h := range n.hosts {
+		for i, a := range h.addrs {
+			if o, ok := owner[a]; ok && o != h {
+				dup[a] = true
+				n.report(CodeDupAddress, h.file, h.addrLine(i), []*host{o, h},
+					"address %s is also %s's (%s): give each host its own address",
+					a, o.name, where(o.file, o.addrLine(slices.Index(o.addrs, a))))
+				continue
+			}
+			owner[a] = h
+		}
+	}
+	for _, a := range n.hosts {
+		for _, p := range a.peers {
+			b := p.to
+			if b == nil || a.peerOf(b) != p {
+				continue
+			}
+			var uncovered []netip.Addr
+			var elsewhere []string
+			for _, x := range b.addrs {
+				if dup[x] || !a.hasFamily(x) {
+					continue
+				}
+				got, q := a.lookup(x)
+				switch {
+				case got == nil:
+					uncovered = append(uncovered, x)
+				case got.to != b && !a.dups[q]:
+					elsewhere = append(elsewhere, fmt.Sprintf("%s goes to %s by %s", x, got.label(), q))
+				}
+			}
+			if len(uncovered) == 0 && len(elsewhere) == 0 {
+				continue
+			}
+			var msg []string
+			if len(uncovered) > 0 {
+				var add []string
+				for _, x := range uncovered {
+					add = append(add, netip.PrefixFrom(x, x.BitLen()).String())
+				}
+				msg = append(msg, fmt.Sprintf("AllowedIPs do not cover %s's address %s, so %s can't send to %s and drops what it sends from there; add %s",
+					b.name, addrList(uncovered), a.name, b.name, strings.Join(add, ", ")))
+			}
+			if len(elsewhere) > 0 {
+				msg = append(msg, fmt.Sprintf("%s's address %s instead; give this peer the more specific prefix", b.name, strings.Join(elsewhere, ", ")))
+			}
+			n.report(CodeAddressNotRouted, a.file, p.keyLine(wgconf.KeyAllowedIPs), []*host{a, b},
+				"%s: %s", p.label(), strings.Join(msg, "; "))
+		}
+	}
+	n.checkNoRoute(dup)
+}
+
+// checkNoRoute finds hosts that have no route at all to another host: no peer for
+// it and no peer whose AllowedIPs cover its address (as when spokes are scoped to
+// the hub's own address).
+func (n *network) checkNoRoute(dup map[netip.Addr]bool) {
+	for _, a := range n.hosts {
+		if slices.ContainsFunc(n.hosts, func(c *host) bool { return n.explicitMissing(a, c) }) {
+			continue // missing-peer's
+		}
+		var unreachable []*host
+		var missing []string
+		for _, c := range n.hosts {
+			if c == a || n.peered(a, c) { // asymmetric-peer's, if not both
+				continue
+			}
+			var lost []string
+			for _, x := range c.addrs {
+				if dup[x] || !a.hasFamily(x) {
+					continue
+				}
+				if got, _ := a.lookup(x); got == nil {
+					lost = append(lost, x.String())
+					missing = append(missing, netip.PrefixFrom(x, x.BitLen()).String())
+				}
+			}
+			if len(lost) > 0 {
+				unreachable = append(unreachable, c)
+			}
+		}
+		if len(unreachable) == 0 {
+			continue
+		}
+		line, fix := a.ifaceLine(), "add a [Peer] for them, or their addresses to a relay's AllowedIPs"
+		if n.hub != nil && a != n.hub {
+			if p := a.peerOf(n.hub); p != nil {
+				line = p.keyLine(wgconf.KeyAllowedIPs)
+				fix = fmt.Sprintf("to go through the hub, add %s (or the overlay subnet) to AllowedIPs of %s", strings.Join(missing, ", "), p.label())
+			}
+		}
+		n.report(CodeNoRoute, a.file, line, append([]*host{a}, unreachable...),
+			"%s has no route to %s: no peer's AllowedIPs cover %s; %s",
+			a.name, names(unreachable), strings.Join(missing, ", "), fix)
+	}
+}
+
+// explicitMissing reports whether missing-peer covers the pair a, c.
+func (n *network) explicitMissing(a, c *host) bool {
+	if !n.explicit || n.peered(a, c) {
+		return false
+	}
+	return n.topology == TopologyMesh || n.topology == TopologyHub && (a == n.hub || c == n.hub)
+}
+
+// checkEndpoints checks what depends on who dials whom: routing loops, ports,
+// default routes on servers and keepalives from behind NAT.
+func (n *network) checkEndpoints() {
+	for _, a := range n.hosts {
+		n.checkEndpointLoop(a)
+		var nat []*peer
+		dialled := n.dialled(a)
+		for _, p := range a.peers {
+			if e := p.p.Endpoint; e != nil && p.to != nil {
+				if lp := p.to.cfg.Interface.ListenPort; lp != nil && *lp != e.Port {
+					n.report(CodeEndpointPort, a.file, p.keyLine(wgconf.KeyEndpoint), []*host{a, p.to},
+						"%s: Endpoint port %d is not %s's ListenPort %d (%s): handshakes go to a port nobody listens on, unless a NAT forwards %d to %d",
+						p.label(), e.Port, p.to.name, *lp, where(p.to.file, p.to.keyLine(wgconf.KeyListenPort)), e.Port, *lp)
+				}
+				if p.p.PersistentKeepalive == 0 {
+					nat = append(nat, p)
+				}
+			}
+			if dialled && autoTable(a) {
+				for i, q := range p.p.AllowedIPs {
+					if q.Bits() == 0 {
+						n.report(CodeDefaultRoute, a.file, p.aipLine(i), []*host{a},
+							"%s is a server others dial, and %s on %s sends all its traffic into the tunnel, replies to SSH included: you may lock yourself out; route only the subnets you need",
+							a.name, q, p.label())
+					}
+				}
+			}
+		}
+		if dialled {
+			if a.cfg.Interface.ListenPort == nil {
+				port := "51820"
+				if e := n.knownEndpoint(a); e != "" {
+					port = e[strings.LastIndex(e, ":")+1:]
+				}
+				n.report(CodeNoListenPort, a.file, a.ifaceLine(), []*host{a},
+					"%s is dialled by its peers but sets no ListenPort, so wg picks a random port at every start; add ListenPort = %s", a.name, port)
+			}
+		} else if len(nat) > 0 {
+			labels := make([]string, len(nat))
+			for i, p := range nat {
+				labels[i] = p.label()
+			}
+			n.report(CodeKeepaliveNAT, a.file, nat[0].line(), []*host{a},
+				"no config has an Endpoint for %s, so it is behind NAT or unreachable, yet it sets no PersistentKeepalive for %s: once the NAT forgets the mapping, they can't reach it until it sends again; add PersistentKeepalive = 25",
+				a.name, strings.Join(labels, ", "))
+		}
+	}
+}
+
+// autoTable reports whether wg-quick adds routes for h's AllowedIPs to the main
+// table (a /0 to a table of its own): Table unset or "auto".
+func autoTable(h *host) bool {
+	t := strings.ToLower(h.cfg.Interface.Table)
+	return t == "" || t == "auto"
+}
+
+// checkEndpointLoop finds AllowedIPs that cover an Endpoint of the same config.
+// wg-quick keeps a /0 from looping (fwmark and its own routing table); any longer
+// prefix goes into the main table and catches the tunnel's own packets. With
+// Table = off or a table of the user's own, routing is the user's: not checked.
+func (n *network) checkEndpointLoop(a *host) {
+	if !autoTable(a) {
+		return
+	}
+	for _, p := range a.peers {
+		if p.p.Endpoint == nil {
+			continue
+		}
+		ea, ok := p.p.Endpoint.Addr()
+		if !ok {
+			continue
+		}
+		ea = ea.Unmap()
+		for _, o := range a.peers {
+			for i, q := range o.p.AllowedIPs {
+				if q.Bits() == 0 || !q.Masked().Contains(ea) {
+					continue
+				}
+				if o == p {
+					n.report(CodeEndpointLoop, a.file, o.aipLine(i), []*host{a},
+						"%s: AllowedIPs %s cover its own Endpoint %s: the encrypted packets would be routed into the tunnel itself; leave %s out of AllowedIPs",
+						p.label(), q, ea, ea)
+				} else {
+					n.report(CodeEndpointLoop, a.file, o.aipLine(i), []*host{a},
+						"AllowedIPs %s of %s cover the Endpoint %s of %s: the handshake packets for it would go into the tunnel to %s; leave %s out of AllowedIPs",
+						q, o.label(), ea, p.label(), o.label(), ea)
+				}
+			}
+		}
+	}
+}
+
+// checkForwarding finds hosts that must forward but don't turn forwarding on: a
+// peer's AllowedIPs for them hold more than their own address (other hosts'
+// addresses, routed subnets, a default route).
+func (n *network) checkForwarding() {
+	for _, x := range n.hosts {
+		var need4, need6 string // why, for the message
+		for _, a := range n.hosts {
+			for _, p := range a.peers {
+				if p.to != x {
+					continue
+				}
+				for _, q := range p.p.AllowedIPs {
+					q = q.Masked()
+					if !n.beyond(q, x, a) {
+						continue
+					}
+					why := fmt.Sprintf("%s routes %s to it", a.name, q)
+					if q.Addr().Is4() && need4 == "" {
+						need4 = why
+					} else if q.Addr().Is6() && need6 == "" {
+						need6 = why
+					}
+				}
+			}
+		}
+		f4, f6 := forwards(x.cfg)
+		var whys, fixes []string
+		if need4 != "" && !f4 {
+			whys = append(whys, "IPv4 ("+need4+")")
+			fixes = append(fixes, "PostUp = sysctl -q -w net.ipv4.conf.%i.forwarding=1")
+		}
+		if need6 != "" && !f6 {
+			whys = append(whys, "IPv6 ("+need6+")")
+			fixes = append(fixes, "PostUp = sysctl -q -w net.ipv6.conf.all.forwarding=1")
+		}
+		if len(whys) == 0 {
+			continue
+		}
+		role := "relays traffic for its peers"
+		if x == n.hub {
+			role = "is the hub"
+		}
+		n.report(CodeHubNoForwarding, x.file, x.ifaceLine(), []*host{x},
+			"%s %s, but no PreUp/PostUp turns on forwarding for %s: handshakes work, yet packets through it are dropped unless forwarding is on system-wide; add %s (and accept them in the FORWARD chain)",
+			x.name, role, strings.Join(whys, " or "), strings.Join(fixes, " and "))
+	}
+}
+
+// beyond reports whether q, in a's AllowedIPs for x, holds more than x's own
+// addresses: a default route, another host's address, or a routed subnet.
+func (n *network) beyond(q netip.Prefix, x, a *host) bool {
+	switch {
+	case a.dups[q]:
+		return false // dup-allowedip's
+	case q.Bits() == 0:
+		return true
+	}
+	for _, h := range n.hosts {
+		if h != x && h != a && slices.ContainsFunc(h.addrs, func(b netip.Addr) bool {
+			return q.Contains(b) && !slices.Contains(x.addrs, b) // not dup-address's
+		}) {
+			return true
+		}
+	}
+	if slices.ContainsFunc(x.addrs, q.Contains) {
+		return false
+	}
+	return n.isRouted(q)
+}
+
+// forwards reports whether c's hooks turn on forwarding, as far as
+// wgconf.Config.Forwards understands them (it reads PostUp; PreUp works as well).
+func forwards(c *wgconf.Config) (v4, v6 bool) {
+	v4, v6 = c.Forwards()
+	pre := wgconf.Config{Interface: wgconf.Interface{PostUp: c.Interface.PreUp}}
+	p4, p6 := pre.Forwards()
+	return v4 || p4, v6 || p6
+}
+
+// maxSafeMTU is the largest MTU that fits a 1500-byte underlay over IPv6 (80
+// bytes of WireGuard, UDP and IPv6 headers).
+const maxSafeMTU = 1420
+
+// checkMTU finds MTUs too big for a standard underlay, and MTUs that differ.
+func (n *network) checkMTU() {
+	var set []*host
+	for _, h := range n.hosts {
+		if mtu := h.cfg.Interface.MTU; mtu != 0 {
+			set = append(set, h)
+			if mtu > maxSafeMTU {
+				n.report(CodeMTU, h.file, h.keyLine(wgconf.KeyMTU), []*host{h},
+					"MTU %d needs an underlay MTU of at least %d on every path; over a standard 1500-byte path large packets are lost (ping works, TLS and SSH stall); use %d or less, or leave MTU out",
+					mtu, mtu+80, maxSafeMTU)
+			}
+		}
+	}
+	if len(set) < 2 {
+		return
+	}
+	lo := slices.MinFunc(set, func(a, b *host) int { return a.cfg.Interface.MTU - b.cfg.Interface.MTU })
+	var all []string
+	var first *host
+	for _, h := range set {
+		mtu := h.cfg.Interface.MTU
+		all = append(all, h.name+" "+strconv.Itoa(mtu))
+		if first == nil && mtu != lo.cfg.Interface.MTU && mtu <= maxSafeMTU {
+			first = h
+		}
+	}
+	if first == nil {
+		return
+	}
+	n.report(CodeMTU, first.file, first.keyLine(wgconf.KeyMTU), set,
+		"MTUs differ between hosts (%s): the host with the larger MTU sends packets the smaller path may not carry; set the same MTU everywhere (%d)",
+		strings.Join(all, ", "), lo.cfg.Interface.MTU)
+}
+
+// checkModes finds config files others can read.
+func (n *network) checkModes() {
+	if n.modes == nil {
+		return
+	}
+	for _, h := range n.hosts {
+		m, ok := n.modes[h.file]
+		if !ok || m.Perm()&0o077 == 0 {
+			continue
+		}
+		what := "it holds a private key"
+		if !h.keyed {
+			what = "wg-quick warns about it"
+		}
+		n.report(CodeWorldReadable, h.file, 0, nil,
+			"mode %04o lets group or others read it, and %s; chmod 600 %s", m.Perm(), what, h.file)
+	}
+}

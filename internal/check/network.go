@@ -1,0 +1,423 @@
+package check
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/wgnet/wgnet/internal/wgconf"
+	"github.com/wgnet/wgnet/internal/wgkey"
+)
+
+// host is one config of the network with what the checks derive from it.
+type host struct {
+	name   string
+	file   string // where its findings go: the config's file, else its name
+	cfg    *wgconf.Config
+	pub    wgkey.Key // derived from PrivateKey
+	keyed  bool      // pub is known: from PrivateKey, or given in Input.PublicKeys
+	addrs  []netip.Addr
+	broken bool // its file had syntax errors
+	// dups are the prefixes its config has on two peers (dup-allowedip's): other
+	// checks don't pile on them.
+	dups  map[netip.Prefix]bool
+	peers []*peer
+}
+
+// peer is one [Peer] of a host, resolved to the host it stands for.
+type peer struct {
+	p *wgconf.Peer
+	// to is the host holding the peer's public key or, when no host does, the host
+	// it evidently stands for (how says by what); nil when unknown.
+	to  *host
+	how string // "" = by key; "name", "endpoint", "address" = a guess
+	// self is set when the peer has its own host's key; dupOf points to the
+	// earlier peer with the same key. Neither resolves by key.
+	self  bool
+	dupOf *peer
+}
+
+type network struct {
+	hosts    []*host // sorted by file, then name
+	byName   map[string]*host
+	topology string // as given or inferred: hub, mesh or ""
+	explicit bool   // topology was given
+	hub      *host  // the hub, when topology is hub
+	modes    map[string]os.FileMode
+	findings []Finding
+
+	overlay []netip.Prefix // overlay subnets: masked Address prefixes shorter than one address
+}
+
+func newNetwork(in Input, broken map[string]bool) *network {
+	n := &network{byName: map[string]*host{}, modes: in.Modes}
+	var cfgs []*wgconf.Config
+	var files []string
+	for _, c := range in.Configs {
+		if c != nil {
+			cfgs = append(cfgs, c)
+			files = append(files, c.Interface.Pos.File)
+		}
+	}
+	derived := HostNames(files)
+	for i, c := range cfgs {
+		h := &host{cfg: c, name: c.Name, file: c.Interface.Pos.File, dups: map[netip.Prefix]bool{}}
+		if h.name == "" {
+			h.name = derived[i]
+		}
+		if h.name == "" {
+			h.name = "config " + strconv.Itoa(i+1) // neither a name nor a file
+		}
+		if h.file == "" {
+			h.file = h.name
+		}
+		if !c.Interface.PrivateKey.IsZero() {
+			h.pub, h.keyed = c.Interface.PrivateKey.Public(), true
+		} else if k := in.PublicKeys[h.name]; !k.IsZero() {
+			h.pub, h.keyed = k, true
+		}
+		for _, a := range c.Interface.Addresses {
+			h.addrs = append(h.addrs, a.Addr().Unmap())
+			if a.Bits() < a.Addr().BitLen() {
+				m := a.Masked()
+				if !slices.Contains(n.overlay, m) {
+					n.overlay = append(n.overlay, m)
+				}
+			}
+		}
+		h.broken = broken[h.name] || broken[h.file]
+		for j := range c.Peers {
+			h.peers = append(h.peers, &peer{p: &c.Peers[j]})
+		}
+		n.hosts = append(n.hosts, h)
+	}
+	slices.SortStableFunc(n.hosts, func(a, b *host) int {
+		return cmp.Or(cmp.Compare(a.file, b.file), cmp.Compare(a.name, b.name))
+	})
+	for _, h := range n.hosts {
+		if _, dup := n.byName[h.name]; !dup {
+			n.byName[h.name] = h
+		}
+	}
+	n.resolve()
+	n.inferTopology(in.Topology, in.Hub)
+	return n
+}
+
+// HostNames returns the host name of each config file: the file name without
+// ".conf" (s2.conf → s2), or, when several files share a file name (one IFACE.conf
+// per host directory), the directory name (out/s1/wg0.conf → s1). Names that
+// would still collide are the paths without ".conf".
+func HostNames(files []string) []string {
+	base := func(f string) string {
+		if f == "" {
+			return ""
+		}
+		return strings.TrimSuffix(filepath.Base(f), ".conf")
+	}
+	count := func(names []string) map[string]int {
+		m := map[string]int{}
+		for _, n := range names {
+			m[n]++
+		}
+		return m
+	}
+	names := make([]string, len(files))
+	for i, f := range files {
+		names[i] = base(f)
+	}
+	bases := count(names)
+	for i, f := range files {
+		if bases[names[i]] > 1 && f != "" {
+			names[i] = filepath.Base(filepath.Dir(f))
+		}
+	}
+	final := count(names)
+	for i, f := range files {
+		if final[names[i]] > 1 && f != "" || names[i] == "." || names[i] == string(filepath.Separator) {
+			names[i] = strings.TrimSuffix(filepath.ToSlash(f), ".conf")
+		}
+	}
+	return names
+}
+
+// resolve finds the host each peer stands for: by public key, or else by the
+// evidence a wrong key leaves (the peer's name comment, an endpoint others use for
+// a host, the host address its AllowedIPs cover best).
+func (n *network) resolve() {
+	byKey := map[wgkey.Key]*host{}
+	for _, h := range n.hosts {
+		if h.keyed {
+			if _, dup := byKey[h.pub]; !dup {
+				byKey[h.pub] = h
+			}
+		}
+	}
+	endpoints := map[string]*host{} // endpoint → host, nil when ambiguous
+	for _, h := range n.hosts {
+		seen := map[wgkey.Key]*peer{}
+		for _, p := range h.peers {
+			k := p.p.PublicKey
+			if h.keyed && k == h.pub {
+				p.self = true
+				continue
+			}
+			if first, dup := seen[k]; dup {
+				p.dupOf = first
+				continue
+			}
+			seen[k] = p
+			if to, ok := byKey[k]; ok {
+				p.to = to
+				if e := p.p.Endpoint; e != nil {
+					if prev, seen := endpoints[e.String()]; seen && prev != to {
+						endpoints[e.String()] = nil
+					} else {
+						endpoints[e.String()] = to
+					}
+				}
+			}
+		}
+	}
+	for _, h := range n.hosts {
+		for _, p := range h.peers {
+			if p.to != nil || p.self {
+				continue
+			}
+			p.to, p.how = n.guess(h, p.p, endpoints)
+			if d := p.dupOf; d != nil && (p.to == nil || p.to == d.to) {
+				p.to, p.how = d.to, "" // the same host in two sections
+			}
+		}
+	}
+}
+
+func (n *network) guess(from *host, p *wgconf.Peer, endpoints map[string]*host) (*host, string) {
+	if h, ok := n.byName[p.Name]; ok && h != from {
+		return h, "name"
+	}
+	if p.Endpoint != nil {
+		if h := endpoints[p.Endpoint.String()]; h != nil && h != from {
+			return h, "endpoint"
+		}
+	}
+	var best *host
+	bestBits, tie := -1, false
+	for _, h := range n.hosts {
+		if h == from {
+			continue
+		}
+		for _, a := range h.addrs {
+			for _, q := range p.AllowedIPs {
+				if !q.Masked().Contains(a) {
+					continue
+				}
+				switch {
+				case q.Bits() > bestBits:
+					best, bestBits, tie = h, q.Bits(), false
+				case q.Bits() == bestBits && h != best:
+					tie = true
+				}
+			}
+		}
+	}
+	if best == nil || tie {
+		return nil, ""
+	}
+	return best, "address"
+}
+
+// inferTopology records the topology: as given, or a hub when one host peers with
+// every other while some pair of others does not peer, or a mesh when all do.
+func (n *network) inferTopology(topology, hub string) {
+	n.topology, n.explicit = topology, topology != ""
+	degree := map[*host]int{}
+	for _, h := range n.hosts {
+		for _, o := range n.hosts {
+			if h != o && n.peered(h, o) {
+				degree[h]++
+			}
+		}
+	}
+	pickHub := func() *host {
+		if h, ok := n.byName[hub]; ok {
+			return h
+		}
+		var best *host
+		for _, h := range n.hosts {
+			if best == nil || degree[h] > degree[best] {
+				best = h
+			}
+		}
+		return best
+	}
+	if n.explicit {
+		if n.topology == TopologyHub {
+			n.hub = pickHub()
+		}
+		return
+	}
+	all := len(n.hosts) - 1
+	full := 0
+	for _, h := range n.hosts {
+		if degree[h] == all {
+			full++
+		}
+	}
+	switch {
+	case len(n.hosts) < 2:
+	case full == len(n.hosts):
+		n.topology = TopologyMesh
+	case full == 1 && len(n.hosts) >= 3:
+		n.topology, n.hub = TopologyHub, pickHub()
+	}
+}
+
+// peerOf returns a's peer standing for b, or nil.
+func (a *host) peerOf(b *host) *peer {
+	for _, p := range a.peers {
+		if p.to == b {
+			return p
+		}
+	}
+	return nil
+}
+
+// peered reports whether a or b lists the other.
+func (n *network) peered(a, b *host) bool {
+	return a.peerOf(b) != nil || b.peerOf(a) != nil
+}
+
+// dialled reports whether some config has an Endpoint for h.
+func (n *network) dialled(h *host) bool {
+	for _, o := range n.hosts {
+		if p := o.peerOf(h); p != nil && p.p.Endpoint != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// report adds a finding about hosts at file:line, unless one of them is broken.
+func (n *network) report(code, file string, line int, hosts []*host, format string, args ...any) {
+	for _, h := range hosts {
+		if h != nil && h.broken {
+			return
+		}
+	}
+	sev, ok := severityOf[code]
+	if !ok {
+		panic("check: undocumented code " + code) // programming error, caught by tests
+	}
+	n.findings = append(n.findings, Finding{
+		File: file, Line: line, Severity: sev, Code: code,
+		Message: fmt.Sprintf(format, args...),
+	})
+}
+
+// label names p for messages: `peer "s2" (line 12)`.
+func (p *peer) label() string {
+	name := p.p.Name
+	if name == "" && p.to != nil && p.how == "" {
+		name = p.to.name
+	}
+	var s string
+	if name != "" {
+		s = "peer " + strconv.Quote(name)
+	} else {
+		s = "peer " + abbrev(p.p.PublicKey)
+	}
+	if p.p.Pos.Line > 0 {
+		s += " (line " + strconv.Itoa(p.p.Pos.Line) + ")"
+	}
+	return s
+}
+
+func (p *peer) line() int { return p.p.Pos.Line }
+
+// keyLine returns the line of key in p's section, or the section's line.
+func (p *peer) keyLine(key string) int { return p.p.Pos.KeyLine(key) }
+
+// aipLine returns the line of p's i-th AllowedIPs entry.
+func (p *peer) aipLine(i int) int {
+	if i < len(p.p.Pos.AllowedIPs) && p.p.Pos.AllowedIPs[i] > 0 {
+		return p.p.Pos.AllowedIPs[i]
+	}
+	return p.keyLine(wgconf.KeyAllowedIPs)
+}
+
+func (h *host) ifaceLine() int { return h.cfg.Interface.Pos.Line }
+
+func (h *host) keyLine(key string) int { return h.cfg.Interface.Pos.KeyLine(key) }
+
+func (h *host) addrLine(i int) int {
+	pos := h.cfg.Interface.Pos
+	if i < len(pos.Address) && pos.Address[i] > 0 {
+		return pos.Address[i]
+	}
+	return pos.KeyLine(wgconf.KeyAddress)
+}
+
+// where formats file:line for messages about another file.
+func where(file string, line int) string {
+	if line > 0 {
+		return file + ":" + strconv.Itoa(line)
+	}
+	return file
+}
+
+// abbrev shortens a public key for a label; messages that ask for a fix print it whole.
+func abbrev(k wgkey.Key) string {
+	s := k.String()
+	return s[:8] + "…"
+}
+
+func addrList(as []netip.Addr) string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = a.String()
+	}
+	return strings.Join(s, ", ")
+}
+
+func names(hs []*host) string {
+	s := make([]string, len(hs))
+	for i, h := range hs {
+		s[i] = h.name
+	}
+	return strings.Join(s, ", ")
+}
+
+// lookup returns the peer of h that wg sends a packet for a to, and the prefix that
+// matched: the longest prefix, and the last peer set when two peers have the same one.
+func (h *host) lookup(a netip.Addr) (*peer, netip.Prefix) {
+	var best *peer
+	var bestQ netip.Prefix
+	for _, p := range h.peers {
+		if p.self {
+			continue // wg ignores it
+		}
+		for _, q := range p.p.AllowedIPs {
+			q = q.Masked()
+			if q.Contains(a) && (best == nil || q.Bits() >= bestQ.Bits()) {
+				best, bestQ = p, q
+			}
+		}
+	}
+	return best, bestQ
+}
+
+// hasFamily reports whether h has an address of a's family.
+func (h *host) hasFamily(a netip.Addr) bool {
+	for _, b := range h.addrs {
+		if b.Is4() == a.Is4() {
+			return true
+		}
+	}
+	return false
+}
