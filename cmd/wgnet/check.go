@@ -86,8 +86,9 @@ func plural(n int, what string) string {
 // lines in the spec), then, if it is valid, the configs it compiles to, as one
 // network. Findings about compiled configs name the host (they have no file).
 //
-// LEAD: this is the hook for spec validation + compile + check.Configs; refine the
-// wiring (secrets warnings, locating config findings in the spec) here.
+// checkSpec lints the spec: its own validation, its secrets, then the configs it
+// compiles to, checked as one network. Findings about a compiled config point at
+// the host's entry in the spec, since that is where the fix belongs.
 func checkSpec(_ context.Context, stderr io.Writer) ([]check.Finding, error) {
 	file := global.specFile
 	src, err := os.ReadFile(file)
@@ -95,13 +96,7 @@ func checkSpec(_ context.Context, stderr io.Writer) ([]check.Finding, error) {
 		return nil, fmt.Errorf("check: %w (give config files, or a spec with -f)", err)
 	}
 	s, errs, warns := spec.Check(file, src)
-	var out []check.Finding
-	for _, p := range append(errs, warns...) {
-		out = append(out, check.Finding{
-			File: p.File, Line: p.Line, Severity: check.Severity(p.Severity.String()),
-			Code: p.Code, Message: p.Msg,
-		})
-	}
+	out := problemFindings(append(errs, warns...))
 	if len(errs) > 0 || s == nil {
 		return out, nil // the configs of an invalid spec would only echo its errors
 	}
@@ -111,6 +106,11 @@ func checkSpec(_ context.Context, stderr io.Writer) ([]check.Finding, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	serrs, swarns := s.CheckSecrets(sec)
+	out = append(out, problemFindings(append(serrs, swarns...))...)
+	if len(serrs) > 0 {
+		return out, nil // compiling would fail on the same missing keys
 	}
 	hcs, err := compile.Compile(s, sec)
 	if err != nil {
@@ -125,5 +125,41 @@ func checkSpec(_ context.Context, stderr io.Writer) ([]check.Finding, error) {
 			in.PublicKeys[hc.Host] = h.PublicKey
 		}
 	}
-	return append(out, check.Configs(in)...), nil
+	said := map[string]bool{} // spec code + line already reported
+	for _, f := range out {
+		said[fmt.Sprint(f.Code, f.Line)] = true
+	}
+	for _, f := range check.Configs(in) {
+		if h, ok := s.HostByName(f.File); ok {
+			if said[fmt.Sprint(sameAsSpec[f.Code], h.Line)] {
+				continue // the spec's own finding says it, and says it better
+			}
+			f.Message = "compiled config of " + h.Name + ": " + f.Message
+			f.File, f.Line = file, h.Line
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// problemFindings turns spec problems into findings.
+func problemFindings(ps []spec.Problem) []check.Finding {
+	var out []check.Finding
+	for _, p := range ps {
+		out = append(out, check.Finding{
+			File: p.File, Line: p.Line, Severity: check.Severity(p.Severity.String()),
+			Code: p.Code, Message: p.Msg,
+		})
+	}
+	return out
+}
+
+// sameAsSpec maps a config check's code to the spec check that reports the same
+// problem, so that `check` on a spec says each problem once.
+var sameAsSpec = map[string]string{
+	"keepalive-nat":  "spec-keepalive-missing",
+	"docker-overlap": "spec-docker-overlap",
+	"route-overlap":  "spec-route-overlap",
+	"no-endpoint":    "spec-unreachable",
+	"mtu":            "spec-mtu",
 }
