@@ -46,7 +46,7 @@ func newImportCmd() *cobra.Command {
 			if len(errs) > 0 {
 				return fmt.Errorf("import: fix these first:\n%w", errors.Join(errs...))
 			}
-			r, err := importer.Import(name, importer.HostNames(args), cfgs)
+			r, err := importer.Import(name, wgconf.HostNames(args), cfgs)
 			if err != nil {
 				return err
 			}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -109,42 +108,8 @@ func newNetwork(in Input, broken map[string]bool) *network {
 	return n
 }
 
-// HostNames returns the host name of each config file: the file name without
-// ".conf" (s2.conf → s2), or, when several files share a file name (one IFACE.conf
-// per host directory), the directory name (out/s1/wg0.conf → s1). Names that
-// would still collide are the paths without ".conf".
-func HostNames(files []string) []string {
-	base := func(f string) string {
-		if f == "" {
-			return ""
-		}
-		return strings.TrimSuffix(filepath.Base(f), ".conf")
-	}
-	count := func(names []string) map[string]int {
-		m := map[string]int{}
-		for _, n := range names {
-			m[n]++
-		}
-		return m
-	}
-	names := make([]string, len(files))
-	for i, f := range files {
-		names[i] = base(f)
-	}
-	bases := count(names)
-	for i, f := range files {
-		if bases[names[i]] > 1 && f != "" {
-			names[i] = filepath.Base(filepath.Dir(f))
-		}
-	}
-	final := count(names)
-	for i, f := range files {
-		if final[names[i]] > 1 && f != "" || names[i] == "." || names[i] == string(filepath.Separator) {
-			names[i] = strings.TrimSuffix(filepath.ToSlash(f), ".conf")
-		}
-	}
-	return names
-}
+// HostNames returns the host name of each config file, as wgconf.HostNames does.
+func HostNames(files []string) []string { return wgconf.HostNames(files) }
 
 // resolve finds the host each peer stands for: by public key, or else by the
 // evidence a wrong key leaves (the peer's name comment, an endpoint others use for

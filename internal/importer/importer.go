@@ -32,24 +32,7 @@ func (n Note) String() string {
 	return fmt.Sprintf("%s: %s", n.File, n.Msg)
 }
 
-// HostNames names each config's host from its path: the directory name when every
-// file has the same base name (out/s1/wg0.conf, out/s2/wg0.conf), else the file name
-// without ".conf" (s1.conf, s2.conf).
-func HostNames(paths []string) []string {
-	same := len(paths) > 1
-	for _, p := range paths {
-		same = same && filepath.Base(p) == filepath.Base(paths[0])
-	}
-	names := make([]string, len(paths))
-	for i, p := range paths {
-		if same {
-			names[i] = filepath.Base(filepath.Dir(p))
-		} else {
-			names[i] = strings.TrimSuffix(filepath.Base(p), ".conf")
-		}
-	}
-	return names
-}
+
 
 // Result is an imported network.
 type Result struct {

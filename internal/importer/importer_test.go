@@ -155,15 +155,3 @@ var cmpSorted = cmp.Transformer("sort", func(in []string) []string {
 	return out
 })
 
-func TestHostNames(t *testing.T) {
-	tests := []struct{ in, want []string }{
-		{[]string{"out/s1/wg0.conf", "out/s2/wg0.conf"}, []string{"s1", "s2"}},
-		{[]string{"s1.conf", "conf/s2.conf"}, []string{"s1", "s2"}},
-		{[]string{"/etc/wireguard/wg0.conf"}, []string{"wg0"}},
-	}
-	for _, tt := range tests {
-		if diff := cmp.Diff(tt.want, HostNames(tt.in)); diff != "" {
-			t.Errorf("HostNames(%v) (-want +got):\n%s", tt.in, diff)
-		}
-	}
-}
