@@ -1,0 +1,198 @@
+package device
+
+import (
+	"bufio"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wgnet/wgnet/internal/wgkey"
+)
+
+// The cross-platform userspace API (https://www.wireguard.com/xplatform/): a "set"
+// is key=value lines, keys in hex; a "get" answers in the same form. wireguard-go's
+// IpcSet/IpcGet take and give the body without the "set=1"/"get=1" line and the
+// trailing "errno=" line.
+
+// encodeUAPI renders a patch as the body of a UAPI set operation.
+func encodeUAPI(c Config) string {
+	var b strings.Builder
+	kv := func(k, v string) { b.WriteString(k + "=" + v + "\n") }
+	if c.PrivateKey != nil {
+		kv("private_key", c.PrivateKey.Hex())
+	}
+	if c.ListenPort != nil {
+		kv("listen_port", strconv.Itoa(*c.ListenPort))
+	}
+	if c.FwMark != nil {
+		kv("fwmark", strconv.Itoa(*c.FwMark))
+	}
+	if c.ReplacePeers {
+		kv("replace_peers", "true")
+	}
+	for _, p := range c.Peers {
+		kv("public_key", p.PublicKey.Hex())
+		if p.Remove {
+			kv("remove", "true")
+			continue
+		}
+		if p.UpdateOnly {
+			kv("update_only", "true")
+		}
+		if p.PresharedKey != nil {
+			kv("preshared_key", p.PresharedKey.Hex())
+		}
+		if p.Endpoint != nil {
+			kv("endpoint", p.Endpoint.String())
+		}
+		if p.PersistentKeepalive != nil {
+			kv("persistent_keepalive_interval", strconv.Itoa(int(*p.PersistentKeepalive/time.Second)))
+		}
+		if p.ReplaceAllowedIPs {
+			kv("replace_allowed_ips", "true")
+		}
+		for _, a := range p.AllowedIPs {
+			kv("allowed_ip", a.String())
+		}
+	}
+	return b.String()
+}
+
+// checkConfig refuses what a device would reject or silently truncate.
+func checkConfig(c Config) error {
+	if c.ListenPort != nil && (*c.ListenPort < 0 || *c.ListenPort > 65535) {
+		return fmt.Errorf("listen port %d: must be 0-65535", *c.ListenPort)
+	}
+	if c.FwMark != nil && (*c.FwMark < 0 || int64(*c.FwMark) > 0xffffffff) {
+		return fmt.Errorf("fwmark %d: must be 0-4294967295", *c.FwMark)
+	}
+	for _, p := range c.Peers {
+		if p.PublicKey.IsZero() {
+			return fmt.Errorf("peer with an all-zero public key")
+		}
+		if k := p.PersistentKeepalive; k != nil && (*k < 0 || *k > 65535*time.Second || *k%time.Second != 0) {
+			return fmt.Errorf("peer %s: persistent keepalive %v: must be whole seconds, 0-65535", p.PublicKey, *k)
+		}
+		if e := p.Endpoint; e != nil && !e.IsValid() {
+			return fmt.Errorf("peer %s: invalid endpoint", p.PublicKey)
+		}
+		for _, a := range p.AllowedIPs {
+			if !a.IsValid() {
+				return fmt.Errorf("peer %s: invalid allowed IP", p.PublicKey)
+			}
+		}
+	}
+	return nil
+}
+
+// decodeUAPI parses the body of a UAPI get answer. The UAPI does not report the
+// public key; when the answer holds a private key, the public key is derived.
+func decodeUAPI(s string) (*State, error) {
+	st := &State{}
+	var p *PeerState
+	var hsSec, hsNsec int64
+	flush := func() {
+		if p != nil && (hsSec != 0 || hsNsec != 0) {
+			p.LastHandshake = time.Unix(hsSec, hsNsec)
+		}
+		hsSec, hsNsec = 0, 0
+	}
+	sc := bufio.NewScanner(strings.NewReader(s))
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		if line == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			return nil, fmt.Errorf("uapi line %d: %q: no '='", n, line)
+		}
+		bad := func(err error) error { return fmt.Errorf("uapi line %d: %s: %w", n, k, err) }
+		switch k {
+		case "private_key":
+			key, err := hexKey(v)
+			if err != nil {
+				return nil, bad(err)
+			}
+			if key != (wgkey.Key{}) {
+				st.PublicKey = wgkey.Private(key).Public()
+			}
+		case "listen_port":
+			n, err := strconv.ParseUint(v, 10, 16)
+			if err != nil {
+				return nil, bad(err)
+			}
+			st.ListenPort = int(n)
+		case "fwmark":
+			n, err := strconv.ParseUint(v, 10, 32)
+			if err != nil {
+				return nil, bad(err)
+			}
+			st.FwMark = int(n)
+		case "public_key":
+			flush()
+			key, err := hexKey(v)
+			if err != nil {
+				return nil, bad(err)
+			}
+			st.Peers = append(st.Peers, PeerState{PublicKey: key})
+			p = &st.Peers[len(st.Peers)-1]
+		case "errno":
+			if v != "0" {
+				return nil, fmt.Errorf("uapi: errno=%s", v)
+			}
+		default:
+			if p == nil {
+				return nil, fmt.Errorf("uapi line %d: %q before any peer", n, k)
+			}
+			var err error
+			switch k {
+			case "preshared_key":
+				var key wgkey.Key
+				key, err = hexKey(v)
+				p.HasPresharedKey = !key.IsZero()
+			case "endpoint":
+				p.Endpoint, err = netip.ParseAddrPort(v)
+			case "last_handshake_time_sec":
+				hsSec, err = strconv.ParseInt(v, 10, 64)
+			case "last_handshake_time_nsec":
+				hsNsec, err = strconv.ParseInt(v, 10, 64)
+			case "tx_bytes":
+				p.TxBytes, err = strconv.ParseInt(v, 10, 64)
+			case "rx_bytes":
+				p.RxBytes, err = strconv.ParseInt(v, 10, 64)
+			case "persistent_keepalive_interval":
+				var n uint64
+				n, err = strconv.ParseUint(v, 10, 16)
+				p.PersistentKeepalive = time.Duration(n) * time.Second
+			case "allowed_ip":
+				var a netip.Prefix
+				a, err = netip.ParsePrefix(v)
+				p.AllowedIPs = append(p.AllowedIPs, a)
+			case "protocol_version":
+				if v != "1" {
+					err = fmt.Errorf("unsupported protocol version %q", v)
+				}
+			default:
+				// Newer daemons may add keys; ignoring them is what wg(8) does.
+			}
+			if err != nil {
+				return nil, bad(err)
+			}
+		}
+	}
+	flush()
+	return st, sc.Err()
+}
+
+func hexKey(s string) (wgkey.Key, error) {
+	var k wgkey.Key
+	if len(s) != 2*wgkey.Len {
+		return k, fmt.Errorf("key must be %d hex digits", 2*wgkey.Len)
+	}
+	_, err := hex.Decode(k[:], []byte(s))
+	return k, err
+}

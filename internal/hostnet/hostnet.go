@@ -1,0 +1,105 @@
+// Package hostnet owns the host side of a WireGuard interface: the link (MTU, up or
+// down), its addresses, routes, sysctls, and the nftables table wgnet keeps for it,
+// all behind the small HostNet interface so that the code deciding what to change
+// (package up) can be tested against the fake in hostnettest. The Linux
+// implementation (New) uses rtnetlink and nf_tables directly, not the ip and nft
+// commands. It operates on the network namespace of the calling process.
+//
+// It imports nothing of wgnet; it must not import device, up or anything above.
+package hostnet
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+)
+
+// HostNet changes and reads the host's network configuration. Every Add returns an
+// error wrapping ErrExists when the thing is already there (so that a caller never
+// records as its own what it did not create), and every Del or read of a missing
+// thing wraps ErrNotFound.
+type HostNet interface {
+	// Links lists every interface.
+	Links() ([]Link, error)
+	// Link describes the interface name.
+	Link(name string) (Link, error)
+	// SetMTU sets the link's MTU.
+	SetMTU(name string, mtu int) error
+	// SetUp sets the link administratively up or down.
+	SetUp(name string, up bool) error
+
+	// Addrs returns the link's addresses with their prefix lengths, except the IPv6
+	// link-local ones the kernel manages.
+	Addrs(name string) ([]netip.Prefix, error)
+	AddAddr(name string, p netip.Prefix) error
+	DelAddr(name string, p netip.Prefix) error
+
+	// Routes returns the routes through link name in a table (0 means main),
+	// including the prefix routes the kernel adds for addresses.
+	Routes(name string, table int) ([]Route, error)
+	AddRoute(r Route) error
+	DelRoute(r Route) error
+	// RouteMTU returns the MTU on the way to dst, as `ip route get` decides it: the
+	// route's own MTU, else its device's. An invalid dst asks about the default
+	// route of the main table. It returns 0 when there is no route.
+	RouteMTU(dst netip.Addr) (int, error)
+
+	// Sysctl reads a kernel parameter; key is a path under /proc/sys with '/'
+	// separators ("net/ipv4/conf/wg0/forwarding"), as interface names may hold dots.
+	Sysctl(key string) (string, error)
+	SetSysctl(key, value string) error
+
+	// ApplyFirewall creates the nftables table fw.Table, replacing any table of that
+	// name, with exactly the rules fw describes.
+	ApplyFirewall(fw Firewall) error
+	// Firewall reads back a table written by ApplyFirewall.
+	Firewall(table string) (Firewall, error)
+	// DeleteFirewall removes the table.
+	DeleteFirewall(table string) error
+}
+
+// Link is a network interface.
+type Link struct {
+	Name  string
+	Index int
+	Type  string // "tun", "wireguard", "veth", ...
+	MTU   int
+	Up    bool // administratively up
+}
+
+// Route is a directly connected route: Dst through the link Dev, like
+// `ip route add DST dev DEV [table TABLE]`.
+type Route struct {
+	Dst   netip.Prefix `json:"dst"`
+	Dev   string       `json:"dev"`
+	Table int          `json:"table,omitempty"` // 0 means main (254)
+}
+
+// Firewall is the one nftables table wgnet owns for an interface (family inet).
+type Firewall struct {
+	Table string
+	// ClampMSS lists interfaces whose forwarded TCP SYN packets, on the way out,
+	// get their MSS option clamped to the route MTU
+	// (`oifname X tcp flags & (syn|rst) == syn tcp option maxseg size set rt mtu`).
+	ClampMSS []string
+}
+
+// TableMain is the main routing table.
+const TableMain = 254
+
+var (
+	// ErrNotFound: no such link, address, route, sysctl or table.
+	ErrNotFound = errors.New("not found")
+	// ErrExists: the address or route is already there.
+	ErrExists = errors.New("already exists")
+)
+
+// SysctlName returns key in the dotted form sysctl(8) prints, for messages.
+// (Dots inside a component, such as an interface name, become '/', as sysctl does.)
+func SysctlName(key string) string {
+	parts := strings.Split(key, "/")
+	for i, p := range parts {
+		parts[i] = strings.ReplaceAll(p, ".", "/")
+	}
+	return strings.Join(parts, ".")
+}

@@ -1,0 +1,219 @@
+package hostnettest
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/wgnet/wgnet/internal/hostnet"
+)
+
+// Run is the conformance test every HostNet passes. newHost returns a HostNet and
+// the name of a link on it that the test may change freely: administratively down,
+// MTU 1500, no addresses, no routes, with the usual per-interface sysctls. It is
+// called once per subtest.
+func Run(t *testing.T, newHost func(t *testing.T) (hostnet.HostNet, string)) {
+	pfx := netip.MustParsePrefix
+	cmpOpts := []cmp.Option{cmpopts.EquateComparable(netip.Prefix{}), cmpopts.EquateEmpty()}
+	sorted := func(ps []netip.Prefix) []netip.Prefix {
+		ps = slices.Clone(ps)
+		slices.SortFunc(ps, func(a, b netip.Prefix) int { return strings.Compare(a.String(), b.String()) })
+		return ps
+	}
+	mustNotFound := func(t *testing.T, what string, err error) {
+		t.Helper()
+		if !errors.Is(err, hostnet.ErrNotFound) {
+			t.Errorf("%s: got %v, want an error wrapping ErrNotFound", what, err)
+		}
+	}
+
+	t.Run("link", func(t *testing.T) {
+		h, link := newHost(t)
+		l, err := h.Link(link)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Name != link || l.Index == 0 || l.Up {
+			t.Errorf("Link(%q) = %+v, want that name, an index, down", link, l)
+		}
+		if err := h.SetMTU(link, 1380); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.SetUp(link, true); err != nil {
+			t.Fatal(err)
+		}
+		l, err = h.Link(link)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.MTU != 1380 || !l.Up {
+			t.Errorf("after SetMTU 1380 and SetUp: %+v", l)
+		}
+		if err := h.SetUp(link, false); err != nil {
+			t.Fatal(err)
+		}
+		if l, _ := h.Link(link); l.Up {
+			t.Errorf("after SetUp false: still up")
+		}
+		all, err := h.Links()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(all, func(x hostnet.Link) bool { return x.Name == link && x.Index == l.Index }) {
+			t.Errorf("Links() = %+v: %s missing", all, link)
+		}
+		_, err = h.Link("wgt-nonexist0")
+		mustNotFound(t, "Link of a missing link", err)
+		mustNotFound(t, "SetUp of a missing link", h.SetUp("wgt-nonexist0", true))
+	})
+
+	t.Run("addresses", func(t *testing.T) {
+		h, link := newHost(t)
+		want := []netip.Prefix{pfx("10.99.0.1/24"), pfx("fd00:99::1/64"), pfx("10.98.0.1/32")}
+		for _, p := range want {
+			if err := h.AddAddr(link, p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := h.Addrs(link)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(sorted(want), sorted(got), cmpOpts...); diff != "" {
+			t.Errorf("Addrs (-want +got):\n%s", diff)
+		}
+		if err := h.AddAddr(link, want[0]); !errors.Is(err, hostnet.ErrExists) {
+			t.Errorf("adding an address twice: %v, want ErrExists", err)
+		}
+		if err := h.SetUp(link, true); err != nil {
+			t.Fatal(err)
+		}
+		routes, err := h.Routes(link, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(routes, hostnet.Route{Dst: pfx("10.99.0.0/24"), Dev: link}) {
+			t.Errorf("no prefix route for 10.99.0.1/24 in %v", routes)
+		}
+		for _, p := range want {
+			if err := h.DelAddr(link, p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err = h.Addrs(link)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 0 {
+			t.Errorf("after deleting every address: %v", got)
+		}
+		mustNotFound(t, "deleting a missing address", h.DelAddr(link, want[0]))
+	})
+
+	t.Run("routes", func(t *testing.T) {
+		h, link := newHost(t)
+		if err := h.SetMTU(link, 1380); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.SetUp(link, true); err != nil {
+			t.Fatal(err)
+		}
+		main := []hostnet.Route{
+			{Dst: pfx("10.10.2.0/24"), Dev: link},
+			{Dst: pfx("10.10.0.0/16"), Dev: link},
+			{Dst: pfx("fd00:10::/48"), Dev: link},
+		}
+		other := hostnet.Route{Dst: pfx("10.10.3.0/24"), Dev: link, Table: 4242}
+		for _, r := range append(slices.Clone(main), other) {
+			if err := h.AddRoute(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := h.AddRoute(main[0]); !errors.Is(err, hostnet.ErrExists) {
+			t.Errorf("adding a route twice: %v, want ErrExists", err)
+		}
+		for _, tc := range []struct {
+			table int
+			want  []hostnet.Route
+		}{{0, main}, {4242, []hostnet.Route{other}}} {
+			got, err := h.Routes(link, tc.table)
+			if err != nil {
+				t.Fatal(err)
+			}
+			byDst := func(a, b hostnet.Route) int { return strings.Compare(a.Dst.String(), b.Dst.String()) }
+			slices.SortFunc(got, byDst)
+			want := slices.Clone(tc.want)
+			slices.SortFunc(want, byDst)
+			if diff := cmp.Diff(want, got, cmpOpts...); diff != "" {
+				t.Errorf("Routes(%s, %d) (-want +got):\n%s", link, tc.table, diff)
+			}
+		}
+		mtu, err := h.RouteMTU(netip.MustParseAddr("10.10.2.7"))
+		if err != nil || mtu != 1380 {
+			t.Errorf("RouteMTU(10.10.2.7) = %d, %v; want 1380", mtu, err)
+		}
+		mtu, err = h.RouteMTU(netip.MustParseAddr("192.0.2.1"))
+		if err != nil || mtu != 0 {
+			t.Errorf("RouteMTU with no route = %d, %v; want 0, nil", mtu, err)
+		}
+		for _, r := range append(slices.Clone(main), other) {
+			if err := h.DelRoute(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got, _ := h.Routes(link, 0); len(got) != 0 {
+			t.Errorf("after deleting: %v", got)
+		}
+		mustNotFound(t, "deleting a missing route", h.DelRoute(main[0]))
+	})
+
+	t.Run("sysctl", func(t *testing.T) {
+		h, link := newHost(t)
+		key := fmt.Sprintf("net/ipv4/conf/%s/forwarding", link)
+		for _, v := range []string{"1", "0"} {
+			if err := h.SetSysctl(key, v); err != nil {
+				t.Fatal(err)
+			}
+			got, err := h.Sysctl(key)
+			if err != nil || got != v {
+				t.Errorf("Sysctl(%s) = %q, %v; want %q", key, got, err, v)
+			}
+		}
+		_, err := h.Sysctl("net/ipv4/conf/wgt-nonexist0/forwarding")
+		mustNotFound(t, "reading a missing sysctl", err)
+		mustNotFound(t, "writing a missing sysctl", h.SetSysctl("net/ipv4/conf/wgt-nonexist0/forwarding", "1"))
+	})
+
+	t.Run("firewall", func(t *testing.T) {
+		h, link := newHost(t)
+		table := "wgnet-test"
+		for _, fw := range []hostnet.Firewall{
+			{Table: table, ClampMSS: []string{link}},
+			{Table: table, ClampMSS: []string{link, "wg9"}}, // replaces
+			{Table: table},
+		} {
+			if err := h.ApplyFirewall(fw); err != nil {
+				t.Fatal(err)
+			}
+			got, err := h.Firewall(table)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(fw, got, cmpOpts...); diff != "" {
+				t.Errorf("Firewall (-want +got):\n%s", diff)
+			}
+		}
+		if err := h.DeleteFirewall(table); err != nil {
+			t.Fatal(err)
+		}
+		_, err := h.Firewall(table)
+		mustNotFound(t, "reading a deleted table", err)
+		mustNotFound(t, "deleting a deleted table", h.DeleteFirewall(table))
+	})
+}

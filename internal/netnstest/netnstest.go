@@ -1,0 +1,142 @@
+// Package netnstest gives tests isolated Linux network namespaces: fresh namespaces
+// with unique names, deleted when the test ends; veth links joining two of them
+// (never the root namespace); commands run inside with `ip netns exec`; and InNetns,
+// which re-runs a test in a namespace of its own. Tests that use it need root and
+// skip otherwise.
+//
+// It is for tests only and imports nothing of wgnet.
+package netnstest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// RequireRoot skips the test unless it runs as root.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates network namespaces")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs iproute2's ip command")
+	}
+}
+
+// Unique returns n random hex characters, for names that must not collide with
+// another test run (namespace names, interface names, UAPI socket names).
+func Unique(n int) string {
+	b := make([]byte, (n+1)/2)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return hex.EncodeToString(b)[:n]
+}
+
+// NS is a network namespace created by New.
+type NS struct {
+	Name string
+}
+
+// New creates a namespace called "wgt-" + a random part + "-" + label, with
+// loopback up, and deletes it when the test ends.
+func New(t testing.TB, label string) *NS {
+	t.Helper()
+	RequireRoot(t)
+	ns := &NS{Name: "wgt-" + Unique(6) + "-" + label}
+	if out, err := exec.Command("ip", "netns", "add", ns.Name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add %s: %v: %s", ns.Name, err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "delete", ns.Name).CombinedOutput(); err != nil {
+			t.Errorf("ip netns delete %s: %v: %s", ns.Name, err, out)
+		}
+	})
+	ns.Run(t, "ip", "link", "set", "lo", "up")
+	return ns
+}
+
+// Command returns a command that runs argv inside the namespace.
+func (ns *NS) Command(ctx context.Context, argv ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns.Name}, argv...)...)
+}
+
+// Try runs argv inside the namespace (bounded to 30 seconds) and returns its
+// combined output.
+func (ns *NS) Try(argv ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := ns.Command(ctx, argv...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%s: %s: %w: %s", ns.Name, strings.Join(argv, " "), err, strings.TrimSpace(string(out)))
+	}
+	return string(out), nil
+}
+
+// Run is Try that fails the test on error.
+func (ns *NS) Run(t testing.TB, argv ...string) string {
+	t.Helper()
+	out, err := ns.Try(argv...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Veth joins namespace a (interface aIf) and b (interface bIf) with a veth pair,
+// created inside a and moved straight into b, so that no end ever exists in the
+// root namespace. Both ends are set up.
+func Veth(t testing.TB, a *NS, aIf string, b *NS, bIf string) {
+	t.Helper()
+	a.Run(t, "ip", "link", "add", aIf, "type", "veth", "peer", "name", bIf, "netns", b.Name)
+	a.Run(t, "ip", "link", "set", aIf, "up")
+	b.Run(t, "ip", "link", "set", bIf, "up")
+}
+
+// Sysctl sets key (dotted, as sysctl(8) takes it) to value inside the namespace.
+func (ns *NS) Sysctl(t testing.TB, key, value string) {
+	t.Helper()
+	ns.Run(t, "sysctl", "-q", "-w", key+"="+value)
+}
+
+const childEnv = "WGNET_NETNSTEST_CHILD"
+
+// InNetns runs the calling top-level test again, in a child process inside a fresh
+// network namespace, and reports whether the caller is that child. The usual form:
+//
+//	if !netnstest.InNetns(t) {
+//		return // the child ran the test
+//	}
+//
+// The child's output is logged; its failure fails the test.
+func InNetns(t *testing.T) bool {
+	t.Helper()
+	if os.Getenv(childEnv) == t.Name() {
+		return true
+	}
+	if strings.Contains(t.Name(), "/") {
+		t.Fatalf("InNetns works for top-level tests only, not %s", t.Name())
+	}
+	ns := New(t, "t")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := ns.Command(ctx, os.Args[0], "-test.run=^"+regexp.QuoteMeta(t.Name())+"$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), childEnv+"="+t.Name())
+	out, err := cmd.CombinedOutput()
+	t.Logf("in namespace %s:\n%s", ns.Name, out)
+	if err != nil {
+		t.Fatalf("test in namespace %s: %v", ns.Name, err)
+	}
+	if strings.Contains(string(out), "--- SKIP: "+t.Name()) {
+		t.Skip("skipped in the namespace")
+	}
+	return false
+}

@@ -1,0 +1,303 @@
+package up
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wgnet/wgnet/internal/device"
+	"github.com/wgnet/wgnet/internal/wgconf"
+)
+
+// nameRE is wg-quick's rule for interface names.
+var nameRE = regexp.MustCompile(`^[a-zA-Z0-9_=+.-]{1,15}$`)
+
+// ValidName reports whether name is an interface name wg-quick (and wgnet) accepts.
+func ValidName(name string) bool { return nameRE.MatchString(name) }
+
+// plan is everything up will do, worked out before anything is touched.
+type plan struct {
+	name string
+	dev  device.Config // the whole WireGuard configuration, endpoints resolved
+	// mtu is the configured MTU, or 0 to work it out like wg-quick.
+	mtu       int
+	addresses []netip.Prefix
+	// table is where routes go: 0 with autoTable (main, skipping prefixes the
+	// interface's routes already cover, like wg-quick), or an explicit table.
+	table     int
+	autoTable bool
+	noRoutes  bool           // Table = off
+	allowed   []netip.Prefix // every peer's AllowedIPs, longest prefix first
+	endpoints []netip.Addr   // resolved endpoint IPs, for the MTU
+
+	forwardV4, forwardV6 bool
+
+	preUp, postUp, preDown, postDown []string
+	skippedHooks                     []string // forwarding sysctls wgnet does itself
+
+	peers map[string]string // public key → name
+}
+
+// where prefixes a problem with file:line when the config came from a file.
+func where(pos wgconf.Pos, key string) string {
+	if pos.File == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s:%d: ", pos.File, pos.KeyLine(key))
+}
+
+// makePlan checks the request and works out what to do. It returns every problem
+// it finds, joined. It does not touch the host; it only resolves endpoint names.
+func makePlan(ctx context.Context, req Request, opts *Options) (*plan, error) {
+	resolve := opts.Resolve
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if !ValidName(req.Name) {
+		bad("interface name %q: must match %s (at most 15 characters)", req.Name, nameRE)
+	}
+	c := req.Config
+	if c == nil {
+		return nil, errors.New("no configuration")
+	}
+	ic := &c.Interface
+	p := &plan{name: req.Name, mtu: ic.MTU, peers: map[string]string{}}
+
+	// wg-quick keys wgnet refuses rather than half-implements.
+	if len(ic.DNS) > 0 {
+		bad("%sDNS = %s: not supported: wgnet does not manage the resolver; use a PostUp/PostDown hook with resolvconf", where(ic.Pos, wgconf.KeyDNS), strings.Join(ic.DNS, ", "))
+	}
+	if ic.SaveConfig {
+		bad("%sSaveConfig = true: not supported: wgnet never writes the config back; change the file or the spec instead", where(ic.Pos, wgconf.KeySaveConfig))
+	}
+	switch t := ic.Table; {
+	case t == "" || t == "auto":
+		p.autoTable = true
+	case t == "off":
+		p.noRoutes = true
+	case t == "main":
+		p.table = 254
+	default:
+		n, err := strconv.ParseUint(t, 10, 32)
+		if err != nil || n == 0 || n == 255 {
+			bad("%sTable = %s: wgnet accepts auto, off, main or a table number other than 0 and 255 (local); table names from rt_tables are not supported", where(ic.Pos, wgconf.KeyTable), t)
+		}
+		p.table = int(n)
+	}
+	minMTU := 576
+	for _, a := range ic.Addresses {
+		if a.Addr().Is6() {
+			minMTU = 1280
+		}
+		if a.Addr().Zone() != "" || !a.IsValid() {
+			bad("%sAddress %s: invalid", where(ic.Pos, wgconf.KeyAddress), a)
+		}
+	}
+	if ic.MTU != 0 && (ic.MTU < minMTU || ic.MTU > 65535) {
+		bad("%sMTU = %d: must be %d-65535", where(ic.Pos, wgconf.KeyMTU), ic.MTU, minMTU)
+	}
+	p.addresses = slices.Clone(ic.Addresses)
+	if dup := firstDup(p.addresses); dup.IsValid() {
+		bad("%sAddress %s: given twice", where(ic.Pos, wgconf.KeyAddress), dup)
+	}
+
+	p.dev = device.Config{ReplacePeers: true}
+	if !ic.PrivateKey.IsZero() {
+		k := ic.PrivateKey
+		p.dev.PrivateKey = &k
+	}
+	port := 0
+	if ic.ListenPort != nil {
+		port = int(*ic.ListenPort)
+	}
+	p.dev.ListenPort = &port
+	fw := int(ic.FwMark)
+	p.dev.FwMark = &fw
+
+	owner := map[netip.Prefix]string{}
+	seenKey := map[string]bool{}
+	for _, peer := range c.Peers {
+		label := peer.PublicKey.String()
+		if peer.Name != "" {
+			label = peer.Name + " (" + label + ")"
+		}
+		w := func(key string) string { return where(peer.Pos, key) }
+		if peer.PublicKey.IsZero() {
+			bad("%speer %s: no public key", w(wgconf.KeyPublicKey), label)
+			continue
+		}
+		if seenKey[peer.PublicKey.String()] {
+			bad("%speer %s: public key given to two peers", w(wgconf.KeyPublicKey), label)
+		}
+		seenKey[peer.PublicKey.String()] = true
+		if peer.Name != "" {
+			p.peers[peer.PublicKey.String()] = peer.Name
+		}
+		pc := device.PeerConfig{PublicKey: peer.PublicKey, ReplaceAllowedIPs: true}
+		psk := peer.PresharedKey
+		pc.PresharedKey = &psk
+		ka := time.Duration(peer.PersistentKeepalive) * time.Second
+		pc.PersistentKeepalive = &ka
+		for _, a := range peer.AllowedIPs {
+			m := a.Masked()
+			if o, ok := owner[m]; ok && o != label {
+				bad("%speer %s: AllowedIPs %s is also given to %s; WireGuard would silently keep only the last", w(wgconf.KeyAllowedIPs), label, m, o)
+			}
+			owner[m] = label
+			if m.Bits() == 0 && p.autoTable {
+				bad("%speer %s: AllowedIPs %s: a default route through the tunnel needs wg-quick's fwmark and policy-routing trick, which wgnet does not do; use Table = off (and route yourself) or a table number", w(wgconf.KeyAllowedIPs), label, m)
+			}
+			pc.AllowedIPs = append(pc.AllowedIPs, m)
+		}
+		if e := peer.Endpoint; e != nil {
+			ip, ok := e.Addr()
+			if !ok {
+				r, err := resolve(ctx, e.Host)
+				if err != nil {
+					bad("%speer %s: Endpoint %s: %v", w(wgconf.KeyEndpoint), label, e, err)
+					continue
+				}
+				ip = r
+			}
+			ap := netip.AddrPortFrom(ip.Unmap(), e.Port)
+			pc.Endpoint = &ap
+			p.endpoints = append(p.endpoints, ap.Addr())
+		}
+		p.dev.Peers = append(p.dev.Peers, pc)
+	}
+	for m := range owner {
+		p.allowed = append(p.allowed, m)
+	}
+	sortLongestFirst(p.allowed)
+
+	p.forwardV4, p.forwardV6 = req.ForwardV4, req.ForwardV6
+	p.preUp = slices.Clone(ic.PreUp)
+	p.preDown = slices.Clone(ic.PreDown)
+	isFwd := func(h string) (v4, v6, ok bool) {
+		if slices.Contains(opts.ForwardingHooks, strings.TrimSpace(h)) {
+			v4, v6 = forwardingFamilies(h)
+			return v4, v6, true
+		}
+		return forwardingHook(h)
+	}
+	for _, h := range ic.PostUp {
+		if v4, v6, ok := isFwd(h); ok {
+			p.forwardV4 = p.forwardV4 || v4
+			p.forwardV6 = p.forwardV6 || v6
+			p.skippedHooks = append(p.skippedHooks, h)
+			continue
+		}
+		p.postUp = append(p.postUp, h)
+	}
+	for _, h := range ic.PostDown {
+		if _, _, ok := isFwd(h); ok {
+			p.skippedHooks = append(p.skippedHooks, h)
+			continue
+		}
+		p.postDown = append(p.postDown, h)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return p, nil
+}
+
+// sortLongestFirst orders prefixes as wg-quick walks them:
+// `wg show IFACE allowed-ips | sort -nr -k 2 -t /`.
+func sortLongestFirst(ps []netip.Prefix) {
+	slices.SortFunc(ps, func(a, b netip.Prefix) int {
+		if c := cmp.Compare(b.Bits(), a.Bits()); c != 0 {
+			return c
+		}
+		return a.Addr().Compare(b.Addr())
+	})
+}
+
+func firstDup(ps []netip.Prefix) netip.Prefix {
+	seen := map[netip.Prefix]bool{}
+	for _, p := range ps {
+		if seen[p] {
+			return p
+		}
+		seen[p] = true
+	}
+	return netip.Prefix{}
+}
+
+// forwardingHookRE matches a hook that only sets IP forwarding sysctls, as the
+// compiler writes them and as people write them by hand:
+// `sysctl -q -w net.ipv4.conf.%i.forwarding=1`, `sysctl -w net.ipv4.ip_forward=1`,
+// `sysctl -w net.ipv6.conf.all.forwarding=1`, with either separator.
+var forwardingHookRE = regexp.MustCompile(`^sysctl((\s+-[qw]+)*)((\s+net[./]ipv[46][./](ip_forward|conf[./][^\s=]+[./](forwarding|force_forwarding))=[01])+)\s*(#.*)?$`)
+
+var forwardingKeyRE = regexp.MustCompile(`net[./]ipv([46])[./]\S+=([01])`)
+
+// forwardingHook reports whether hook only sets forwarding sysctls, and which
+// families it turns on. wgnet does forwarding itself, narrowly and restored on
+// down, so it skips such hooks (see docs/up.md).
+func forwardingHook(hook string) (v4, v6, ok bool) {
+	h := strings.TrimSpace(hook)
+	if !forwardingHookRE.MatchString(h) {
+		return false, false, false
+	}
+	v4, v6 = forwardingFamilies(h)
+	return v4, v6, true
+}
+
+// forwardingFamilies reports which families a forwarding hook turns on.
+func forwardingFamilies(h string) (v4, v6 bool) {
+	for _, m := range forwardingKeyRE.FindAllStringSubmatch(h, -1) {
+		if m[2] == "1" {
+			if m[1] == "4" {
+				v4 = true
+			} else {
+				v6 = true
+			}
+		}
+	}
+	return v4, v6
+}
+
+// routes works out the routes for the allowed IPs like wg-quick's add_route: in an
+// explicit table, every prefix; in auto mode, every prefix that no main-table
+// route through the interface already covers (`ip route show dev IFACE match P`),
+// longest prefixes first. existing is the interface's main-table routes.
+func (p *plan) routes(existing []netip.Prefix) []netip.Prefix {
+	if p.noRoutes {
+		return nil
+	}
+	var out []netip.Prefix
+	have := slices.Clone(existing)
+	for _, a := range p.allowed {
+		if p.autoTable && slices.ContainsFunc(have, func(r netip.Prefix) bool {
+			return r.Addr().BitLen() == a.Addr().BitLen() && r.Bits() <= a.Bits() && r.Contains(a.Addr())
+		}) {
+			continue
+		}
+		out = append(out, a)
+		have = append(have, a)
+	}
+	return out
+}
+
+// autoMTU is wg-quick's set_mtu_up: the largest MTU of the routes to the
+// endpoints, else of the default route, else 1500; minus 80.
+func autoMTU(endpointMTUs []int, defaultMTU int) int {
+	mtu := 0
+	for _, m := range endpointMTUs {
+		mtu = max(mtu, m)
+	}
+	if mtu == 0 {
+		mtu = defaultMTU
+	}
+	if mtu <= 0 {
+		mtu = 1500
+	}
+	return mtu - 80
+}

@@ -1,0 +1,100 @@
+package up
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/wgnet/wgnet/internal/atomicfile"
+	"github.com/wgnet/wgnet/internal/hostnet"
+)
+
+// DefaultStateDir holds one NAME.json per interface wgnet brought up, the userspace
+// daemons' pid and log files. Like /run itself it is gone after a reboot, and so
+// are the interfaces it describes.
+const DefaultStateDir = "/run/wgnet"
+
+// stateVersion is bumped when State changes incompatibly.
+const stateVersion = 1
+
+// State records what `wgnet up` did to the host, so that `wgnet down` removes
+// exactly that and puts back what it changed. It is written after every step, so
+// that a crash half-way still leaves a record of what to undo.
+type State struct {
+	Version int       `json:"version"`
+	Name    string    `json:"name"`
+	Source  string    `json:"source,omitempty"` // config file, or "spec.yaml --host h1"
+	Started time.Time `json:"started"`
+	// Complete is set once every step of up succeeded.
+	Complete bool `json:"complete"`
+
+	Backend string `json:"backend,omitempty"` // device.BackendKernel or BackendUserspace
+	PID     int    `json:"pid,omitempty"`     // userspace daemon
+	LogFile string `json:"log_file,omitempty"`
+
+	Addresses []netip.Prefix  `json:"addresses,omitempty"` // added by up
+	Routes    []hostnet.Route `json:"routes,omitempty"`    // added by up
+	Sysctls   []SysctlChange  `json:"sysctls,omitempty"`   // changed by up, in order
+	Firewall  string          `json:"firewall,omitempty"`  // nftables inet table created by up
+
+	// Hooks to run on down, from the config as it was at up.
+	PreDown  []string `json:"pre_down,omitempty"`
+	PostDown []string `json:"post_down,omitempty"`
+
+	// Peers names peers by public key (base64), from the config's "# name" comments
+	// or the spec, for `wgnet show`.
+	Peers map[string]string `json:"peers,omitempty"`
+}
+
+// SysctlChange is one kernel parameter up changed.
+type SysctlChange struct {
+	Key string `json:"key"` // '/'-separated, as hostnet takes it
+	Old string `json:"old"`
+	New string `json:"new"`
+}
+
+func statePath(dir, name string) string { return filepath.Join(dir, name+".json") }
+
+// save writes st atomically, 0600 in a 0700 directory.
+func (st *State) save(dir string) error {
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return fmt.Errorf("state of %s: %w", st.Name, err)
+	}
+	return atomicfile.Write(statePath(dir, st.Name), append(b, '\n'), 0o600, 0o700)
+}
+
+// LoadState reads the state file of interface name from dir ("" means
+// DefaultStateDir). It returns an error wrapping os.ErrNotExist when wgnet did not
+// bring name up.
+func LoadState(dir, name string) (*State, error) {
+	if dir == "" {
+		dir = DefaultStateDir
+	}
+	b, err := os.ReadFile(statePath(dir, name))
+	if err != nil {
+		return nil, fmt.Errorf("state of %s: %w", name, err)
+	}
+	var st State
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("state of %s: %s: %w", name, statePath(dir, name), err)
+	}
+	if st.Version != stateVersion {
+		return nil, fmt.Errorf("state of %s: %s: version %d, this wgnet reads %d", name, statePath(dir, name), st.Version, stateVersion)
+	}
+	if st.Name != name {
+		return nil, fmt.Errorf("state of %s: %s describes %q", name, statePath(dir, name), st.Name)
+	}
+	return &st, nil
+}
+
+func removeState(dir, name string) error {
+	if err := os.Remove(statePath(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove state of %s: %w", name, err)
+	}
+	return nil
+}

@@ -1,0 +1,489 @@
+// Package up brings one WireGuard interface up and down the way wg-quick(8) does,
+// on whatever the host has: the kernel module, or upstream wireguard-go running as
+// a background daemon (see package device). Everything is checked before anything
+// is touched; every change is recorded in a state file (/run/wgnet/NAME.json) as
+// it is made, a failure half-way undoes what was done, and Down removes exactly
+// what the state file lists and restores the sysctls it changed. Status reports
+// every WireGuard interface like `wg show`, with peers named by host.
+//
+// It imports device, hostnet, wgconf, wgkey and atomicfile; it must not import spec
+// or compile (the command turns a spec into a wgconf.Config first).
+package up
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/wgnet/wgnet/internal/device"
+	"github.com/wgnet/wgnet/internal/hostnet"
+	"github.com/wgnet/wgnet/internal/wgconf"
+)
+
+// Request is one interface to bring up.
+type Request struct {
+	// Name is the interface name.
+	Name   string
+	Config *wgconf.Config
+	// ForwardV4/ForwardV6 ask for IP forwarding from the interface (the spec's
+	// compiler says so for hubs and hosts with routed subnets). PostUp lines that
+	// only set forwarding sysctls ask for it too, and are not run (see docs/up.md).
+	ForwardV4, ForwardV6 bool
+	// Source says where the config came from, for the state file and show.
+	Source string
+}
+
+// Backend names for Options.Backend.
+const (
+	BackendAuto      = "auto"
+	BackendKernel    = device.BackendKernel
+	BackendUserspace = device.BackendUserspace
+)
+
+// Options configure Up and Down. The zero value works on the real host: the state
+// in DefaultStateDir, the kernel backend when the module is there, else userspace.
+type Options struct {
+	// Backend is "auto" (or ""), "kernel" or "userspace".
+	Backend string
+	// StateDir holds state, pid and log files; "" means DefaultStateDir.
+	StateDir string
+	// NoForwarding leaves IP forwarding and MSS clamping alone, even when the
+	// config asks for them (for hosts whose forwarding is managed elsewhere).
+	NoForwarding bool
+	// ForwardingHooks are hook lines, beyond those forwardingHook recognises, that
+	// only turn on forwarding (the compiler's, which the command passes in). Up
+	// does not run them: it does their job itself and undoes it on down.
+	ForwardingHooks []string
+	// Log receives progress lines like wg-quick's "[#] ..."; nil means os.Stderr.
+	Log io.Writer
+
+	// Host is the host network; nil means hostnet.New().
+	Host hostnet.HostNet
+	// Devices creates and removes WireGuard interfaces; nil means the real
+	// kernel and userspace backends.
+	Devices Devices
+	// RunHook runs a PreUp/PostUp/PreDown/PostDown command (with %i already
+	// replaced); nil means `bash -c CMD`, like wg-quick.
+	RunHook func(ctx context.Context, cmd string) error
+	// Resolve turns an endpoint host name into an address; nil means the system
+	// resolver (IPv4 preferred, like wg).
+	Resolve func(ctx context.Context, host string) (netip.Addr, error)
+}
+
+func (o *Options) defaults() {
+	if o.Backend == "" {
+		o.Backend = BackendAuto
+	}
+	if o.StateDir == "" {
+		o.StateDir = DefaultStateDir
+	}
+	if o.Log == nil {
+		o.Log = os.Stderr
+	}
+	if o.Host == nil {
+		o.Host = hostnet.New()
+	}
+	if o.Devices == nil {
+		o.Devices = &SystemDevices{StateDir: o.StateDir}
+	}
+	if o.RunHook == nil {
+		o.RunHook = func(ctx context.Context, cmd string) error {
+			c := exec.CommandContext(ctx, "bash", "-c", cmd)
+			c.Stdout, c.Stderr = o.Log, o.Log
+			if err := c.Run(); err != nil {
+				return fmt.Errorf("hook %q: %w", cmd, err)
+			}
+			return nil
+		}
+	}
+	if o.Resolve == nil {
+		o.Resolve = resolveSystem
+	}
+}
+
+func resolveSystem(ctx context.Context, host string) (netip.Addr, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	for _, a := range addrs {
+		if a.Unmap().Is4() {
+			return a.Unmap(), nil
+		}
+	}
+	if len(addrs) == 0 {
+		return netip.Addr{}, fmt.Errorf("%s: no address", host)
+	}
+	return addrs[0], nil
+}
+
+func (o *Options) logf(format string, a ...any) {
+	fmt.Fprintf(o.Log, "[#] "+format+"\n", a...)
+}
+
+// Check validates a request as Up would, without touching anything (endpoint
+// host names are resolved).
+func Check(ctx context.Context, req Request, opts Options) error {
+	opts.defaults()
+	_, err := makePlan(ctx, req, &opts)
+	return err
+}
+
+// Up brings the interface up. Invalid input is refused before anything is
+// touched; when a step fails, what was done is undone and the error says both.
+func Up(ctx context.Context, req Request, opts Options) (*State, error) {
+	opts.defaults()
+	p, err := makePlan(ctx, req, &opts)
+	if err != nil {
+		return nil, err
+	}
+	h := opts.Host
+	if _, err := LoadState(opts.StateDir, p.name); err == nil {
+		return nil, fmt.Errorf("%s is already up (state in %s); run `wgnet down %s` first", p.name, statePath(opts.StateDir, p.name), p.name)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if _, err := h.Link(p.name); err == nil {
+		return nil, fmt.Errorf("interface %s already exists", p.name)
+	} else if !errors.Is(err, hostnet.ErrNotFound) {
+		return nil, err
+	}
+	mtu := p.mtu
+	if mtu == 0 {
+		var ms []int
+		for _, e := range p.endpoints {
+			m, err := h.RouteMTU(e)
+			if err != nil {
+				return nil, err
+			}
+			ms = append(ms, m)
+		}
+		def, err := h.RouteMTU(netip.Addr{})
+		if err != nil {
+			return nil, err
+		}
+		mtu = autoMTU(ms, def)
+	}
+	for _, hook := range p.skippedHooks {
+		opts.logf("skipping hook %q: wgnet sets forwarding itself and restores it on down", hook)
+	}
+
+	for _, hook := range p.preUp {
+		if err := opts.runHook(ctx, p.name, hook); err != nil {
+			return nil, fmt.Errorf("up %s: PreUp: %w", p.name, err)
+		}
+	}
+
+	st := &State{
+		Version:  stateVersion,
+		Name:     p.name,
+		Source:   req.Source,
+		Started:  time.Now().UTC().Truncate(time.Second),
+		PreDown:  p.preDown,
+		PostDown: p.postDown,
+		Peers:    p.peers,
+	}
+	if err := st.save(opts.StateDir); err != nil {
+		return nil, err
+	}
+	if err := bringUp(ctx, p, mtu, st, &opts); err != nil {
+		opts.logf("failed: %v; undoing", err)
+		if uerr := teardown(st, &opts); uerr != nil {
+			return nil, fmt.Errorf("up %s: %w\nundo incomplete (state kept in %s for `wgnet down`): %w", p.name, err, statePath(opts.StateDir, p.name), uerr)
+		}
+		if rerr := removeState(opts.StateDir, p.name); rerr != nil {
+			return nil, fmt.Errorf("up %s: %w (undone; %w)", p.name, err, rerr)
+		}
+		return nil, fmt.Errorf("up %s: %w (everything undone)", p.name, err)
+	}
+	return st, nil
+}
+
+// bringUp does the steps after PreUp, recording each in st as it goes.
+func bringUp(ctx context.Context, p *plan, mtu int, st *State, o *Options) error {
+	h := o.Host
+	save := func() error { return st.save(o.StateDir) }
+
+	dev, created, err := o.Devices.Create(ctx, CreateRequest{Name: p.name, Backend: o.Backend, MTU: mtu})
+	if err != nil {
+		return err
+	}
+	defer dev.Close()
+	st.Backend, st.PID, st.LogFile = created.Backend, created.PID, created.LogFile
+	if err := save(); err != nil {
+		return err
+	}
+	switch {
+	case created.Note != "":
+		o.logf("%s: %s backend (%s)", p.name, created.Backend, created.Note)
+	default:
+		o.logf("%s: %s backend", p.name, created.Backend)
+	}
+
+	if err := dev.Configure(p.dev); err != nil {
+		return err
+	}
+	for _, a := range p.addresses {
+		o.logf("ip address add %s dev %s", a, p.name)
+		if err := h.AddAddr(p.name, a); err != nil {
+			return err
+		}
+		st.Addresses = append(st.Addresses, a)
+		if err := save(); err != nil {
+			return err
+		}
+	}
+	o.logf("ip link set mtu %d up dev %s", mtu, p.name)
+	if err := h.SetMTU(p.name, mtu); err != nil {
+		return err
+	}
+	if err := h.SetUp(p.name, true); err != nil {
+		return err
+	}
+
+	var existing []netip.Prefix
+	if p.autoTable {
+		rs, err := h.Routes(p.name, 0)
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			existing = append(existing, r.Dst)
+		}
+	}
+	for _, dst := range p.routes(existing) {
+		r := hostnet.Route{Dst: dst, Dev: p.name, Table: p.table}
+		if p.table != 0 {
+			o.logf("ip route add %s dev %s table %d", dst, p.name, p.table)
+		} else {
+			o.logf("ip route add %s dev %s", dst, p.name)
+		}
+		if err := h.AddRoute(r); err != nil {
+			return err
+		}
+		st.Routes = append(st.Routes, r)
+		if err := save(); err != nil {
+			return err
+		}
+	}
+
+	if !o.NoForwarding && (p.forwardV4 || p.forwardV6) {
+		changes, err := forwardingChanges(h, p.name, p.forwardV4, p.forwardV6)
+		if err != nil {
+			return err
+		}
+		for _, c := range changes {
+			o.logf("sysctl -w %s=%s (was %s)", hostnet.SysctlName(c.Key), c.New, c.Old)
+			if err := h.SetSysctl(c.Key, c.New); err != nil {
+				return err
+			}
+			st.Sysctls = append(st.Sysctls, c)
+			if err := save(); err != nil {
+				return err
+			}
+		}
+		fw := hostnet.Firewall{Table: FirewallTable(p.name), ClampMSS: []string{p.name}}
+		o.logf("nft: table inet %s: clamp TCP MSS to the route MTU on %s", fw.Table, p.name)
+		// Record first: ApplyFirewall replaces a table of that name, so even a
+		// failed attempt may leave one behind that is ours to remove.
+		st.Firewall = fw.Table
+		if err := save(); err != nil {
+			return err
+		}
+		if err := h.ApplyFirewall(fw); err != nil {
+			return err
+		}
+	}
+
+	for _, hook := range p.postUp {
+		if err := o.runHook(ctx, p.name, hook); err != nil {
+			return fmt.Errorf("PostUp: %w", err)
+		}
+	}
+	st.Complete = true
+	return save()
+}
+
+// FirewallTable is the nftables table (family inet) wgnet owns for interface name.
+func FirewallTable(name string) string { return "wgnet-" + name }
+
+func (o *Options) runHook(ctx context.Context, name, hook string) error {
+	cmd := strings.ReplaceAll(hook, "%i", name)
+	o.logf("%s", cmd)
+	return o.RunHook(ctx, cmd)
+}
+
+// forwardingChanges works out the sysctls that turn on forwarding from interface
+// name, as narrowly as the kernel allows, skipping those already on:
+//
+//   - IPv4: net.ipv4.conf.NAME.forwarding=1. IPv4 forwarding is decided by the
+//     interface a packet came in on, so this forwards what arrives through the
+//     tunnel and nothing else.
+//   - IPv6: net.ipv6.conf.NAME.force_forwarding=1 (Linux 6.17+). Older kernels
+//     only have the global switch: net.ipv6.conf.all.forwarding=1, and then
+//     accept_ra=2 on every interface that had accept_ra=1, because a forwarding
+//     host otherwise ignores router advertisements.
+func forwardingChanges(h hostnet.HostNet, name string, v4, v6 bool) ([]SysctlChange, error) {
+	var out []SysctlChange
+	want := func(key, val string) error {
+		old, err := h.Sysctl(key)
+		if err != nil {
+			return err
+		}
+		if old != val {
+			out = append(out, SysctlChange{Key: key, Old: old, New: val})
+		}
+		return nil
+	}
+	if v4 {
+		if err := want("net/ipv4/conf/"+name+"/forwarding", "1"); err != nil {
+			return nil, err
+		}
+	}
+	if v6 {
+		ff := "net/ipv6/conf/" + name + "/force_forwarding"
+		if _, err := h.Sysctl(ff); err == nil {
+			if err := want(ff, "1"); err != nil {
+				return nil, err
+			}
+		} else if errors.Is(err, hostnet.ErrNotFound) {
+			links, err := h.Links()
+			if err != nil {
+				return nil, err
+			}
+			for _, l := range links {
+				key := "net/ipv6/conf/" + l.Name + "/accept_ra"
+				if v, err := h.Sysctl(key); err == nil && v == "1" {
+					out = append(out, SysctlChange{Key: key, Old: v, New: "2"})
+				}
+			}
+			if err := want("net/ipv6/conf/all/forwarding", "1"); err != nil {
+				return nil, err
+			}
+		} else {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Down takes down an interface that Up brought up: PreDown hooks, then it removes
+// exactly what the state file lists (firewall table, routes, addresses, the
+// interface and its daemon), restores the sysctls it changed, runs PostDown, and
+// removes the state file. A failing hook is reported but does not stop the rest.
+func Down(ctx context.Context, name string, opts Options) error {
+	opts.defaults()
+	st, err := LoadState(opts.StateDir, name)
+	if errors.Is(err, os.ErrNotExist) {
+		if _, lerr := opts.Host.Link(name); lerr == nil {
+			return fmt.Errorf("down %s: the interface was not brought up by wgnet (no %s); use the tool that made it (wg-quick down %s)", name, statePath(opts.StateDir, name), name)
+		}
+		return fmt.Errorf("down %s: not up (no %s)", name, statePath(opts.StateDir, name))
+	}
+	if err != nil {
+		return fmt.Errorf("down %s: %w", name, err)
+	}
+	var errs []error
+	for _, hook := range st.PreDown {
+		if err := opts.runHook(ctx, name, hook); err != nil {
+			errs = append(errs, fmt.Errorf("PreDown: %w", err))
+		}
+	}
+	if err := teardown(st, &opts); err != nil {
+		return fmt.Errorf("down %s: %w (state kept in %s; run down again after fixing)", name, errors.Join(append(errs, err)...), statePath(opts.StateDir, name))
+	}
+	for _, hook := range st.PostDown {
+		if err := opts.runHook(ctx, name, hook); err != nil {
+			errs = append(errs, fmt.Errorf("PostDown: %w", err))
+		}
+	}
+	if err := removeState(opts.StateDir, name); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("down %s: %w", name, errors.Join(errs...))
+	}
+	return nil
+}
+
+// teardown undoes what st records, newest first, and forgets each thing in st as
+// it is undone. Things already gone are fine.
+func teardown(st *State, o *Options) error {
+	h := o.Host
+	var errs []error
+	gone := func(err error) bool { return err == nil || errors.Is(err, hostnet.ErrNotFound) }
+	if st.Firewall != "" {
+		o.logf("nft delete table inet %s", st.Firewall)
+		if err := h.DeleteFirewall(st.Firewall); !gone(err) {
+			errs = append(errs, err)
+		} else {
+			st.Firewall = ""
+		}
+	}
+	for i := len(st.Sysctls) - 1; i >= 0; i-- {
+		c := st.Sysctls[i]
+		o.logf("sysctl -w %s=%s", hostnet.SysctlName(c.Key), c.Old)
+		if err := h.SetSysctl(c.Key, c.Old); !gone(err) {
+			errs = append(errs, err)
+			continue
+		}
+		st.Sysctls = st.Sysctls[:i]
+	}
+	for i := len(st.Routes) - 1; i >= 0; i-- {
+		r := st.Routes[i]
+		if err := h.DelRoute(r); !gone(err) {
+			errs = append(errs, err)
+			continue
+		}
+		st.Routes = st.Routes[:i]
+	}
+	for i := len(st.Addresses) - 1; i >= 0; i-- {
+		if err := h.DelAddr(st.Name, st.Addresses[i]); !gone(err) {
+			errs = append(errs, err)
+			continue
+		}
+		st.Addresses = st.Addresses[:i]
+	}
+	if st.Backend != "" {
+		o.logf("remove %s interface %s", st.Backend, st.Name)
+		if err := o.Devices.Remove(Created{Backend: st.Backend, PID: st.PID, LogFile: st.LogFile}, st.Name); err != nil {
+			errs = append(errs, err)
+		} else {
+			st.Backend, st.PID = "", 0
+		}
+	}
+	if len(errs) > 0 {
+		if err := st.save(o.StateDir); err != nil {
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
+	}
+	return nil
+}
+
+// Names lists the interfaces that have a state file in dir ("" means
+// DefaultStateDir).
+func Names(dir string) ([]string, error) {
+	if dir == "" {
+		dir = DefaultStateDir
+	}
+	m, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, f := range m {
+		out = append(out, strings.TrimSuffix(filepath.Base(f), ".json"))
+	}
+	return out, nil
+}
