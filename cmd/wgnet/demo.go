@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wgnet/wgnet/internal/compile"
+	"github.com/wgnet/wgnet/internal/lab"
+	"github.com/wgnet/wgnet/internal/wgkey"
+)
+
+func init() { register(newDemoCmd) }
+
+func newDemoCmd() *cobra.Command {
+	var f labFlags
+	c := &cobra.Command{
+		Use:   "demo",
+		Short: "Run a built-in example network in this process and grow it live",
+		Long: "demo builds the classic example in memory (three servers in three clouds, s1 the hub of\n" +
+			"192.168.100.0/24, each with a container subnet), prints its configs, runs it as `wgnet lab`\n" +
+			"does, shows status and the reachability matrix, then adds a fourth server live: only the\n" +
+			"difference is applied, and the sessions already running are shown to survive.\n" +
+			"Keys are generated in memory and never shown. No root needed.",
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return runDemo(c.Context(), c.OutOrStdout(), c.ErrOrStderr(), f)
+		},
+	}
+	f.bindCommon(c)
+	return c
+}
+
+// demoStage is the state of the demo network at one point, for -o json.
+type demoStage struct {
+	Hosts  []lab.HostStatus `json:"hosts"`
+	Matrix *lab.Matrix      `json:"matrix"`
+}
+
+// sessionCheck compares one peering of the first network before and after the
+// fourth server joined.
+type sessionCheck struct {
+	Host             string    `json:"host"`
+	Peer             string    `json:"peer"`
+	HandshakesBefore int       `json:"handshakes_before"`
+	HandshakesAfter  int       `json:"handshakes_after"`
+	LastBefore       time.Time `json:"last_handshake_before"`
+	LastAfter        time.Time `json:"last_handshake_after"`
+	Kept             bool      `json:"kept"`
+}
+
+func runDemo(ctx context.Context, stdout, stderr io.Writer, f labFlags) error {
+	start := time.Now()
+	format, err := outputFormat("text", "json")
+	if err != nil {
+		return err
+	}
+	text := format == "text"
+	out := stdout
+	if !text {
+		out = io.Discard
+	}
+	s, sec, err := lab.Demo()
+	if err != nil {
+		return err
+	}
+	hosts, err := compile.Compile(s, sec)
+	if err != nil {
+		return fmt.Errorf("demo: compile: %w", err)
+	}
+
+	fmt.Fprintln(out, "wgnet demo: three servers in three clouds, s1 the hub of 192.168.100.0/24, each with a container")
+	fmt.Fprintln(out, "subnet. The spec is built in memory; keys are generated in memory and not shown.")
+	fmt.Fprintln(out)
+	for _, h := range hosts {
+		printConfig(out, h)
+	}
+
+	opts := labOptions(f, stderr)
+	var disp *lab.Display
+	if text {
+		disp = lab.NewDisplay(stdout, isTerminal(stdout))
+		opts.Progress = disp.Event
+		fmt.Fprintln(out, "Bringing up s1, s2, s3 in this process (wireguard-go on gVisor stacks, UDP on 127.0.0.1)...")
+	}
+	l, err := lab.Start(ctx, hosts, opts)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	first, err := demoProbe(ctx, l, out, disp)
+	if err != nil {
+		return err
+	}
+
+	// Grow the network live.
+	if err := lab.DemoAddHost(s, sec); err != nil {
+		return err
+	}
+	hosts, err = compile.Compile(s, sec)
+	if err != nil {
+		return fmt.Errorf("demo: compile: %w", err)
+	}
+	fmt.Fprintln(out, "Adding s4 (192.168.100.13, containers 10.0.9.0/24) live: recompiled; only the difference goes to the")
+	fmt.Fprintln(out, "running devices (no peer or allowed-ip list is replaced, no private key or port touched):")
+	changes, err := l.Apply(ctx, hosts)
+	if err != nil {
+		return err
+	}
+	if disp != nil {
+		disp.Done()
+	}
+	for _, c := range changes {
+		if c.Added {
+			fmt.Fprintf(out, "  %s: new host, started with its config\n", c.Host)
+			continue
+		}
+		for _, ch := range c.Changes {
+			fmt.Fprintf(out, "  %s: %s\n", c.Host, ch)
+		}
+	}
+	fmt.Fprintln(out)
+	for _, h := range hosts {
+		if h.Host == "s4" {
+			printConfig(out, h)
+		}
+	}
+	second, err := demoProbe(ctx, l, out, disp)
+	if err != nil {
+		return err
+	}
+
+	checks := keptSessions(first.Hosts, second.Hosts)
+	kept := 0
+	for _, c := range checks {
+		if c.Kept {
+			kept++
+		}
+	}
+	fmt.Fprintf(out, "Sessions of the first three servers while s4 joined: %d of %d kept (no new handshake).\n", kept, len(checks))
+	t := newDemoTable(out)
+	fmt.Fprintln(t, "HOST\tPEER\tHANDSHAKES BEFORE\tAFTER\tLATEST HANDSHAKE BEFORE\tAFTER\t")
+	for _, c := range checks {
+		state := "kept"
+		if !c.Kept {
+			state = "NEW SESSION"
+		}
+		fmt.Fprintf(t, "%s\t%s\t%d\t%d\t%s\t%s\t%s\n", c.Host, c.Peer, c.HandshakesBefore, c.HandshakesAfter,
+			c.LastBefore.Format("15:04:05.000"), c.LastAfter.Format("15:04:05.000"), state)
+	}
+	t.Flush()
+	fmt.Fprintln(out)
+	lab.WriteUnproven(out)
+	l.Close()
+	elapsed := time.Since(start)
+	fmt.Fprintf(out, "\nDone in %.2fs. Try it on your own network: wgnet lab -f wgnet.yaml, or wgnet lab out/*/wg0.conf.\n", elapsed.Seconds())
+
+	problems := len(first.Matrix.Problems()) + len(second.Matrix.Problems())
+	if !text {
+		err := writeJSON(stdout, struct {
+			Before   demoStage         `json:"before"`
+			Changes  []lab.HostChanges `json:"changes"`
+			After    demoStage         `json:"after"`
+			Sessions []sessionCheck    `json:"sessions"`
+			Problems int               `json:"problems"`
+			Unproven []string          `json:"unproven"`
+			Seconds  float64           `json:"seconds"`
+		}{first, changes, second, checks, problems, lab.Unproven, elapsed.Seconds()})
+		if err != nil {
+			return err
+		}
+	}
+	if problems > 0 {
+		return errProblems("demo: %d probes not as intended", problems)
+	}
+	if kept != len(checks) {
+		return errProblems("demo: %d of %d sessions were reset while s4 joined", len(checks)-kept, len(checks))
+	}
+	return nil
+}
+
+// demoProbe probes the lab and prints status and matrix.
+func demoProbe(ctx context.Context, l *lab.Lab, out io.Writer, disp *lab.Display) (demoStage, error) {
+	m, err := l.Probe(ctx)
+	if err != nil {
+		return demoStage{}, err
+	}
+	st, err := l.Status()
+	if err != nil {
+		return demoStage{}, err
+	}
+	if disp != nil {
+		disp.Done()
+	}
+	fmt.Fprintln(out)
+	lab.WriteStatus(out, st, time.Now())
+	fmt.Fprintln(out)
+	lab.WriteMatrix(out, m)
+	fmt.Fprintln(out)
+	lab.WriteProblems(out, m)
+	return demoStage{Hosts: st, Matrix: m}, nil
+}
+
+// printConfig prints a host's wg-quick config with its private key left out: the
+// demo's keys are throw-away, but wgnet does not print private keys.
+func printConfig(w io.Writer, h compile.HostConfig) {
+	fmt.Fprintf(w, "── %s: %s.conf ──\n", h.Host, "wg0")
+	for _, line := range strings.SplitAfter(string(h.Config.WgQuick()), "\n") {
+		if strings.HasPrefix(line, "PrivateKey") {
+			line = "PrivateKey = (generated in memory, not shown)\n"
+		}
+		fmt.Fprint(w, line)
+	}
+	fmt.Fprintln(w)
+}
+
+// keptSessions compares every peering that had a session before with after: a
+// session is kept when no handshake happened since.
+func keptSessions(before, after []lab.HostStatus) []sessionCheck {
+	var out []sessionCheck
+	for _, hb := range before {
+		for _, pb := range hb.Peers {
+			if pb.LastHandshake.IsZero() {
+				continue
+			}
+			c := sessionCheck{Host: hb.Host, Peer: pb.Peer, HandshakesBefore: pb.Handshakes, LastBefore: pb.LastHandshake}
+			if pa, ok := findPeer(after, hb.Host, pb.PublicKey); ok {
+				c.HandshakesAfter, c.LastAfter = pa.Handshakes, pa.LastHandshake
+				c.Kept = pa.Handshakes == pb.Handshakes && pa.LastHandshake.Equal(pb.LastHandshake)
+			}
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func findPeer(hosts []lab.HostStatus, host string, k wgkey.Key) (lab.PeerStatus, bool) {
+	for _, h := range hosts {
+		if h.Host != host {
+			continue
+		}
+		for _, p := range h.Peers {
+			if p.PublicKey == k {
+				return p, true
+			}
+		}
+	}
+	return lab.PeerStatus{}, false
+}
+
+func newDemoTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0) }

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/wgnet/wgnet/internal/wgkey"
+)
+
+// labJSON is the part of `lab -o json` the tests read.
+type labJSON struct {
+	Matrix struct {
+		Probes []struct {
+			From string `json:"from"`
+			To   struct {
+				Host string `json:"host"`
+				Addr string `json:"addr"`
+			} `json:"to"`
+			OK      bool   `json:"ok"`
+			Problem bool   `json:"problem"`
+			Why     string `json:"why"`
+		} `json:"probes"`
+	} `json:"matrix"`
+	Problems int `json:"problems"`
+}
+
+func problemPairs(t *testing.T, out string) []string {
+	t.Helper()
+	var r labJSON
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("lab -o json: %v\n%s", err, out)
+	}
+	var got []string
+	for _, p := range r.Matrix.Probes {
+		if p.Problem {
+			got = append(got, p.From+" -> "+p.To.Addr)
+		}
+	}
+	if len(got) != r.Problems {
+		t.Errorf("problems = %d, but %d probes say problem", r.Problems, len(got))
+	}
+	slices.Sort(got)
+	return got
+}
+
+func TestCLILabSpecAndConfigs(t *testing.T) {
+	dir := threeHostSpec(t)
+	out := mustCLI(t, dir, "lab")
+	for _, want := range []string{"FROM \\ TO", "What this run does not prove"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("lab output lacks %q:\n%s", want, out)
+		}
+	}
+	mustCLI(t, dir, "render")
+	confs := []string{"out/s1/wg0.conf", "out/s2/wg0.conf", "out/s3/wg0.conf"}
+	out = mustCLI(t, dir, append([]string{"lab", "-o", "json"}, confs...)...)
+	if diff := cmp.Diff([]string(nil), problemPairs(t, out)); diff != "" {
+		t.Errorf("problems of the rendered configs (-want +got):\n%s", diff)
+	}
+
+	// The hub lists a wrong key for s3: exactly the pairs with s3 fail.
+	hub := filepath.Join(dir, "out/s1/wg0.conf")
+	src, err := os.ReadFile(hub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3 := readConfigs(t, dir)["s1"].Peers[1]
+	if s3.Name != "s3" {
+		t.Fatalf("hub's second peer is %q, want s3", s3.Name)
+	}
+	k, _ := wgkey.GeneratePrivate()
+	broken := strings.Replace(string(src), s3.PublicKey.String(), k.Public().String(), 1)
+	if err := os.WriteFile(hub, []byte(broken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code := cli(t, dir, append([]string{"lab", "-o", "json", "--timeout", "500ms"}, confs...)...)
+	if code != 1 {
+		t.Fatalf("lab with a wrong key: exit %d, want 1\n%s", code, errs)
+	}
+	want := []string{
+		"s1 -> 10.0.7.1", "s1 -> 192.168.100.3",
+		"s2 -> 10.0.7.1", "s2 -> 192.168.100.3",
+		"s3 -> 10.0.4.1", "s3 -> 10.0.5.1", "s3 -> 192.168.100.1", "s3 -> 192.168.100.2",
+	}
+	if diff := cmp.Diff(want, problemPairs(t, out)); diff != "" {
+		t.Errorf("failing pairs (-want +got):\n%s", diff)
+	}
+	// In text, the same pairs, each with a reason.
+	out, _, code = cli(t, dir, append([]string{"lab", "--timeout", "500ms"}, confs...)...)
+	if code != 1 || !strings.Contains(out, "8 of 12 pairs are not as intended") ||
+		!strings.Contains(out, "s1 can't reach s3 192.168.100.3: s1 sends 192.168.100.3 to peer s3, whose public key") {
+		t.Errorf("lab text output, exit %d:\n%s", code, out)
+	}
+}
+
+func TestCLIDemo(t *testing.T) {
+	out := mustCLI(t, t.TempDir(), "demo")
+	for _, want := range []string{
+		"s1: peer s4: add peer",
+		"s2: peer s1: +allowed ip 10.0.9.0/24",
+		"4 of 4 kept",
+		"PrivateKey = (generated in memory, not shown)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q", want)
+		}
+	}
+	if strings.Contains(out, "FAIL") {
+		t.Errorf("demo has failures:\n%s", out)
+	}
+	var r struct {
+		Problems int `json:"problems"`
+		Sessions []struct {
+			Kept bool `json:"kept"`
+		} `json:"sessions"`
+	}
+	if err := json.Unmarshal([]byte(mustCLI(t, t.TempDir(), "demo", "-o", "json")), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Problems != 0 || len(r.Sessions) != 4 {
+		t.Errorf("demo -o json: %+v", r)
+	}
+}
