@@ -180,10 +180,7 @@ func labHosts(paths []string, stderr io.Writer) ([]compile.HostConfig, []string,
 		}
 		return hosts, notes, nil
 	}
-	names, err := lab.HostNames(paths)
-	if err != nil {
-		return nil, nil, usageError{err}
-	}
+	names := wgconf.HostNames(paths)
 	var cfgs []*wgconf.Config
 	for i, p := range paths {
 		src, err := os.ReadFile(p)

@@ -3,8 +3,6 @@ package lab
 import (
 	"fmt"
 	"net/netip"
-	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 
@@ -13,34 +11,8 @@ import (
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
 
-var ifaceLike = regexp.MustCompile(`^wg[0-9]*$`)
 
-// HostNames names the host of each config file: the file name without ".conf"
-// (s2.conf → s2), or the directory's name when the file is named like an interface
-// or several files share a name (out/s1/wg0.conf → s1). Names must come out unique.
-func HostNames(paths []string) ([]string, error) {
-	base := func(p string) string { return strings.TrimSuffix(filepath.Base(p), ".conf") }
-	count := make(map[string]int)
-	for _, p := range paths {
-		count[base(p)]++
-	}
-	names := make([]string, len(paths))
-	seen := make(map[string]string)
-	for i, p := range paths {
-		n := base(p)
-		if count[n] > 1 || ifaceLike.MatchString(n) {
-			if d := filepath.Base(filepath.Dir(p)); d != "." && d != "/" {
-				n = d
-			}
-		}
-		if prev, ok := seen[n]; ok {
-			return nil, fmt.Errorf("%s and %s would both be host %q: rename one", prev, p, n)
-		}
-		seen[n] = p
-		names[i] = n
-	}
-	return names, nil
-}
+
 
 // FromConfigs turns wg-quick configs, one per host (each with its Name set), into
 // lab hosts. Configs say nothing of which subnets sit behind which host, so it

@@ -274,29 +274,6 @@ func TestFromConfigsRoutes(t *testing.T) {
 	}
 }
 
-func TestHostNames(t *testing.T) {
-	tests := []struct {
-		paths   []string
-		want    []string
-		wantErr bool
-	}{
-		{[]string{"s1.conf", "s2.conf"}, []string{"s1", "s2"}, false},
-		{[]string{"out/s1/wg0.conf", "out/s2/wg0.conf"}, []string{"s1", "s2"}, false},
-		{[]string{"out/s1/wg0.conf"}, []string{"s1"}, false},
-		{[]string{"a/x.conf", "b/x.conf"}, []string{"a", "b"}, false},
-		{[]string{"a/s1.conf", "s1/wg0.conf"}, nil, true},
-	}
-	for _, tt := range tests {
-		got, err := HostNames(tt.paths)
-		if (err != nil) != tt.wantErr {
-			t.Errorf("HostNames(%q) error %v, want error %v", tt.paths, err, tt.wantErr)
-			continue
-		}
-		if diff := cmp.Diff(tt.want, got); diff != "" {
-			t.Errorf("HostNames(%q) (-want +got):\n%s", tt.paths, diff)
-		}
-	}
-}
 
 // TestLiveAdd grows the demo network by a fourth host: the old peerings keep
 // their sessions and the new host reaches everyone.
