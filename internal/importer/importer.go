@@ -32,8 +32,6 @@ func (n Note) String() string {
 	return fmt.Sprintf("%s: %s", n.File, n.Msg)
 }
 
-
-
 // Result is an imported network.
 type Result struct {
 	Spec    *spec.Spec

@@ -154,4 +154,3 @@ var cmpSorted = cmp.Transformer("sort", func(in []string) []string {
 	sort.Strings(out)
 	return out
 })
-

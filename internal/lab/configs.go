@@ -11,9 +11,6 @@ import (
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
 
-
-
-
 // FromConfigs turns wg-quick configs, one per host (each with its Name set), into
 // lab hosts. Configs say nothing of which subnets sit behind which host, so it
 // infers them: a prefix in some peer's AllowedIPs that holds no host's overlay

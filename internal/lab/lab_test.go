@@ -274,7 +274,6 @@ func TestFromConfigsRoutes(t *testing.T) {
 	}
 }
 
-
 // TestLiveAdd grows the demo network by a fourth host: the old peerings keep
 // their sessions and the new host reaches everyone.
 func TestLiveAdd(t *testing.T) {
