@@ -68,7 +68,7 @@ func newImportCmd() *cobra.Command {
 				return err
 			}
 			for _, n := range r.Notes {
-				fmt.Fprintln(c.ErrOrStderr(), "wgnet: not carried over:", n)
+				fmt.Fprintln(c.ErrOrStderr(), "wgnet: import:", n)
 			}
 			fmt.Fprintf(c.OutOrStdout(), "imported %d hosts (%s) into %s, keys in %s/\n", len(r.Spec.Hosts), r.Spec.Topology, global.specFile, dir)
 			return nil
