@@ -24,6 +24,10 @@ func TestForwards(t *testing.T) {
 		{"a longer value is not 1", []string{"sysctl -w net.ipv4.conf.all.forwarding=10"}, false, false},
 		{"reading is not setting", []string{"sysctl net.ipv4.ip_forward", "cat /proc/sys/net/ipv6/conf/all/forwarding"}, false, false},
 		{"other sysctls", []string{"sysctl -w net.ipv4.conf.all.rp_filter=1"}, false, false},
+		{"echo to proc", []string{"echo 1 > /proc/sys/net/ipv4/ip_forward", "echo 1 >/proc/sys/net/ipv6/conf/all/forwarding"}, true, true},
+		{"echo 0 to proc", []string{"echo 0 > /proc/sys/net/ipv4/ip_forward"}, false, false},
+		{"another interface does not forward tunnel traffic", []string{"sysctl -w net.ipv4.conf.eth0.forwarding=1", "sysctl -w net.ipv4.conf.default.forwarding=1"}, false, false},
+		{"v6 per-interface forwarding is not forwarding", []string{"sysctl -w net.ipv6.conf.%i.forwarding=1"}, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
