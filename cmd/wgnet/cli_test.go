@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -328,5 +329,62 @@ func TestCLIImportReproduces(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "imported.secrets", "s4.key")); err == nil {
 		t.Error("import invented a private key for s4, which keeps its own")
+	}
+}
+
+func TestCLIEdits(t *testing.T) {
+	dir := t.TempDir()
+	mustCLI(t, dir, "init", "p", "--subnet", "10.9.0.0/24", "--subnet", "fd00:9::/64")
+	out := mustCLI(t, dir, "-o", "json", "add", "a", "--endpoint", "198.18.0.1:51820")
+	var added struct {
+		Host      string   `json:"host"`
+		Addresses []string `json:"addresses"`
+	}
+	if err := json.Unmarshal([]byte(out), &added); err != nil || added.Host != "a" || len(added.Addresses) != 2 {
+		t.Fatalf("add -o json = %q (%v), want host a with two addresses", out, err)
+	}
+	mustCLI(t, dir, "add", "b")
+	mustCLI(t, dir, "add", "c")
+
+	// A new IPv4 address keeps the IPv6 one.
+	mustCLI(t, dir, "set", "a", "--address", "10.9.0.50")
+	var hosts []hostRow
+	json.Unmarshal([]byte(mustCLI(t, dir, "list", "-o", "json")), &hosts)
+	if diff := cmp.Diff([]string{"10.9.0.50", "fd00:9::1"}, hosts[0].Addresses); diff != "" {
+		t.Errorf("addresses after set --address (-want +got):\n%s", diff)
+	}
+
+	if _, stderr, code := cli(t, dir, "set", "a"); code != 2 || !strings.Contains(stderr, "nothing to change") {
+		t.Errorf("set with no flags: exit %d %q; want 2, nothing to change", code, stderr)
+	}
+
+	// b switches to keeping its own key: the key wgnet made for it goes.
+	pub := strings.TrimSpace(mustCLI(t, dir, "-f", "/dev/null", "genkey"))
+	cmd := exec.Command(wgnetBin(t), "pubkey")
+	cmd.Stdin = strings.NewReader(pub + "\n")
+	pubOut, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustCLI(t, dir, "set", "b", "--public-key", strings.TrimSpace(string(pubOut)))
+	if _, err := os.Stat(filepath.Join(dir, "wgnet.secrets", "b.key")); err == nil {
+		t.Error("b.key still in the secrets after b took its own key")
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "wgnet.secrets", ".*")); len(left) != 0 {
+		t.Errorf("left behind in the secrets: %v", left)
+	}
+
+	// A removed host's rendered file goes on the next render (it holds its key).
+	mustCLI(t, dir, "render")
+	mustCLI(t, dir, "remove", "c")
+	out = mustCLI(t, dir, "render")
+	if _, err := os.Stat(filepath.Join(dir, "out", "c", "wg0.conf")); err == nil || !strings.Contains(out, "removed") {
+		t.Errorf("out/c/wg0.conf still there after remove+render; render said:\n%s", out)
+	}
+	// A config made readable by others is made 0600 again even when unchanged.
+	os.Chmod(filepath.Join(dir, "out", "a", "wg0.conf"), 0o644)
+	mustCLI(t, dir, "render")
+	if fi, _ := os.Stat(filepath.Join(dir, "out", "a", "wg0.conf")); fi.Mode().Perm() != 0o600 {
+		t.Errorf("out/a/wg0.conf mode %v after render, want 0600", fi.Mode().Perm())
 	}
 }

@@ -2,11 +2,16 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"github.com/wgnet/wgnet/internal/spec"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
@@ -22,6 +27,7 @@ func init() {
 type hostFlags struct {
 	endpoint, publicKey, privateKeyFile string
 	addresses, routes, removeRoutes     []string
+	presharedWith                       []string
 	hub, replaceRoutes                  bool
 	keepalive, listenPort, underlayMTU  int
 }
@@ -40,6 +46,7 @@ func (f *hostFlags) bind(c *cobra.Command, forSet bool) {
 	if forSet {
 		fl.StringArrayVar(&f.removeRoutes, "remove-route", nil, "routed subnet to remove, repeatable")
 		fl.BoolVar(&f.replaceRoutes, "replace-routes", false, "--route replaces the host's routes instead of adding")
+		fl.StringArrayVar(&f.presharedWith, "preshared-with", nil, "use a preshared key (generated) with this host too, repeatable")
 	}
 }
 
@@ -50,9 +57,12 @@ func newAddCmd() *cobra.Command {
 		Short: "Add a host to the spec, with a new key pair unless --public-key is given",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
+			format, err := outputFormat("text", "json")
+			if err != nil {
+				return err
+			}
 			h := spec.Host{Name: args[0], Endpoint: f.endpoint, Keepalive: f.keepalive,
 				ListenPort: f.listenPort, UnderlayMTU: f.underlayMTU, PrivateKeyFile: f.privateKeyFile}
-			var err error
 			if h.Addresses, err = parseAddrs("address", f.addresses); err != nil {
 				return err
 			}
@@ -81,8 +91,8 @@ func newAddCmd() *cobra.Command {
 			for _, a := range added.Addresses {
 				as = append(as, a.String())
 			}
-			fmt.Fprintf(c.OutOrStdout(), "added %s at %s\n", h.Name, strings.Join(as, ", "))
-			return nil
+			return report(c.OutOrStdout(), format, editResult{Action: "added", Host: h.Name, Addresses: as},
+				fmt.Sprintf("added %s at %s", h.Name, strings.Join(as, ", ")))
 		},
 	}
 	f.bind(c, false)
@@ -107,9 +117,15 @@ func newSetCmd() *cobra.Command {
 		Short: "Change a host in the spec (only the flags given)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
+			format, err := outputFormat("text", "json")
+			if err != nil {
+				return err
+			}
 			fl := c.Flags()
+			if onlyGlobalFlags(c) {
+				return usageError{fmt.Errorf("set %s: nothing to change; give at least one flag (see wgnet set --help)", args[0])}
+			}
 			var ch spec.HostChanges
-			var err error
 			if fl.Changed("endpoint") {
 				ch.Endpoint = &f.endpoint
 			}
@@ -127,12 +143,18 @@ func newSetCmd() *cobra.Command {
 			if fl.Changed("keepalive") {
 				ch.Keepalive = &f.keepalive
 			}
+			var retired func(keep bool) error
 			if fl.Changed("public-key") {
 				k, err := parsePublicKey(f.publicKey)
 				if err != nil {
 					return err
 				}
 				ch.PublicKey = &k
+				// The host now keeps its own key: the one wgnet made for it goes
+				// aside, and is gone for good once the spec is saved.
+				if retired, err = retireKey(args[0], k); err != nil {
+					return err
+				}
 			}
 			if fl.Changed("listen-port") {
 				ch.ListenPort = &f.listenPort
@@ -143,11 +165,24 @@ func newSetCmd() *cobra.Command {
 			if fl.Changed("private-key-file") {
 				ch.PrivateKeyFile = &f.privateKeyFile
 			}
-			if err := editSpec(func(d *spec.Document) error { return d.SetHost(args[0], ch) }); err != nil {
+			err = editSpec(func(d *spec.Document) error {
+				if err := d.SetHost(args[0], ch); err != nil {
+					return err
+				}
+				for _, o := range f.presharedWith {
+					if err := d.AddPresharedPair(spec.Pair{args[0], o}); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if retired != nil {
+				err = errors.Join(err, retired(err == nil))
+			}
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(c.OutOrStdout(), "changed %s\n", args[0])
-			return nil
+			return report(c.OutOrStdout(), format, editResult{Action: "changed", Host: args[0]}, "changed "+args[0])
 		},
 	}
 	f.bind(c, true)
@@ -162,6 +197,10 @@ func newRemoveCmd() *cobra.Command {
 		Short: "Remove a host from the spec (and its keys from the secrets directory)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
+			format, err := outputFormat("text", "json")
+			if err != nil {
+				return err
+			}
 			name := args[0]
 			if err := editSpec(func(d *spec.Document) error { return d.RemoveHost(name, newHub) }); err != nil {
 				return err
@@ -171,8 +210,7 @@ func newRemoveCmd() *cobra.Command {
 					return err
 				}
 			}
-			fmt.Fprintf(c.OutOrStdout(), "removed %s\n", name)
-			return nil
+			return report(c.OutOrStdout(), format, editResult{Action: "removed", Host: name}, "removed "+name)
 		},
 	}
 	c.Flags().StringVar(&newHub, "new-hub", "", "when removing the hub: the host that takes its place")
@@ -248,7 +286,10 @@ func newListCmd() *cobra.Command {
 					ka = fmt.Sprint(r.Keepalive)
 				}
 				key := r.PublicKey
-				if r.OwnKey {
+				switch {
+				case r.PublicKey == (wgkey.Key{}).String():
+					key = "(no key)"
+				case r.OwnKey:
 					key += " (own key)"
 				}
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Name, r.Role, strings.Join(r.Addresses, ","), ep,
@@ -264,4 +305,58 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// editResult is what the spec-editing commands print with -o json.
+type editResult struct {
+	Action    string   `json:"action"`
+	Host      string   `json:"host"`
+	Addresses []string `json:"addresses,omitempty"`
+}
+
+// report prints v as JSON, or text as a line.
+func report(w io.Writer, format string, v any, text string) error {
+	if format == "json" {
+		e := json.NewEncoder(w)
+		e.SetIndent("", "  ")
+		return e.Encode(v)
+	}
+	_, err := fmt.Fprintln(w, text)
+	return err
+}
+
+// onlyGlobalFlags reports whether every flag given is a global one (-f, -o).
+func onlyGlobalFlags(c *cobra.Command) bool {
+	only := true
+	c.Flags().Visit(func(f *pflag.Flag) {
+		if f.Name != "file" && f.Name != "output" {
+			only = false
+		}
+	})
+	return only
+}
+
+// retireKey moves host's private key in the secrets aside when it does not match
+// pub, the key the host now keeps itself. The returned function finishes the job:
+// keep=true deletes the old key, keep=false (the edit failed) puts it back.
+func retireKey(host string, pub wgkey.Key) (func(keep bool) error, error) {
+	dir := spec.SecretsDir(global.specFile)
+	sec, _, err := spec.LoadSecrets(dir)
+	if err != nil {
+		return nil, err
+	}
+	if k, ok := sec.PrivateKeys[host]; !ok || k.Public() == pub {
+		return nil, nil
+	}
+	path := spec.KeyFile(dir, host)
+	aside := filepath.Join(dir, "."+filepath.Base(path)+".retired")
+	if err := os.Rename(path, aside); err != nil {
+		return nil, err
+	}
+	return func(keep bool) error {
+		if keep {
+			return os.Remove(aside)
+		}
+		return os.Rename(aside, path)
+	}, nil
 }

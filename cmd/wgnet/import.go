@@ -25,6 +25,10 @@ func newImportCmd() *cobra.Command {
 			"reports every line it could not carry over. It refuses to replace an existing spec.",
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
+			format, err := outputFormat("text", "json")
+			if err != nil {
+				return err
+			}
 			if _, err := os.Lstat(global.specFile); err == nil {
 				return fmt.Errorf("import: %s exists; import into a new file with -f", global.specFile)
 			} else if !errors.Is(err, fs.ErrNotExist) {
@@ -53,19 +57,23 @@ func newImportCmd() *cobra.Command {
 			if err := r.Spec.Validate(); err != nil {
 				return fmt.Errorf("import: the configs don't make a valid network:\n%w", err)
 			}
+			// Secrets first, then the spec; if anything fails, nothing stays.
 			dir := spec.SecretsDir(global.specFile)
-			for host, k := range r.Secrets.PrivateKeys {
-				if err := spec.WritePrivateKey(dir, host, k); err != nil {
-					return err
+			_, statErr := os.Stat(dir)
+			newDir := errors.Is(statErr, fs.ErrNotExist)
+			if err := writeImported(global.specFile, dir, r); err != nil {
+				if newDir {
+					os.RemoveAll(dir)
 				}
-			}
-			for p, k := range r.Secrets.PresharedKeys {
-				if err := spec.WritePSK(dir, p, k); err != nil {
-					return err
-				}
-			}
-			if err := spec.FromSpec(global.specFile, r.Spec).Save(); err != nil {
 				return err
+			}
+			if format == "json" {
+				notes := []string{}
+				for _, n := range r.Notes {
+					notes = append(notes, n.String())
+				}
+				return report(c.OutOrStdout(), format, map[string]any{"spec": global.specFile, "secrets": dir,
+					"hosts": len(r.Spec.Hosts), "topology": r.Spec.Topology, "notes": notes}, "")
 			}
 			for _, n := range r.Notes {
 				fmt.Fprintln(c.ErrOrStderr(), "wgnet: import:", n)
@@ -76,4 +84,19 @@ func newImportCmd() *cobra.Command {
 	}
 	c.Flags().StringVar(&name, "network", "imported", "name of the imported network")
 	return c
+}
+
+// writeImported writes an imported network's keys and then its spec.
+func writeImported(specPath, dir string, r *importer.Result) error {
+	for host, k := range r.Secrets.PrivateKeys {
+		if err := spec.WritePrivateKey(dir, host, k); err != nil {
+			return err
+		}
+	}
+	for p, k := range r.Secrets.PresharedKeys {
+		if err := spec.WritePSK(dir, p, k); err != nil {
+			return err
+		}
+	}
+	return spec.FromSpec(specPath, r.Spec).Save()
 }

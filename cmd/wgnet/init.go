@@ -17,11 +17,14 @@ func newInitCmd() *cobra.Command {
 		Short: "Create a new network spec (refuses to overwrite one)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
+			format, err := outputFormat("text", "json")
+			if err != nil {
+				return err
+			}
 			o.Network = args[0]
 			if len(subnets) == 0 {
 				return usageError{fmt.Errorf("init: --subnet is required (the overlay, like 192.168.100.0/24)")}
 			}
-			var err error
 			if o.Subnets, err = parsePrefixes("subnet", subnets); err != nil {
 				return err
 			}
@@ -32,8 +35,8 @@ func newInitCmd() *cobra.Command {
 			if err := d.Save(); err != nil {
 				return err
 			}
-			fmt.Fprintf(c.OutOrStdout(), "created %s (network %s, %s); add hosts with `wgnet add HOST`\n", global.specFile, o.Network, o.Topology)
-			return nil
+			return report(c.OutOrStdout(), format, map[string]string{"action": "created", "spec": global.specFile, "network": o.Network, "topology": o.Topology},
+				fmt.Sprintf("created %s (network %s, %s); add hosts with `wgnet add HOST`", global.specFile, o.Network, o.Topology))
 		},
 	}
 	c.Flags().StringArrayVar(&subnets, "subnet", nil, "overlay subnet (IPv4 and/or IPv6), repeatable")

@@ -26,6 +26,9 @@ func newGenkeyCmd() *cobra.Command {
 		Short: "Print a new private key (like wg genkey)",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			if _, err := outputFormat("text"); err != nil {
+				return err
+			}
 			warnTerminal(c.OutOrStdout())
 			k, err := wgkey.GeneratePrivate()
 			if err != nil {
@@ -43,6 +46,9 @@ func newGenpskCmd() *cobra.Command {
 		Short: "Print a new preshared key (like wg genpsk)",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			if _, err := outputFormat("text"); err != nil {
+				return err
+			}
 			warnTerminal(c.OutOrStdout())
 			k, err := wgkey.GeneratePSK()
 			if err != nil {
@@ -60,6 +66,9 @@ func newPubkeyCmd() *cobra.Command {
 		Short: "Read a private key on stdin, print its public key (like wg pubkey)",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			if _, err := outputFormat("text"); err != nil {
+				return err
+			}
 			line, err := bufio.NewReader(io.LimitReader(c.InOrStdin(), 1024)).ReadString('\n')
 			if err != nil && err != io.EOF {
 				return fmt.Errorf("read private key from stdin: %w", err)

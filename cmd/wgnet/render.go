@@ -19,6 +19,36 @@ type renderedFile struct {
 	Host    string `json:"host"`
 	Path    string `json:"path"`
 	Changed bool   `json:"changed"`
+	Removed bool   `json:"removed,omitempty"`
+}
+
+// removeStale deletes DIR/HOST/IFACE.conf of hosts that left the spec, when the
+// file is one wgnet rendered for this network (it holds the host's private key,
+// and a linter run over DIR would count the host as still there). Other files
+// are left alone.
+func removeStale(outDir string, n *network) ([]renderedFile, error) {
+	iface := n.spec.InterfaceName() + ".conf"
+	paths, _ := filepath.Glob(filepath.Join(outDir, "*", iface))
+	var out []renderedFile
+	for _, p := range paths {
+		host := filepath.Base(filepath.Dir(p))
+		if _, ok := n.spec.HostByName(host); ok {
+			continue
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		if !bytes.Contains(data, []byte(compile.Header(host, n.spec.Network))) {
+			continue
+		}
+		if err := os.Remove(p); err != nil {
+			return nil, err
+		}
+		os.Remove(filepath.Dir(p)) // only if empty
+		out = append(out, renderedFile{Host: host, Path: p, Changed: true, Removed: true})
+	}
+	return out, nil
 }
 
 func newRenderCmd() *cobra.Command {
@@ -54,13 +84,19 @@ func newRenderCmd() *cobra.Command {
 				path := filepath.Join(outDir, hc.Host, n.spec.InterfaceName()+".conf")
 				old, _ := os.ReadFile(path)
 				changed := !bytes.Equal(old, data)
-				if changed {
+				if fi, err := os.Stat(path); changed || err != nil || fi.Mode().Perm() != 0o600 {
+					// Rewrite also a file that is the same but readable by others.
 					if err := atomicfile.Write(path, data, 0o600, 0o700); err != nil {
 						return err
 					}
 				}
 				files = append(files, renderedFile{Host: hc.Host, Path: path, Changed: changed})
 			}
+			stale, err := removeStale(outDir, n)
+			if err != nil {
+				return err
+			}
+			files = append(files, stale...)
 			if format == "json" {
 				e := json.NewEncoder(c.OutOrStdout())
 				e.SetIndent("", "  ")
@@ -68,7 +104,10 @@ func newRenderCmd() *cobra.Command {
 			}
 			for _, f := range files {
 				state := "unchanged"
-				if f.Changed {
+				switch {
+				case f.Removed:
+					state = "removed"
+				case f.Changed:
 					state = "written"
 				}
 				fmt.Fprintf(c.OutOrStdout(), "%-9s %s\n", state, f.Path)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -23,6 +24,7 @@ type upFlags struct {
 	host         string
 	backend      string
 	noForwarding bool
+	confirm      time.Duration
 }
 
 func newUpCmd() *cobra.Command {
@@ -46,6 +48,7 @@ func newUpCmd() *cobra.Command {
 	c.Flags().StringVar(&f.host, "host", "", "compile this host's config from the spec (-f) and bring it up")
 	c.Flags().StringVar(&f.backend, "backend", "auto", "auto|kernel|userspace")
 	c.Flags().BoolVar(&f.noForwarding, "no-forwarding", false, "leave IP forwarding and MSS clamping alone")
+	c.Flags().DurationVar(&f.confirm, "confirm", 0, "take the interface down again unless \"wgnet confirm NAME\" runs within this `DURATION` (e.g. 2m)")
 	return c
 }
 
@@ -91,55 +94,25 @@ func runUp(ctx context.Context, stdout, stderr io.Writer, args []string, f upFla
 	default:
 		return usageError{fmt.Errorf("--backend %q: want auto, kernel or userspace", f.backend)}
 	}
-	var req up.Request
-	switch {
-	case f.host != "" && len(args) > 0:
-		return usageError{fmt.Errorf("give either NAME|CONFIG or --host, not both")}
-	case f.host != "":
-		n, err := loadNetwork(stderr)
-		if err != nil {
-			return err
-		}
-		hc, err := n.host(f.host)
-		if err != nil {
-			return err
-		}
-		req = up.Request{
-			Name:      n.spec.InterfaceName(),
-			Config:    hc.Config,
-			ForwardV4: hc.ForwardV4,
-			ForwardV6: hc.ForwardV6,
-			Source:    fmt.Sprintf("%s --host %s", n.path, f.host),
-		}
-	case len(args) == 1:
-		name, path, err := resolveConfigArg(args[0])
-		if err != nil {
-			return err
-		}
-		src, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o007 != 0 {
-			fmt.Fprintf(stderr, "wgnet: warning: %s is world accessible; it holds a private key\n", path)
-		}
-		cfg, err := wgconf.Parse(path, src)
-		if err != nil {
-			return err
-		}
-		cfg.Name = name
-		req = up.Request{Name: name, Config: cfg, Source: path}
-	default:
-		return usageError{fmt.Errorf("up needs NAME, CONFIG or --host HOST")}
+	req, err := upRequest(args, f.host, stderr)
+	if err != nil {
+		return err
 	}
-	st, err := up.Up(ctx, req, up.Options{
+	opts := up.Options{
 		Backend:      f.backend,
 		StateDir:     stateDir(),
 		NoForwarding: f.noForwarding,
 		// The compiler's own forwarding hooks: up does their job natively.
 		ForwardingHooks: []string{compile.HookForwardV4, compile.HookForwardV6},
 		Log:             stderr,
-	})
+	}
+	var st *up.State
+	var pending *up.Pending
+	if f.confirm > 0 {
+		st, pending, err = up.TryUp(ctx, req, up.SyncOptions{Options: opts, Confirm: up.Confirm{Within: f.confirm}})
+	} else {
+		st, err = up.Up(ctx, req, opts)
+	}
 	if err != nil {
 		return err
 	}
@@ -152,6 +125,66 @@ func runUp(ctx context.Context, stdout, stderr io.Writer, args []string, f upFla
 	if st.PID != 0 {
 		how += fmt.Sprintf(", pid %d", st.PID)
 	}
+	if pending != nil {
+		_, err = fmt.Fprintf(stderr, "wgnet: %s is up (%s); run `wgnet confirm %s` by %s to keep it, or it is taken down again\n",
+			st.Name, how, st.Name, pending.Deadline.Local().Format(time.TimeOnly))
+		return err
+	}
 	_, err = fmt.Fprintf(stderr, "wgnet: %s is up (%s)\n", st.Name, how)
 	return err
+}
+
+// upRequest turns the arguments of up and sync into a request: NAME or CONFIG as
+// wg-quick takes them, NAME CONFIG (sync), or --host HOST from the spec (with an
+// optional NAME for the interface).
+func upRequest(args []string, host string, stderr io.Writer) (up.Request, error) {
+	switch {
+	case host != "" && len(args) > 1:
+		return up.Request{}, usageError{fmt.Errorf("with --host, give at most the interface NAME")}
+	case host != "":
+		n, err := loadNetwork(stderr)
+		if err != nil {
+			return up.Request{}, err
+		}
+		hc, err := n.host(host)
+		if err != nil {
+			return up.Request{}, err
+		}
+		name := n.spec.InterfaceName()
+		if len(args) == 1 {
+			name = args[0]
+		}
+		return up.Request{
+			Name:      name,
+			Config:    hc.Config,
+			ForwardV4: hc.ForwardV4,
+			ForwardV6: hc.ForwardV6,
+			Source:    fmt.Sprintf("%s --host %s", n.path, host),
+		}, nil
+	case len(args) == 1 || len(args) == 2:
+		name, path, err := resolveConfigArg(args[0])
+		if err != nil {
+			return up.Request{}, err
+		}
+		if len(args) == 2 {
+			if !up.ValidName(args[0]) {
+				return up.Request{}, usageError{fmt.Errorf("%q: not an interface name (%s)", args[0], "^[a-zA-Z0-9_=+.-]{1,15}$")}
+			}
+			path = args[1]
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return up.Request{}, err
+		}
+		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o007 != 0 {
+			fmt.Fprintf(stderr, "wgnet: warning: %s is world accessible; it holds a private key\n", path)
+		}
+		cfg, err := wgconf.Parse(path, src)
+		if err != nil {
+			return up.Request{}, err
+		}
+		cfg.Name = name
+		return up.Request{Name: name, Config: cfg, Source: path}, nil
+	}
+	return up.Request{}, usageError{fmt.Errorf("give NAME, CONFIG or --host HOST")}
 }

@@ -40,6 +40,12 @@ const (
 	hookPrivateKeyFmt = "wg set %%i private-key %s"
 )
 
+// Header is how every compiled config names itself in its first comment, so
+// that wgnet can tell its own files from others.
+func Header(host, network string) string {
+	return fmt.Sprintf("wgnet: host %s of network %s", host, network)
+}
+
 // DefaultPrivateKeyFile is where a host that keeps its own key holds it, unless
 // the spec says otherwise.
 func DefaultPrivateKeyFile(iface string) string { return "/etc/wireguard/" + iface + ".key" }
@@ -112,7 +118,7 @@ func Compile(s *spec.Spec, sec spec.Secrets) ([]HostConfig, error) {
 				role = "hub"
 			}
 		}
-		iface.Comments = []string{fmt.Sprintf("wgnet: host %s of network %s (%s). Generated; edit the spec, not this file.", h.Name, s.Network, role)}
+		iface.Comments = []string{fmt.Sprintf("%s (%s). Generated; edit the spec, not this file.", Header(h.Name, s.Network), role)}
 		for _, a := range h.Addresses {
 			iface.Addresses = append(iface.Addresses, netip.PrefixFrom(a, overlayBits(s, a)))
 		}
@@ -165,8 +171,8 @@ func Compile(s *spec.Spec, sec spec.Secrets) ([]HostConfig, error) {
 			}
 			if psk[spec.Pair{h.Name, o.Name}.Key()] {
 				k, ok := sec.PresharedKeys[spec.Pair{h.Name, o.Name}.Key()]
-				if !ok {
-					errs = append(errs, fmt.Errorf("preshared key for %s+%s is missing from the secrets", h.Name, o.Name))
+				if pair := (spec.Pair{h.Name, o.Name}).Key(); !ok && pair[0] == h.Name { // say it once per pair
+					errs = append(errs, fmt.Errorf("preshared key for %s+%s is missing from the secrets (`wgnet set %s --preshared-with %s` makes one)", pair[0], pair[1], pair[0], pair[1]))
 				}
 				p.PresharedKey = k
 			}

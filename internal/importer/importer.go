@@ -133,14 +133,17 @@ func Import(network string, names []string, configs []*wgconf.Config) (*Result, 
 			}
 		}
 	}
-	iface := ""
+	// One interface name for the network: the files' common name when they are
+	// IFACE.conf in per-host directories (out/s1/wg0.conf); file names that are host
+	// names (s1.conf) say nothing about the interface.
+	iface := strings.TrimSuffix(filepath.Base(hosts[0].file), ".conf")
 	for _, h := range hosts {
-		n := strings.TrimSuffix(filepath.Base(h.file), ".conf")
-		if wgconf.ValidInterfaceName(n) && iface == "" {
-			iface = n
+		if strings.TrimSuffix(filepath.Base(h.file), ".conf") != iface || iface == h.name {
+			iface = ""
+			break
 		}
 	}
-	if iface != "" && iface != spec.DefaultInterface {
+	if iface != "" && wgconf.ValidInterfaceName(iface) && iface != spec.DefaultInterface {
 		r.Spec.Interface = iface
 	}
 
@@ -299,15 +302,27 @@ func hostByName(hosts []*host, name string) *host {
 	return nil
 }
 
+// isHub reports whether h peers with every other host of the set and they only
+// with h. Peers outside the set (a laptop on the hub) don't count; they are
+// reported and dropped.
 func isHub(h *host, hosts []*host, byKey map[wgkey.Key]*host) bool {
-	if len(h.cfg.Peers) != len(hosts)-1 {
+	inSet := func(c *wgconf.Config) []*host {
+		var out []*host
+		for _, p := range c.Peers {
+			if o, ok := byKey[p.PublicKey]; ok {
+				out = append(out, o)
+			}
+		}
+		return out
+	}
+	if len(inSet(h.cfg)) != len(hosts)-1 {
 		return false
 	}
 	for _, o := range hosts {
 		if o == h {
 			continue
 		}
-		if len(o.cfg.Peers) != 1 || byKey[o.cfg.Peers[0].PublicKey] != h {
+		if peers := inSet(o.cfg); len(peers) != 1 || peers[0] != h {
 			return false
 		}
 	}

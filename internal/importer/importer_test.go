@@ -154,3 +154,57 @@ var cmpSorted = cmp.Transformer("sort", func(in []string) []string {
 	sort.Strings(out)
 	return out
 })
+
+// TestImportHubWithOutsider: a peer outside the imported set (a laptop on the hub)
+// does not turn a hub into a mesh; it is reported and dropped.
+func TestImportHubWithOutsider(t *testing.T) {
+	s, sec := network(spec.TopologyHub)
+	hcs, _ := compile.Compile(s, sec)
+	var names []string
+	var cfgs []*wgconf.Config
+	for _, hc := range hcs {
+		names = append(names, hc.Host)
+		cfgs = append(cfgs, hc.Config)
+	}
+	cfgs[0].Peers = append(cfgs[0].Peers, wgconf.Peer{Name: "laptop", PublicKey: key(9).Public(),
+		AllowedIPs: []netip.Prefix{netip.MustParsePrefix("192.168.100.200/32")}})
+	r, err := Import("prod", names, cfgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Spec.Topology != spec.TopologyHub || r.Spec.Hub != "s1" {
+		t.Errorf("topology %q hub %q, want hub s1", r.Spec.Topology, r.Spec.Hub)
+	}
+	if len(r.Notes) != 1 || !strings.Contains(r.Notes[0].Msg, "peer laptop") {
+		t.Errorf("notes %v, want one about the laptop", r.Notes)
+	}
+}
+
+func TestImportInterfaceName(t *testing.T) {
+	s, sec := network(spec.TopologyMesh)
+	hcs, _ := compile.Compile(s, sec)
+	for _, tt := range []struct {
+		files []string
+		want  string
+	}{
+		{[]string{"s1.conf", "s2.conf", "s3.conf", "s4.conf"}, ""},
+		{[]string{"o/s1/wg7.conf", "o/s2/wg7.conf", "o/s3/wg7.conf", "o/s4/wg7.conf"}, "wg7"},
+		{[]string{"o/s1/wg0.conf", "o/s2/wg0.conf", "o/s3/wg0.conf", "o/s4/wg0.conf"}, ""},
+	} {
+		var cfgs []*wgconf.Config
+		var names []string
+		for i, hc := range hcs {
+			c := *hc.Config
+			c.Interface.Pos.File = tt.files[i]
+			cfgs = append(cfgs, &c)
+			names = append(names, hc.Host)
+		}
+		r, err := Import("prod", names, cfgs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Spec.Interface != tt.want {
+			t.Errorf("files %v: interface %q, want %q", tt.files, r.Spec.Interface, tt.want)
+		}
+	}
+}

@@ -254,7 +254,8 @@ func (d *Document) AddHost(h Host) (Host, error) {
 // pointers and empty lists leave a field unchanged.
 type HostChanges struct {
 	Endpoint *string // "" removes the endpoint
-	// Addresses, when not empty, replace the host's overlay addresses.
+	// Addresses, when not empty, replace the host's overlay addresses of the same
+	// family; an address of the other family stays.
 	Addresses []netip.Addr
 	// ReplaceRoutes replaces the host's routes with Routes; otherwise Routes are
 	// added to them (those already there are kept once). RemoveRoutes are removed
@@ -285,7 +286,17 @@ func (d *Document) SetHost(name string, c HostChanges) error {
 		setOrDel(n, "endpoint", *c.Endpoint != "", func() *yaml.Node { return strNode(*c.Endpoint) })
 	}
 	if len(c.Addresses) > 0 {
-		setKey(n, "address", addrList(c.Addresses), hostKeys)
+		// A new address replaces the host's address of the same family only.
+		cur, err := d.currentAddrs(n)
+		if err != nil {
+			return fail("%v", err)
+		}
+		addrs := slices.DeleteFunc(cur, func(a netip.Addr) bool {
+			return slices.ContainsFunc(c.Addresses, func(b netip.Addr) bool { return a.Is4() == b.Is4() })
+		})
+		addrs = append(addrs, c.Addresses...)
+		slices.SortStableFunc(addrs, func(a, b netip.Addr) int { return a.BitLen() - b.BitLen() }) // IPv4 first
+		setKey(n, "address", addrList(addrs), hostKeys)
 	}
 	if c.ReplaceRoutes || len(c.Routes) > 0 || len(c.RemoveRoutes) > 0 {
 		var routes []netip.Prefix
@@ -333,6 +344,26 @@ func (d *Document) SetHost(name string, c HostChanges) error {
 		return d.SetHub(name)
 	}
 	return nil
+}
+
+func (d *Document) currentAddrs(n *yaml.Node) ([]netip.Addr, error) {
+	v := lookup(n, "address")
+	if v == nil || isNull(v) {
+		return nil, nil
+	}
+	items := v.Content
+	if v.Kind == yaml.ScalarNode {
+		items = []*yaml.Node{v}
+	}
+	var out []netip.Addr
+	for _, it := range items {
+		a, err := netip.ParseAddr(it.Value)
+		if it.Kind != yaml.ScalarNode || err != nil {
+			return nil, fmt.Errorf("line %d: its addresses don't parse; fix them by hand", it.Line)
+		}
+		out = append(out, a)
+	}
+	return out, nil
 }
 
 func (d *Document) currentRoutes(n *yaml.Node) ([]netip.Prefix, error) {

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wgnet/wgnet/internal/up"
+)
+
+func init() {
+	register(newConfirmCmd)
+	register(newTimerCmd)
+}
+
+func newConfirmCmd() *cobra.Command {
+	var rollback bool
+	c := &cobra.Command{
+		Use:   "confirm NAME [--rollback]",
+		Short: "Keep a change made with --confirm (or undo it now with --rollback)",
+		Long: "`wgnet up --confirm D` and `wgnet sync --confirm D` undo their change by themselves\n" +
+			"after D (a detached timer, which survives the SSH session the change may cut)\n" +
+			"unless `wgnet confirm NAME` runs first. --rollback undoes the change now.\n" +
+			"Exit 1 when nothing is waiting for confirmation (it may have been rolled back).",
+		Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			return runConfirm(c.Context(), c.ErrOrStderr(), args[0], rollback)
+		},
+	}
+	c.Flags().BoolVar(&rollback, "rollback", false, "undo the change now instead of keeping it")
+	return c
+}
+
+func runConfirm(ctx context.Context, stderr io.Writer, name string, rollback bool) error {
+	if !up.ValidName(name) {
+		return usageError{fmt.Errorf("%q: not an interface name", name)}
+	}
+	opts := up.SyncOptions{Options: up.Options{StateDir: stateDir(), Log: stderr}}
+	var p *up.Pending
+	var err error
+	if rollback {
+		p, err = up.Rollback(ctx, name, opts)
+	} else {
+		p, err = up.ConfirmChange(name, opts)
+	}
+	if errors.Is(err, up.ErrNoPending) {
+		return errProblems("%s: no change is waiting for confirmation (a change not confirmed in time was rolled back: see %s)", name, up.TimerLog(opts.StateDir, name))
+	}
+	if err != nil {
+		return err
+	}
+	if rollback {
+		_, err = fmt.Fprintf(stderr, "wgnet: %s: the change by `wgnet %s` is undone\n", name, p.Command)
+	} else {
+		_, err = fmt.Fprintf(stderr, "wgnet: %s: the change by `wgnet %s` is kept\n", name, p.Command)
+	}
+	return err
+}
+
+// newTimerCmd is the hidden process that rolls a change back unless it is
+// confirmed, started by up/sync --confirm in a session of its own.
+func newTimerCmd() *cobra.Command {
+	var dir, id string
+	c := &cobra.Command{
+		Use:    up.TimerCommand + " --state-dir DIR --id ID NAME",
+		Short:  "Roll a change back at its deadline unless confirmed (started by --confirm)",
+		Hidden: true,
+		Args:   cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			// No terminal to lose, but a hang-up sent to the old session must not
+			// stop the one thing that can undo a change that cut it off.
+			signal.Ignore(syscall.SIGHUP)
+			opts := up.SyncOptions{Options: up.Options{StateDir: dir, Log: stampWriter{os.Stderr}}}
+			return up.RunTimer(c.Context(), args[0], id, opts)
+		},
+	}
+	c.Flags().StringVar(&dir, "state-dir", up.DefaultStateDir, "state directory")
+	c.Flags().StringVar(&id, "id", "", "the pending change this timer belongs to")
+	return c
+}
+
+// stampWriter prefixes each write (one log line) with the time, for the timer's
+// log file.
+type stampWriter struct{ w io.Writer }
+
+func (s stampWriter) Write(b []byte) (int, error) {
+	if _, err := io.WriteString(s.w, time.Now().Format(time.RFC3339)+" "); err != nil {
+		return 0, err
+	}
+	return s.w.Write(b)
+}
