@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"golang.zx2c4.com/wireguard/wgctrl"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
@@ -21,23 +22,37 @@ import (
 type ctrl struct {
 	c    *wgctrl.Client
 	name string
+	typ  wgtypes.DeviceType
+	pub  wgtypes.Key // at Open, for probeRemoval
+
+	removalOnce sync.Once
+	removal     bool // the daemon understands "allowed_ip=-PREFIX"; set by removalOnce
 }
 
 // Open returns a handle on the existing WireGuard interface name, whatever runs it.
 // Close releases the handle and leaves the interface alone.
 func Open(name string) (Device, error) {
+	d, _, err := OpenState(name)
+	return d, err
+}
+
+// OpenState is Open that also returns the state it reads to find the interface,
+// for callers that need both: reading a device with 10,000 peers takes tens of
+// milliseconds.
+func OpenState(name string) (Device, *State, error) {
 	c, err := wgctrl.New()
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", name, err)
+		return nil, nil, fmt.Errorf("open %s: %w", name, err)
 	}
-	if _, err := c.Device(name); err != nil {
+	dev, err := c.Device(name)
+	if err != nil {
 		c.Close()
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("open %s: %w", name, ErrNotFound)
+			return nil, nil, fmt.Errorf("open %s: %w", name, ErrNotFound)
 		}
-		return nil, fmt.Errorf("open %s: %w", name, err)
+		return nil, nil, fmt.Errorf("open %s: %w", name, err)
 	}
-	return &ctrl{c: c, name: name}, nil
+	return &ctrl{c: c, name: name, typ: dev.Type, pub: dev.PublicKey}, fromWgtypes(dev), nil
 }
 
 // List returns the state of every WireGuard interface that this network namespace
@@ -90,9 +105,32 @@ func candidateNames() ([]string, error) {
 
 func (d *ctrl) Name() string { return d.name }
 
+// RemovesAllowedIPs reports whether the daemon behind a userspace interface
+// understands "allowed_ip=-PREFIX" (asked once, see probeRemoval). For a kernel
+// interface it is false: wgctrl cannot send the kernel's per-prefix remove flag.
+func (d *ctrl) RemovesAllowedIPs() bool {
+	if d.typ != wgtypes.Userspace {
+		return false
+	}
+	d.removalOnce.Do(func() {
+		d.removal, _ = probeRemoval(d.name, d.pub)
+	})
+	return d.removal
+}
+
 func (d *ctrl) Configure(c Config) error {
 	if err := checkConfig(c); err != nil {
 		return fmt.Errorf("configure %s: %w", d.name, err)
+	}
+	if hasRemovals(c) {
+		// wgctrl has no way to say "remove this prefix": talk UAPI directly.
+		if !d.RemovesAllowedIPs() {
+			return fmt.Errorf("configure %s: removing single allowed IPs: %w", d.name, errors.ErrUnsupported)
+		}
+		if err := uapiSet(d.name, encodeUAPI(c)); err != nil {
+			return fmt.Errorf("configure %s: %w", d.name, err)
+		}
+		return nil
 	}
 	if err := d.c.ConfigureDevice(d.name, toWgtypes(c)); err != nil {
 		return fmt.Errorf("configure %s: %w", d.name, err)
@@ -157,12 +195,14 @@ func fromWgtypes(d *wgtypes.Device) *State {
 		FwMark:     d.FirewallMark,
 	}
 	if d.PrivateKey != (wgtypes.Key{}) {
+		st.PrivateKey = wgkey.Private(d.PrivateKey)
 		st.PublicKey = wgkey.Key(d.PublicKey)
 	}
 	for _, p := range d.Peers {
 		ps := PeerState{
 			PublicKey:           wgkey.Key(p.PublicKey),
 			HasPresharedKey:     p.PresharedKey != (wgtypes.Key{}),
+			PresharedKey:        wgkey.Private(p.PresharedKey),
 			PersistentKeepalive: p.PersistentKeepaliveInterval,
 			RxBytes:             p.ReceiveBytes,
 			TxBytes:             p.TransmitBytes,

@@ -66,7 +66,29 @@ type PeerConfig struct {
 	PersistentKeepalive *time.Duration
 	// ReplaceAllowedIPs removes the peer's allowed IPs before adding AllowedIPs.
 	ReplaceAllowedIPs bool
-	AllowedIPs        []netip.Prefix
+	// RemoveAllowedIPs removes these prefixes from the peer, each only if the peer
+	// holds it, before AllowedIPs are added: unlike ReplaceAllowedIPs, the peer's
+	// other prefixes keep routing throughout. Only devices that implement
+	// AllowedIPRemover (and say yes) can; the others refuse such a patch with an
+	// error wrapping errors.ErrUnsupported and change nothing.
+	RemoveAllowedIPs []netip.Prefix
+	AllowedIPs       []netip.Prefix
+}
+
+// AllowedIPRemover is implemented by devices that may be able to remove single
+// allowed IPs from a peer (PeerConfig.RemoveAllowedIPs): upstream wireguard-go
+// (UAPI "allowed_ip=-PREFIX") can; older builds such as Debian's wireguard-go
+// 0.0.20220316 cannot; the kernel has a per-prefix flag (WGALLOWEDIP_F_REMOVE_ME)
+// only on recent versions, and wgctrl cannot send it. Callers fall back to
+// ReplaceAllowedIPs when it says no.
+type AllowedIPRemover interface {
+	RemovesAllowedIPs() bool
+}
+
+// RemovesAllowedIPs reports whether d applies PeerConfig.RemoveAllowedIPs.
+func RemovesAllowedIPs(d Device) bool {
+	r, ok := d.(AllowedIPRemover)
+	return ok && r.RemovesAllowedIPs()
 }
 
 // State is a device's running configuration, as `wg show` reports it.
@@ -76,7 +98,11 @@ type State struct {
 	// implementation's name.
 	Backend string
 	// PublicKey is zero when the device has no private key.
-	PublicKey  wgkey.Key
+	PublicKey wgkey.Key
+	// PrivateKey is the device's key, read back so that a change can be undone
+	// (see package up's rollback); it redacts itself when printed and refuses to
+	// be marshalled. Zero when the device has none or the backend does not say.
+	PrivateKey wgkey.Private
 	ListenPort int
 	FwMark     int
 	Peers      []PeerState
@@ -84,8 +110,12 @@ type State struct {
 
 // PeerState is one peer of a running device.
 type PeerState struct {
-	PublicKey           wgkey.Key
-	HasPresharedKey     bool
+	PublicKey       wgkey.Key
+	HasPresharedKey bool
+	// PresharedKey is the peer's preshared key (zero when none), read back like
+	// State.PrivateKey. It is a secret, so it has the redacting type of a private
+	// key.
+	PresharedKey        wgkey.Private
 	Endpoint            netip.AddrPort // zero when unknown
 	PersistentKeepalive time.Duration
 	LastHandshake       time.Time // zero when never

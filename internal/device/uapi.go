@@ -54,6 +54,9 @@ func encodeUAPI(c Config) string {
 		if p.ReplaceAllowedIPs {
 			kv("replace_allowed_ips", "true")
 		}
+		for _, a := range p.RemoveAllowedIPs {
+			kv("allowed_ip", "-"+a.String())
+		}
 		for _, a := range p.AllowedIPs {
 			kv("allowed_ip", a.String())
 		}
@@ -79,7 +82,7 @@ func checkConfig(c Config) error {
 		if e := p.Endpoint; e != nil && !e.IsValid() {
 			return fmt.Errorf("peer %s: invalid endpoint", p.PublicKey)
 		}
-		for _, a := range p.AllowedIPs {
+		for _, a := range append(p.AllowedIPs[:len(p.AllowedIPs):len(p.AllowedIPs)], p.RemoveAllowedIPs...) {
 			if !a.IsValid() {
 				return fmt.Errorf("peer %s: invalid allowed IP", p.PublicKey)
 			}
@@ -118,7 +121,8 @@ func decodeUAPI(s string) (*State, error) {
 				return nil, bad(err)
 			}
 			if key != (wgkey.Key{}) {
-				st.PublicKey = wgkey.Private(key).Public()
+				st.PrivateKey = wgkey.Private(key)
+				st.PublicKey = st.PrivateKey.Public()
 			}
 		case "listen_port":
 			n, err := strconv.ParseUint(v, 10, 16)
@@ -154,6 +158,7 @@ func decodeUAPI(s string) (*State, error) {
 				var key wgkey.Key
 				key, err = hexKey(v)
 				p.HasPresharedKey = !key.IsZero()
+				p.PresharedKey = wgkey.Private(key)
 			case "endpoint":
 				p.Endpoint, err = netip.ParseAddrPort(v)
 			case "last_handshake_time_sec":

@@ -26,13 +26,16 @@ func TestEncodeUAPI(t *testing.T) {
 			{PublicKey: pub, Endpoint: &ep, PersistentKeepalive: &ka, ReplaceAllowedIPs: true,
 				AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24")}},
 			{PublicKey: pub, Remove: true, AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.9.0.0/24")}},
+			{PublicKey: pub, UpdateOnly: true, RemoveAllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/24")},
+				AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.2.0.0/24")}},
 		},
 	})
 	want := "private_key=08" + strings.Repeat("0", 62) + "\n" +
 		"listen_port=51820\nfwmark=0\nreplace_peers=true\n" +
 		"public_key=01" + strings.Repeat("0", 62) + "\n" +
 		"endpoint=[2001:db8::1]:4242\npersistent_keepalive_interval=25\nreplace_allowed_ips=true\nallowed_ip=10.0.0.0/24\n" +
-		"public_key=01" + strings.Repeat("0", 62) + "\nremove=true\n"
+		"public_key=01" + strings.Repeat("0", 62) + "\nremove=true\n" +
+		"public_key=01" + strings.Repeat("0", 62) + "\nupdate_only=true\nallowed_ip=-10.1.0.0/24\nallowed_ip=10.2.0.0/24\n"
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("encodeUAPI (-want +got):\n%s", diff)
 	}
@@ -45,8 +48,10 @@ func TestDecodeUAPI(t *testing.T) {
 	}
 	var peer wgkey.Key
 	peer[31] = 0xff
+	var psk wgkey.Private
+	psk[0] = 0x42
 	in := "private_key=" + priv.Hex() + "\nlisten_port=51820\nfwmark=4660\n" +
-		"public_key=" + peer.Hex() + "\npreshared_key=" + strings.Repeat("0", 64) + "\nprotocol_version=1\n" +
+		"public_key=" + peer.Hex() + "\npreshared_key=" + psk.Hex() + "\nprotocol_version=1\n" +
 		"endpoint=198.18.0.2:51820\nlast_handshake_time_sec=1700000000\nlast_handshake_time_nsec=5\n" +
 		"tx_bytes=148\nrx_bytes=92\npersistent_keepalive_interval=25\nallowed_ip=10.99.0.2/32\nallowed_ip=fd00::/64\n" +
 		"some_future_key=1\nerrno=0\n"
@@ -55,9 +60,9 @@ func TestDecodeUAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &State{
-		PublicKey: priv.Public(), ListenPort: 51820, FwMark: 4660,
+		PublicKey: priv.Public(), PrivateKey: priv, ListenPort: 51820, FwMark: 4660,
 		Peers: []PeerState{{
-			PublicKey: peer, Endpoint: netip.MustParseAddrPort("198.18.0.2:51820"),
+			PublicKey: peer, HasPresharedKey: true, PresharedKey: psk, Endpoint: netip.MustParseAddrPort("198.18.0.2:51820"),
 			LastHandshake: time.Unix(1700000000, 5), TxBytes: 148, RxBytes: 92, PersistentKeepalive: 25 * time.Second,
 			AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.99.0.2/32"), netip.MustParsePrefix("fd00::/64")},
 		}},

@@ -43,3 +43,4 @@ func DeleteKernel(name string) error                          { return errUnsupp
 func RunDaemon(ctx context.Context, opts DaemonOptions) error { return errUnsupported }
 func Spawn(opts SpawnOptions) (int, error)                    { return 0, errUnsupported }
 func Stop(pid int, name string, timeout time.Duration) error  { return errUnsupported }
+func Delete(name string, timeout time.Duration) error         { return errUnsupported }

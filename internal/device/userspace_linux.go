@@ -126,6 +126,9 @@ func (u *Userspace) Configure(c Config) error {
 	return nil
 }
 
+// RemovesAllowedIPs is true: upstream wireguard-go removes single allowed IPs.
+func (u *Userspace) RemovesAllowedIPs() bool { return true }
+
 // State reads the device's configuration and counters.
 func (u *Userspace) State() (*State, error) {
 	s, err := u.dev.IpcGet()

@@ -117,7 +117,9 @@ func (s *SystemDevices) Remove(c Created, name string) error {
 		return device.DeleteKernel(name)
 	case device.BackendUserspace:
 		if c.PID == 0 {
-			return fmt.Errorf("remove %s: userspace interface without a daemon pid", name)
+			// Not wgnet's daemon (an interface wg-quick made, adopted by sync):
+			// delete the link like wg-quick down; the daemon exits with it.
+			return device.Delete(name, 5*time.Second)
 		}
 		err := device.Stop(c.PID, name, 5*time.Second)
 		// The daemon removes its pid file on a clean exit, not when killed.

@@ -35,7 +35,7 @@ var (
 )
 
 // wgnet builds cmd/wgnet into a temporary directory once per test binary.
-func wgnet(t *testing.T) string {
+func wgnet(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "wgnet-bin-")
@@ -77,11 +77,14 @@ type labHost struct {
 	ctr6     netip.Addr
 	conf     string // rendered config, path ends in ifname.conf
 	hc       compile.HostConfig
+	priv     wgkey.Private  // kept across compiles
+	routes   []netip.Prefix // routed subnets in the spec: route4 and route6 unless changed
 }
 
 type lab struct {
 	t        *testing.T
 	hosts    []*labHost
+	ul       *netnstest.NS // the underlay: a bridge all hosts are joined to
 	stateDir string
 	dir      string
 }
@@ -97,6 +100,7 @@ func newLab(t *testing.T, names ...string) *lab {
 	}
 	l := &lab{t: t, stateDir: t.TempDir(), dir: t.TempDir()}
 	br := netnstest.New(t, "ul")
+	l.ul = br
 	br.Run(t, "ip", "link", "add", "br0", "type", "bridge")
 	br.Run(t, "ip", "link", "set", "br0", "up")
 	tag := netnstest.Unique(6)
@@ -116,6 +120,7 @@ func newLab(t *testing.T, names ...string) *lab {
 			ctr4:     netip.MustParseAddr(fmt.Sprintf("10.10.%d.2", n)),
 			ctr6:     netip.MustParseAddr(fmt.Sprintf("fd00:10:%d::2", n)),
 		}
+		h.routes = []netip.Prefix{h.route4, h.route6}
 		ns, ctr := h.ns, h.ctr
 		// Like a real server: no global forwarding, strict reverse-path filter.
 		ns.Sysctl(t, "net.ipv4.ip_forward", "0")
@@ -144,28 +149,35 @@ func newLab(t *testing.T, names ...string) *lab {
 	return l
 }
 
-// compile builds the spec and renders each host's config.
-func (l *lab) compile() {
+// compile builds the spec of every host and renders each host's config.
+func (l *lab) compile() { l.compileHosts(l.hosts) }
+
+// compileHosts builds the spec of the given hosts (hub first) and renders their
+// configs. A host keeps its key from one compile to the next.
+func (l *lab) compileHosts(hosts []*labHost) {
 	t := l.t
 	s := &spec.Spec{
 		Version:  spec.Version,
 		Network:  "lab",
 		Subnets:  []netip.Prefix{netip.MustParsePrefix("10.99.0.0/24"), netip.MustParsePrefix("fd00:99::/64")},
 		Topology: spec.TopologyHub,
-		Hub:      l.hosts[0].name,
+		Hub:      hosts[0].name,
 	}
 	sec := spec.Secrets{PrivateKeys: map[string]wgkey.Private{}}
-	for _, h := range l.hosts {
-		k, err := wgkey.GeneratePrivate()
-		if err != nil {
-			t.Fatal(err)
+	for _, h := range hosts {
+		if h.priv.IsZero() {
+			k, err := wgkey.GeneratePrivate()
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.priv = k
 		}
-		sec.PrivateKeys[h.name] = k
+		sec.PrivateKeys[h.name] = h.priv
 		sh := spec.Host{
 			Name:      h.name,
 			Addresses: []netip.Addr{h.overlay4, h.overlay6},
-			Routes:    []netip.Prefix{h.route4, h.route6},
-			PublicKey: k.Public(),
+			Routes:    h.routes,
+			PublicKey: h.priv.Public(),
 		}
 		if h.n == 1 {
 			sh.Endpoint = h.under.String() + ":51820"
@@ -181,7 +193,7 @@ func (l *lab) compile() {
 	if err != nil {
 		t.Fatalf("compile: %v", err)
 	}
-	for _, h := range l.hosts {
+	for _, h := range hosts {
 		for _, hc := range hcs {
 			if hc.Host == h.name {
 				h.hc = hc
@@ -209,9 +221,21 @@ func (l *lab) up(h *labHost, extra ...string) {
 	l.t.Logf("wgnet up on %s:\n%s", h.name, out)
 }
 
-// stopDaemons kills every userspace daemon the lab's wgnet started (by the PIDs
-// in its state files), so that the namespaces can go.
+// stopDaemons kills every userspace daemon and confirmation timer the lab's wgnet
+// started (by the PIDs in its state and pending files), so that the namespaces
+// can go.
 func (l *lab) stopDaemons() {
+	pending, _ := filepath.Glob(filepath.Join(l.stateDir, "*.pending"))
+	for _, f := range pending {
+		n := strings.TrimSuffix(filepath.Base(f), ".pending")
+		if p, err := up.LoadPending(l.stateDir, n); err == nil && p.TimerPID != 0 {
+			if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p.TimerPID)); err == nil && strings.Contains(string(b), up.TimerCommand) {
+				if proc, err := os.FindProcess(p.TimerPID); err == nil {
+					proc.Kill()
+				}
+			}
+		}
+	}
 	names, _ := up.Names(l.stateDir)
 	for _, n := range names {
 		if st, err := up.LoadState(l.stateDir, n); err == nil && st.PID != 0 {

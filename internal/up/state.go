@@ -48,6 +48,17 @@ type State struct {
 	// Peers names peers by public key (base64), from the config's "# name" comments
 	// or the spec, for `wgnet show`.
 	Peers map[string]string `json:"peers,omitempty"`
+
+	// Endpoints are the peers' endpoints as the config gave them (resolved) at the
+	// last up or sync, by public key (base64). Sync sets a peer's endpoint only
+	// when the config changed it, so that a peer that roamed is left where it is.
+	Endpoints map[string]netip.AddrPort `json:"endpoints,omitempty"`
+	// Adopted is set when another tool (wg-quick) made the interface and `wgnet
+	// sync` took it over: down then deletes the link, like wg-quick down, instead
+	// of stopping a daemon of its own.
+	Adopted bool `json:"adopted,omitempty"`
+	// Synced is when `wgnet sync` last changed the interface.
+	Synced time.Time `json:"synced,omitzero"`
 }
 
 // SysctlChange is one kernel parameter up changed.

@@ -185,13 +185,14 @@ func Up(ctx context.Context, req Request, opts Options) (*State, error) {
 	}
 
 	st := &State{
-		Version:  stateVersion,
-		Name:     p.name,
-		Source:   req.Source,
-		Started:  time.Now().UTC().Truncate(time.Second),
-		PreDown:  p.preDown,
-		PostDown: p.postDown,
-		Peers:    p.peers,
+		Version:   stateVersion,
+		Name:      p.name,
+		Source:    req.Source,
+		Started:   time.Now().UTC().Truncate(time.Second),
+		PreDown:   p.preDown,
+		PostDown:  p.postDown,
+		Peers:     p.peers,
+		Endpoints: p.configuredEndpoints(),
 	}
 	if err := st.save(opts.StateDir); err != nil {
 		return nil, err

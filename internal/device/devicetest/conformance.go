@@ -1,6 +1,7 @@
 package devicetest
 
 import (
+	"errors"
 	"net/netip"
 	"testing"
 	"time"
@@ -55,10 +56,11 @@ func Run(t *testing.T, newDevice func(t *testing.T) device.Device) {
 	baseState := func() *device.State {
 		return &device.State{
 			PublicKey:  priv.Public(),
+			PrivateKey: priv,
 			ListenPort: 51999,
 			Peers: []device.PeerState{
 				{
-					PublicKey: a, HasPresharedKey: true, Endpoint: ep1, PersistentKeepalive: secs(25),
+					PublicKey: a, HasPresharedKey: true, PresharedKey: wgkey.Private(psk), Endpoint: ep1, PersistentKeepalive: secs(25),
 					AllowedIPs: []netip.Prefix{pfx("10.99.0.2/32"), pfx("10.10.2.0/24"), pfx("fd00:99::2/128")},
 				},
 				{PublicKey: b, Endpoint: ep2, AllowedIPs: []netip.Prefix{pfx("10.99.0.3/32")}},
@@ -83,7 +85,7 @@ func Run(t *testing.T, newDevice func(t *testing.T) device.Device) {
 			name:  "interface only",
 			steps: []device.Config{{PrivateKey: &priv, ListenPort: ptr(51998), FwMark: ptr(0x51820)}},
 			want: func() *device.State {
-				return &device.State{PublicKey: priv.Public(), ListenPort: 51998, FwMark: 0x51820}
+				return &device.State{PublicKey: priv.Public(), PrivateKey: priv, ListenPort: 51998, FwMark: 0x51820}
 			},
 		},
 		{
@@ -142,6 +144,7 @@ func Run(t *testing.T, newDevice func(t *testing.T) device.Device) {
 			want: func() *device.State {
 				s := baseState()
 				s.Peers[0].HasPresharedKey = false
+				s.Peers[0].PresharedKey = wgkey.Private{}
 				s.Peers[0].PersistentKeepalive = 0
 				return s
 			},
@@ -176,7 +179,7 @@ func Run(t *testing.T, newDevice func(t *testing.T) device.Device) {
 			steps: []device.Config{base, {PrivateKey: &wgkey.Private{}}},
 			want: func() *device.State {
 				s := baseState()
-				s.PublicKey = wgkey.Key{}
+				s.PublicKey, s.PrivateKey = wgkey.Key{}, wgkey.Private{}
 				return s
 			},
 		},
@@ -211,6 +214,44 @@ func Run(t *testing.T, newDevice func(t *testing.T) device.Device) {
 			}
 		})
 	}
+
+	// Removing single allowed IPs: a device that says it can removes exactly the
+	// prefixes its peer holds (not one another peer holds) and keeps the rest; a
+	// device that says it cannot refuses the patch and changes nothing.
+	t.Run("remove single allowed IPs", func(t *testing.T) {
+		d := newDevice(t)
+		if err := d.Configure(base); err != nil {
+			t.Fatal(err)
+		}
+		patch := device.Config{Peers: []device.PeerConfig{{
+			PublicKey:        a,
+			UpdateOnly:       true,
+			RemoveAllowedIPs: []netip.Prefix{pfx("10.10.2.0/24"), pfx("10.99.0.3/32")}, // the second is b's
+			AllowedIPs:       []netip.Prefix{pfx("10.10.7.0/24")},
+		}}}
+		err := d.Configure(patch)
+		want := baseState()
+		if device.RemovesAllowedIPs(d) {
+			if err != nil {
+				t.Fatalf("Configure: %v", err)
+			}
+			want.Peers[0].AllowedIPs = []netip.Prefix{pfx("10.99.0.2/32"), pfx("fd00:99::2/128"), pfx("10.10.7.0/24")}
+		} else {
+			if !errors.Is(err, errors.ErrUnsupported) {
+				t.Fatalf("Configure on a device that cannot remove single allowed IPs = %v, want errors.ErrUnsupported", err)
+			}
+		}
+		got, err := d.State()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want.Name, want.Backend = got.Name, got.Backend
+		got.Normalize()
+		want.Normalize()
+		if diff := cmp.Diff(want, got, cmpopts.EquateEmpty(), cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{}, netip.AddrPort{})); diff != "" {
+			t.Errorf("state (-want +got):\n%s", diff)
+		}
+	})
 
 	t.Run("invalid patch is refused", func(t *testing.T) {
 		d := newDevice(t)

@@ -30,6 +30,11 @@ type Fake struct {
 	// FailConfigure, when set, makes the next Configure fail with it (and change
 	// nothing); guarded by mu through SetFailConfigure.
 	failConfigure error
+	// noRemoval makes the fake refuse RemoveAllowedIPs, like an old wireguard-go.
+	noRemoval bool
+	// touched lists the peers named by successful Configures, for tests of
+	// what a change touched (see Touched).
+	touched []wgkey.Key
 }
 
 type fakePeer struct {
@@ -48,6 +53,31 @@ func (f *Fake) SetFailConfigure(err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.failConfigure = err
+}
+
+// SetNoRemoval makes the fake refuse PeerConfig.RemoveAllowedIPs (and report so
+// through RemovesAllowedIPs), like wireguard-go builds older than that feature.
+func (f *Fake) SetNoRemoval(no bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.noRemoval = no
+}
+
+// RemovesAllowedIPs implements device.AllowedIPRemover.
+func (f *Fake) RemovesAllowedIPs() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return !f.noRemoval
+}
+
+// Touched returns the public keys of the peers named in every successful
+// Configure since the last call, in order, and forgets them.
+func (f *Fake) Touched() []wgkey.Key {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t := f.touched
+	f.touched = nil
+	return t
 }
 
 // Name returns the interface name.
@@ -74,6 +104,13 @@ func (f *Fake) Configure(c device.Config) error {
 	if err := validate(c); err != nil {
 		return fmt.Errorf("configure %s: %w", f.name, err)
 	}
+	if f.noRemoval {
+		for _, pc := range c.Peers {
+			if len(pc.RemoveAllowedIPs) > 0 && !pc.Remove {
+				return fmt.Errorf("configure %s: removing single allowed IPs: %w", f.name, errors.ErrUnsupported)
+			}
+		}
+	}
 	if c.PrivateKey != nil {
 		f.priv = *c.PrivateKey
 	}
@@ -87,6 +124,7 @@ func (f *Fake) Configure(c device.Config) error {
 		f.peers = nil
 	}
 	for _, pc := range c.Peers {
+		f.touched = append(f.touched, pc.PublicKey)
 		i := slices.IndexFunc(f.peers, func(p *fakePeer) bool { return p.pub == pc.PublicKey })
 		if pc.Remove {
 			if i >= 0 {
@@ -114,6 +152,10 @@ func (f *Fake) Configure(c device.Config) error {
 		if pc.ReplaceAllowedIPs {
 			p.allowed = nil
 		}
+		for _, a := range pc.RemoveAllowedIPs {
+			a = a.Masked()
+			p.allowed = slices.DeleteFunc(p.allowed, func(b netip.Prefix) bool { return b == a })
+		}
 		for _, a := range pc.AllowedIPs {
 			a = a.Masked()
 			for _, q := range f.peers {
@@ -136,7 +178,7 @@ func validate(c device.Config) error {
 		if k := p.PersistentKeepalive; k != nil && (*k < 0 || k.Seconds() > 65535) {
 			return fmt.Errorf("peer %s: persistent keepalive %v out of range", p.PublicKey, *k)
 		}
-		for _, a := range p.AllowedIPs {
+		for _, a := range append(slices.Clone(p.AllowedIPs), p.RemoveAllowedIPs...) {
 			if !a.IsValid() {
 				return fmt.Errorf("peer %s: invalid allowed IP", p.PublicKey)
 			}
@@ -154,12 +196,14 @@ func (f *Fake) State() (*device.State, error) {
 	}
 	st := &device.State{Name: f.name, Backend: "fake", ListenPort: f.port, FwMark: f.fwmark}
 	if !f.priv.IsZero() {
+		st.PrivateKey = f.priv
 		st.PublicKey = f.priv.Public()
 	}
 	for _, p := range f.peers {
 		st.Peers = append(st.Peers, device.PeerState{
 			PublicKey:           p.pub,
 			HasPresharedKey:     !p.psk.IsZero(),
+			PresharedKey:        wgkey.Private(p.psk),
 			Endpoint:            p.endpoint,
 			PersistentKeepalive: secs(p.keepalive),
 			AllowedIPs:          slices.Clone(p.allowed),

@@ -1,0 +1,386 @@
+package up
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/wgnet/wgnet/internal/atomicfile"
+	"github.com/wgnet/wgnet/internal/device"
+)
+
+// A change made with a confirmation deadline (`wgnet up --confirm` or `wgnet sync
+// --confirm`, like `netplan try` or Junos `commit confirmed`) goes like this:
+//
+//  1. The interface as it is (read back from the system: keys, peers with the
+//     endpoints they roamed to, addresses, routes, sysctls, firewall) and the state
+//     file as it is are saved in StateDir/NAME.pending (0600).
+//  2. A timer process is started: this executable again (TimerCommand), in a new
+//     session, so that it survives the terminal or SSH session the change may cut.
+//  3. The change is applied; the deadline is set to now + DURATION.
+//  4. `wgnet confirm NAME` removes the pending file; the timer, which polls it,
+//     exits. Otherwise,
+//     at the deadline, the timer restores the saved interface and state file (for
+//     up: takes the interface down) and removes the pending file.
+//
+// While a change is pending, Sync and TryUp refuse another one. Every step takes
+// the interface's lock (StateDir/NAME.lock), so a confirmation and a rollback
+// never run at once.
+
+// TimerCommand is the hidden subcommand that runs RunTimer:
+// `wgnet _confirm-timer --state-dir DIR --id ID NAME`.
+const TimerCommand = "_confirm-timer"
+
+// Confirm makes a change provisional.
+type Confirm struct {
+	// Within is how long `wgnet confirm NAME` has to keep the change; 0 means no
+	// confirmation is asked for.
+	Within time.Duration
+	// Spawn starts the detached process that runs RunTimer for p and returns its
+	// PID; nil means this executable as TimerCommand, in a new session, logging to
+	// StateDir/NAME.confirm.log. A PID of 0 means no process (tests).
+	Spawn func(p *Pending, stateDir string) (int, error)
+}
+
+// Pending is a change waiting for confirmation.
+type Pending struct {
+	Version int    `json:"version"`
+	Name    string `json:"name"`
+	// ID names the timer process, so that a timer never acts on a later change.
+	ID string `json:"id"`
+	// Command is "up" or "sync": a pending up is rolled back by taking the
+	// interface down, a pending sync by restoring what it changed.
+	Command  string    `json:"command"`
+	Created  time.Time `json:"created"`
+	Deadline time.Time `json:"deadline"`
+	TimerPID int       `json:"timer_pid,omitempty"`
+	// RollbackError is set when the timer tried to roll back and failed; the
+	// pending file then stays, for `wgnet confirm --rollback` to try again.
+	RollbackError string `json:"rollback_error,omitempty"`
+}
+
+// pendingFile is what StateDir/NAME.pending holds.
+type pendingFile struct {
+	Pending
+	// Previous is the interface before a sync (nil for up).
+	Previous *snapshot `json:"previous,omitempty"`
+	// PreviousState is the state file before the change; nil when there was none.
+	PreviousState *State `json:"previous_state,omitempty"`
+}
+
+// ErrNoPending is returned (wrapped) when no change is waiting for confirmation.
+var ErrNoPending = errors.New("no change waiting for confirmation")
+
+const pendingVersion = 1
+
+func pendingPath(dir, name string) string { return filepath.Join(dir, name+".pending") }
+
+// TimerLog is the log file of the timer of interface name.
+func TimerLog(dir, name string) string { return filepath.Join(dir, name+".confirm.log") }
+
+func (pf *pendingFile) save(dir string) error {
+	b, err := json.MarshalIndent(pf, "", "  ")
+	if err != nil {
+		return fmt.Errorf("pending change of %s: %w", pf.Name, err)
+	}
+	return atomicfile.Write(pendingPath(dir, pf.Name), append(b, '\n'), 0o600, 0o700)
+}
+
+func loadPendingFile(dir, name string) (*pendingFile, error) {
+	b, err := os.ReadFile(pendingPath(dir, name))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w", name, ErrNoPending)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var pf pendingFile
+	if err := json.Unmarshal(b, &pf); err != nil {
+		return nil, fmt.Errorf("%s: %w", pendingPath(dir, name), err)
+	}
+	if pf.Version != pendingVersion || pf.Name != name {
+		return nil, fmt.Errorf("%s: version %d for %q, this wgnet reads version %d", pendingPath(dir, name), pf.Version, pf.Name, pendingVersion)
+	}
+	return &pf, nil
+}
+
+// LoadPending returns the change of interface name waiting for confirmation, or
+// an error wrapping ErrNoPending. dir "" means DefaultStateDir.
+func LoadPending(dir, name string) (*Pending, error) {
+	if dir == "" {
+		dir = DefaultStateDir
+	}
+	pf, err := loadPendingFile(dir, name)
+	if err != nil {
+		return nil, err
+	}
+	return &pf.Pending, nil
+}
+
+// refusePending returns an error when a change of name is waiting for
+// confirmation, saying how to resolve it.
+func refusePending(dir, name string) error {
+	pf, err := loadPendingFile(dir, name)
+	if errors.Is(err, ErrNoPending) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	switch {
+	case pf.RollbackError != "":
+		return fmt.Errorf("%s: rolling back the change by `wgnet %s` failed: %s; run `wgnet confirm --rollback %s` to try again, or `wgnet confirm %s` to keep the interface as it is",
+			name, pf.Command, pf.RollbackError, name, name)
+	case pf.TimerPID != 0 && !timerAlive(pf.TimerPID, pf.ID):
+		return fmt.Errorf("%s: a change by `wgnet %s` is waiting for confirmation, but its timer (pid %d) is not running; run `wgnet confirm %s` to keep it or `wgnet confirm --rollback %s` to undo it",
+			name, pf.Command, pf.TimerPID, name, name)
+	}
+	return fmt.Errorf("%s: a change by `wgnet %s` at %s is waiting for confirmation; it is rolled back at %s unless `wgnet confirm %s` runs first (`wgnet confirm --rollback %s` undoes it now); change %s again after that",
+		name, pf.Command, pf.Created.Local().Format(time.TimeOnly), pf.Deadline.Local().Format(time.TimeOnly), name, name, name)
+}
+
+// startPending saves the state to go back to and starts the timer. The deadline
+// is provisional (now + Within) until armPending: if the process making the change
+// dies half-way, the timer still rolls back.
+func startPending(opts *SyncOptions, command, name string, prev *snapshot, prevState *State) (*pendingFile, error) {
+	var id [8]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	pf := &pendingFile{
+		Pending: Pending{
+			Version:  pendingVersion,
+			Name:     name,
+			ID:       hex.EncodeToString(id[:]),
+			Command:  command,
+			Created:  now.UTC().Truncate(time.Second),
+			Deadline: now.Add(opts.Confirm.Within).UTC(),
+		},
+		Previous:      prev,
+		PreviousState: prevState,
+	}
+	dir := opts.StateDir
+	if err := pf.save(dir); err != nil {
+		return nil, err
+	}
+	spawn := opts.Confirm.Spawn
+	if spawn == nil {
+		spawn = spawnTimer
+	}
+	pid, err := spawn(&pf.Pending, dir)
+	if err != nil {
+		_ = os.Remove(pendingPath(dir, name))
+		return nil, fmt.Errorf("%s: start the confirmation timer: %w", name, err)
+	}
+	pf.TimerPID = pid
+	if err := pf.save(dir); err != nil {
+		_ = os.Remove(pendingPath(dir, name)) // the timer sees it gone and exits
+		return nil, err
+	}
+	opts.logf("%s: the change is undone at the deadline unless `wgnet confirm %s` runs (timer pid %d, log %s)", name, name, pid, TimerLog(dir, name))
+	return pf, nil
+}
+
+// armPending starts the confirmation window now that the change is made.
+func armPending(opts *SyncOptions, pf *pendingFile) error {
+	pf.Deadline = time.Now().Add(opts.Confirm.Within).UTC()
+	return pf.save(opts.StateDir)
+}
+
+// cancelPending drops a pending change: kept, or failed and undone. The timer
+// sees its pending file gone within a poll and exits.
+func cancelPending(opts *SyncOptions, pf *pendingFile) error {
+	if err := os.Remove(pendingPath(opts.StateDir, pf.Name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// ConfirmChange keeps the change of interface name that is waiting for
+// confirmation: the pending file goes, and the timer exits.
+func ConfirmChange(name string, opts SyncOptions) (*Pending, error) {
+	opts.defaults()
+	unlock, err := lockInterface(opts.StateDir, name)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	pf, err := loadPendingFile(opts.StateDir, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := cancelPending(&opts, pf); err != nil {
+		return nil, err
+	}
+	return &pf.Pending, nil
+}
+
+// Rollback undoes the change of interface name that is waiting for confirmation,
+// now: what the timer does at the deadline.
+func Rollback(ctx context.Context, name string, opts SyncOptions) (*Pending, error) {
+	opts.defaults()
+	unlock, err := lockInterface(opts.StateDir, name)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	pf, err := loadPendingFile(opts.StateDir, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := rollbackLocked(ctx, &opts, pf); err != nil {
+		return &pf.Pending, err
+	}
+	return &pf.Pending, nil
+}
+
+// rollbackLocked undoes pf's change; the caller holds the interface's lock. On
+// success the pending file goes; on failure it stays, with the error in it.
+func rollbackLocked(ctx context.Context, opts *SyncOptions, pf *pendingFile) error {
+	name, dir := pf.Name, opts.StateDir
+	var err error
+	switch pf.Command {
+	case "up":
+		if _, serr := LoadState(dir, name); errors.Is(serr, os.ErrNotExist) {
+			opts.logf("%s is not up; nothing to undo", name)
+			break
+		}
+		opts.logf("rolling back `wgnet up %s`: taking it down", name)
+		err = Down(ctx, name, opts.Options)
+	case "sync":
+		err = rollbackSync(opts, pf)
+	default:
+		err = fmt.Errorf("unknown command %q", pf.Command)
+	}
+	if err != nil {
+		pf.RollbackError = err.Error()
+		if serr := pf.save(dir); serr != nil {
+			err = errors.Join(err, serr)
+		}
+		return fmt.Errorf("roll back %s: %w", name, err)
+	}
+	if err := os.Remove(pendingPath(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+func rollbackSync(opts *SyncOptions, pf *pendingFile) error {
+	name, dir := pf.Name, opts.StateDir
+	if pf.Previous == nil {
+		return errors.New("the pending file has no saved interface")
+	}
+	opts.logf("rolling back `wgnet sync %s`: restoring the interface as it was at %s", name, pf.Created.Local().Format(time.TimeOnly))
+	cur, err := LoadState(dir, name)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	var names map[string]string
+	if cur != nil {
+		names = cur.Peers
+	}
+	sc := newScope(name, pf.Previous.target(name), cur)
+	if err := restoreSnapshot(opts, name, pf.Previous, sc, names); err != nil {
+		if errors.Is(err, device.ErrNotFound) {
+			opts.logf("%s is gone; nothing to restore", name)
+			return removeState(dir, name)
+		}
+		return err
+	}
+	if pf.PreviousState == nil {
+		return removeState(dir, name)
+	}
+	return pf.PreviousState.save(dir)
+}
+
+// RunTimer is the body of the timer process of a pending change: it waits for the
+// deadline, then rolls the change back, unless the change is confirmed first (its
+// pending file goes, or names another timer). It re-reads the deadline as it
+// goes, so the process making the change can extend it. When ctx ends first
+// (SIGTERM) it exits and the change stays pending.
+func RunTimer(ctx context.Context, name, id string, opts SyncOptions) error {
+	opts.defaults()
+	if err := signalTimerReady(); err != nil {
+		return err
+	}
+	dir := opts.StateDir
+	mine := func(pf *pendingFile) bool { return pf.ID == id && pf.RollbackError == "" }
+	for {
+		pf, err := loadPendingFile(dir, name)
+		if errors.Is(err, ErrNoPending) || (err == nil && !mine(pf)) {
+			opts.logf("%s: the change was confirmed (or undone); timer %s exits", name, id)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if wait := time.Until(pf.Deadline); wait > 0 {
+			select {
+			case <-ctx.Done():
+				opts.logf("%s: timer %s stopped before the deadline; the change stays pending", name, id)
+				return nil
+			case <-time.After(min(wait, 250*time.Millisecond)):
+			}
+			continue
+		}
+		unlock, err := lockInterface(dir, name)
+		if err != nil {
+			return err
+		}
+		pf, err = loadPendingFile(dir, name)
+		if err != nil || !mine(pf) || time.Until(pf.Deadline) > 0 {
+			unlock()
+			continue
+		}
+		opts.logf("%s: not confirmed by %s: rolling back", name, pf.Deadline.Local().Format(time.TimeOnly))
+		err = rollbackLocked(context.WithoutCancel(ctx), &opts, pf)
+		unlock()
+		if err != nil {
+			return err
+		}
+		opts.logf("%s: rolled back", name)
+		return nil
+	}
+}
+
+// TryUp is Up with a way back: unless ConfirmChange runs within opts.Confirm.Within,
+// a detached timer takes the interface down again.
+func TryUp(ctx context.Context, req Request, opts SyncOptions) (*State, *Pending, error) {
+	opts.defaults()
+	if opts.Confirm.Within <= 0 {
+		return nil, nil, errors.New("TryUp needs a confirmation time")
+	}
+	unlock, err := lockInterface(opts.StateDir, req.Name)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer unlock()
+	if err := refusePending(opts.StateDir, req.Name); err != nil {
+		return nil, nil, err
+	}
+	if _, err := makePlan(ctx, req, &opts.Options); err != nil {
+		return nil, nil, err
+	}
+	pf, err := startPending(&opts, "up", req.Name, nil, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := Up(ctx, req, opts.Options)
+	if err != nil {
+		if cerr := cancelPending(&opts, pf); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+		return nil, nil, err
+	}
+	if err := armPending(&opts, pf); err != nil {
+		return st, &pf.Pending, err
+	}
+	return st, &pf.Pending, nil
+}

@@ -1,0 +1,829 @@
+package up
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/wgnet/wgnet/internal/atomicfile"
+	"github.com/wgnet/wgnet/internal/device"
+	"github.com/wgnet/wgnet/internal/hostnet"
+	"github.com/wgnet/wgnet/internal/wgkey"
+)
+
+// SyncOptions configure Sync, PlanSync, TryUp and the functions around a change
+// waiting for confirmation. The zero value works on the real host, like Options.
+type SyncOptions struct {
+	Options
+	// Open returns a handle on a running WireGuard interface and, when it read the
+	// device anyway, its state (nil otherwise); nil means device.OpenState
+	// (kernel, or any userspace implementation with a UAPI socket).
+	Open func(name string) (device.Device, *device.State, error)
+	// Confirm makes the change provisional when Confirm.Within > 0: it is undone
+	// by itself unless confirmed in time (see Pending).
+	Confirm Confirm
+}
+
+func (o *SyncOptions) defaults() {
+	o.Options.defaults()
+	if o.Open == nil {
+		o.Open = device.OpenState
+	}
+}
+
+// PlanSync works out what Sync would change on the running interface, reading it
+// back from the system, and changes nothing (endpoint host names are resolved).
+func PlanSync(ctx context.Context, req Request, opts SyncOptions) (*Plan, error) {
+	opts.defaults()
+	unlock, err := lockInterface(opts.StateDir, req.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	s, err := prepareSync(ctx, req, &opts)
+	if err != nil {
+		return nil, err
+	}
+	defer s.dev.Close()
+	if p, err := LoadPending(opts.StateDir, req.Name); err == nil {
+		s.plan.Notes = append(s.plan.Notes, fmt.Sprintf("a change by `wgnet %s` is waiting for confirmation (until %s); sync refuses to change %s until it is confirmed or rolled back",
+			p.Command, p.Deadline.Local().Format(time.TimeOnly), req.Name))
+	}
+	return s.plan, nil
+}
+
+// Sync changes the running interface req.Name to match req.Config, touching only
+// what differs (see the package documentation and docs/sync.md): peers that went
+// are removed and new ones added; a changed peer gets only its changed prefixes
+// added or removed, and its endpoint, preshared key and keepalive only when they
+// changed; the private key and port only when they changed; addresses, routes,
+// forwarding sysctls and wgnet's firewall table likewise. Sessions of peers that
+// stay are not disturbed. An interface that another tool (wg-quick) made is
+// adopted: Sync writes a state file for it so that Down works afterwards.
+//
+// When a step fails, Sync puts back what it had changed (read back and diffed
+// against what it read before) and says so. With opts.Confirm, the change is
+// undone by a detached timer unless Confirm runs in time.
+func Sync(ctx context.Context, req Request, opts SyncOptions) (*Plan, error) {
+	opts.defaults()
+	unlock, err := lockInterface(opts.StateDir, req.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if err := refusePending(opts.StateDir, req.Name); err != nil {
+		return nil, err
+	}
+	s, err := prepareSync(ctx, req, &opts)
+	if err != nil {
+		return nil, err
+	}
+	defer s.dev.Close()
+
+	var pend *pendingFile
+	if opts.Confirm.Within > 0 && !s.plan.Empty() {
+		pend, err = startPending(&opts, "sync", req.Name, newSnapshot(s.before), s.prev)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := s.applyAndVerify(); err != nil {
+		rerr := s.restore()
+		if pend != nil {
+			if cerr := cancelPending(&opts, pend); cerr != nil {
+				rerr = errors.Join(rerr, cerr)
+			}
+		}
+		if rerr != nil {
+			return nil, fmt.Errorf("sync %s: %w\nrestore incomplete: %w", req.Name, err, rerr)
+		}
+		return nil, fmt.Errorf("sync %s: %w (everything restored)", req.Name, err)
+	}
+	if pend != nil {
+		if err := armPending(&opts, pend); err != nil {
+			return s.plan, err
+		}
+		s.plan.Notes = append(s.plan.Notes, fmt.Sprintf("run `wgnet confirm %s` by %s to keep this change; otherwise it is rolled back",
+			req.Name, pend.Deadline.Local().Format(time.TimeOnly)))
+	}
+	return s.plan, nil
+}
+
+// syncer is one sync in progress.
+type syncer struct {
+	opts *SyncOptions
+	req  Request
+	p    *plan
+	dev  device.Device
+	// prev is the state file as it was (nil: none, the interface is adopted);
+	// prevRaw its bytes, written back when the sync is undone.
+	prev    *State
+	prevRaw []byte
+	// st is the state being written: a copy of prev, or a new one for adoption.
+	st        *State
+	before    *running
+	target    *target
+	scope     readScope
+	canRemove bool
+	names     map[string]string
+	plan      *Plan
+}
+
+// prepareSync checks the request, reads the running interface and works out the
+// plan. It touches nothing.
+var tdbg = os.Getenv("WGNET_TIMING") != ""
+var t0 = time.Now()
+
+func tmark(what string) {
+	if tdbg {
+		fmt.Fprintf(os.Stderr, "TIMING %-20s %v\n", what, time.Since(t0).Round(100*time.Microsecond))
+	}
+}
+
+func prepareSync(ctx context.Context, req Request, opts *SyncOptions) (*syncer, error) {
+	tmark("start")
+	p, err := makePlan(ctx, req, &opts.Options)
+	tmark("makePlan")
+	if err != nil {
+		return nil, err
+	}
+	s := &syncer{opts: opts, req: req, p: p}
+	prev, err := LoadState(opts.StateDir, p.name)
+	switch {
+	case err == nil:
+		s.prev = prev
+		if s.prevRaw, err = os.ReadFile(statePath(opts.StateDir, p.name)); err != nil {
+			return nil, err
+		}
+		cp := *prev
+		cp.Sysctls = slices.Clone(prev.Sysctls)
+		s.st = &cp
+	case errors.Is(err, os.ErrNotExist):
+	default:
+		return nil, err
+	}
+	var first *device.State
+	tmark("loadstate")
+	s.dev, first, err = opts.Open(p.name)
+	tmark("open")
+	if err != nil {
+		if errors.Is(err, device.ErrNotFound) {
+			return nil, fmt.Errorf("sync %s: no such WireGuard interface; bring it up with `wgnet up` first", p.name)
+		}
+		return nil, fmt.Errorf("sync %s: %w", p.name, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			s.dev.Close()
+		}
+	}()
+	if s.prev != nil && !s.prev.Complete {
+		return nil, fmt.Errorf("sync %s: `wgnet up` did not finish (state in %s); run `wgnet down %s` and up again", p.name, statePath(opts.StateDir, p.name), p.name)
+	}
+	s.target, err = configTarget(p, req, s.prev, opts)
+	if err != nil {
+		return nil, err
+	}
+	s.scope = newScope(p.name, s.target, s.prev)
+	tmark("target")
+	s.before, err = readRunning(opts.Host, s.dev, first, p.name, s.scope)
+	tmark("readRunning")
+	if err != nil {
+		return nil, fmt.Errorf("sync %s: %w", p.name, err)
+	}
+	if s.st == nil {
+		s.st = &State{
+			Version:  stateVersion,
+			Name:     p.name,
+			Started:  time.Now().UTC().Truncate(time.Second),
+			Complete: true,
+			Backend:  s.before.dev.Backend,
+			Adopted:  true,
+			PreDown:  p.preDown,
+			PostDown: p.postDown,
+		}
+	}
+	s.canRemove = device.RemovesAllowedIPs(s.dev)
+	tmark("probe")
+	s.names = map[string]string{}
+	if s.prev != nil {
+		for k, v := range s.prev.Peers {
+			s.names[k] = v
+		}
+	}
+	s.plan = diff(p.name, s.before, s.target, s.canRemove, s.names)
+	s.plan.Adopt = s.prev == nil
+	s.addNotes()
+	tmark("diff")
+	ok = true
+	return s, nil
+}
+
+// diff works out the plan that takes r to t.
+func diff(name string, r *running, t *target, canRemove bool, names map[string]string) *Plan {
+	plan := &Plan{Interface: name}
+	diffDevice(plan, r.dev, t, canRemove, names)
+	diffHost(plan, r, t)
+	// Lists are [] rather than null in JSON.
+	for _, l := range []*[]netip.Prefix{&plan.Addresses.Add, &plan.Addresses.Remove} {
+		if *l == nil {
+			*l = []netip.Prefix{}
+		}
+	}
+	for _, l := range []*[]hostnet.Route{&plan.Routes.Add, &plan.Routes.Remove} {
+		if *l == nil {
+			*l = []hostnet.Route{}
+		}
+	}
+	if plan.Peers == nil {
+		plan.Peers = []PeerChange{}
+	}
+	if plan.Sysctls == nil {
+		plan.Sysctls = []SysctlChange{}
+	}
+	return plan
+}
+
+func (s *syncer) addNotes() {
+	pl, name := s.plan, s.p.name
+	note := func(format string, a ...any) { pl.Notes = append(pl.Notes, fmt.Sprintf(format, a...)) }
+	if pl.Adopt {
+		note("%s was not brought up by wgnet (%s backend, made by wg-quick or another tool): sync adopts it and writes %s, so that `wgnet down %s` removes it like wg-quick down",
+			name, s.before.dev.Backend, statePath(s.opts.StateDir, name), name)
+	}
+	if pl.PrivateKey {
+		note("the private key changes: every peer must learn the new public key, and every session restarts")
+	}
+	if pl.ListenPort != nil {
+		note("the listen port changes: peers that dial this host need the new port in their config")
+	}
+	replaced := 0
+	for _, c := range pl.Peers {
+		if c.ReplaceAllowedIPs {
+			replaced++
+		}
+	}
+	if replaced > 0 {
+		note("this %s device cannot remove single allowed IPs (an old wireguard-go, or the kernel through wgctrl): %d peer(s) get their whole list rewritten, and packets to them may drop for a moment",
+			s.before.dev.Backend, replaced)
+	}
+	if s.prev != nil && (!slices.Equal(s.p.preDown, s.prev.PreDown) || !slices.Equal(s.p.postDown, s.prev.PostDown)) {
+		note("the config's PreDown/PostDown hooks differ from those recorded at up; down runs the recorded ones")
+	}
+	if len(s.p.preUp)+len(s.p.postUp) > 0 {
+		note("sync does not run PreUp/PostUp hooks")
+	}
+	if s.opts.NoForwarding {
+		note("--no-forwarding: forwarding sysctls and MSS clamping are left alone")
+	}
+}
+
+// configTarget works out what the interface should be from the checked config.
+func configTarget(p *plan, req Request, prev *State, opts *SyncOptions) (*target, error) {
+	t := &target{
+		privateKey:    p.dev.PrivateKey,
+		mtu:           p.mtu,
+		addresses:     sortedAddrs(p.addresses),
+		firewallTable: FirewallTable(p.name),
+		configured:    map[wgkey.Key]netip.AddrPort{},
+	}
+	if ic := req.Config.Interface; ic.ListenPort != nil {
+		// Without one, wg picks a random port at up; sync keeps whatever it is.
+		port := int(*ic.ListenPort)
+		t.listenPort = &port
+	}
+	if ic := req.Config.Interface; ic.FwMark != 0 {
+		fw := int(ic.FwMark)
+		t.fwMark = &fw
+	}
+	for _, pc := range p.dev.Peers {
+		pt := peerTarget{key: pc.PublicKey, name: p.peers[pc.PublicKey.String()], pskKnown: true, allowed: sortedPrefixes(pc.AllowedIPs)}
+		if pc.PresharedKey != nil {
+			pt.psk = wgkey.Private(*pc.PresharedKey)
+		}
+		if pc.Endpoint != nil {
+			pt.endpoint = *pc.Endpoint
+		}
+		if pc.PersistentKeepalive != nil {
+			pt.keepalive = *pc.PersistentKeepalive
+		}
+		t.peers = append(t.peers, pt)
+	}
+	slices.SortFunc(t.peers, func(a, b peerTarget) int { return slices.Compare(a.key[:], b.key[:]) })
+	if prev != nil {
+		for k, e := range prev.Endpoints {
+			if key, err := wgkey.ParseKey(k); err == nil {
+				t.configured[key] = e
+			}
+		}
+	}
+
+	// Routes as up adds them: with Table = auto, not for prefixes that the
+	// addresses' own prefix routes already cover.
+	var existing []netip.Prefix
+	for _, a := range p.addresses {
+		if !hostPrefix(a) {
+			existing = append(existing, a.Masked())
+		}
+	}
+	for _, dst := range p.routes(existing) {
+		t.routes = append(t.routes, normRoute(hostnet.Route{Dst: dst, Dev: p.name, Table: p.table}))
+	}
+	slices.SortFunc(t.routes, compareRoute)
+
+	if opts.NoForwarding {
+		return t, nil
+	}
+	t.firewallManaged = true
+	h := opts.Host
+	t.sysctls = map[string]string{}
+	if p.forwardV4 || p.forwardV6 {
+		changes, err := forwardingChanges(h, p.name, p.forwardV4, p.forwardV6)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range changes {
+			t.sysctls[c.Key] = c.New
+		}
+		t.firewall = &hostnet.Firewall{Table: t.firewallTable, ClampMSS: []string{p.name}}
+	}
+	if prev != nil {
+		// Put back what wgnet turned on earlier and no longer needs.
+		for _, c := range prev.Sysctls {
+			if _, ok := t.sysctls[c.Key]; ok || stillForwarding(c.Key, p.name, p.forwardV4, p.forwardV6) {
+				continue
+			}
+			t.sysctls[c.Key] = c.Old
+		}
+	}
+	return t, nil
+}
+
+// stillForwarding reports whether key is one of the sysctls that forwardingChanges
+// sets for the families still wanted.
+func stillForwarding(key, name string, v4, v6 bool) bool {
+	switch {
+	case v4 && key == "net/ipv4/conf/"+name+"/forwarding":
+		return true
+	case v6 && (key == "net/ipv6/conf/"+name+"/force_forwarding" || key == "net/ipv6/conf/all/forwarding"):
+		return true
+	case v6 && len(key) > len("/accept_ra") && key[len(key)-len("/accept_ra"):] == "/accept_ra":
+		return true
+	}
+	return false
+}
+
+// configuredEndpoints returns the resolved endpoints of the config, by public key.
+func (p *plan) configuredEndpoints() map[string]netip.AddrPort {
+	out := map[string]netip.AddrPort{}
+	for _, pc := range p.dev.Peers {
+		if pc.Endpoint != nil {
+			out[pc.PublicKey.String()] = *pc.Endpoint
+		}
+	}
+	return out
+}
+
+// readScope says what of the host readRunning reads.
+type readScope struct {
+	name string
+	// tables are the routing tables to read routes from (0 is main).
+	tables []int
+	// owned are routes known to be wgnet's (recorded, or wanted) even when no
+	// running peer has their prefix.
+	owned map[hostnet.Route]bool
+	// sysctls are the keys to read.
+	sysctls []string
+	// firewallTable is wgnet's table for the interface.
+	firewallTable string
+}
+
+func newScope(name string, t *target, prev *State) readScope {
+	sc := readScope{name: name, owned: map[hostnet.Route]bool{}, firewallTable: FirewallTable(name), tables: []int{0}}
+	if prev != nil {
+		for _, r := range prev.Routes {
+			r = normRoute(r)
+			r.Dev = name
+			sc.owned[r] = true
+			sc.tables = append(sc.tables, r.Table)
+		}
+	}
+	sc.add(t)
+	return sc
+}
+
+// add widens the scope to what t wants.
+func (sc *readScope) add(t *target) {
+	for _, r := range t.routes {
+		sc.owned[r] = true
+		sc.tables = append(sc.tables, r.Table)
+	}
+	for k := range t.sysctls {
+		sc.sysctls = append(sc.sysctls, k)
+	}
+	slices.Sort(sc.tables)
+	sc.tables = slices.Compact(sc.tables)
+	slices.Sort(sc.sysctls)
+	sc.sysctls = slices.Compact(sc.sysctls)
+}
+
+// readRunning reads the interface back from the system (the device only when st
+// is nil: a state just read can be passed in). Of the routes through the
+// interface it keeps those that are wgnet's or wg-quick's business: a route whose
+// destination is a running peer's allowed IP, or one the scope knows as owned.
+// The kernel's prefix routes for the addresses, and routes added by hand or by
+// hooks, are left out (and so left alone).
+func readRunning(h hostnet.HostNet, d device.Device, st *device.State, name string, sc readScope) (*running, error) {
+	if st == nil {
+		var err error
+		if st, err = d.State(); err != nil {
+			return nil, err
+		}
+	}
+	st.Normalize()
+	r := &running{dev: st, sysctls: map[string]string{}}
+	link, err := h.Link(name)
+	if err != nil {
+		return nil, err
+	}
+	r.mtu = link.MTU
+	addrs, err := h.Addrs(name)
+	if err != nil {
+		return nil, err
+	}
+	r.addresses = sortedAddrs(addrs)
+	kernel := map[netip.Prefix]bool{}
+	for _, a := range addrs {
+		if !hostPrefix(a) {
+			kernel[a.Masked()] = true
+		}
+	}
+	allowed := map[netip.Prefix]bool{}
+	for _, p := range st.Peers {
+		for _, a := range p.AllowedIPs {
+			allowed[a] = true
+		}
+	}
+	for _, table := range sc.tables {
+		rs, err := h.Routes(name, table)
+		if err != nil {
+			return nil, err
+		}
+		for _, rt := range rs {
+			rt = normRoute(rt)
+			rt.Dev = name
+			if rt.Table == 0 && kernel[rt.Dst] {
+				continue
+			}
+			if allowed[rt.Dst] || sc.owned[rt] {
+				r.routes = append(r.routes, rt)
+			}
+		}
+	}
+	slices.SortFunc(r.routes, compareRoute)
+	r.routes = slices.Compact(r.routes)
+	for _, k := range sc.sysctls {
+		v, err := h.Sysctl(k)
+		if errors.Is(err, hostnet.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		r.sysctls[k] = v
+	}
+	fw, err := h.Firewall(sc.firewallTable)
+	switch {
+	case err == nil:
+		r.firewall = &fw
+	case !errors.Is(err, hostnet.ErrNotFound):
+		return nil, err
+	}
+	return r, nil
+}
+
+// applyAndVerify applies the plan, reads the interface back and checks that
+// nothing differs any more (neither the kernel nor wireguard-go applies a batch
+// atomically), then writes the new state file.
+func (s *syncer) applyAndVerify() error {
+	o := &s.opts.Options
+	if err := applyPlan(s.plan, s.dev, o, false, s.record); err != nil {
+		return err
+	}
+	tmark("apply")
+	after, err := readRunning(o.Host, s.dev, nil, s.p.name, s.scope)
+	tmark("readback")
+	if err != nil {
+		return fmt.Errorf("read back: %w", err)
+	}
+	if left := diff(s.p.name, after, s.target, s.canRemove, s.names); !left.Empty() {
+		return fmt.Errorf("read back: the interface still differs from the config:\n%s", planText(left))
+	}
+	st := s.st
+	if s.req.Source != "" {
+		st.Source = s.req.Source
+	}
+	st.Peers = s.p.peers
+	st.Endpoints = s.p.configuredEndpoints()
+	st.Addresses = slices.Clone(s.target.addresses)
+	st.Routes = slices.Clone(s.target.routes)
+	if s.target.firewallManaged {
+		st.Firewall = ""
+		if s.target.firewall != nil {
+			st.Firewall = s.target.firewall.Table
+		}
+	}
+	st.Synced = time.Now().UTC().Truncate(time.Second)
+	defer tmark("save")
+	return st.save(o.StateDir)
+}
+
+// record keeps the state file up to date while the plan is applied, so that a
+// sync that dies half-way still leaves down a record of the sysctls to restore.
+func (s *syncer) record(ev applied) error {
+	switch {
+	case ev.sysctl != nil:
+		mergeSysctl(&s.st.Sysctls, *ev.sysctl)
+	case ev.firewall != "":
+		s.st.Firewall = ev.firewall
+	default:
+		return nil
+	}
+	return s.st.save(s.opts.StateDir)
+}
+
+// mergeSysctl records that c was applied: the first change of a key keeps its
+// original value for down; a change back to it forgets the key.
+func mergeSysctl(list *[]SysctlChange, c SysctlChange) {
+	i := slices.IndexFunc(*list, func(x SysctlChange) bool { return x.Key == c.Key })
+	switch {
+	case i < 0:
+		*list = append(*list, c)
+	case (*list)[i].Old == c.New:
+		*list = slices.Delete(*list, i, i+1)
+	default:
+		(*list)[i].New = c.New
+	}
+}
+
+// restore puts the interface back as it was read before the sync, and the state
+// file as it was.
+func (s *syncer) restore() error {
+	o := &s.opts.Options
+	o.logf("restoring %s as it was", s.p.name)
+	err := restoreSnapshot(s.opts, s.p.name, newSnapshot(s.before), s.scope, s.names)
+	if s.prevRaw != nil {
+		err = errors.Join(err, atomicfile.Write(statePath(o.StateDir, s.p.name), s.prevRaw, 0o600, 0o700))
+	} else {
+		err = errors.Join(err, removeState(o.StateDir, s.p.name))
+	}
+	return err
+}
+
+// restoreSnapshot drives the interface back to snap, going on after errors so
+// that as much as possible is restored. sc widens what is read (routes the change
+// may have added).
+func restoreSnapshot(opts *SyncOptions, name string, snap *snapshot, sc readScope, names map[string]string) error {
+	o := &opts.Options
+	t := snap.target(name)
+	sc.add(t)
+	d, first, err := opts.Open(name)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	now, err := readRunning(o.Host, d, first, name, sc)
+	if err != nil {
+		return err
+	}
+	plan := diff(name, now, t, device.RemovesAllowedIPs(d), names)
+	return applyPlan(plan, d, o, true, nil)
+}
+
+// applied is one recorded step of applyPlan.
+type applied struct {
+	sysctl   *SysctlChange
+	firewall string // a table created or replaced
+}
+
+// applyPlan makes the plan's changes in an order that keeps traffic flowing:
+// forwarding on first; then new peers, keys and prefixes; then new addresses and
+// routes; then removals (single prefixes, peers, routes); forwarding off last. It
+// stops at the first error, unless keepGoing (for restores), when it does what it
+// can and reports every error. record, when set, is called after each sysctl and
+// firewall step.
+func applyPlan(plan *Plan, d device.Device, o *Options, keepGoing bool, record func(applied) error) error {
+	h, name := o.Host, plan.Interface
+	var errs []error
+	step := func(err error) bool {
+		if err == nil {
+			return true
+		}
+		errs = append(errs, err)
+		return keepGoing
+	}
+	rec := func(a applied) error {
+		if record == nil {
+			return nil
+		}
+		return record(a)
+	}
+	tolerate := func(err error, benign error) error {
+		if errors.Is(err, benign) {
+			return nil
+		}
+		return err
+	}
+	forwarding := func(on bool) bool {
+		for _, c := range plan.Sysctls {
+			if (c.New != "0") != on {
+				continue
+			}
+			o.logf("sysctl -w %s=%s (was %s)", hostnet.SysctlName(c.Key), c.New, c.Old)
+			if !step(h.SetSysctl(c.Key, c.New)) {
+				return false
+			}
+			c := c
+			if !step(rec(applied{sysctl: &c})) {
+				return false
+			}
+		}
+		if fw := plan.Firewall; fw != nil && (fw.Action != "delete") == on {
+			if on {
+				o.logf("nft: table inet %s: clamp TCP MSS to the route MTU on %v", fw.Table, fw.ClampMSS)
+				if !step(rec(applied{firewall: fw.Table})) || !step(h.ApplyFirewall(*fw.want)) {
+					return false
+				}
+			} else {
+				o.logf("nft delete table inet %s", fw.Table)
+				if !step(tolerate(h.DeleteFirewall(fw.Table), hostnet.ErrNotFound)) {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	configure := func(c device.Config, what string) bool {
+		if emptyPatch(c) {
+			return true
+		}
+		o.logf("wg: %s on %s: %d peer(s)", what, name, len(c.Peers))
+		return step(d.Configure(c))
+	}
+	add, remove := plan.patches()
+	ok := forwarding(true) &&
+		configure(add, "add and update") &&
+		func() bool {
+			if plan.MTU == nil {
+				return true
+			}
+			o.logf("ip link set mtu %d dev %s", plan.MTU.New, name)
+			return step(h.SetMTU(name, plan.MTU.New))
+		}()
+	for _, a := range plan.Addresses.Add {
+		if !ok {
+			break
+		}
+		o.logf("ip address add %s dev %s", a, name)
+		ok = step(tolerate(h.AddAddr(name, a), hostnet.ErrExists))
+	}
+	for _, a := range plan.Addresses.Remove {
+		if !ok {
+			break
+		}
+		o.logf("ip address del %s dev %s", a, name)
+		ok = step(tolerate(h.DelAddr(name, a), hostnet.ErrNotFound))
+	}
+	for _, r := range plan.Routes.Add {
+		if !ok {
+			break
+		}
+		o.logf("ip route add %s", routeText(r))
+		ok = step(tolerate(h.AddRoute(r), hostnet.ErrExists))
+	}
+	ok = ok && configure(remove, "remove")
+	for _, r := range plan.Routes.Remove {
+		if !ok {
+			break
+		}
+		o.logf("ip route del %s", routeText(r))
+		ok = step(tolerate(h.DelRoute(r), hostnet.ErrNotFound))
+	}
+	_ = ok && forwarding(false)
+	return errors.Join(errs...)
+}
+
+func routeText(r hostnet.Route) string {
+	if r.Table != 0 {
+		return fmt.Sprintf("%s dev %s table %d", r.Dst, r.Dev, r.Table)
+	}
+	return fmt.Sprintf("%s dev %s", r.Dst, r.Dev)
+}
+
+// snapshot is an interface as readRunning saw it, in a form that can be saved
+// (secrets included: the file is 0600 in a 0700 directory) and restored.
+type snapshot struct {
+	PublicKey wgkey.Key `json:"public_key"`
+	// PrivateKey is base64; empty when the device had none, or did not say.
+	PrivateKey string            `json:"private_key,omitempty"`
+	ListenPort int               `json:"listen_port"`
+	FwMark     int               `json:"fwmark,omitempty"`
+	Peers      []peerSnapshot    `json:"peers"`
+	MTU        int               `json:"mtu"`
+	Addresses  []netip.Prefix    `json:"addresses"`
+	Routes     []hostnet.Route   `json:"routes"`
+	Sysctls    map[string]string `json:"sysctls,omitempty"`
+	Firewall   *hostnet.Firewall `json:"firewall,omitempty"`
+}
+
+type peerSnapshot struct {
+	PublicKey wgkey.Key `json:"public_key"`
+	// PresharedKey is base64, empty for none; PresharedKeyUnknown is set when the
+	// device said there is one but not what it is (then a restore leaves it).
+	PresharedKey        string         `json:"preshared_key,omitempty"`
+	PresharedKeyUnknown bool           `json:"preshared_key_unknown,omitempty"`
+	Endpoint            netip.AddrPort `json:"endpoint,omitzero"` // as the device had it: roaming included
+	Keepalive           int            `json:"persistent_keepalive,omitempty"`
+	AllowedIPs          []netip.Prefix `json:"allowed_ips"`
+}
+
+func newSnapshot(r *running) *snapshot {
+	s := &snapshot{
+		PublicKey:  r.dev.PublicKey,
+		ListenPort: r.dev.ListenPort,
+		FwMark:     r.dev.FwMark,
+		MTU:        r.mtu,
+		Addresses:  slices.Clone(r.addresses),
+		Routes:     slices.Clone(r.routes),
+		Sysctls:    r.sysctls,
+		Firewall:   r.firewall,
+	}
+	if !r.dev.PrivateKey.IsZero() {
+		s.PrivateKey = r.dev.PrivateKey.Base64()
+	}
+	for _, p := range r.dev.Peers {
+		ps := peerSnapshot{
+			PublicKey:  p.PublicKey,
+			Endpoint:   p.Endpoint,
+			Keepalive:  int(p.PersistentKeepalive / time.Second),
+			AllowedIPs: slices.Clone(p.AllowedIPs),
+		}
+		switch {
+		case !p.PresharedKey.IsZero():
+			ps.PresharedKey = p.PresharedKey.Base64()
+		case p.HasPresharedKey:
+			ps.PresharedKeyUnknown = true
+		}
+		s.Peers = append(s.Peers, ps)
+	}
+	return s
+}
+
+// target is what restoring the snapshot aims for. Endpoints are set back to what
+// the device had, roaming included; keys the device did not report are left.
+func (s *snapshot) target(name string) *target {
+	t := &target{
+		mtu:             s.MTU,
+		addresses:       sortedAddrs(s.Addresses),
+		sysctls:         s.Sysctls,
+		firewallManaged: true,
+		firewall:        s.Firewall,
+		firewallTable:   FirewallTable(name),
+	}
+	port, fw := s.ListenPort, s.FwMark
+	t.listenPort, t.fwMark = &port, &fw
+	switch k, err := wgkey.ParsePrivate(s.PrivateKey); {
+	case err == nil:
+		t.privateKey = &k
+	case s.PublicKey.IsZero():
+		t.privateKey = &wgkey.Private{}
+	}
+	for _, r := range s.Routes {
+		t.routes = append(t.routes, normRoute(r))
+	}
+	slices.SortFunc(t.routes, compareRoute)
+	for _, p := range s.Peers {
+		pt := peerTarget{
+			key:       p.PublicKey,
+			endpoint:  p.Endpoint,
+			keepalive: time.Duration(p.Keepalive) * time.Second,
+			allowed:   sortedPrefixes(p.AllowedIPs),
+			pskKnown:  !p.PresharedKeyUnknown,
+		}
+		if p.PresharedKey != "" {
+			k, err := wgkey.ParsePrivate(p.PresharedKey)
+			if err != nil {
+				pt.pskKnown = false
+			}
+			pt.psk = k
+		}
+		t.peers = append(t.peers, pt)
+	}
+	slices.SortFunc(t.peers, func(a, b peerTarget) int { return slices.Compare(a.key[:], b.key[:]) })
+	return t
+}
