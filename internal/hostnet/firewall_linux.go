@@ -86,7 +86,9 @@ func (l *Linux) Firewall(table string) (Firewall, error) {
 	}
 	t, err := c.ListTableOfFamily(table, nftables.TableFamilyINet)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ENOENT) {
+		// EPROTONOSUPPORT: nf_tables is not loaded (and can't be on demand), so
+		// there is no table of ours either.
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EPROTONOSUPPORT) {
 			return Firewall{}, fmt.Errorf("firewall %s: %w", table, ErrNotFound)
 		}
 		return Firewall{}, fmt.Errorf("firewall %s: %w", table, err)
