@@ -12,8 +12,8 @@ import (
 // module on demand) and returns a handle on it. It returns an error wrapping
 // ErrNoKernelSupport when the kernel has no WireGuard module.
 //
-// Not verified on the machines wgnet is developed on, which have no module; see
-// docs/up.md.
+// The machines wgnet is developed on have no module; it is verified in a qemu VM
+// booting Debian's kernel (internal/vmtest, docs/kernel-vm.md).
 func CreateKernel(name string) (Device, error) {
 	la := netlink.NewLinkAttrs()
 	la.Name = name
