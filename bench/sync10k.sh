@@ -23,5 +23,5 @@ trap cleanup EXIT INT TERM
 go test -c -o "$tmp/up.test" ./internal/up
 ip netns add "$ns"
 ip -n "$ns" link set lo up
-ip netns exec "$ns" env WGNET_BENCH_NETNS="$ns" WGNET_BENCH_DEBUG="${WGNET_BENCH_DEBUG:-}" WGNET_TIMING="${WGNET_TIMING:-}" "$tmp/up.test" -test.run '^$' -test.bench '^BenchmarkSyncOnePeerOf10000$' \
+ip netns exec "$ns" env WGNET_BENCH_NETNS="$ns" "$tmp/up.test" -test.run '^$' -test.bench '^BenchmarkSyncOnePeerOf10000$' \
 	-test.benchtime "${BENCHTIME:-10x}" -test.v

@@ -51,7 +51,7 @@ func runConfirm(ctx context.Context, stderr io.Writer, name string, rollback boo
 		p, err = up.ConfirmChange(name, opts)
 	}
 	if errors.Is(err, up.ErrNoPending) {
-		return errProblems("%s: no change is waiting for confirmation (a change not confirmed in time was rolled back: see %s)", name, up.TimerLog(opts.StateDir, name))
+		return errProblems("%s: no change is waiting for confirmation (if there was one, it was confirmed or rolled back: see %s)", name, up.TimerLog(opts.StateDir, name))
 	}
 	if err != nil {
 		return err

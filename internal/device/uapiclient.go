@@ -88,4 +88,3 @@ func hasRemovals(c Config) bool {
 	}
 	return false
 }
-

@@ -73,11 +73,11 @@ func BenchmarkSyncOnePeerOf10000(b *testing.B) {
 			to, back = a, bb
 		}
 		if i%2 == 0 {
-			wgnetTime += timed(b, append(env, "WGNET_TIMING="+os.Getenv("WGNET_TIMING")), bin, "sync", name, to.full)
+			wgnetTime += timed(b, env, bin, "sync", name, to.full)
 			syncconfTime += timed(b, env, "wg", "syncconf", name, back.stripped)
 		} else {
 			syncconfTime += timed(b, env, "wg", "syncconf", name, back.stripped)
-			wgnetTime += timed(b, append(env, "WGNET_TIMING="+os.Getenv("WGNET_TIMING")), bin, "sync", name, to.full)
+			wgnetTime += timed(b, env, bin, "sync", name, to.full)
 		}
 	}
 	b.StopTimer()
@@ -249,9 +249,6 @@ func (c *peerCounter) Handle(_ context.Context, r slog.Record) error {
 	defer c.mu.Unlock()
 	if c.on {
 		c.peers[peer] = true
-		if os.Getenv("WGNET_BENCH_DEBUG") != "" {
-			fmt.Fprintln(os.Stderr, "UAPI:", r.Message)
-		}
 	}
 	return nil
 }
@@ -276,9 +273,6 @@ func runErr(env []string, argv ...string) (string, error) {
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
-	if os.Getenv("WGNET_TIMING") != "" {
-		fmt.Fprint(os.Stderr, stderr.String())
-	}
 	if err != nil {
 		return string(out) + stderr.String(), err
 	}

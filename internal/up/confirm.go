@@ -72,6 +72,10 @@ type pendingFile struct {
 	Previous *snapshot `json:"previous,omitempty"`
 	// PreviousState is the state file before the change; nil when there was none.
 	PreviousState *State `json:"previous_state,omitempty"`
+	// Started identifies the interface the change was made to (its state's
+	// Started), set once the change is made: an interface taken down and brought
+	// up again since is another one, and is left alone.
+	Started time.Time `json:"interface_started,omitzero"`
 }
 
 // ErrNoPending is returned (wrapped) when no change is waiting for confirmation.
@@ -188,10 +192,28 @@ func startPending(opts *SyncOptions, command, name string, prev *snapshot, prevS
 	return pf, nil
 }
 
-// armPending starts the confirmation window now that the change is made.
-func armPending(opts *SyncOptions, pf *pendingFile) error {
+// armPending starts the confirmation window now that the change is made to the
+// interface whose state is st.
+func armPending(opts *SyncOptions, pf *pendingFile, st *State) error {
 	pf.Deadline = time.Now().Add(opts.Confirm.Within).UTC()
+	pf.Started = st.Started
 	return pf.save(opts.StateDir)
+}
+
+// sameInterface reports whether the interface is still the one pf's change was
+// made to (when the change got that far).
+func sameInterface(opts *SyncOptions, pf *pendingFile) (bool, error) {
+	if pf.Started.IsZero() {
+		return true, nil // the process making the change died half-way
+	}
+	cur, err := LoadState(opts.StateDir, pf.Name)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return cur.Started.Equal(pf.Started), nil
 }
 
 // cancelPending drops a pending change: kept, or failed and undone. The timer
@@ -245,7 +267,17 @@ func Rollback(ctx context.Context, name string, opts SyncOptions) (*Pending, err
 // success the pending file goes; on failure it stays, with the error in it.
 func rollbackLocked(ctx context.Context, opts *SyncOptions, pf *pendingFile) error {
 	name, dir := pf.Name, opts.StateDir
-	var err error
+	same, err := sameInterface(opts, pf)
+	if err != nil {
+		return fmt.Errorf("roll back %s: %w", name, err)
+	}
+	if !same {
+		opts.logf("%s was taken down (or down and up again) since the change by `wgnet %s`; nothing to roll back", name, pf.Command)
+		if err := os.Remove(pendingPath(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
 	switch pf.Command {
 	case "up":
 		if _, serr := LoadState(dir, name); errors.Is(serr, os.ErrNotExist) {
@@ -379,7 +411,7 @@ func TryUp(ctx context.Context, req Request, opts SyncOptions) (*State, *Pending
 		}
 		return nil, nil, err
 	}
-	if err := armPending(&opts, pf); err != nil {
+	if err := armPending(&opts, pf, st); err != nil {
 		return st, &pf.Pending, err
 	}
 	return st, &pf.Pending, nil

@@ -18,7 +18,7 @@ import (
 // WireGuard device and, on the host, the link's MTU, its addresses, the routes that
 // are wgnet's (or wg-quick's) business, some sysctls and wgnet's firewall table.
 type running struct {
-	dev       *device.State // normalized
+	dev       *device.State // each peer's allowed IPs masked and sorted
 	mtu       int
 	addresses []netip.Prefix
 	routes    []hostnet.Route // managed routes only, normalized (see readRunning)
@@ -32,8 +32,8 @@ type target struct {
 	privateKey *wgkey.Private // nil: leave; zero: remove the key
 	listenPort *int           // nil: leave
 	fwMark     *int           // nil: leave
-	peers      []peerTarget   // sorted by public key
-	mtu        int            // 0: leave
+	peers      []peerTarget
+	mtu        int // 0: leave
 	addresses  []netip.Prefix
 	routes     []hostnet.Route // normalized
 	// sysctls are the values wanted for some keys; the others are left alone.

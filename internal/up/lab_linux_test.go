@@ -10,8 +10,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/wgnet/wgnet/internal/compile"
+	"github.com/wgnet/wgnet/internal/device"
 	"github.com/wgnet/wgnet/internal/netnstest"
 	"github.com/wgnet/wgnet/internal/spec"
 	"github.com/wgnet/wgnet/internal/up"
@@ -239,10 +241,10 @@ func (l *lab) stopDaemons() {
 	names, _ := up.Names(l.stateDir)
 	for _, n := range names {
 		if st, err := up.LoadState(l.stateDir, n); err == nil && st.PID != 0 {
-			if p, err := os.FindProcess(st.PID); err == nil {
-				if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", st.PID)); err == nil && strings.Contains(string(b), n) {
-					p.Kill()
-				}
+			// SIGTERM lets the daemon remove its UAPI socket; Stop sends SIGKILL
+			// if it does not stop, and signals nothing that is not the daemon of n.
+			if err := device.Stop(st.PID, n, 2*time.Second); err != nil {
+				l.t.Logf("stop the daemon of %s: %v", n, err)
 			}
 		}
 	}

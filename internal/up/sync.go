@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/wgnet/wgnet/internal/atomicfile"
@@ -92,19 +93,23 @@ func Sync(ctx context.Context, req Request, opts SyncOptions) (*Plan, error) {
 		}
 	}
 	if err := s.applyAndVerify(); err != nil {
-		rerr := s.restore()
+		if rerr := s.restore(); rerr != nil {
+			if pend != nil {
+				// Keep it: the timer tries again at the deadline.
+				return nil, fmt.Errorf("sync %s: %w\nrestore incomplete (the confirmation timer tries again at %s): %w",
+					req.Name, err, pend.Deadline.Local().Format(time.TimeOnly), rerr)
+			}
+			return nil, fmt.Errorf("sync %s: %w\nrestore incomplete: %w", req.Name, err, rerr)
+		}
 		if pend != nil {
 			if cerr := cancelPending(&opts, pend); cerr != nil {
-				rerr = errors.Join(rerr, cerr)
+				return nil, fmt.Errorf("sync %s: %w (everything restored; %w)", req.Name, err, cerr)
 			}
-		}
-		if rerr != nil {
-			return nil, fmt.Errorf("sync %s: %w\nrestore incomplete: %w", req.Name, err, rerr)
 		}
 		return nil, fmt.Errorf("sync %s: %w (everything restored)", req.Name, err)
 	}
 	if pend != nil {
-		if err := armPending(&opts, pend); err != nil {
+		if err := armPending(&opts, pend, s.st); err != nil {
 			return s.plan, err
 		}
 		s.plan.Notes = append(s.plan.Notes, fmt.Sprintf("run `wgnet confirm %s` by %s to keep this change; otherwise it is rolled back",
@@ -135,19 +140,8 @@ type syncer struct {
 
 // prepareSync checks the request, reads the running interface and works out the
 // plan. It touches nothing.
-var tdbg = os.Getenv("WGNET_TIMING") != ""
-var t0 = time.Now()
-
-func tmark(what string) {
-	if tdbg {
-		fmt.Fprintf(os.Stderr, "TIMING %-20s %v\n", what, time.Since(t0).Round(100*time.Microsecond))
-	}
-}
-
 func prepareSync(ctx context.Context, req Request, opts *SyncOptions) (*syncer, error) {
-	tmark("start")
 	p, err := makePlan(ctx, req, &opts.Options)
-	tmark("makePlan")
 	if err != nil {
 		return nil, err
 	}
@@ -167,11 +161,13 @@ func prepareSync(ctx context.Context, req Request, opts *SyncOptions) (*syncer, 
 		return nil, err
 	}
 	var first *device.State
-	tmark("loadstate")
 	s.dev, first, err = opts.Open(p.name)
-	tmark("open")
 	if err != nil {
-		if errors.Is(err, device.ErrNotFound) {
+		switch {
+		case errors.Is(err, device.ErrNotFound) && s.prev != nil:
+			return nil, fmt.Errorf("sync %s: wgnet brought it up (%s backend, pid %d) but it is not running; see %s, then `wgnet down %s` and up again",
+				p.name, s.prev.Backend, s.prev.PID, s.prev.LogFile, p.name)
+		case errors.Is(err, device.ErrNotFound):
 			return nil, fmt.Errorf("sync %s: no such WireGuard interface; bring it up with `wgnet up` first", p.name)
 		}
 		return nil, fmt.Errorf("sync %s: %w", p.name, err)
@@ -190,9 +186,7 @@ func prepareSync(ctx context.Context, req Request, opts *SyncOptions) (*syncer, 
 		return nil, err
 	}
 	s.scope = newScope(p.name, s.target, s.prev)
-	tmark("target")
 	s.before, err = readRunning(opts.Host, s.dev, first, p.name, s.scope)
-	tmark("readRunning")
 	if err != nil {
 		return nil, fmt.Errorf("sync %s: %w", p.name, err)
 	}
@@ -209,7 +203,6 @@ func prepareSync(ctx context.Context, req Request, opts *SyncOptions) (*syncer, 
 		}
 	}
 	s.canRemove = device.RemovesAllowedIPs(s.dev)
-	tmark("probe")
 	s.names = map[string]string{}
 	if s.prev != nil {
 		for k, v := range s.prev.Peers {
@@ -219,7 +212,6 @@ func prepareSync(ctx context.Context, req Request, opts *SyncOptions) (*syncer, 
 	s.plan = diff(p.name, s.before, s.target, s.canRemove, s.names)
 	s.plan.Adopt = s.prev == nil
 	s.addNotes()
-	tmark("diff")
 	ok = true
 	return s, nil
 }
@@ -292,12 +284,14 @@ func configTarget(p *plan, req Request, prev *State, opts *SyncOptions) (*target
 		firewallTable: FirewallTable(p.name),
 		configured:    map[wgkey.Key]netip.AddrPort{},
 	}
-	if ic := req.Config.Interface; ic.ListenPort != nil {
+	ic := &req.Config.Interface
+	if ic.ListenPort != nil {
 		// Without one, wg picks a random port at up; sync keeps whatever it is.
 		port := int(*ic.ListenPort)
 		t.listenPort = &port
 	}
-	if ic := req.Config.Interface; ic.FwMark != 0 {
+	if ic.FwMark != 0 {
+		// 0 is "off" or unset, which wgconf does not tell apart: leave it.
 		fw := int(ic.FwMark)
 		t.fwMark = &fw
 	}
@@ -314,7 +308,6 @@ func configTarget(p *plan, req Request, prev *State, opts *SyncOptions) (*target
 		}
 		t.peers = append(t.peers, pt)
 	}
-	slices.SortFunc(t.peers, func(a, b peerTarget) int { return slices.Compare(a.key[:], b.key[:]) })
 	if prev != nil {
 		for k, e := range prev.Endpoints {
 			if key, err := wgkey.ParseKey(k); err == nil {
@@ -372,7 +365,7 @@ func stillForwarding(key, name string, v4, v6 bool) bool {
 		return true
 	case v6 && (key == "net/ipv6/conf/"+name+"/force_forwarding" || key == "net/ipv6/conf/all/forwarding"):
 		return true
-	case v6 && len(key) > len("/accept_ra") && key[len(key)-len("/accept_ra"):] == "/accept_ra":
+	case v6 && strings.HasPrefix(key, "net/ipv6/conf/") && strings.HasSuffix(key, "/accept_ra"):
 		return true
 	}
 	return false
@@ -445,7 +438,12 @@ func readRunning(h hostnet.HostNet, d device.Device, st *device.State, name stri
 			return nil, err
 		}
 	}
-	st.Normalize()
+	// Each peer's allowed IPs masked and sorted, for the diff. The peers need no
+	// order (the diff looks them up by key), and sorting ten thousand of them
+	// costs more than the rest of the diff.
+	for i := range st.Peers {
+		st.Peers[i].AllowedIPs = sortedPrefixes(st.Peers[i].AllowedIPs)
+	}
 	r := &running{dev: st, sysctls: map[string]string{}}
 	link, err := h.Link(name)
 	if err != nil {
@@ -512,17 +510,17 @@ func readRunning(h hostnet.HostNet, d device.Device, st *device.State, name stri
 // atomically), then writes the new state file.
 func (s *syncer) applyAndVerify() error {
 	o := &s.opts.Options
-	if err := applyPlan(s.plan, s.dev, o, false, s.record); err != nil {
-		return err
-	}
-	tmark("apply")
-	after, err := readRunning(o.Host, s.dev, nil, s.p.name, s.scope)
-	tmark("readback")
-	if err != nil {
-		return fmt.Errorf("read back: %w", err)
-	}
-	if left := diff(s.p.name, after, s.target, s.canRemove, s.names); !left.Empty() {
-		return fmt.Errorf("read back: the interface still differs from the config:\n%s", planText(left))
+	if !s.plan.Empty() {
+		if err := applyPlan(s.plan, s.dev, o, false, s.record); err != nil {
+			return err
+		}
+		after, err := readRunning(o.Host, s.dev, nil, s.p.name, s.scope)
+		if err != nil {
+			return fmt.Errorf("read back: %w", err)
+		}
+		if left := diff(s.p.name, after, s.target, s.canRemove, s.names); !left.Empty() {
+			return fmt.Errorf("read back: the interface still differs from the config:\n%s", planText(left))
+		}
 	}
 	st := s.st
 	if s.req.Source != "" {
@@ -539,7 +537,6 @@ func (s *syncer) applyAndVerify() error {
 		}
 	}
 	st.Synced = time.Now().UTC().Truncate(time.Second)
-	defer tmark("save")
 	return st.save(o.StateDir)
 }
 
@@ -824,6 +821,5 @@ func (s *snapshot) target(name string) *target {
 		}
 		t.peers = append(t.peers, pt)
 	}
-	slices.SortFunc(t.peers, func(a, b peerTarget) int { return slices.Compare(a.key[:], b.key[:]) })
 	return t
 }

@@ -712,6 +712,56 @@ func TestConfirmTimer(t *testing.T) {
 	}
 }
 
+// TestRollbackLeavesAnotherInterface: an interface taken down and brought up
+// again while a change is pending is not the one the change was made to; the
+// timer leaves it alone and drops the pending change.
+func TestRollbackLeavesAnotherInterface(t *testing.T) {
+	fx := newFixture(t)
+	opts := fx.syncOpts()
+	opts.Confirm.Within = time.Minute
+	if _, _, err := TryUp(context.Background(), Request{Name: "wg0", Config: hubConfig()}, opts); err != nil {
+		t.Fatal(err)
+	}
+	if err := Down(context.Background(), "wg0", fx.opts); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // Started has one-second resolution
+	fx.up(t, hubConfig(), false)
+	before := fx.world(t, "wg0")
+	if _, err := Rollback(context.Background(), "wg0", opts); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(before, fx.world(t, "wg0"), worldOpts...); diff != "" {
+		t.Errorf("the rollback touched the new interface (-before +after):\n%s", diff)
+	}
+	if _, err := LoadPending(fx.opts.StateDir, "wg0"); !errors.Is(err, ErrNoPending) {
+		t.Errorf("pending after rollback: %v", err)
+	}
+}
+
+// TestConfirmFailedSync: a sync with a deadline that fails half-way is restored
+// at once and leaves nothing pending.
+func TestConfirmFailedSync(t *testing.T) {
+	fx := newFixture(t)
+	c := hubConfig()
+	fx.up(t, c, true)
+	before := fx.world(t, "wg0")
+	neu := clone(c)
+	neu.Peers = neu.Peers[:1]
+	fx.host.FailOn("DelRoute", errors.New("injected"))
+	opts := fx.syncOpts()
+	opts.Confirm.Within = time.Minute
+	if _, err := Sync(context.Background(), Request{Name: "wg0", Config: neu, ForwardV4: true, ForwardV6: true}, opts); err == nil || !strings.Contains(err.Error(), "everything restored") {
+		t.Fatalf("Sync = %v, want the injected failure, everything restored", err)
+	}
+	if diff := cmp.Diff(before, fx.world(t, "wg0"), worldOpts...); diff != "" {
+		t.Errorf("not restored (-before +after):\n%s", diff)
+	}
+	if _, err := LoadPending(fx.opts.StateDir, "wg0"); !errors.Is(err, ErrNoPending) {
+		t.Errorf("pending after a failed sync: %v", err)
+	}
+}
+
 // TestTryUp: up with a deadline is undone by taking the interface down.
 func TestTryUp(t *testing.T) {
 	fx := newFixture(t)
