@@ -19,6 +19,7 @@ type syncFlags struct {
 	host         string
 	dryRun       bool
 	confirm      time.Duration
+	confirmSet   bool // --confirm was given, so it must be positive
 	noForwarding bool
 }
 
@@ -39,6 +40,7 @@ func newSyncCmd() *cobra.Command {
 			"`wgnet confirm NAME` runs in time. A step that fails undoes the sync. See docs/sync.md.",
 		Args: cobra.MaximumNArgs(2),
 		RunE: func(c *cobra.Command, args []string) error {
+			f.confirmSet = c.Flags().Changed("confirm")
 			return runSync(c.Context(), c.OutOrStdout(), c.ErrOrStderr(), args, f)
 		},
 	}
@@ -64,7 +66,7 @@ func runSync(ctx context.Context, stdout, stderr io.Writer, args []string, f syn
 	if f.dryRun && f.confirm > 0 {
 		return usageError{fmt.Errorf("--dry-run changes nothing: there is nothing to confirm")}
 	}
-	if f.confirm < 0 {
+	if f.confirmSet && f.confirm <= 0 {
 		return usageError{fmt.Errorf("--confirm %v: must be positive", f.confirm)}
 	}
 	req, err := upRequest(args, f.host, stderr)

@@ -25,6 +25,7 @@ type upFlags struct {
 	backend      string
 	noForwarding bool
 	confirm      time.Duration
+	confirmSet   bool // --confirm was given, so it must be positive
 }
 
 func newUpCmd() *cobra.Command {
@@ -42,6 +43,7 @@ func newUpCmd() *cobra.Command {
 			"wireguard-go runs in the background (--backend picks one). See docs/up.md.",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
+			f.confirmSet = c.Flags().Changed("confirm")
 			return runUp(c.Context(), c.OutOrStdout(), c.ErrOrStderr(), args, f)
 		},
 	}
@@ -88,6 +90,9 @@ func runUp(ctx context.Context, stdout, stderr io.Writer, args []string, f upFla
 	format, err := outputFormat("text", "json")
 	if err != nil {
 		return err
+	}
+	if f.confirmSet && f.confirm <= 0 {
+		return usageError{fmt.Errorf("--confirm %v: must be positive", f.confirm)}
 	}
 	switch f.backend {
 	case up.BackendAuto, up.BackendKernel, up.BackendUserspace:
