@@ -1,12 +1,16 @@
 // Package device owns the WireGuard half of an interface: its key, listen port, fwmark
 // and peers, set through a wgctrl-style patch (Config) and read back as State. It has
-// three real backends, all behind one Device interface:
+// these backends, all behind one Device interface and all passing the conformance
+// test in devicetest:
 //
-//   - Userspace: upstream wireguard-go in this process, on a TUN device created with
-//     its GSO/GRO offloads, optionally serving the standard UAPI socket
-//     /var/run/wireguard/NAME.sock so that wg(8) works on it (see
-//     https://www.wireguard.com/xplatform/). RunDaemon and Spawn run it as a detached
-//     background process.
+//   - Embedded: upstream wireguard-go in this process, on any tun.Device and
+//     conn.Bind, configured through its in-process UAPI handler. It is the only
+//     wrapper around wireguard-go's device; package lab runs it on a gVisor stack
+//     with loopback sockets.
+//   - Userspace: Embedded on a kernel TUN device created with its GSO/GRO offloads,
+//     optionally serving the standard UAPI socket /var/run/wireguard/NAME.sock so
+//     that wg(8) works on it (see https://www.wireguard.com/xplatform/). RunDaemon
+//     and Spawn run it as a detached background process.
 //   - Open: any existing WireGuard interface, kernel or userspace, through wgctrl
 //     (generic netlink for the kernel module, the UAPI socket for userspace daemons).
 //   - CreateKernel: a new kernel WireGuard link (rtnetlink), then driven like Open.
@@ -49,6 +53,12 @@ type Config struct {
 	FwMark       *int           // nil: unchanged; 0: off
 	ReplacePeers bool           // remove every peer not in Peers first
 	Peers        []PeerConfig
+}
+
+// Empty reports whether c changes nothing: no interface field, no ReplacePeers and
+// no peer. Applying an empty patch can be skipped.
+func (c Config) Empty() bool {
+	return c.PrivateKey == nil && c.ListenPort == nil && c.FwMark == nil && !c.ReplacePeers && len(c.Peers) == 0
 }
 
 // PeerConfig is a patch to one peer, like wgtypes.PeerConfig.

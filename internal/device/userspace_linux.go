@@ -8,7 +8,6 @@ import (
 	"sync"
 
 	"golang.zx2c4.com/wireguard/conn"
-	wgdevice "golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/ipc"
 	"golang.zx2c4.com/wireguard/tun"
 )
@@ -30,12 +29,12 @@ type UserspaceOptions struct {
 	Logger *slog.Logger
 }
 
-// Userspace is upstream wireguard-go running in this process on a TUN device.
-// TUN offloads (GSO/GRO through virtio-net headers) are enabled by tun.CreateTUN
-// whenever the kernel supports them.
+// Userspace is upstream wireguard-go running in this process on a TUN device: an
+// Embedded device on a kernel TUN and wireguard-go's own UDP sockets, optionally
+// with the UAPI socket. TUN offloads (GSO/GRO through virtio-net headers) are
+// enabled by tun.CreateTUN whenever the kernel supports them.
 type Userspace struct {
-	name string
-	dev  *wgdevice.Device
+	*Embedded
 	uapi net.Listener // nil without UAPI
 
 	wg        sync.WaitGroup // the UAPI accept loop and its handlers
@@ -50,7 +49,6 @@ func NewUserspace(name string, opts UserspaceOptions) (_ *Userspace, err error) 
 	if mtu == 0 {
 		mtu = DefaultMTU
 	}
-	u := &Userspace{name: name}
 	var uapi net.Listener
 	if opts.UAPI {
 		f, err := ipc.UAPIOpen(name)
@@ -76,24 +74,17 @@ func NewUserspace(name string, opts UserspaceOptions) (_ *Userspace, err error) 
 		tdev.Close()
 		return nil, fmt.Errorf("userspace %s: kernel named the tun %q", name, real)
 	}
-	u.dev = wgdevice.NewDevice(tdev, conn.NewDefaultBind(), wgLogger(opts.Logger, name))
+	log := opts.Logger
+	if log != nil {
+		log = log.With("interface", name)
+	}
+	u := &Userspace{Embedded: NewEmbedded(name, tdev, conn.NewDefaultBind(), EmbeddedOptions{Logger: log})}
 	if uapi != nil {
 		u.uapi = uapi
 		u.wg.Add(1)
 		go u.serveUAPI()
 	}
 	return u, nil
-}
-
-func wgLogger(l *slog.Logger, name string) *wgdevice.Logger {
-	if l == nil {
-		return &wgdevice.Logger{Verbosef: wgdevice.DiscardLogf, Errorf: wgdevice.DiscardLogf}
-	}
-	l = l.With("interface", name)
-	return &wgdevice.Logger{
-		Verbosef: func(format string, args ...any) { l.Debug(fmt.Sprintf(format, args...)) },
-		Errorf:   func(format string, args ...any) { l.Error(fmt.Sprintf(format, args...)) },
-	}
 }
 
 // serveUAPI hands each control connection to the device until the listener closes.
@@ -107,45 +98,10 @@ func (u *Userspace) serveUAPI() {
 		u.wg.Add(1)
 		go func() {
 			defer u.wg.Done()
-			u.dev.IpcHandle(c) // closes c
+			u.dev.IpcHandle(c) // closes c; u.dev is the Embedded's device
 		}()
 	}
 }
-
-// Name returns the interface name.
-func (u *Userspace) Name() string { return u.name }
-
-// Configure applies c through wireguard-go's UAPI handler.
-func (u *Userspace) Configure(c Config) error {
-	if err := checkConfig(c); err != nil {
-		return fmt.Errorf("configure %s: %w", u.name, err)
-	}
-	if err := u.dev.IpcSet(encodeUAPI(c)); err != nil {
-		return fmt.Errorf("configure %s: %w", u.name, err)
-	}
-	return nil
-}
-
-// RemovesAllowedIPs is true: upstream wireguard-go removes single allowed IPs.
-func (u *Userspace) RemovesAllowedIPs() bool { return true }
-
-// State reads the device's configuration and counters.
-func (u *Userspace) State() (*State, error) {
-	s, err := u.dev.IpcGet()
-	if err != nil {
-		return nil, fmt.Errorf("state of %s: %w", u.name, err)
-	}
-	st, err := decodeUAPI(s)
-	if err != nil {
-		return nil, fmt.Errorf("state of %s: %w", u.name, err)
-	}
-	st.Name, st.Backend = u.name, BackendUserspace
-	return st, nil
-}
-
-// Wait is closed when the device stops: Close was called or the TUN interface went
-// away (`ip link del`).
-func (u *Userspace) Wait() <-chan struct{} { return u.dev.Wait() }
 
 // Close stops the UAPI socket and the device; the kernel removes the TUN interface.
 func (u *Userspace) Close() error {
@@ -155,7 +111,7 @@ func (u *Userspace) Close() error {
 				u.closeErr = fmt.Errorf("close %s: uapi: %w", u.name, err)
 			}
 		}
-		u.dev.Close()
+		u.Embedded.Close()
 		u.wg.Wait()
 	})
 	return u.closeErr

@@ -12,12 +12,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.zx2c4.com/wireguard/device"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 
+	"github.com/wgnet/wgnet/internal/devconf"
+	"github.com/wgnet/wgnet/internal/device"
 	"github.com/wgnet/wgnet/internal/wgconf"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
@@ -25,6 +26,9 @@ import (
 // DefaultMTU is the tunnel MTU when a config sets none (wg-quick's default over a
 // 1500-byte underlay).
 const DefaultMTU = 1420
+
+// Backend is what a node's device reports as its device.State.Backend.
+const Backend = "lab"
 
 // tunNIC is the stack's WireGuard interface; subnets get the NICs after it.
 const tunNIC tcpip.NICID = 1
@@ -42,9 +46,10 @@ type NodeOptions struct {
 	MTU int
 }
 
-// Node is one lab host: an upstream wireguard-go device whose "TUN" is an in-process
-// gVisor stack, and whose UDP socket is on 127.0.0.1. It is the lab's data-plane
-// backend, shaped like the others: Up, Configure, State, Close.
+// Node is one lab host: a device.Embedded (upstream wireguard-go) whose "TUN" is an
+// in-process gVisor stack, and whose UDP socket is on 127.0.0.1. Its WireGuard
+// plane is a Device backend like the others (it passes devicetest.Run), and the
+// node drives it like `wgnet sync` drives a real host: devconf works out the patch.
 //
 // The node behaves like the host's kernel under wg-quick: its stack owns the
 // config's Address(es) and routes every peer's AllowedIPs into the tunnel (unless
@@ -59,7 +64,7 @@ type Node struct {
 	stack     *stack.Stack
 	tun       *tunDevice
 	bind      *loopBind
-	dev       *device.Device
+	dev       *device.Embedded
 	throwaway wgkey.Private            // used when a config has no private key
 	fwd       atomic.Pointer[fwdState] // the router's view; written under mu
 
@@ -120,14 +125,11 @@ func NewNode(name string, opts NodeOptions) (*Node, error) {
 		s.Destroy()
 		return nil, fmt.Errorf("host %s: create tunnel NIC: %v", name, err)
 	}
-	devLog := device.NewLogger(device.LogLevelSilent, "")
+	devOpts := device.EmbeddedOptions{Backend: Backend}
 	if opts.Logger != nil {
-		devLog = &device.Logger{
-			Verbosef: func(format string, args ...any) { log.Debug(fmt.Sprintf(format, args...)) },
-			Errorf:   func(format string, args ...any) { log.Debug(fmt.Sprintf(format, args...)) },
-		}
+		devOpts.Logger = log
 	}
-	n.dev = device.NewDevice(n.tun, n.bind, devLog)
+	n.dev = device.NewEmbedded(name, n.tun, n.bind, devOpts)
 	return n, nil
 }
 
@@ -146,7 +148,7 @@ func (n *Node) Up() error {
 		return nil
 	}
 	if err := n.dev.Up(); err != nil {
-		return fmt.Errorf("host %s: up: %w", n.name, err)
+		return fmt.Errorf("host %s: %w", n.name, err)
 	}
 	for _, proto := range []tcpip.NetworkProtocolNumber{ipv4.ProtocolNumber, ipv6.ProtocolNumber} {
 		l, err := listen(n.stack, proto, ProbePort, acceptAndClose)
@@ -165,7 +167,7 @@ func (n *Node) Addr() netip.AddrPort {
 	if err != nil || st.ListenPort == 0 {
 		return netip.AddrPort{}
 	}
-	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), st.ListenPort)
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(st.ListenPort))
 }
 
 // PublicKey returns the public key the node runs with: its config's, or that of
@@ -173,12 +175,14 @@ func (n *Node) Addr() netip.AddrPort {
 func (n *Node) PublicKey() wgkey.Key {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.privateKeyLocked().Public()
+	return n.privateKeyFor(n.cfg).Public()
 }
 
-func (n *Node) privateKeyLocked() wgkey.Private {
-	if n.cfg != nil && !n.cfg.Interface.PrivateKey.IsZero() {
-		return n.cfg.Interface.PrivateKey
+// privateKeyFor returns the private key the node runs with under cfg (nil: none
+// yet): the config's, or the throw-away key when the config has none.
+func (n *Node) privateKeyFor(cfg *wgconf.Config) wgkey.Private {
+	if cfg != nil && !cfg.Interface.PrivateKey.IsZero() {
+		return cfg.Interface.PrivateKey
 	}
 	return n.throwaway
 }
@@ -190,36 +194,33 @@ func (n *Node) Diff(cfg *wgconf.Config) ([]Change, error) {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	_, changes, err := n.planLocked(cfg)
-	return changes, err
+	d, _, err := n.diffLocked(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return changeList(d), nil
 }
 
-func (n *Node) planLocked(cfg *wgconf.Config) (string, []Change, error) {
-	running, err := n.stateLocked()
+// diffLocked works out, with devconf as `wgnet sync` does, what takes the device
+// from what it runs to cfg, and returns the device configuration wanted. The node
+// keeps its loopback port (ListenPort is not applied) and has no use for FwMark; a
+// config without a private key runs with the node's throw-away key.
+func (n *Node) diffLocked(cfg *wgconf.Config) (*devconf.Changes, *devconf.Want, error) {
+	running, err := n.dev.State()
 	if err != nil {
-		return "", nil, err
+		return nil, nil, fmt.Errorf("host %s: %w", n.name, err)
 	}
-	priv := cfg.Interface.PrivateKey
-	if priv.IsZero() {
-		priv = n.throwaway
-	}
-	var peers []desiredPeer
-	for _, p := range cfg.Peers {
-		dp := desiredPeer{Peer: p}
-		if p.Endpoint != nil && n.opts.Endpoint != nil {
-			if ap, ok := n.opts.Endpoint(p); ok {
-				dp.endpoint = ap
-			}
-		}
-		peers = append(peers, dp)
-	}
-	body, changes := uapiDiff(priv, running, mergePeers(peers), n.endpoints)
-	return body, changes, nil
+	w := devconf.FromConfig(cfg, n.opts.Endpoint)
+	priv := n.privateKeyFor(cfg)
+	w.PrivateKey = &priv
+	w.ListenPort, w.FwMark = nil, nil
+	w.Configured = n.endpoints
+	return devconf.Diff(running, w, n.dev.RemovesAllowedIPs()), w, nil
 }
 
 // Configure makes the node run cfg: the stack gets the config's addresses, routes
 // and forwarding; the device gets only the difference from what it runs now, so
-// sessions of unchanged peers keep going (see uapiDiff). ListenPort is not applied:
+// sessions of unchanged peers keep going (see devconf). ListenPort is not applied:
 // the node keeps its loopback port. FwMark, DNS and hooks other than forwarding
 // have no meaning in the lab.
 func (n *Node) Configure(cfg *wgconf.Config) error {
@@ -234,22 +235,24 @@ func (n *Node) Configure(cfg *wgconf.Config) error {
 	if err := n.configureStackLocked(cfg); err != nil {
 		return fmt.Errorf("host %s: %w", n.name, err)
 	}
-	body, _, err := n.planLocked(cfg)
+	d, w, err := n.diffLocked(cfg)
 	if err != nil {
-		return fmt.Errorf("host %s: %w", n.name, err)
+		return err
 	}
-	if body != "" {
-		if err := n.dev.IpcSet(body); err != nil {
-			return fmt.Errorf("host %s: uapi set: %w", n.name, err)
+	add, remove := d.Patches()
+	for _, patch := range []device.Config{add, remove} {
+		if patch.Empty() {
+			continue
+		}
+		if err := n.dev.Configure(patch); err != nil {
+			return fmt.Errorf("host %s: %w", n.name, err)
 		}
 	}
 	n.cfg = cfg
 	clear(n.endpoints)
-	for _, p := range cfg.Peers {
-		if p.Endpoint != nil && n.opts.Endpoint != nil {
-			if ap, ok := n.opts.Endpoint(p); ok {
-				n.endpoints[p.PublicKey] = ap
-			}
+	for _, p := range w.Peers {
+		if p.Endpoint.IsValid() {
+			n.endpoints[p.PublicKey] = p.Endpoint
 		}
 	}
 	return nil
@@ -392,29 +395,18 @@ func (s *subnet) close() {
 	s.stack.Destroy()
 }
 
-// State returns the device's view of itself (UAPI get), with handshake counts.
-func (n *Node) State() (NodeState, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.stateLocked()
-}
-
-func (n *Node) stateLocked() (NodeState, error) {
-	text, err := n.dev.IpcGet()
+// State returns the device's view of itself.
+func (n *Node) State() (*device.State, error) {
+	st, err := n.dev.State()
 	if err != nil {
-		return NodeState{}, fmt.Errorf("host %s: uapi get: %w", n.name, err)
-	}
-	st, err := parseState(text)
-	if err != nil {
-		return st, fmt.Errorf("host %s: %w", n.name, err)
-	}
-	for i := range st.Peers {
-		if ep := st.Peers[i].Endpoint; ep.IsValid() {
-			st.Peers[i].Handshakes = n.bind.Handshakes(ep)
-		}
+		return nil, fmt.Errorf("host %s: %w", n.name, err)
 	}
 	return st, nil
 }
+
+// Handshakes returns how many handshakes completed with the peer at remote, seen on
+// the wire (the device only reports the last one).
+func (n *Node) Handshakes(remote netip.AddrPort) int { return n.bind.Handshakes(remote) }
 
 // Ping sends ICMP echo requests to dst from the node's stack until one is answered
 // or ctx ends, and returns the round-trip time of the answered one.
@@ -465,9 +457,4 @@ func (n *Node) addrs() []netip.Addr {
 }
 
 // keyFor returns the public key the node runs with under cfg.
-func (n *Node) keyFor(cfg *wgconf.Config) wgkey.Key {
-	if !cfg.Interface.PrivateKey.IsZero() {
-		return cfg.Interface.PrivateKey.Public()
-	}
-	return n.throwaway.Public()
-}
+func (n *Node) keyFor(cfg *wgconf.Config) wgkey.Key { return n.privateKeyFor(cfg).Public() }

@@ -60,8 +60,8 @@ func TestNodeConfigure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if before.PublicKey != ka.Public() || len(before.Peers) != 1 || before.Peers[0].Handshakes != 1 {
-		t.Fatalf("a's state: %+v", before)
+	if before.PublicKey != ka.Public() || len(before.Peers) != 1 || a.Handshakes(before.Peers[0].Endpoint) != 1 {
+		t.Fatalf("a's state: %+v, %d handshake(s)", before, a.Handshakes(before.Peers[0].Endpoint))
 	}
 
 	ca2 := *ca
@@ -87,7 +87,7 @@ func TestNodeConfigure(t *testing.T) {
 	if diff := cmp.Diff(prefixes("10.9.0.2/32", "10.7.0.0/24"), after.Peers[0].AllowedIPs, cmp.Comparer(func(x, y netip.Prefix) bool { return x == y })); diff != "" {
 		t.Errorf("allowed ips after (-want +got):\n%s", diff)
 	}
-	if !after.Peers[0].LastHandshake.Equal(before.Peers[0].LastHandshake) || after.Peers[0].Handshakes != 1 {
+	if !after.Peers[0].LastHandshake.Equal(before.Peers[0].LastHandshake) || a.Handshakes(after.Peers[0].Endpoint) != 1 {
 		t.Errorf("session reset: before %+v, after %+v", before.Peers[0], after.Peers[0])
 	}
 	if changes, _ := a.Diff(&ca2); len(changes) != 0 {

@@ -77,7 +77,7 @@ func (l *Lab) Status() ([]HostStatus, error) {
 				PublicKey:     p.PublicKey,
 				Endpoint:      ps.Endpoint,
 				LastHandshake: ps.LastHandshake,
-				Handshakes:    ps.Handshakes,
+				Handshakes:    h.node.Handshakes(ps.Endpoint),
 				RxBytes:       ps.RxBytes,
 				TxBytes:       ps.TxBytes,
 			})

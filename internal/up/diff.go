@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wgnet/wgnet/internal/devconf"
 	"github.com/wgnet/wgnet/internal/device"
 	"github.com/wgnet/wgnet/internal/hostnet"
 	"github.com/wgnet/wgnet/internal/wgkey"
@@ -29,13 +30,15 @@ type running struct {
 // target is what Sync drives an interface to: from a config (configTarget), or
 // the interface as it was before a change (snapshot.target), for a rollback.
 type target struct {
-	privateKey *wgkey.Private // nil: leave; zero: remove the key
-	listenPort *int           // nil: leave
-	fwMark     *int           // nil: leave
-	peers      []peerTarget
-	mtu        int // 0: leave
-	addresses  []netip.Prefix
-	routes     []hostnet.Route // normalized
+	// dev is the WireGuard device wanted; for a target made from a config its
+	// Configured holds the endpoints the config gave at the last up or sync, so
+	// that a peer who roamed is left where it is.
+	dev *devconf.Want
+	// peerNames names the wanted peers by public key (base64).
+	peerNames map[string]string
+	mtu       int // 0: leave
+	addresses []netip.Prefix
+	routes    []hostnet.Route // normalized
 	// sysctls are the values wanted for some keys; the others are left alone.
 	sysctls map[string]string
 	// firewallManaged says whether wgnet's table is this target's business
@@ -43,30 +46,13 @@ type target struct {
 	firewallManaged bool
 	firewall        *hostnet.Firewall
 	firewallTable   string
-	// configured holds the endpoints the config gave at the last up or sync, for
-	// targets made from a config: a peer whose configured endpoint did not change
-	// but who roamed elsewhere is left where it is.
-	configured map[wgkey.Key]netip.AddrPort
-}
-
-// peerTarget is one peer of a target.
-type peerTarget struct {
-	key  wgkey.Key
-	name string
-	// psk is the preshared key (zero: none), meaningful only when pskKnown.
-	psk      wgkey.Private
-	pskKnown bool
-	endpoint netip.AddrPort // zero: leave as it is
-	// keepalive is the persistent keepalive interval (0: off).
-	keepalive time.Duration
-	allowed   []netip.Prefix // masked, sorted
 }
 
 // Peer change operations in a Plan, as a diff shows them.
 const (
-	PeerAdd    = "+"
-	PeerRemove = "-"
-	PeerUpdate = "~"
+	PeerAdd    = string(devconf.Add)
+	PeerRemove = string(devconf.Remove)
+	PeerUpdate = string(devconf.Update)
 )
 
 // Plan is the difference between a running interface and what it should be, and
@@ -91,7 +77,7 @@ type Plan struct {
 	// Notes explain what the plan leaves alone and why, and what a change costs.
 	Notes []string `json:"notes,omitempty"`
 
-	privateKey *wgkey.Private
+	dev *devconf.Changes // what the device changes are made from; nil: none
 }
 
 // Change is a value that changes.
@@ -117,11 +103,6 @@ type PeerChange struct {
 	// PresharedKey is "set", "changed" or "removed"; never the key.
 	PresharedKey string       `json:"preshared_key,omitempty"`
 	Keepalive    *Change[int] `json:"persistent_keepalive,omitempty"`
-
-	psk       *wgkey.Key
-	endpoint  *netip.AddrPort
-	keepalive *time.Duration
-	allowed   []netip.Prefix // the whole wanted list, for ReplaceAllowedIPs
 }
 
 // PrefixChanges are prefixes added and removed.
@@ -216,57 +197,29 @@ func minus[T any](a, b []T, compare func(T, T) int) []T {
 // which the kernel adds no prefix route.
 func hostPrefix(p netip.Prefix) bool { return p.Bits() == p.Addr().BitLen() }
 
-// diffDevice adds to plan the device changes from r to t. canRemove says whether
-// the device removes single allowed IPs. names name peers the target does not.
+// diffDevice adds to plan the device changes from r to t (worked out by
+// devconf.Diff). canRemove says whether the device removes single allowed IPs.
+// names name peers the target does not.
 func diffDevice(plan *Plan, r *device.State, t *target, canRemove bool, names map[string]string) {
-	if t.privateKey != nil {
-		var want wgkey.Key
-		if !t.privateKey.IsZero() {
-			want = t.privateKey.Public()
-		}
-		if want != r.PublicKey {
-			plan.PrivateKey, plan.privateKey = true, t.privateKey
-		}
+	d := devconf.Diff(r, t.dev, canRemove)
+	plan.dev = d
+	plan.PrivateKey = d.PrivateKey != nil
+	if c := d.ListenPort; c != nil {
+		plan.ListenPort = &Change[int]{Old: c.Old, New: c.New}
 	}
-	if t.listenPort != nil && *t.listenPort != r.ListenPort {
-		plan.ListenPort = &Change[int]{Old: r.ListenPort, New: *t.listenPort}
+	if c := d.FwMark; c != nil {
+		plan.FwMark = &Change[int]{Old: c.Old, New: c.New}
 	}
-	if t.fwMark != nil && *t.fwMark != r.FwMark {
-		plan.FwMark = &Change[int]{Old: r.FwMark, New: *t.fwMark}
+	for _, c := range d.Peers {
+		name := t.peerNames[c.PublicKey.String()]
+		if c.Op == devconf.Remove {
+			name = names[c.PublicKey.String()]
+		}
+		plan.Peers = append(plan.Peers, peerChange(c, name))
 	}
-	have := make(map[wgkey.Key]*device.PeerState, len(r.Peers))
-	for i := range r.Peers {
-		have[r.Peers[i].PublicKey] = &r.Peers[i]
-	}
-	wanted := make(map[wgkey.Key]bool, len(t.peers))
-	for i := range t.peers {
-		tp := &t.peers[i]
-		wanted[tp.key] = true
-		rp, ok := have[tp.key]
-		if !ok {
-			plan.Peers = append(plan.Peers, addPeer(tp))
-			continue
-		}
-		c, changed, roamed := changePeer(rp, tp, t.configured, canRemove)
-		if changed {
-			plan.Peers = append(plan.Peers, c)
-		}
-		if roamed != nil {
-			plan.Notes = append(plan.Notes, fmt.Sprintf("peer %s roamed to %s; its configured endpoint %s did not change, so it is left where it is",
-				peerLabel(tp.name, tp.key), roamed.Old, roamed.New))
-		}
-	}
-	for i := range r.Peers {
-		rp := &r.Peers[i]
-		if wanted[rp.PublicKey] {
-			continue
-		}
-		plan.Peers = append(plan.Peers, PeerChange{
-			Op:         PeerRemove,
-			PublicKey:  rp.PublicKey,
-			Name:       names[rp.PublicKey.String()],
-			AllowedIPs: slices.Clone(rp.AllowedIPs),
-		})
+	for _, rm := range d.Roamed {
+		plan.Notes = append(plan.Notes, fmt.Sprintf("peer %s roamed to %s; its configured endpoint %s did not change, so it is left where it is",
+			peerLabel(t.peerNames[rm.PublicKey.String()], rm.PublicKey), rm.Current, rm.Configured))
 	}
 	slices.SortFunc(plan.Peers, func(a, b PeerChange) int {
 		if c := strings.Compare(a.Name, b.Name); c != 0 {
@@ -283,73 +236,40 @@ func peerLabel(name string, k wgkey.Key) string {
 	return name + " (" + k.String() + ")"
 }
 
-func addPeer(tp *peerTarget) PeerChange {
-	c := PeerChange{Op: PeerAdd, PublicKey: tp.key, Name: tp.name, AllowedIPs: slices.Clone(tp.allowed), allowed: tp.allowed}
-	if tp.pskKnown && !tp.psk.IsZero() {
-		k := wgkey.Key(tp.psk)
-		c.psk, c.PresharedKey = &k, "set"
+// peerChange shows a device change of a peer in the plan: never a key other than
+// public ones.
+func peerChange(c devconf.PeerChange, name string) PeerChange {
+	pc := PeerChange{
+		Op:                string(c.Op),
+		PublicKey:         c.PublicKey,
+		Name:              name,
+		AddAllowedIPs:     c.AddAllowedIPs,
+		RemoveAllowedIPs:  c.RemoveAllowedIPs,
+		ReplaceAllowedIPs: c.ReplaceAllowedIPs,
 	}
-	if tp.endpoint.IsValid() {
-		e := tp.endpoint
-		c.endpoint = &e
-		c.Endpoint = &Change[string]{New: e.String()}
+	if c.Op != devconf.Update {
+		pc.AllowedIPs = slices.Clone(c.AllowedIPs)
 	}
-	if tp.keepalive != 0 {
-		k := tp.keepalive
-		c.keepalive = &k
-		c.Keepalive = &Change[int]{New: int(k / time.Second)}
-	}
-	return c
-}
-
-// changePeer works out what changes on a peer that stays, and reports whether
-// anything does. roamed is set when the peer's endpoint differs from the
-// configured one only because the peer roamed: the config did not change it, so
-// it is left alone (setting it would undo the roaming, and cut the peer off if it
-// moved for a reason).
-func changePeer(rp *device.PeerState, tp *peerTarget, configured map[wgkey.Key]netip.AddrPort, canRemove bool) (c PeerChange, changed bool, roamed *Change[string]) {
-	c = PeerChange{Op: PeerUpdate, PublicKey: tp.key, Name: tp.name, allowed: tp.allowed}
-	if tp.pskKnown && !tp.psk.Equal(rp.PresharedKey) {
-		k := wgkey.Key(tp.psk)
-		c.psk = &k
+	if k := c.PresharedKey; k != nil {
 		switch {
-		case rp.PresharedKey.IsZero():
-			c.PresharedKey = "set"
-		case tp.psk.IsZero():
-			c.PresharedKey = "removed"
+		case k.Old.IsZero():
+			pc.PresharedKey = "set"
+		case k.New.IsZero():
+			pc.PresharedKey = "removed"
 		default:
-			c.PresharedKey = "changed"
-		}
-		changed = true
-	}
-	if e := tp.endpoint; e.IsValid() && e != rp.Endpoint {
-		old := ""
-		if rp.Endpoint.IsValid() {
-			old = rp.Endpoint.String()
-		}
-		ch := &Change[string]{Old: old, New: e.String()}
-		if last, ok := configured[tp.key]; ok && last == e && rp.Endpoint.IsValid() {
-			roamed = ch
-		} else {
-			c.endpoint, c.Endpoint = &e, ch
-			changed = true
+			pc.PresharedKey = "changed"
 		}
 	}
-	if tp.keepalive != rp.PersistentKeepalive {
-		k := tp.keepalive
-		c.keepalive = &k
-		c.Keepalive = &Change[int]{Old: int(rp.PersistentKeepalive / time.Second), New: int(k / time.Second)}
-		changed = true
+	if e := c.Endpoint; e != nil {
+		pc.Endpoint = &Change[string]{New: e.New.String()}
+		if e.Old.IsValid() {
+			pc.Endpoint.Old = e.Old.String()
+		}
 	}
-	c.AddAllowedIPs = minus(tp.allowed, rp.AllowedIPs, comparePrefix)
-	c.RemoveAllowedIPs = minus(rp.AllowedIPs, tp.allowed, comparePrefix)
-	if len(c.AddAllowedIPs) > 0 || len(c.RemoveAllowedIPs) > 0 {
-		changed = true
+	if k := c.PersistentKeepalive; k != nil {
+		pc.Keepalive = &Change[int]{Old: int(k.Old / time.Second), New: int(k.New / time.Second)}
 	}
-	if len(c.RemoveAllowedIPs) > 0 && !canRemove {
-		c.ReplaceAllowedIPs = true
-	}
-	return c, changed, roamed
+	return pc
 }
 
 // diffHost adds to plan the host changes from r to t.
@@ -379,62 +299,12 @@ func diffHost(plan *Plan, r *running, t *target) {
 	}
 }
 
-// patches turns the plan's device changes into two patches: the first adds and
-// updates (new peers, new prefixes, keys, endpoints), the second removes (single
-// prefixes, then peers). Between them the host gets its new addresses and routes,
-// so that a prefix moving from one peer to another is never without one, and a
-// new peer's route exists before the old one's goes.
+// patches turns the plan's device changes into two patches (see
+// devconf.Changes.Patches): the first adds and updates, the second removes.
+// Between them the host gets its new addresses and routes.
 func (p *Plan) patches() (add, remove device.Config) {
-	add.PrivateKey = p.privateKey
-	if p.ListenPort != nil {
-		n := p.ListenPort.New
-		add.ListenPort = &n
+	if p.dev == nil {
+		return add, remove
 	}
-	if p.FwMark != nil {
-		n := p.FwMark.New
-		add.FwMark = &n
-	}
-	for _, c := range p.Peers {
-		switch c.Op {
-		case PeerAdd:
-			add.Peers = append(add.Peers, device.PeerConfig{
-				PublicKey:           c.PublicKey,
-				PresharedKey:        c.psk,
-				Endpoint:            c.endpoint,
-				PersistentKeepalive: c.keepalive,
-				AllowedIPs:          c.allowed,
-			})
-		case PeerUpdate:
-			pc := device.PeerConfig{
-				PublicKey:           c.PublicKey,
-				UpdateOnly:          true,
-				PresharedKey:        c.psk,
-				Endpoint:            c.endpoint,
-				PersistentKeepalive: c.keepalive,
-				AllowedIPs:          c.AddAllowedIPs,
-			}
-			if c.ReplaceAllowedIPs {
-				pc.ReplaceAllowedIPs, pc.AllowedIPs = true, c.allowed
-			} else if len(c.RemoveAllowedIPs) > 0 {
-				remove.Peers = append(remove.Peers, device.PeerConfig{
-					PublicKey:        c.PublicKey,
-					UpdateOnly:       true,
-					RemoveAllowedIPs: c.RemoveAllowedIPs,
-				})
-			}
-			if pc.PresharedKey != nil || pc.Endpoint != nil || pc.PersistentKeepalive != nil || len(pc.AllowedIPs) > 0 || pc.ReplaceAllowedIPs {
-				add.Peers = append(add.Peers, pc)
-			}
-		}
-	}
-	for _, c := range p.Peers {
-		if c.Op == PeerRemove {
-			remove.Peers = append(remove.Peers, device.PeerConfig{PublicKey: c.PublicKey, Remove: true})
-		}
-	}
-	return add, remove
-}
-
-func emptyPatch(c device.Config) bool {
-	return c.PrivateKey == nil && c.ListenPort == nil && c.FwMark == nil && !c.ReplacePeers && len(c.Peers) == 0
+	return p.dev.Patches()
 }

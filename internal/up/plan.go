@@ -10,10 +10,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
+	"github.com/wgnet/wgnet/internal/devconf"
 	"github.com/wgnet/wgnet/internal/device"
 	"github.com/wgnet/wgnet/internal/wgconf"
+	"github.com/wgnet/wgnet/internal/wgkey"
 )
 
 // nameRE is wg-quick's rule for interface names.
@@ -25,7 +26,10 @@ func ValidName(name string) bool { return nameRE.MatchString(name) }
 // plan is everything up will do, worked out before anything is touched.
 type plan struct {
 	name string
-	dev  device.Config // the whole WireGuard configuration, endpoints resolved
+	// want is the WireGuard configuration, endpoints resolved; dev is the patch
+	// that gives a new device all of it.
+	want *devconf.Want
+	dev  device.Config
 	// mtu is the configured MTU, or 0 to work it out like wg-quick.
 	mtu       int
 	addresses []netip.Prefix
@@ -107,21 +111,9 @@ func makePlan(ctx context.Context, req Request, opts *Options) (*plan, error) {
 		bad("%sAddress %s: given twice", where(ic.Pos, wgconf.KeyAddress), dup)
 	}
 
-	p.dev = device.Config{ReplacePeers: true}
-	if !ic.PrivateKey.IsZero() {
-		k := ic.PrivateKey
-		p.dev.PrivateKey = &k
-	}
-	port := 0
-	if ic.ListenPort != nil {
-		port = int(*ic.ListenPort)
-	}
-	p.dev.ListenPort = &port
-	fw := int(ic.FwMark)
-	p.dev.FwMark = &fw
-
 	owner := map[netip.Prefix]string{}
 	seenKey := map[string]bool{}
+	resolved := map[wgkey.Key]netip.AddrPort{}
 	for _, peer := range c.Peers {
 		label := peer.PublicKey.String()
 		if peer.Name != "" {
@@ -139,11 +131,6 @@ func makePlan(ctx context.Context, req Request, opts *Options) (*plan, error) {
 		if peer.Name != "" {
 			p.peers[peer.PublicKey.String()] = peer.Name
 		}
-		pc := device.PeerConfig{PublicKey: peer.PublicKey, ReplaceAllowedIPs: true}
-		psk := peer.PresharedKey
-		pc.PresharedKey = &psk
-		ka := time.Duration(peer.PersistentKeepalive) * time.Second
-		pc.PersistentKeepalive = &ka
 		for _, a := range peer.AllowedIPs {
 			m := a.Masked()
 			if o, ok := owner[m]; ok && o != label {
@@ -153,7 +140,6 @@ func makePlan(ctx context.Context, req Request, opts *Options) (*plan, error) {
 			if m.Bits() == 0 && p.autoTable {
 				bad("%speer %s: AllowedIPs %s: a default route through the tunnel needs wg-quick's fwmark and policy-routing trick, which wgnet does not do; use Table = off (and route yourself) or a table number", w(wgconf.KeyAllowedIPs), label, m)
 			}
-			pc.AllowedIPs = append(pc.AllowedIPs, m)
 		}
 		if e := peer.Endpoint; e != nil {
 			ip, ok := e.Addr()
@@ -166,10 +152,9 @@ func makePlan(ctx context.Context, req Request, opts *Options) (*plan, error) {
 				ip = r
 			}
 			ap := netip.AddrPortFrom(ip.Unmap(), e.Port)
-			pc.Endpoint = &ap
+			resolved[peer.PublicKey] = ap
 			p.endpoints = append(p.endpoints, ap.Addr())
 		}
-		p.dev.Peers = append(p.dev.Peers, pc)
 	}
 	for m := range owner {
 		p.allowed = append(p.allowed, m)
@@ -205,6 +190,11 @@ func makePlan(ctx context.Context, req Request, opts *Options) (*plan, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	p.want = devconf.FromConfig(c, func(peer wgconf.Peer) (netip.AddrPort, bool) {
+		ap, ok := resolved[peer.PublicKey]
+		return ap, ok
+	})
+	p.dev = p.want.Replace()
 	return p, nil
 }
 

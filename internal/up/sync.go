@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wgnet/wgnet/internal/atomicfile"
+	"github.com/wgnet/wgnet/internal/devconf"
 	"github.com/wgnet/wgnet/internal/device"
 	"github.com/wgnet/wgnet/internal/hostnet"
 	"github.com/wgnet/wgnet/internal/wgkey"
@@ -181,7 +182,7 @@ func prepareSync(ctx context.Context, req Request, opts *SyncOptions) (*syncer, 
 	if s.prev != nil && !s.prev.Complete {
 		return nil, fmt.Errorf("sync %s: `wgnet up` did not finish (state in %s); run `wgnet down %s` and up again", p.name, statePath(opts.StateDir, p.name), p.name)
 	}
-	s.target, err = configTarget(p, req, s.prev, opts)
+	s.target, err = configTarget(p, s.prev, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -276,44 +277,24 @@ func (s *syncer) addNotes() {
 }
 
 // configTarget works out what the interface should be from the checked config.
-func configTarget(p *plan, req Request, prev *State, opts *SyncOptions) (*target, error) {
-	t := &target{
-		privateKey:    p.dev.PrivateKey,
-		mtu:           p.mtu,
-		addresses:     sortedAddrs(p.addresses),
-		firewallTable: FirewallTable(p.name),
-		configured:    map[wgkey.Key]netip.AddrPort{},
-	}
-	ic := &req.Config.Interface
-	if ic.ListenPort != nil {
-		// Without one, wg picks a random port at up; sync keeps whatever it is.
-		port := int(*ic.ListenPort)
-		t.listenPort = &port
-	}
-	if ic.FwMark != 0 {
-		// 0 is "off" or unset, which wgconf does not tell apart: leave it.
-		fw := int(ic.FwMark)
-		t.fwMark = &fw
-	}
-	for _, pc := range p.dev.Peers {
-		pt := peerTarget{key: pc.PublicKey, name: p.peers[pc.PublicKey.String()], pskKnown: true, allowed: sortedPrefixes(pc.AllowedIPs)}
-		if pc.PresharedKey != nil {
-			pt.psk = wgkey.Private(*pc.PresharedKey)
-		}
-		if pc.Endpoint != nil {
-			pt.endpoint = *pc.Endpoint
-		}
-		if pc.PersistentKeepalive != nil {
-			pt.keepalive = *pc.PersistentKeepalive
-		}
-		t.peers = append(t.peers, pt)
-	}
+// Without a ListenPort in the config, wg picks a random port at up; sync keeps
+// whatever it is (see devconf.FromConfig).
+func configTarget(p *plan, prev *State, opts *SyncOptions) (*target, error) {
+	want := *p.want
+	want.Configured = map[wgkey.Key]netip.AddrPort{}
 	if prev != nil {
 		for k, e := range prev.Endpoints {
 			if key, err := wgkey.ParseKey(k); err == nil {
-				t.configured[key] = e
+				want.Configured[key] = e
 			}
 		}
+	}
+	t := &target{
+		dev:           &want,
+		peerNames:     p.peers,
+		mtu:           p.mtu,
+		addresses:     sortedAddrs(p.addresses),
+		firewallTable: FirewallTable(p.name),
 	}
 
 	// Routes as up adds them: with Table = auto, not for prefixes that the
@@ -374,9 +355,9 @@ func stillForwarding(key, name string, v4, v6 bool) bool {
 // configuredEndpoints returns the resolved endpoints of the config, by public key.
 func (p *plan) configuredEndpoints() map[string]netip.AddrPort {
 	out := map[string]netip.AddrPort{}
-	for _, pc := range p.dev.Peers {
-		if pc.Endpoint != nil {
-			out[pc.PublicKey.String()] = *pc.Endpoint
+	for _, wp := range p.want.Peers {
+		if wp.Endpoint.IsValid() {
+			out[wp.PublicKey.String()] = wp.Endpoint
 		}
 	}
 	return out
@@ -666,7 +647,7 @@ func applyPlan(plan *Plan, d device.Device, o *Options, keepGoing bool, record f
 		return true
 	}
 	configure := func(c device.Config, what string) bool {
-		if emptyPatch(c) {
+		if c.Empty() {
 			return true
 		}
 		o.logf("wg: %s on %s: %d peer(s)", what, name, len(c.Peers))
@@ -784,7 +765,9 @@ func newSnapshot(r *running) *snapshot {
 // target is what restoring the snapshot aims for. Endpoints are set back to what
 // the device had, roaming included; keys the device did not report are left.
 func (s *snapshot) target(name string) *target {
+	port, fw := s.ListenPort, s.FwMark
 	t := &target{
+		dev:             &devconf.Want{ListenPort: &port, FwMark: &fw},
 		mtu:             s.MTU,
 		addresses:       sortedAddrs(s.Addresses),
 		sysctls:         s.Sysctls,
@@ -792,34 +775,32 @@ func (s *snapshot) target(name string) *target {
 		firewall:        s.Firewall,
 		firewallTable:   FirewallTable(name),
 	}
-	port, fw := s.ListenPort, s.FwMark
-	t.listenPort, t.fwMark = &port, &fw
 	switch k, err := wgkey.ParsePrivate(s.PrivateKey); {
 	case err == nil:
-		t.privateKey = &k
+		t.dev.PrivateKey = &k
 	case s.PublicKey.IsZero():
-		t.privateKey = &wgkey.Private{}
+		t.dev.PrivateKey = &wgkey.Private{}
 	}
 	for _, r := range s.Routes {
 		t.routes = append(t.routes, normRoute(r))
 	}
 	slices.SortFunc(t.routes, compareRoute)
 	for _, p := range s.Peers {
-		pt := peerTarget{
-			key:       p.PublicKey,
-			endpoint:  p.Endpoint,
-			keepalive: time.Duration(p.Keepalive) * time.Second,
-			allowed:   sortedPrefixes(p.AllowedIPs),
-			pskKnown:  !p.PresharedKeyUnknown,
+		wp := devconf.Peer{
+			PublicKey:           p.PublicKey,
+			Endpoint:            p.Endpoint,
+			PersistentKeepalive: time.Duration(p.Keepalive) * time.Second,
+			AllowedIPs:          sortedPrefixes(p.AllowedIPs),
+			PresharedKeyUnknown: p.PresharedKeyUnknown,
 		}
 		if p.PresharedKey != "" {
 			k, err := wgkey.ParsePrivate(p.PresharedKey)
 			if err != nil {
-				pt.pskKnown = false
+				wp.PresharedKeyUnknown = true
 			}
-			pt.psk = k
+			wp.PresharedKey = k
 		}
-		t.peers = append(t.peers, pt)
+		t.dev.Peers = append(t.dev.Peers, wp)
 	}
 	return t
 }

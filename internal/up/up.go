@@ -7,14 +7,15 @@
 // every WireGuard interface like `wg show`, with peers named by host.
 //
 // Sync changes a running interface (wgnet's, or one wg-quick made, which it
-// adopts) to match a new config: it reads the interface back, works out a Plan and
-// applies only the difference, so that sessions of peers that stay are not
-// disturbed, and undoes itself when a step fails. With a confirmation deadline
-// (Confirm, TryUp) a detached timer process undoes a change that is not confirmed
-// in time (see confirm.go and docs/sync.md).
+// adopts) to match a new config: it reads the interface back, works out a Plan
+// (the device part with devconf, as the lab does) and applies only the
+// difference, so that sessions of peers that stay are not disturbed, and undoes
+// itself when a step fails. With a confirmation deadline (Confirm, TryUp) a
+// detached timer process undoes a change that is not confirmed in time (see
+// confirm.go and docs/sync.md).
 //
-// It imports device, hostnet, wgconf, wgkey and atomicfile; it must not import spec
-// or compile (the command turns a spec into a wgconf.Config first).
+// It imports device, devconf, hostnet, wgconf, wgkey and atomicfile; it must not
+// import spec or compile (the command turns a spec into a wgconf.Config first).
 package up
 
 import (
