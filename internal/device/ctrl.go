@@ -133,9 +133,22 @@ func (d *ctrl) Configure(c Config) error {
 		return nil
 	}
 	if err := d.c.ConfigureDevice(d.name, toWgtypes(c)); err != nil {
-		return fmt.Errorf("configure %s: %w", d.name, err)
+		return fmt.Errorf("configure %s: %w", d.name, explainErrno(err, c))
 	}
 	return nil
+}
+
+// explainErrno turns the bare errno a userspace daemon answers over the UAPI
+// (wgctrl reports "errno=-98") into what the user can act on.
+func explainErrno(err error, c Config) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "errno=-98") && c.ListenPort != nil: // EADDRINUSE
+		return fmt.Errorf("ListenPort %d: address already in use (%w)", *c.ListenPort, err)
+	case strings.Contains(msg, "errno=-13") && c.ListenPort != nil: // EACCES
+		return fmt.Errorf("ListenPort %d: permission denied (%w)", *c.ListenPort, err)
+	}
+	return err
 }
 
 func (d *ctrl) State() (*State, error) {

@@ -39,7 +39,12 @@ type State struct {
 	Addresses []netip.Prefix  `json:"addresses,omitempty"` // added by up
 	Routes    []hostnet.Route `json:"routes,omitempty"`    // added by up
 	Sysctls   []SysctlChange  `json:"sysctls,omitempty"`   // changed by up, in order
-	Firewall  string          `json:"firewall,omitempty"`  // nftables inet table created by up
+	// Needs lists host-wide sysctls (not the interface's own) that this interface
+	// relies on, changed by it or not: IPv6 forwarding on kernels without
+	// force_forwarding. Down does not turn off what another interface still needs;
+	// it hands its record of the old value over to that interface instead.
+	Needs    []string `json:"needs,omitempty"`
+	Firewall string   `json:"firewall,omitempty"` // nftables inet table created by up
 
 	// Hooks to run on down, from the config as it was at up.
 	PreDown  []string `json:"pre_down,omitempty"`

@@ -195,7 +195,7 @@ func prepareSync(ctx context.Context, req Request, opts *SyncOptions) (*syncer, 
 		s.st = &State{
 			Version:  stateVersion,
 			Name:     p.name,
-			Started:  time.Now().UTC().Truncate(time.Second),
+			Started:  time.Now().UTC(),
 			Complete: true,
 			Backend:  s.before.dev.Backend,
 			Adopted:  true,
@@ -517,6 +517,12 @@ func (s *syncer) applyAndVerify() error {
 			st.Firewall = s.target.firewall.Table
 		}
 	}
+	if !o.NoForwarding {
+		var err error
+		if st.Needs, err = sharedNeeds(o.Host, s.p.name, s.p.forwardV6); err != nil {
+			return err
+		}
+	}
 	st.Synced = time.Now().UTC().Truncate(time.Second)
 	return st.save(o.StateDir)
 }
@@ -669,6 +675,13 @@ func applyPlan(plan *Plan, d device.Device, o *Options, keepGoing bool, record f
 		}
 		o.logf("ip address add %s dev %s", a, name)
 		ok = step(tolerate(h.AddAddr(name, a), hostnet.ErrExists))
+	}
+	if ok && slices.ContainsFunc(plan.Addresses.Remove, func(a netip.Prefix) bool { return a.Addr().Is4() }) {
+		// Without promotion, removing a primary IPv4 address takes its secondaries
+		// (a new address in the same subnet) with it, and with the last address
+		// every route through the interface. The switch is the interface's own and
+		// goes with it.
+		ok = step(tolerate(h.SetSysctl("net/ipv4/conf/"+name+"/promote_secondaries", "1"), hostnet.ErrNotFound))
 	}
 	for _, a := range plan.Addresses.Remove {
 		if !ok {

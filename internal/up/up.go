@@ -28,6 +28,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -196,7 +197,7 @@ func Up(ctx context.Context, req Request, opts Options) (*State, error) {
 		Version:   stateVersion,
 		Name:      p.name,
 		Source:    req.Source,
-		Started:   time.Now().UTC().Truncate(time.Second),
+		Started:   time.Now().UTC(), // full precision: it tells two ups of one name apart
 		PreDown:   p.preDown,
 		PostDown:  p.postDown,
 		Peers:     p.peers,
@@ -289,6 +290,9 @@ func bringUp(ctx context.Context, p *plan, mtu int, st *State, o *Options) error
 	if !o.NoForwarding && (p.forwardV4 || p.forwardV6) {
 		changes, err := forwardingChanges(h, p.name, p.forwardV4, p.forwardV6)
 		if err != nil {
+			return err
+		}
+		if st.Needs, err = sharedNeeds(h, p.name, p.forwardV6); err != nil {
 			return err
 		}
 		for _, c := range changes {
@@ -386,6 +390,48 @@ func forwardingChanges(h hostnet.HostNet, name string, v4, v6 bool) ([]SysctlCha
 	return out, nil
 }
 
+// isShared reports whether a sysctl key is host-wide rather than the interface's own.
+func isShared(key, name string) bool { return !strings.Contains(key, "/conf/"+name+"/") }
+
+// sharedNeeds returns the host-wide sysctls an interface that forwards IPv6 relies
+// on: global IPv6 forwarding where the kernel has no per-interface switch.
+func sharedNeeds(h hostnet.HostNet, name string, v6 bool) ([]string, error) {
+	if !v6 {
+		return nil, nil
+	}
+	if _, err := h.Sysctl("net/ipv6/conf/" + name + "/force_forwarding"); err == nil {
+		return nil, nil
+	} else if !errors.Is(err, hostnet.ErrNotFound) {
+		return nil, err
+	}
+	return []string{"net/ipv6/conf/all/forwarding"}, nil
+}
+
+// handOver gives c, a host-wide change the interface name made, to another
+// interface of the state directory that still needs global IPv6 forwarding, so
+// that the last one down restores the old value. It returns that interface's name,
+// or "" when none needs it.
+func handOver(dir, name string, c SysctlChange) (string, error) {
+	names, err := Names(dir)
+	if err != nil {
+		return "", err
+	}
+	for _, other := range names {
+		if other == name {
+			continue
+		}
+		st, err := LoadState(dir, other)
+		if err != nil || len(st.Needs) == 0 {
+			continue
+		}
+		if !slices.ContainsFunc(st.Sysctls, func(x SysctlChange) bool { return x.Key == c.Key }) {
+			st.Sysctls = append([]SysctlChange{c}, st.Sysctls...) // restored last
+		}
+		return other, st.save(dir)
+	}
+	return "", nil
+}
+
 // Down takes down an interface that Up brought up: PreDown hooks, then it removes
 // exactly what the state file lists (firewall table, routes, addresses, the
 // interface and its daemon), restores the sysctls it changed, runs PostDown, and
@@ -441,6 +487,21 @@ func teardown(st *State, o *Options) error {
 	}
 	for i := len(st.Sysctls) - 1; i >= 0; i-- {
 		c := st.Sysctls[i]
+		if isShared(c.Key, st.Name) {
+			if cur, err := h.Sysctl(c.Key); err == nil && cur != c.New {
+				o.logf("%s is %s, no longer wgnet's %s: left alone", hostnet.SysctlName(c.Key), cur, c.New)
+				st.Sysctls = st.Sysctls[:i]
+				continue
+			}
+			if heir, err := handOver(o.StateDir, st.Name, c); err != nil {
+				errs = append(errs, err)
+				continue
+			} else if heir != "" {
+				o.logf("%s=%s stays: %s needs it too (it restores %s on its down)", hostnet.SysctlName(c.Key), c.New, heir, c.Old)
+				st.Sysctls = st.Sysctls[:i]
+				continue
+			}
+		}
 		o.logf("sysctl -w %s=%s", hostnet.SysctlName(c.Key), c.Old)
 		if err := h.SetSysctl(c.Key, c.Old); !gone(err) {
 			errs = append(errs, err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"strings"
@@ -477,5 +478,58 @@ peer: S2=
 `
 	if diff := cmp.Diff(want, b.String()); diff != "" {
 		t.Errorf("WriteText (-want +got):\n%s", diff)
+	}
+}
+
+// TestDownKeepsSharedForwarding: before Linux 6.17 IPv6 forwarding is host-wide.
+// Taking one of two forwarding interfaces down must leave it on for the other,
+// and the last one down restores what was there before either.
+func TestDownKeepsSharedForwarding(t *testing.T) {
+	fx := newFixture(t)
+	fx.devs.oldKernel = true
+	before := fx.host.Snapshot()
+	conf := func(n int) *wgconf.Config {
+		_, priv := mustKey(t)
+		peer, _ := mustKey(t)
+		src := fmt.Sprintf(`[Interface]
+PrivateKey = %s
+ListenPort = %d
+Address = 10.9%d.0.1/24, fd00:9%d::1/64
+PostUp = sysctl -q -w net.ipv6.conf.all.forwarding=1
+
+[Peer]
+PublicKey = %s
+AllowedIPs = 10.9%d.0.2/32, fd00:1%d::/64
+`, priv, 51820+n, n, n, peer.Public(), n, n)
+		c, err := wgconf.Parse(fmt.Sprintf("wg%d.conf", n), []byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	for n := 0; n < 2; n++ {
+		name := fmt.Sprintf("wg%d", n)
+		if _, err := Up(context.Background(), Request{Name: name, Config: conf(n), ForwardV6: true}, fx.opts); err != nil {
+			t.Fatalf("Up %s: %v\n%s", name, err, fx.log.String())
+		}
+	}
+	all := "net/ipv6/conf/all/forwarding"
+	if got := fx.host.Snapshot().Sysctls[all]; got != "1" {
+		t.Fatalf("after both up: %s=%q, want 1", all, got)
+	}
+	if err := Down(context.Background(), "wg0", fx.opts); err != nil {
+		t.Fatal(err)
+	}
+	if got := fx.host.Snapshot().Sysctls[all]; got != "1" {
+		t.Errorf("after down wg0 with wg1 still up: %s=%q, want 1\n%s", all, got, fx.log.String())
+	}
+	if err := Down(context.Background(), "wg1", fx.opts); err != nil {
+		t.Fatal(err)
+	}
+	after := fx.host.Snapshot()
+	for _, k := range []string{all, "net/ipv6/conf/eth0/accept_ra"} {
+		if after.Sysctls[k] != before.Sysctls[k] {
+			t.Errorf("after both down: %s=%q, want %q as before", k, after.Sysctls[k], before.Sysctls[k])
+		}
 	}
 }
