@@ -81,19 +81,8 @@ func Init(path string, o InitOptions) (*Document, error) {
 	top.HeadComment = fmt.Sprintf("# WireGuard network %q, managed by wgnet: edit it by hand or with\n"+
 		"# `wgnet add/set/remove`, check it with `wgnet check`. Private keys are not\n"+
 		"# kept here but in %s/ beside this file.", o.Network, filepath.Base(SecretsDir(path)))
-	appendKey(top, "version", intNode(Version))
-	appendKey(top, "network", strNode(o.Network))
-	appendKey(top, "subnets", prefixList(o.Subnets))
-	if o.Interface != "" {
-		appendKey(top, "interface", strNode(o.Interface))
-	}
-	if o.ListenPort != 0 {
-		appendKey(top, "listen_port", intNode(o.ListenPort))
-	}
-	if o.MTU != 0 {
-		appendKey(top, "mtu", intNode(o.MTU))
-	}
-	appendKey(top, "topology", strNode(o.Topology))
+	appendNetworkKeys(top, &Spec{Version: Version, Network: o.Network, Subnets: o.Subnets, Interface: o.Interface,
+		ListenPort: o.ListenPort, MTU: o.MTU, Topology: o.Topology})
 	appendKey(top, "hosts", &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Style: yaml.FlowStyle})
 	d := newDocument(path, top)
 	if err := d.Validate(); err != nil {
@@ -102,10 +91,9 @@ func Init(path string, o InitOptions) (*Document, error) {
 	return d, nil
 }
 
-// FromSpec returns a Document holding s (for example an imported network), to be
-// written by Save. Source and Host.Line are ignored.
-func FromSpec(path string, s *Spec) *Document {
-	top := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+// appendNetworkKeys writes the network-wide keys of s, in the canonical order,
+// leaving out the defaults.
+func appendNetworkKeys(top *yaml.Node, s *Spec) {
 	appendKey(top, "version", intNode(s.Version))
 	appendKey(top, "network", strNode(s.Network))
 	appendKey(top, "subnets", prefixList(s.Subnets))
@@ -119,6 +107,13 @@ func FromSpec(path string, s *Spec) *Document {
 		appendKey(top, "mtu", intNode(s.MTU))
 	}
 	appendKey(top, "topology", strNode(s.Topology))
+}
+
+// FromSpec returns a Document holding s (for example an imported network), to be
+// written by Save. Source and Host.Line are ignored.
+func FromSpec(path string, s *Spec) *Document {
+	top := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+	appendNetworkKeys(top, s)
 	if s.Hub != "" {
 		appendKey(top, "hub", strNode(s.Hub))
 	}
