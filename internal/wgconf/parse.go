@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -150,11 +151,24 @@ type parser struct {
 }
 
 func (p *parser) errorf(line int, format string, args ...any) {
-	p.errs = append(p.errs, &Error{File: p.file, Line: line, Msg: fmt.Sprintf(format, args...)})
+	p.errs = append(p.errs, &Error{File: p.file, Line: line, Msg: scrubKeys(fmt.Sprintf(format, args...))})
 }
 
 func (p *parser) warnf(line int, format string, args ...any) {
-	p.warns = append(p.warns, &Error{File: p.file, Line: line, Msg: fmt.Sprintf(format, args...), Warning: true})
+	p.warns = append(p.warns, &Error{File: p.file, Line: line, Msg: scrubKeys(fmt.Sprintf(format, args...)), Warning: true})
+}
+
+// keyLike matches what looks like a WireGuard key in base64.
+var keyLike = regexp.MustCompile(`[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=`)
+
+// scrubKeys hides key-like values in a message, unless it is about a PublicKey:
+// a private key pasted into the wrong line (AllowedIPs, Endpoint) must not be
+// echoed to a terminal or a CI log.
+func scrubKeys(msg string) string {
+	if strings.HasPrefix(msg, "PublicKey") {
+		return msg
+	}
+	return keyLike.ReplaceAllString(msg, "(a key, not shown)")
 }
 
 // isSpace is wireguard-tools' char_is_space: ASCII white space only.

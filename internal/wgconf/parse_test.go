@@ -434,3 +434,20 @@ func TestParseEndpoint(t *testing.T) {
 		})
 	}
 }
+
+// TestErrorsHidePastedKeys: a private key pasted into the wrong line is not echoed.
+func TestErrorsHidePastedKeys(t *testing.T) {
+	k, err := wgkey.GeneratePrivate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{"AllowedIPs = " + k.Base64(), "Endpoint = " + k.Base64(), "AllowedIPs = 10.0.0.0/8, " + k.Base64()} {
+		_, err := Parse("x.conf", []byte("[Peer]\nPublicKey = "+k.Public().String()+"\n"+line+"\n"))
+		if err == nil {
+			t.Fatalf("%q parsed", line)
+		}
+		if strings.Contains(err.Error(), k.Base64()) {
+			t.Errorf("%q: error echoes the key: %v", line, err)
+		}
+	}
+}
