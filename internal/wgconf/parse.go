@@ -1,6 +1,7 @@
 package wgconf
 
 import (
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -86,6 +87,8 @@ func Parse(file string, src []byte) (*Config, error) {
 func ParseWithWarnings(file string, src []byte) (*Config, []*Error, error) {
 	p := &parser{file: file, cfg: &Config{}, target: noTarget}
 	p.cfg.Interface.Pos.File = file
+	// Room for every section up front: a Peer is large, and a hub has thousands.
+	p.cfg.Peers = make([]Peer, 0, min(bytes.Count(src, []byte("[")), 1<<16))
 	lines := strings.Split(string(src), "\n")
 	if len(lines) > 0 && lines[len(lines)-1] == "" {
 		lines = lines[:len(lines)-1]
@@ -182,7 +185,17 @@ func isSpace(c byte) bool {
 
 // removeSpaces drops all white space, as wg does to every line before reading it.
 func removeSpaces(s string) string {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if isSpace(s[i]) {
+			n++
+		}
+	}
+	if n == 0 {
+		return s // the common case: no copy
+	}
 	var b strings.Builder
+	b.Grow(len(s) - n)
 	for i := 0; i < len(s); i++ {
 		if !isSpace(s[i]) {
 			b.WriteByte(s[i])
