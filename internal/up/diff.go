@@ -65,7 +65,10 @@ type Plan struct {
 	// down` removes it afterwards.
 	Adopt bool `json:"adopt,omitempty"`
 	// PrivateKey is set when the private key changes; every session restarts.
-	PrivateKey bool            `json:"private_key_changes,omitempty"`
+	PrivateKey bool `json:"private_key_changes,omitempty"`
+	// PublicKey is the new public key when the private key changes: every peer of
+	// this host needs it.
+	PublicKey  *wgkey.Key      `json:"public_key,omitempty"`
 	ListenPort *Change[int]    `json:"listen_port,omitempty"`
 	FwMark     *Change[int]    `json:"fwmark,omitempty"`
 	MTU        *Change[int]    `json:"mtu,omitempty"`
@@ -204,6 +207,10 @@ func diffDevice(plan *Plan, r *device.State, t *target, canRemove bool, names ma
 	d := devconf.Diff(r, t.dev, canRemove)
 	plan.dev = d
 	plan.PrivateKey = d.PrivateKey != nil
+	if d.PrivateKey != nil {
+		pub := d.PrivateKey.Public()
+		plan.PublicKey = &pub
+	}
 	if c := d.ListenPort; c != nil {
 		plan.ListenPort = &Change[int]{Old: c.Old, New: c.New}
 	}

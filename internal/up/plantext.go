@@ -27,7 +27,11 @@ func planText(p *Plan) string {
 	line := func(op, format string, a ...any) { fmt.Fprintf(&b, "  %s %s\n", op, fmt.Sprintf(format, a...)) }
 	detail := func(format string, a ...any) { fmt.Fprintf(&b, "      %s\n", fmt.Sprintf(format, a...)) }
 	if p.PrivateKey {
-		line(PeerUpdate, "private key (every session restarts)")
+		if p.PublicKey != nil {
+			line(PeerUpdate, "private key (every session restarts); the new public key, for every peer of this host: %s", p.PublicKey)
+		} else {
+			line(PeerUpdate, "private key (every session restarts)")
+		}
 	}
 	if c := p.ListenPort; c != nil {
 		line(PeerUpdate, "listen port %d -> %d", c.Old, c.New)

@@ -240,6 +240,8 @@ func TestSync(t *testing.T) {
 			fwd: true,
 			want: func(p *Plan) {
 				p.PrivateKey = true
+				pub := fixedPrivate(8).Public()
+				p.PublicKey = &pub
 				p.ListenPort = &Change[int]{Old: 51820, New: 51821}
 			},
 		},
@@ -722,10 +724,21 @@ func TestRollbackLeavesAnotherInterface(t *testing.T) {
 	if _, _, err := TryUp(context.Background(), Request{Name: "wg0", Config: hubConfig()}, opts); err != nil {
 		t.Fatal(err)
 	}
+	// `wgnet down` drops the pending change with the interface; put it back, as if
+	// the interface had gone another way (deleted by hand, the daemon killed).
+	pending, err := os.ReadFile(pendingPath(fx.opts.StateDir, "wg0"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := Down(context.Background(), "wg0", fx.opts); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1100 * time.Millisecond) // Started has one-second resolution
+	if _, err := LoadPending(fx.opts.StateDir, "wg0"); !errors.Is(err, ErrNoPending) {
+		t.Errorf("pending after down: %v", err)
+	}
+	if err := os.WriteFile(pendingPath(fx.opts.StateDir, "wg0"), pending, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	fx.up(t, hubConfig(), false)
 	before := fx.world(t, "wg0")
 	if _, err := Rollback(context.Background(), "wg0", opts); err != nil {

@@ -462,6 +462,11 @@ func Down(ctx context.Context, name string, opts Options) error {
 			errs = append(errs, fmt.Errorf("PostDown: %w", err))
 		}
 	}
+	// A change waiting for `wgnet confirm` goes with the interface; its timer sees
+	// the pending file gone and exits.
+	if err := os.Remove(pendingPath(opts.StateDir, name)); err == nil {
+		opts.logf("the change waiting for `wgnet confirm %s` is dropped with the interface", name)
+	}
 	if err := removeState(opts.StateDir, name); err != nil {
 		errs = append(errs, err)
 	}

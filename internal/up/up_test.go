@@ -533,3 +533,21 @@ AllowedIPs = 10.9%d.0.2/32, fd00:1%d::/64
 		}
 	}
 }
+
+func TestDownDropsPendingConfirm(t *testing.T) {
+	fx := newFixture(t)
+	cfg, _ := hubConf(t)
+	if _, err := Up(context.Background(), Request{Name: "wg0", Config: cfg}, fx.opts); err != nil {
+		t.Fatal(err)
+	}
+	pending := pendingPath(fx.opts.StateDir, "wg0")
+	if err := os.WriteFile(pending, []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := Down(context.Background(), "wg0", fx.opts); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(pending); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("pending confirm still there after down: %v", err)
+	}
+}
