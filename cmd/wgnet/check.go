@@ -102,7 +102,7 @@ func checkSpec(_ context.Context, stderr io.Writer) ([]check.Finding, error) {
 	}
 	sec, secWarns, err := spec.LoadSecrets(spec.SecretsDir(file))
 	for _, w := range secWarns {
-		fmt.Fprintln(stderr, "wgnet: warning:", w)
+		out = append(out, check.Finding{File: spec.SecretsDir(file), Severity: check.Warning, Code: "secrets-mode", Message: w})
 	}
 	if err != nil {
 		return nil, err
