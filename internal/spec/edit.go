@@ -314,7 +314,11 @@ func (d *Document) SetHost(name string, c HostChanges) error {
 			}
 			routes = slices.Delete(routes, i, i+1)
 		}
-		setOrDel(n, "routes", len(routes) > 0, func() *yaml.Node { return prefixList(routes) })
+		if seq := lookup(n, "routes"); !c.ReplaceRoutes && len(routes) > 0 && seq != nil && seq.Kind == yaml.SequenceNode {
+			d.editList(seq, routes)
+		} else {
+			setOrDel(n, "routes", len(routes) > 0, func() *yaml.Node { return prefixList(routes) })
+		}
 	}
 	if c.Keepalive != nil {
 		setOrDel(n, "keepalive", *c.Keepalive != 0, func() *yaml.Node { return intNode(*c.Keepalive) })
@@ -562,6 +566,23 @@ func deleteKey(m *yaml.Node, key string) {
 
 // removeItem removes n from sequence seq, keeping its foot comment on the item
 // before and the spacing of the item after.
+// editList makes the sequence seq hold want (prefixes, in order of want) by
+// removing the items that went and appending the new ones, so that the comments
+// on the items that stay stay with them.
+func (d *Document) editList(seq *yaml.Node, want []netip.Prefix) {
+	for _, it := range slices.Clone(seq.Content) {
+		p, err := netip.ParsePrefix(it.Value)
+		if err != nil || !slices.Contains(want, p) {
+			removeItem(seq, it, &d.layout)
+		}
+	}
+	for _, p := range want {
+		if !slices.ContainsFunc(seq.Content, func(it *yaml.Node) bool { return it.Value == p.String() }) {
+			seq.Content = append(seq.Content, strNode(p.String()))
+		}
+	}
+}
+
 func removeItem(seq, n *yaml.Node, l *layout) {
 	i := slices.Index(seq.Content, n)
 	if i < 0 {

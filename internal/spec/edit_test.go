@@ -509,3 +509,43 @@ func TestFromSpec(t *testing.T) {
 		t.Errorf("Load of a FromSpec file: %v", err)
 	}
 }
+
+// TestSetRoutesKeepsItemComments: adding and removing routes edits the list in
+// place, so comments on the routes that stay are kept.
+func TestSetRoutesKeepsItemComments(t *testing.T) {
+	src := `version: 1
+network: p
+subnets: [10.9.0.0/24]
+topology: mesh
+hosts:
+  - name: s1
+    address: [10.9.0.1]
+    routes:
+      - 10.0.4.0/24   # r1
+      - 10.0.5.0/24   # r2
+    public_key: +NzZ0fN7ex8LKUpEFzhEegID42WAaS1RTNe7PFho0mE=
+`
+	d, err := ParseDocument("wgnet.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = d.SetHost("s1", HostChanges{
+		Routes:       []netip.Prefix{netip.MustParsePrefix("10.0.8.0/24")},
+		RemoveRoutes: []netip.Prefix{netip.MustParsePrefix("10.0.4.0/24")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := d.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"10.0.5.0/24   # r2", "- 10.0.8.0/24"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("edited spec lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), "10.0.4.0/24") {
+		t.Errorf("removed route still there:\n%s", out)
+	}
+}
