@@ -197,12 +197,7 @@ func demoProbe(ctx context.Context, l *lab.Lab, out io.Writer, disp *lab.Display
 	if disp != nil {
 		disp.Done()
 	}
-	fmt.Fprintln(out)
-	lab.WriteStatus(out, st, time.Now())
-	fmt.Fprintln(out)
-	lab.WriteMatrix(out, m)
-	fmt.Fprintln(out)
-	lab.WriteProblems(out, m)
+	lab.WriteReport(out, st, m, time.Now())
 	return demoStage{Hosts: st, Matrix: m}, nil
 }
 

@@ -128,12 +128,7 @@ func runLab(ctx context.Context, stdout, stderr io.Writer, args []string, f labF
 		}
 	} else {
 		disp.Done()
-		fmt.Fprintln(stdout)
-		lab.WriteStatus(stdout, st, time.Now())
-		fmt.Fprintln(stdout)
-		lab.WriteMatrix(stdout, m)
-		fmt.Fprintln(stdout)
-		lab.WriteProblems(stdout, m)
+		lab.WriteReport(stdout, st, m, time.Now())
 		lab.WriteUnproven(stdout)
 	}
 	if problems > 0 {

@@ -80,6 +80,18 @@ func WriteMatrix(w io.Writer, m *Matrix) {
 	t.Flush()
 }
 
+// WriteReport prints what a lab run found, as lab and demo show it: the status
+// table, the reachability matrix and the probes that are not as intended, each
+// after a blank line. now is the time handshake ages are measured from.
+func WriteReport(w io.Writer, st []HostStatus, m *Matrix, now time.Time) {
+	fmt.Fprintln(w)
+	WriteStatus(w, st, now)
+	fmt.Fprintln(w)
+	WriteMatrix(w, m)
+	fmt.Fprintln(w)
+	WriteProblems(w, m)
+}
+
 // WriteProblems prints every probe whose result differs from the intent, with the
 // reason the configs give. It prints nothing when there are none.
 func WriteProblems(w io.Writer, m *Matrix) {
