@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
@@ -154,11 +155,43 @@ type parser struct {
 }
 
 func (p *parser) errorf(line int, format string, args ...any) {
-	p.errs = append(p.errs, &Error{File: p.file, Line: line, Msg: scrubKeys(fmt.Sprintf(format, args...))})
+	p.errs = append(p.errs, &Error{File: p.file, Line: line, Msg: message(format, args)})
 }
 
 func (p *parser) warnf(line int, format string, args ...any) {
-	p.warns = append(p.warns, &Error{File: p.file, Line: line, Msg: scrubKeys(fmt.Sprintf(format, args...)), Warning: true})
+	p.warns = append(p.warns, &Error{File: p.file, Line: line, Msg: message(format, args), Warning: true})
+}
+
+// message formats a problem: string arguments (values from the file) cut to
+// maxShown bytes, then key-like values hidden.
+func message(format string, args []any) string {
+	for i, a := range args {
+		if s, ok := a.(string); ok && len(s) > maxShown {
+			args[i] = shown(s)
+		}
+	}
+	return scrubKeys(fmt.Sprintf(format, args...))
+}
+
+// maxShown is the most of a value a message repeats: a 50 MB line must not be
+// echoed whole into a terminal or a CI log.
+const maxShown = 64
+
+// shown is a value too long to repeat whole: it formats as its first maxShown
+// bytes (cut at a UTF-8 boundary) and its length, `"abc…"… (50000000 bytes)`
+// under %q.
+type shown string
+
+func (s shown) Format(f fmt.State, verb rune) {
+	cut := maxShown
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	head := string(s[:cut])
+	if verb == 'q' {
+		head = strconv.Quote(head)
+	}
+	fmt.Fprintf(f, "%s… (%d bytes)", head, len(s))
 }
 
 // keyLike matches what looks like a WireGuard key in base64.
@@ -267,37 +300,61 @@ func (p *parser) line(n int, raw string) {
 		return
 	}
 	p.flush()
+	errs := len(p.errs)
+	if key := p.setting(n, raw, content); len(p.errs) > errs {
+		p.markBad(n, key)
+	}
+}
+
+// markBad records that line n, a setting of key ("" when the key is not known
+// or not in its place), did not parse: that value is unknown.
+func (p *parser) markBad(n int, key string) {
+	pos := p.curPos()
+	if pos == nil { // outside any known section: the file lost something
+		pos, key = &p.cfg.Interface.Pos, ""
+	}
+	if pos.Bad == nil {
+		pos.Bad = map[string]int{}
+	}
+	if _, seen := pos.Bad[key]; !seen {
+		pos.Bad[key] = n
+	}
+}
+
+// setting reads a "Key = Value" line into the current section and returns the
+// canonical key, or "" when the key is unknown or belongs in another section.
+func (p *parser) setting(n int, raw, content string) string {
 	eq := strings.IndexByte(content, '=')
 	if eq < 0 {
 		p.errorf(n, "not a section header or a \"Key = Value\" line")
-		return
+		return ""
 	}
 	keyRaw := trimSpaces(content[:eq])
 	key := removeSpaces(keyRaw)
 	switch p.sec {
 	case sectionNone:
 		p.errorf(n, "%s before any [Interface] or [Peer] section", showKey(key))
-		return
+		return ""
 	case sectionUnknown:
-		return
+		return ""
 	}
 	name, ok := canonicalKeys[strings.ToLower(key)]
 	if !ok {
 		if known := missingEquals(keyRaw); known != "" {
 			p.errorf(n, "%s: missing \"=\" between the key and its value", known)
-			return
+			return known
 		}
 		p.errorf(n, "unknown %s in %s", showKey(key), p.sectionName())
-		return
+		return ""
 	}
 	quick := quickKey[name]
 	if quick && p.sec == sectionInterface && keyRaw != key {
 		p.errorf(n, "unknown key %q in [Interface]: wg-quick reads %s only when written without spaces inside", keyRaw, name)
-		return
+		return name
 	}
 	if quick && p.sec == sectionInterface && !p.quickKeys {
 		p.errorf(n, "%s: wg-quick reads its keys only under a header written exactly \"[Interface]\" (line %d)", name, p.headerLine)
-		return
+		return name
 	}
 	if peerKey[name] != (p.sec == sectionPeer) {
 		home := "[Interface]"
@@ -305,7 +362,7 @@ func (p *parser) line(n int, raw string) {
 			home = "[Peer]"
 		}
 		p.errorf(n, "unknown key %q in %s (it belongs in %s)", key, p.sectionName(), home)
-		return
+		return ""
 	}
 
 	pos := p.curPos()
@@ -322,21 +379,22 @@ func (p *parser) line(n int, raw string) {
 		value := trimSpaces(content[eq+1:])
 		if value == "" {
 			p.errorf(n, "%s: empty value", name)
-			return
+			return name
 		}
 		p.quick(n, name, value, trimSpaces(raw[eq+1:]))
-		return
+		return name
 	}
 	value := removeSpaces(content[eq+1:])
 	if value == "" {
 		p.errorf(n, "%s: empty value", name)
-		return
+		return name
 	}
 	if p.sec == sectionInterface {
 		p.iface(n, name, value)
 	} else {
 		p.peer(n, name, value)
 	}
+	return name
 }
 
 func (p *parser) sectionName() string {
@@ -377,6 +435,7 @@ func (p *parser) header(n int, cleaned, trimmed string) {
 	default:
 		p.errorf(n, "unknown section %q (want [Interface] or [Peer])", cleaned)
 		p.sec = sectionUnknown
+		p.markBad(n, "")  // the keys under it are lost
 		p.pending = above // they go to the next section that is known
 		return
 	}
@@ -407,6 +466,12 @@ func (p *parser) finish() {
 				who = " " + strconv.Quote(peer.Name)
 			}
 			p.errorf(peer.Pos.Line, "[Peer]%s has no PublicKey", who)
+			if peer.Pos.Bad == nil {
+				peer.Pos.Bad = map[string]int{}
+			}
+			if _, seen := peer.Pos.Bad[KeyPublicKey]; !seen {
+				peer.Pos.Bad[KeyPublicKey] = peer.Pos.Line
+			}
 			continue
 		}
 		if peer.PublicKey.IsZero() {

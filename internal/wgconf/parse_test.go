@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -379,6 +380,69 @@ func TestParsePartial(t *testing.T) {
 	}
 	if got := cfg.Interface.Pos.KeyLine(KeyMTU); got != 3 {
 		t.Errorf("a bad key's line is still recorded: KeyLine(MTU) = %d, want 3", got)
+	}
+	if diff := cmp.Diff(map[string]int{KeyMTU: 3}, cfg.Interface.Pos.Bad); diff != "" {
+		t.Errorf("Interface.Pos.Bad (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]int{KeyAllowedIPs: 6, KeyEndpoint: 7}, cfg.Peers[0].Pos.Bad); diff != "" {
+		t.Errorf("Peer.Pos.Bad (-want +got):\n%s", diff)
+	}
+}
+
+// TestParseBad checks which values a bad line makes unknown (Pos.Bad): only its
+// own, or, when its key can't be read, any of its section's.
+func TestParseBad(t *testing.T) {
+	peer := "[Peer]\nPublicKey = " + testPub2 + "\n"
+	tests := []struct {
+		name, src        string
+		iface, firstPeer map[string]int
+	}{
+		{"clean", "[Interface]\nListenPort = 1\n" + peer + "Endpoint = h:1\n", nil, nil},
+		{"endpoint without port", "[Interface]\n" + peer + "Endpoint = 107.100.10.10\n", nil, map[string]int{KeyEndpoint: 4}},
+		{"misspelt key", "[Interface]\n" + peer + "Endpont = h:1\n", nil, map[string]int{"": 4}},
+		{"missing equals", "[Interface]\n[Peer]\nPublicKey " + testPub2 + "\n", nil, map[string]int{KeyPublicKey: 3}},
+		{"no public key", "[Interface]\n[Peer]\nAllowedIPs = 10.0.0.1\n", nil, map[string]int{KeyPublicKey: 2}},
+		{"interface key in a peer", "[Interface]\n" + peer + "Address = 10.0.0.1/24\n", nil, map[string]int{"": 4}},
+		{"empty value", "[Interface]\nDNS =\n", map[string]int{KeyDNS: 2}, nil},
+		{"unknown section", "[Interface]\n[Peers]\nPublicKey = " + testPub2 + "\n", map[string]int{"": 2}, nil},
+		{"before any section", "ListenPort = 1\n[Interface]\n", map[string]int{"": 1}, nil},
+		{"duplicate interface", "[Interface]\n[Interface]\n", nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, _ := Parse("t.conf", []byte(tt.src))
+			if diff := cmp.Diff(tt.iface, cfg.Interface.Pos.Bad); diff != "" {
+				t.Errorf("Interface.Pos.Bad (-want +got):\n%s", diff)
+			}
+			var got map[string]int
+			if len(cfg.Peers) > 0 {
+				got = cfg.Peers[0].Pos.Bad
+			}
+			if diff := cmp.Diff(tt.firstPeer, got); diff != "" {
+				t.Errorf("Peers[0].Pos.Bad (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestErrorsTruncateValues: a huge value is never echoed whole.
+func TestErrorsTruncateValues(t *testing.T) {
+	huge := strings.Repeat("é", 1<<20) // 2 MiB, multi-byte to test the cut
+	for _, line := range []string{"Endpoint = " + huge, "AllowedIPs = " + huge, "PublicKey = " + huge, "Zzz" + huge + " = 1"} {
+		_, err := Parse("x.conf", []byte("[Peer]\n"+line+"\n[Interface]\nMTU = "+huge+"\n[Peers"+huge+"]\n"))
+		if err == nil {
+			t.Fatalf("%.20q parsed", line)
+		}
+		for _, e := range Errors(err) {
+			if len(e.Msg) > 300 || !utf8.ValidString(e.Msg) {
+				t.Errorf("%.20q: message of %d bytes (valid UTF-8: %v): %.300s", line, len(e.Msg), utf8.ValidString(e.Msg), e.Msg)
+			}
+		}
+	}
+	_, err := Parse("x.conf", []byte("[Peer]\nPublicKey = "+testPub2+"\nEndpoint = "+strings.Repeat("a", 100)+"\n"))
+	want := `Endpoint "` + strings.Repeat("a", 64) + `"… (100 bytes): missing port`
+	if got := Errors(err)[0].Msg; got != want {
+		t.Errorf("message = %q, want %q", got, want)
 	}
 }
 

@@ -79,6 +79,21 @@ type Pos struct {
 	// Address likewise for Interface.Addresses.
 	AllowedIPs []int
 	Address    []int
+	// Bad maps a canonical key to the first line where a value for it did not
+	// parse: that value is unknown, and the section holds only what the other
+	// lines gave. Key "" marks a line whose key could not be read at all (an
+	// unknown or misplaced key, a line without "="), so any value of the section
+	// may be missing; for the [Interface], it also marks lines lost outside any
+	// known section. Nil when every line parsed.
+	Bad map[string]int
+}
+
+// Unknown reports whether a value of key may be missing from the section: a
+// line for key, or a line whose key could not be read, did not parse.
+func (p Pos) Unknown(key string) bool {
+	_, bad := p.Bad[key]
+	_, lost := p.Bad[""]
+	return bad || lost
 }
 
 // KeyLine returns the line of key, or the section line when the key was not seen.
