@@ -66,16 +66,12 @@ type Input struct {
 }
 
 // Configs lints a set of configs as one network and returns the findings sorted by
-// file, line and code.
+// file, line and code. Configs parsed from files with errors are linted with
+// what did parse: a check that depends on a value a bad line left unknown
+// (wgconf.Pos.Bad) says nothing, rather than echo the syntax error; every other
+// check runs.
 func Configs(in Input) []Finding {
-	return run(in, nil)
-}
-
-// run lints in; broken names the hosts whose files had syntax errors: findings that
-// involve them are dropped, since a partly parsed file would only produce echoes of
-// its syntax errors.
-func run(in Input, broken map[string]bool) []Finding {
-	n := newNetwork(in, broken)
+	n := newNetwork(in)
 	n.checkAll()
 	return sortFindings(n.findings)
 }

@@ -106,14 +106,19 @@ func (n *network) checkPairs() {
 			pa, pb := a.peerOf(b), b.peerOf(a)
 			switch {
 			case pa == nil && pb == nil:
-				n.checkMissingPeer(a, b)
+				if !a.incomplete && !b.incomplete {
+					n.checkMissingPeer(a, b)
+				}
 			case pa == nil:
 				n.asymmetric(b, pb, a)
 			case pb == nil:
 				n.asymmetric(a, pa, b)
 			default:
-				n.checkPSK(a, pa, b, pb)
-				if pa.p.Endpoint == nil && pb.p.Endpoint == nil {
+				if !pa.p.Pos.Unknown(wgconf.KeyPresharedKey) && !pb.p.Pos.Unknown(wgconf.KeyPresharedKey) {
+					n.checkPSK(a, pa, b, pb)
+				}
+				if pa.p.Endpoint == nil && pb.p.Endpoint == nil &&
+					!pa.p.Pos.Unknown(wgconf.KeyEndpoint) && !pb.p.Pos.Unknown(wgconf.KeyEndpoint) {
 					n.noEndpoint(a, pa, b, pb)
 				}
 			}
@@ -172,6 +177,9 @@ func (n *network) checkMissingPeer(a, b *host) {
 
 // asymmetric reports that a lists b (as p) but b does not list a.
 func (n *network) asymmetric(a *host, p *peer, b *host) {
+	if b.incomplete {
+		return // the [Peer] for a may be on a line that did not parse
+	}
 	if !a.keyed {
 		for _, q := range b.peers {
 			if q.to == nil {
@@ -447,7 +455,7 @@ func (n *network) checkAddresses() {
 	for _, a := range n.hosts {
 		for _, p := range a.peers {
 			b := p.to
-			if b == nil || a.peerOf(b) != p {
+			if b == nil || a.peerOf(b) != p || a.routesUnknown {
 				continue
 			}
 			var uncovered []netip.Addr
@@ -491,6 +499,9 @@ func (n *network) checkAddresses() {
 // the hub's own address).
 func (n *network) checkNoRoute(dup map[netip.Addr]bool) {
 	for _, a := range n.hosts {
+		if a.routesUnknown || a.incomplete {
+			continue // a route may be on a line that did not parse
+		}
 		if slices.ContainsFunc(n.hosts, func(c *host) bool { return n.explicitMissing(a, c) }) {
 			continue // missing-peer's
 		}
@@ -552,7 +563,7 @@ func (n *network) checkEndpoints() {
 						"%s: Endpoint port %d is not %s's ListenPort %d (%s): handshakes go to a port nobody listens on, unless a NAT forwards %d to %d",
 						p.label(), e.Port, p.to.name, *lp, where(p.to.file, p.to.keyLine(wgconf.KeyListenPort)), e.Port, *lp)
 				}
-				if p.p.PersistentKeepalive == 0 {
+				if p.p.PersistentKeepalive == 0 && !p.p.Pos.Unknown(wgconf.KeyPersistentKeepalive) {
 					nat = append(nat, p)
 				}
 			}
@@ -567,7 +578,7 @@ func (n *network) checkEndpoints() {
 			}
 		}
 		if dialled {
-			if a.cfg.Interface.ListenPort == nil {
+			if a.cfg.Interface.ListenPort == nil && !a.cfg.Interface.Pos.Unknown(wgconf.KeyListenPort) {
 				port := "51820"
 				if e := n.knownEndpoint(a); e != "" {
 					port = e[strings.LastIndex(e, ":")+1:]
@@ -575,7 +586,7 @@ func (n *network) checkEndpoints() {
 				n.report(CodeNoListenPort, a.file, a.ifaceLine(), []*host{a},
 					"%s is dialled by its peers but sets no ListenPort, so wg picks a random port at every start; add ListenPort = %s", a.name, port)
 			}
-		} else if len(nat) > 0 {
+		} else if len(nat) > 0 && !n.dialledUnknown(a) {
 			labels := make([]string, len(nat))
 			for i, p := range nat {
 				labels[i] = p.label()
@@ -599,7 +610,7 @@ func autoTable(h *host) bool {
 // prefix goes into the main table and catches the tunnel's own packets. With
 // Table = off or a table of the user's own, routing is the user's: not checked.
 func (n *network) checkEndpointLoop(a *host) {
-	if !autoTable(a) {
+	if !autoTable(a) || a.cfg.Interface.Pos.Unknown(wgconf.KeyTable) {
 		return
 	}
 	for _, p := range a.peers {
@@ -654,6 +665,9 @@ func (n *network) checkForwarding() {
 					}
 				}
 			}
+		}
+		if pos := x.cfg.Interface.Pos; pos.Unknown(wgconf.KeyPreUp) || pos.Unknown(wgconf.KeyPostUp) {
+			continue // a hook that did not parse may turn it on
 		}
 		f4, f6 := forwards(x.cfg)
 		var whys, fixes []string

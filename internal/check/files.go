@@ -13,10 +13,10 @@ import (
 
 // Files reads and parses the config files of a network, one per host, and lints
 // them together. Syntax errors become findings with code "syntax" (and the
-// parser's warnings "parse-warning"); cross-host findings that involve a file with
-// syntax errors are left out, since they would mostly echo them. Host names come
-// from the file names (HostNames). The error is only for files that could not be
-// read.
+// parser's warnings "parse-warning"), each at its line; a bad line makes only
+// its own value unknown, so the other checks still run on everything that
+// parsed, across files too (see Configs). Host names come from the file names
+// (HostNames). The error is only for files that could not be read.
 func Files(paths []string) ([]Finding, error) {
 	var uniq []string
 	for _, p := range paths {
@@ -26,11 +26,10 @@ func Files(paths []string) ([]Finding, error) {
 	}
 	hostNames := HostNames(uniq)
 	var (
-		cfgs   []*wgconf.Config
-		out    []Finding
-		errs   []error
-		modes  = map[string]os.FileMode{}
-		broken = map[string]bool{}
+		cfgs  []*wgconf.Config
+		out   []Finding
+		errs  []error
+		modes = map[string]os.FileMode{}
 	)
 	for i, path := range uniq {
 		src, mode, err := readFile(path)
@@ -41,7 +40,6 @@ func Files(paths []string) ([]Finding, error) {
 		modes[path] = mode
 		cfg, warns, err := wgconf.ParseWithWarnings(path, src)
 		if err != nil {
-			broken[path] = true
 			perr := wgconf.Errors(err)
 			if len(perr) == 0 { // not expected from wgconf, but never lose an error
 				perr = []*wgconf.Error{{File: path, Msg: err.Error()}}
@@ -61,7 +59,7 @@ func Files(paths []string) ([]Finding, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	found := run(Input{Configs: cfgs, Modes: modes}, broken)
+	found := Configs(Input{Configs: cfgs, Modes: modes})
 	// A PublicKey given twice is both a parser warning and dup-peer; keep the
 	// finding that says what it means for the network.
 	out = slices.DeleteFunc(out, func(f Finding) bool {

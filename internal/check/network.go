@@ -15,13 +15,22 @@ import (
 
 // host is one config of the network with what the checks derive from it.
 type host struct {
-	name   string
-	file   string // where its findings go: the config's file, else its name
-	cfg    *wgconf.Config
-	pub    wgkey.Key // derived from PrivateKey
-	keyed  bool      // pub is known: from PrivateKey, or given in Input.PublicKeys
-	addrs  []netip.Addr
-	broken bool // its file had syntax errors
+	name  string
+	file  string // where its findings go: the config's file, else its name
+	cfg   *wgconf.Config
+	pub   wgkey.Key // derived from PrivateKey
+	keyed bool      // pub is known: from PrivateKey, or given in Input.PublicKeys
+	addrs []netip.Addr
+	// broken is set when the host shares its private key with another: nothing
+	// said about it could be told apart from the other until the key is fixed.
+	broken bool
+	// incomplete is set when a bad line may have hidden one of its peers: a
+	// line lost outside any known section or under an unreadable key, or a
+	// [Peer] whose key did not parse and that no evidence resolved.
+	incomplete bool
+	// routesUnknown is set when a bad line may have hidden one of its
+	// AllowedIPs: what it routes where is then not known in full.
+	routesUnknown bool
 	// dups are the prefixes its config has on two peers (dup-allowedip's): other
 	// checks don't pile on them.
 	dups  map[netip.Prefix]bool
@@ -51,9 +60,12 @@ type network struct {
 	findings []Finding
 
 	overlay []netip.Prefix // overlay subnets: masked Address prefixes shorter than one address
+	// endpointUnknown holds the hosts that a peer with an Endpoint that did not
+	// parse stands for (nil: a peer that stands for no known host).
+	endpointUnknown map[*host]bool
 }
 
-func newNetwork(in Input, broken map[string]bool) *network {
+func newNetwork(in Input) *network {
 	n := &network{byName: map[string]*host{}, modes: in.Modes}
 	var cfgs []*wgconf.Config
 	var files []string
@@ -89,7 +101,6 @@ func newNetwork(in Input, broken map[string]bool) *network {
 				}
 			}
 		}
-		h.broken = broken[h.name] || broken[h.file]
 		for j := range c.Peers {
 			h.peers = append(h.peers, &peer{p: &c.Peers[j]})
 		}
@@ -104,8 +115,39 @@ func newNetwork(in Input, broken map[string]bool) *network {
 		}
 	}
 	n.resolve()
+	n.markUnknown()
 	n.inferTopology(in.Topology, in.Hub)
 	return n
+}
+
+// markUnknown records what bad lines (wgconf.Pos.Bad) leave unknown, so that the
+// checks that depend on a value that did not parse stay silent rather than
+// echo the syntax error, and every other check still runs.
+func (n *network) markUnknown() {
+	n.endpointUnknown = map[*host]bool{}
+	for _, h := range n.hosts {
+		_, lost := h.cfg.Interface.Pos.Bad[""]
+		h.incomplete = lost
+		h.routesUnknown = lost
+		for _, p := range h.peers {
+			pos := p.p.Pos
+			if p.to == nil && pos.Unknown(wgconf.KeyPublicKey) {
+				h.incomplete = true
+			}
+			if !p.self && pos.Unknown(wgconf.KeyAllowedIPs) {
+				h.routesUnknown = true
+			}
+			if pos.Unknown(wgconf.KeyEndpoint) {
+				// Some host may be dialled that looks as if nobody dials it.
+				n.endpointUnknown[p.to] = true
+			}
+		}
+	}
+}
+
+// dialledUnknown reports whether a bad line may have hidden an Endpoint for h.
+func (n *network) dialledUnknown(h *host) bool {
+	return n.endpointUnknown[h] || n.endpointUnknown[nil]
 }
 
 // HostNames returns the host name of each config file, as wgconf.HostNames does.
