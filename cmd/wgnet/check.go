@@ -118,11 +118,11 @@ func checkSpec(_ context.Context, stderr io.Writer) ([]check.Finding, error) {
 	}
 	in := check.Input{Topology: s.Topology, Hub: s.Hub, PublicKeys: map[string]wgkey.Key{}}
 	for _, hc := range hcs {
-		c := *hc.Config
-		c.Name = hc.Host
+		c := *hc.Config()
+		c.Name = hc.Name
 		in.Configs = append(in.Configs, &c)
-		if h, ok := s.HostByName(hc.Host); ok && !h.PublicKey.IsZero() {
-			in.PublicKeys[hc.Host] = h.PublicKey
+		if h, ok := s.HostByName(hc.Name); ok && !h.PublicKey.IsZero() {
+			in.PublicKeys[hc.Name] = h.PublicKey
 		}
 	}
 	said := map[string]bool{} // spec codes already reported

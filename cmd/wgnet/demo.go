@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wgnet/wgnet/internal/compile"
+	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/lab"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
@@ -126,7 +127,7 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, f labFlags) error {
 	}
 	fmt.Fprintln(out)
 	for _, h := range hosts {
-		if h.Host == "s4" {
+		if h.Name == "s4" {
 			printConfig(out, h)
 		}
 	}
@@ -203,9 +204,9 @@ func demoProbe(ctx context.Context, l *lab.Lab, out io.Writer, disp *lab.Display
 
 // printConfig prints a host's wg-quick config with its private key left out: the
 // demo's keys are throw-away, but wgnet does not print private keys.
-func printConfig(w io.Writer, h compile.HostConfig) {
-	fmt.Fprintf(w, "── %s: %s.conf ──\n", h.Host, "wg0")
-	for _, line := range strings.SplitAfter(string(h.Config.WgQuick()), "\n") {
+func printConfig(w io.Writer, h intent.Host) {
+	fmt.Fprintf(w, "── %s: %s.conf ──\n", h.Name, "wg0")
+	for _, line := range strings.SplitAfter(string(h.Config().WgQuick()), "\n") {
 		if strings.HasPrefix(line, "PrivateKey") {
 			line = "PrivateKey = (generated in memory, not shown)\n"
 		}

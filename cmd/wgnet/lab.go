@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/wgnet/wgnet/internal/compile"
+	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/lab"
 	"github.com/wgnet/wgnet/internal/spec"
 	"github.com/wgnet/wgnet/internal/wgconf"
@@ -156,7 +156,7 @@ func labOptions(f labFlags, stderr io.Writer) lab.Options {
 
 // labHosts loads what lab runs: the given wg-quick configs, else the spec and its
 // secrets (keys the secrets lack are made up for the lab).
-func labHosts(paths []string, stderr io.Writer) ([]compile.HostConfig, []string, error) {
+func labHosts(paths []string, stderr io.Writer) ([]intent.Host, []string, error) {
 	if len(paths) == 0 {
 		s, err := spec.Load(global.specFile)
 		if err != nil {

@@ -77,11 +77,11 @@ func newRenderCmd() *cobra.Command {
 			}
 			var files []renderedFile
 			for _, hc := range n.hosts {
-				data := hc.Config.WgQuick()
+				data := hc.Config().WgQuick()
 				if format == "wg" {
-					data = hc.Config.Stripped()
+					data = hc.Config().Stripped()
 				}
-				path := filepath.Join(outDir, hc.Host, n.spec.InterfaceName()+".conf")
+				path := filepath.Join(outDir, hc.Name, n.spec.InterfaceName()+".conf")
 				old, _ := os.ReadFile(path)
 				changed := !bytes.Equal(old, data)
 				if fi, err := os.Stat(path); changed || err != nil || fi.Mode().Perm() != 0o600 {
@@ -90,7 +90,7 @@ func newRenderCmd() *cobra.Command {
 						return err
 					}
 				}
-				files = append(files, renderedFile{Host: hc.Host, Path: path, Changed: changed})
+				files = append(files, renderedFile{Host: hc.Name, Path: path, Changed: changed})
 			}
 			stale, err := removeStale(outDir, n)
 			if err != nil {

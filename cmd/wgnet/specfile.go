@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/wgnet/wgnet/internal/compile"
+	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/spec"
 )
 
@@ -15,7 +16,7 @@ type network struct {
 	path    string
 	spec    *spec.Spec
 	secrets spec.Secrets
-	hosts   []compile.HostConfig
+	hosts   []intent.Host
 }
 
 // loadNetwork loads the spec named by -f and its secrets and compiles them.
@@ -40,9 +41,9 @@ func loadNetwork(stderr io.Writer) (*network, error) {
 }
 
 // host returns the compiled config of the host called name.
-func (n *network) host(name string) (*compile.HostConfig, error) {
+func (n *network) host(name string) (*intent.Host, error) {
 	for i := range n.hosts {
-		if n.hosts[i].Host == name {
+		if n.hosts[i].Name == name {
 			return &n.hosts[i], nil
 		}
 	}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/wgnet/wgnet/internal/compile"
 	"github.com/wgnet/wgnet/internal/up"
 )
 
@@ -75,10 +74,9 @@ func runSync(ctx context.Context, stdout, stderr io.Writer, args []string, f syn
 	}
 	opts := up.SyncOptions{
 		Options: up.Options{
-			StateDir:        stateDir(),
-			NoForwarding:    f.noForwarding,
-			ForwardingHooks: []string{compile.HookForwardV4, compile.HookForwardV6},
-			Log:             stderr,
+			StateDir:     stateDir(),
+			NoForwarding: f.noForwarding,
+			Log:          stderr,
 		},
 		Confirm: up.Confirm{Within: f.confirm},
 	}

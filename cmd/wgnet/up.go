@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/wgnet/wgnet/internal/compile"
+	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/up"
 	"github.com/wgnet/wgnet/internal/wgconf"
 )
@@ -107,9 +107,7 @@ func runUp(ctx context.Context, stdout, stderr io.Writer, args []string, f upFla
 		Backend:      f.backend,
 		StateDir:     stateDir(),
 		NoForwarding: f.noForwarding,
-		// The compiler's own forwarding hooks: up does their job natively.
-		ForwardingHooks: []string{compile.HookForwardV4, compile.HookForwardV6},
-		Log:             stderr,
+		Log:          stderr,
 	}
 	var st *up.State
 	var pending *up.Pending
@@ -159,13 +157,7 @@ func upRequest(args []string, host string, stderr io.Writer) (up.Request, error)
 		if len(args) == 1 {
 			name = args[0]
 		}
-		return up.Request{
-			Name:      name,
-			Config:    hc.Config,
-			ForwardV4: hc.ForwardV4,
-			ForwardV6: hc.ForwardV6,
-			Source:    fmt.Sprintf("%s --host %s", n.path, host),
-		}, nil
+		return up.Request{Name: name, Host: hc, Source: fmt.Sprintf("%s --host %s", n.path, host)}, nil
 	case len(args) == 1 || len(args) == 2:
 		name, path, err := resolveConfigArg(args[0])
 		if err != nil {
@@ -189,7 +181,11 @@ func upRequest(args []string, host string, stderr io.Writer) (up.Request, error)
 			return up.Request{}, err
 		}
 		cfg.Name = name
-		return up.Request{Name: name, Config: cfg, Source: path}, nil
+		h, read := intent.FromConfig(cfg)
+		for _, line := range read.Converted {
+			fmt.Fprintf(stderr, "wgnet: not running hook %q: wgnet does this itself (forwarding narrowly on the interface, restored on down; a key file read natively)\n", line)
+		}
+		return up.Request{Name: name, Host: h, Source: path}, nil
 	}
 	return up.Request{}, usageError{fmt.Errorf("give NAME, CONFIG or --host HOST")}
 }

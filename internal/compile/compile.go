@@ -1,43 +1,22 @@
-// Package compile turns a spec into every host's WireGuard configuration. It is a
-// pure function of its inputs: no I/O, no clock, no randomness; output is sorted
-// and deterministic. It imports spec, wgconf and wgkey; nothing below the command,
-// lab and data-plane layers imports it.
+// Package compile turns a spec into every host's intent (package intent): keys,
+// peers, addresses, routed subnets, forwarding and firewall as typed data, which
+// the data plane applies and wg-quick files render. It is a pure function of its
+// inputs: no I/O, no clock, no randomness; output is sorted and deterministic. It
+// imports spec, intent, wgconf and wgkey; nothing below the command and lab
+// layers imports it.
 package compile
 
 import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 
+	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/spec"
 	"github.com/wgnet/wgnet/internal/wgconf"
 	"github.com/wgnet/wgnet/internal/wgkey"
-)
-
-// HostConfig is one host's compiled configuration and why it looks that way.
-type HostConfig struct {
-	Host   string
-	Config *wgconf.Config
-	// ForwardV4/ForwardV6 say the host must forward packets (hub, or routes subnets);
-	// the config's PostUp already carries the sysctls that turn it on.
-	ForwardV4, ForwardV6 bool
-	// Routes are the subnets routed behind this host (from the spec).
-	Routes []netip.Prefix
-}
-
-// Hook lines the compiler renders. They are exported so that the data plane can
-// recognise them and do the same natively, and import can drop them.
-const (
-	// HookForwardV4 turns on IPv4 forwarding for packets arriving on the WireGuard
-	// interface only (the narrowest switch the kernel has).
-	HookForwardV4 = "sysctl -q -w net.ipv4.conf.%i.forwarding=1"
-	// HookForwardV6 turns on IPv6 forwarding on the interface where the kernel can
-	// (force_forwarding, Linux 6.17+), else globally; global v6 forwarding makes the
-	// kernel ignore router advertisements on interfaces without accept_ra=2.
-	HookForwardV6 = "if [ -e /proc/sys/net/ipv6/conf/%i/force_forwarding ]; then sysctl -q -w net.ipv6.conf.%i.force_forwarding=1; else sysctl -q -w net.ipv6.conf.all.forwarding=1; fi"
-	// hookPrivateKeyFmt loads a key the host keeps itself.
-	hookPrivateKeyFmt = "wg set %%i private-key %s"
 )
 
 // Header is how every compiled config names itself in its first comment, so
@@ -50,10 +29,10 @@ func Header(host, network string) string {
 // the spec says otherwise.
 func DefaultPrivateKeyFile(iface string) string { return "/etc/wireguard/" + iface + ".key" }
 
-// Compile returns every host's config, sorted by host name. The spec should have
+// Compile returns every host's intent, sorted by host name. The spec should have
 // passed spec validation; Compile still refuses, with every reason, what it cannot
 // compile (a host with no key at all, a missing preshared key).
-func Compile(s *spec.Spec, sec spec.Secrets) ([]HostConfig, error) {
+func Compile(s *spec.Spec, sec spec.Secrets) ([]intent.Host, error) {
 	hosts := make([]*spec.Host, len(s.Hosts))
 	for i := range s.Hosts {
 		hosts[i] = &s.Hosts[i]
@@ -88,17 +67,11 @@ func Compile(s *spec.Spec, sec spec.Secrets) ([]HostConfig, error) {
 		psk[p.Key()] = true
 	}
 
-	var out []HostConfig
+	var out []intent.Host
 	for _, h := range hosts {
 		var peers []*spec.Host
 		switch {
-		case hub == nil: // mesh: everyone
-			for _, o := range hosts {
-				if o.Name != h.Name {
-					peers = append(peers, o)
-				}
-			}
-		case h.Name == hub.Name:
+		case hub == nil, h.Name == hub.Name: // mesh, or the hub: everyone
 			for _, o := range hosts {
 				if o.Name != h.Name {
 					peers = append(peers, o)
@@ -108,9 +81,7 @@ func Compile(s *spec.Spec, sec spec.Secrets) ([]HostConfig, error) {
 			peers = []*spec.Host{hub}
 		}
 
-		hc := HostConfig{Host: h.Name, Routes: clonePrefixes(h.Routes)}
-		cfg := &wgconf.Config{Name: h.Name}
-		iface := &cfg.Interface
+		ih := intent.Host{Name: h.Name, Routes: clonePrefixes(h.Routes)}
 		role := "mesh member"
 		if hub != nil {
 			role = "spoke of hub " + hub.Name
@@ -118,46 +89,43 @@ func Compile(s *spec.Spec, sec spec.Secrets) ([]HostConfig, error) {
 				role = "hub"
 			}
 		}
-		iface.Comments = []string{fmt.Sprintf("%s (%s). Generated; edit the spec, not this file.", Header(h.Name, s.Network), role)}
+		ih.Comments = []string{fmt.Sprintf("%s (%s). Generated; edit the spec, not this file.", Header(h.Name, s.Network), role)}
 		for _, a := range h.Addresses {
-			iface.Addresses = append(iface.Addresses, netip.PrefixFrom(a, overlayBits(s, a)))
+			ih.Addresses = append(ih.Addresses, netip.PrefixFrom(a, overlayBits(s, a)))
 		}
 		port := uint16(s.ListenPortOf(h))
-		iface.ListenPort = &port
-		iface.MTU = s.EffectiveMTU()
+		ih.ListenPort = &port
+		ih.MTU = s.EffectiveMTU()
 		if k, ok := sec.PrivateKeys[h.Name]; ok {
-			iface.PrivateKey = k
+			ih.PrivateKey = k
 		} else {
-			file := h.PrivateKeyFile
-			if file == "" {
-				file = DefaultPrivateKeyFile(s.InterfaceName())
+			ih.KeyFile = h.PrivateKeyFile
+			if ih.KeyFile == "" {
+				ih.KeyFile = DefaultPrivateKeyFile(s.InterfaceName())
 			}
-			iface.PostUp = append(iface.PostUp, fmt.Sprintf(hookPrivateKeyFmt, file))
 		}
 
 		// Forwarding: the hub relays between spokes; a host with routed subnets relays
-		// between the tunnel and what is behind it.
+		// between the tunnel and what is behind it. Where it forwards, TCP MSS is
+		// clamped to the route's MTU.
 		isHub := hub != nil && h.Name == hub.Name
 		for _, fam := range families(s, h, isHub) {
 			if fam == 4 {
-				hc.ForwardV4 = true
+				ih.Forward.V4 = true
 			} else {
-				hc.ForwardV6 = true
+				ih.Forward.V6 = true
 			}
 		}
-		if hc.ForwardV4 {
-			iface.PostUp = append(iface.PostUp, HookForwardV4)
-		}
-		if hc.ForwardV6 {
-			iface.PostUp = append(iface.PostUp, HookForwardV6)
-		}
+		ih.Firewall.ClampMSS = ih.Forward.Any()
 		if len(h.Routes) > 0 {
-			iface.Comments = append(iface.Comments, fmt.Sprintf("routes %s behind this host: the interface in front of them must forward too (Docker turns that on globally).", joinPrefixes(h.Routes)))
+			ih.Comments = append(ih.Comments, fmt.Sprintf("routes %s behind this host: the interface in front of them must forward too (Docker turns that on globally).", joinPrefixes(h.Routes)))
 		}
-		iface.PreUp = append(iface.PreUp, h.Hooks.PreUp...)
-		iface.PostUp = append(iface.PostUp, h.Hooks.PostUp...)
-		iface.PreDown = append(iface.PreDown, h.Hooks.PreDown...)
-		iface.PostDown = append(iface.PostDown, h.Hooks.PostDown...)
+		ih.Hooks = intent.Hooks{
+			PreUp:    slices.Clone(h.Hooks.PreUp),
+			PostUp:   slices.Clone(h.Hooks.PostUp),
+			PreDown:  slices.Clone(h.Hooks.PreDown),
+			PostDown: slices.Clone(h.Hooks.PostDown),
+		}
 
 		for _, o := range peers {
 			p := wgconf.Peer{Name: o.Name, PublicKey: pub[o.Name], PersistentKeepalive: h.Keepalive}
@@ -193,10 +161,9 @@ func Compile(s *spec.Spec, sec spec.Secrets) ([]HostConfig, error) {
 				p.AllowedIPs = append(p.AllowedIPs, o.Routes...)
 			}
 			p.AllowedIPs = sortPrefixes(p.AllowedIPs)
-			cfg.Peers = append(cfg.Peers, p)
+			ih.Peers = append(ih.Peers, p)
 		}
-		hc.Config = cfg
-		out = append(out, hc)
+		out = append(out, ih)
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

@@ -101,17 +101,17 @@ func TestCompileHub(t *testing.T) {
 		t.Fatalf("got %d hosts, want 3", len(got))
 	}
 	for _, hc := range got {
-		if diff := cmp.Diff(want[hc.Host], view(hc.Config)); diff != "" {
-			t.Errorf("%s peers (-want +got):\n%s", hc.Host, diff)
+		if diff := cmp.Diff(want[hc.Name], view(hc.Config())); diff != "" {
+			t.Errorf("%s peers (-want +got):\n%s", hc.Name, diff)
 		}
-		if !hc.ForwardV4 || hc.ForwardV6 {
-			t.Errorf("%s: forward v4=%v v6=%v, want v4 only (every host routes a subnet)", hc.Host, hc.ForwardV4, hc.ForwardV6)
+		if !hc.Forward.V4 || hc.Forward.V6 {
+			t.Errorf("%s: forward v4=%v v6=%v, want v4 only (every host routes a subnet)", hc.Name, hc.Forward.V4, hc.Forward.V6)
 		}
-		if got := hc.Config.Interface.Addresses; len(got) != 1 || got[0].Bits() != 24 {
-			t.Errorf("%s: Address %v, want one /24", hc.Host, got)
+		if got := hc.Config().Interface.Addresses; len(got) != 1 || got[0].Bits() != 24 {
+			t.Errorf("%s: Address %v, want one /24", hc.Name, got)
 		}
-		if p := hc.Config.Interface.ListenPort; p == nil || *p != spec.DefaultListenPort {
-			t.Errorf("%s: ListenPort %v, want %d always rendered", hc.Host, p, spec.DefaultListenPort)
+		if p := hc.Config().Interface.ListenPort; p == nil || *p != spec.DefaultListenPort {
+			t.Errorf("%s: ListenPort %v, want %d always rendered", hc.Name, p, spec.DefaultListenPort)
 		}
 	}
 }
@@ -138,8 +138,8 @@ func TestCompileMesh(t *testing.T) {
 		},
 	}
 	for _, hc := range got {
-		if diff := cmp.Diff(want[hc.Host], view(hc.Config)); diff != "" {
-			t.Errorf("%s peers (-want +got):\n%s", hc.Host, diff)
+		if diff := cmp.Diff(want[hc.Name], view(hc.Config())); diff != "" {
+			t.Errorf("%s peers (-want +got):\n%s", hc.Name, diff)
 		}
 	}
 }
@@ -155,13 +155,13 @@ func TestCompileHubWithoutRoutesForwardsOnlyOnHub(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, hc := range got {
-		wantFwd := hc.Host == "s1"
-		if hc.ForwardV4 != wantFwd || hc.ForwardV6 != wantFwd {
-			t.Errorf("%s: forward v4=%v v6=%v, want %v", hc.Host, hc.ForwardV4, hc.ForwardV6, wantFwd)
+		wantFwd := hc.Name == "s1"
+		if hc.Forward.V4 != wantFwd || hc.Forward.V6 != wantFwd {
+			t.Errorf("%s: forward v4=%v v6=%v, want %v", hc.Name, hc.Forward.V4, hc.Forward.V6, wantFwd)
 		}
-		hasHook := strings.Contains(strings.Join(hc.Config.Interface.PostUp, "\n"), "forwarding=1")
+		hasHook := strings.Contains(strings.Join(hc.Config().Interface.PostUp, "\n"), "forwarding=1")
 		if hasHook != wantFwd {
-			t.Errorf("%s: forwarding hook present=%v, want %v", hc.Host, hasHook, wantFwd)
+			t.Errorf("%s: forwarding hook present=%v, want %v", hc.Name, hasHook, wantFwd)
 		}
 	}
 }
@@ -175,7 +175,7 @@ func TestCompileHostKeepsOwnKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s1, s2 := got[0].Config, got[1].Config
+	s1, s2 := got[0].Config(), got[1].Config()
 	if s1.Peers[0].PublicKey != own {
 		t.Errorf("hub's peer s2 key = %s, want the spec's public_key %s", s1.Peers[0].PublicKey, own)
 	}
@@ -227,7 +227,7 @@ func TestCompileIsDeterministic(t *testing.T) {
 	s.Hosts[0], s.Hosts[2] = s.Hosts[2], s.Hosts[0]
 	b, _ := Compile(s, sec)
 	for i := range a {
-		if diff := cmp.Diff(view(a[i].Config), view(b[i].Config)); diff != "" || a[i].Host != b[i].Host {
+		if diff := cmp.Diff(view(a[i].Config()), view(b[i].Config())); diff != "" || a[i].Name != b[i].Name {
 			t.Errorf("host %d differs with input order (-a +b):\n%s", i, diff)
 		}
 	}
@@ -243,13 +243,13 @@ func TestAddingSpokeWithoutRoutesChangesOnlyHub(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, hc := range before {
-		d := cmp.Diff(view(hc.Config), view(after[i].Config))
-		if hc.Host == "s1" {
-			if len(after[i].Config.Peers) != len(hc.Config.Peers)+1 {
-				t.Errorf("hub has %d peers after, want %d", len(after[i].Config.Peers), len(hc.Config.Peers)+1)
+		d := cmp.Diff(view(hc.Config()), view(after[i].Config()))
+		if hc.Name == "s1" {
+			if len(after[i].Config().Peers) != len(hc.Config().Peers)+1 {
+				t.Errorf("hub has %d peers after, want %d", len(after[i].Config().Peers), len(hc.Config().Peers)+1)
 			}
 		} else if d != "" {
-			t.Errorf("spoke %s changed (-before +after):\n%s", hc.Host, d)
+			t.Errorf("spoke %s changed (-before +after):\n%s", hc.Name, d)
 		}
 	}
 }

@@ -3,18 +3,20 @@ package compile
 import (
 	"fmt"
 	"strings"
+
+	"github.com/wgnet/wgnet/internal/intent"
 )
 
 // Explain renders who peers with whom and what each peer routes, as a Mermaid
 // flowchart: one arrow per peer entry, labelled with the AllowedIPs that send
 // traffic that way, and hosts that forward marked as such.
-func Explain(hcs []HostConfig) string {
+func Explain(hcs []intent.Host) string {
 	var b strings.Builder
 	b.WriteString("flowchart LR\n")
 	for _, hc := range hcs {
-		label := hc.Host
+		label := hc.Name
 		var notes []string
-		if hc.ForwardV4 || hc.ForwardV6 {
+		if hc.Forward.Any() {
 			notes = append(notes, "forwards")
 		}
 		if len(hc.Routes) > 0 {
@@ -23,15 +25,15 @@ func Explain(hcs []HostConfig) string {
 		if len(notes) > 0 {
 			label += "<br/>" + strings.Join(notes, "; ")
 		}
-		fmt.Fprintf(&b, "  %s[\"%s\"]\n", mermaidID(hc.Host), label)
+		fmt.Fprintf(&b, "  %s[\"%s\"]\n", mermaidID(hc.Name), label)
 	}
 	for _, hc := range hcs {
-		for _, p := range hc.Config.Peers {
+		for _, p := range hc.Peers {
 			arrow := "-->"
 			if p.Endpoint == nil {
 				arrow = "-.->" // waits to be dialled
 			}
-			fmt.Fprintf(&b, "  %s %s|\"%s\"| %s\n", mermaidID(hc.Host), arrow, joinPrefixes(p.AllowedIPs), mermaidID(p.Name))
+			fmt.Fprintf(&b, "  %s %s|\"%s\"| %s\n", mermaidID(hc.Name), arrow, joinPrefixes(p.AllowedIPs), mermaidID(p.Name))
 		}
 	}
 	return b.String()

@@ -43,8 +43,8 @@ func TestGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, hc := range hcs {
-				path := filepath.Join("testdata", name, hc.Host+".conf")
-				got := hc.Config.WgQuick()
+				path := filepath.Join("testdata", name, hc.Name+".conf")
+				got := hc.Config().WgQuick()
 				if *update {
 					os.MkdirAll(filepath.Dir(path), 0o755)
 					if err := os.WriteFile(path, got, 0o644); err != nil {

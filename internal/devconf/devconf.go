@@ -7,13 +7,13 @@
 // is left alone; the private key, port and fwmark change only when they differ.
 // So sessions of peers that stay keep running.
 //
-// It is the one place that maps a wgconf.Config onto device terms (FromConfig,
+// It is the one place that maps a host's intent onto device terms (FromHost,
 // Want.Replace) and diffs it against a device.State (Diff, Changes.Patches): `wgnet
 // up` and `wgnet sync` (package up, on real hosts) and the in-process lab (package
 // lab) all go through it, so the lab's live changes are the very patches sync makes.
 //
-// It is pure: no I/O, no clock. It imports device, wgconf and wgkey; it must not
-// import up, lab, hostnet, spec or compile.
+// It is pure: no I/O, no clock. It imports device, intent, wgconf and wgkey; it
+// must not import up, lab, hostnet, spec or compile.
 package devconf
 
 import (
@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/wgnet/wgnet/internal/device"
+	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/wgconf"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
@@ -57,33 +58,32 @@ type Peer struct {
 	AllowedIPs          []netip.Prefix
 }
 
-// FromConfig returns what cfg asks of a device. endpoint gives a peer's endpoint
+// FromHost returns what h asks of a device. endpoint gives a peer's endpoint
 // as an IP address and port (a config's may be a host name); it is asked only for
 // peers with an Endpoint, and ok=false (or a nil endpoint) leaves the peer without.
 //
-// What the config leaves out is left as the device has it: the private key when
-// the config has none, the listen port when it sets none (wg picks a random one
+// What the host leaves out is left as the device has it: the private key when
+// it has none inline (a KeyFile is the caller's to read and set), the listen port when it sets none (wg picks a random one
 // at setconf; a running device keeps its own), the fwmark when it is 0 (wgconf
 // does not tell "off" from unset). [Peer] sections that repeat a public key are
 // merged as wg does: AllowedIPs accumulate, later preshared keys, endpoints and
 // keepalives win. Allowed IPs are masked and sorted.
-func FromConfig(cfg *wgconf.Config, endpoint func(wgconf.Peer) (netip.AddrPort, bool)) *Want {
-	ic := &cfg.Interface
+func FromHost(h *intent.Host, endpoint func(wgconf.Peer) (netip.AddrPort, bool)) *Want {
 	w := &Want{}
-	if !ic.PrivateKey.IsZero() {
-		k := ic.PrivateKey
+	if !h.PrivateKey.IsZero() {
+		k := h.PrivateKey
 		w.PrivateKey = &k
 	}
-	if ic.ListenPort != nil {
-		port := int(*ic.ListenPort)
+	if h.ListenPort != nil {
+		port := int(*h.ListenPort)
 		w.ListenPort = &port
 	}
-	if ic.FwMark != 0 {
-		fw := int(ic.FwMark)
+	if h.FwMark != 0 {
+		fw := int(h.FwMark)
 		w.FwMark = &fw
 	}
-	index := make(map[wgkey.Key]int, len(cfg.Peers))
-	for _, cp := range cfg.Peers {
+	index := make(map[wgkey.Key]int, len(h.Peers))
+	for _, cp := range h.Peers {
 		p := Peer{
 			PublicKey:           cp.PublicKey,
 			PresharedKey:        wgkey.Private(cp.PresharedKey),

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/wgnet/wgnet/internal/device"
+	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/device/devicetest"
 	"github.com/wgnet/wgnet/internal/wgconf"
 	"github.com/wgnet/wgnet/internal/wgkey"
@@ -49,7 +50,7 @@ func endpoint(s string) *wgconf.Endpoint {
 	return &e
 }
 
-func TestFromConfig(t *testing.T) {
+func TestFromHost(t *testing.T) {
 	port := uint16(51820)
 	a, b, c := fixedPeer(2), fixedPeer(3), fixedPeer(4)
 	// resolve stands in for DNS or the lab's endpoint map: one name is unknown.
@@ -59,29 +60,29 @@ func TestFromConfig(t *testing.T) {
 		}
 		ip, ok := p.Endpoint.Addr()
 		if !ok {
-			ip = netip.MustParseAddr("::ffff:198.18.0.9") // mapped: FromConfig unmaps
+			ip = netip.MustParseAddr("::ffff:198.18.0.9") // mapped: FromHost unmaps
 		}
 		return netip.AddrPortFrom(ip, p.Endpoint.Port), true
 	}
 	tests := []struct {
 		name    string
-		cfg     wgconf.Config
+		cfg     intent.Host
 		resolve func(wgconf.Peer) (netip.AddrPort, bool)
 		want    *Want
 	}{
 		{
 			name: "what the config leaves out is left",
-			cfg:  wgconf.Config{},
+			cfg:  intent.Host{},
 			want: &Want{},
 		},
 		{
 			name: "interface",
-			cfg:  wgconf.Config{Interface: wgconf.Interface{PrivateKey: fixedPrivate(1), ListenPort: &port, FwMark: 0x51820}},
+			cfg:  intent.Host{PrivateKey: fixedPrivate(1), ListenPort: &port, FwMark: 0x51820},
 			want: &Want{PrivateKey: ptr(fixedPrivate(1)), ListenPort: ptr(51820), FwMark: ptr(0x51820)},
 		},
 		{
 			name: "peers: endpoints resolved, prefixes masked and sorted, repeated keys merged",
-			cfg: wgconf.Config{Peers: []wgconf.Peer{
+			cfg: intent.Host{Peers: []wgconf.Peer{
 				{PublicKey: a, AllowedIPs: pfxs("10.0.2.7/24", "10.0.0.2/32"), Endpoint: endpoint("s2.example:51820"), PersistentKeepalive: 25},
 				{PublicKey: b, PresharedKey: wgkey.Key(fixedPrivate(9)), AllowedIPs: pfxs("10.0.0.3/32"), Endpoint: endpoint("unknown.example:51820")},
 				{PublicKey: a, AllowedIPs: pfxs("10.0.0.2/32", "10.0.1.0/24"), Endpoint: endpoint("198.18.0.2:4242")},
@@ -97,15 +98,15 @@ func TestFromConfig(t *testing.T) {
 		},
 		{
 			name: "no resolver: no endpoints",
-			cfg:  wgconf.Config{Peers: []wgconf.Peer{{PublicKey: a, Endpoint: endpoint("198.18.0.2:4242")}}},
+			cfg:  intent.Host{Peers: []wgconf.Peer{{PublicKey: a, Endpoint: endpoint("198.18.0.2:4242")}}},
 			want: &Want{Peers: []Peer{{PublicKey: a}}},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := FromConfig(&tt.cfg, tt.resolve)
+			got := FromHost(&tt.cfg, tt.resolve)
 			if diff := cmp.Diff(tt.want, got, cmpOpts...); diff != "" {
-				t.Errorf("FromConfig (-want +got):\n%s", diff)
+				t.Errorf("FromHost (-want +got):\n%s", diff)
 			}
 		})
 	}

@@ -12,7 +12,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/wgnet/wgnet/internal/compile"
+	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/spec"
 	"github.com/wgnet/wgnet/internal/wgconf"
 	"github.com/wgnet/wgnet/internal/wgkey"
@@ -173,7 +173,7 @@ func Import(network string, names []string, configs []*wgconf.Config) (*Result, 
 		sh.Hooks.PostDown = ic.PostDown
 		for _, l := range ic.PostUp {
 			switch {
-			case l == compile.HookForwardV4 || l == compile.HookForwardV6:
+			case intent.OwnForwardingHook(l):
 			case strings.HasPrefix(l, "wg set %i private-key "):
 				sh.PrivateKeyFile = strings.TrimPrefix(l, "wg set %i private-key ")
 			default:

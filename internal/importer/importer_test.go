@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/wgnet/wgnet/internal/compile"
+	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/spec"
 	"github.com/wgnet/wgnet/internal/wgconf"
 	"github.com/wgnet/wgnet/internal/wgkey"
@@ -57,11 +58,11 @@ type hostView struct {
 	Peers           []peerView
 }
 
-func views(t *testing.T, hcs []compile.HostConfig) map[string]hostView {
+func views(t *testing.T, hcs []intent.Host) map[string]hostView {
 	t.Helper()
 	out := map[string]hostView{}
 	for _, hc := range hcs {
-		c := hc.Config
+		c := hc.Config()
 		v := hostView{Port: *c.Interface.ListenPort, PostUp: strings.Join(c.Interface.PostUp, ";")}
 		for _, a := range c.Interface.Addresses {
 			v.Address += a.String() + " "
@@ -76,7 +77,7 @@ func views(t *testing.T, hcs []compile.HostConfig) map[string]hostView {
 			}
 			v.Peers = append(v.Peers, pv)
 		}
-		out[hc.Host] = v
+		out[hc.Name] = v
 	}
 	return out
 }
@@ -94,8 +95,8 @@ func TestImportReproduces(t *testing.T) {
 			var names []string
 			var cfgs []*wgconf.Config
 			for _, hc := range first {
-				names = append(names, hc.Host)
-				cfgs = append(cfgs, hc.Config)
+				names = append(names, hc.Name)
+				cfgs = append(cfgs, hc.Config())
 			}
 			r, err := Import("prod", names, cfgs)
 			if err != nil {
@@ -124,8 +125,8 @@ func TestImportReportsWhatItDrops(t *testing.T) {
 	var names []string
 	var cfgs []*wgconf.Config
 	for _, hc := range hcs {
-		names = append(names, hc.Host)
-		cfgs = append(cfgs, hc.Config)
+		names = append(names, hc.Name)
+		cfgs = append(cfgs, hc.Config())
 	}
 	stranger := key(9).Public()
 	cfgs[0].Peers = append(cfgs[0].Peers, wgconf.Peer{Name: "old", PublicKey: stranger, AllowedIPs: []netip.Prefix{netip.MustParsePrefix("192.168.100.99/32")}})
@@ -163,8 +164,8 @@ func TestImportHubWithOutsider(t *testing.T) {
 	var names []string
 	var cfgs []*wgconf.Config
 	for _, hc := range hcs {
-		names = append(names, hc.Host)
-		cfgs = append(cfgs, hc.Config)
+		names = append(names, hc.Name)
+		cfgs = append(cfgs, hc.Config())
 	}
 	cfgs[0].Peers = append(cfgs[0].Peers, wgconf.Peer{Name: "laptop", PublicKey: key(9).Public(),
 		AllowedIPs: []netip.Prefix{netip.MustParsePrefix("192.168.100.200/32")}})
@@ -194,10 +195,10 @@ func TestImportInterfaceName(t *testing.T) {
 		var cfgs []*wgconf.Config
 		var names []string
 		for i, hc := range hcs {
-			c := *hc.Config
+			c := *hc.Config()
 			c.Interface.Pos.File = tt.files[i]
 			cfgs = append(cfgs, &c)
-			names = append(names, hc.Host)
+			names = append(names, hc.Name)
 		}
 		r, err := Import("prod", names, cfgs)
 		if err != nil {

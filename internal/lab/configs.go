@@ -6,7 +6,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/wgnet/wgnet/internal/compile"
+	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/wgconf"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
@@ -17,7 +17,7 @@ import (
 // address and is the most specific of its kind belongs to the host it is routed to
 // whose own config does not route it into the tunnel. The notes say what could
 // not be inferred.
-func FromConfigs(cfgs []*wgconf.Config) ([]compile.HostConfig, []string) {
+func FromConfigs(cfgs []*wgconf.Config) ([]intent.Host, []string) {
 	var notes []string
 	key := make(map[string]wgkey.Key)
 	byKey := make(map[wgkey.Key]string)
@@ -92,12 +92,18 @@ func FromConfigs(cfgs []*wgconf.Config) ([]compile.HostConfig, []string) {
 		}
 	}
 
-	out := make([]compile.HostConfig, 0, len(cfgs))
+	out := make([]intent.Host, 0, len(cfgs))
 	for _, c := range cfgs {
-		v4, v6 := c.Forwards()
-		out = append(out, compile.HostConfig{Host: c.Name, Config: c, ForwardV4: v4, ForwardV6: v6, Routes: routes[c.Name]})
+		h, _ := intent.FromConfig(c)
+		// The lab runs no hooks, but models what they do to forwarding: a hook
+		// that turns it on among other commands counts too.
+		v4, v6 := intent.HooksForward(h.Hooks.PostUp)
+		h.Forward.V4 = h.Forward.V4 || v4
+		h.Forward.V6 = h.Forward.V6 || v6
+		h.Routes = routes[c.Name]
+		out = append(out, *h)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Host < out[j].Host })
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, notes
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/wgconf"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
@@ -20,7 +21,7 @@ type explainer struct {
 type exHost struct {
 	name    string
 	key     wgkey.Key
-	cfg     *wgconf.Config
+	cfg     *intent.Host
 	addr    netip.AddrPort // loopback
 	subnets []netip.Prefix
 	fwd4    bool
@@ -35,8 +36,8 @@ func (l *Lab) explainer() *explainer {
 	defer l.mu.Unlock()
 	ex := &explainer{resolve: l.resolve}
 	for _, h := range l.hosts {
-		e := exHost{name: h.hc.Host, key: h.key, cfg: h.hc.Config, addr: h.node.Addr()}
-		e.fwd4, e.fwd6 = h.hc.Config.Forwards()
+		e := exHost{name: h.hc.Name, key: h.key, cfg: &h.hc, addr: h.node.Addr()}
+		e.fwd4, e.fwd6 = h.hc.Forward.V4, h.hc.Forward.V6
 		for _, t := range h.subnets {
 			e.subnets = append(e.subnets, t.Subnet)
 		}
@@ -72,7 +73,7 @@ func (h *exHost) forwards(a netip.Addr) bool {
 
 // ownAddr reports whether a is one of h's overlay addresses.
 func (h *exHost) ownAddr(a netip.Addr) bool {
-	for _, p := range h.cfg.Interface.Addresses {
+	for _, p := range h.cfg.Addresses {
 		if p.Addr() == a {
 			return true
 		}
@@ -92,7 +93,7 @@ func (h *exHost) subnetOf(a netip.Addr) (netip.Prefix, bool) {
 // source returns the address h sends from towards dst: its first overlay address
 // of dst's family.
 func (h *exHost) source(dst netip.Addr) (netip.Addr, bool) {
-	for _, p := range h.cfg.Interface.Addresses {
+	for _, p := range h.cfg.Addresses {
 		if p.Addr().Is4() == dst.Is4() {
 			return p.Addr(), true
 		}
@@ -103,7 +104,7 @@ func (h *exHost) source(dst netip.Addr) (netip.Addr, bool) {
 // routes reports whether h's kernel sends dst into the tunnel: a connected route
 // of an Address, or an AllowedIPs route wg-quick added.
 func (h *exHost) routes(dst netip.Addr) bool {
-	for _, p := range h.cfg.Interface.Addresses {
+	for _, p := range h.cfg.Addresses {
 		if p.Masked().Contains(dst) {
 			return true
 		}
@@ -123,7 +124,7 @@ func (h *exHost) routes(dst netip.Addr) bool {
 
 // cryptokey returns the peer WireGuard picks for dst: the longest matching
 // AllowedIPs prefix; on equal prefixes the last one set wins.
-func cryptokey(cfg *wgconf.Config, dst netip.Addr) (*wgconf.Peer, bool) {
+func cryptokey(cfg *intent.Host, dst netip.Addr) (*wgconf.Peer, bool) {
 	var best *wgconf.Peer
 	bits := -1
 	for i := range cfg.Peers {
@@ -136,7 +137,7 @@ func cryptokey(cfg *wgconf.Config, dst netip.Addr) (*wgconf.Peer, bool) {
 	return best, best != nil
 }
 
-func peerFor(cfg *wgconf.Config, k wgkey.Key) (*wgconf.Peer, bool) {
+func peerFor(cfg *intent.Host, k wgkey.Key) (*wgconf.Peer, bool) {
 	for i := range cfg.Peers {
 		if cfg.Peers[i].PublicKey == k {
 			return &cfg.Peers[i], true

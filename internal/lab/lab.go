@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/wgnet/wgnet/internal/compile"
+	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/wgconf"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
@@ -74,7 +74,7 @@ type Lab struct {
 
 // labHost is one running host.
 type labHost struct {
-	hc      compile.HostConfig
+	hc      intent.Host
 	node    *Node
 	key     wgkey.Key // the public key it runs with
 	subnets []Target  // stand-ins of hc.Routes
@@ -98,7 +98,7 @@ func (t Target) String() string {
 
 // Start runs every host: a node per host, up on loopback, with stand-ins for its
 // routed subnets, configured with its config. On error everything started is closed.
-func Start(ctx context.Context, hosts []compile.HostConfig, opts Options) (*Lab, error) {
+func Start(ctx context.Context, hosts []intent.Host, opts Options) (*Lab, error) {
 	if opts.ProbeTimeout == 0 {
 		opts.ProbeTimeout = DefaultProbeTimeout
 	}
@@ -138,19 +138,17 @@ func (l *Lab) Notes() []string {
 	return slices.Clone(l.notes)
 }
 
-func validateHosts(hosts []compile.HostConfig) error {
+func validateHosts(hosts []intent.Host) error {
 	var errs []error
 	seen := make(map[string]bool)
 	for i, h := range hosts {
 		switch {
-		case h.Host == "":
+		case h.Name == "":
 			errs = append(errs, fmt.Errorf("host %d has no name", i+1))
-		case seen[h.Host]:
-			errs = append(errs, fmt.Errorf("host %s is given twice", h.Host))
-		case h.Config == nil:
-			errs = append(errs, fmt.Errorf("host %s has no config", h.Host))
+		case seen[h.Name]:
+			errs = append(errs, fmt.Errorf("host %s is given twice", h.Name))
 		}
-		seen[h.Host] = true
+		seen[h.Name] = true
 	}
 	return errors.Join(errs...)
 }
@@ -165,51 +163,51 @@ type HostChanges struct {
 // Update makes the lab run hosts: new hosts start, hosts that went stop, and every
 // other host gets only the difference from what it runs (Node.Configure), so
 // their sessions keep going. Subnets that went stay attached until Close.
-func (l *Lab) Update(ctx context.Context, hosts []compile.HostConfig) error {
+func (l *Lab) Update(ctx context.Context, hosts []intent.Host) error {
 	_, err := l.Apply(ctx, hosts)
 	return err
 }
 
 // Apply is Update that also reports what it changed. Like wg syncconf it is not
 // atomic: on error some hosts may run the new configs and others the old.
-func (l *Lab) Apply(ctx context.Context, hosts []compile.HostConfig) ([]HostChanges, error) {
+func (l *Lab) Apply(ctx context.Context, hosts []intent.Host) ([]HostChanges, error) {
 	if err := validateHosts(hosts); err != nil {
 		return nil, err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 
-	want := make(map[string]compile.HostConfig, len(hosts))
+	want := make(map[string]intent.Host, len(hosts))
 	for _, h := range hosts {
-		want[h.Host] = h
+		want[h.Name] = h
 	}
 	var kept []*labHost
 	var out []HostChanges
 	for _, h := range l.hosts {
-		if _, ok := want[h.hc.Host]; ok {
+		if _, ok := want[h.hc.Name]; ok {
 			kept = append(kept, h)
 			continue
 		}
 		h.node.Close()
-		out = append(out, HostChanges{Host: h.hc.Host, Changes: []string{"stopped"}})
+		out = append(out, HostChanges{Host: h.hc.Name, Changes: []string{"stopped"}})
 	}
 	l.hosts = kept
 	existing := make(map[string]*labHost)
 	for _, h := range l.hosts {
-		existing[h.hc.Host] = h
+		existing[h.hc.Name] = h
 	}
 
 	// Start new hosts, so that every host has its loopback port before anyone's
 	// endpoints are mapped.
 	var added []*labHost
 	for _, hc := range hosts {
-		if existing[hc.Host] != nil {
+		if existing[hc.Name] != nil {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
 			return out, err
 		}
-		n, err := NewNode(hc.Host, NodeOptions{Endpoint: l.resolve, Logger: l.opts.Logger, MTU: hc.Config.Interface.MTU})
+		n, err := NewNode(hc.Name, NodeOptions{Endpoint: l.resolve, Logger: l.opts.Logger, MTU: hc.MTU})
 		if err != nil {
 			return out, err
 		}
@@ -219,17 +217,17 @@ func (l *Lab) Apply(ctx context.Context, hosts []compile.HostConfig) ([]HostChan
 		if err := n.Up(); err != nil {
 			return out, err
 		}
-		l.progress(Event{Kind: EventHostUp, Host: hc.Host, Text: n.Addr().String()})
+		l.progress(Event{Kind: EventHostUp, Host: hc.Name, Text: n.Addr().String()})
 	}
-	sort.Slice(l.hosts, func(i, j int) bool { return l.hosts[i].hc.Host < l.hosts[j].hc.Host })
+	sort.Slice(l.hosts, func(i, j int) bool { return l.hosts[i].hc.Name < l.hosts[j].hc.Name })
 
 	for _, h := range l.hosts {
-		h.hc = want[h.hc.Host]
-		h.key = h.node.keyFor(h.hc.Config)
+		h.hc = want[h.hc.Name]
+		h.key = h.node.keyFor(&h.hc)
 	}
 	for _, h := range added {
-		if h.hc.Config.Interface.PrivateKey.IsZero() {
-			l.notef("%s: its config has no PrivateKey (set by a hook on the real host); the lab gives it a throw-away key, so peers that list its real public key can't reach it", h.hc.Host)
+		if h.hc.PrivateKey.IsZero() {
+			l.notef("%s: its config has no PrivateKey (set by a hook on the real host); the lab gives it a throw-away key, so peers that list its real public key can't reach it", h.hc.Name)
 		}
 	}
 	l.storeEndpointsLocked()
@@ -249,7 +247,7 @@ func (l *Lab) Apply(ctx context.Context, hosts []compile.HostConfig) ([]HostChan
 			if err != nil {
 				return out, err
 			}
-			h.subnets = append(h.subnets, Target{Host: h.hc.Host, Addr: a, Subnet: p})
+			h.subnets = append(h.subnets, Target{Host: h.hc.Name, Addr: a, Subnet: p})
 		}
 	}
 	isNew := make(map[*labHost]bool)
@@ -257,14 +255,14 @@ func (l *Lab) Apply(ctx context.Context, hosts []compile.HostConfig) ([]HostChan
 		isNew[h] = true
 	}
 	for _, h := range l.hosts {
-		changes, err := h.node.Diff(h.hc.Config)
+		changes, err := h.node.Diff(&h.hc)
 		if err != nil {
 			return out, err
 		}
-		if err := h.node.Configure(h.hc.Config); err != nil {
+		if err := h.node.Configure(&h.hc); err != nil {
 			return out, err
 		}
-		hc := HostChanges{Host: h.hc.Host, Added: isNew[h]}
+		hc := HostChanges{Host: h.hc.Name, Added: isNew[h]}
 		if !isNew[h] {
 			for _, c := range changes {
 				if c.Peer.IsZero() {
@@ -285,7 +283,7 @@ func (l *Lab) Apply(ctx context.Context, hosts []compile.HostConfig) ([]HostChan
 func (l *Lab) peerNameLocked(k wgkey.Key) string {
 	for _, h := range l.hosts {
 		if h.key == k {
-			return h.hc.Host
+			return h.hc.Name
 		}
 	}
 	return "key " + shortKey(k)
@@ -330,12 +328,12 @@ func (l *Lab) storeEndpointsLocked() {
 	for _, h := range l.hosts {
 		ap := h.node.Addr()
 		m.byKey[h.key] = ap
-		m.byName[h.hc.Host] = ap
+		m.byName[h.hc.Name] = ap
 		hostOf[h.key] = h
 	}
 	names := make(map[string]map[string]bool) // endpoint text → host names it is used for
 	for _, h := range l.hosts {
-		for _, p := range h.hc.Config.Peers {
+		for _, p := range h.hc.Peers {
 			if p.Endpoint == nil {
 				continue
 			}
@@ -347,7 +345,7 @@ func (l *Lab) storeEndpointsLocked() {
 			if names[ep] == nil {
 				names[ep] = make(map[string]bool)
 			}
-			names[ep][t.hc.Host] = true
+			names[ep][t.hc.Name] = true
 			m.byEndpoint[ep] = t.node.Addr()
 		}
 	}
@@ -359,9 +357,9 @@ func (l *Lab) storeEndpointsLocked() {
 	}
 	l.eps.Store(m)
 	for _, h := range l.hosts {
-		for _, p := range h.hc.Config.Peers {
+		for _, p := range h.hc.Peers {
 			if _, ok := l.resolve(p); p.Endpoint != nil && !ok {
-				l.notef("%s: peer %s has Endpoint %s, which is no host of the lab; it gets no endpoint", h.hc.Host, peerLabelOf(p), p.Endpoint)
+				l.notef("%s: peer %s has Endpoint %s, which is no host of the lab; it gets no endpoint", h.hc.Name, peerLabelOf(p), p.Endpoint)
 			}
 		}
 	}
@@ -384,7 +382,7 @@ func (l *Lab) Hosts() []string {
 	defer l.mu.Unlock()
 	var out []string
 	for _, h := range l.hosts {
-		out = append(out, h.hc.Host)
+		out = append(out, h.hc.Name)
 	}
 	return out
 }
@@ -394,7 +392,7 @@ func (l *Lab) Node(name string) (*Node, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, h := range l.hosts {
-		if h.hc.Host == name {
+		if h.hc.Name == name {
 			return h.node, true
 		}
 	}
@@ -407,7 +405,7 @@ func (l *Lab) Targets(name string) []Target {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, h := range l.hosts {
-		if h.hc.Host == name {
+		if h.hc.Name == name {
 			return l.targetsLocked(h)
 		}
 	}
@@ -416,8 +414,8 @@ func (l *Lab) Targets(name string) []Target {
 
 func (l *Lab) targetsLocked(h *labHost) []Target {
 	var out []Target
-	for _, a := range h.hc.Config.Interface.Addresses {
-		out = append(out, Target{Host: h.hc.Host, Addr: a.Addr()})
+	for _, a := range h.hc.Addresses {
+		out = append(out, Target{Host: h.hc.Name, Addr: a.Addr()})
 	}
 	return append(out, h.subnets...)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/wgnet/wgnet/internal/compile"
+	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/spec"
 	"github.com/wgnet/wgnet/internal/wgconf"
 	"github.com/wgnet/wgnet/internal/wgkey"
@@ -39,12 +40,12 @@ func demoConfigs(t *testing.T, mesh bool) map[string]*wgconf.Config {
 	}
 	out := make(map[string]*wgconf.Config)
 	for _, h := range hosts {
-		cfg, err := wgconf.Parse(h.Host+".conf", h.Config.WgQuick())
+		cfg, err := wgconf.Parse(h.Name+".conf", h.Config().WgQuick())
 		if err != nil {
-			t.Fatalf("parse rendered %s: %v", h.Host, err)
+			t.Fatalf("parse rendered %s: %v", h.Name, err)
 		}
-		cfg.Name = h.Host
-		out[h.Host] = cfg
+		cfg.Name = h.Name
+		out[h.Name] = cfg
 	}
 	return out
 }
@@ -62,7 +63,7 @@ func peerNamed(t *testing.T, cfg *wgconf.Config, name string) *wgconf.Peer {
 
 // runLab starts hosts, probes them once and returns the matrix; the lab is closed
 // when the test ends.
-func runLab(t *testing.T, hosts []compile.HostConfig) (*Lab, *Matrix) {
+func runLab(t *testing.T, hosts []intent.Host) (*Lab, *Matrix) {
 	t.Helper()
 	ctx := context.Background()
 	l, err := Start(ctx, hosts, Options{ProbeTimeout: testTimeout})
@@ -258,9 +259,9 @@ func TestFromConfigsRoutes(t *testing.T) {
 		}
 		got := make(map[string][]netip.Prefix)
 		for _, h := range hosts {
-			got[h.Host] = h.Routes
-			if !h.ForwardV4 {
-				t.Errorf("mesh=%v: %s does not forward", mesh, h.Host)
+			got[h.Name] = h.Routes
+			if !h.Forward.V4 {
+				t.Errorf("mesh=%v: %s does not forward", mesh, h.Name)
 			}
 		}
 		want := map[string][]netip.Prefix{

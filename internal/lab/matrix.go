@@ -74,14 +74,14 @@ func (l *Lab) Probe(ctx context.Context) (*Matrix, error) {
 	}
 	var jobs []job
 	for _, src := range l.hosts {
-		m.Hosts = append(m.Hosts, src.hc.Host)
+		m.Hosts = append(m.Hosts, src.hc.Name)
 		for _, dst := range l.hosts {
 			if dst == src {
 				continue
 			}
 			for _, t := range l.targetsLocked(dst) {
 				jobs = append(jobs, job{len(m.Probes), src.node})
-				m.Probes = append(m.Probes, Probe{From: src.hc.Host, To: t, Want: true})
+				m.Probes = append(m.Probes, Probe{From: src.hc.Name, To: t, Want: true})
 			}
 		}
 	}

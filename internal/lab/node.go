@@ -19,6 +19,7 @@ import (
 
 	"github.com/wgnet/wgnet/internal/devconf"
 	"github.com/wgnet/wgnet/internal/device"
+	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/wgconf"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
@@ -71,7 +72,7 @@ type Node struct {
 	mu        sync.Mutex // guards the fields below
 	up        bool
 	closed    bool
-	cfg       *wgconf.Config               // last applied
+	cfg       *intent.Host                 // last applied
 	endpoints map[wgkey.Key]netip.AddrPort // endpoints set at the last Configure
 	subnets   []*subnet
 	listeners []*listener
@@ -180,15 +181,15 @@ func (n *Node) PublicKey() wgkey.Key {
 
 // privateKeyFor returns the private key the node runs with under cfg (nil: none
 // yet): the config's, or the throw-away key when the config has none.
-func (n *Node) privateKeyFor(cfg *wgconf.Config) wgkey.Private {
-	if cfg != nil && !cfg.Interface.PrivateKey.IsZero() {
-		return cfg.Interface.PrivateKey
+func (n *Node) privateKeyFor(cfg *intent.Host) wgkey.Private {
+	if cfg != nil && !cfg.PrivateKey.IsZero() {
+		return cfg.PrivateKey
 	}
 	return n.throwaway
 }
 
 // Diff returns what Configure(cfg) would change on the device, without changing it.
-func (n *Node) Diff(cfg *wgconf.Config) ([]Change, error) {
+func (n *Node) Diff(cfg *intent.Host) ([]Change, error) {
 	if cfg == nil {
 		return nil, errors.New("nil config")
 	}
@@ -205,12 +206,12 @@ func (n *Node) Diff(cfg *wgconf.Config) ([]Change, error) {
 // from what it runs to cfg, and returns the device configuration wanted. The node
 // keeps its loopback port (ListenPort is not applied) and has no use for FwMark; a
 // config without a private key runs with the node's throw-away key.
-func (n *Node) diffLocked(cfg *wgconf.Config) (*devconf.Changes, *devconf.Want, error) {
+func (n *Node) diffLocked(cfg *intent.Host) (*devconf.Changes, *devconf.Want, error) {
 	running, err := n.dev.State()
 	if err != nil {
 		return nil, nil, fmt.Errorf("host %s: %w", n.name, err)
 	}
-	w := devconf.FromConfig(cfg, n.opts.Endpoint)
+	w := devconf.FromHost(cfg, n.opts.Endpoint)
 	priv := n.privateKeyFor(cfg)
 	w.PrivateKey = &priv
 	w.ListenPort, w.FwMark = nil, nil
@@ -223,7 +224,7 @@ func (n *Node) diffLocked(cfg *wgconf.Config) (*devconf.Changes, *devconf.Want, 
 // sessions of unchanged peers keep going (see devconf). ListenPort is not applied:
 // the node keeps its loopback port. FwMark, DNS and hooks other than forwarding
 // have no meaning in the lab.
-func (n *Node) Configure(cfg *wgconf.Config) error {
+func (n *Node) Configure(cfg *intent.Host) error {
 	if cfg == nil {
 		return errors.New("nil config")
 	}
@@ -260,9 +261,9 @@ func (n *Node) Configure(cfg *wgconf.Config) error {
 
 // configureStackLocked sets addresses, routes and forwarding as wg-quick and the
 // config's PostUp would on a Linux host.
-func (n *Node) configureStackLocked(cfg *wgconf.Config) error {
+func (n *Node) configureStackLocked(cfg *intent.Host) error {
 	want := make(map[netip.Prefix]bool)
-	for _, a := range cfg.Interface.Addresses {
+	for _, a := range cfg.Addresses {
 		want[a] = true
 	}
 	for _, pa := range n.stack.AllAddresses()[tunNIC] {
@@ -286,8 +287,8 @@ func (n *Node) configureStackLocked(cfg *wgconf.Config) error {
 // tableRoutes reports whether wg-quick adds routes for AllowedIPs: Table unset,
 // "auto" or "main". "off" adds none; another table is not consulted for ordinary
 // traffic without rules wg-quick only adds for default routes.
-func tableRoutes(cfg *wgconf.Config) bool {
-	switch strings.ToLower(cfg.Interface.Table) {
+func tableRoutes(cfg *intent.Host) bool {
+	switch strings.ToLower(cfg.Table) {
 	case "", "auto", "main":
 		return true
 	}
@@ -297,7 +298,7 @@ func tableRoutes(cfg *wgconf.Config) bool {
 // setRoutesLocked rebuilds the routing table (the stack's, for what the host sends
 // itself, and the router's, for what it forwards) and the router's view of the
 // host's addresses and forwarding switches.
-func (n *Node) setRoutesLocked(cfg *wgconf.Config) {
+func (n *Node) setRoutesLocked(cfg *intent.Host) {
 	var routes []route
 	// Subnets first: on equal prefixes the first route wins, as the container
 	// bridge's route is there before wg-quick runs.
@@ -306,7 +307,7 @@ func (n *Node) setRoutesLocked(cfg *wgconf.Config) {
 	}
 	st := &fwdState{local: make(map[netip.Addr]bool), links: make(map[tcpip.NICID]*veth)}
 	if cfg != nil {
-		for _, a := range cfg.Interface.Addresses {
+		for _, a := range cfg.Addresses {
 			routes = append(routes, route{a.Masked(), tunNIC})
 			st.local[a.Addr()] = true
 		}
@@ -317,7 +318,7 @@ func (n *Node) setRoutesLocked(cfg *wgconf.Config) {
 				}
 			}
 		}
-		st.fwd4, st.fwd6 = cfg.Forwards()
+		st.fwd4, st.fwd6 = cfg.Forward.V4, cfg.Forward.V6
 	}
 	for _, s := range n.subnets {
 		st.links[s.nic] = s.link
@@ -457,4 +458,4 @@ func (n *Node) addrs() []netip.Addr {
 }
 
 // keyFor returns the public key the node runs with under cfg.
-func (n *Node) keyFor(cfg *wgconf.Config) wgkey.Key { return n.privateKeyFor(cfg).Public() }
+func (n *Node) keyFor(cfg *intent.Host) wgkey.Key { return n.privateKeyFor(cfg).Public() }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/wgconf"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
@@ -34,13 +35,13 @@ func TestNodeConfigure(t *testing.T) {
 		}
 	}
 	addrs[ka.Public()] = a.Addr()
-	ca := &wgconf.Config{
-		Interface: wgconf.Interface{PrivateKey: ka, Addresses: prefixes("10.9.0.1/24")},
-		Peers:     []wgconf.Peer{{PublicKey: kb.Public(), AllowedIPs: prefixes("10.9.0.2/32", "10.8.0.0/24")}},
+	ca := &intent.Host{
+		PrivateKey: ka, Addresses: prefixes("10.9.0.1/24"),
+		Peers: []wgconf.Peer{{PublicKey: kb.Public(), AllowedIPs: prefixes("10.9.0.2/32", "10.8.0.0/24")}},
 	}
-	cb := &wgconf.Config{
-		Interface: wgconf.Interface{PrivateKey: kb, Addresses: prefixes("10.9.0.2/24")},
-		Peers:     []wgconf.Peer{{PublicKey: ka.Public(), AllowedIPs: prefixes("10.9.0.1/32"), Endpoint: &wgconf.Endpoint{Host: "a.example", Port: 51820}}},
+	cb := &intent.Host{
+		PrivateKey: kb, Addresses: prefixes("10.9.0.2/24"),
+		Peers: []wgconf.Peer{{PublicKey: ka.Public(), AllowedIPs: prefixes("10.9.0.1/32"), Endpoint: &wgconf.Endpoint{Host: "a.example", Port: 51820}}},
 	}
 	if err := a.Configure(ca); err != nil {
 		t.Fatal(err)

@@ -25,7 +25,7 @@ func (l *Lab) prime(ctx context.Context) {
 	l.mu.Lock()
 	done := make(map[[2]string]bool)
 	for _, a := range l.hosts {
-		for _, p := range a.hc.Config.Peers {
+		for _, p := range a.hc.Peers {
 			var b *labHost
 			for _, h := range l.hosts {
 				if h.key == p.PublicKey && h != a {
@@ -35,7 +35,7 @@ func (l *Lab) prime(ctx context.Context) {
 			if b == nil {
 				continue
 			}
-			pair := [2]string{a.hc.Host, b.hc.Host}
+			pair := [2]string{a.hc.Name, b.hc.Name}
 			if pair[1] < pair[0] {
 				pair[0], pair[1] = pair[1], pair[0]
 			}
@@ -46,7 +46,7 @@ func (l *Lab) prime(ctx context.Context) {
 			if _, ok := l.resolve(p); !ok {
 				continue // b may still initiate when its turn comes
 			}
-			if _, ok := peerFor(b.hc.Config, a.key); !ok || len(p.AllowedIPs) == 0 {
+			if _, ok := peerFor(&b.hc, a.key); !ok || len(p.AllowedIPs) == 0 {
 				continue // no session can come of it
 			}
 			done[pair] = true
@@ -84,7 +84,7 @@ func (l *Lab) prime(ctx context.Context) {
 // primeTarget picks an address the initiator routes to the peer: the peer's own
 // overlay address when its AllowedIPs cover it, else an address in the first entry.
 func primeTarget(allowed []netip.Prefix, peer *labHost) netip.Addr {
-	for _, a := range peer.hc.Config.Interface.Addresses {
+	for _, a := range peer.hc.Addresses {
 		for _, p := range allowed {
 			if p.Contains(a.Addr()) {
 				return a.Addr()

@@ -74,7 +74,7 @@ func WriteMatrix(w io.Writer, m *Matrix) {
 		if p.To.Subnet.IsValid() {
 			addr += " in " + p.To.Subnet.String()
 		}
-		fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.From, p.To.Host, addr, intent(p.Want),
+		fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.From, p.To.Host, addr, wantText(p.Want),
 			rttText(p.ICMP), rttText(p.TCP), verdict(p))
 	}
 	t.Flush()
@@ -140,7 +140,7 @@ func gridCell(m *Matrix, from, to string) string {
 	return fmt.Sprintf("FAIL %d/%d", bad, n)
 }
 
-func intent(want bool) string {
+func wantText(want bool) string {
 	if want {
 		return "reach"
 	}

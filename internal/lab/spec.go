@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	"github.com/wgnet/wgnet/internal/compile"
+	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/spec"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
@@ -15,7 +16,7 @@ import (
 // keep their own key on the server) get a throw-away key, used consistently in
 // every config; so do missing preshared keys. s and sec are not changed. The notes
 // say which keys were made up.
-func FromSpec(s *spec.Spec, sec spec.Secrets) ([]compile.HostConfig, []string, error) {
+func FromSpec(s *spec.Spec, sec spec.Secrets) ([]intent.Host, []string, error) {
 	cp := *s
 	cp.Hosts = append([]spec.Host(nil), s.Hosts...)
 	sec2 := spec.Secrets{

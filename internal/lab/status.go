@@ -37,13 +37,13 @@ func (l *Lab) Status() ([]HostStatus, error) {
 	defer l.mu.Unlock()
 	advertised := make(map[string]string)
 	for _, h := range l.hosts {
-		for _, p := range h.hc.Config.Peers {
+		for _, p := range h.hc.Peers {
 			if p.Endpoint == nil {
 				continue
 			}
 			for _, t := range l.hosts {
 				if t.key == p.PublicKey {
-					advertised[t.hc.Host] = p.Endpoint.String()
+					advertised[t.hc.Name] = p.Endpoint.String()
 				}
 			}
 		}
@@ -54,17 +54,17 @@ func (l *Lab) Status() ([]HostStatus, error) {
 		if err != nil {
 			return nil, err
 		}
-		v4, v6 := h.hc.Config.Forwards()
+		v4, v6 := h.hc.Forward.V4, h.hc.Forward.V6
 		hs := HostStatus{
-			Host:      h.hc.Host,
+			Host:      h.hc.Name,
 			Listen:    h.node.Addr(),
-			Endpoint:  advertised[h.hc.Host],
+			Endpoint:  advertised[h.hc.Name],
 			PublicKey: st.PublicKey,
-			Addresses: h.hc.Config.Interface.Addresses,
+			Addresses: h.hc.Addresses,
 			Subnets:   h.subnets,
 			Forwards:  v4 || v6,
 		}
-		for _, p := range h.hc.Config.Peers { // config order
+		for _, p := range h.hc.Peers { // config order
 			ps, ok := st.Peer(p.PublicKey)
 			if !ok {
 				continue

@@ -14,6 +14,7 @@ import (
 
 	"github.com/wgnet/wgnet/internal/compile"
 	"github.com/wgnet/wgnet/internal/device"
+	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/netnstest"
 	"github.com/wgnet/wgnet/internal/spec"
 	"github.com/wgnet/wgnet/internal/up"
@@ -78,7 +79,7 @@ type labHost struct {
 	ctr4     netip.Addr
 	ctr6     netip.Addr
 	conf     string // rendered config, path ends in ifname.conf
-	hc       compile.HostConfig
+	hc       intent.Host
 	priv     wgkey.Private  // kept across compiles
 	routes   []netip.Prefix // routed subnets in the spec: route4 and route6 unless changed
 }
@@ -197,12 +198,12 @@ func (l *lab) compileHosts(hosts []*labHost) {
 	}
 	for _, h := range hosts {
 		for _, hc := range hcs {
-			if hc.Host == h.name {
+			if hc.Name == h.name {
 				h.hc = hc
 			}
 		}
 		h.conf = filepath.Join(l.dir, h.ifname+".conf")
-		if err := os.WriteFile(h.conf, h.hc.Config.WgQuick(), 0o600); err != nil {
+		if err := os.WriteFile(h.conf, h.hc.Config().WgQuick(), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -499,7 +500,7 @@ func TestInteropWithWgQuick(t *testing.T) {
 	for _, want := range []string{
 		"interface: " + hub.ifname,
 		"listening port: 51820",
-		"peer: " + s2.hc.Config.Interface.PrivateKey.Public().String(),
+		"peer: " + s2.hc.PrivateKey.Public().String(),
 		"latest handshake:",
 	} {
 		if !strings.Contains(out, want) {

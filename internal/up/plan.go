@@ -42,9 +42,9 @@ type plan struct {
 	endpoints []netip.Addr   // resolved endpoint IPs, for the MTU
 
 	forwardV4, forwardV6 bool
+	clampMSS             bool
 
 	preUp, postUp, preDown, postDown []string
-	skippedHooks                     []string // forwarding sysctls wgnet does itself
 
 	peers map[string]string // public key → name
 }
@@ -66,11 +66,10 @@ func makePlan(ctx context.Context, req Request, opts *Options) (*plan, error) {
 	if !ValidName(req.Name) {
 		bad("interface name %q: must match %s (at most 15 characters)", req.Name, nameRE)
 	}
-	c := req.Config
-	if c == nil {
+	ic := req.Host
+	if ic == nil {
 		return nil, errors.New("no configuration")
 	}
-	ic := &c.Interface
 	p := &plan{name: req.Name, mtu: ic.MTU, peers: map[string]string{}}
 
 	// wg-quick keys wgnet refuses rather than half-implements.
@@ -79,6 +78,15 @@ func makePlan(ctx context.Context, req Request, opts *Options) (*plan, error) {
 	}
 	if ic.SaveConfig {
 		bad("%sSaveConfig = true: not supported: wgnet never writes the config back; change the file or the spec instead", where(ic.Pos, wgconf.KeySaveConfig))
+	}
+	var key *wgkey.Private
+	if ic.KeyFile != "" {
+		k, err := readKeyFile(ic.KeyFile)
+		if err != nil {
+			bad("%sprivate key: %v", where(ic.Pos, wgconf.KeyPostUp), err)
+		} else {
+			key = &k
+		}
 	}
 	switch t := ic.Table; {
 	case t == "" || t == "auto":
@@ -114,7 +122,7 @@ func makePlan(ctx context.Context, req Request, opts *Options) (*plan, error) {
 	owner := map[netip.Prefix]string{}
 	seenKey := map[string]bool{}
 	resolved := map[wgkey.Key]netip.AddrPort{}
-	for _, peer := range c.Peers {
+	for _, peer := range ic.Peers {
 		label := peer.PublicKey.String()
 		if peer.Name != "" {
 			label = peer.Name + " (" + label + ")"
@@ -161,39 +169,22 @@ func makePlan(ctx context.Context, req Request, opts *Options) (*plan, error) {
 	}
 	sortLongestFirst(p.allowed)
 
-	p.forwardV4, p.forwardV6 = req.ForwardV4, req.ForwardV6
-	p.preUp = slices.Clone(ic.PreUp)
-	p.preDown = slices.Clone(ic.PreDown)
-	isFwd := func(h string) (v4, v6, ok bool) {
-		if slices.Contains(opts.ForwardingHooks, strings.TrimSpace(h)) {
-			v4, v6 = forwardingFamilies(h)
-			return v4, v6, true
-		}
-		return forwardingHook(h)
-	}
-	for _, h := range ic.PostUp {
-		if v4, v6, ok := isFwd(h); ok {
-			p.forwardV4 = p.forwardV4 || v4
-			p.forwardV6 = p.forwardV6 || v6
-			p.skippedHooks = append(p.skippedHooks, h)
-			continue
-		}
-		p.postUp = append(p.postUp, h)
-	}
-	for _, h := range ic.PostDown {
-		if _, _, ok := isFwd(h); ok {
-			p.skippedHooks = append(p.skippedHooks, h)
-			continue
-		}
-		p.postDown = append(p.postDown, h)
-	}
+	p.forwardV4, p.forwardV6 = ic.Forward.V4, ic.Forward.V6
+	p.clampMSS = ic.Firewall.ClampMSS
+	p.preUp = slices.Clone(ic.Hooks.PreUp)
+	p.postUp = slices.Clone(ic.Hooks.PostUp)
+	p.preDown = slices.Clone(ic.Hooks.PreDown)
+	p.postDown = slices.Clone(ic.Hooks.PostDown)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	p.want = devconf.FromConfig(c, func(peer wgconf.Peer) (netip.AddrPort, bool) {
+	p.want = devconf.FromHost(ic, func(peer wgconf.Peer) (netip.AddrPort, bool) {
 		ap, ok := resolved[peer.PublicKey]
 		return ap, ok
 	})
+	if key != nil {
+		p.want.PrivateKey = key
+	}
 	p.dev = p.want.Replace()
 	return p, nil
 }
@@ -218,40 +209,6 @@ func firstDup(ps []netip.Prefix) netip.Prefix {
 		seen[p] = true
 	}
 	return netip.Prefix{}
-}
-
-// forwardingHookRE matches a hook that only sets IP forwarding sysctls, as the
-// compiler writes them and as people write them by hand:
-// `sysctl -q -w net.ipv4.conf.%i.forwarding=1`, `sysctl -w net.ipv4.ip_forward=1`,
-// `sysctl -w net.ipv6.conf.all.forwarding=1`, with either separator.
-var forwardingHookRE = regexp.MustCompile(`^sysctl((\s+-[qw]+)*)((\s+net[./]ipv[46][./](ip_forward|conf[./][^\s=]+[./](forwarding|force_forwarding))=[01])+)\s*(#.*)?$`)
-
-var forwardingKeyRE = regexp.MustCompile(`net[./]ipv([46])[./]\S+=([01])`)
-
-// forwardingHook reports whether hook only sets forwarding sysctls, and which
-// families it turns on. wgnet does forwarding itself, narrowly and restored on
-// down, so it skips such hooks (see docs/up.md).
-func forwardingHook(hook string) (v4, v6, ok bool) {
-	h := strings.TrimSpace(hook)
-	if !forwardingHookRE.MatchString(h) {
-		return false, false, false
-	}
-	v4, v6 = forwardingFamilies(h)
-	return v4, v6, true
-}
-
-// forwardingFamilies reports which families a forwarding hook turns on.
-func forwardingFamilies(h string) (v4, v6 bool) {
-	for _, m := range forwardingKeyRE.FindAllStringSubmatch(h, -1) {
-		if m[2] == "1" {
-			if m[1] == "4" {
-				v4 = true
-			} else {
-				v6 = true
-			}
-		}
-	}
-	return v4, v6
 }
 
 // routes works out the routes for the allowed IPs like wg-quick's add_route: in an

@@ -278,7 +278,7 @@ func (s *syncer) addNotes() {
 
 // configTarget works out what the interface should be from the checked config.
 // Without a ListenPort in the config, wg picks a random port at up; sync keeps
-// whatever it is (see devconf.FromConfig).
+// whatever it is (see devconf.FromHost).
 func configTarget(p *plan, prev *State, opts *SyncOptions) (*target, error) {
 	want := *p.want
 	want.Configured = map[wgkey.Key]netip.AddrPort{}
@@ -324,6 +324,8 @@ func configTarget(p *plan, prev *State, opts *SyncOptions) (*target, error) {
 		for _, c := range changes {
 			t.sysctls[c.Key] = c.New
 		}
+	}
+	if p.clampMSS {
 		t.firewall = &hostnet.Firewall{Table: t.firewallTable, ClampMSS: []string{p.name}}
 	}
 	if prev != nil {

@@ -128,7 +128,7 @@ func clone(c *wgconf.Config) *wgconf.Config {
 
 func (fx *fixture) up(t *testing.T, c *wgconf.Config, fwd bool) {
 	t.Helper()
-	if _, err := Up(context.Background(), Request{Name: "wg0", Config: c, ForwardV4: fwd, ForwardV6: fwd}, fx.opts); err != nil {
+	if _, err := Up(context.Background(), req("wg0", c, fwd, fwd), fx.opts); err != nil {
 		t.Fatalf("Up: %v\n%s", err, fx.log.String())
 	}
 }
@@ -286,7 +286,7 @@ func TestSync(t *testing.T) {
 			dev.Touched()
 			neu := clone(old)
 			tt.edit(neu)
-			req := Request{Name: "wg0", Config: neu, ForwardV4: tt.fwd, ForwardV6: tt.fwd}
+			req := req("wg0", neu, tt.fwd, tt.fwd)
 
 			plan, err := Sync(context.Background(), req, fx.syncOpts())
 			if err != nil {
@@ -405,7 +405,7 @@ func TestSyncRandom(t *testing.T) {
 		dev := fx.devs.devs["wg0"]
 		dev.SetNoRemoval(noRm)
 		dev.Touched()
-		plan, err := Sync(context.Background(), Request{Name: "wg0", Config: b, ForwardV4: fb, ForwardV6: fb}, fx.syncOpts())
+		plan, err := Sync(context.Background(), req("wg0", b, fb, fb), fx.syncOpts())
 		if err != nil {
 			t.Fatalf("case %d: Sync: %v", i, err)
 		}
@@ -451,7 +451,7 @@ func TestSyncRandom(t *testing.T) {
 			t.Fatalf("case %d: device (-up B +sync A to B):\n%s\nplan:\n%s", i, diff, planText(plan))
 		}
 		// And back.
-		if _, err := Sync(context.Background(), Request{Name: "wg0", Config: a, ForwardV4: fa, ForwardV6: fa}, fx.syncOpts()); err != nil {
+		if _, err := Sync(context.Background(), req("wg0", a, fa, fa), fx.syncOpts()); err != nil {
 			t.Fatalf("case %d: Sync back: %v", i, err)
 		}
 		back := newFixture(t)
@@ -512,7 +512,7 @@ func TestSyncFailureRestores(t *testing.T) {
 			}
 			neu := clone(old)
 			tt.edit(neu)
-			_, err := Sync(context.Background(), Request{Name: "wg0", Config: neu, ForwardV4: tt.fwdAfter, ForwardV6: tt.fwdAfter}, fx.syncOpts())
+			_, err := Sync(context.Background(), req("wg0", neu, tt.fwdAfter, tt.fwdAfter), fx.syncOpts())
 			if err == nil || !strings.Contains(err.Error(), "injected") || !strings.Contains(err.Error(), "everything restored") {
 				t.Fatalf("Sync = %v, want the injected failure, everything restored\n%s", err, fx.log.String())
 			}
@@ -537,7 +537,7 @@ func TestSyncDryRunChangesNothing(t *testing.T) {
 	before := fx.world(t, "wg0")
 	calls := len(fx.host.Calls())
 	fx.devs.devs["wg0"].Touched()
-	plan, err := PlanSync(context.Background(), Request{Name: "wg0", Config: neu}, fx.syncOpts())
+	plan, err := PlanSync(context.Background(), req("wg0", neu, false, false), fx.syncOpts())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -564,7 +564,7 @@ func TestSyncAdopt(t *testing.T) {
 	// As wg-quick would have made it: interface, key, peers, addresses, routes.
 	fx.host.AddLink("wg0", "tun", 1420)
 	d := NewFakeDevice(fx, "wg0")
-	p, err := makePlan(context.Background(), Request{Name: "wg0", Config: c}, &fx.opts)
+	p, err := makePlan(context.Background(), req("wg0", c, false, false), &fx.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -583,7 +583,7 @@ func TestSyncAdopt(t *testing.T) {
 	}
 	neu := clone(c)
 	neu.Peers = neu.Peers[:2] // s3 goes
-	plan, err := Sync(context.Background(), Request{Name: "wg0", Config: neu}, fx.syncOpts())
+	plan, err := Sync(context.Background(), req("wg0", neu, false, false), fx.syncOpts())
 	if err != nil {
 		t.Fatalf("Sync: %v\n%s", err, fx.log.String())
 	}
@@ -627,7 +627,7 @@ func TestSyncLeavesRoamedEndpoints(t *testing.T) {
 	if err := fx.devs.devs["wg0"].Configure(device.Config{Peers: []device.PeerConfig{{PublicKey: fixedPeer(2), Endpoint: &roamed}}}); err != nil {
 		t.Fatal(err)
 	}
-	plan, err := Sync(context.Background(), Request{Name: "wg0", Config: c, ForwardV4: true, ForwardV6: true}, fx.syncOpts())
+	plan, err := Sync(context.Background(), req("wg0", c, true, true), fx.syncOpts())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -640,7 +640,7 @@ func TestSyncLeavesRoamedEndpoints(t *testing.T) {
 	}
 	neu := clone(c)
 	neu.Peers[0].Endpoint = ep("198.18.0.99:51820")
-	plan, err = Sync(context.Background(), Request{Name: "wg0", Config: neu, ForwardV4: true, ForwardV6: true}, fx.syncOpts())
+	plan, err = Sync(context.Background(), req("wg0", neu, true, true), fx.syncOpts())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -668,8 +668,8 @@ func TestConfirmTimer(t *testing.T) {
 			neu.Peers = slices.Delete(neu.Peers, 1, 2) // s2 goes
 			opts := fx.syncOpts()
 			opts.Confirm.Within = 300 * time.Millisecond
-			req := Request{Name: "wg0", Config: neu, ForwardV4: true, ForwardV6: true}
-			if _, err := Sync(context.Background(), req, opts); err != nil {
+			r := req("wg0", neu, true, true)
+			if _, err := Sync(context.Background(), r, opts); err != nil {
 				t.Fatal(err)
 			}
 			changed := fx.world(t, "wg0")
@@ -680,10 +680,10 @@ func TestConfirmTimer(t *testing.T) {
 			if err != nil || fi.Mode().Perm() != 0o600 {
 				t.Fatalf("pending file: %v, %v", fi, err)
 			}
-			if _, err := Sync(context.Background(), req, opts); err == nil || !strings.Contains(err.Error(), "waiting for confirmation") {
+			if _, err := Sync(context.Background(), r, opts); err == nil || !strings.Contains(err.Error(), "waiting for confirmation") {
 				t.Errorf("second sync while pending = %v, want a refusal", err)
 			}
-			if _, _, err := TryUp(context.Background(), Request{Name: "wg0", Config: c}, opts); err == nil || !strings.Contains(err.Error(), "waiting for confirmation") {
+			if _, _, err := TryUp(context.Background(), req("wg0", c, false, false), opts); err == nil || !strings.Contains(err.Error(), "waiting for confirmation") {
 				t.Errorf("up while pending = %v, want a refusal", err)
 			}
 			p, err := LoadPending(fx.opts.StateDir, "wg0")
@@ -721,7 +721,7 @@ func TestRollbackLeavesAnotherInterface(t *testing.T) {
 	fx := newFixture(t)
 	opts := fx.syncOpts()
 	opts.Confirm.Within = time.Minute
-	if _, _, err := TryUp(context.Background(), Request{Name: "wg0", Config: hubConfig()}, opts); err != nil {
+	if _, _, err := TryUp(context.Background(), req("wg0", hubConfig(), false, false), opts); err != nil {
 		t.Fatal(err)
 	}
 	// `wgnet down` drops the pending change with the interface; put it back, as if
@@ -764,7 +764,7 @@ func TestConfirmFailedSync(t *testing.T) {
 	fx.host.FailOn("DelRoute", errors.New("injected"))
 	opts := fx.syncOpts()
 	opts.Confirm.Within = time.Minute
-	if _, err := Sync(context.Background(), Request{Name: "wg0", Config: neu, ForwardV4: true, ForwardV6: true}, opts); err == nil || !strings.Contains(err.Error(), "everything restored") {
+	if _, err := Sync(context.Background(), req("wg0", neu, true, true), opts); err == nil || !strings.Contains(err.Error(), "everything restored") {
 		t.Fatalf("Sync = %v, want the injected failure, everything restored", err)
 	}
 	if diff := cmp.Diff(before, fx.world(t, "wg0"), worldOpts...); diff != "" {
@@ -781,7 +781,7 @@ func TestTryUp(t *testing.T) {
 	before := fx.world(t, "wg0")
 	opts := fx.syncOpts()
 	opts.Confirm.Within = time.Minute
-	if _, _, err := TryUp(context.Background(), Request{Name: "wg0", Config: hubConfig(), ForwardV4: true}, opts); err != nil {
+	if _, _, err := TryUp(context.Background(), req("wg0", hubConfig(), true, false), opts); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := LoadState(fx.opts.StateDir, "wg0"); err != nil {
@@ -809,7 +809,7 @@ func TestPlanGolden(t *testing.T) {
 	neu.Peers[0].Endpoint = ep("198.18.0.22:51820")
 	neu.Peers = slices.Delete(neu.Peers, 1, 2)
 	neu.Peers = append(neu.Peers, wgconf.Peer{Name: "s4", PublicKey: fixedPeer(5), AllowedIPs: pfxs("10.99.0.5/32", "10.10.5.0/24"), PersistentKeepalive: 25})
-	plan, err := PlanSync(context.Background(), Request{Name: "wg0", Config: neu, ForwardV4: true, ForwardV6: true}, fx.syncOpts())
+	plan, err := PlanSync(context.Background(), req("wg0", neu, true, true), fx.syncOpts())
 	if err != nil {
 		t.Fatal(err)
 	}

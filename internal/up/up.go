@@ -34,18 +34,17 @@ import (
 
 	"github.com/wgnet/wgnet/internal/device"
 	"github.com/wgnet/wgnet/internal/hostnet"
-	"github.com/wgnet/wgnet/internal/wgconf"
+	"github.com/wgnet/wgnet/internal/intent"
 )
 
-// Request is one interface to bring up.
+// Request is one interface to bring up or change.
 type Request struct {
 	// Name is the interface name.
-	Name   string
-	Config *wgconf.Config
-	// ForwardV4/ForwardV6 ask for IP forwarding from the interface (the spec's
-	// compiler says so for hubs and hosts with routed subnets). PostUp lines that
-	// only set forwarding sysctls ask for it too, and are not run (see docs/up.md).
-	ForwardV4, ForwardV6 bool
+	Name string
+	// Host is what the interface should be: from the compiler, or a wg-quick file
+	// read by intent.FromConfig (whose forwarding hooks become Host.Forward and
+	// are not run; see docs/up.md).
+	Host *intent.Host
 	// Source says where the config came from, for the state file and show.
 	Source string
 }
@@ -67,10 +66,6 @@ type Options struct {
 	// NoForwarding leaves IP forwarding and MSS clamping alone, even when the
 	// config asks for them (for hosts whose forwarding is managed elsewhere).
 	NoForwarding bool
-	// ForwardingHooks are hook lines, beyond those forwardingHook recognises, that
-	// only turn on forwarding (the compiler's, which the command passes in). Up
-	// does not run them: it does their job itself and undoes it on down.
-	ForwardingHooks []string
 	// Log receives progress lines like wg-quick's "[#] ..."; nil means os.Stderr.
 	Log io.Writer
 
@@ -183,10 +178,6 @@ func Up(ctx context.Context, req Request, opts Options) (*State, error) {
 		}
 		mtu = autoMTU(ms, def)
 	}
-	for _, hook := range p.skippedHooks {
-		opts.logf("skipping hook %q: wgnet sets forwarding itself and restores it on down", hook)
-	}
-
 	for _, hook := range p.preUp {
 		if err := opts.runHook(ctx, p.name, hook); err != nil {
 			return nil, fmt.Errorf("up %s: PreUp: %w", p.name, err)
@@ -287,7 +278,7 @@ func bringUp(ctx context.Context, p *plan, mtu int, st *State, o *Options) error
 		}
 	}
 
-	if !o.NoForwarding && (p.forwardV4 || p.forwardV6) {
+	if !o.NoForwarding && (p.forwardV4 || p.forwardV6 || p.clampMSS) {
 		changes, err := forwardingChanges(h, p.name, p.forwardV4, p.forwardV6)
 		if err != nil {
 			return err
@@ -305,16 +296,18 @@ func bringUp(ctx context.Context, p *plan, mtu int, st *State, o *Options) error
 				return err
 			}
 		}
-		fw := hostnet.Firewall{Table: FirewallTable(p.name), ClampMSS: []string{p.name}}
-		o.logf("nft: table inet %s: clamp TCP MSS to the route MTU on %s", fw.Table, p.name)
-		// Record first: ApplyFirewall replaces a table of that name, so even a
-		// failed attempt may leave one behind that is ours to remove.
-		st.Firewall = fw.Table
-		if err := save(); err != nil {
-			return err
-		}
-		if err := h.ApplyFirewall(fw); err != nil {
-			return err
+		if p.clampMSS {
+			fw := hostnet.Firewall{Table: FirewallTable(p.name), ClampMSS: []string{p.name}}
+			o.logf("nft: table inet %s: clamp TCP MSS to the route MTU on %s", fw.Table, p.name)
+			// Record first: ApplyFirewall replaces a table of that name, so even a
+			// failed attempt may leave one behind that is ours to remove.
+			st.Firewall = fw.Table
+			if err := save(); err != nil {
+				return err
+			}
+			if err := h.ApplyFirewall(fw); err != nil {
+				return err
+			}
 		}
 	}
 

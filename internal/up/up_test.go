@@ -159,7 +159,7 @@ func TestUpDownRestores(t *testing.T) {
 			fx.devs.oldKernel = old
 			cfg, s1 := hubConf(t)
 			before := fx.host.Snapshot()
-			st, err := Up(context.Background(), Request{Name: "wg0", Config: cfg}, fx.opts)
+			st, err := Up(context.Background(), req("wg0", cfg, false, false), fx.opts)
 			if err != nil {
 				t.Fatalf("Up: %v\n%s", err, fx.log.String())
 			}
@@ -252,7 +252,7 @@ func TestUpFailureUndoesEverything(t *testing.T) {
 			cfg, _ := hubConf(t)
 			before := fx.host.Snapshot()
 			tc.fail(fx)
-			_, err := Up(context.Background(), Request{Name: "wg0", Config: cfg}, fx.opts)
+			_, err := Up(context.Background(), req("wg0", cfg, false, false), fx.opts)
 			if err == nil {
 				t.Fatal("Up succeeded despite the failure")
 			}
@@ -302,7 +302,7 @@ func TestUpRefusesBeforeTouching(t *testing.T) {
 				t.Fatal(err)
 			}
 			before, calls := fx.host.Snapshot(), len(fx.host.Calls())
-			_, err = Up(context.Background(), Request{Name: tc.name2, Config: cfg}, fx.opts)
+			_, err = Up(context.Background(), req(tc.name2, cfg, false, false), fx.opts)
 			if err == nil {
 				t.Fatal("Up accepted it")
 			}
@@ -324,10 +324,10 @@ func TestUpRefusesBeforeTouching(t *testing.T) {
 func TestUpTwiceAndDownOfStrangers(t *testing.T) {
 	fx := newFixture(t)
 	cfg, _ := hubConf(t)
-	if _, err := Up(context.Background(), Request{Name: "wg0", Config: cfg}, fx.opts); err != nil {
+	if _, err := Up(context.Background(), req("wg0", cfg, false, false), fx.opts); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Up(context.Background(), Request{Name: "wg0", Config: cfg}, fx.opts); err == nil || !strings.Contains(err.Error(), "already up") {
+	if _, err := Up(context.Background(), req("wg0", cfg, false, false), fx.opts); err == nil || !strings.Contains(err.Error(), "already up") {
 		t.Errorf("second up: %v, want already up", err)
 	}
 	fx.host.AddLink("wg9", "wireguard", 1420)
@@ -343,34 +343,12 @@ func TestNoForwarding(t *testing.T) {
 	fx := newFixture(t)
 	fx.opts.NoForwarding = true
 	cfg, _ := hubConf(t)
-	st, err := Up(context.Background(), Request{Name: "wg0", Config: cfg, ForwardV4: true}, fx.opts)
+	st, err := Up(context.Background(), req("wg0", cfg, true, false), fx.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(st.Sysctls) != 0 || st.Firewall != "" {
 		t.Errorf("--no-forwarding changed sysctls %v, firewall %q", st.Sysctls, st.Firewall)
-	}
-}
-
-func TestForwardingHook(t *testing.T) {
-	for _, tc := range []struct {
-		hook       string
-		v4, v6, ok bool
-	}{
-		{"sysctl -q -w net.ipv4.conf.%i.forwarding=1", true, false, true},
-		{"sysctl -w net.ipv4.ip_forward=1", true, false, true},
-		{"sysctl -w net/ipv6/conf/all/forwarding=1 # for the containers", false, true, true},
-		{"sysctl -q -w net.ipv6.conf.%i.force_forwarding=1", false, true, true},
-		{"sysctl -w net.ipv4.ip_forward=0", false, false, true},
-		{"sysctl -w net.ipv4.conf.all.forwarding=1 net.ipv6.conf.all.forwarding=1", true, true, true},
-		{"sysctl -w net.ipv4.ip_forward=1; iptables -A FORWARD -j ACCEPT", false, false, false},
-		{"sysctl -w net.ipv4.conf.all.rp_filter=0", false, false, false},
-		{"echo 1 > /proc/sys/net/ipv4/ip_forward", false, false, false},
-	} {
-		v4, v6, ok := forwardingHook(tc.hook)
-		if v4 != tc.v4 || v6 != tc.v6 || ok != tc.ok {
-			t.Errorf("forwardingHook(%q) = %v, %v, %v; want %v, %v, %v", tc.hook, v4, v6, ok, tc.v4, tc.v6, tc.ok)
-		}
 	}
 }
 
@@ -509,7 +487,7 @@ AllowedIPs = 10.9%d.0.2/32, fd00:1%d::/64
 	}
 	for n := 0; n < 2; n++ {
 		name := fmt.Sprintf("wg%d", n)
-		if _, err := Up(context.Background(), Request{Name: name, Config: conf(n), ForwardV6: true}, fx.opts); err != nil {
+		if _, err := Up(context.Background(), req(name, conf(n), false, true), fx.opts); err != nil {
 			t.Fatalf("Up %s: %v\n%s", name, err, fx.log.String())
 		}
 	}
@@ -537,7 +515,7 @@ AllowedIPs = 10.9%d.0.2/32, fd00:1%d::/64
 func TestDownDropsPendingConfirm(t *testing.T) {
 	fx := newFixture(t)
 	cfg, _ := hubConf(t)
-	if _, err := Up(context.Background(), Request{Name: "wg0", Config: cfg}, fx.opts); err != nil {
+	if _, err := Up(context.Background(), req("wg0", cfg, false, false), fx.opts); err != nil {
 		t.Fatal(err)
 	}
 	pending := pendingPath(fx.opts.StateDir, "wg0")

@@ -1,0 +1,143 @@
+package intent
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/wgnet/wgnet/internal/wgconf"
+	"github.com/wgnet/wgnet/internal/wgkey"
+)
+
+func TestForwardingHook(t *testing.T) {
+	for _, tc := range []struct {
+		hook       string
+		v4, v6, ok bool
+	}{
+		{hookForwardV4, true, false, true},
+		{hookForwardV6, false, true, true},
+		{"sysctl -w net.ipv4.ip_forward=1", true, false, true},
+		{"sysctl -w net/ipv6/conf/all/forwarding=1 # for the containers", false, true, true},
+		{"sysctl -q -w net.ipv6.conf.%i.force_forwarding=1", false, true, true},
+		{"sysctl -w net.ipv4.ip_forward=0", false, false, true},
+		{"sysctl -w net.ipv4.conf.all.forwarding=1 net.ipv6.conf.all.forwarding=1", true, true, true},
+		{"sysctl -w net.ipv4.ip_forward=1; iptables -A FORWARD -j ACCEPT", false, false, false},
+		{"sysctl -w net.ipv4.conf.all.rp_filter=0", false, false, false},
+		{"echo 1 > /proc/sys/net/ipv4/ip_forward", false, false, false},
+	} {
+		v4, v6, ok := forwardingHook(tc.hook)
+		if v4 != tc.v4 || v6 != tc.v6 || ok != tc.ok {
+			t.Errorf("forwardingHook(%q) = %v, %v, %v; want %v, %v, %v", tc.hook, v4, v6, ok, tc.v4, tc.v6, tc.ok)
+		}
+	}
+}
+
+func TestHooksForward(t *testing.T) {
+	tests := []struct {
+		name   string
+		postUp []string
+		v4, v6 bool
+	}{
+		{"none", nil, false, false},
+		{"wgnet's v4", []string{hookForwardV4}, true, false},
+		{"wgnet's v6", []string{hookForwardV6}, false, true},
+		{"wgnet's both", []string{"wg set %i private-key /etc/wireguard/wg0.key", hookForwardV4, hookForwardV6}, true, true},
+		{"global ip_forward", []string{"sysctl -w net.ipv4.ip_forward=1"}, true, false},
+		{"slashed form, quoted", []string{`sysctl -w 'net/ipv4/conf/all/forwarding=1' && sysctl -w "net/ipv6/conf/all/forwarding=1"`}, true, true},
+		{"turned off is not on", []string{"sysctl -w net.ipv4.ip_forward=0", "sysctl -w net.ipv6.conf.all.forwarding=0"}, false, false},
+		{"a longer value is not 1", []string{"sysctl -w net.ipv4.conf.all.forwarding=10"}, false, false},
+		{"reading is not setting", []string{"sysctl net.ipv4.ip_forward", "cat /proc/sys/net/ipv6/conf/all/forwarding"}, false, false},
+		{"other sysctls", []string{"sysctl -w net.ipv4.conf.all.rp_filter=1"}, false, false},
+		{"echo to proc", []string{"echo 1 > /proc/sys/net/ipv4/ip_forward", "echo 1 >/proc/sys/net/ipv6/conf/all/forwarding"}, true, true},
+		{"echo 0 to proc", []string{"echo 0 > /proc/sys/net/ipv4/ip_forward"}, false, false},
+		{"another interface does not forward tunnel traffic", []string{"sysctl -w net.ipv4.conf.eth0.forwarding=1", "sysctl -w net.ipv4.conf.default.forwarding=1"}, false, false},
+		{"v6 per-interface forwarding is not forwarding", []string{"sysctl -w net.ipv6.conf.%i.forwarding=1"}, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if v4, v6 := HooksForward(tt.postUp); v4 != tt.v4 || v6 != tt.v6 {
+				t.Errorf("HooksForward() = %v, %v; want %v, %v", v4, v6, tt.v4, tt.v6)
+			}
+		})
+	}
+}
+
+// TestFromConfig reads the hook forms wgnet writes and people write into typed
+// fields, and leaves everything else an opaque hook.
+func TestFromConfig(t *testing.T) {
+	c := &wgconf.Config{Name: "s1", Interface: wgconf.Interface{
+		PreUp: []string{"echo pre"},
+		PostUp: []string{
+			"wg set %i private-key /etc/wireguard/wg0.key",
+			"sysctl -w net.ipv4.ip_forward=1",
+			"iptables -A FORWARD -i %i -j ACCEPT",
+			"wg set %i private-key /k; curl x | sh",
+		},
+		PostDown: []string{"sysctl -w net.ipv4.ip_forward=0", "iptables -D FORWARD -i %i -j ACCEPT"},
+	}}
+	h, r := FromConfig(c)
+	if h.KeyFile != "/etc/wireguard/wg0.key" {
+		t.Errorf("KeyFile = %q", h.KeyFile)
+	}
+	if !h.Forward.V4 || h.Forward.V6 || !h.Firewall.ClampMSS {
+		t.Errorf("Forward = %+v, Firewall = %+v; want v4 and the MSS clamp", h.Forward, h.Firewall)
+	}
+	want := Hooks{
+		PreUp:    []string{"echo pre"},
+		PostUp:   []string{"iptables -A FORWARD -i %i -j ACCEPT", "wg set %i private-key /k; curl x | sh"},
+		PostDown: []string{"iptables -D FORWARD -i %i -j ACCEPT"},
+	}
+	if d := cmp.Diff(want, h.Hooks); d != "" {
+		t.Errorf("hooks (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([]string{"wg set %i private-key /etc/wireguard/wg0.key", "sysctl -w net.ipv4.ip_forward=1", "sysctl -w net.ipv4.ip_forward=0"}, r.Converted); d != "" {
+		t.Errorf("converted (-want +got):\n%s", d)
+	}
+
+	// A file with its own PrivateKey keeps a key hook as the user's hook.
+	c.Interface.PrivateKey = mustPrivate(t)
+	if h, _ := FromConfig(c); h.KeyFile != "" || len(h.Hooks.PostUp) != 3 {
+		t.Errorf("with a PrivateKey: KeyFile %q, PostUp %q", h.KeyFile, h.Hooks.PostUp)
+	}
+}
+
+// TestRoundTrip checks that a wg-quick rendering reads back as the same intent.
+func TestRoundTrip(t *testing.T) {
+	port := uint16(51820)
+	peer := mustPrivate(t).Public()
+	ep := wgconf.Endpoint{Host: "198.18.0.2", Port: 51820}
+	for _, h := range []*Host{
+		{Name: "a", PrivateKey: mustPrivate(t), ListenPort: &port, MTU: 1420,
+			Addresses: []netip.Prefix{netip.MustParsePrefix("192.168.100.10/24")},
+			Peers:     []wgconf.Peer{{Name: "b", PublicKey: peer, Endpoint: &ep, AllowedIPs: []netip.Prefix{netip.MustParsePrefix("192.168.100.11/32")}}}},
+		{Name: "hub", KeyFile: "/etc/wireguard/wg0.key", Forward: Forwarding{V4: true, V6: true}, Firewall: Firewall{ClampMSS: true},
+			Hooks: Hooks{PreUp: []string{"true"}, PostUp: []string{"iptables -A FORWARD -i %i -j ACCEPT"}, PostDown: []string{"iptables -D FORWARD -i %i -j ACCEPT"}}},
+		{Name: "v4only", Forward: Forwarding{V4: true}, Firewall: Firewall{ClampMSS: true}, Comments: []string{"wgnet: host v4only"}},
+	} {
+		text := h.Config().WgQuick()
+		c, err := wgconf.Parse("x.conf", text)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", h.Name, err, text)
+		}
+		c.Name = h.Name
+		got, _ := FromConfig(c)
+		got.Pos = wgconf.Pos{}
+		for i := range got.Peers {
+			got.Peers[i].Pos = wgconf.Pos{}
+		}
+		if d := cmp.Diff(h, got, cmpopts.EquateEmpty(), cmpopts.EquateComparable(netip.Prefix{})); d != "" {
+			t.Errorf("%s: round trip (-want +got):\n%s\n%s", h.Name, d, text)
+		}
+	}
+}
+
+func mustPrivate(t *testing.T) wgkey.Private {
+	t.Helper()
+	k, err := wgkey.GeneratePrivate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}

@@ -1,0 +1,36 @@
+package up
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"syscall"
+
+	"github.com/wgnet/wgnet/internal/wgkey"
+)
+
+// readKeyFile reads the private key a host keeps itself (intent.Host.KeyFile),
+// as `wg set IFACE private-key FILE` would, but natively: the path is data and
+// never reaches a shell, and a missing or bad key stops up before anything is
+// touched instead of leaving an interface without a key. A symlink is refused.
+func readKeyFile(path string) (wgkey.Private, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return wgkey.Private{}, fmt.Errorf("%s: is a symlink; give the key file's own path", path)
+		}
+		return wgkey.Private{}, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 4096))
+	if err != nil {
+		return wgkey.Private{}, fmt.Errorf("%s: %w", path, err)
+	}
+	k, err := wgkey.ParsePrivate(strings.TrimSpace(string(b)))
+	if err != nil {
+		return wgkey.Private{}, fmt.Errorf("%s: not a WireGuard private key (base64 of 32 bytes, as `wg genkey` writes)", path)
+	}
+	return k, nil
+}
