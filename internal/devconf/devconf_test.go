@@ -12,8 +12,8 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/wgnet/wgnet/internal/device"
-	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/device/devicetest"
+	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/wgconf"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
