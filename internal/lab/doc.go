@@ -10,7 +10,7 @@
 // onto the hosts' loopback ports; a peer without an Endpoint gets none, and the
 // socket sends to nothing but loopback. The stack behaves like the host's kernel
 // under wg-quick(8): it holds the config's addresses, routes the peers' AllowedIPs
-// into the tunnel, and forwards only when the config's PostUp turns forwarding on.
+// into the tunnel, and forwards only where the host's intent says it forwards.
 // A routed subnet is stood in for by one address in it, on its own stack behind
 // its host, like a container behind a bridge. Node is shaped as the lab's
 // data-plane backend: Up, Configure (which applies only the difference), State,
@@ -21,7 +21,7 @@
 // that is not as intended by following the packet through the configs, applies
 // changes live, and measures throughput against a baseline without WireGuard.
 //
-// It imports compile, spec, wgconf, wgkey, device and devconf; it must not import
-// up, hostnet, the controller or the agent (nothing that touches the host), and
-// only commands import it.
+// It imports compile, intent, spec, wgconf, wgkey, device and devconf; it must not
+// import up or hostnet (nothing that touches the host), and only commands import
+// it (internal/layering enforces it).
 package lab
