@@ -1,11 +1,12 @@
 // Package importer rebuilds a spec from an existing network's wg-quick configs, one
 // per host, keeping their keys and addresses, and reports everything it could not
 // carry over. It is pure: callers parse the files and write the results. It imports
-// spec, compile (for the hook lines the compiler owns), wgconf and wgkey; it must not
-// import any data plane.
+// spec, intent (which knows the hook lines wgnet writes), wgconf and wgkey; it must
+// not import any data plane.
 package importer
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"path/filepath"
@@ -168,14 +169,18 @@ func Import(network string, names []string, configs []*wgconf.Config) (*Result, 
 				sh.Keepalive = p.PersistentKeepalive
 			}
 		}
+		if err := refuseKeyHooks(h.file, ic); err != nil {
+			return nil, err
+		}
 		sh.Hooks.PreUp = ic.PreUp
 		sh.Hooks.PreDown = ic.PreDown
 		sh.Hooks.PostDown = ic.PostDown
 		for _, l := range ic.PostUp {
+			path, isKey := intent.KeyHookPath(l)
 			switch {
 			case intent.OwnForwardingHook(l):
-			case strings.HasPrefix(l, "wg set %i private-key "):
-				sh.PrivateKeyFile = strings.TrimPrefix(l, "wg set %i private-key ")
+			case isKey:
+				sh.PrivateKeyFile = path
 			default:
 				sh.Hooks.PostUp = append(sh.Hooks.PostUp, l)
 			}
@@ -371,4 +376,31 @@ func mostCommon(m map[int]int, def int) int {
 		}
 	}
 	return best
+}
+
+// refuseKeyHooks refuses a config whose hooks load a private key in any way but
+// the plain `wg set %i private-key PATH` PostUp: such a line would become
+// private_key_file, a path that is pasted into a root shell hook on every host,
+// so what follows the path (`; curl ... | sh`) would run there.
+func refuseKeyHooks(file string, ic *wgconf.Interface) error {
+	var errs []error
+	for _, hk := range []struct {
+		key   string
+		lines []string
+	}{{wgconf.KeyPreUp, ic.PreUp}, {wgconf.KeyPostUp, ic.PostUp}, {wgconf.KeyPreDown, ic.PreDown}, {wgconf.KeyPostDown, ic.PostDown}} {
+		for _, l := range hk.lines {
+			if !strings.Contains(l, "private-key") {
+				continue
+			}
+			if _, ok := intent.KeyHookPath(l); ok && hk.key == wgconf.KeyPostUp {
+				continue
+			}
+			errs = append(errs, fmt.Errorf("%s:%d: %s = %.80q: import takes a key file only as the plain PostUp `wg set %%i private-key PATH`, PATH %s; load the key that way, or set private_key_file after import",
+				file, ic.Pos.KeyLine(hk.key), hk.key, l, wgkey.PathRule))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("import: %w", errors.Join(errs...))
+	}
+	return nil
 }

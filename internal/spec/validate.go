@@ -270,11 +270,13 @@ func (s *Spec) lintHosts(ps *problems) {
 			}
 		}
 		if h.PrivateKeyFile != "" {
+			// The path lands unquoted in a root shell hook (wg set %i private-key
+			// PATH): it must be data, never a command.
 			switch {
 			case !strings.HasPrefix(h.PrivateKeyFile, "/"):
 				ps.errorf(f+".private_key_file", CodePrivateKeyFile, "%q: must be an absolute path on the host", h.PrivateKeyFile)
-			case strings.ContainsAny(h.PrivateKeyFile, "\n\r\x00"):
-				ps.errorf(f+".private_key_file", CodePrivateKeyFile, "%q: must be one line", h.PrivateKeyFile)
+			case !wgkey.ValidPath(h.PrivateKeyFile):
+				ps.errorf(f+".private_key_file", CodePrivateKeyFile, "%q: must be %s", h.PrivateKeyFile, wgkey.PathRule)
 			}
 			if h.PublicKey.IsZero() {
 				ps.errorf(f+".private_key_file", CodePublicKeyNeed, "a host that keeps its own private key needs public_key in the spec")

@@ -90,3 +90,37 @@ func TestGeneratedKeysAreClamped(t *testing.T) {
 		}
 	}
 }
+
+func TestValidPath(t *testing.T) {
+	for _, tt := range []struct {
+		path string
+		want bool
+	}{
+		{"/etc/wireguard/wg0.key", true},
+		{"/etc/wireguard/host-1_a+b.key", true},
+		{"/k", true},
+		{"/", false},
+		{"", false},
+		{"wg0.key", false},
+		{"./wg0.key", false},
+		{"/etc/wireguard/../shadow", false},
+		{"/etc/..", false},
+		{"/etc/..x/k", true},
+		{"/etc/wireguard/x.key; touch /tmp/pwned", false},
+		{"/etc/wireguard/x.key;touch", false},
+		{"/etc/$(id)", false},
+		{"/etc/`id`", false},
+		{"/etc/a b", false},
+		{"/etc/a\nb", false},
+		{"/etc/a|b", false},
+		{"/etc/a&b", false},
+		{"/etc/<(cat)", false},
+		{"/etc/'a'", false},
+		{"/etc/~root", false},
+		{"/etc/a*", false},
+	} {
+		if got := ValidPath(tt.path); got != tt.want {
+			t.Errorf("ValidPath(%q) = %v, want %v", tt.path, got, tt.want)
+		}
+	}
+}
