@@ -2,11 +2,8 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -62,7 +59,10 @@ func newAddCmd() *cobra.Command {
 				return err
 			}
 			h := spec.Host{Name: args[0], Endpoint: f.endpoint, Keepalive: f.keepalive,
-				ListenPort: f.listenPort, UnderlayMTU: f.underlayMTU, PrivateKeyFile: f.privateKeyFile}
+				ListenPort: f.listenPort, UnderlayMTU: f.underlayMTU}
+			if h.PrivateKeyFile, err = parseKeyFile(f.privateKeyFile); err != nil {
+				return err
+			}
 			if h.Addresses, err = parseAddrs("address", f.addresses); err != nil {
 				return err
 			}
@@ -143,18 +143,14 @@ func newSetCmd() *cobra.Command {
 			if fl.Changed("keepalive") {
 				ch.Keepalive = &f.keepalive
 			}
-			var retired func(keep bool) error
 			if fl.Changed("public-key") {
+				// The host now keeps its own key: the edit deletes the one wgnet
+				// made for it once the spec is saved.
 				k, err := parsePublicKey(f.publicKey)
 				if err != nil {
 					return err
 				}
 				ch.PublicKey = &k
-				// The host now keeps its own key: the one wgnet made for it goes
-				// aside, and is gone for good once the spec is saved.
-				if retired, err = retireKey(args[0], k); err != nil {
-					return err
-				}
 			}
 			if fl.Changed("listen-port") {
 				ch.ListenPort = &f.listenPort
@@ -163,6 +159,9 @@ func newSetCmd() *cobra.Command {
 				ch.UnderlayMTU = &f.underlayMTU
 			}
 			if fl.Changed("private-key-file") {
+				if _, err := parseKeyFile(f.privateKeyFile); err != nil {
+					return err
+				}
 				ch.PrivateKeyFile = &f.privateKeyFile
 			}
 			err = editSpec(func(d *spec.Document) error {
@@ -176,9 +175,6 @@ func newSetCmd() *cobra.Command {
 				}
 				return nil
 			})
-			if retired != nil {
-				err = errors.Join(err, retired(err == nil))
-			}
 			if err != nil {
 				return err
 			}
@@ -202,7 +198,12 @@ func newRemoveCmd() *cobra.Command {
 				return err
 			}
 			name := args[0]
-			if err := editSpec(func(d *spec.Document) error { return d.RemoveHost(name, newHub) }); err != nil {
+			l, err := spec.LockSpec(global.specFile, true)
+			if err != nil {
+				return err
+			}
+			defer l.Unlock()
+			if err := spec.EditLocked(global.specFile, func(d *spec.Document) error { return d.RemoveHost(name, newHub) }); err != nil {
 				return err
 			}
 			if !keepSecrets {
@@ -334,29 +335,4 @@ func onlyGlobalFlags(c *cobra.Command) bool {
 		}
 	})
 	return only
-}
-
-// retireKey moves host's private key in the secrets aside when it does not match
-// pub, the key the host now keeps itself. The returned function finishes the job:
-// keep=true deletes the old key, keep=false (the edit failed) puts it back.
-func retireKey(host string, pub wgkey.Key) (func(keep bool) error, error) {
-	dir := spec.SecretsDir(global.specFile)
-	sec, _, err := spec.LoadSecrets(dir)
-	if err != nil {
-		return nil, err
-	}
-	if k, ok := sec.PrivateKeys[host]; !ok || k.Public() == pub {
-		return nil, nil
-	}
-	path := spec.KeyFile(dir, host)
-	aside := filepath.Join(dir, "."+filepath.Base(path)+".retired")
-	if err := os.Rename(path, aside); err != nil {
-		return nil, err
-	}
-	return func(keep bool) error {
-		if keep {
-			return os.Remove(aside)
-		}
-		return os.Rename(aside, path)
-	}, nil
 }

@@ -29,6 +29,11 @@ func newImportCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			l, err := spec.LockSpec(global.specFile, true)
+			if err != nil {
+				return err
+			}
+			defer l.Unlock()
 			if _, err := os.Lstat(global.specFile); err == nil {
 				return fmt.Errorf("import: %s exists; import into a new file with -f", global.specFile)
 			} else if !errors.Is(err, fs.ErrNotExist) {

@@ -28,6 +28,11 @@ func newInitCmd() *cobra.Command {
 			if o.Subnets, err = parsePrefixes("subnet", subnets); err != nil {
 				return err
 			}
+			l, err := spec.LockSpec(global.specFile, true)
+			if err != nil {
+				return err
+			}
+			defer l.Unlock()
 			d, err := spec.Init(global.specFile, o)
 			if err != nil {
 				return err

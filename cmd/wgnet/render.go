@@ -3,13 +3,17 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
 	"github.com/wgnet/wgnet/internal/atomicfile"
 	"github.com/wgnet/wgnet/internal/compile"
+	"github.com/wgnet/wgnet/internal/trust"
 )
 
 func init() { register(newRenderCmd) }
@@ -35,7 +39,7 @@ func removeStale(outDir string, n *network) ([]renderedFile, error) {
 		if _, ok := n.spec.HostByName(host); ok {
 			continue
 		}
-		data, err := os.ReadFile(p)
+		data, err := readOwnFile(p)
 		if err != nil {
 			return nil, err
 		}
@@ -75,6 +79,13 @@ func newRenderCmd() *cobra.Command {
 				_, err := fmt.Fprint(c.OutOrStdout(), compile.Explain(n.hosts))
 				return err
 			}
+			// Every HOST directory gets a private key: it must be ours, not a
+			// link to elsewhere, and nobody else may be able to swap it.
+			for _, hc := range n.hosts {
+				if err := trust.Path(filepath.Join(outDir, hc.Name, n.spec.InterfaceName()+".conf")); err != nil {
+					return fmt.Errorf("render: %w", err)
+				}
+			}
 			var files []renderedFile
 			for _, hc := range n.hosts {
 				data := hc.Config().WgQuick()
@@ -82,9 +93,12 @@ func newRenderCmd() *cobra.Command {
 					data = hc.Config().Stripped()
 				}
 				path := filepath.Join(outDir, hc.Name, n.spec.InterfaceName()+".conf")
-				old, _ := os.ReadFile(path)
+				old, err := readOwnFile(path)
+				if err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return fmt.Errorf("render: %w", err)
+				}
 				changed := !bytes.Equal(old, data)
-				if fi, err := os.Stat(path); changed || err != nil || fi.Mode().Perm() != 0o600 {
+				if fi, err := os.Lstat(path); changed || err != nil || fi.Mode().Perm() != 0o600 {
 					// Rewrite also a file that is the same but readable by others.
 					if err := atomicfile.Write(path, data, 0o600, 0o700); err != nil {
 						return err
@@ -118,4 +132,15 @@ func newRenderCmd() *cobra.Command {
 	c.Flags().StringVar(&outDir, "out", "out", "directory to write HOST/IFACE.conf into")
 	c.Flags().BoolVar(&explain, "explain", false, "print the peering graph (Mermaid) instead of writing files")
 	return c
+}
+
+// readOwnFile reads a file render wrote, without following a link there and
+// only if it is ours (trust.Open).
+func readOwnFile(path string) ([]byte, error) {
+	f, err := trust.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
 }

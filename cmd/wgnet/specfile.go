@@ -9,6 +9,7 @@ import (
 	"github.com/wgnet/wgnet/internal/compile"
 	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/spec"
+	"github.com/wgnet/wgnet/internal/wgkey"
 )
 
 // network is a loaded spec, its secrets and its compiled configs.
@@ -22,6 +23,11 @@ type network struct {
 // loadNetwork loads the spec named by -f and its secrets and compiles them.
 // Warnings go to stderr; they never stop the command.
 func loadNetwork(stderr io.Writer) (*network, error) {
+	l, err := spec.LockSpec(global.specFile, false)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Unlock()
 	s, err := spec.Load(global.specFile)
 	if err != nil {
 		return nil, err
@@ -50,23 +56,20 @@ func (n *network) host(name string) (*intent.Host, error) {
 	return nil, fmt.Errorf("%s: no host called %q", n.path, name)
 }
 
-// editSpec opens the spec for editing, runs edit, generates the keys the result
-// needs and saves it; nothing is written unless the edited spec is valid.
+// editSpec runs edit on the spec under its lock (spec.Edit): generates the keys
+// the result needs and saves it; nothing is written unless the edited spec is
+// valid.
 func editSpec(edit func(d *spec.Document) error) error {
-	d, err := spec.LoadDocument(global.specFile)
-	if err != nil {
-		return err
+	return spec.Edit(global.specFile, edit)
+}
+
+// parseKeyFile checks a --private-key-file value: a path that lands in a root
+// shell hook must be data (wgkey.ValidPath).
+func parseKeyFile(s string) (string, error) {
+	if s != "" && !wgkey.ValidPath(s) {
+		return "", usageError{fmt.Errorf("--private-key-file %q: must be %s", s, wgkey.PathRule)}
 	}
-	if err := edit(d); err != nil {
-		return err
-	}
-	if err := d.Validate(); err != nil {
-		return err
-	}
-	if err := d.EnsureKeys(spec.SecretsDir(global.specFile)); err != nil {
-		return err
-	}
-	return d.Save()
+	return s, nil
 }
 
 func parsePrefixes(flag string, in []string) ([]netip.Prefix, error) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/wgnet/wgnet/internal/atomicfile"
 	"github.com/wgnet/wgnet/internal/ipam"
+	"github.com/wgnet/wgnet/internal/trust"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
 
@@ -28,13 +29,16 @@ type Document struct {
 	path   string
 	doc    *yaml.Node // the DocumentNode
 	layout layout
+	// setKeys names the hosts whose public_key SetHost changed: they may now keep
+	// their own key, and the one in the secrets directory must go (retireKeys).
+	setKeys []string
 }
 
 // LoadDocument opens the spec file at path for editing.
 func LoadDocument(path string) (*Document, error) {
-	src, err := os.ReadFile(path)
+	src, err := ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("load spec: %w", err)
+		return nil, err
 	}
 	return ParseDocument(path, src)
 }
@@ -177,8 +181,10 @@ func (d *Document) Validate() error {
 	return joinProblems(errs)
 }
 
-// Save validates the document and writes it atomically (mode 0644: a spec holds
-// no secret). It never writes an invalid spec.
+// Save validates the document and writes it atomically, keeping the mode of the
+// file it replaces less write access for others (a new file is 0644: a spec
+// holds no secret). A spec that is a symbolic link is written at its target, so
+// the link stays a link. It never writes an invalid spec.
 func (d *Document) Save() error {
 	if err := d.Validate(); err != nil {
 		return fmt.Errorf("not saving %s: %w", d.path, err)
@@ -187,7 +193,17 @@ func (d *Document) Save() error {
 	if err != nil {
 		return err
 	}
-	return atomicfile.Write(d.path, data, 0o644, 0o755)
+	path, perm := d.path, os.FileMode(0o644)
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
+	if err := trust.Target(path); err != nil {
+		return fmt.Errorf("save spec: %w", err)
+	}
+	if fi, err := os.Stat(path); err == nil {
+		perm = fi.Mode().Perm() &^ 0o022
+	}
+	return atomicfile.Write(path, data, perm, 0o755)
 }
 
 // AddHost adds h to the network and returns it as added. For each overlay subnet
@@ -324,6 +340,7 @@ func (d *Document) SetHost(name string, c HostChanges) error {
 		setOrDel(n, "keepalive", *c.Keepalive != 0, func() *yaml.Node { return intNode(*c.Keepalive) })
 	}
 	if c.PublicKey != nil {
+		d.setKeys = append(d.setKeys, name)
 		setOrDel(n, "public_key", !c.PublicKey.IsZero(), func() *yaml.Node { return strNode(c.PublicKey.String()) })
 	}
 	if c.ListenPort != nil {

@@ -13,16 +13,31 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/wgnet/wgnet/internal/trust"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
 
 // Load reads and parses the spec file at path; see Parse.
 func Load(path string) (*Spec, error) {
+	src, err := ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, src)
+}
+
+// ReadFile reads the spec file at path, which may be a symbolic link, after
+// checking that wgnet can trust it (trust.Target): it and the directories above
+// it belong to root or you and nobody else can write them.
+func ReadFile(path string) ([]byte, error) {
+	if err := trust.Target(path); err != nil {
+		return nil, fmt.Errorf("load spec: %w", err)
+	}
 	src, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("load spec: %w", err)
 	}
-	return Parse(path, src)
+	return src, nil
 }
 
 // Parse parses and validates a spec. file names the source in problems

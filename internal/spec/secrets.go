@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/wgnet/wgnet/internal/atomicfile"
+	"github.com/wgnet/wgnet/internal/trust"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
 
@@ -52,7 +53,10 @@ func PSKFile(dir string, p Pair) string {
 // error joins every key file that can't be used; it never quotes a key.
 func LoadSecrets(dir string) (Secrets, []string, error) {
 	sec := Secrets{PrivateKeys: map[string]wgkey.Private{}, PresharedKeys: map[Pair]wgkey.Key{}}
-	fi, err := os.Stat(dir)
+	if err := trust.Path(dir); err != nil {
+		return sec, nil, fmt.Errorf("read secrets: %w", err)
+	}
+	fi, err := os.Lstat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return sec, nil, nil
 	}
@@ -78,9 +82,10 @@ func LoadSecrets(dir string) (Secrets, []string, error) {
 			continue // atomicfile's temporary files, editor droppings
 		}
 		regular := e.Type().IsRegular()
-		if e.Type()&fs.ModeSymlink != 0 {
-			fi, err := os.Stat(path) // a key may be a link to where it really lives
-			regular = err == nil && fi.Mode().IsRegular()
+		if e.Type()&fs.ModeSymlink != 0 && (strings.HasSuffix(name, keySuffix) || strings.HasSuffix(name, pskSuffix)) {
+			// A link could lead anywhere, to a key someone else controls.
+			errs = append(errs, fmt.Errorf("read secrets: %s: is a symbolic link, which wgnet does not follow; put the key itself there", path))
+			continue
 		}
 		switch {
 		case strings.HasSuffix(name, keySuffix) && regular:
@@ -131,9 +136,10 @@ func LoadSecrets(dir string) (Secrets, []string, error) {
 	return sec, warns, errors.Join(errs...)
 }
 
-// readKeyFile reads a small key file and warns when others can read it.
+// readKeyFile reads a small key file, which must be yours (trust.Open), and
+// warns when others can read it.
 func readKeyFile(path string) ([]byte, []string, error) {
-	f, err := os.Open(path)
+	f, err := trust.Open(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read secrets: %w", err)
 	}
@@ -168,6 +174,9 @@ func WritePrivateKey(dir, host string, k wgkey.Private) error {
 	if k.IsZero() {
 		return fmt.Errorf("write private key of %s: the key is zero", host)
 	}
+	if err := trust.Path(dir); err != nil {
+		return fmt.Errorf("write private key of %s: %w", host, err)
+	}
 	return atomicfile.Write(KeyFile(dir, host), []byte(k.Base64()+"\n"), 0o600, 0o700)
 }
 
@@ -179,6 +188,9 @@ func WritePSK(dir string, p Pair, k wgkey.Key) error {
 	}
 	if k.IsZero() {
 		return fmt.Errorf("write preshared key of %s+%s: the key is zero", p[0], p[1])
+	}
+	if err := trust.Path(dir); err != nil {
+		return fmt.Errorf("write preshared key of %s+%s: %w", p[0], p[1], err)
 	}
 	return atomicfile.Write(PSKFile(dir, p), []byte(k.String()+"\n"), 0o600, 0o700)
 }
@@ -331,4 +343,53 @@ func (s *Spec) CheckSecrets(sec Secrets) (errs, warns []Problem) {
 	sortProblems(ps.errs)
 	sortProblems(ps.warns)
 	return ps.errs, ps.warns
+}
+
+// retireKeys moves aside the private key in dir of each host whose public_key an
+// edit set to another key: the host keeps its own key now. The returned function
+// finishes the job: saved=true deletes the old keys, saved=false puts them back.
+func (d *Document) retireKeys(dir string) (func(saved bool) error, error) {
+	s, err := d.Spec()
+	if err != nil {
+		return nil, err
+	}
+	var moved []string
+	restore := func(saved bool) error {
+		var errs []error
+		for _, path := range moved {
+			aside := retiredPath(path)
+			if saved {
+				errs = append(errs, os.Remove(aside))
+			} else {
+				errs = append(errs, os.Rename(aside, path))
+			}
+		}
+		return errors.Join(errs...)
+	}
+	for _, name := range d.setKeys {
+		h, ok := s.HostByName(name)
+		if !ok {
+			continue
+		}
+		path := KeyFile(dir, name)
+		b, _, err := readKeyFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, errors.Join(err, restore(false))
+		}
+		if k, err := wgkey.ParsePrivate(string(b)); err == nil && k.Public() == h.PublicKey {
+			continue
+		}
+		if err := os.Rename(path, retiredPath(path)); err != nil {
+			return nil, errors.Join(fmt.Errorf("retire the key of %s: %w", name, err), restore(false))
+		}
+		moved = append(moved, path)
+	}
+	return restore, nil
+}
+
+func retiredPath(keyFile string) string {
+	return filepath.Join(filepath.Dir(keyFile), "."+filepath.Base(keyFile)+".retired")
 }

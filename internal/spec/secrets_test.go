@@ -208,6 +208,9 @@ func TestLoadSecretsBadKeys(t *testing.T) {
 	}
 }
 
+// TestLoadSecretsSymlink: a key that is a link could lead to a file someone else
+// controls; it is refused, not followed (issue 9, finding 3). This test said the
+// opposite before that fix.
 func TestLoadSecretsSymlink(t *testing.T) {
 	real := t.TempDir()
 	k := mustPrivate(t)
@@ -215,9 +218,18 @@ func TestLoadSecretsSymlink(t *testing.T) {
 	dir := t.TempDir()
 	must(t, os.Chmod(dir, 0o700))
 	must(t, os.Symlink(filepath.Join(real, "s1.key"), filepath.Join(dir, "s1.key")))
-	sec, warns, err := LoadSecrets(dir)
-	if err != nil || len(warns) > 0 || !sec.PrivateKeys["s1"].Equal(k) {
-		t.Errorf("LoadSecrets through a symlink: %v %v, key loaded: %v", warns, err, sec.PrivateKeys["s1"].Equal(k))
+	sec, _, err := LoadSecrets(dir)
+	if err == nil || !strings.Contains(err.Error(), "s1.key: is a symbolic link") {
+		t.Errorf("LoadSecrets with a symlinked key: %v, want refused", err)
+	}
+	if _, ok := sec.PrivateKeys["s1"]; ok {
+		t.Error("the key behind the symlink was loaded")
+	}
+	// A symlinked secrets directory is refused too.
+	link := filepath.Join(t.TempDir(), "wgnet.secrets")
+	must(t, os.Symlink(real, link))
+	if _, _, err := LoadSecrets(link); err == nil || !strings.Contains(err.Error(), "is a symbolic link") {
+		t.Errorf("LoadSecrets of a symlinked directory: %v, want refused", err)
 	}
 }
 

@@ -1,8 +1,9 @@
 // Package spec owns the network description, wgnet.yaml: its types, loading with
 // line-numbered errors, validation, comment-preserving edits, and the secrets
-// directory beside it (private and preshared keys, never in the spec).
-// It imports wgkey, wgconf (for endpoint syntax), ipam (usable addresses) and
-// atomicfile only; it must not import compile, lab or any data plane.
+// directory beside it (private and preshared keys, never in the spec), and the
+// lock that serialises edits of both (LockSpec).
+// It imports wgkey, wgconf (for endpoint syntax), ipam (usable addresses),
+// atomicfile and trust only; it must not import compile, lab or any data plane.
 package spec
 
 import (

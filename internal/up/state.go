@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/wgnet/wgnet/internal/atomicfile"
 	"github.com/wgnet/wgnet/internal/hostnet"
+	"github.com/wgnet/wgnet/internal/trust"
 )
 
 // DefaultStateDir holds one NAME.json per interface wgnet brought up, the userspace
@@ -75,10 +77,14 @@ type SysctlChange struct {
 
 func statePath(dir, name string) string { return filepath.Join(dir, name+".json") }
 
-// save writes st atomically, 0600 in a 0700 directory.
+// save writes st atomically, 0600 in a 0700 directory that must be trusted
+// (trust.Path): down runs the hooks a state file records, as root.
 func (st *State) save(dir string) error {
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
+		return fmt.Errorf("state of %s: %w", st.Name, err)
+	}
+	if err := trust.Path(dir); err != nil {
 		return fmt.Errorf("state of %s: %w", st.Name, err)
 	}
 	return atomicfile.Write(statePath(dir, st.Name), append(b, '\n'), 0o600, 0o700)
@@ -86,12 +92,14 @@ func (st *State) save(dir string) error {
 
 // LoadState reads the state file of interface name from dir ("" means
 // DefaultStateDir). It returns an error wrapping os.ErrNotExist when wgnet did not
-// bring name up.
+// bring name up. The directory and the file must be trusted (trust.Path,
+// trust.Open): a state file planted by someone else would have down run its
+// hooks as root.
 func LoadState(dir, name string) (*State, error) {
 	if dir == "" {
 		dir = DefaultStateDir
 	}
-	b, err := os.ReadFile(statePath(dir, name))
+	b, err := readStateFile(dir, statePath(dir, name))
 	if err != nil {
 		return nil, fmt.Errorf("state of %s: %w", name, err)
 	}
@@ -113,4 +121,18 @@ func removeState(dir, name string) error {
 		return fmt.Errorf("remove state of %s: %w", name, err)
 	}
 	return nil
+}
+
+// readStateFile reads path, a file in the state directory dir, if both are
+// trusted; a symlink is refused, not followed.
+func readStateFile(dir, path string) ([]byte, error) {
+	if err := trust.Path(dir); err != nil {
+		return nil, err
+	}
+	f, err := trust.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
 }
