@@ -181,11 +181,7 @@ func TestCLIRenderHubWithRoutes(t *testing.T) {
 // wireguard-go device with the real `wg setconf` and compares `wg showconf`.
 func TestCLIRenderIntoRealWg(t *testing.T) {
 	netnstest.RequireRoot(t)
-	for _, tool := range []string{"wg", "wg-quick", "wireguard-go"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s (Debian's wireguard-tools and wireguard-go)", tool)
-		}
-	}
+	netnstest.NeedsTool(t, "wireguard-tools, wireguard-go", "wg", "wg-quick", "wireguard-go")
 	dir := threeHostSpec(t)
 	mustCLI(t, dir, "render")
 	cfgs := readConfigs(t, dir)

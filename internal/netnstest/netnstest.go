@@ -20,15 +20,40 @@ import (
 	"time"
 )
 
-// RequireRoot skips the test unless it runs as root.
+// StrictEnv names the variable CI sets: under WGNET_TEST_STRICT=1 a test that
+// would skip for lack of root or a tool fails instead, since CI runs as root
+// with every tool installed.
+const StrictEnv = "WGNET_TEST_STRICT"
+
+// Needs skips the test for the reason given ("needs root: ...", "needs wg ..."),
+// or fails it under WGNET_TEST_STRICT=1.
+func Needs(t testing.TB, format string, a ...any) {
+	t.Helper()
+	if os.Getenv(StrictEnv) == "1" {
+		t.Fatalf(format+" (%s=1: CI runs as root with every tool, so this test must run)", append(a, StrictEnv)...)
+	}
+	t.Skipf(format, a...)
+}
+
+// NeedsTool skips (or, under WGNET_TEST_STRICT=1, fails) the test unless every
+// named command is on PATH; pkg names the Debian package(s) that bring them.
+func NeedsTool(t testing.TB, pkg string, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			Needs(t, "needs %s (Debian package %s)", tool, pkg)
+		}
+	}
+}
+
+// RequireRoot skips (or, under WGNET_TEST_STRICT=1, fails) the test unless it
+// runs as root with iproute2's ip.
 func RequireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces")
+		Needs(t, "needs root: creates network namespaces")
 	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2's ip command")
-	}
+	NeedsTool(t, "iproute2", "ip")
 }
 
 // Unique returns n random hex characters, for names that must not collide with
