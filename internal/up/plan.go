@@ -13,6 +13,7 @@ import (
 
 	"github.com/wgnet/wgnet/internal/devconf"
 	"github.com/wgnet/wgnet/internal/device"
+	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/wgconf"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
@@ -175,6 +176,13 @@ func makePlan(ctx context.Context, req Request, opts *Options) (*plan, error) {
 	p.postUp = slices.Clone(ic.Hooks.PostUp)
 	p.preDown = slices.Clone(ic.Hooks.PreDown)
 	p.postDown = slices.Clone(ic.Hooks.PostDown)
+	// A key-loading hook that intent did not take as KeyFile carries a path
+	// that is not plain data (`/k; curl x | sh`): never hand it to a shell.
+	for _, h := range ic.Hooks.PostUp {
+		if _, ok := intent.KeyHookPath(h); intent.IsKeyHook(h) && !ok {
+			bad("%sPostUp = %.80q: the key file path must be %s; refusing to run it", where(ic.Pos, wgconf.KeyPostUp), h, wgkey.PathRule)
+		}
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
