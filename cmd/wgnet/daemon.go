@@ -3,6 +3,8 @@ package main
 import (
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -21,6 +23,9 @@ func newUserspaceCmd() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
+			// device.Spawn keeps the daemon in the session of the `up` that
+			// started it: closing that terminal must not stop the interface.
+			signal.Ignore(syscall.SIGHUP)
 			opts.Name = args[0]
 			opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 			return device.RunDaemon(c.Context(), opts)

@@ -95,10 +95,17 @@ type SpawnOptions struct {
 	Timeout time.Duration
 }
 
-// Spawn starts a daemon that outlives the caller: in a new session, stdin from
-// /dev/null, output to LogFile. It waits until the daemon reports readiness (see
-// RunDaemon) and returns its PID, or returns the daemon's last log lines if it
-// exits first.
+// Spawn starts a daemon that outlives the caller: in a process group of its own
+// (a Ctrl-C at the caller's terminal does not reach it; it should ignore SIGHUP),
+// stdin from /dev/null, output to LogFile. It waits until the daemon reports
+// readiness (see RunDaemon) and returns its PID, or returns the daemon's last log
+// lines if it exits first.
+//
+// It stays in the caller's session, as upstream wireguard-go's own daemon does.
+// A new session (setsid) is also a new scheduler autogroup (kernel.
+// sched_autogroup_enabled, on by default), so the daemon would compete for CPU as
+// a group apart from the programs whose packets it carries; on a busy 2-core
+// machine that cost a quarter of its throughput (docs/benchmarks.md).
 func Spawn(opts SpawnOptions) (int, error) {
 	if len(opts.Argv) == 0 {
 		return 0, errors.New("spawn: empty command line")
@@ -125,7 +132,7 @@ func Spawn(opts SpawnOptions) (int, error) {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{w} // fd 3
 	cmd.Env = append(os.Environ(), readyEnv+"=3")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Dir = "/" // hold no directory (or file system) busy
 	if err := cmd.Start(); err != nil {
 		w.Close()
