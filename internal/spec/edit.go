@@ -32,6 +32,9 @@ type Document struct {
 	// setKeys names the hosts whose public_key SetHost changed: they may now keep
 	// their own key, and the one in the secrets directory must go (retireKeys).
 	setKeys []string
+	// loaded are the errors of the file as loaded, with their lines: an error
+	// that an edit leaves in place is reported where it is in the file.
+	loaded []Problem
 }
 
 // LoadDocument opens the spec file at path for editing.
@@ -54,7 +57,8 @@ func ParseDocument(path string, src []byte) (*Document, error) {
 	if top := doc.Content[0]; top.Kind != yaml.MappingNode {
 		return nil, Problem{File: path, Line: top.Line, Severity: SevError, Code: CodeType, Msg: "the spec must be a mapping of keys (version, network, ...)"}
 	}
-	return &Document{path: path, doc: doc, layout: recordLayout(doc, src)}, nil
+	_, loaded, _ := Check(path, src)
+	return &Document{path: path, doc: doc, layout: recordLayout(doc, src), loaded: loaded}, nil
 }
 
 // InitOptions describe a new network for Init.
@@ -164,8 +168,10 @@ func (d *Document) Spec() (*Spec, error) {
 	return s, nil
 }
 
-// Validate checks the document as Save would write it. Problems carry no line
-// numbers, since the file on disk does not have this content yet.
+// Validate checks the document as Save would write it. A problem the file on
+// disk already had (same code and message) is reported at its file and line
+// there, so that an edit of a broken spec says where to fix it; one the edit
+// brings has no line, since the file does not have this content yet.
 func (d *Document) Validate() error {
 	data, err := d.Bytes()
 	if err != nil {
@@ -177,6 +183,12 @@ func (d *Document) Validate() error {
 	}
 	for i := range errs {
 		errs[i].Line = 0
+		for _, p := range d.loaded {
+			if p.Code == errs[i].Code && p.Msg == errs[i].Msg {
+				errs[i].File, errs[i].Line = p.File, p.Line
+				break
+			}
+		}
 	}
 	return joinProblems(errs)
 }

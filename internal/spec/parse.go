@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -33,9 +34,37 @@ func ReadFile(path string) ([]byte, error) {
 	if err := trust.Target(path); err != nil {
 		return nil, fmt.Errorf("load spec: %w", err)
 	}
-	src, err := os.ReadFile(path)
+	src, err := ReadSource(path)
 	if err != nil {
 		return nil, fmt.Errorf("load spec: %w", err)
+	}
+	return src, nil
+}
+
+// MaxSize is the largest spec wgnet reads: far more than any network needs, and
+// small enough that a wrong file (a disk image, /dev/zero) is refused instead of
+// exhausting memory.
+const MaxSize = 64 << 20
+
+// ReadSource reads the file at path as a spec's source, refusing one over
+// MaxSize before reading it whole, without the trust check of ReadFile (for
+// `wgnet check`, which only reads).
+func ReadSource(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > MaxSize {
+		return nil, fmt.Errorf("%s: %d bytes, over the %d MiB a spec may have", path, fi.Size(), MaxSize>>20)
+	}
+	// A pipe or device has no size: read one byte past the limit to tell.
+	src, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(src) > MaxSize {
+		return nil, fmt.Errorf("%s: over the %d MiB a spec may have", path, MaxSize>>20)
 	}
 	return src, nil
 }
@@ -113,6 +142,11 @@ func parseYAML(file string, src []byte) (root *yaml.Node, p *Problem) {
 			}
 			return fail(line, m[2])
 		}
+		// yaml.v3's reader errors (bad UTF-8, control characters) carry no
+		// line: find it.
+		if line, what := badChar(src); line > 0 {
+			return fail(line, what)
+		}
 		return fail(0, msg)
 	}
 	var next yaml.Node
@@ -127,6 +161,29 @@ func parseYAML(file string, src []byte) (root *yaml.Node, p *Problem) {
 		return nil, &Problem{File: file, Severity: SevError, Code: CodeEmpty, Msg: "the file is empty"}
 	}
 	return &doc, nil
+}
+
+// badChar returns the line of the first byte sequence of src that YAML does not
+// allow in a UTF-8 stream, and what it is; 0 if there is none.
+func badChar(src []byte) (line int, what string) {
+	if len(src) >= 2 && (src[0] == 0xfe && src[1] == 0xff || src[0] == 0xff && src[1] == 0xfe) {
+		return 0, "" // UTF-16, which yaml.v3 decodes itself
+	}
+	line = 1
+	for i := 0; i < len(src); {
+		r, n := utf8.DecodeRune(src[i:])
+		switch {
+		case r == utf8.RuneError && n <= 1:
+			return line, fmt.Sprintf("invalid UTF-8 (byte 0x%02x); a spec must be UTF-8 text", src[i])
+		case r == '\n':
+			line++
+		case r == '\t', r == '\r', r == 0x85, r == 0xfeff && i == 0:
+		case r < 0x20, r >= 0x7f && r < 0xa0, r >= 0xd800 && r < 0xe000, r == 0xfffe, r == 0xffff:
+			return line, fmt.Sprintf("control character %U is not allowed", r)
+		}
+		i += n
+	}
+	return 0, ""
 }
 
 // parserErrors are the messages of yaml.v3's parser (parserc.go), as opposed to
@@ -348,6 +405,9 @@ func suggest(k string, known []string) string {
 		if norm(s) == norm(k) || norm(s) == norm(k)+"s" || norm(s)+"s" == norm(k) {
 			return fmt.Sprintf(" (did you mean %q?)", s)
 		}
+		if len(k) > 64 {
+			break // no key is that long; and editDistance is quadratic
+		}
 		if dist := editDistance(k, s); dist < bestD && len(k) > 3 {
 			best, bestD = s, dist
 		}
@@ -436,7 +496,7 @@ func (d *decoder) kind(n *yaml.Node, field string, want yaml.Kind) bool {
 	}
 	got := kindNames[n.Kind]
 	if n.Kind == yaml.ScalarNode {
-		got = fmt.Sprintf("%q", n.Value)
+		got = fmt.Sprintf("%q", clip(n.Value))
 	}
 	if field == "" {
 		d.ps.addAt(SevError, n.Line, "", CodeType, "the spec must be %s of keys (version, network, ...), not %s", kindNames[want], got)

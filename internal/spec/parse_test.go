@@ -116,6 +116,10 @@ var errorTests = []problemTest{
 	{"yaml syntax", "version: 1\nnetwork: [prod\n", []string{
 		"spec-yaml: wgnet.yaml:2: did not find expected ',' or ']'"}},
 	{"empty", "\n# nothing\n", []string{"spec-empty: wgnet.yaml: the file is empty"}},
+	{"invalid UTF-8", "version: 1\nnetwork: \"pr\xffod\"\n", []string{
+		"spec-yaml: wgnet.yaml:2: invalid UTF-8 (byte 0xff); a spec must be UTF-8 text"}},
+	{"NUL", "version: 1\n\n# a comment\x00\n", []string{
+		"spec-yaml: wgnet.yaml:3: control character U+0000 is not allowed"}},
 	{"two documents", "version: 1\n---\nversion: 1\n", []string{
 		`spec-yaml: wgnet.yaml:2: more than one YAML document ("---"); a spec is one document`}},
 	{"not a mapping", "- a\n- b\n", []string{

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Severity says whether a problem stops the spec from being used.
@@ -184,6 +185,12 @@ func (ps *problems) addAt(sev Severity, line int, field, code, format string, ar
 	if line < 0 {
 		line = ps.line(field)
 	}
+	for i, a := range args {
+		if s, ok := a.(string); ok {
+			args[i] = clip(s)
+		}
+	}
+	field = clip(field)
 	msg := fmt.Sprintf(format, args...)
 	if field != "" {
 		if len(msg) > 0 && strings.IndexByte("\"[-0123456789", msg[0]) >= 0 {
@@ -231,3 +238,19 @@ func parentField(f string) string {
 }
 
 func index(field string, i int) string { return field + "[" + strconv.Itoa(i) + "]" }
+
+// maxEcho is the most of one value a message repeats.
+const maxEcho = 200
+
+// clip shortens a value to be echoed in a message to maxEcho bytes (on a rune
+// boundary) and says how long it was: a spec's value may be megabytes long.
+func clip(s string) string {
+	if len(s) <= maxEcho {
+		return s
+	}
+	n := maxEcho
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…(" + strconv.Itoa(len(s)) + " bytes)"
+}
