@@ -218,6 +218,7 @@ func isSpace(c byte) bool {
 
 // removeSpaces drops all white space, as wg does to every line before reading it.
 func removeSpaces(s string) string {
+	s = trimSpaces(s)
 	n := 0
 	for i := 0; i < len(s); i++ {
 		if isSpace(s[i]) {
