@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/wgnet/wgnet/internal/prefixset"
 	"github.com/wgnet/wgnet/internal/wgconf"
 )
 
@@ -246,7 +247,7 @@ func (n *network) routedSubnets() []routed {
 					continue
 				}
 				r := routed{prefix: q, via: h, line: p.aipLine(i)}
-				if p.to != nil && !p.to.routes(q, h) {
+				if p.to != nil && !p.to.relays(q, h) {
 					r.owner = p.to
 				}
 				all = append(all, r)
@@ -257,15 +258,15 @@ func (n *network) routedSubnets() []routed {
 			}
 		}
 	}
-	for i, r := range owned {
-		for _, o := range owned[:i] {
-			if o.owner == r.owner || !o.prefix.Overlaps(r.prefix) {
-				continue
-			}
-			n.report(CodeRouteOverlap, r.via.file, r.line, []*host{r.via, r.owner, o.owner, o.via},
-				"subnet %s routed to %s overlaps %s routed to %s (%s): %s",
-				r.prefix, r.owner.name, o.prefix, o.owner.name, where(o.via.file, o.line), winner(r, o))
+	overlapping(owned, func(r routed) netip.Prefix { return r.prefix }, func(o, r routed) {
+		if o.owner == r.owner {
+			return
 		}
+		n.report(CodeRouteOverlap, r.via.file, r.line, []*host{r.via, r.owner, o.owner, o.via},
+			"subnet %s routed to %s overlaps %s routed to %s (%s): %s",
+			r.prefix, r.owner.name, o.prefix, o.owner.name, where(o.via.file, o.line), winner(r, o))
+	})
+	for _, r := range owned {
 		for _, ov := range n.overlay {
 			if ov.Overlaps(r.prefix) {
 				n.report(CodeRouteOverlap, r.via.file, r.line, []*host{r.via, r.owner},
@@ -313,28 +314,19 @@ func winner(a, b routed) string {
 
 // holdsHost reports whether q contains some host's address.
 func (n *network) holdsHost(q netip.Prefix) bool {
-	for _, h := range n.hosts {
-		for _, a := range h.addrs {
-			if q.Contains(a) {
-				return true
-			}
-		}
-	}
-	return false
+	return len(n.addrsIn(q)) > 0
 }
 
-// routes reports whether h's own config sends q, or parts of it, on to peers other
+// relays reports whether h's own config sends q, or parts of it, on to peers other
 // than from (the host that sent q to h): then h relays q (as a hub does, or a site
 // aggregating subnets) rather than being where it ends. A wider prefix in h's
 // config does not count, since h's own, more specific routes win for its own
 // subnet; nor do parts sent back to from, which only says the two overlap.
-func (h *host) routes(q netip.Prefix, from *host) bool {
-	for _, p := range h.peers {
-		if p.to == from {
-			continue
-		}
-		for _, r := range p.p.AllowedIPs {
-			if r.Bits() >= q.Bits() && q.Contains(r.Addr()) {
+func (h *host) relays(q netip.Prefix, from *host) bool {
+	lo, hi := h.routes.Within(q)
+	for i := lo; i < hi; i++ {
+		for _, r := range h.routes.Values(i) {
+			if r.p.to != from {
 				return true
 			}
 		}
@@ -352,10 +344,43 @@ func (n *network) isRouted(q netip.Prefix) bool {
 	return !(q.IsSingleIP() && slices.ContainsFunc(n.overlay, func(o netip.Prefix) bool { return o.Contains(q.Addr()) }))
 }
 
+// overlapping calls f(a, b) for every two elements of xs whose prefixes
+// overlap (the same prefix included), a before b in xs, without comparing every
+// two: a prefix overlaps only those that contain it or that it contains.
+func overlapping[T any](xs []T, prefix func(T) netip.Prefix, f func(a, b T)) {
+	var b prefixset.Builder[int]
+	for i, x := range xs {
+		b.Add(prefix(x), i)
+	}
+	s := b.Set()
+	pair := func(i, j int) {
+		if i > j {
+			i, j = j, i
+		}
+		f(xs[i], xs[j])
+	}
+	for d := 0; d < s.Len(); d++ {
+		vs := s.Values(d)
+		for k, i := range vs {
+			for _, j := range vs[k+1:] {
+				pair(i, j)
+			}
+		}
+		for a := s.Parent(d); a >= 0; a = s.Parent(a) {
+			for _, i := range s.Values(a) {
+				for _, j := range vs {
+					pair(i, j)
+				}
+			}
+		}
+	}
+}
+
 type entry struct {
 	p    *peer
 	q    netip.Prefix
 	line int
+	seq  int // order in the file
 }
 
 // checkAllowedIPs finds the same or overlapping prefixes on different peers of one
@@ -371,15 +396,6 @@ func (n *network) checkAllowedIPs(owned []routed) {
 	}
 	ownedBy := func(q netip.Prefix, h *host) bool { return isOwned[key{q, h}] }
 	for _, h := range n.hosts {
-		var es []entry
-		for _, p := range h.peers {
-			if p.self {
-				continue // wg ignores it
-			}
-			for i, q := range p.p.AllowedIPs {
-				es = append(es, entry{p, q.Masked(), p.aipLine(i)})
-			}
-		}
 		samePeer := func(a, b entry) bool {
 			return a.p == b.p || a.p.p.PublicKey == b.p.p.PublicKey // dup-peer's
 		}
@@ -387,50 +403,80 @@ func (n *network) checkAllowedIPs(owned []routed) {
 			return a.p.to != nil && b.p.to != nil && a.p.to != b.p.to &&
 				ownedBy(a.q, a.p.to) && ownedBy(b.q, b.p.to)
 		}
-		done := map[netip.Prefix]bool{}
-		for i, e := range es {
-			if done[e.q] {
-				continue
-			}
-			var same []entry
-			for _, o := range es[i+1:] {
-				if o.q == e.q && !samePeer(e, o) && !routeOverlap(e, o) &&
-					!slices.ContainsFunc(same, func(s entry) bool { return samePeer(s, o) }) {
-					same = append(same, o)
+		// entries returns the i-th prefix's entries in file order; wg ignores
+		// self-peers.
+		rt := h.routes
+		entries := func(i int) []entry {
+			var es []entry
+			for _, r := range rt.Values(i) {
+				if !r.p.self {
+					es = append(es, entry{r.p, rt.Prefix(i), r.p.aipLine(r.i), r.seq})
 				}
 			}
-			for _, o := range es[i+1:] {
-				if o.q == e.q && !samePeer(e, o) {
-					h.dups[e.q] = true
-				}
-			}
-			if len(same) > 0 {
-				done[e.q] = true
-				last := same[len(same)-1]
-				losers := []string{e.p.label()}
-				for _, s := range same[:len(same)-1] {
-					losers = append(losers, s.p.label())
-				}
-				n.report(CodeDupAllowedIP, h.file, last.line, []*host{h},
-					"%s is in AllowedIPs of %s and %s: wg keeps it only on the last one set, %s, silently (`wg show` gives the other no route for it); remove it from all but one",
-					e.q, strings.Join(losers, ", "), last.p.label(), last.p.label())
-			}
+			return es
 		}
-		for i, a := range es {
-			for _, b := range es[i+1:] {
-				if a.q == b.q || !a.q.Overlaps(b.q) || samePeer(a, b) || routeOverlap(a, b) ||
-					a.q.Bits() == 0 || b.q.Bits() == 0 { // default routes: default-route's
-
+		for i := 0; i < rt.Len(); i++ {
+			if len(rt.Values(i)) == 1 && rt.Parent(i) < 0 {
+				continue // alone: the common case, and nothing to say
+			}
+			es := entries(i)
+			n.dupAllowedIP(h, es, samePeer, routeOverlap)
+			if rt.Prefix(i).Bits() == 0 {
+				continue // default routes: default-route's
+			}
+			for a := rt.Parent(i); a >= 0; a = rt.Parent(a) {
+				if rt.Prefix(a).Bits() == 0 {
 					continue
 				}
-				long, short := a, b
-				if b.q.Bits() > a.q.Bits() {
-					long, short = b, a
+				for _, x := range entries(a) {
+					for _, y := range es {
+						if samePeer(x, y) || routeOverlap(x, y) {
+							continue
+						}
+						a, b := x, y
+						if b.seq < a.seq {
+							a, b = b, a
+						}
+						long, short := a, b
+						if b.q.Bits() > a.q.Bits() {
+							long, short = b, a
+						}
+						n.report(CodeOverlapAllowedIP, h.file, b.line, []*host{h},
+							"%s of %s overlaps %s of %s: %s gets %s (longest prefix), %s the rest of %s",
+							b.q, b.p.label(), a.q, a.p.label(), long.p.label(), long.q, short.p.label(), short.q)
+					}
 				}
-				n.report(CodeOverlapAllowedIP, h.file, b.line, []*host{h},
-					"%s of %s overlaps %s of %s: %s gets %s (longest prefix), %s the rest of %s",
-					b.q, b.p.label(), a.q, a.p.label(), long.p.label(), long.q, short.p.label(), short.q)
 			}
+		}
+	}
+}
+
+// dupAllowedIP reports one prefix given to several peers of h (es: its entries
+// in file order) and marks it in h.dups.
+func (n *network) dupAllowedIP(h *host, es []entry, samePeer, routeOverlap func(a, b entry) bool) {
+	for i, e := range es {
+		var same []entry
+		for _, o := range es[i+1:] {
+			if !samePeer(e, o) && !routeOverlap(e, o) &&
+				!slices.ContainsFunc(same, func(s entry) bool { return samePeer(s, o) }) {
+				same = append(same, o)
+			}
+		}
+		for _, o := range es[i+1:] {
+			if !samePeer(e, o) {
+				h.dups[e.q] = true
+			}
+		}
+		if len(same) > 0 {
+			last := same[len(same)-1]
+			losers := []string{e.p.label()}
+			for _, s := range same[:len(same)-1] {
+				losers = append(losers, s.p.label())
+			}
+			n.report(CodeDupAllowedIP, h.file, last.line, []*host{h},
+				"%s is in AllowedIPs of %s and %s: wg keeps it only on the last one set, %s, silently (`wg show` gives the other no route for it); remove it from all but one",
+				e.q, strings.Join(losers, ", "), last.p.label(), last.p.label())
+			return // said once per prefix
 		}
 	}
 }
@@ -622,11 +668,13 @@ func (n *network) checkEndpointLoop(a *host) {
 			continue
 		}
 		ea = ea.Unmap()
-		for _, o := range a.peers {
-			for i, q := range o.p.AllowedIPs {
-				if q.Bits() == 0 || !q.Masked().Contains(ea) {
-					continue
-				}
+		i, ok := a.routes.Lookup(ea)
+		for ; ok && i >= 0; i = a.routes.Parent(i) { // every prefix holding ea
+			if a.routes.Prefix(i).Bits() == 0 {
+				continue
+			}
+			for _, r := range a.routes.Values(i) {
+				o, q := r.p, r.p.p.AllowedIPs[r.i]
 				if o == p {
 					n.report(CodeEndpointLoop, a.file, o.aipLine(i), []*host{a},
 						"%s: AllowedIPs %s cover its own Endpoint %s: the encrypted packets would be routed into the tunnel itself; leave %s out of AllowedIPs",
@@ -645,30 +693,40 @@ func (n *network) checkEndpointLoop(a *host) {
 // peer's AllowedIPs for them hold more than their own address (other hosts'
 // addresses, routed subnets, a default route).
 func (n *network) checkForwarding() {
-	for _, x := range n.hosts {
-		var need4, need6 string // why, for the message
-		for _, a := range n.hosts {
-			for _, p := range a.peers {
-				if p.to != x {
+	// Why each host must forward, by family: the first reason in file order.
+	// One pass over every config's peers, in order, finds the same first
+	// reasons as asking host by host, without visiting all peers per host.
+	type reasons struct{ v4, v6 string }
+	need := make(map[*host]*reasons, len(n.hosts))
+	for _, h := range n.hosts {
+		need[h] = &reasons{}
+	}
+	for _, a := range n.hosts {
+		for _, p := range a.peers {
+			x := p.to
+			if x == nil {
+				continue
+			}
+			r := need[x]
+			for _, q := range p.p.AllowedIPs {
+				q = q.Masked()
+				if (q.Addr().Is4() && r.v4 != "") || (q.Addr().Is6() && r.v6 != "") || !n.beyond(q, x, a) {
 					continue
 				}
-				for _, q := range p.p.AllowedIPs {
-					q = q.Masked()
-					if !n.beyond(q, x, a) {
-						continue
-					}
-					why := fmt.Sprintf("%s routes %s to it", a.name, q)
-					if q.Addr().Is4() && need4 == "" {
-						need4 = why
-					} else if q.Addr().Is6() && need6 == "" {
-						need6 = why
-					}
+				why := fmt.Sprintf("%s routes %s to it", a.name, q)
+				if q.Addr().Is4() {
+					r.v4 = why
+				} else {
+					r.v6 = why
 				}
 			}
 		}
-		if pos := x.cfg.Interface.Pos; pos.Unknown(wgconf.KeyPreUp) || pos.Unknown(wgconf.KeyPostUp) {
+	}
+	for _, x := range n.hosts {
+		if x.cfg.Interface.Pos.Unknown(wgconf.KeyPreUp) || x.cfg.Interface.Pos.Unknown(wgconf.KeyPostUp) {
 			continue // a hook that did not parse may turn it on
 		}
+		need4, need6 := need[x].v4, need[x].v6
 		f4, f6 := forwards(x.cfg)
 		var whys, fixes []string
 		if need4 != "" && !f4 {
@@ -701,10 +759,8 @@ func (n *network) beyond(q netip.Prefix, x, a *host) bool {
 	case q.Bits() == 0:
 		return true
 	}
-	for _, h := range n.hosts {
-		if h != x && h != a && slices.ContainsFunc(h.addrs, func(b netip.Addr) bool {
-			return q.Contains(b) && !slices.Contains(x.addrs, b) // not dup-address's
-		}) {
+	for _, ha := range n.addrsIn(q) {
+		if ha.h != x && ha.h != a && !slices.Contains(x.addrs, ha.a) { // not dup-address's
 			return true
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/wgnet/wgnet/internal/prefixset"
 	"github.com/wgnet/wgnet/internal/wgconf"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
@@ -35,6 +36,19 @@ type host struct {
 	// checks don't pile on them.
 	dups  map[netip.Prefix]bool
 	peers []*peer
+	// peerFor maps a host to the first of its peers that stands for it (peerOf).
+	peerFor map[*host]*peer
+	// routes holds every AllowedIPs entry of its peers (self-peers included),
+	// masked, in the order of the file: its routing table, for lookups and
+	// overlaps without comparing every two entries.
+	routes *prefixset.Set[route]
+}
+
+// route is one AllowedIPs entry of a host's config.
+type route struct {
+	p   *peer
+	i   int // index in p.p.AllowedIPs
+	seq int // position among all the host's entries, in file order
 }
 
 // peer is one [Peer] of a host, resolved to the host it stands for.
@@ -60,9 +74,17 @@ type network struct {
 	findings []Finding
 
 	overlay []netip.Prefix // overlay subnets: masked Address prefixes shorter than one address
+	// addrs holds every host's addresses, sorted, to find those in a prefix.
+	addrs []hostAddr
 	// endpointUnknown holds the hosts that a peer with an Endpoint that did not
 	// parse stands for (nil: a peer that stands for no known host).
 	endpointUnknown map[*host]bool
+}
+
+// hostAddr is one address of a host.
+type hostAddr struct {
+	a netip.Addr
+	h *host
 }
 
 func newNetwork(in Input) *network {
@@ -115,9 +137,46 @@ func newNetwork(in Input) *network {
 		}
 	}
 	n.resolve()
+	n.index()
 	n.markUnknown()
 	n.inferTopology(in.Topology, in.Hub)
 	return n
+}
+
+// index builds what the checks look things up in: each host's peers by the host
+// they stand for, its routing table, and the sorted addresses of all hosts.
+func (n *network) index() {
+	for _, h := range n.hosts {
+		h.peerFor = make(map[*host]*peer, len(h.peers))
+		var b prefixset.Builder[route]
+		b.Grow(len(h.peers))
+		seq := 0
+		for _, p := range h.peers {
+			if _, seen := h.peerFor[p.to]; !seen && p.to != nil {
+				h.peerFor[p.to] = p
+			}
+			for i, q := range p.p.AllowedIPs {
+				b.Add(q, route{p, i, seq})
+				seq++
+			}
+		}
+		h.routes = b.Set()
+		for _, a := range h.addrs {
+			n.addrs = append(n.addrs, hostAddr{a, h})
+		}
+	}
+	slices.SortStableFunc(n.addrs, func(x, y hostAddr) int { return x.a.Compare(y.a) })
+}
+
+// addrsIn returns the addresses of hosts inside q, sorted.
+func (n *network) addrsIn(q netip.Prefix) []hostAddr {
+	q = q.Masked()
+	lo, _ := slices.BinarySearchFunc(n.addrs, q.Addr(), func(x hostAddr, a netip.Addr) int { return x.a.Compare(a) })
+	hi := lo
+	for hi < len(n.addrs) && q.Contains(n.addrs[hi].a) {
+		hi++
+	}
+	return n.addrs[lo:hi]
 }
 
 // markUnknown records what bad lines (wgconf.Pos.Bad) leave unknown, so that the
@@ -165,9 +224,9 @@ func (n *network) resolve() {
 			}
 		}
 	}
-	endpoints := map[string]*host{} // endpoint → host, nil when ambiguous
+	endpoints := map[wgconf.Endpoint]*host{} // endpoint → host, nil when ambiguous
 	for _, h := range n.hosts {
-		seen := map[wgkey.Key]*peer{}
+		seen := make(map[wgkey.Key]*peer, len(h.peers))
 		for _, p := range h.peers {
 			k := p.p.PublicKey
 			if h.keyed && k == h.pub {
@@ -182,10 +241,10 @@ func (n *network) resolve() {
 			if to, ok := byKey[k]; ok {
 				p.to = to
 				if e := p.p.Endpoint; e != nil {
-					if prev, seen := endpoints[e.String()]; seen && prev != to {
-						endpoints[e.String()] = nil
+					if prev, seen := endpoints[*e]; seen && prev != to {
+						endpoints[*e] = nil
 					} else {
-						endpoints[e.String()] = to
+						endpoints[*e] = to
 					}
 				}
 			}
@@ -204,12 +263,12 @@ func (n *network) resolve() {
 	}
 }
 
-func (n *network) guess(from *host, p *wgconf.Peer, endpoints map[string]*host) (*host, string) {
+func (n *network) guess(from *host, p *wgconf.Peer, endpoints map[wgconf.Endpoint]*host) (*host, string) {
 	if h, ok := n.byName[p.Name]; ok && h != from {
 		return h, "name"
 	}
 	if p.Endpoint != nil {
-		if h := endpoints[p.Endpoint.String()]; h != nil && h != from {
+		if h := endpoints[*p.Endpoint]; h != nil && h != from {
 			return h, "endpoint"
 		}
 	}
@@ -287,12 +346,10 @@ func (n *network) inferTopology(topology, hub string) {
 
 // peerOf returns a's peer standing for b, or nil.
 func (a *host) peerOf(b *host) *peer {
-	for _, p := range a.peers {
-		if p.to == b {
-			return p
-		}
+	if b == nil {
+		return nil
 	}
-	return nil
+	return a.peerFor[b]
 }
 
 // peered reports whether a or b lists the other.
@@ -403,20 +460,16 @@ func names(hs []*host) string {
 // lookup returns the peer of h that wg sends a packet for a to, and the prefix that
 // matched: the longest prefix, and the last peer set when two peers have the same one.
 func (h *host) lookup(a netip.Addr) (*peer, netip.Prefix) {
-	var best *peer
-	var bestQ netip.Prefix
-	for _, p := range h.peers {
-		if p.self {
-			continue // wg ignores it
-		}
-		for _, q := range p.p.AllowedIPs {
-			q = q.Masked()
-			if q.Contains(a) && (best == nil || q.Bits() >= bestQ.Bits()) {
-				best, bestQ = p, q
+	i, ok := h.routes.Lookup(a)
+	for ; ok && i >= 0; i = h.routes.Parent(i) {
+		rs := h.routes.Values(i)
+		for k := len(rs) - 1; k >= 0; k-- {
+			if !rs[k].p.self { // wg ignores a self-peer
+				return rs[k].p, h.routes.Prefix(i)
 			}
 		}
 	}
-	return best, bestQ
+	return nil, netip.Prefix{}
 }
 
 // hasFamily reports whether h has an address of a's family.
