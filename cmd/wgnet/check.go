@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/spf13/cobra"
 
@@ -46,7 +45,7 @@ func runCheck(ctx context.Context, files []string, format string, stdout, stderr
 	if len(files) == 0 {
 		findings, err = checkSpec(ctx, stderr)
 	} else {
-		findings, err = check.Files(files)
+		findings, err = check.Files(ctx, files)
 	}
 	if err != nil {
 		return err
@@ -89,9 +88,9 @@ func plural(n int, what string) string {
 // checkSpec lints the spec: its own validation, its secrets, then the configs it
 // compiles to, checked as one network. Findings about a compiled config point at
 // the host's entry in the spec, since that is where the fix belongs.
-func checkSpec(_ context.Context, stderr io.Writer) ([]check.Finding, error) {
+func checkSpec(ctx context.Context, stderr io.Writer) ([]check.Finding, error) {
 	file := global.specFile
-	src, err := os.ReadFile(file)
+	src, _, err := check.ReadFile(ctx, file)
 	if err != nil {
 		return nil, fmt.Errorf("check: %w (give config files, or a spec with -f)", err)
 	}

@@ -48,6 +48,9 @@ func TestRunCheckExit(t *testing.T) {
 		{"clean", func(t *testing.T) []string { return checkCase(t, "clean-hub") }, exitOK, 0, "0 errors, 0 warnings\n"},
 		{"warnings only", func(t *testing.T) []string { return checkCase(t, "warnings-only") }, exitOK, 2, "0 errors, 2 warnings\n"},
 		{"errors", func(t *testing.T) []string { return checkCase(t, "syntax") }, exitProblems, 2, "2 errors, 0 warnings\n"},
+		// Issue 9, finding 11: two spokes without an Endpoint port and two wrong
+		// peer keys on the hub, all in one pass.
+		{"article", func(t *testing.T) []string { return checkCase(t, "article") }, exitProblems, 4, "4 errors, 0 warnings\n"},
 		{"unreadable", func(t *testing.T) []string {
 			return append(checkCase(t, "clean-hub"), filepath.Join(t.TempDir(), "missing.conf"))
 		}, exitCantRun, 0, ""},

@@ -1,12 +1,13 @@
 package check
 
 import (
+	"context"
 	"errors"
-	"fmt"
-	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"sync"
 
 	"github.com/wgnet/wgnet/internal/wgconf"
 )
@@ -16,15 +17,53 @@ import (
 // parser's warnings "parse-warning"), each at its line; a bad line makes only
 // its own value unknown, so the other checks still run on everything that
 // parsed, across files too (see Configs). Host names come from the file names
-// (HostNames). The error is only for files that could not be read.
-func Files(paths []string) ([]Finding, error) {
+// (HostNames). The error is for files that could not be read (ReadFile says
+// which), and for ctx done before the end.
+func Files(ctx context.Context, paths []string) ([]Finding, error) {
+	seen := map[string]bool{}
 	var uniq []string
 	for _, p := range paths {
-		if !slices.Contains(uniq, filepath.Clean(p)) {
-			uniq = append(uniq, filepath.Clean(p))
+		if p = filepath.Clean(p); !seen[p] {
+			seen[p] = true
+			uniq = append(uniq, p)
 		}
 	}
 	hostNames := HostNames(uniq)
+	type parsed struct {
+		cfg   *wgconf.Config
+		warns []*wgconf.Error
+		err   error // from parsing
+		mode  os.FileMode
+		read  error // from reading
+	}
+	files := make([]parsed, len(uniq))
+	// Read and parse on every core: a 1,000-host mesh is 1,000 files of a
+	// thousand peers each. Each worker stops when ctx is done.
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range min(runtime.GOMAXPROCS(0), len(uniq)) {
+		wg.Go(func() {
+			for i := range next {
+				if ctx.Err() != nil {
+					continue // done: drain the rest
+				}
+				f := &files[i]
+				var src []byte
+				if src, f.mode, f.read = ReadFile(ctx, uniq[i]); f.read == nil {
+					f.cfg, f.warns, f.err = wgconf.ParseWithWarnings(uniq[i], src)
+				}
+			}
+		})
+	}
+	for i := range uniq {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, context.Cause(ctx)
+	}
+
 	var (
 		cfgs  []*wgconf.Config
 		out   []Finding
@@ -32,28 +71,27 @@ func Files(paths []string) ([]Finding, error) {
 		modes = map[string]os.FileMode{}
 	)
 	for i, path := range uniq {
-		src, mode, err := readFile(path)
-		if err != nil {
-			errs = append(errs, err)
+		f := files[i]
+		if f.read != nil {
+			errs = append(errs, f.read)
 			continue
 		}
-		modes[path] = mode
-		cfg, warns, err := wgconf.ParseWithWarnings(path, src)
-		if err != nil {
-			perr := wgconf.Errors(err)
+		modes[path] = f.mode
+		if f.err != nil {
+			perr := wgconf.Errors(f.err)
 			if len(perr) == 0 { // not expected from wgconf, but never lose an error
-				perr = []*wgconf.Error{{File: path, Msg: err.Error()}}
+				perr = []*wgconf.Error{{File: path, Msg: f.err.Error()}}
 			}
 			for _, e := range perr {
 				out = append(out, parseFinding(path, CodeSyntax, e))
 			}
 		}
-		for _, w := range warns {
+		for _, w := range f.warns {
 			out = append(out, parseFinding(path, CodeParseWarning, w))
 		}
-		if cfg != nil {
-			cfg.Name = hostNames[i]
-			cfgs = append(cfgs, cfg)
+		if f.cfg != nil {
+			f.cfg.Name = hostNames[i]
+			cfgs = append(cfgs, f.cfg)
 		}
 	}
 	if len(errs) > 0 {
@@ -76,25 +114,4 @@ func parseFinding(path, code string, e *wgconf.Error) Finding {
 		file = path
 	}
 	return Finding{File: file, Line: e.Line, Severity: severityOf[code], Code: code, Message: e.Msg}
-}
-
-// readFile reads path and returns its permission bits as well.
-func readFile(path string) ([]byte, os.FileMode, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, 0, err // *PathError names the file
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, 0, err
-	}
-	if fi.IsDir() {
-		return nil, 0, fmt.Errorf("read %s: is a directory, want a config file", path)
-	}
-	src, err := io.ReadAll(f)
-	if err != nil {
-		return nil, 0, fmt.Errorf("read %s: %w", path, err)
-	}
-	return src, fi.Mode(), nil
 }

@@ -2,6 +2,7 @@ package check
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -41,7 +42,7 @@ func TestCorpus(t *testing.T) {
 			}
 			wantExit, want := readExpect(t, filepath.Join(src, "expect"))
 			paths := copyCase(t, src) // and chdir there
-			got, err := Files(paths)
+			got, err := Files(context.Background(), paths)
 			if err != nil {
 				t.Fatalf("Files: %v", err)
 			}
@@ -162,7 +163,7 @@ func TestFilesErrors(t *testing.T) {
 		{"directory", []string{dir}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			fs, err := Files(tt.paths)
+			fs, err := Files(context.Background(), tt.paths)
 			if err == nil {
 				t.Fatalf("Files(%v) = %v, nil; want an error", tt.paths, fs)
 			}
