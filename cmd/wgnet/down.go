@@ -50,7 +50,7 @@ func runDown(ctx context.Context, stderr io.Writer, args []string, fromSpec bool
 		return usageError{fmt.Errorf("down needs NAME, CONFIG or --spec")}
 	}
 	if err := up.Down(ctx, name, up.Options{StateDir: stateDir(), Log: stderr}); err != nil {
-		return err
+		return advise(err)
 	}
 	_, err := fmt.Fprintf(stderr, "wgnet: %s is down\n", name)
 	return err

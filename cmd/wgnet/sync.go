@@ -87,7 +87,7 @@ func runSync(ctx context.Context, stdout, stderr io.Writer, args []string, f syn
 		plan, err = up.Sync(ctx, req, opts)
 	}
 	if err != nil {
-		return err
+		return advise(err)
 	}
 	res := syncResult{Plan: plan, DryRun: f.dryRun}
 	if f.confirm > 0 && !plan.Empty() {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -117,7 +118,7 @@ func runUp(ctx context.Context, stdout, stderr io.Writer, args []string, f upFla
 		st, err = up.Up(ctx, req, opts)
 	}
 	if err != nil {
-		return err
+		return advise(err)
 	}
 	if format == "json" {
 		e := json.NewEncoder(stdout)
@@ -188,4 +189,25 @@ func upRequest(args []string, host string, stderr io.Writer) (up.Request, error)
 		return up.Request{Name: name, Host: h, Source: path}, nil
 	}
 	return up.Request{}, usageError{fmt.Errorf("give NAME, CONFIG or --host HOST")}
+}
+
+// advise adds to an error of package up what the user can do about it.
+func advise(err error) error {
+	var se *up.StateError
+	if !errors.As(err, &se) {
+		return err
+	}
+	switch {
+	case errors.Is(err, up.ErrAlreadyUp):
+		return fmt.Errorf("%w; run `wgnet down %s` first", err, se.Name)
+	case errors.Is(err, up.ErrNotRunning):
+		return fmt.Errorf("%w; see %s, then `wgnet down %s` and up again", err, se.LogFile, se.Name)
+	case errors.Is(err, up.ErrIncomplete):
+		return fmt.Errorf("%w; run `wgnet down %s` and up again", err, se.Name)
+	case errors.Is(err, up.ErrNotOurs):
+		return fmt.Errorf("%w; use the tool that made it (wg-quick down %s)", err, se.Name)
+	case errors.Is(err, up.ErrNotUp) && strings.HasPrefix(se.Msg, "sync "):
+		return fmt.Errorf("%w; bring it up with `wgnet up` first", err)
+	}
+	return err
 }

@@ -285,7 +285,7 @@ func rollbackLocked(ctx context.Context, opts *SyncOptions, pf *pendingFile) err
 			break
 		}
 		opts.logf("rolling back `wgnet up %s`: taking it down", name)
-		err = Down(ctx, name, opts.Options)
+		err = downLocked(ctx, name, &opts.Options)
 	case "sync":
 		err = rollbackSync(opts, pf)
 	default:
@@ -397,22 +397,28 @@ func TryUp(ctx context.Context, req Request, opts SyncOptions) (*State, *Pending
 	if err := refusePending(opts.StateDir, req.Name); err != nil {
 		return nil, nil, err
 	}
+	st, pend, _, err := tryUpLocked(ctx, req, &opts)
+	return st, pend, err
+}
+
+// tryUpLocked is TryUp with the lock held and no change pending.
+func tryUpLocked(ctx context.Context, req Request, opts *SyncOptions) (*State, *Pending, *Plan, error) {
 	if _, err := makePlan(ctx, req, &opts.Options); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	pf, err := startPending(&opts, "up", req.Name, nil, nil)
+	pf, err := startPending(opts, "up", req.Name, nil, nil)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	st, err := Up(ctx, req, opts.Options)
+	st, plan, err := upLocked(ctx, req, opts)
 	if err != nil {
-		if cerr := cancelPending(&opts, pf); cerr != nil {
+		if cerr := cancelPending(opts, pf); cerr != nil {
 			err = errors.Join(err, cerr)
 		}
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	if err := armPending(&opts, pf, st); err != nil {
-		return st, &pf.Pending, err
+	if err := armPending(opts, pf, st); err != nil {
+		return st, &pf.Pending, plan, err
 	}
-	return st, &pf.Pending, nil
+	return st, &pf.Pending, plan, nil
 }

@@ -25,6 +25,7 @@ type running struct {
 	routes    []hostnet.Route // managed routes only, normalized (see readRunning)
 	sysctls   map[string]string
 	firewall  *hostnet.Firewall // nil: no table
+	up        bool              // the link is administratively up
 }
 
 // target is what Sync drives an interface to: from a config (configTarget), or
@@ -46,6 +47,9 @@ type target struct {
 	firewallManaged bool
 	firewall        *hostnet.Firewall
 	firewallTable   string
+	// linkUp asks for the link to be set up (with its MTU), as up does for an
+	// interface it creates; false leaves the link as it is.
+	linkUp bool
 }
 
 // Peer change operations in a Plan, as a diff shows them.
@@ -81,6 +85,9 @@ type Plan struct {
 	Notes []string `json:"notes,omitempty"`
 
 	dev *devconf.Changes // what the device changes are made from; nil: none
+	// linkUp sets the link up with MTU upMTU (an interface just created).
+	linkUp bool
+	upMTU  int
 }
 
 // Change is a value that changes.
@@ -131,7 +138,7 @@ type FirewallChange struct {
 
 // Empty reports whether the plan changes nothing (notes aside).
 func (p *Plan) Empty() bool {
-	return !p.PrivateKey && p.ListenPort == nil && p.FwMark == nil && p.MTU == nil &&
+	return !p.linkUp && !p.PrivateKey && p.ListenPort == nil && p.FwMark == nil && p.MTU == nil &&
 		len(p.Peers) == 0 && len(p.Addresses.Add)+len(p.Addresses.Remove) == 0 &&
 		len(p.Routes.Add)+len(p.Routes.Remove) == 0 && len(p.Sysctls) == 0 && p.Firewall == nil
 }
@@ -281,6 +288,9 @@ func peerChange(c devconf.PeerChange, name string) PeerChange {
 
 // diffHost adds to plan the host changes from r to t.
 func diffHost(plan *Plan, r *running, t *target) {
+	if t.linkUp && !r.up {
+		plan.linkUp, plan.upMTU = true, cmp.Or(t.mtu, r.mtu)
+	}
 	if t.mtu != 0 && t.mtu != r.mtu {
 		plan.MTU = &Change[int]{Old: r.mtu, New: t.mtu}
 	}

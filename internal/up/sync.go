@@ -1,6 +1,7 @@
 package up
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -80,7 +81,12 @@ func Sync(ctx context.Context, req Request, opts SyncOptions) (*Plan, error) {
 	if err := refusePending(opts.StateDir, req.Name); err != nil {
 		return nil, err
 	}
-	s, err := prepareSync(ctx, req, &opts)
+	return syncLocked(ctx, req, &opts)
+}
+
+// syncLocked is Sync with the lock held and no change pending.
+func syncLocked(ctx context.Context, req Request, opts *SyncOptions) (*Plan, error) {
+	s, err := prepareSync(ctx, req, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +94,7 @@ func Sync(ctx context.Context, req Request, opts SyncOptions) (*Plan, error) {
 
 	var pend *pendingFile
 	if opts.Confirm.Within > 0 && !s.plan.Empty() {
-		pend, err = startPending(&opts, "sync", req.Name, newSnapshot(s.before), s.prev)
+		pend, err = startPending(opts, "sync", req.Name, newSnapshot(s.before), s.prev)
 		if err != nil {
 			return nil, err
 		}
@@ -103,14 +109,14 @@ func Sync(ctx context.Context, req Request, opts SyncOptions) (*Plan, error) {
 			return nil, fmt.Errorf("sync %s: %w\nrestore incomplete: %w", req.Name, err, rerr)
 		}
 		if pend != nil {
-			if cerr := cancelPending(&opts, pend); cerr != nil {
+			if cerr := cancelPending(opts, pend); cerr != nil {
 				return nil, fmt.Errorf("sync %s: %w (everything restored; %w)", req.Name, err, cerr)
 			}
 		}
 		return nil, fmt.Errorf("sync %s: %w (everything restored)", req.Name, err)
 	}
 	if pend != nil {
-		if err := armPending(&opts, pend, s.st); err != nil {
+		if err := armPending(opts, pend, s.st); err != nil {
 			return s.plan, err
 		}
 		s.plan.Notes = append(s.plan.Notes, fmt.Sprintf("run `wgnet confirm %s` by %s to keep this change; otherwise it is rolled back",
@@ -119,7 +125,8 @@ func Sync(ctx context.Context, req Request, opts SyncOptions) (*Plan, error) {
 	return s.plan, nil
 }
 
-// syncer is one sync in progress.
+// syncer is one reconcile in progress: a sync, or the part of an up after the
+// device is created.
 type syncer struct {
 	opts *SyncOptions
 	req  Request
@@ -137,6 +144,9 @@ type syncer struct {
 	canRemove bool
 	names     map[string]string
 	plan      *Plan
+	// createMTU is set when the interface was just created (by up): its link is
+	// set up with this MTU, and what is applied is recorded step by step.
+	createMTU int
 }
 
 // prepareSync checks the request, reads the running interface and works out the
@@ -156,6 +166,7 @@ func prepareSync(ctx context.Context, req Request, opts *SyncOptions) (*syncer, 
 		}
 		cp := *prev
 		cp.Sysctls = slices.Clone(prev.Sysctls)
+		cp.Addresses, cp.Routes = slices.Clone(prev.Addresses), slices.Clone(prev.Routes)
 		s.st = &cp
 	case errors.Is(err, os.ErrNotExist):
 	default:
@@ -166,10 +177,10 @@ func prepareSync(ctx context.Context, req Request, opts *SyncOptions) (*syncer, 
 	if err != nil {
 		switch {
 		case errors.Is(err, device.ErrNotFound) && s.prev != nil:
-			return nil, fmt.Errorf("sync %s: wgnet brought it up (%s backend, pid %d) but it is not running; see %s, then `wgnet down %s` and up again",
-				p.name, s.prev.Backend, s.prev.PID, s.prev.LogFile, p.name)
+			return nil, &StateError{Kind: ErrNotRunning, Name: p.name, State: statePath(opts.StateDir, p.name), LogFile: s.prev.LogFile,
+				Msg: fmt.Sprintf("sync %s: wgnet brought it up (%s backend, pid %d) but it is not running", p.name, s.prev.Backend, s.prev.PID)}
 		case errors.Is(err, device.ErrNotFound):
-			return nil, fmt.Errorf("sync %s: no such WireGuard interface; bring it up with `wgnet up` first", p.name)
+			return nil, &StateError{Kind: ErrNotUp, Name: p.name, Msg: fmt.Sprintf("sync %s: no such WireGuard interface", p.name)}
 		}
 		return nil, fmt.Errorf("sync %s: %w", p.name, err)
 	}
@@ -180,16 +191,33 @@ func prepareSync(ctx context.Context, req Request, opts *SyncOptions) (*syncer, 
 		}
 	}()
 	if s.prev != nil && !s.prev.Complete {
-		return nil, fmt.Errorf("sync %s: `wgnet up` did not finish (state in %s); run `wgnet down %s` and up again", p.name, statePath(opts.StateDir, p.name), p.name)
+		return nil, &StateError{Kind: ErrIncomplete, Name: p.name, State: statePath(opts.StateDir, p.name),
+			Msg: fmt.Sprintf("sync %s: `wgnet up` did not finish (state in %s)", p.name, statePath(opts.StateDir, p.name))}
 	}
+	if err := s.planLocked(first); err != nil {
+		return nil, err
+	}
+	s.addNotes()
+	ok = true
+	return s, nil
+}
+
+// planLocked works out the target, reads the running interface (the device
+// state first, when it was read already) and diffs them. It touches nothing.
+func (s *syncer) planLocked(first *device.State) error {
+	p, opts := s.p, s.opts
+	var err error
 	s.target, err = configTarget(p, s.prev, opts)
 	if err != nil {
-		return nil, err
+		return err
+	}
+	if s.createMTU != 0 {
+		s.target.mtu, s.target.linkUp = s.createMTU, true
 	}
 	s.scope = newScope(p.name, s.target, s.prev)
 	s.before, err = readRunning(opts.Host, s.dev, first, p.name, s.scope)
 	if err != nil {
-		return nil, fmt.Errorf("sync %s: %w", p.name, err)
+		return fmt.Errorf("sync %s: %w", p.name, err)
 	}
 	if s.st == nil {
 		s.st = &State{
@@ -211,10 +239,8 @@ func prepareSync(ctx context.Context, req Request, opts *SyncOptions) (*syncer, 
 		}
 	}
 	s.plan = diff(p.name, s.before, s.target, s.canRemove, s.names)
-	s.plan.Adopt = s.prev == nil
-	s.addNotes()
-	ok = true
-	return s, nil
+	s.plan.Adopt = s.prev == nil && s.createMTU == 0
+	return nil
 }
 
 // diff works out the plan that takes r to t.
@@ -432,7 +458,7 @@ func readRunning(h hostnet.HostNet, d device.Device, st *device.State, name stri
 	if err != nil {
 		return nil, err
 	}
-	r.mtu = link.MTU
+	r.mtu, r.up = link.MTU, link.Up
 	addrs, err := h.Addrs(name)
 	if err != nil {
 		return nil, err
@@ -506,6 +532,10 @@ func (s *syncer) applyAndVerify() error {
 		}
 	}
 	st := s.st
+	if s.createMTU != 0 {
+		// Up recorded every step as it was made.
+		return st.save(o.StateDir)
+	}
 	if s.req.Source != "" {
 		st.Source = s.req.Source
 	}
@@ -537,10 +567,26 @@ func (s *syncer) record(ev applied) error {
 		mergeSysctl(&s.st.Sysctls, *ev.sysctl)
 	case ev.firewall != "":
 		s.st.Firewall = ev.firewall
+	case ev.addr != nil:
+		s.st.Addresses = recordItem(s.st.Addresses, *ev.addr, ev.removed)
+	case ev.route != nil:
+		s.st.Routes = recordItem(s.st.Routes, *ev.route, ev.removed)
 	default:
 		return nil
 	}
 	return s.st.save(s.opts.StateDir)
+}
+
+// recordItem adds x to list, or removes it.
+func recordItem[T comparable](list []T, x T, removed bool) []T {
+	i := slices.Index(list, x)
+	switch {
+	case removed && i >= 0:
+		return slices.Delete(list, i, i+1)
+	case !removed && i < 0:
+		return append(list, x)
+	}
+	return list
 }
 
 // mergeSysctl records that c was applied: the first change of a key keeps its
@@ -595,6 +641,10 @@ func restoreSnapshot(opts *SyncOptions, name string, snap *snapshot, sc readScop
 type applied struct {
 	sysctl   *SysctlChange
 	firewall string // a table created or replaced
+	// addr or route was added, or removed when removed is set.
+	addr    *netip.Prefix
+	route   *hostnet.Route
+	removed bool
 }
 
 // applyPlan makes the plan's changes in an order that keeps traffic flowing:
@@ -665,7 +715,7 @@ func applyPlan(plan *Plan, d device.Device, o *Options, keepGoing bool, record f
 	ok := forwarding(true) &&
 		configure(add, "add and update") &&
 		func() bool {
-			if plan.MTU == nil {
+			if plan.MTU == nil || plan.linkUp {
 				return true
 			}
 			o.logf("ip link set mtu %d dev %s", plan.MTU.New, name)
@@ -676,7 +726,12 @@ func applyPlan(plan *Plan, d device.Device, o *Options, keepGoing bool, record f
 			break
 		}
 		o.logf("ip address add %s dev %s", a, name)
-		ok = step(tolerate(h.AddAddr(name, a), hostnet.ErrExists))
+		ok = step(tolerate(h.AddAddr(name, a), hostnet.ErrExists)) && step(rec(applied{addr: &a}))
+	}
+	if ok && plan.linkUp {
+		// A new link: its MTU and up, before routes through it can be added.
+		o.logf("ip link set mtu %d up dev %s", plan.upMTU, name)
+		ok = step(h.SetMTU(name, plan.upMTU)) && step(h.SetUp(name, true))
 	}
 	if ok && slices.ContainsFunc(plan.Addresses.Remove, func(a netip.Prefix) bool { return a.Addr().Is4() }) {
 		// Without promotion, removing a primary IPv4 address takes its secondaries
@@ -690,14 +745,19 @@ func applyPlan(plan *Plan, d device.Device, o *Options, keepGoing bool, record f
 			break
 		}
 		o.logf("ip address del %s dev %s", a, name)
-		ok = step(tolerate(h.DelAddr(name, a), hostnet.ErrNotFound))
+		ok = step(tolerate(h.DelAddr(name, a), hostnet.ErrNotFound)) && step(rec(applied{addr: &a, removed: true}))
 	}
-	for _, r := range plan.Routes.Add {
+	// Longest prefixes first, like wg-quick's add_route.
+	adds := slices.Clone(plan.Routes.Add)
+	slices.SortStableFunc(adds, func(a, b hostnet.Route) int {
+		return cmp.Or(cmp.Compare(a.Table, b.Table), cmp.Compare(b.Dst.Bits(), a.Dst.Bits()))
+	})
+	for _, r := range adds {
 		if !ok {
 			break
 		}
 		o.logf("ip route add %s", routeText(r))
-		ok = step(tolerate(h.AddRoute(r), hostnet.ErrExists))
+		ok = step(tolerate(h.AddRoute(r), hostnet.ErrExists)) && step(rec(applied{route: &r}))
 	}
 	ok = ok && configure(remove, "remove")
 	for _, r := range plan.Routes.Remove {
@@ -705,7 +765,7 @@ func applyPlan(plan *Plan, d device.Device, o *Options, keepGoing bool, record f
 			break
 		}
 		o.logf("ip route del %s", routeText(r))
-		ok = step(tolerate(h.DelRoute(r), hostnet.ErrNotFound))
+		ok = step(tolerate(h.DelRoute(r), hostnet.ErrNotFound)) && step(rec(applied{route: &r, removed: true}))
 	}
 	_ = ok && forwarding(false)
 	return errors.Join(errs...)

@@ -14,8 +14,9 @@
 // detached timer process undoes a change that is not confirmed in time (see
 // confirm.go and docs/sync.md).
 //
-// It imports device, devconf, hostnet, wgconf, wgkey and atomicfile; it must not
-// import spec or compile (the command turns a spec into a wgconf.Config first).
+// It imports device, devconf, hostnet, intent, trust, wgconf, wgkey and atomicfile;
+// it must not import spec or compile (the command turns a spec into an
+// intent.Host first; internal/layering enforces it).
 package up
 
 import (
@@ -143,181 +144,39 @@ func Check(ctx context.Context, req Request, opts Options) error {
 	return err
 }
 
-// Up brings the interface up. Invalid input is refused before anything is
-// touched; when a step fails, what was done is undone and the error says both.
+// Up brings the interface up: it must not be up already. Invalid input is
+// refused before anything is touched; when a step fails, what was done is undone
+// and the error says both.
 func Up(ctx context.Context, req Request, opts Options) (*State, error) {
-	opts.defaults()
-	p, err := makePlan(ctx, req, &opts)
+	so := SyncOptions{Options: opts}
+	so.defaults()
+	unlock, err := lockInterface(so.StateDir, req.Name)
 	if err != nil {
 		return nil, err
 	}
-	h := opts.Host
-	if _, err := LoadState(opts.StateDir, p.name); err == nil {
-		return nil, fmt.Errorf("%s is already up (state in %s); run `wgnet down %s` first", p.name, statePath(opts.StateDir, p.name), p.name)
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
-	if _, err := h.Link(p.name); err == nil {
-		return nil, fmt.Errorf("interface %s already exists", p.name)
-	} else if !errors.Is(err, hostnet.ErrNotFound) {
-		return nil, err
-	}
-	mtu := p.mtu
-	if mtu == 0 {
-		var ms []int
-		for _, e := range p.endpoints {
-			m, err := h.RouteMTU(e)
-			if err != nil {
-				return nil, err
-			}
-			ms = append(ms, m)
-		}
-		def, err := h.RouteMTU(netip.Addr{})
-		if err != nil {
-			return nil, err
-		}
-		mtu = autoMTU(ms, def)
-	}
-	for _, hook := range p.preUp {
-		if err := opts.runHook(ctx, p.name, hook); err != nil {
-			return nil, fmt.Errorf("up %s: PreUp: %w", p.name, err)
-		}
-	}
-
-	st := &State{
-		Version:   stateVersion,
-		Name:      p.name,
-		Source:    req.Source,
-		Started:   time.Now().UTC(), // full precision: it tells two ups of one name apart
-		PreDown:   p.preDown,
-		PostDown:  p.postDown,
-		Peers:     p.peers,
-		Endpoints: p.configuredEndpoints(),
-	}
-	if err := st.save(opts.StateDir); err != nil {
-		return nil, err
-	}
-	if err := bringUp(ctx, p, mtu, st, &opts); err != nil {
-		opts.logf("failed: %v; undoing", err)
-		if uerr := teardown(st, &opts); uerr != nil {
-			return nil, fmt.Errorf("up %s: %w\nundo incomplete (state kept in %s for `wgnet down`): %w", p.name, err, statePath(opts.StateDir, p.name), uerr)
-		}
-		if rerr := removeState(opts.StateDir, p.name); rerr != nil {
-			return nil, fmt.Errorf("up %s: %w (undone; %w)", p.name, err, rerr)
-		}
-		return nil, fmt.Errorf("up %s: %w (everything undone)", p.name, err)
-	}
-	return st, nil
+	defer unlock()
+	st, _, err := upLocked(ctx, req, &so)
+	return st, err
 }
 
-// bringUp does the steps after PreUp, recording each in st as it goes.
-func bringUp(ctx context.Context, p *plan, mtu int, st *State, o *Options) error {
-	h := o.Host
-	save := func() error { return st.save(o.StateDir) }
-
-	dev, created, err := o.Devices.Create(ctx, CreateRequest{Name: p.name, Backend: o.Backend, MTU: mtu})
+// upLocked checks that the interface is absent and creates it.
+func upLocked(ctx context.Context, req Request, opts *SyncOptions) (*State, *Plan, error) {
+	p, err := makePlan(ctx, req, &opts.Options)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer dev.Close()
-	st.Backend, st.PID, st.LogFile = created.Backend, created.PID, created.LogFile
-	if err := save(); err != nil {
-		return err
+	if _, err := LoadState(opts.StateDir, p.name); err == nil {
+		return nil, nil, &StateError{Kind: ErrAlreadyUp, Name: p.name, State: statePath(opts.StateDir, p.name),
+			Msg: fmt.Sprintf("%s is already up (state in %s)", p.name, statePath(opts.StateDir, p.name))}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, nil, err
 	}
-	switch {
-	case created.Note != "":
-		o.logf("%s: %s backend (%s)", p.name, created.Backend, created.Note)
-	default:
-		o.logf("%s: %s backend", p.name, created.Backend)
+	if _, err := opts.Host.Link(p.name); err == nil {
+		return nil, nil, &StateError{Kind: ErrExists, Name: p.name, Msg: fmt.Sprintf("interface %s already exists", p.name)}
+	} else if !errors.Is(err, hostnet.ErrNotFound) {
+		return nil, nil, err
 	}
-
-	if err := dev.Configure(p.dev); err != nil {
-		return err
-	}
-	for _, a := range p.addresses {
-		o.logf("ip address add %s dev %s", a, p.name)
-		if err := h.AddAddr(p.name, a); err != nil {
-			return err
-		}
-		st.Addresses = append(st.Addresses, a)
-		if err := save(); err != nil {
-			return err
-		}
-	}
-	o.logf("ip link set mtu %d up dev %s", mtu, p.name)
-	if err := h.SetMTU(p.name, mtu); err != nil {
-		return err
-	}
-	if err := h.SetUp(p.name, true); err != nil {
-		return err
-	}
-
-	var existing []netip.Prefix
-	if p.autoTable {
-		rs, err := h.Routes(p.name, 0)
-		if err != nil {
-			return err
-		}
-		for _, r := range rs {
-			existing = append(existing, r.Dst)
-		}
-	}
-	for _, dst := range p.routes(existing) {
-		r := hostnet.Route{Dst: dst, Dev: p.name, Table: p.table}
-		if p.table != 0 {
-			o.logf("ip route add %s dev %s table %d", dst, p.name, p.table)
-		} else {
-			o.logf("ip route add %s dev %s", dst, p.name)
-		}
-		if err := h.AddRoute(r); err != nil {
-			return err
-		}
-		st.Routes = append(st.Routes, r)
-		if err := save(); err != nil {
-			return err
-		}
-	}
-
-	if !o.NoForwarding && (p.forwardV4 || p.forwardV6 || p.clampMSS) {
-		changes, err := forwardingChanges(h, p.name, p.forwardV4, p.forwardV6)
-		if err != nil {
-			return err
-		}
-		if st.Needs, err = sharedNeeds(h, p.name, p.forwardV6); err != nil {
-			return err
-		}
-		for _, c := range changes {
-			o.logf("sysctl -w %s=%s (was %s)", hostnet.SysctlName(c.Key), c.New, c.Old)
-			if err := h.SetSysctl(c.Key, c.New); err != nil {
-				return err
-			}
-			st.Sysctls = append(st.Sysctls, c)
-			if err := save(); err != nil {
-				return err
-			}
-		}
-		if p.clampMSS {
-			fw := hostnet.Firewall{Table: FirewallTable(p.name), ClampMSS: []string{p.name}}
-			o.logf("nft: table inet %s: clamp TCP MSS to the route MTU on %s", fw.Table, p.name)
-			// Record first: ApplyFirewall replaces a table of that name, so even a
-			// failed attempt may leave one behind that is ours to remove.
-			st.Firewall = fw.Table
-			if err := save(); err != nil {
-				return err
-			}
-			if err := h.ApplyFirewall(fw); err != nil {
-				return err
-			}
-		}
-	}
-
-	for _, hook := range p.postUp {
-		if err := o.runHook(ctx, p.name, hook); err != nil {
-			return fmt.Errorf("PostUp: %w", err)
-		}
-	}
-	st.Complete = true
-	return save()
+	return createLocked(ctx, req, p, opts)
 }
 
 // FirewallTable is the nftables table (family inet) wgnet owns for interface name.
@@ -431,12 +290,24 @@ func handOver(dir, name string, c SysctlChange) (string, error) {
 // removes the state file. A failing hook is reported but does not stop the rest.
 func Down(ctx context.Context, name string, opts Options) error {
 	opts.defaults()
+	unlock, err := lockInterface(opts.StateDir, name)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return downLocked(ctx, name, &opts)
+}
+
+// downLocked is Down with the interface's lock held.
+func downLocked(ctx context.Context, name string, opts *Options) error {
 	st, err := LoadState(opts.StateDir, name)
 	if errors.Is(err, os.ErrNotExist) {
 		if _, lerr := opts.Host.Link(name); lerr == nil {
-			return fmt.Errorf("down %s: the interface was not brought up by wgnet (no %s); use the tool that made it (wg-quick down %s)", name, statePath(opts.StateDir, name), name)
+			return &StateError{Kind: ErrNotOurs, Name: name, State: statePath(opts.StateDir, name),
+				Msg: fmt.Sprintf("down %s: the interface was not brought up by wgnet (no %s)", name, statePath(opts.StateDir, name))}
 		}
-		return fmt.Errorf("down %s: not up (no %s)", name, statePath(opts.StateDir, name))
+		return &StateError{Kind: ErrNotUp, Name: name, State: statePath(opts.StateDir, name),
+			Msg: fmt.Sprintf("down %s: not up (no %s)", name, statePath(opts.StateDir, name))}
 	}
 	if err != nil {
 		return fmt.Errorf("down %s: %w", name, err)
@@ -447,7 +318,7 @@ func Down(ctx context.Context, name string, opts Options) error {
 			errs = append(errs, fmt.Errorf("PreDown: %w", err))
 		}
 	}
-	if err := teardown(st, &opts); err != nil {
+	if err := teardown(st, opts); err != nil {
 		return fmt.Errorf("down %s: %w (state kept in %s; run down again after fixing)", name, errors.Join(append(errs, err)...), statePath(opts.StateDir, name))
 	}
 	for _, hook := range st.PostDown {
