@@ -23,6 +23,11 @@ const lockTimeout = 30 * time.Second
 // up to lockTimeout, and returns the function that releases it. The kernel
 // releases it when the process dies, so a killed sync never leaves it held.
 func lockInterface(dir, name string) (func(), error) {
+	return lockWithin(dir, name, lockTimeout)
+}
+
+// lockWithin is lockInterface waiting at most wait (0: one try).
+func lockWithin(dir, name string, wait time.Duration) (func(), error) {
 	if !ValidName(name) {
 		return nil, fmt.Errorf("interface name %q: must match %s (at most 15 characters)", name, nameRE)
 	}
@@ -33,7 +38,7 @@ func lockInterface(dir, name string) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	deadline := time.Now().Add(lockTimeout)
+	deadline := time.Now().Add(wait)
 	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		if err == nil {
@@ -42,7 +47,7 @@ func lockInterface(dir, name string) (func(), error) {
 		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
 			f.Close()
 			if errors.Is(err, syscall.EWOULDBLOCK) {
-				return nil, fmt.Errorf("%s: another wgnet has been changing it for %v (lock %s)", name, lockTimeout, f.Name())
+				return nil, fmt.Errorf("%s: another wgnet has been changing it for %v (lock %s): %w", name, wait, f.Name(), errLocked)
 			}
 			return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
 		}

@@ -19,6 +19,9 @@ var (
 	ErrIncomplete = errors.New("up did not finish")
 	// ErrPending: a change is waiting for confirmation.
 	ErrPending = errors.New("a change is waiting for confirmation")
+
+	// errLocked: another wgnet holds the interface's lock.
+	errLocked = errors.New("locked")
 )
 
 // StateError is a refusal because of the state interface Name is in. Its

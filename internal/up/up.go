@@ -259,10 +259,17 @@ func sharedNeeds(h hostnet.HostNet, name string, v6 bool) ([]string, error) {
 	return []string{"net/ipv6/conf/all/forwarding"}, nil
 }
 
+// handOverWait bounds the wait for another interface's lock in handOver. It is
+// short: two interfaces going down at once each hold their own lock and want the
+// other's; one of them gives up (its state stays, for down to run again) rather
+// than both waiting forever.
+const handOverWait = 2 * time.Second
+
 // handOver gives c, a host-wide change the interface name made, to another
 // interface of the state directory that still needs global IPv6 forwarding, so
 // that the last one down restores the old value. It returns that interface's name,
-// or "" when none needs it.
+// or "" when none needs it. It holds the heir's lock while it rewrites the heir's
+// state (the caller holds name's); an heir whose lock stays taken is an error.
 func handOver(dir, name string, c SysctlChange) (string, error) {
 	names, err := Names(dir)
 	if err != nil {
@@ -272,14 +279,24 @@ func handOver(dir, name string, c SysctlChange) (string, error) {
 		if other == name {
 			continue
 		}
-		st, err := LoadState(dir, other)
+		if st, err := LoadState(dir, other); err != nil || len(st.Needs) == 0 {
+			continue
+		}
+		unlock, err := lockWithin(dir, other, handOverWait)
+		if err != nil {
+			return "", fmt.Errorf("hand %s over to %s: %w", hostnet.SysctlName(c.Key), other, err)
+		}
+		st, err := LoadState(dir, other) // again, under its lock
 		if err != nil || len(st.Needs) == 0 {
+			unlock()
 			continue
 		}
 		if !slices.ContainsFunc(st.Sysctls, func(x SysctlChange) bool { return x.Key == c.Key }) {
 			st.Sysctls = append([]SysctlChange{c}, st.Sysctls...) // restored last
 		}
-		return other, st.save(dir)
+		err = st.save(dir)
+		unlock()
+		return other, err
 	}
 	return "", nil
 }
