@@ -36,8 +36,11 @@ type host struct {
 	// checks don't pile on them.
 	dups  map[netip.Prefix]bool
 	peers []*peer
-	// peerFor maps a host to the first of its peers that stands for it (peerOf).
-	peerFor map[*host]*peer
+	// idx is the host's place in network.hosts.
+	idx int
+	// peerFor holds, by host idx, the first of its peers that stands for that
+	// host (peerOf); nil where none does.
+	peerFor []*peer
 	// routes holds every AllowedIPs entry of its peers (self-peers included),
 	// masked, in the order of the file: its routing table, for lookups and
 	// overlaps without comparing every two entries.
@@ -123,15 +126,19 @@ func newNetwork(in Input) *network {
 				}
 			}
 		}
+		slab := make([]peer, len(c.Peers)) // one allocation, not one per peer
+		h.peers = make([]*peer, 0, len(c.Peers))
 		for j := range c.Peers {
-			h.peers = append(h.peers, &peer{p: &c.Peers[j]})
+			slab[j].p = &c.Peers[j]
+			h.peers = append(h.peers, &slab[j])
 		}
 		n.hosts = append(n.hosts, h)
 	}
 	slices.SortStableFunc(n.hosts, func(a, b *host) int {
 		return cmp.Or(cmp.Compare(a.file, b.file), cmp.Compare(a.name, b.name))
 	})
-	for _, h := range n.hosts {
+	for i, h := range n.hosts {
+		h.idx = i
 		if _, dup := n.byName[h.name]; !dup {
 			n.byName[h.name] = h
 		}
@@ -147,13 +154,13 @@ func newNetwork(in Input) *network {
 // they stand for, its routing table, and the sorted addresses of all hosts.
 func (n *network) index() {
 	for _, h := range n.hosts {
-		h.peerFor = make(map[*host]*peer, len(h.peers))
+		h.peerFor = make([]*peer, len(n.hosts))
 		var b prefixset.Builder[route]
 		b.Grow(len(h.peers))
 		seq := 0
 		for _, p := range h.peers {
-			if _, seen := h.peerFor[p.to]; !seen && p.to != nil {
-				h.peerFor[p.to] = p
+			if p.to != nil && h.peerFor[p.to.idx] == nil {
+				h.peerFor[p.to.idx] = p
 			}
 			for i, q := range p.p.AllowedIPs {
 				b.Add(q, route{p, i, seq})
@@ -225,8 +232,9 @@ func (n *network) resolve() {
 		}
 	}
 	endpoints := map[wgconf.Endpoint]*host{} // endpoint → host, nil when ambiguous
+	seen := map[wgkey.Key]*peer{}            // one host's keys so far, reused
 	for _, h := range n.hosts {
-		seen := make(map[wgkey.Key]*peer, len(h.peers))
+		clear(seen)
 		for _, p := range h.peers {
 			k := p.p.PublicKey
 			if h.keyed && k == h.pub {
@@ -349,7 +357,7 @@ func (a *host) peerOf(b *host) *peer {
 	if b == nil {
 		return nil
 	}
-	return a.peerFor[b]
+	return a.peerFor[b.idx]
 }
 
 // peered reports whether a or b lists the other.
