@@ -45,7 +45,12 @@ type Confirm struct {
 	// Spawn starts the detached process that runs RunTimer for p and returns its
 	// PID; nil means this executable as TimerCommand, in a new session, logging to
 	// StateDir/NAME.confirm.log. A PID of 0 means no process (tests).
+	//
+	// Deprecated: set Timer.
 	Spawn func(p *Pending, stateDir string) (int, error)
+	// Timer runs the rollback at the deadline; nil means Spawn, else
+	// ProcessTimer.
+	Timer Timer
 }
 
 // Pending is a change waiting for confirmation.
@@ -174,11 +179,16 @@ func startPending(opts *SyncOptions, command, name string, prev *snapshot, prevS
 	if err := pf.save(dir); err != nil {
 		return nil, err
 	}
-	spawn := opts.Confirm.Spawn
-	if spawn == nil {
-		spawn = spawnTimer
+	var pid int
+	var err error
+	switch {
+	case opts.Confirm.Timer != nil:
+		pid, err = opts.Confirm.Timer.Arm(&pf.Pending, dir)
+	case opts.Confirm.Spawn != nil:
+		pid, err = opts.Confirm.Spawn(&pf.Pending, dir)
+	default:
+		pid, err = ProcessTimer{}.Arm(&pf.Pending, dir)
 	}
-	pid, err := spawn(&pf.Pending, dir)
 	if err != nil {
 		_ = os.Remove(pendingPath(dir, name))
 		return nil, fmt.Errorf("%s: start the confirmation timer: %w", name, err)
