@@ -304,6 +304,40 @@ print("\t".join(str(x) for x in (sys.argv[1], sys.argv[2], sys.argv[3], sys.argv
 	tail -n1 "$RESULTS" >&2
 }
 
+# UDP GSO/GRO of wgnet's bind: during a short run, strace the sending daemon's
+# sendmmsg and the receiving daemon's recvmmsg for the UDP_SEGMENT (0x67) and
+# UDP_GRO (0x68) control messages wireguard-go's StdNetBind uses when the kernel
+# offers them. strace slows that run down; it is not one of the measured runs.
+bind_offload() { # case
+	local c=$1 tids_a tids_b dst=${NET[$1]}.2 port=$((6300 + RANDOM % 500))
+	tids_a=$(for p in $(pids_of "$c" "$A"); do ls "/proc/$p/task"; done | sed 's/^/-p /' | tr '\n' ' ')
+	tids_b=$(for p in $(pids_of "$c" "$B"); do ls "/proc/$p/task"; done | sed 's/^/-p /' | tr '\n' ' ')
+	inns "$B" timeout 15 iperf3 -s -1 -B "$dst" -p "$port" >/dev/null 2>&1 &
+	local srv=$!
+	sleep 0.3
+	inns "$A" timeout 10 iperf3 -c "$dst" -p "$port" -t 3 >/dev/null 2>&1 &
+	local cl=$!
+	sleep 0.5
+	# shellcheck disable=SC2086
+	timeout 1 strace -qq -e trace=sendmmsg,sendmsg -e signal=none -v -s 0 $tids_a -o "$work/strace-tx" 2>/dev/null &
+	local st1=$!
+	# shellcheck disable=SC2086
+	timeout 1 strace -qq -e trace=recvmmsg,recvmsg -e signal=none -v -s 0 $tids_b -o "$work/strace-rx" 2>/dev/null &
+	local st2=$!
+	wait $cl $st1 $st2 $srv 2>/dev/null || true
+	local tx rx ntx nrx
+	tx=$(grep -cE 'cmsg_level=SOL_UDP, cmsg_type=(0x67|UDP_SEGMENT)' "$work/strace-tx" 2>/dev/null || true)
+	rx=$(grep -cE 'cmsg_level=SOL_UDP, cmsg_type=(0x68|UDP_GRO)' "$work/strace-rx" 2>/dev/null || true)
+	ntx=$(grep -cE '^[0-9]+ +sendm' "$work/strace-tx" 2>/dev/null || true)
+	nrx=$(grep -cE '^[0-9]+ +recvm.*= [1-9]' "$work/strace-rx" 2>/dev/null || true)
+	echo -e "#note\t$c's UDP sockets during a 1 s strace: ${tx:-0} of ${ntx:-0} send calls carry UDP_SEGMENT (GSO), ${rx:-0} of ${nrx:-0} receive calls that returned data carry UDP_GRO" >>"$RESULTS"
+}
+if have strace; then
+	for c in wgnet upstream; do
+		[ -n "${IFA[$c]:-}" ] && [ -z "${SKIP[$c]:-}" ] && bind_offload "$c"
+	done
+fi
+
 if [ -n "${PROFILE:-}" ] && have perf; then
 	mkdir -p "$PROFILE"
 	for c in wgnet upstream; do
