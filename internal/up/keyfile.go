@@ -1,26 +1,25 @@
 package up
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
-	"syscall"
 
+	"github.com/wgnet/wgnet/internal/trust"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
 
 // readKeyFile reads the private key a host keeps itself (intent.Host.KeyFile),
 // as `wg set IFACE private-key FILE` would, but natively: the path is data and
 // never reaches a shell, and a missing or bad key stops up before anything is
-// touched instead of leaving an interface without a key. A symlink is refused.
+// touched instead of leaving an interface without a key. The file and the
+// directories above it must be trusted (package trust); a symlink is refused.
 func readKeyFile(path string) (wgkey.Private, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err := trust.Path(path); err != nil {
+		return wgkey.Private{}, err
+	}
+	f, err := trust.Open(path)
 	if err != nil {
-		if errors.Is(err, syscall.ELOOP) {
-			return wgkey.Private{}, fmt.Errorf("%s: is a symlink; give the key file's own path", path)
-		}
 		return wgkey.Private{}, err
 	}
 	defer f.Close()
