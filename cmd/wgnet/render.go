@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/wgnet/wgnet/internal/atomicfile"
@@ -26,14 +27,77 @@ type renderedFile struct {
 	Removed bool   `json:"removed,omitempty"`
 }
 
-// removeStale deletes DIR/HOST/IFACE.conf of hosts that left the spec, when the
+// renderStep is one change render plans: a config to write, or a stale one to
+// remove.
+type renderStep struct {
+	renderedFile
+	data  []byte
+	write bool // write data (changed, or the same but readable by others)
+}
+
+// planRender decides every file render writes or removes, checking every host
+// first: that its out/HOST directory can be trusted (a private key goes there)
+// and is a directory, and that the file there is ours to replace. It touches
+// nothing, so that a problem with one host leaves every file as it was; it
+// reports the problems of all hosts at once.
+func planRender(outDir string, n *network, stripped bool) ([]renderStep, error) {
+	var steps []renderStep
+	var errs []error
+	for _, hc := range n.hosts {
+		path := filepath.Join(outDir, hc.Name, n.spec.InterfaceName()+".conf")
+		if err := checkOutPath(path); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		data := hc.Config().WgQuick()
+		if stripped {
+			data = hc.Config().Stripped()
+		}
+		old, err := readOwnFile(path)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+			continue
+		}
+		changed := !bytes.Equal(old, data)
+		// Rewrite also a file that is the same but readable by others.
+		fi, err := os.Lstat(path)
+		write := changed || err != nil || fi.Mode().Perm() != 0o600
+		steps = append(steps, renderStep{renderedFile{Host: hc.Name, Path: path, Changed: changed}, data, write})
+	}
+	stale, err := findStale(outDir, n)
+	errs = append(errs, err)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return append(steps, stale...), nil
+}
+
+// checkOutPath checks, before render writes anything, that it can write the
+// config at DIR/HOST/IFACE.conf: that DIR/HOST is a trusted directory, not a
+// link to elsewhere nor one that somebody else could swap (trust.Path), and the
+// config, if there, a regular file.
+func checkOutPath(path string) error {
+	if fi, err := os.Lstat(filepath.Dir(path)); err == nil && !fi.IsDir() && fi.Mode()&fs.ModeSymlink == 0 {
+		return fmt.Errorf("%s: not a directory (render writes %s there)", filepath.Dir(path), filepath.Base(path))
+	}
+	if err := trust.Path(path); err != nil {
+		return err
+	}
+	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s: not a regular file", path)
+	}
+	return nil
+}
+
+// findStale finds DIR/HOST/IFACE.conf of hosts that left the spec, when the
 // file is one wgnet rendered for this network (it holds the host's private key,
 // and a linter run over DIR would count the host as still there). Other files
 // are left alone.
-func removeStale(outDir string, n *network) ([]renderedFile, error) {
+func findStale(outDir string, n *network) ([]renderStep, error) {
 	iface := n.spec.InterfaceName() + ".conf"
 	paths, _ := filepath.Glob(filepath.Join(outDir, "*", iface))
-	var out []renderedFile
+	var out []renderStep
+	var errs []error
 	for _, p := range paths {
 		host := filepath.Base(filepath.Dir(p))
 		if _, ok := n.spec.HostByName(host); ok {
@@ -41,18 +105,57 @@ func removeStale(outDir string, n *network) ([]renderedFile, error) {
 		}
 		data, err := readOwnFile(p)
 		if err != nil {
-			return nil, err
+			errs = append(errs, err)
+			continue
 		}
 		if !bytes.Contains(data, []byte(compile.Header(host, n.spec.Network))) {
 			continue
 		}
-		if err := os.Remove(p); err != nil {
-			return nil, err
-		}
-		os.Remove(filepath.Dir(p)) // only if empty
-		out = append(out, renderedFile{Host: host, Path: p, Changed: true, Removed: true})
+		out = append(out, renderStep{renderedFile: renderedFile{Host: host, Path: p, Changed: true, Removed: true}})
 	}
-	return out, nil
+	return out, errors.Join(errs...)
+}
+
+// applyRender carries out the steps in order. When one fails it stops and
+// says which files it wrote or removed and which it did not.
+func applyRender(steps []renderStep) ([]renderedFile, error) {
+	var done []renderedFile
+	for i, st := range steps {
+		var err error
+		switch {
+		case st.Removed:
+			if err = os.Remove(st.Path); err == nil {
+				os.Remove(filepath.Dir(st.Path)) // only if empty
+			}
+		case st.write:
+			err = atomicfile.Write(st.Path, st.data, 0o600, 0o700)
+		}
+		if err != nil {
+			did, not := changedPaths(steps[:i]), changedPaths(steps[i:])
+			return done, fmt.Errorf("%w\nrender changed %d file(s) before this: %s\nand did not change %d: %s",
+				err, len(did), listOrNone(did), len(not), listOrNone(not))
+		}
+		done = append(done, st.renderedFile)
+	}
+	return done, nil
+}
+
+// changedPaths returns the paths of steps that change a file.
+func changedPaths(steps []renderStep) []string {
+	var out []string
+	for _, st := range steps {
+		if st.write || st.Removed {
+			out = append(out, st.Path)
+		}
+	}
+	return out
+}
+
+func listOrNone(paths []string) string {
+	if len(paths) == 0 {
+		return "none"
+	}
+	return strings.Join(paths, ", ")
 }
 
 func newRenderCmd() *cobra.Command {
@@ -79,38 +182,14 @@ func newRenderCmd() *cobra.Command {
 				_, err := fmt.Fprint(c.OutOrStdout(), compile.Explain(n.hosts))
 				return err
 			}
-			// Every HOST directory gets a private key: it must be ours, not a
-			// link to elsewhere, and nobody else may be able to swap it.
-			for _, hc := range n.hosts {
-				if err := trust.Path(filepath.Join(outDir, hc.Name, n.spec.InterfaceName()+".conf")); err != nil {
-					return fmt.Errorf("render: %w", err)
-				}
-			}
-			var files []renderedFile
-			for _, hc := range n.hosts {
-				data := hc.Config().WgQuick()
-				if format == "wg" {
-					data = hc.Config().Stripped()
-				}
-				path := filepath.Join(outDir, hc.Name, n.spec.InterfaceName()+".conf")
-				old, err := readOwnFile(path)
-				if err != nil && !errors.Is(err, fs.ErrNotExist) {
-					return fmt.Errorf("render: %w", err)
-				}
-				changed := !bytes.Equal(old, data)
-				if fi, err := os.Lstat(path); changed || err != nil || fi.Mode().Perm() != 0o600 {
-					// Rewrite also a file that is the same but readable by others.
-					if err := atomicfile.Write(path, data, 0o600, 0o700); err != nil {
-						return err
-					}
-				}
-				files = append(files, renderedFile{Host: hc.Name, Path: path, Changed: changed})
-			}
-			stale, err := removeStale(outDir, n)
+			steps, err := planRender(outDir, n, format == "wg")
 			if err != nil {
-				return err
+				return fmt.Errorf("render: nothing written: %w", err)
 			}
-			files = append(files, stale...)
+			files, err := applyRender(steps)
+			if err != nil {
+				return fmt.Errorf("render: %w", err)
+			}
 			if format == "json" {
 				e := json.NewEncoder(c.OutOrStdout())
 				e.SetIndent("", "  ")
