@@ -90,6 +90,11 @@ func plural(n int, what string) string {
 // the host's entry in the spec, since that is where the fix belongs.
 func checkSpec(ctx context.Context, stderr io.Writer) ([]check.Finding, error) {
 	file := global.specFile
+	l, err := lockToRead(file)
+	if err != nil {
+		return nil, fmt.Errorf("check: %w", err)
+	}
+	defer l.Unlock()
 	src, _, err := check.ReadFile(ctx, file)
 	if err != nil {
 		return nil, fmt.Errorf("check: %w (give config files, or a spec with -f)", err)

@@ -242,11 +242,17 @@ func newListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s, err := spec.Load(global.specFile)
+			l, err := lockToRead(global.specFile)
 			if err != nil {
 				return err
 			}
+			s, err := spec.Load(global.specFile)
+			if err != nil {
+				l.Unlock()
+				return err
+			}
 			sec, _, err := spec.LoadSecrets(spec.SecretsDir(global.specFile))
+			l.Unlock()
 			if err != nil {
 				return err
 			}

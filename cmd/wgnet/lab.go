@@ -158,6 +158,11 @@ func labOptions(f labFlags, stderr io.Writer) lab.Options {
 // secrets (keys the secrets lack are made up for the lab).
 func labHosts(paths []string, stderr io.Writer) ([]intent.Host, []string, error) {
 	if len(paths) == 0 {
+		l, err := lockToRead(global.specFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		defer l.Unlock()
 		s, err := spec.Load(global.specFile)
 		if err != nil {
 			return nil, nil, err

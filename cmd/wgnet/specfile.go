@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/netip"
 	"os"
 
@@ -23,7 +25,7 @@ type network struct {
 // loadNetwork loads the spec named by -f and its secrets and compiles them.
 // Warnings go to stderr; they never stop the command.
 func loadNetwork(stderr io.Writer) (*network, error) {
-	l, err := spec.LockSpec(global.specFile, false)
+	l, err := lockToRead(global.specFile)
 	if err != nil {
 		return nil, err
 	}
@@ -44,6 +46,18 @@ func loadNetwork(stderr io.Writer) (*network, error) {
 		return nil, fmt.Errorf("%s: %w", global.specFile, err)
 	}
 	return &network{path: global.specFile, spec: s, secrets: sec, hosts: hcs}, nil
+}
+
+// lockToRead takes the lock of the spec file at path shared (spec.LockSpec), for
+// a command that reads the spec and its secrets: it then never sees keys an edit
+// has written but not yet recorded in the spec. A spec that does not exist is not
+// locked, so that no lock file is left where there is no spec; reading it then
+// fails as it would have.
+func lockToRead(path string) (*spec.Lock, error) {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return &spec.Lock{}, nil
+	}
+	return spec.LockSpec(path, false)
 }
 
 // host returns the compiled config of the host called name.
