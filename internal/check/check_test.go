@@ -432,6 +432,19 @@ func TestConfigs(t *testing.T) {
 			msgs: map[int][]string{1: {"MTUs differ between hosts (s1 1500, s2 1380, s3 1420)"}},
 		},
 		{
+			name: "key-hook",
+			edits: []edit{
+				{"s2.conf", `PrivateKey = {{priv "s2"}}`, "PostUp = wg set %i private-key /etc/wireguard/wg0.key; touch /tmp/x"},
+				{"s3.conf", `PrivateKey = {{priv "s3"}}`, "PreUp = wg set %i private-key /etc/wireguard/wg0.key\nPostUp = wg set %i private-key /etc/wireguard/wg0.key"},
+			},
+			publicKeys: map[string]wgkey.Key{"s2": testPriv("s2").Public(), "s3": testPriv("s3").Public()},
+			want:       []string{"s2.conf:2 warning key-hook", "s3.conf:2 warning key-hook"},
+			msgs: map[int][]string{
+				0: {"loads a private key from a path that is not plain data"},
+				1: {"PreUp", "loads the private key outside PostUp"},
+			},
+		},
+		{
 			name:  "world-readable",
 			modes: map[string]os.FileMode{"s1.conf": 0o644, "s2.conf": 0o600, "s3.conf": 0o400},
 			want:  []string{"s1.conf:0 warning world-readable"},

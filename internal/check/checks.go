@@ -7,8 +7,10 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/prefixset"
 	"github.com/wgnet/wgnet/internal/wgconf"
+	"github.com/wgnet/wgnet/internal/wgkey"
 )
 
 // dockerBridge is the subnet of Docker's default bridge network, docker0.
@@ -24,6 +26,7 @@ func (n *network) checkAll() {
 	n.checkForwarding()
 	n.checkMTU()
 	n.checkModes()
+	n.checkKeyHooks()
 }
 
 // checkKeys finds keys that don't identify hosts: shared private keys, peers with
@@ -833,5 +836,38 @@ func (n *network) checkModes() {
 		}
 		n.report(CodeWorldReadable, h.file, 0, nil,
 			"mode %04o lets group or others read it, and %s; chmod 600 %s", m.Perm(), what, h.file)
+	}
+}
+
+// checkKeyHooks finds hooks that load a private key in any form but the one
+// wgnet itself writes and reads back (intent.KeyHookPath): the plain PostUp
+// `wg set %i private-key PATH`, PATH plain data. import refuses the others, and
+// up refuses to run a PostUp of that kind whose path is not plain data: what
+// follows the path (`; curl ... | sh`) runs as root. Recognising hook forms is
+// intent's alone.
+func (n *network) checkKeyHooks() {
+	for _, h := range n.hosts {
+		ic := &h.cfg.Interface
+		for _, hk := range []struct {
+			key   string
+			lines []string
+		}{{wgconf.KeyPreUp, ic.PreUp}, {wgconf.KeyPostUp, ic.PostUp}, {wgconf.KeyPreDown, ic.PreDown}, {wgconf.KeyPostDown, ic.PostDown}} {
+			for _, l := range hk.lines {
+				if !intent.IsKeyHook(l) {
+					continue
+				}
+				_, plain := intent.KeyHookPath(l)
+				switch {
+				case plain && hk.key == wgconf.KeyPostUp:
+					continue
+				case plain:
+					n.report(CodeKeyHook, h.file, h.keyLine(hk.key), []*host{h},
+						"%s = %.80q loads the private key outside PostUp; load it in PostUp (wgnet import and up take it only there)", hk.key, l)
+				default:
+					n.report(CodeKeyHook, h.file, h.keyLine(hk.key), []*host{h},
+						"%s = %.80q loads a private key from a path that is not plain data (%s): whatever follows it runs as root; wgnet import and up refuse it", hk.key, l, wgkey.PathRule)
+				}
+			}
+		}
 	}
 }

@@ -29,6 +29,7 @@ const (
 	CodeKeepaliveNAT     = "keepalive-nat"
 	CodeMTU              = "mtu"
 	CodeWorldReadable    = "world-readable"
+	CodeKeyHook          = "key-hook"
 )
 
 // Check describes one check.
@@ -66,6 +67,7 @@ var checks = []Check{
 	{CodeKeepaliveNAT, Warning, "a host nobody can dial (behind NAT) has no PersistentKeepalive towards the peers it dials"},
 	{CodeMTU, Warning, "MTU above 1420 (needs a 1500+ underlay on every path), or different MTUs on different hosts"},
 	{CodeWorldReadable, Warning, "the config file is readable by group or others; it holds a private key"},
+	{CodeKeyHook, Warning, "a hook loads a private key other than as the plain PostUp `wg set %i private-key PATH` with a plain-data PATH"},
 }
 
 var severityOf = func() map[string]Severity {

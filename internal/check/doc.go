@@ -1,6 +1,7 @@
 // Package check owns `wgnet check`: it lints a whole WireGuard network, the
 // wg-quick configs of every host read together, and reports each problem once, at
-// the line where its fix belongs. It imports wgconf, wgkey and prefixset only; it
+// the line where its fix belongs. It imports intent (hook forms), wgconf, wgkey and
+// prefixset only; it
 // must not import spec, compile or any data plane (the command wires the spec in).
 //
 // Hosts are matched to the [Peer] sections that stand for them by public key (each
@@ -40,6 +41,7 @@
 //	keepalive-nat      warning   a host nobody dials has no PersistentKeepalive towards the peers it dials
 //	mtu                warning   MTU above 1420, or different MTUs on different hosts
 //	world-readable     warning   the config file is readable by group or others
+//	key-hook           warning   a hook loads a private key other than as `PostUp = wg set %i private-key PATH`
 //
 // docs/checks.md explains each one with an example and its fix; a test keeps the
 // table, that file and All in step.
