@@ -259,6 +259,12 @@ func (f *Fake) DelAddr(name string, p netip.Prefix) error {
 		return fmt.Errorf("delete address %s from %s: %w", p, name, hostnet.ErrNotFound)
 	}
 	l.addrs = slices.Delete(l.addrs, i, i+1)
+	// The prefix route stays while another address of the link is in the prefix
+	// (IPv6 keeps it per prefix; IPv4 promotes a secondary address, as it does
+	// with promote_secondaries, which up turns on before removing one).
+	if slices.ContainsFunc(l.addrs, func(a netip.Prefix) bool { return a.Masked() == p.Masked() }) {
+		return nil
+	}
 	f.routes = slices.DeleteFunc(f.routes, func(r hostnet.Route) bool {
 		return r == hostnet.Route{Dst: p.Masked(), Dev: name}
 	})
