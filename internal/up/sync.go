@@ -541,8 +541,15 @@ func (s *syncer) applyAndVerify() error {
 	}
 	st.Peers = s.p.peers
 	st.Endpoints = s.p.configuredEndpoints()
-	st.Addresses = slices.Clone(s.target.addresses)
-	st.Routes = slices.Clone(s.target.routes)
+	// The recorded lists keep their order (up's is the order it applied them in)
+	// when they hold what the target does, so that a reconcile that changes
+	// nothing writes the same record.
+	if !slices.Equal(sortedAddrs(st.Addresses), s.target.addresses) {
+		st.Addresses = slices.Clone(s.target.addresses)
+	}
+	if !slices.Equal(sortedRoutes(st.Routes), s.target.routes) {
+		st.Routes = slices.Clone(s.target.routes)
+	}
 	if s.target.firewallManaged {
 		st.Firewall = ""
 		if s.target.firewall != nil {
@@ -555,8 +562,20 @@ func (s *syncer) applyAndVerify() error {
 			return err
 		}
 	}
-	st.Synced = time.Now().UTC().Truncate(time.Second)
+	if !s.plan.Empty() {
+		st.Synced = time.Now().UTC().Truncate(time.Second)
+	}
 	return st.save(o.StateDir)
+}
+
+// sortedRoutes returns rs normalized and sorted, as a target holds routes.
+func sortedRoutes(rs []hostnet.Route) []hostnet.Route {
+	out := make([]hostnet.Route, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, normRoute(r))
+	}
+	slices.SortFunc(out, compareRoute)
+	return slices.Compact(out)
 }
 
 // record keeps the state file up to date while the plan is applied, so that a
