@@ -428,47 +428,59 @@ func replaceSection(path string, md []byte) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-// chart draws one panel per (shape, streams): a bar per case at its median, a
-// whisker from min to max.
+// chart draws one panel per (shape, streams), each on its own scale: a bar per
+// case at its median, a whisker from min to max. The bare veth is clipped (and
+// marked) when it would flatten the tunnels.
 func chart(d *input) []byte {
 	ks := keys(d)
-	const panelW, panelH, top, left, bottom = 300, 260, 40, 50, 90
+	const panelW, panelH, top, left, bottom = 310, 260, 60, 20, 90
 	width := left + len(ks)*panelW + 20
 	height := top + panelH + bottom
-	maxV := 0.0
-	for _, r := range d.runs {
-		maxV = math.Max(maxV, r.gbps)
-	}
-	maxV = math.Ceil(maxV)
-	if maxV == 0 {
-		maxV = 1
-	}
-	y := func(v float64) float64 { return top + panelH - v/maxV*panelH }
 	var b bytes.Buffer
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="11">`+"\n", width, height)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
-	fmt.Fprintf(&b, `<text x="%d" y="16" font-size="13">Throughput, iperf3 A→B, median of runs (whiskers: min–max), Gbit/s</text>`+"\n", left)
-	for v := 0.0; v <= maxV; v += math.Max(1, math.Round(maxV/6)) {
-		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#ddd"/>`+"\n", left, width-20, y(v), y(v))
-		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end">%g</text>`+"\n", left-5, y(v)+4, v)
-	}
+	fmt.Fprintf(&b, `<text x="%d" y="18" font-size="13">Throughput through each tunnel, iperf3 A→B: median of runs, whiskers min–max (Gbit/s)</text>`+"\n", left)
 	for pi, k := range ks {
 		rows := rowsFor(d, k)
-		x0 := float64(left + pi*panelW + 10)
-		bw := float64(panelW-30) / float64(max(len(rows), 1))
-		fmt.Fprintf(&b, `<text x="%.1f" y="%d" font-weight="bold">%s, %d stream(s)</text>`+"\n", x0, top-8, shapeName(k.shape), k.streams)
+		tunnels, veth := 0.0, 0.0
+		for _, r := range rows {
+			if r.c == "veth" {
+				veth = r.max
+			} else {
+				tunnels = math.Max(tunnels, r.max)
+			}
+		}
+		maxV := tunnels
+		if veth < 2*tunnels || tunnels == 0 {
+			maxV = math.Max(maxV, veth)
+		}
+		maxV = niceCeil(maxV * 1.08)
+		y := func(v float64) float64 { return top + panelH - math.Min(v, maxV)/maxV*panelH }
+		x0 := float64(left + pi*panelW + 35)
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" font-weight="bold">%s, %d stream(s)</text>`+"\n", x0, top-22, shapeName(k.shape), k.streams)
+		for i := 0; i <= 4; i++ {
+			v := maxV * float64(i) / 4
+			fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#ddd"/>`+"\n", x0, x0+panelW-45, y(v), y(v))
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="end" font-size="9">%.3g</text>`+"\n", x0-3, y(v)+3, v)
+		}
+		bw := float64(panelW-45) / float64(max(len(rows), 1))
 		for i, r := range rows {
 			x := x0 + float64(i)*bw
 			fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s: %.2f Gbit/s</title></rect>`+"\n",
 				x+2, y(r.med), bw-4, y(0)-y(r.med), caseColor[r.c], caseLabel[r.c], r.med)
 			cx := x + bw/2
 			fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="black"/>`+"\n", cx, cx, y(r.min), y(r.max))
-			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="9">%.2f</text>`+"\n", cx, y(r.max)-3, r.med)
+			if r.max > maxV { // clipped: the value inside the bar's top
+				fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="9" fill="white">%.2f</text>`+"\n", cx, y(maxV)+12, r.med)
+				fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="9" fill="white">(off scale)</text>`+"\n", cx, y(maxV)+23)
+			} else {
+				fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="9">%.2f</text>`+"\n", cx, y(r.max)-3, r.med)
+			}
 			fmt.Fprintf(&b, `<text transform="translate(%.1f,%.1f) rotate(45)" font-size="9">%s</text>`+"\n", cx-3, y(0)+10, r.c)
 		}
 	}
 	// Legend.
-	lx := left
+	lx := left + 35
 	for _, c := range caseOrder {
 		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="10" height="10" fill="%s"/><text x="%d" y="%d">%s</text>`+"\n",
 			lx, height-16, caseColor[c], lx+13, height-7, caseLabel[c])
@@ -476,4 +488,19 @@ func chart(d *input) []byte {
 	}
 	b.WriteString("</svg>\n")
 	return b.Bytes()
+}
+
+// niceCeil rounds v up to 1, 2 or 5 times a power of ten, or a multiple of those
+// quarters, so that the axis' four steps read well.
+func niceCeil(v float64) float64 {
+	if v <= 0 {
+		return 1
+	}
+	p := math.Pow(10, math.Floor(math.Log10(v)))
+	for _, m := range []float64{1, 1.2, 1.6, 2, 2.4, 3, 4, 5, 6, 8, 10} {
+		if m*p >= v {
+			return m * p
+		}
+	}
+	return 10 * p
 }
