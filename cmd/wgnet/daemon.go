@@ -14,7 +14,8 @@ import (
 func init() { register(newUserspaceCmd) }
 
 // newUserspaceCmd is the hidden background process behind a userspace interface,
-// started by `wgnet up` (see device.Spawn), stopped by `wgnet down` with SIGTERM.
+// started by `wgnet up` (device.Spawn, through spawn.Start), stopped by `wgnet down`
+// with SIGTERM (device.Stop).
 func newUserspaceCmd() *cobra.Command {
 	var opts device.DaemonOptions
 	c := &cobra.Command{

@@ -17,9 +17,9 @@
 //
 // Addresses, routes, MTU, sysctls and firewall rules are not this package's business
 // (see hostnet). The fake and the shared conformance test live in devicetest.
-// It imports wgkey and atomicfile (the daemon's pid file) only from wgnet; it must
-// not import wgconf, intent, spec, compile, hostnet or up (internal/layering
-// enforces it).
+// It imports wgkey and spawn (the daemon's process, ready pipe and pid file) only
+// from wgnet; it must not import wgconf, intent, spec, compile, hostnet or up
+// (internal/layering enforces it).
 package device
 
 import (

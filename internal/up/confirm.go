@@ -13,6 +13,7 @@ import (
 
 	"github.com/wgnet/wgnet/internal/atomicfile"
 	"github.com/wgnet/wgnet/internal/device"
+	"github.com/wgnet/wgnet/internal/spawn"
 )
 
 // A change made with a confirmation deadline (`wgnet up --confirm` or `wgnet sync
@@ -349,8 +350,11 @@ func rollbackSync(opts *SyncOptions, pf *pendingFile) error {
 // (SIGTERM) it exits and the change stays pending.
 func RunTimer(ctx context.Context, name, id string, opts SyncOptions) error {
 	opts.defaults()
-	if err := signalTimerReady(); err != nil {
-		return err
+	if err := spawn.Ready(); err != nil {
+		// The process that started the timer died before it read "ready" (EPIPE):
+		// the change it was making is still pending, and this timer is all that
+		// can undo it.
+		opts.logf("%s: timer %s: %v; running on", name, id, err)
 	}
 	dir := opts.StateDir
 	mine := func(pf *pendingFile) bool { return pf.ID == id && pf.RollbackError == "" }

@@ -15,6 +15,4 @@ func lockWithin(dir, name string, wait time.Duration) (func(), error) { return f
 
 func spawnTimer(p *Pending, stateDir string) (int, error) { return 0, errNoTimer }
 
-func signalTimerReady() error { return nil }
-
 func timerAlive(pid int, id string) bool { return false }
