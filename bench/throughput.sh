@@ -12,6 +12,7 @@
 #   debian    stock wg-quick with Debian's wireguard-go
 #   openvpn   OpenVPN 2.6, TLS p2p with peer fingerprints, AES-256-GCM, DCO off
 #   tinc      tinc 1.0, default cipher, after its path-MTU discovery settles
+#   upsid     (only when named) upstream as above, started under setsid(1)
 #
 # Raw results (one line per run) go to RESULTS; bench/report turns them into the
 # table and chart of docs/benchmarks.md (WRITE_DOC=1) or prints them.
@@ -20,7 +21,8 @@
 #   sudo CASES="wgnet upstream" REPS=15 STREAMS=1 SHAPES=none bench/throughput.sh
 #
 # Environment: SECS (per run, default 5), REPS (default 5), STREAMS ("1 4"),
-# SHAPES ("none tbf"), CASES (all), RESULTS (a file; default a temp file),
+# SHAPES ("none tbf"), CASES (all), ORDER=alternate (every other repetition in
+# reverse order), RESULTS (a file; default a temp file),
 # WRITE_DOC=1 (rewrite the throughput section of docs/benchmarks.md),
 # PROFILE=DIR (CPU profiles of wgnet's and upstream's daemons during one extra
 # unshaped single-stream run each; needs perf).
@@ -83,7 +85,7 @@ ip -n "$A" link set eth0 up
 ip -n "$B" link set eth0 up
 
 # Overlay addresses per case: A is .1, B is .2.
-declare -A NET=([veth]=198.18.0 [wgnet]=10.201.1 [upstream]=10.201.2 [debian]=10.201.3 [openvpn]=10.201.4 [tinc]=10.201.5)
+declare -A NET=([veth]=198.18.0 [wgnet]=10.201.1 [upstream]=10.201.2 [debian]=10.201.3 [openvpn]=10.201.4 [tinc]=10.201.5 [upsid]=10.201.6)
 declare -A IFA IFB # tunnel interface names (for ethtool and the report)
 declare -A SKIP
 ifname() { echo "w$1$id$2"; } # letter, a|b: unique across namespaces (wireguard's socket dir is shared)
@@ -101,24 +103,30 @@ setup_wgnet() {
 	inns "$B" env WGNET_STATE_DIR="$work/state-b" $W up "$work/${IFB[wgnet]}.conf" >"$work/wgnet-up-b.log" 2>&1
 }
 
-setup_upstream() {
-	local ka kb
+# wggo_upstream CASE LETTER NET PORT [WRAPPER...]: bench/wggo-upstream on both ends.
+wggo_upstream() {
+	local c=$1 l=$2 net=$3 port=$4 ka kb s
+	shift 4
 	ka=$(wg genkey) kb=$(wg genkey)
-	IFA[upstream]=$(ifname u a) IFB[upstream]=$(ifname u b)
-	printf 'private_key=%s\nlisten_port=51821\npublic_key=%s\nendpoint=198.18.0.2:51821\nallowed_ip=10.201.2.2/32\n' \
-		"$(echo "$ka" | b64hex)" "$(echo "$kb" | wg pubkey | b64hex)" >"$work/up-a.uapi"
-	printf 'private_key=%s\nlisten_port=51821\npublic_key=%s\nendpoint=198.18.0.1:51821\nallowed_ip=10.201.2.1/32\n' \
-		"$(echo "$kb" | b64hex)" "$(echo "$ka" | wg pubkey | b64hex)" >"$work/up-b.uapi"
+	IFA[$c]=$(ifname "$l" a) IFB[$c]=$(ifname "$l" b)
+	printf 'private_key=%s\nlisten_port=%s\npublic_key=%s\nendpoint=198.18.0.2:%s\nallowed_ip=%s.2/32\n' \
+		"$(echo "$ka" | b64hex)" "$port" "$(echo "$kb" | wg pubkey | b64hex)" "$port" "$net" >"$work/$c-a.uapi"
+	printf 'private_key=%s\nlisten_port=%s\npublic_key=%s\nendpoint=198.18.0.1:%s\nallowed_ip=%s.1/32\n' \
+		"$(echo "$kb" | b64hex)" "$port" "$(echo "$ka" | wg pubkey | b64hex)" "$port" "$net" >"$work/$c-b.uapi"
 	for s in a b; do
-		local ns=$A ifn=${IFA[upstream]} h=1
-		[ $s = b ] && ns=$B ifn=${IFB[upstream]} h=2
-		inns "$ns" "$work/wggo-upstream" -name "$ifn" -addr "10.201.2.$h/24" -uapi "$work/up-$s.uapi" \
-			-ready "$work/up-$s.ready" >"$work/up-$s.log" 2>&1 &
+		local ns=$A ifn=${IFA[$c]} h=1
+		[ $s = b ] && ns=$B ifn=${IFB[$c]} h=2
+		inns "$ns" "$@" "$work/wggo-upstream" -name "$ifn" -addr "$net.$h/24" -uapi "$work/$c-$s.uapi" \
+			-ready "$work/$c-$s.ready" >"$work/$c-$s.log" 2>&1 &
 	done
-	for _ in $(seq 50); do [ -e "$work/up-a.ready" ] && [ -e "$work/up-b.ready" ] && return; sleep 0.1; done
-	log "wggo-upstream did not come up: $(cat "$work"/up-?.log)"
+	for _ in $(seq 50); do [ -e "$work/$c-a.ready" ] && [ -e "$work/$c-b.ready" ] && return; sleep 0.1; done
+	log "wggo-upstream did not come up: $(cat "$work/$c"-?.log)"
 	return 1
 }
+setup_upstream() { wggo_upstream upstream u 10.201.2 51821; }
+# Not in the default CASES: upstream started in a session of its own, the way
+# wgnet's daemon was started before it stayed in the caller's session.
+setup_upsid() { wggo_upstream upsid s 10.201.6 51826 setsid; }
 
 setup_debian() {
 	have wg-quick && have wireguard-go || return 1
@@ -242,7 +250,8 @@ pids_of() {
 	case $c in
 	veth) return 0 ;;
 	wgnet) pat="_userspace" ;;
-	upstream) pat="wggo-upstream" ;;
+	upstream) pat="wggo-upstream -name wu" ;;
+	upsid) pat="wggo-upstream -name ws" ;;
 	debian) pat="wireguard-go" ;;
 	openvpn) pat="openvpn" ;;
 	tinc) pat="tincd" ;;
@@ -357,7 +366,13 @@ for sh in $SHAPES; do
 	shape "$sh"
 	for rep in $(seq "$REPS"); do
 		for p in $STREAMS; do
-			for c in $CASES; do
+			order=$CASES
+			# ORDER=alternate: every other repetition in reverse (A B C, C B A, ...),
+			# so that no case always runs first.
+			if [ "${ORDER:-}" = alternate ] && [ $((rep % 2)) = 0 ]; then
+				order=$(echo "$CASES" | tr ' ' '\n' | tac | tr '\n' ' ')
+			fi
+			for c in $order; do
 				[ -n "${SKIP[$c]:-}" ] && continue
 				run "$c" "$p" "$sh" "$rep"
 			done

@@ -35,19 +35,20 @@ const (
 )
 
 // caseOrder is the order of the table rows and chart bars.
-var caseOrder = []string{"veth", "wgnet", "upstream", "debian", "openvpn", "tinc"}
+var caseOrder = []string{"veth", "wgnet", "upstream", "upsid", "debian", "openvpn", "tinc"}
 
 var caseLabel = map[string]string{
 	"veth":     "bare veth (underlay)",
 	"wgnet":    "wgnet up (userspace)",
 	"upstream": "upstream wireguard-go (bench/wggo-upstream)",
+	"upsid":    "upstream wireguard-go under setsid",
 	"debian":   "wg-quick + Debian wireguard-go",
 	"openvpn":  "OpenVPN 2.6 (AES-256-GCM, DCO off)",
 	"tinc":     "tinc 1.0 (default cipher)",
 }
 
 var caseColor = map[string]string{
-	"veth": "#888888", "wgnet": "#1f77b4", "upstream": "#2ca02c",
+	"veth": "#888888", "wgnet": "#1f77b4", "upstream": "#2ca02c", "upsid": "#8c564b",
 	"debian": "#9467bd", "openvpn": "#ff7f0e", "tinc": "#d62728",
 }
 
@@ -241,6 +242,7 @@ type row struct {
 	pairedMed        float64 // wgnet only: median of per-repetition wgnet/upstream
 	pairedLo, pairHi float64
 	pairs            []float64
+	costPairs        []float64 // wgnet only: per-repetition CPU per byte, wgnet/upstream
 }
 
 func rowsFor(d *input, k key) []row {
@@ -289,9 +291,18 @@ func rowsFor(d *input, k key) []row {
 			for _, r := range by["upstream"] {
 				ups[r.rep] = r.gbps
 			}
+			upCost := map[string]float64{}
+			for _, r := range by["upstream"] {
+				if r.bytes > 0 {
+					upCost[r.rep] = r.cpu / r.bytes
+				}
+			}
 			for _, r := range rs {
 				if u, ok := ups[r.rep]; ok && u > 0 {
 					w.pairs = append(w.pairs, r.gbps/u)
+				}
+				if u, ok := upCost[r.rep]; ok && u > 0 && r.bytes > 0 {
+					w.costPairs = append(w.costPairs, r.cpu/r.bytes/u)
 				}
 			}
 			w.pairedMed = median(w.pairs)
@@ -374,6 +385,11 @@ func writeMarkdown(w io.Writer, d *input, svgName string) {
 			if r.c == "wgnet" && len(r.pairs) > 0 {
 				fmt.Fprintf(w, "\nwgnet/upstream, paired by repetition (n=%d): median %.3f, bootstrap 95%% interval %.3f–%.3f; per run %s.\n",
 					len(r.pairs), r.pairedMed, r.pairedLo, r.pairHi, fmtList(r.pairs))
+				if len(r.costPairs) > 0 {
+					lo, hi := bootstrapMedian(r.costPairs)
+					fmt.Fprintf(w, "CPU per byte, wgnet/upstream, paired: median %.3f, bootstrap 95%% interval %.3f–%.3f.\n",
+						median(r.costPairs), lo, hi)
+				}
 			}
 		}
 		fmt.Fprintln(w)
