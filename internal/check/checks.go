@@ -329,7 +329,7 @@ func (h *host) relays(q netip.Prefix, from *host) bool {
 	lo, hi := h.routes.Within(q)
 	for i := lo; i < hi; i++ {
 		for _, r := range h.routes.Values(i) {
-			if r.p.to != from {
+			if h.peerAt(r).to != from {
 				return true
 			}
 		}
@@ -412,8 +412,8 @@ func (n *network) checkAllowedIPs(owned []routed) {
 		entries := func(i int) []entry {
 			var es []entry
 			for _, r := range rt.Values(i) {
-				if !r.p.self {
-					es = append(es, entry{r.p, rt.Prefix(i), r.p.aipLine(r.i), r.seq})
+				if p := h.peerAt(r); !p.self {
+					es = append(es, entry{p, rt.Prefix(i), p.aipLine(r.Entry), r.Seq})
 				}
 			}
 			return es
@@ -677,7 +677,8 @@ func (n *network) checkEndpointLoop(a *host) {
 				continue
 			}
 			for _, r := range a.routes.Values(i) {
-				o, q := r.p, r.p.p.AllowedIPs[r.i]
+				o := a.peerAt(r)
+				q := o.p.AllowedIPs[r.Entry]
 				if o == p {
 					n.report(CodeEndpointLoop, a.file, o.aipLine(i), []*host{a},
 						"%s: AllowedIPs %s cover its own Endpoint %s: the encrypted packets would be routed into the tunnel itself; leave %s out of AllowedIPs",

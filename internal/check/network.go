@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/wgnet/wgnet/internal/netmodel"
 	"github.com/wgnet/wgnet/internal/prefixset"
 	"github.com/wgnet/wgnet/internal/wgconf"
 	"github.com/wgnet/wgnet/internal/wgkey"
@@ -41,18 +42,16 @@ type host struct {
 	// peerFor holds, by host idx, the first of its peers that stands for that
 	// host (peerOf); nil where none does.
 	peerFor []*peer
-	// routes holds every AllowedIPs entry of its peers (self-peers included),
-	// masked, in the order of the file: its routing table, for lookups and
-	// overlaps without comparing every two entries.
-	routes *prefixset.Set[route]
+	// m is the host in the network model: its peers resolved by key and its
+	// routing table (every AllowedIPs entry of its peers, self-peers included,
+	// in file order), for lookups and overlaps without comparing every two.
+	m *netmodel.Host
+	// routes is m.Table.
+	routes *prefixset.Set[netmodel.Route]
 }
 
-// route is one AllowedIPs entry of a host's config.
-type route struct {
-	p   *peer
-	i   int // index in p.p.AllowedIPs
-	seq int // position among all the host's entries, in file order
-}
+// peerAt returns the peer of h that holds routing table entry r.
+func (h *host) peerAt(r netmodel.Route) *peer { return h.peers[r.Peer] }
 
 // peer is one [Peer] of a host, resolved to the host it stands for.
 type peer struct {
@@ -69,6 +68,7 @@ type peer struct {
 
 type network struct {
 	hosts    []*host // sorted by file, then name
+	model    *netmodel.Network
 	byName   map[string]*host
 	topology string // as given or inferred: hub, mesh or ""
 	explicit bool   // topology was given
@@ -126,21 +126,24 @@ func newNetwork(in Input) *network {
 				}
 			}
 		}
-		slab := make([]peer, len(c.Peers)) // one allocation, not one per peer
-		h.peers = make([]*peer, 0, len(c.Peers))
-		for j := range c.Peers {
-			slab[j].p = &c.Peers[j]
-			h.peers = append(h.peers, &slab[j])
-		}
 		n.hosts = append(n.hosts, h)
 	}
 	slices.SortStableFunc(n.hosts, func(a, b *host) int {
 		return cmp.Or(cmp.Compare(a.file, b.file), cmp.Compare(a.name, b.name))
 	})
+	n.model = netmodel.New(modelInputs(n.hosts))
 	for i, h := range n.hosts {
 		h.idx = i
+		h.m = n.model.Hosts[i]
+		h.routes = h.m.Table
 		if _, dup := n.byName[h.name]; !dup {
 			n.byName[h.name] = h
+		}
+		slab := make([]peer, len(h.cfg.Peers)) // one allocation, not one per peer
+		h.peers = make([]*peer, 0, len(h.cfg.Peers))
+		for j := range h.cfg.Peers {
+			slab[j].p = &h.cfg.Peers[j]
+			h.peers = append(h.peers, &slab[j])
 		}
 	}
 	n.resolve()
@@ -150,24 +153,31 @@ func newNetwork(in Input) *network {
 	return n
 }
 
+// modelInputs returns what the network model needs of hosts: key, addresses,
+// peers and forwarding as check reads them (PreUp hooks count too).
+func modelInputs(hosts []*host) []netmodel.Input {
+	ins := make([]netmodel.Input, len(hosts))
+	for i, h := range hosts {
+		c := h.cfg
+		ins[i] = netmodel.Input{Name: h.name, Addresses: c.Interface.Addresses, Peers: c.Peers, Table: c.Interface.Table}
+		if h.keyed {
+			ins[i].Key = h.pub
+		}
+		ins[i].Forward4, ins[i].Forward6 = forwards(c)
+	}
+	return ins
+}
+
 // index builds what the checks look things up in: each host's peers by the host
-// they stand for, its routing table, and the sorted addresses of all hosts.
+// they stand for, and the sorted addresses of all hosts.
 func (n *network) index() {
 	for _, h := range n.hosts {
 		h.peerFor = make([]*peer, len(n.hosts))
-		var b prefixset.Builder[route]
-		b.Grow(len(h.peers))
-		seq := 0
 		for _, p := range h.peers {
 			if p.to != nil && h.peerFor[p.to.idx] == nil {
 				h.peerFor[p.to.idx] = p
 			}
-			for i, q := range p.p.AllowedIPs {
-				b.Add(q, route{p, i, seq})
-				seq++
-			}
 		}
-		h.routes = b.Set()
 		for _, a := range h.addrs {
 			n.addrs = append(n.addrs, hostAddr{a, h})
 		}
@@ -219,34 +229,24 @@ func (n *network) dialledUnknown(h *host) bool {
 // HostNames returns the host name of each config file, as wgconf.HostNames does.
 func HostNames(files []string) []string { return wgconf.HostNames(files) }
 
-// resolve finds the host each peer stands for: by public key, or else by the
-// evidence a wrong key leaves (the peer's name comment, an endpoint others use for
-// a host, the host address its AllowedIPs cover best).
+// resolve finds the host each peer stands for: by public key (the network
+// model's), or else by the evidence a wrong key leaves (the peer's name comment,
+// an endpoint others use for a host, the host address its AllowedIPs cover best).
 func (n *network) resolve() {
-	byKey := map[wgkey.Key]*host{}
-	for _, h := range n.hosts {
-		if h.keyed {
-			if _, dup := byKey[h.pub]; !dup {
-				byKey[h.pub] = h
-			}
-		}
-	}
 	endpoints := map[wgconf.Endpoint]*host{} // endpoint → host, nil when ambiguous
-	seen := map[wgkey.Key]*peer{}            // one host's keys so far, reused
 	for _, h := range n.hosts {
-		clear(seen)
-		for _, p := range h.peers {
-			k := p.p.PublicKey
-			if h.keyed && k == h.pub {
+		for j, p := range h.peers {
+			mp := &h.m.Peers[j]
+			if mp.Self {
 				p.self = true
 				continue
 			}
-			if first, dup := seen[k]; dup {
-				p.dupOf = first
+			if mp.DupOf >= 0 {
+				p.dupOf = h.peers[mp.DupOf]
 				continue
 			}
-			seen[k] = p
-			if to, ok := byKey[k]; ok {
+			if mp.To >= 0 {
+				to := n.hosts[mp.To]
 				p.to = to
 				if e := p.p.Endpoint; e != nil {
 					if prev, seen := endpoints[*e]; seen && prev != to {
@@ -468,14 +468,8 @@ func names(hs []*host) string {
 // lookup returns the peer of h that wg sends a packet for a to, and the prefix that
 // matched: the longest prefix, and the last peer set when two peers have the same one.
 func (h *host) lookup(a netip.Addr) (*peer, netip.Prefix) {
-	i, ok := h.routes.Lookup(a)
-	for ; ok && i >= 0; i = h.routes.Parent(i) {
-		rs := h.routes.Values(i)
-		for k := len(rs) - 1; k >= 0; k-- {
-			if !rs[k].p.self { // wg ignores a self-peer
-				return rs[k].p, h.routes.Prefix(i)
-			}
-		}
+	if i, q, ok := h.m.Lookup(a); ok {
+		return h.peers[i], q
 	}
 	return nil, netip.Prefix{}
 }

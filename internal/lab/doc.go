@@ -21,7 +21,7 @@
 // that is not as intended by following the packet through the configs, applies
 // changes live, and measures throughput against a baseline without WireGuard.
 //
-// It imports compile, intent, spec, wgconf, wgkey, device and devconf; it must not
+// It imports compile, intent, netmodel, spec, wgconf, wgkey, device and devconf; it must not
 // import up or hostnet (nothing that touches the host), and only commands import
 // it (internal/layering enforces it).
 package lab

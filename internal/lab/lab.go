@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wgnet/wgnet/internal/intent"
+	"github.com/wgnet/wgnet/internal/netmodel"
 	"github.com/wgnet/wgnet/internal/wgconf"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
@@ -289,7 +290,7 @@ func (l *Lab) peerNameLocked(k wgkey.Key) string {
 	return "key " + shortKey(k)
 }
 
-func shortKey(k wgkey.Key) string { return k.String()[:8] + "…" }
+func shortKey(k wgkey.Key) string { return netmodel.ShortKey(k) }
 
 // endpointMap maps the endpoints written in configs onto the lab's loopback ports.
 type endpointMap struct {

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/wgnet/wgnet/internal/devconf"
 	"github.com/wgnet/wgnet/internal/device"
 	"github.com/wgnet/wgnet/internal/intent"
+	"github.com/wgnet/wgnet/internal/netmodel"
 	"github.com/wgnet/wgnet/internal/wgconf"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
@@ -284,17 +284,6 @@ func (n *Node) configureStackLocked(cfg *intent.Host) error {
 	return nil
 }
 
-// tableRoutes reports whether wg-quick adds routes for AllowedIPs: Table unset,
-// "auto" or "main". "off" adds none; another table is not consulted for ordinary
-// traffic without rules wg-quick only adds for default routes.
-func tableRoutes(cfg *intent.Host) bool {
-	switch strings.ToLower(cfg.Table) {
-	case "", "auto", "main":
-		return true
-	}
-	return false
-}
-
 // setRoutesLocked rebuilds the routing table (the stack's, for what the host sends
 // itself, and the router's, for what it forwards) and the router's view of the
 // host's addresses and forwarding switches.
@@ -311,7 +300,7 @@ func (n *Node) setRoutesLocked(cfg *intent.Host) {
 			routes = append(routes, route{a.Masked(), tunNIC})
 			st.local[a.Addr()] = true
 		}
-		if tableRoutes(cfg) {
+		if netmodel.TableRoutes(cfg.Table) {
 			for _, p := range cfg.Peers {
 				for _, a := range p.AllowedIPs {
 					routes = append(routes, route{a.Masked(), tunNIC})

@@ -23,7 +23,8 @@ var Rules = map[string][]string{
 	"internal/spec":     {"internal/atomicfile", "internal/ipam", "internal/trust", "internal/wgconf", "internal/wgkey"},
 	"internal/compile":  {"internal/intent", "internal/spec", "internal/wgconf", "internal/wgkey"},
 	"internal/importer": {"internal/intent", "internal/spec", "internal/wgconf", "internal/wgkey"},
-	"internal/check":    {"internal/intent", "internal/prefixset", "internal/wgconf", "internal/wgkey"},
+	"internal/netmodel": {"internal/intent", "internal/prefixset", "internal/wgconf", "internal/wgkey"},
+	"internal/check":    {"internal/intent", "internal/netmodel", "internal/prefixset", "internal/wgconf", "internal/wgkey"},
 
 	// The data plane: never the spec, the compiler, the lab or a controller.
 	"internal/spawn":               {"internal/atomicfile", "internal/trust"},
@@ -34,7 +35,7 @@ var Rules = map[string][]string{
 	"internal/up":                  {"internal/atomicfile", "internal/devconf", "internal/device", "internal/hostnet", "internal/intent", "internal/spawn", "internal/trust", "internal/wgconf", "internal/wgkey"},
 
 	// The whole network in one process.
-	"internal/lab": {"internal/compile", "internal/devconf", "internal/device", "internal/intent", "internal/spec", "internal/wgconf", "internal/wgkey"},
+	"internal/lab": {"internal/compile", "internal/devconf", "internal/device", "internal/intent", "internal/netmodel", "internal/spec", "internal/wgconf", "internal/wgkey"},
 
 	// Test harnesses.
 	"internal/vmtest": {"internal/netnstest"},
@@ -47,7 +48,7 @@ var Rules = map[string][]string{
 // file system, processes, sockets, clock or randomness. Their standard-library
 // imports are checked against Impure, and their code for reading the clock
 // (Clock: time is imported for durations).
-var Pure = []string{"internal/compile", "internal/intent", "internal/devconf", "internal/ipam", "internal/prefixset", "internal/wgconf"}
+var Pure = []string{"internal/compile", "internal/intent", "internal/devconf", "internal/ipam", "internal/netmodel", "internal/prefixset", "internal/wgconf"}
 
 // Impure are the standard-library packages a pure package must not import.
 var Impure = []string{"os", "os/exec", "syscall", "net", "io/fs", "crypto/rand", "math/rand", "math/rand/v2"}
