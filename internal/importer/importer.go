@@ -1,8 +1,9 @@
 // Package importer rebuilds a spec from an existing network's wg-quick configs, one
 // per host, keeping their keys and addresses, and reports everything it could not
-// carry over. It is pure: callers parse the files and write the results. It imports
-// spec, intent (which knows the hook lines wgnet writes), wgconf and wgkey; it must
-// not import any data plane.
+// carry over. It is pure: callers parse the files and write the results. Who
+// peers with whom comes from the network model (netmodel). It imports spec,
+// intent (which knows the hook lines wgnet writes), netmodel, wgconf and wgkey;
+// it must not import any data plane.
 package importer
 
 import (
@@ -14,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/wgnet/wgnet/internal/intent"
+	"github.com/wgnet/wgnet/internal/netmodel"
 	"github.com/wgnet/wgnet/internal/spec"
 	"github.com/wgnet/wgnet/internal/wgconf"
 	"github.com/wgnet/wgnet/internal/wgkey"
@@ -46,6 +48,7 @@ type host struct {
 	file string
 	pub  wgkey.Key
 	spec *spec.Host
+	m    *netmodel.Host // its place in the network model
 }
 
 // Import rebuilds the network that configs describe. configs[i] belongs to the host
@@ -66,7 +69,6 @@ func Import(network string, names []string, configs []*wgconf.Config) (*Result, 
 	}
 
 	hosts := make([]*host, len(configs))
-	byKey := map[wgkey.Key]*host{}
 	seen := map[string]bool{}
 	for i, c := range configs {
 		h := &host{name: names[i], cfg: c, file: c.Interface.Pos.File}
@@ -80,23 +82,27 @@ func Import(network string, names []string, configs []*wgconf.Config) (*Result, 
 		if !c.Interface.PrivateKey.IsZero() {
 			h.pub = c.Interface.PrivateKey.Public()
 			r.Secrets.PrivateKeys[h.name] = c.Interface.PrivateKey
-			byKey[h.pub] = h
 		}
 		hosts[i] = h
 	}
 	// A host without a private key in its file keeps it elsewhere; find its public
 	// key from the peers that point at its address.
+	keyless := netmodel.New(inputs(hosts))
 	for _, h := range hosts {
 		if !h.pub.IsZero() {
 			continue
 		}
-		if k, ok := keyByAddress(h, hosts); ok {
+		if k, ok := keyByAddress(h, keyless); ok {
 			h.pub = k
-			byKey[k] = h
 			note(h.file, h.cfg.Interface.Pos.Line, "no PrivateKey: the host keeps its own; public key %s taken from the peers that route its address", k)
 		} else {
 			return nil, fmt.Errorf("%s: no PrivateKey and no peer routes its address: its public key is unknown", h.file)
 		}
+	}
+
+	net := netmodel.New(inputs(hosts))
+	for i, h := range hosts {
+		h.m = net.Hosts[i]
 	}
 
 	// Overlay subnets from the interface addresses.
@@ -128,7 +134,7 @@ func Import(network string, names []string, configs []*wgconf.Config) (*Result, 
 	r.Spec.Topology = spec.TopologyMesh
 	if len(hosts) > 2 {
 		for _, h := range hosts {
-			if isHub(h, hosts, byKey) {
+			if isHub(h, hosts) {
 				r.Spec.Topology, r.Spec.Hub = spec.TopologyHub, h.name
 				break
 			}
@@ -214,9 +220,13 @@ func Import(network string, names []string, configs []*wgconf.Config) (*Result, 
 	// What peers say about each host: endpoint, routes, preshared keys.
 	hub := hostByName(hosts, r.Spec.Hub)
 	for _, h := range hosts {
-		for _, p := range h.cfg.Peers {
-			o, ok := byKey[p.PublicKey]
-			if !ok {
+		for j, p := range h.cfg.Peers {
+			o := peerHost(h, j, hosts)
+			if h.m.Peers[j].Self {
+				note(h.file, p.Pos.KeyLine(wgconf.KeyPublicKey), "peer %s has %s's own public key: wg ignores it; dropped", nameOr(p), h.name)
+				continue
+			}
+			if o == nil {
 				note(h.file, p.Pos.KeyLine(wgconf.KeyPublicKey), "peer %s: public key %s is held by no imported host; dropped", nameOr(p), p.PublicKey)
 				continue
 			}
@@ -270,8 +280,8 @@ func Import(network string, names []string, configs []*wgconf.Config) (*Result, 
 			if h == hub {
 				continue
 			}
-			for _, p := range h.cfg.Peers {
-				if p.PublicKey != hub.pub {
+			for j, p := range h.cfg.Peers {
+				if peerHost(h, j, hosts) != hub {
 					continue
 				}
 				for _, a := range p.AllowedIPs {
@@ -307,39 +317,66 @@ func hostByName(hosts []*host, name string) *host {
 	return nil
 }
 
+// inputs returns what the network model needs of hosts.
+func inputs(hosts []*host) []netmodel.Input {
+	ins := make([]netmodel.Input, len(hosts))
+	for i, h := range hosts {
+		ins[i] = netmodel.FromConfig(h.name, h.cfg)
+		ins[i].Key = h.pub
+	}
+	return ins
+}
+
+// peerHost returns the host that h's j-th peer stands for by key (a repeated
+// key stands for the host of its first peer); nil for a key no other host
+// holds, and for a self-peer (wg ignores it).
+func peerHost(h *host, j int, hosts []*host) *host {
+	p := &h.m.Peers[j]
+	if p.DupOf >= 0 {
+		p = &h.m.Peers[p.DupOf]
+	}
+	if p.To < 0 {
+		return nil
+	}
+	return hosts[p.To]
+}
+
 // isHub reports whether h peers with every other host of the set and they only
 // with h. Peers outside the set (a laptop on the hub) don't count; they are
 // reported and dropped.
-func isHub(h *host, hosts []*host, byKey map[wgkey.Key]*host) bool {
-	inSet := func(c *wgconf.Config) []*host {
+func isHub(h *host, hosts []*host) bool {
+	inSet := func(o *host) []*host {
 		var out []*host
-		for _, p := range c.Peers {
-			if o, ok := byKey[p.PublicKey]; ok {
-				out = append(out, o)
+		for j := range o.m.Peers {
+			if to := peerHost(o, j, hosts); to != nil {
+				out = append(out, to)
 			}
 		}
 		return out
 	}
-	if len(inSet(h.cfg)) != len(hosts)-1 {
+	if len(inSet(h)) != len(hosts)-1 {
 		return false
 	}
 	for _, o := range hosts {
 		if o == h {
 			continue
 		}
-		if peers := inSet(o.cfg); len(peers) != 1 || peers[0] != h {
+		if peers := inSet(o); len(peers) != 1 || peers[0] != h {
 			return false
 		}
 	}
 	return true
 }
 
-func keyByAddress(h *host, hosts []*host) (wgkey.Key, bool) {
+// keyByAddress returns the key of the first peer, in any config, whose
+// AllowedIPs hold exactly one of h's addresses.
+func keyByAddress(h *host, n *netmodel.Network) (wgkey.Key, bool) {
 	for _, a := range h.cfg.Interface.Addresses {
-		for _, o := range hosts {
-			for _, p := range o.cfg.Peers {
-				for _, ip := range p.AllowedIPs {
-					if ip.Bits() == ip.Addr().BitLen() && ip.Addr() == a.Addr() {
+		q := netip.PrefixFrom(a.Addr(), a.Addr().BitLen())
+		for _, o := range n.Hosts {
+			if i, ok := o.Table.Find(q); ok {
+				for _, r := range o.Table.Values(i) {
+					if p := o.Peers[r.Peer]; p.AllowedIPs[r.Entry] == q {
 						return p.PublicKey, true
 					}
 				}

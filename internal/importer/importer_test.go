@@ -2,6 +2,7 @@ package importer
 
 import (
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -178,6 +179,35 @@ func TestImportHubWithOutsider(t *testing.T) {
 	}
 	if len(r.Notes) != 1 || !strings.Contains(r.Notes[0].Msg, "peer laptop") {
 		t.Errorf("notes %v, want one about the laptop", r.Notes)
+	}
+}
+
+// TestImportSelfPeer: a peer with the host's own key is ignored by wg, so import
+// drops it with a note instead of giving the host routes to itself, and a hub
+// with one is still a hub.
+func TestImportSelfPeer(t *testing.T) {
+	s, sec := network(spec.TopologyHub)
+	hcs, _ := compile.Compile(s, sec)
+	var names []string
+	var cfgs []*wgconf.Config
+	for _, hc := range hcs {
+		names = append(names, hc.Name)
+		cfgs = append(cfgs, hc.Config())
+	}
+	cfgs[0].Peers = append(cfgs[0].Peers, wgconf.Peer{Name: "me", PublicKey: key(1).Public(),
+		AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.9.0.0/24")}})
+	r, err := Import("prod", names, cfgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Spec.Topology != spec.TopologyHub || r.Spec.Hub != "s1" {
+		t.Errorf("topology %q hub %q, want hub s1", r.Spec.Topology, r.Spec.Hub)
+	}
+	if len(r.Notes) != 1 || r.Notes[0].Msg != "peer me has s1's own public key: wg ignores it; dropped" {
+		t.Errorf("notes %v, want one about the self-peer", r.Notes)
+	}
+	if got := r.Spec.Hosts[0].Routes; !slices.Equal(got, s.Hosts[0].Routes) {
+		t.Errorf("s1 routes %v, want %v", got, s.Hosts[0].Routes)
 	}
 }
 

@@ -22,7 +22,7 @@ var Rules = map[string][]string{
 	// The offline core.
 	"internal/spec":     {"internal/atomicfile", "internal/ipam", "internal/trust", "internal/wgconf", "internal/wgkey"},
 	"internal/compile":  {"internal/intent", "internal/spec", "internal/wgconf", "internal/wgkey"},
-	"internal/importer": {"internal/intent", "internal/spec", "internal/wgconf", "internal/wgkey"},
+	"internal/importer": {"internal/intent", "internal/netmodel", "internal/spec", "internal/wgconf", "internal/wgkey"},
 	"internal/netmodel": {"internal/intent", "internal/prefixset", "internal/wgconf", "internal/wgkey"},
 	"internal/check":    {"internal/intent", "internal/netmodel", "internal/prefixset", "internal/wgconf", "internal/wgkey"},
 
