@@ -163,8 +163,11 @@ setup_openvpn() {
 	}
 	conf a "${IFA[openvpn]}" 1 2 tls-client
 	conf b "${IFB[openvpn]}" 2 1 $'tls-server\ndh none'
-	inns "$B" openvpn --config "$d/b.conf" --daemon --log "$d/b.log"
-	inns "$A" openvpn --config "$d/a.conf" --daemon --log "$d/a.log"
+	# In the foreground, as Debian's openvpn-server@.service runs it: --daemon would
+	# setsid, and a session of its own is a scheduler autogroup of its own (see
+	# device.Spawn), which costs throughput on a busy machine.
+	inns "$B" openvpn --config "$d/b.conf" --log "$d/b.log" &
+	inns "$A" openvpn --config "$d/a.conf" --log "$d/a.log" &
 	for _ in $(seq 100); do
 		grep -q "Initialization Sequence Completed" "$d/a.log" 2>/dev/null &&
 			grep -q "Initialization Sequence Completed" "$d/b.log" 2>/dev/null && return 0
@@ -198,8 +201,10 @@ setup_tinc() {
 	done
 	cp "$work/tinc-a/hosts/a" "$work/tinc-b/hosts/a"
 	cp "$work/tinc-b/hosts/b" "$work/tinc-a/hosts/b"
-	inns "$B" tincd -c "$work/tinc-b" --pidfile "$work/tinc-b/pid" --logfile="$work/tinc-b/log"
-	inns "$A" tincd -c "$work/tinc-a" --pidfile "$work/tinc-a/pid" --logfile="$work/tinc-a/log"
+	# -D (no detach), as Debian's tinc@.service runs it; detaching would setsid
+	# (see openvpn above).
+	inns "$B" tincd -D -c "$work/tinc-b" --pidfile "$work/tinc-b/pid" --logfile="$work/tinc-b/log" &
+	inns "$A" tincd -D -c "$work/tinc-a" --pidfile "$work/tinc-a/pid" --logfile="$work/tinc-a/log" &
 	# Path-MTU discovery: keep traffic going and ask each tincd for its node list
 	# (SIGUSR2 logs "pmtu P (min M max X)") until each has fixed the other's MTU.
 	for _ in $(seq 60); do
@@ -362,9 +367,11 @@ if [ -n "${PROFILE:-}" ] && have perf; then
 	done
 fi
 
-for sh in $SHAPES; do
-	shape "$sh"
-	for rep in $(seq "$REPS"); do
+# Repetition by repetition: every shape, stream count and case once, so that a
+# change in the machine's load (it is shared) falls on all of them alike.
+for rep in $(seq "$REPS"); do
+	for sh in $SHAPES; do
+		shape "$sh"
 		for p in $STREAMS; do
 			order=$CASES
 			# ORDER=alternate: every other repetition in reverse (A B C, C B A, ...),
