@@ -38,12 +38,13 @@ func newCheckCmd() *cobra.Command {
 	}
 }
 
-// runCheck prints the findings on stdout and a summary on stderr.
+// runCheck prints the findings on stdout and a summary on stderr: of files, or
+// without files of the spec named by -f.
 func runCheck(ctx context.Context, files []string, format string, stdout, stderr io.Writer) error {
 	var findings []check.Finding
 	var err error
 	if len(files) == 0 {
-		findings, err = checkSpec(ctx, stderr)
+		findings, err = checkSpec(ctx, global.specFile)
 	} else {
 		findings, err = check.Files(ctx, files)
 	}
@@ -81,15 +82,10 @@ func plural(n int, what string) string {
 	return fmt.Sprintf("%d %ss", n, what)
 }
 
-// checkSpec lints the spec named by -f: its own problems (spec.Check, with
-// lines in the spec), then, if it is valid, the configs it compiles to, as one
-// network. Findings about compiled configs name the host (they have no file).
-//
-// checkSpec lints the spec: its own validation, its secrets, then the configs it
-// compiles to, checked as one network. Findings about a compiled config point at
-// the host's entry in the spec, since that is where the fix belongs.
-func checkSpec(ctx context.Context, stderr io.Writer) ([]check.Finding, error) {
-	file := global.specFile
+// checkSpec lints the spec in file: its own validation, its secrets, then the
+// configs it compiles to, checked as one network (check.MergeSpec puts their
+// findings at the host's entry in the spec, since that is where the fix belongs).
+func checkSpec(ctx context.Context, file string) ([]check.Finding, error) {
 	l, err := lockToRead(file)
 	if err != nil {
 		return nil, fmt.Errorf("check: %w", err)
@@ -129,21 +125,11 @@ func checkSpec(ctx context.Context, stderr io.Writer) ([]check.Finding, error) {
 			in.PublicKeys[hc.Name] = h.PublicKey
 		}
 	}
-	said := map[string]bool{} // spec codes already reported
-	for _, f := range out {
-		said[f.Code] = true
+	hosts := make([]check.SpecHost, len(s.Hosts))
+	for i, h := range s.Hosts {
+		hosts[i] = check.SpecHost{Name: h.Name, Line: h.Line}
 	}
-	for _, f := range check.Configs(in) {
-		if h, ok := s.HostByName(f.File); ok {
-			if spc, ok := sameAsSpec[f.Code]; ok && (spc == "" || said[spc]) {
-				continue // the spec's own finding says it, and says it better
-			}
-			f.Message = "compiled config of " + h.Name + ": " + f.Message
-			f.File, f.Line = file, h.Line
-		}
-		out = append(out, f)
-	}
-	return out, nil
+	return check.MergeSpec(out, file, hosts, check.Configs(in)), nil
 }
 
 // problemFindings turns spec problems into findings.
@@ -156,17 +142,4 @@ func problemFindings(ps []spec.Problem) []check.Finding {
 		})
 	}
 	return out
-}
-
-// sameAsSpec maps a config check's code to the spec check that reports the same
-// problem, so that `check` on a spec says each problem once.
-var sameAsSpec = map[string]string{
-	"keepalive-nat":  "spec-keepalive-missing",
-	"docker-overlap": "spec-docker-overlap",
-	"route-overlap":  "spec-route-overlap",
-	"no-endpoint":    "spec-unreachable",
-	"endpoint-port":  "spec-endpoint-listen-port",
-	"endpoint-loop":  "spec-route-endpoint",
-	// The spec knows each host's underlay MTU; the configs don't.
-	"mtu": "",
 }

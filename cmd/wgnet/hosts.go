@@ -75,7 +75,7 @@ func newAddCmd() *cobra.Command {
 				}
 			}
 			var added spec.Host
-			err = editSpec(func(d *spec.Document) error {
+			err = editSpec(global.specFile, func(d *spec.Document) error {
 				if added, err = d.AddHost(h); err != nil {
 					return err
 				}
@@ -164,7 +164,7 @@ func newSetCmd() *cobra.Command {
 				}
 				ch.PrivateKeyFile = &f.privateKeyFile
 			}
-			err = editSpec(func(d *spec.Document) error {
+			err = editSpec(global.specFile, func(d *spec.Document) error {
 				if err := d.SetHost(args[0], ch); err != nil {
 					return err
 				}

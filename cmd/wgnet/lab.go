@@ -69,7 +69,7 @@ func runLab(ctx context.Context, stdout, stderr io.Writer, args []string, f labF
 		}
 		pair, args = args[:2], args[2:]
 	}
-	hosts, notes, err := labHosts(args, stderr)
+	hosts, notes, err := labHosts(args, global.specFile, stderr)
 	if err != nil {
 		return err
 	}
@@ -154,20 +154,20 @@ func labOptions(f labFlags, stderr io.Writer) lab.Options {
 	return opts
 }
 
-// labHosts loads what lab runs: the given wg-quick configs, else the spec and its
-// secrets (keys the secrets lack are made up for the lab).
-func labHosts(paths []string, stderr io.Writer) ([]intent.Host, []string, error) {
+// labHosts loads what lab runs: the given wg-quick configs, else the spec in
+// specFile and its secrets (keys the secrets lack are made up for the lab).
+func labHosts(paths []string, specFile string, stderr io.Writer) ([]intent.Host, []string, error) {
 	if len(paths) == 0 {
-		l, err := lockToRead(global.specFile)
+		l, err := lockToRead(specFile)
 		if err != nil {
 			return nil, nil, err
 		}
 		defer l.Unlock()
-		s, err := spec.Load(global.specFile)
+		s, err := spec.Load(specFile)
 		if err != nil {
 			return nil, nil, err
 		}
-		sec, warns, err := spec.LoadSecrets(spec.SecretsDir(global.specFile))
+		sec, warns, err := spec.LoadSecrets(spec.SecretsDir(specFile))
 		for _, w := range warns {
 			fmt.Fprintln(stderr, "wgnet: warning:", w)
 		}
@@ -176,7 +176,7 @@ func labHosts(paths []string, stderr io.Writer) ([]intent.Host, []string, error)
 		}
 		hosts, notes, err := lab.FromSpec(s, sec)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", global.specFile, err)
+			return nil, nil, fmt.Errorf("%s: %w", specFile, err)
 		}
 		return hosts, notes, nil
 	}

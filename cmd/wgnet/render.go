@@ -174,7 +174,7 @@ func newRenderCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			n, err := loadNetwork(c.ErrOrStderr())
+			n, err := loadSpecNetwork(global.specFile, c.ErrOrStderr())
 			if err != nil {
 				return err
 			}

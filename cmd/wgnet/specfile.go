@@ -22,19 +22,22 @@ type network struct {
 	hosts   []intent.Host
 }
 
-// loadNetwork loads the spec named by -f and its secrets and compiles them.
+// loadNetwork is loadSpecNetwork of the spec named by -f.
+func loadNetwork(stderr io.Writer) (*network, error) { return loadSpecNetwork(global.specFile, stderr) }
+
+// loadSpecNetwork loads the spec in file and its secrets and compiles them.
 // Warnings go to stderr; they never stop the command.
-func loadNetwork(stderr io.Writer) (*network, error) {
-	l, err := lockToRead(global.specFile)
+func loadSpecNetwork(file string, stderr io.Writer) (*network, error) {
+	l, err := lockToRead(file)
 	if err != nil {
 		return nil, err
 	}
 	defer l.Unlock()
-	s, err := spec.Load(global.specFile)
+	s, err := spec.Load(file)
 	if err != nil {
 		return nil, err
 	}
-	sec, warns, err := spec.LoadSecrets(spec.SecretsDir(global.specFile))
+	sec, warns, err := spec.LoadSecrets(spec.SecretsDir(file))
 	for _, w := range warns {
 		fmt.Fprintln(stderr, "wgnet: warning:", w)
 	}
@@ -43,9 +46,9 @@ func loadNetwork(stderr io.Writer) (*network, error) {
 	}
 	hcs, err := compile.Compile(s, sec)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", global.specFile, err)
+		return nil, fmt.Errorf("%s: %w", file, err)
 	}
-	return &network{path: global.specFile, spec: s, secrets: sec, hosts: hcs}, nil
+	return &network{path: file, spec: s, secrets: sec, hosts: hcs}, nil
 }
 
 // lockToRead takes the lock of the spec file at path shared (spec.LockSpec), for
@@ -70,11 +73,11 @@ func (n *network) host(name string) (*intent.Host, error) {
 	return nil, fmt.Errorf("%s: no host called %q", n.path, name)
 }
 
-// editSpec runs edit on the spec under its lock (spec.Edit): generates the keys
-// the result needs and saves it; nothing is written unless the edited spec is
-// valid.
-func editSpec(edit func(d *spec.Document) error) error {
-	return spec.Edit(global.specFile, edit)
+// editSpec runs edit on the spec in file under its lock (spec.Edit): generates
+// the keys the result needs and saves it; nothing is written unless the edited
+// spec is valid.
+func editSpec(file string, edit func(d *spec.Document) error) error {
+	return spec.Edit(file, edit)
 }
 
 // parseKeyFile checks a --private-key-file value: a path that lands in a root
