@@ -206,6 +206,8 @@ func advise(err error) error {
 		return fmt.Errorf("%w; run `wgnet down %s` and up again", err, se.Name)
 	case errors.Is(err, up.ErrNotOurs):
 		return fmt.Errorf("%w; use the tool that made it (wg-quick down %s)", err, se.Name)
+	case errors.Is(err, up.ErrPending):
+		return fmt.Errorf("%w; run `wgnet confirm %s` to keep it or `wgnet confirm --rollback %s` to undo it now (timer log %s), then change it again", err, se.Name, se.Name, se.LogFile)
 	case errors.Is(err, up.ErrNotUp) && strings.HasPrefix(se.Msg, "sync "):
 		return fmt.Errorf("%w; bring it up with `wgnet up` first", err)
 	}

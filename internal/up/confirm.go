@@ -66,6 +66,9 @@ type Pending struct {
 	Created  time.Time `json:"created"`
 	Deadline time.Time `json:"deadline"`
 	TimerPID int       `json:"timer_pid,omitempty"`
+	// Armed is set once the timer runs. A change that is not armed when the next
+	// command takes the lock was cut short, and nothing would roll it back.
+	Armed bool `json:"armed,omitempty"`
 	// RollbackError is set when the timer tried to roll back and failed; the
 	// pending file then stays, for `wgnet confirm --rollback` to try again.
 	RollbackError string `json:"rollback_error,omitempty"`
@@ -133,9 +136,31 @@ func LoadPending(dir, name string) (*Pending, error) {
 	return &pf.Pending, nil
 }
 
-// refusePending returns an error when a change of name is waiting for
-// confirmation, saying how to resolve it.
-func refusePending(dir, name string) error {
+// pendingGrace is how long past its deadline a change may stay pending before
+// the next command stops waiting for its timer: a live timer takes the lock
+// within a poll of the deadline.
+const pendingGrace = 5 * time.Second
+
+// orphaned says why nothing will settle pf by itself (its timer never started,
+// is gone, or let the deadline pass), or "" when its timer will.
+func (pf *pendingFile) orphaned(now time.Time) string {
+	switch {
+	case !pf.Armed:
+		return "the command that made it stopped before its timer started"
+	case pf.TimerPID != 0 && !timerAlive(pf.TimerPID, pf.ID):
+		return fmt.Sprintf("its timer (pid %d) is not running", pf.TimerPID)
+	case now.After(pf.Deadline.Add(pendingGrace)):
+		return fmt.Sprintf("its deadline %s passed without a rollback", pf.Deadline.Local().Format(time.TimeOnly))
+	}
+	return ""
+}
+
+// recoverPending settles a change of name left pending with nothing to settle
+// it (see orphaned): it rolls it back, as its timer would have, and says so.
+// A change whose timer still runs, or whose rollback failed before, is refused
+// with a StateError of kind ErrPending. The caller holds the interface's lock.
+func recoverPending(ctx context.Context, opts *SyncOptions, name string) error {
+	dir := opts.StateDir
 	pf, err := loadPendingFile(dir, name)
 	if errors.Is(err, ErrNoPending) {
 		return nil
@@ -143,16 +168,39 @@ func refusePending(dir, name string) error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case pf.RollbackError != "":
-		return fmt.Errorf("%s: rolling back the change by `wgnet %s` failed: %s; run `wgnet confirm --rollback %s` to try again, or `wgnet confirm %s` to keep the interface as it is",
-			name, pf.Command, pf.RollbackError, name, name)
-	case pf.TimerPID != 0 && !timerAlive(pf.TimerPID, pf.ID):
-		return fmt.Errorf("%s: a change by `wgnet %s` is waiting for confirmation, but its timer (pid %d) is not running; run `wgnet confirm %s` to keep it or `wgnet confirm --rollback %s` to undo it",
-			name, pf.Command, pf.TimerPID, name, name)
+	refuse := func(msg string, a ...any) error {
+		return &StateError{Kind: ErrPending, Name: name, State: pendingPath(dir, name), LogFile: TimerLog(dir, name), Msg: fmt.Sprintf(msg, a...)}
 	}
-	return fmt.Errorf("%s: a change by `wgnet %s` at %s is waiting for confirmation; it is rolled back at %s unless `wgnet confirm %s` runs first (`wgnet confirm --rollback %s` undoes it now); change %s again after that",
-		name, pf.Command, pf.Created.Local().Format(time.TimeOnly), pf.Deadline.Local().Format(time.TimeOnly), name, name, name)
+	if pf.RollbackError != "" {
+		return refuse("%s: a change by `wgnet %s` is waiting for confirmation: rolling it back failed: %s", name, pf.Command, pf.RollbackError)
+	}
+	why := pf.orphaned(time.Now())
+	if why == "" {
+		return refuse("%s: a change by `wgnet %s` at %s is waiting for confirmation; it is rolled back at %s unless confirmed",
+			name, pf.Command, pf.Created.Local().Format(time.TimeOnly), pf.Deadline.Local().Format(time.TimeOnly))
+	}
+	opts.logf("%s: the change by `wgnet %s` at %s was not confirmed and %s: rolling it back now", name, pf.Command, pf.Created.Local().Format(time.TimeOnly), why)
+	if err := rollbackLocked(ctx, opts, pf); err != nil {
+		return refuse("%s: a change by `wgnet %s` is waiting for confirmation (%s): %v", name, pf.Command, why, err)
+	}
+	return nil
+}
+
+// crashEnv names a step at which the process kills itself (SIGKILL, no
+// cleanup), for tests of what the next command makes of a change cut short:
+// WGNET_TEST_CRASH_AT=pending-saved stops a --confirm change right after its
+// pending file is written and before its timer starts. Only tests set it.
+const crashEnv = "WGNET_TEST_CRASH_AT"
+
+// crashAt kills this process when crashEnv names step.
+func crashAt(step string) {
+	if os.Getenv(crashEnv) != step {
+		return
+	}
+	if p, err := os.FindProcess(os.Getpid()); err == nil {
+		_ = p.Kill()
+		select {} // until the signal lands
+	}
 }
 
 // startPending saves the state to go back to and starts the timer. The deadline
@@ -180,6 +228,7 @@ func startPending(opts *SyncOptions, command, name string, prev *snapshot, prevS
 	if err := pf.save(dir); err != nil {
 		return nil, err
 	}
+	crashAt("pending-saved")
 	var pid int
 	var err error
 	switch {
@@ -194,7 +243,7 @@ func startPending(opts *SyncOptions, command, name string, prev *snapshot, prevS
 		_ = os.Remove(pendingPath(dir, name))
 		return nil, fmt.Errorf("%s: start the confirmation timer: %w", name, err)
 	}
-	pf.TimerPID = pid
+	pf.TimerPID, pf.Armed = pid, true
 	if err := pf.save(dir); err != nil {
 		_ = os.Remove(pendingPath(dir, name)) // the timer sees it gone and exits
 		return nil, err
@@ -248,6 +297,9 @@ func ConfirmChange(name string, opts SyncOptions) (*Pending, error) {
 	pf, err := loadPendingFile(opts.StateDir, name)
 	if err != nil {
 		return nil, err
+	}
+	if why := pf.orphaned(time.Now()); why != "" {
+		opts.logf("%s: the change by `wgnet %s` at %s was waiting for confirmation, but %s; keeping it", name, pf.Command, pf.Created.Local().Format(time.TimeOnly), why)
 	}
 	if err := cancelPending(&opts, pf); err != nil {
 		return nil, err
@@ -408,7 +460,7 @@ func TryUp(ctx context.Context, req Request, opts SyncOptions) (*State, *Pending
 		return nil, nil, err
 	}
 	defer unlock()
-	if err := refusePending(opts.StateDir, req.Name); err != nil {
+	if err := recoverPending(ctx, &opts, req.Name); err != nil {
 		return nil, nil, err
 	}
 	st, pend, _, err := tryUpLocked(ctx, req, &opts)

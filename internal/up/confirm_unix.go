@@ -40,6 +40,7 @@ func lockWithin(dir, name string, wait time.Duration) (func(), error) {
 	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		if err == nil {
+			removeTemps(dir, name)
 			return func() { f.Close() }, nil
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
@@ -50,6 +51,26 @@ func lockWithin(dir, name string, wait time.Duration) (func(), error) {
 			return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// tempFiles are the patterns of the temporary files atomicfile leaves behind
+// when a process writing NAME's state, pending change or daemon PID file dies
+// mid-write. Each of those writers holds NAME's lock (the daemon writes its PID
+// file while the up that started it waits, holding it).
+var tempFiles = []string{".%s.json.tmp*", ".%s.pending.tmp*", ".%s.pid.tmp*"}
+
+// removeTemps removes the temporary files a writer of name's files left when it
+// died. The caller has just taken name's lock, so no writer is mid-write: they
+// are leftovers (0600, and a state or pending file may hold a private key).
+func removeTemps(dir, name string) {
+	for _, pat := range tempFiles {
+		m, _ := filepath.Glob(filepath.Join(dir, fmt.Sprintf(pat, name)))
+		for _, f := range m {
+			if fi, err := os.Lstat(f); err == nil && fi.Mode().IsRegular() {
+				_ = os.Remove(f)
+			}
+		}
 	}
 }
 

@@ -30,7 +30,7 @@ func Reconcile(ctx context.Context, req Request, opts SyncOptions) (*Plan, error
 		return nil, err
 	}
 	defer unlock()
-	if err := refusePending(opts.StateDir, req.Name); err != nil {
+	if err := recoverPending(ctx, &opts, req.Name); err != nil {
 		return nil, err
 	}
 	d, _, err := opts.Open(req.Name)

@@ -78,7 +78,7 @@ func Sync(ctx context.Context, req Request, opts SyncOptions) (*Plan, error) {
 		return nil, err
 	}
 	defer unlock()
-	if err := refusePending(opts.StateDir, req.Name); err != nil {
+	if err := recoverPending(ctx, &opts, req.Name); err != nil {
 		return nil, err
 	}
 	return syncLocked(ctx, req, &opts)
