@@ -10,6 +10,7 @@ import (
 
 	"github.com/wgnet/wgnet/internal/check"
 	"github.com/wgnet/wgnet/internal/compile"
+	"github.com/wgnet/wgnet/internal/diag"
 	"github.com/wgnet/wgnet/internal/spec"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
@@ -41,7 +42,7 @@ func newCheckCmd() *cobra.Command {
 // runCheck prints the findings on stdout and a summary on stderr: of files, or
 // without files of the spec named by -f.
 func runCheck(ctx context.Context, files []string, format string, stdout, stderr io.Writer) error {
-	var findings []check.Finding
+	var findings diag.List
 	var err error
 	if len(files) == 0 {
 		findings, err = checkSpec(ctx, global.specFile)
@@ -53,7 +54,7 @@ func runCheck(ctx context.Context, files []string, format string, stdout, stderr
 	}
 	if format == "json" {
 		if findings == nil {
-			findings = []check.Finding{}
+			findings = diag.List{}
 		}
 		e := json.NewEncoder(stdout)
 		e.SetIndent("", "  ")
@@ -62,12 +63,12 @@ func runCheck(ctx context.Context, files []string, format string, stdout, stderr
 		}
 	} else {
 		for _, f := range findings {
-			if _, err := fmt.Fprintln(stdout, f); err != nil {
+			if _, err := fmt.Fprintln(stdout, f.String()); err != nil {
 				return err
 			}
 		}
 	}
-	errs, warns := check.Count(findings)
+	errs, warns := findings.Count()
 	fmt.Fprintf(stderr, "%s, %s\n", plural(errs, "error"), plural(warns, "warning"))
 	if errs > 0 {
 		return errProblems("") // the findings and the summary are out already
@@ -85,7 +86,7 @@ func plural(n int, what string) string {
 // checkSpec lints the spec in file: its own validation, its secrets, then the
 // configs it compiles to, checked as one network (check.MergeSpec puts their
 // findings at the host's entry in the spec, since that is where the fix belongs).
-func checkSpec(ctx context.Context, file string) ([]check.Finding, error) {
+func checkSpec(ctx context.Context, file string) (diag.List, error) {
 	l, err := lockToRead(file)
 	if err != nil {
 		return nil, fmt.Errorf("check: %w", err)
@@ -96,19 +97,17 @@ func checkSpec(ctx context.Context, file string) ([]check.Finding, error) {
 		return nil, fmt.Errorf("check: %w (give config files, or a spec with -f)", err)
 	}
 	s, errs, warns := spec.Check(file, src)
-	out := problemFindings(append(errs, warns...))
+	out := append(errs, warns...)
 	if len(errs) > 0 || s == nil {
 		return out, nil // the configs of an invalid spec would only echo its errors
 	}
 	sec, secWarns, err := spec.LoadSecrets(spec.SecretsDir(file))
-	for _, w := range secWarns {
-		out = append(out, check.Finding{File: spec.SecretsDir(file), Severity: check.Warning, Code: "secrets-mode", Message: w})
-	}
+	out = append(out, secWarns...)
 	if err != nil {
 		return nil, err
 	}
 	serrs, swarns := s.CheckSecrets(sec)
-	out = append(out, problemFindings(append(serrs, swarns...))...)
+	out = append(append(out, serrs...), swarns...)
 	if len(serrs) > 0 {
 		return out, nil // compiling would fail on the same missing keys
 	}
@@ -130,16 +129,4 @@ func checkSpec(ctx context.Context, file string) ([]check.Finding, error) {
 		hosts[i] = check.SpecHost{Name: h.Name, Line: h.Line}
 	}
 	return check.MergeSpec(out, file, hosts, check.Configs(in)), nil
-}
-
-// problemFindings turns spec problems into findings.
-func problemFindings(ps []spec.Problem) []check.Finding {
-	var out []check.Finding
-	for _, p := range ps {
-		out = append(out, check.Finding{
-			File: p.File, Line: p.Line, Severity: check.Severity(p.Severity.String()),
-			Code: p.Code, Message: p.Msg,
-		})
-	}
-	return out
 }

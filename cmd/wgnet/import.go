@@ -75,13 +75,13 @@ func newImportCmd() *cobra.Command {
 			if format == "json" {
 				notes := []string{}
 				for _, n := range r.Notes {
-					notes = append(notes, n.String())
+					notes = append(notes, n.Located())
 				}
 				return report(c.OutOrStdout(), format, map[string]any{"spec": global.specFile, "secrets": dir,
 					"hosts": len(r.Spec.Hosts), "topology": r.Spec.Topology, "notes": notes}, "")
 			}
 			for _, n := range r.Notes {
-				fmt.Fprintln(c.ErrOrStderr(), "wgnet: import:", n)
+				fmt.Fprintln(c.ErrOrStderr(), "wgnet: import:", n.Located())
 			}
 			fmt.Fprintf(c.OutOrStdout(), "imported %d hosts (%s) into %s, keys in %s/\n", len(r.Spec.Hosts), r.Spec.Topology, global.specFile, dir)
 			return nil

@@ -169,7 +169,7 @@ func labHosts(paths []string, specFile string, stderr io.Writer) ([]intent.Host,
 		}
 		sec, warns, err := spec.LoadSecrets(spec.SecretsDir(specFile))
 		for _, w := range warns {
-			fmt.Fprintln(stderr, "wgnet: warning:", w)
+			fmt.Fprintln(stderr, "wgnet: warning:", w.Message)
 		}
 		if err != nil {
 			return nil, nil, err

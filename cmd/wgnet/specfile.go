@@ -39,7 +39,7 @@ func loadSpecNetwork(file string, stderr io.Writer) (*network, error) {
 	}
 	sec, warns, err := spec.LoadSecrets(spec.SecretsDir(file))
 	for _, w := range warns {
-		fmt.Fprintln(stderr, "wgnet: warning:", w)
+		fmt.Fprintln(stderr, "wgnet: warning:", w.Message)
 	}
 	if err != nil {
 		return nil, err

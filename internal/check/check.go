@@ -2,41 +2,27 @@ package check
 
 import (
 	"cmp"
-	"fmt"
 	"os"
 	"slices"
 
+	"github.com/wgnet/wgnet/internal/diag"
 	"github.com/wgnet/wgnet/internal/wgconf"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
 
-// Severity says whether a finding breaks the network (Error) or is a risk worth a
-// look (Warning). Each code has one fixed severity.
-type Severity string
+// Finding is the old name of a check's diagnostic, kept for callers outside
+// the module's packages.
+//
+// Deprecated: use diag.Diagnostic.
+type Finding = diag.Diagnostic
 
-// Severities.
+// Severities of findings.
+//
+// Deprecated: use diag.Error and diag.Warning.
 const (
-	Error   Severity = "error"
-	Warning Severity = "warning"
+	Error   = diag.Error
+	Warning = diag.Warning
 )
-
-// Finding is one problem, located where its fix belongs.
-type Finding struct {
-	File     string   `json:"file"`
-	Line     int      `json:"line"` // 0 = the whole file
-	Severity Severity `json:"severity"`
-	Code     string   `json:"code"`
-	Message  string   `json:"message"`
-}
-
-// String formats f as "FILE:LINE: SEVERITY: CODE: MESSAGE", the form editors and CI
-// annotate; without a line it is "FILE: SEVERITY: CODE: MESSAGE".
-func (f Finding) String() string {
-	if f.Line > 0 {
-		return fmt.Sprintf("%s:%d: %s: %s: %s", f.File, f.Line, f.Severity, f.Code, f.Message)
-	}
-	return fmt.Sprintf("%s: %s: %s: %s", f.File, f.Severity, f.Code, f.Message)
-}
 
 // Topologies for Input.Topology.
 const (
@@ -70,14 +56,14 @@ type Input struct {
 // what did parse: a check that depends on a value a bad line left unknown
 // (wgconf.Pos.Bad) says nothing, rather than echo the syntax error; every other
 // check runs.
-func Configs(in Input) []Finding {
+func Configs(in Input) diag.List {
 	n := newNetwork(in)
 	n.checkAll()
 	return sortFindings(n.findings)
 }
 
-func sortFindings(fs []Finding) []Finding {
-	slices.SortStableFunc(fs, func(a, b Finding) int {
+func sortFindings(fs diag.List) diag.List {
+	slices.SortStableFunc(fs, func(a, b diag.Diagnostic) int {
 		return cmp.Or(
 			cmp.Compare(a.File, b.File),
 			cmp.Compare(a.Line, b.Line),
@@ -85,17 +71,5 @@ func sortFindings(fs []Finding) []Finding {
 			cmp.Compare(a.Message, b.Message),
 		)
 	})
-	return slices.CompactFunc(fs, func(a, b Finding) bool { return a == b })
-}
-
-// Count returns the number of errors and warnings in fs.
-func Count(fs []Finding) (errors, warnings int) {
-	for _, f := range fs {
-		if f.Severity == Error {
-			errors++
-		} else {
-			warnings++
-		}
-	}
-	return errors, warnings
+	return slices.Compact(fs)
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/wgnet/wgnet/internal/diag"
 	"github.com/wgnet/wgnet/internal/wgconf"
 )
 
@@ -19,7 +20,7 @@ import (
 // parsed, across files too (see Configs). Host names come from the file names
 // (HostNames). The error is for files that could not be read (ReadFile says
 // which), and for ctx done before the end.
-func Files(ctx context.Context, paths []string) ([]Finding, error) {
+func Files(ctx context.Context, paths []string) (diag.List, error) {
 	seen := map[string]bool{}
 	var uniq []string
 	for _, p := range paths {
@@ -31,7 +32,7 @@ func Files(ctx context.Context, paths []string) ([]Finding, error) {
 	hostNames := HostNames(uniq)
 	type parsed struct {
 		cfg   *wgconf.Config
-		warns []*wgconf.Error
+		warns diag.List
 		err   error // from parsing
 		mode  os.FileMode
 		read  error // from reading
@@ -66,7 +67,7 @@ func Files(ctx context.Context, paths []string) ([]Finding, error) {
 
 	var (
 		cfgs  []*wgconf.Config
-		out   []Finding
+		out   diag.List
 		errs  []error
 		modes = map[string]os.FileMode{}
 	)
@@ -78,17 +79,13 @@ func Files(ctx context.Context, paths []string) ([]Finding, error) {
 		}
 		modes[path] = f.mode
 		if f.err != nil {
-			perr := wgconf.Errors(f.err)
+			perr := diag.FromError(f.err)
 			if len(perr) == 0 { // not expected from wgconf, but never lose an error
-				perr = []*wgconf.Error{{File: path, Msg: f.err.Error()}}
+				perr = diag.List{{Severity: diag.Error, Code: CodeSyntax, Message: f.err.Error()}}
 			}
-			for _, e := range perr {
-				out = append(out, parseFinding(path, CodeSyntax, e))
-			}
+			out = append(out, inFile(path, perr)...)
 		}
-		for _, w := range f.warns {
-			out = append(out, parseFinding(path, CodeParseWarning, w))
-		}
+		out = append(out, inFile(path, f.warns)...)
 		if f.cfg != nil {
 			f.cfg.Name = hostNames[i]
 			cfgs = append(cfgs, f.cfg)
@@ -100,18 +97,20 @@ func Files(ctx context.Context, paths []string) ([]Finding, error) {
 	found := Configs(Input{Configs: cfgs, Modes: modes})
 	// A PublicKey given twice is both a parser warning and dup-peer; keep the
 	// finding that says what it means for the network.
-	out = slices.DeleteFunc(out, func(f Finding) bool {
-		return f.Code == CodeParseWarning && slices.ContainsFunc(found, func(g Finding) bool {
+	out = slices.DeleteFunc(out, func(f diag.Diagnostic) bool {
+		return f.Code == CodeParseWarning && slices.ContainsFunc(found, func(g diag.Diagnostic) bool {
 			return g.Code == CodeDupPeer && g.File == f.File && g.Line == f.Line
 		})
 	})
 	return sortFindings(append(out, found...)), nil
 }
 
-func parseFinding(path, code string, e *wgconf.Error) Finding {
-	file := e.File
-	if file == "" {
-		file = path
+// inFile names path as the file of the parser's diagnostics that name none.
+func inFile(path string, ds diag.List) diag.List {
+	for i := range ds {
+		if ds[i].File == "" {
+			ds[i].File = path
+		}
 	}
-	return Finding{File: file, Line: e.Line, Severity: severityOf[code], Code: code, Message: e.Msg}
+	return ds
 }

@@ -50,7 +50,7 @@ func TestCorpus(t *testing.T) {
 				t.Errorf("findings (-want +got):\n%s", diff)
 			}
 			exit := 0
-			if errs, _ := Count(got); errs > 0 {
+			if errs, _ := got.Count(); errs > 0 {
 				exit = 1
 			}
 			if exit != wantExit {
@@ -196,8 +196,8 @@ func TestFindingString(t *testing.T) {
 		f    Finding
 		want string
 	}{
-		{Finding{"s2.conf", 7, Error, "endpoint-port", "bad"}, "s2.conf:7: error: endpoint-port: bad"},
-		{Finding{"s1.conf", 0, Warning, "world-readable", "chmod"}, "s1.conf: warning: world-readable: chmod"},
+		{Finding{File: "s2.conf", Line: 7, Severity: Error, Code: "endpoint-port", Message: "bad"}, "s2.conf:7: error: endpoint-port: bad"},
+		{Finding{File: "s1.conf", Severity: Warning, Code: "world-readable", Message: "chmod"}, "s1.conf: warning: world-readable: chmod"},
 	}
 	for _, tt := range tests {
 		if got := tt.f.String(); got != tt.want {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/wgnet/wgnet/internal/diag"
 	"github.com/wgnet/wgnet/internal/netmodel"
 	"github.com/wgnet/wgnet/internal/prefixset"
 	"github.com/wgnet/wgnet/internal/wgconf"
@@ -74,7 +75,7 @@ type network struct {
 	explicit bool   // topology was given
 	hub      *host  // the hub, when topology is hub
 	modes    map[string]os.FileMode
-	findings []Finding
+	findings diag.List
 
 	overlay []netip.Prefix // overlay subnets: masked Address prefixes shorter than one address
 	// addrs holds every host's addresses, sorted, to find those in a prefix.
@@ -382,12 +383,12 @@ func (n *network) report(code, file string, line int, hosts []*host, format stri
 			return
 		}
 	}
-	sev, ok := severityOf[code]
-	if !ok {
-		panic("check: undocumented code " + code) // programming error, caught by tests
+	c, ok := diag.Lookup(code)
+	if !ok || c.By != "check" {
+		panic("check: code not in diag's table: " + code) // programming error, caught by tests
 	}
-	n.findings = append(n.findings, Finding{
-		File: file, Line: line, Severity: sev, Code: code,
+	n.findings = append(n.findings, diag.Diagnostic{
+		File: file, Line: line, Severity: c.Severity, Code: code,
 		Message: fmt.Sprintf(format, args...),
 	})
 }

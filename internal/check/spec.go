@@ -1,5 +1,7 @@
 package check
 
+import "github.com/wgnet/wgnet/internal/diag"
+
 // SpecHost is what MergeSpec needs of a host of a spec: its name and the line
 // of its entry.
 type SpecHost struct {
@@ -25,7 +27,7 @@ var sameAsSpec = map[string]string{
 // findings of the configs it compiles to (compiled, whose File is a host name):
 // each one moves to the host's entry in the spec, since that is where the fix
 // belongs, and one the spec's own findings already say is left out.
-func MergeSpec(out []Finding, specFile string, hosts []SpecHost, compiled []Finding) []Finding {
+func MergeSpec(out diag.List, specFile string, hosts []SpecHost, compiled diag.List) diag.List {
 	said := map[string]bool{} // spec codes already reported
 	for _, f := range out {
 		said[f.Code] = true

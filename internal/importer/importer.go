@@ -1,8 +1,8 @@
 // Package importer rebuilds a spec from an existing network's wg-quick configs, one
 // per host, keeping their keys and addresses, and reports everything it could not
 // carry over. It is pure: callers parse the files and write the results. Who
-// peers with whom comes from the network model (netmodel). It imports spec,
-// intent (which knows the hook lines wgnet writes), netmodel, wgconf and wgkey;
+// peers with whom comes from the network model (netmodel). It imports diag,
+// spec, intent (which knows the hook lines wgnet writes), netmodel, wgconf and wgkey;
 // it must not import any data plane.
 package importer
 
@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/wgnet/wgnet/internal/diag"
 	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/netmodel"
 	"github.com/wgnet/wgnet/internal/spec"
@@ -21,25 +22,16 @@ import (
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
 
-// Note is something import could not carry over, or a guess it had to make.
-type Note struct {
-	File string
-	Line int
-	Msg  string
-}
-
-func (n Note) String() string {
-	if n.Line > 0 {
-		return fmt.Sprintf("%s:%d: %s", n.File, n.Line, n.Msg)
-	}
-	return fmt.Sprintf("%s: %s", n.File, n.Msg)
-}
+// CodeNote is the code of every note: something import could not carry over,
+// or a guess it had to make. Notes are warnings; the command prints them as
+// "FILE:LINE: MESSAGE" (diag.Diagnostic.Located).
+const CodeNote = "import-note"
 
 // Result is an imported network.
 type Result struct {
 	Spec    *spec.Spec
 	Secrets spec.Secrets
-	Notes   []Note
+	Notes   diag.List // each with code CodeNote
 }
 
 type host struct {
@@ -65,7 +57,7 @@ func Import(network string, names []string, configs []*wgconf.Config) (*Result, 
 		Secrets: spec.Secrets{PrivateKeys: map[string]wgkey.Private{}, PresharedKeys: map[spec.Pair]wgkey.Key{}},
 	}
 	note := func(file string, line int, format string, a ...any) {
-		r.Notes = append(r.Notes, Note{File: file, Line: line, Msg: fmt.Sprintf(format, a...)})
+		r.Notes = append(r.Notes, diag.Diagnostic{File: file, Line: line, Severity: diag.Warning, Code: CodeNote, Message: fmt.Sprintf(format, a...)})
 	}
 
 	hosts := make([]*host, len(configs))

@@ -139,7 +139,7 @@ func TestImportReportsWhatItDrops(t *testing.T) {
 	}
 	var got []string
 	for _, n := range r.Notes {
-		got = append(got, n.Msg)
+		got = append(got, n.Message)
 	}
 	want := []string{
 		"DNS = 1.1.1.1 not carried over: wgnet does not manage resolvers",
@@ -177,7 +177,7 @@ func TestImportHubWithOutsider(t *testing.T) {
 	if r.Spec.Topology != spec.TopologyHub || r.Spec.Hub != "s1" {
 		t.Errorf("topology %q hub %q, want hub s1", r.Spec.Topology, r.Spec.Hub)
 	}
-	if len(r.Notes) != 1 || !strings.Contains(r.Notes[0].Msg, "peer laptop") {
+	if len(r.Notes) != 1 || !strings.Contains(r.Notes[0].Message, "peer laptop") {
 		t.Errorf("notes %v, want one about the laptop", r.Notes)
 	}
 }
@@ -203,7 +203,7 @@ func TestImportSelfPeer(t *testing.T) {
 	if r.Spec.Topology != spec.TopologyHub || r.Spec.Hub != "s1" {
 		t.Errorf("topology %q hub %q, want hub s1", r.Spec.Topology, r.Spec.Hub)
 	}
-	if len(r.Notes) != 1 || r.Notes[0].Msg != "peer me has s1's own public key: wg ignores it; dropped" {
+	if len(r.Notes) != 1 || r.Notes[0].Message != "peer me has s1's own public key: wg ignores it; dropped" {
 		t.Errorf("notes %v, want one about the self-peer", r.Notes)
 	}
 	if got := r.Spec.Hosts[0].Routes; !slices.Equal(got, s.Hosts[0].Routes) {

@@ -14,17 +14,18 @@ var Rules = map[string][]string{
 	"internal/hostnet":    nil,
 	"internal/netnstest":  nil,
 	"internal/layering":   nil,
+	"internal/diag":       nil, // the one diagnostic type and code table
 
 	// The file format and the typed intent it renders.
-	"internal/wgconf": {"internal/wgkey"},
+	"internal/wgconf": {"internal/diag", "internal/wgkey"},
 	"internal/intent": {"internal/wgconf", "internal/wgkey"},
 
 	// The offline core.
-	"internal/spec":     {"internal/atomicfile", "internal/ipam", "internal/trust", "internal/wgconf", "internal/wgkey"},
+	"internal/spec":     {"internal/atomicfile", "internal/diag", "internal/ipam", "internal/trust", "internal/wgconf", "internal/wgkey"},
 	"internal/compile":  {"internal/intent", "internal/spec", "internal/wgconf", "internal/wgkey"},
-	"internal/importer": {"internal/intent", "internal/netmodel", "internal/spec", "internal/wgconf", "internal/wgkey"},
+	"internal/importer": {"internal/diag", "internal/intent", "internal/netmodel", "internal/spec", "internal/wgconf", "internal/wgkey"},
 	"internal/netmodel": {"internal/intent", "internal/prefixset", "internal/wgconf", "internal/wgkey"},
-	"internal/check":    {"internal/intent", "internal/netmodel", "internal/prefixset", "internal/wgconf", "internal/wgkey"},
+	"internal/check":    {"internal/diag", "internal/intent", "internal/netmodel", "internal/prefixset", "internal/wgconf", "internal/wgkey"},
 
 	// The data plane: never the spec, the compiler, the lab or a controller.
 	"internal/spawn":               {"internal/atomicfile", "internal/trust"},
@@ -48,7 +49,7 @@ var Rules = map[string][]string{
 // file system, processes, sockets, clock or randomness. Their standard-library
 // imports are checked against Impure, and their code for reading the clock
 // (Clock: time is imported for durations).
-var Pure = []string{"internal/compile", "internal/intent", "internal/devconf", "internal/ipam", "internal/netmodel", "internal/prefixset", "internal/wgconf"}
+var Pure = []string{"internal/compile", "internal/diag", "internal/intent", "internal/devconf", "internal/ipam", "internal/netmodel", "internal/prefixset", "internal/wgconf"}
 
 // Impure are the standard-library packages a pure package must not import.
 var Impure = []string{"os", "os/exec", "syscall", "net", "io/fs", "crypto/rand", "math/rand", "math/rand/v2"}

@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/wgnet/wgnet/internal/atomicfile"
+	"github.com/wgnet/wgnet/internal/diag"
 	"github.com/wgnet/wgnet/internal/ipam"
 	"github.com/wgnet/wgnet/internal/trust"
 	"github.com/wgnet/wgnet/internal/wgkey"
@@ -34,7 +35,7 @@ type Document struct {
 	setKeys []string
 	// loaded are the errors of the file as loaded, with their lines: an error
 	// that an edit leaves in place is reported where it is in the file.
-	loaded []Problem
+	loaded diag.List
 }
 
 // LoadDocument opens the spec file at path for editing.
@@ -52,10 +53,10 @@ func LoadDocument(path string) (*Document, error) {
 func ParseDocument(path string, src []byte) (*Document, error) {
 	doc, p := parseYAML(path, src)
 	if p != nil {
-		return nil, *p
+		return nil, diag.Failure{Diagnostic: *p}
 	}
 	if top := doc.Content[0]; top.Kind != yaml.MappingNode {
-		return nil, Problem{File: path, Line: top.Line, Severity: SevError, Code: CodeType, Msg: "the spec must be a mapping of keys (version, network, ...)"}
+		return nil, diag.Failure{Diagnostic: diag.Diagnostic{File: path, Line: top.Line, Severity: diag.Error, Code: CodeType, Message: "the spec must be a mapping of keys (version, network, ...)"}}
 	}
 	_, loaded, _ := Check(path, src)
 	return &Document{path: path, doc: doc, layout: recordLayout(doc, src), loaded: loaded}, nil
@@ -163,7 +164,7 @@ func (d *Document) Path() string { return d.path }
 func (d *Document) Spec() (*Spec, error) {
 	s, dec := decode(d.path, d.doc)
 	if s == nil {
-		return nil, joinProblems(dec.ps.errs)
+		return nil, list(dec.ps.errs).Err()
 	}
 	return s, nil
 }
@@ -184,13 +185,13 @@ func (d *Document) Validate() error {
 	for i := range errs {
 		errs[i].Line = 0
 		for _, p := range d.loaded {
-			if p.Code == errs[i].Code && p.Msg == errs[i].Msg {
+			if p.Code == errs[i].Code && p.Message == errs[i].Message {
 				errs[i].File, errs[i].Line = p.File, p.Line
 				break
 			}
 		}
 	}
-	return joinProblems(errs)
+	return errs.Err()
 }
 
 // Save validates the document and writes it atomically, keeping the mode of the

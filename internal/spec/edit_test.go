@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/wgnet/wgnet/internal/diag"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
 
@@ -421,7 +422,7 @@ func TestSaveRefusesInvalid(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Fatalf("Save = %v, want %q", err, want)
 	}
-	var p Problem
+	var p diag.Failure
 	if !errors.As(err, &p) || p.Code != CodeEndpoint {
 		t.Errorf("Save error carries no Problem: %#v", p)
 	}

@@ -70,7 +70,7 @@ hosts:
 `)
 	_, errs, warns := spec.Check("wgnet.yaml", src)
 	for _, p := range append(errs, warns...) {
-		fmt.Printf("%s:%d: %s: %s: %s\n", p.File, p.Line, p.Severity, p.Code, p.Msg)
+		fmt.Printf("%s:%d: %s: %s: %s\n", p.File, p.Line, p.Severity, p.Code, p.Message)
 	}
 	// Output:
 	// wgnet.yaml:7: error: spec-endpoint: hosts[0].endpoint "107.100.10.10": missing port

@@ -9,15 +9,16 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/wgnet/wgnet/internal/diag"
 )
 
 // checkLine formats a problem as `wgnet check` prints it.
-func checkLine(p Problem) string {
+func checkLine(p diag.Diagnostic) string {
 	loc := p.File
 	if p.Line > 0 {
 		loc += ":" + strconv.Itoa(p.Line)
 	}
-	return loc + ": " + p.Severity.String() + ": " + p.Code + ": " + p.Msg
+	return loc + ": " + p.Severity.String() + ": " + p.Code + ": " + p.Message
 }
 
 // TestBrokenCorpus runs every file of testdata/broken: each must give at least
@@ -79,7 +80,7 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, errs, warns := Check("f.yaml", data)
 		for _, p := range append(errs, warns...) {
-			if p.Msg == "" || p.Code == "" || p.Line < 0 {
+			if p.Message == "" || p.Code == "" || p.Line < 0 {
 				t.Fatalf("malformed problem %#v", p)
 			}
 		}

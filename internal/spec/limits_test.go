@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/wgnet/wgnet/internal/diag"
 )
 
 // TestReadSourceTooBig: a spec over MaxSize is refused with its size before it
@@ -53,11 +55,11 @@ func TestLongValueClipped(t *testing.T) {
 			t.Errorf("%.40q...: no error", src)
 		}
 		for _, p := range append(errs, warns...) {
-			if len(p.Msg) > 1000 || len(p.Field) > 1000 {
-				t.Errorf("%s: message of %d bytes, field of %d: a value echoed whole", p.Code, len(p.Msg), len(p.Field))
+			if len(p.Message) > 1000 {
+				t.Errorf("%s: message of %d bytes: a value echoed whole", p.Code, len(p.Message))
 			}
-			if !strings.Contains(p.Msg, "…(") && strings.Contains(p.Msg, "xxx") {
-				t.Errorf("%s: %.300s: clipped without saying so", p.Code, p.Msg)
+			if !strings.Contains(p.Message, "…(") && strings.Contains(p.Message, "xxx") {
+				t.Errorf("%s: %.300s: clipped without saying so", p.Code, p.Message)
 			}
 		}
 	}
@@ -73,7 +75,7 @@ func TestEditBrokenSpecSaysWhere(t *testing.T) {
 		_, err := d.AddHost(Host{Name: "s2"})
 		return err
 	})
-	var p Problem
+	var p diag.Failure
 	if !errors.As(err, &p) || p.File != path || p.Line != 7 || p.Code != CodeEndpoint {
 		t.Fatalf("edit of a broken spec: %v (%+v), want %s:7: %s", err, p, path, CodeEndpoint)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/wgnet/wgnet/internal/diag"
 	"github.com/wgnet/wgnet/internal/trust"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
@@ -70,13 +71,13 @@ func ReadSource(path string) ([]byte, error) {
 }
 
 // Parse parses and validates a spec. file names the source in problems
-// ("wgnet.yaml:12: ..."). The error joins (errors.Join) one Problem per error
-// found, in line order; warnings are left out (see Check). Defaults are not filled
+// ("wgnet.yaml:12: ..."). The error joins (errors.Join) one diag.Failure per
+// error found, in line order; warnings are left out (see Check). Defaults are not filled
 // in: use InterfaceName, ListenPortOf and EffectiveMTU.
 func Parse(file string, src []byte) (*Spec, error) {
 	s, errs, _ := Check(file, src)
 	if len(errs) > 0 {
-		return nil, joinProblems(errs)
+		return nil, errs.Err()
 	}
 	return s, nil
 }
@@ -86,39 +87,29 @@ func Parse(file string, src []byte) (*Spec, error) {
 // mapping. When errs is not empty, s is incomplete: fields that did not parse hold
 // zero values (kept so that list indexes still match the file) and must not be
 // used except to report.
-func Check(file string, src []byte) (s *Spec, errs, warns []Problem) {
+func Check(file string, src []byte) (s *Spec, errs, warns diag.List) {
 	root, p := parseYAML(file, src)
 	if p != nil {
-		return nil, []Problem{*p}, nil
+		return nil, diag.List{*p}, nil
 	}
 	s, d := decode(file, root)
-	errs = d.ps.errs
 	if s == nil {
-		return nil, errs, nil
+		return nil, list(d.ps.errs), nil
 	}
-	verrs, vwarns := s.Lint()
-	errs = append(errs, d.unfailed(verrs)...)
-	warns = d.unfailed(vwarns)
-	sortProblems(errs)
-	sortProblems(warns)
-	return s, errs, warns
-}
-
-// joinProblems makes one error of problems; errors.As finds each Problem.
-func joinProblems(ps []Problem) error {
-	errs := make([]error, len(ps))
-	for i, p := range ps {
-		errs[i] = p
-	}
-	return errors.Join(errs...)
+	lint := s.lint()
+	perrs := append(d.ps.errs, d.unfailed(lint.errs)...)
+	pwarns := d.unfailed(lint.warns)
+	sortProblems(perrs)
+	sortProblems(pwarns)
+	return s, list(perrs), list(pwarns)
 }
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 // parseYAML reads exactly one YAML document and returns its top node.
-func parseYAML(file string, src []byte) (root *yaml.Node, p *Problem) {
-	fail := func(line int, msg string) (*yaml.Node, *Problem) {
-		return nil, &Problem{File: file, Line: line, Severity: SevError, Code: CodeYAML, Msg: msg}
+func parseYAML(file string, src []byte) (root *yaml.Node, p *diag.Diagnostic) {
+	fail := func(line int, msg string) (*yaml.Node, *diag.Diagnostic) {
+		return nil, &diag.Diagnostic{File: file, Line: line, Severity: diag.Error, Code: CodeYAML, Message: msg}
 	}
 	// yaml.v3 reports errors by panicking internally and recovering; guard against
 	// a path it misses so that no input can crash a caller.
@@ -131,7 +122,7 @@ func parseYAML(file string, src []byte) (root *yaml.Node, p *Problem) {
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, &Problem{File: file, Severity: SevError, Code: CodeEmpty, Msg: "the file is empty"}
+			return nil, &diag.Diagnostic{File: file, Severity: diag.Error, Code: CodeEmpty, Message: "the file is empty"}
 		}
 		msg := strings.TrimPrefix(err.Error(), "yaml: ")
 		if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
@@ -158,7 +149,7 @@ func parseYAML(file string, src []byte) (root *yaml.Node, p *Problem) {
 		return fail(line, "more than one YAML document (\"---\"); a spec is one document")
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
-		return nil, &Problem{File: file, Severity: SevError, Code: CodeEmpty, Msg: "the file is empty"}
+		return nil, &diag.Diagnostic{File: file, Severity: diag.Error, Code: CodeEmpty, Message: "the file is empty"}
 	}
 	return &doc, nil
 }
@@ -447,15 +438,15 @@ func (d *decoder) fail(field, code, format string, args ...any) {
 
 func (d *decoder) failAt(line int, field, code, format string, args ...any) {
 	d.failed[field] = true
-	d.ps.addAt(SevError, line, field, code, format, args...)
+	d.ps.addAt(diag.Error, line, field, code, format, args...)
 }
 
 // unfailed drops problems about fields that already failed to decode, or lie
 // inside one: they would only repeat the first error.
-func (d *decoder) unfailed(ps []Problem) []Problem {
-	var out []Problem
+func (d *decoder) unfailed(ps []problem) []problem {
+	var out []problem
 	for _, p := range ps {
-		if !d.failedField(p.Field) {
+		if !d.failedField(p.field) {
 			out = append(out, p)
 		}
 	}
@@ -499,7 +490,7 @@ func (d *decoder) kind(n *yaml.Node, field string, want yaml.Kind) bool {
 		got = fmt.Sprintf("%q", clip(n.Value))
 	}
 	if field == "" {
-		d.ps.addAt(SevError, n.Line, "", CodeType, "the spec must be %s of keys (version, network, ...), not %s", kindNames[want], got)
+		d.ps.addAt(diag.Error, n.Line, "", CodeType, "the spec must be %s of keys (version, network, ...), not %s", kindNames[want], got)
 		return false
 	}
 	d.fail(field, CodeType, "must be %s, not %s", kindNames[want], got)

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/wgnet/wgnet/internal/diag"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
 
@@ -102,10 +103,10 @@ const (
 )
 
 // render formats problems as `wgnet check` does, minus the severity.
-func render(ps []Problem) []string {
+func render(ps diag.List) []string {
 	var out []string
 	for _, p := range ps {
-		out = append(out, p.Code+": "+p.Error())
+		out = append(out, p.Code+": "+p.Located())
 	}
 	return out
 }
@@ -279,8 +280,8 @@ func TestErrors(t *testing.T) {
 			if got, want := err.Error(), strings.Join(plain(errs), "\n"); got != want {
 				t.Errorf("Parse error = %q, want %q", got, want)
 			}
-			var p Problem
-			if !errors.As(err, &p) || p != errs[0] {
+			var p diag.Failure
+			if !errors.As(err, &p) || p.Diagnostic != errs[0] {
 				t.Errorf("errors.As(Parse error) = %v, want %v", p, errs[0])
 			}
 			if s != nil {
@@ -291,10 +292,10 @@ func TestErrors(t *testing.T) {
 	}
 }
 
-func plain(ps []Problem) []string {
+func plain(ps diag.List) []string {
 	var out []string
 	for _, p := range ps {
-		out = append(out, p.Error())
+		out = append(out, p.Located())
 	}
 	return out
 }
@@ -334,7 +335,7 @@ func TestWarnings(t *testing.T) {
 				t.Errorf("warnings (-want +got):\n%s", diff)
 			}
 			for _, w := range warns {
-				if w.Severity != SevWarning {
+				if w.Severity != diag.Warning {
 					t.Errorf("%v: severity %v", w, w.Severity)
 				}
 			}
@@ -346,7 +347,8 @@ func TestWarnings(t *testing.T) {
 }
 
 // TestEveryCodeTested reads the Code constants from problem.go and checks that
-// each one is produced by some test, so a new check can't go untested.
+// each one is produced by some test, so a new check can't go untested, and that
+// each is in diag's table, reported by spec, with the severity the tests see.
 func TestEveryCodeTested(t *testing.T) {
 	f, err := parser.ParseFile(token.NewFileSet(), "problem.go", nil, 0)
 	if err != nil {
@@ -366,23 +368,27 @@ func TestEveryCodeTested(t *testing.T) {
 		t.Fatalf("found only %d codes in problem.go", len(codes))
 	}
 	seen := map[string]bool{}
-	for _, c := range codesSeen(t) {
-		seen[c] = true
+	for _, p := range codesSeen(t) {
+		seen[p.Code] = true
+		if c, ok := diag.Lookup(p.Code); ok && c.Severity != p.Severity {
+			t.Errorf("%s: %s in a test, %s in diag's table", p.Code, p.Severity, c.Severity)
+		}
 	}
 	for _, c := range codes {
 		if !seen[c] {
 			t.Errorf("no test produces %s", c)
 		}
+		if e, ok := diag.Lookup(c); !ok || e.By != "spec" {
+			t.Errorf("%s is not in diag's table as a spec code", c)
+		}
 	}
 }
 
-// codesSeen returns the codes the table tests and the secrets test produce.
-func codesSeen(t *testing.T) []string {
-	var out []string
-	collect := func(ps []Problem) {
-		for _, p := range ps {
-			out = append(out, p.Code)
-		}
+// codesSeen returns what the table tests and the secrets tests produce.
+func codesSeen(t *testing.T) diag.List {
+	var out diag.List
+	collect := func(ps diag.List) {
+		out = append(out, ps...)
 	}
 	for _, tt := range append(errorTests, warningTests...) {
 		_, errs, warns := Check("x", []byte(tt.src))
@@ -392,5 +398,6 @@ func codesSeen(t *testing.T) []string {
 	for _, ps := range secretsProblems(t) {
 		collect(ps)
 	}
+	collect(secretsWarnings(t))
 	return out
 }

@@ -7,60 +7,32 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/wgnet/wgnet/internal/diag"
 )
 
-// Severity says whether a problem stops the spec from being used.
-type Severity uint8
-
-const (
-	// SevError makes the spec invalid: Parse, Validate and Document.Save refuse it.
-	SevError Severity = iota
-	// SevWarning is a likely mistake that still gives a working network.
-	SevWarning
-)
-
-// String returns "error" or "warning".
-func (s Severity) String() string {
-	if s == SevWarning {
-		return "warning"
-	}
-	return "error"
+// problem is a diagnostic about a spec while it is being built, with the path
+// of the field concerned ("hosts[1].endpoint", "" for the whole file): problems
+// sort by it, and Check drops those inside a field that failed to decode.
+type problem struct {
+	diag.Diagnostic
+	field string
 }
 
-// MarshalText makes a Severity appear as "error" or "warning" in JSON.
-func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
-
-// Problem is one finding about a spec: an error or a warning, with where it is.
-// `wgnet check` prints it as "FILE:LINE: SEVERITY: CODE: MSG".
-type Problem struct {
-	File string `json:"file,omitempty"`
-	Line int    `json:"line,omitempty"` // 1-based; 0 when unknown
-	// Field is the path of the field concerned ("hosts[1].endpoint"), "" for the
-	// whole file.
-	Field    string   `json:"field,omitempty"`
-	Severity Severity `json:"severity"`
-	// Code is a stable identifier of the kind of problem ("spec-endpoint"), for
-	// scripts and for documentation; it never changes once released.
-	Code string `json:"code"`
-	// Msg is the whole message, starting with the field it is about:
-	// `hosts[1].endpoint "1.2.3.4": missing port`.
-	Msg string `json:"message"`
-}
-
-// Error returns "FILE:LINE: MSG", leaving out what is unknown.
-func (p Problem) Error() string {
-	switch {
-	case p.File != "" && p.Line > 0:
-		return p.File + ":" + strconv.Itoa(p.Line) + ": " + p.Msg
-	case p.File != "":
-		return p.File + ": " + p.Msg
-	case p.Line > 0:
-		return "line " + strconv.Itoa(p.Line) + ": " + p.Msg
+// list returns the diagnostics of ps.
+func list(ps []problem) diag.List {
+	if len(ps) == 0 {
+		return nil
 	}
-	return p.Msg
+	out := make(diag.List, len(ps))
+	for i, p := range ps {
+		out[i] = p.Diagnostic
+	}
+	return out
 }
 
 // Problem codes. Each names one kind of problem; the message says the details.
+// diag's table (diag.Codes) gives each its severity and summary.
 const (
 	// Reading the file.
 	CodeYAML       = "spec-yaml"          // not readable YAML, or not one document
@@ -113,16 +85,20 @@ const (
 	CodeKeyMissing   = "spec-key-missing"   // no public_key and no private key
 	CodePSKMissing   = "spec-psk-missing"   // a preshared pair without a key
 	CodeSecretUnused = "spec-secret-unused" // a key for no host or pair of the spec
+
+	// The secrets directory itself (LoadSecrets): a key file or the directory
+	// readable by others, or a file in it that is not a key.
+	CodeSecretsMode = "secrets-mode"
 )
 
 // sortProblems orders problems by line, then field (list indexes in numeric
 // order), keeping the check order for the same field.
-func sortProblems(ps []Problem) {
-	slices.SortStableFunc(ps, func(a, b Problem) int {
+func sortProblems(ps []problem) {
+	slices.SortStableFunc(ps, func(a, b problem) int {
 		if c := cmp.Compare(a.Line, b.Line); c != 0 {
 			return c
 		}
-		return compareFields(a.Field, b.Field)
+		return compareFields(a.field, b.field)
 	})
 }
 
@@ -158,8 +134,8 @@ func digits(s string) int {
 // problems collects findings for one spec.
 type problems struct {
 	src   *Source
-	errs  []Problem
-	warns []Problem
+	errs  []problem
+	warns []problem
 }
 
 func (ps *problems) line(field string) int {
@@ -176,12 +152,12 @@ func (ps *problems) line(field string) int {
 	return 0
 }
 
-func (ps *problems) add(sev Severity, field, code, format string, args ...any) {
+func (ps *problems) add(sev diag.Severity, field, code, format string, args ...any) {
 	ps.addAt(sev, -1, field, code, format, args...)
 }
 
 // addAt records a problem at line, or at the field's line when line < 0.
-func (ps *problems) addAt(sev Severity, line int, field, code, format string, args ...any) {
+func (ps *problems) addAt(sev diag.Severity, line int, field, code, format string, args ...any) {
 	if line < 0 {
 		line = ps.line(field)
 	}
@@ -199,11 +175,11 @@ func (ps *problems) addAt(sev Severity, line int, field, code, format string, ar
 			msg = field + ": " + msg
 		}
 	}
-	p := Problem{Line: line, Field: field, Severity: sev, Code: code, Msg: msg}
+	p := problem{diag.Diagnostic{Line: line, Severity: sev, Code: code, Message: msg}, field}
 	if ps.src != nil {
 		p.File = ps.src.File
 	}
-	if sev == SevWarning {
+	if sev == diag.Warning {
 		ps.warns = append(ps.warns, p)
 	} else {
 		ps.errs = append(ps.errs, p)
@@ -214,11 +190,11 @@ func (ps *problems) addAt(sev Severity, line int, field, code, format string, ar
 // string, number, list) follows the field name after a space
 // (`hosts[1].endpoint "x": missing port`), any other after a colon.
 func (ps *problems) errorf(field, code, format string, args ...any) {
-	ps.add(SevError, field, code, format, args...)
+	ps.add(diag.Error, field, code, format, args...)
 }
 
 func (ps *problems) warnf(field, code, format string, args ...any) {
-	ps.add(SevWarning, field, code, format, args...)
+	ps.add(diag.Warning, field, code, format, args...)
 }
 
 // parentField strips the last component of a field path.

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/wgnet/wgnet/internal/atomicfile"
+	"github.com/wgnet/wgnet/internal/diag"
 	"github.com/wgnet/wgnet/internal/trust"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
@@ -50,8 +51,9 @@ func PSKFile(dir string, p Pair) string {
 // LoadSecrets reads the secrets directory dir. A missing directory is empty
 // secrets, not an error. Warnings say what is unsafe but usable, as wg(8) does:
 // a key file or the directory readable by others, a file that is not a key. The
-// error joins every key file that can't be used; it never quotes a key.
-func LoadSecrets(dir string) (Secrets, []string, error) {
+// error joins every key file that can't be used; it never quotes a key. Each
+// warning names dir as its file and has code CodeSecretsMode.
+func LoadSecrets(dir string) (Secrets, diag.List, error) {
 	sec := Secrets{PrivateKeys: map[string]wgkey.Private{}, PresharedKeys: map[Pair]wgkey.Key{}}
 	if err := trust.Path(dir); err != nil {
 		return sec, nil, fmt.Errorf("read secrets: %w", err)
@@ -66,9 +68,9 @@ func LoadSecrets(dir string) (Secrets, []string, error) {
 	if !fi.IsDir() {
 		return sec, nil, fmt.Errorf("read secrets: %s is not a directory", dir)
 	}
-	var warns []string
+	var warns diag.List
 	if m := fi.Mode().Perm(); m&0o077 != 0 {
-		warns = append(warns, fmt.Sprintf("secrets directory %s is %s accessible (mode %04o); run: chmod 700 %s", dir, who(m), m, dir))
+		warns = append(warns, secretsWarning(dir, "secrets directory %s is %s accessible (mode %04o); run: chmod 700 %s", dir, who(m), m, dir))
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -91,10 +93,10 @@ func LoadSecrets(dir string) (Secrets, []string, error) {
 		case strings.HasSuffix(name, keySuffix) && regular:
 			host := strings.TrimSuffix(name, keySuffix)
 			if !ValidName(host) {
-				warns = append(warns, fmt.Sprintf("%s: %q is not a host name; file ignored", path, host))
+				warns = append(warns, secretsWarning(dir, "%s: %q is not a host name; file ignored", path, host))
 				continue
 			}
-			b, w, err := readKeyFile(path)
+			b, w, err := readKeyFile(dir, path)
 			warns = append(warns, w...)
 			if err != nil {
 				errs = append(errs, err)
@@ -109,7 +111,7 @@ func LoadSecrets(dir string) (Secrets, []string, error) {
 		case strings.HasSuffix(name, pskSuffix) && regular:
 			a, b, ok := strings.Cut(strings.TrimSuffix(name, pskSuffix), "+")
 			if !ok || !ValidName(a) || !ValidName(b) || a == b {
-				warns = append(warns, fmt.Sprintf("%s: not named HOST1+HOST2.psk; file ignored", path))
+				warns = append(warns, secretsWarning(dir, "%s: not named HOST1+HOST2.psk; file ignored", path))
 				continue
 			}
 			p := Pair{a, b}.Key()
@@ -117,7 +119,7 @@ func LoadSecrets(dir string) (Secrets, []string, error) {
 				errs = append(errs, fmt.Errorf("%s: a second preshared key for %s and %s", path, p[0], p[1]))
 				continue
 			}
-			raw, w, err := readKeyFile(path)
+			raw, w, err := readKeyFile(dir, path)
 			warns = append(warns, w...)
 			if err != nil {
 				errs = append(errs, err)
@@ -130,24 +132,29 @@ func LoadSecrets(dir string) (Secrets, []string, error) {
 			}
 			sec.PresharedKeys[p] = k
 		default:
-			warns = append(warns, fmt.Sprintf("%s: not a HOST.key or A+B.psk file; ignored", path))
+			warns = append(warns, secretsWarning(dir, "%s: not a HOST.key or A+B.psk file; ignored", path))
 		}
 	}
 	return sec, warns, errors.Join(errs...)
 }
 
-// readKeyFile reads a small key file, which must be yours (trust.Open), and
-// warns when others can read it.
-func readKeyFile(path string) ([]byte, []string, error) {
+// secretsWarning is a warning about the secrets directory dir.
+func secretsWarning(dir, format string, args ...any) diag.Diagnostic {
+	return diag.Diagnostic{File: dir, Severity: diag.Warning, Code: CodeSecretsMode, Message: fmt.Sprintf(format, args...)}
+}
+
+// readKeyFile reads a small key file of the secrets directory dir, which must
+// be yours (trust.Open), and warns when others can read it.
+func readKeyFile(dir, path string) ([]byte, diag.List, error) {
 	f, err := trust.Open(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read secrets: %w", err)
 	}
 	defer f.Close()
-	var warns []string
+	var warns diag.List
 	if fi, err := f.Stat(); err == nil {
 		if m := fi.Mode().Perm(); m&0o077 != 0 {
-			warns = append(warns, fmt.Sprintf("key file %s is %s accessible (mode %04o); run: chmod 600 %s", path, who(m), m, path))
+			warns = append(warns, secretsWarning(dir, "key file %s is %s accessible (mode %04o); run: chmod 600 %s", path, who(m), m, path))
 		}
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxKeyFile))
@@ -303,7 +310,7 @@ func (d *Document) EnsureKeys(dir string) error {
 // CheckSecrets checks the spec against its secrets: every host has a key, public
 // keys match private ones, every preshared pair has a key. Keys in the secrets
 // that the spec does not use are warnings.
-func (s *Spec) CheckSecrets(sec Secrets) (errs, warns []Problem) {
+func (s *Spec) CheckSecrets(sec Secrets) (errs, warns diag.List) {
 	ps := &problems{src: &s.Source}
 	names := map[string]bool{}
 	for i := range s.Hosts {
@@ -342,7 +349,7 @@ func (s *Spec) CheckSecrets(sec Secrets) (errs, warns []Problem) {
 	}
 	sortProblems(ps.errs)
 	sortProblems(ps.warns)
-	return ps.errs, ps.warns
+	return list(ps.errs), list(ps.warns)
 }
 
 // retireKeys moves aside the private key in dir of each host whose public_key an
@@ -372,7 +379,7 @@ func (d *Document) retireKeys(dir string) (func(saved bool) error, error) {
 			continue
 		}
 		path := KeyFile(dir, name)
-		b, _, err := readKeyFile(path)
+		b, _, err := readKeyFile(dir, path)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/wgnet/wgnet/internal/diag"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
 
@@ -123,6 +124,18 @@ func TestLoadSecretsMissingDir(t *testing.T) {
 	}
 }
 
+// secretsWarnings returns LoadSecrets' warnings about a directory others can read.
+func secretsWarnings(t *testing.T) diag.List {
+	dir := filepath.Join(t.TempDir(), "w.secrets")
+	must(t, WritePrivateKey(dir, "s1", mustPrivate(t)))
+	must(t, os.Chmod(dir, 0o750))
+	_, warns, err := LoadSecrets(dir)
+	if err != nil || len(warns) != 1 {
+		t.Fatalf("LoadSecrets = %v, %v; want one warning", warns, err)
+	}
+	return warns
+}
+
 func TestLoadSecretsWarnings(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "w.secrets")
 	if err := WritePrivateKey(dir, "s1", mustPrivate(t)); err != nil {
@@ -151,7 +164,14 @@ func TestLoadSecretsWarnings(t *testing.T) {
 		"key file " + s1 + " is world accessible (mode 0644); run: chmod 600 " + s1,
 		"key file " + s2 + " is group accessible (mode 0640); run: chmod 600 " + s2,
 	}
-	if diff := cmp.Diff(want, warns); diff != "" {
+	var got []string
+	for _, w := range warns {
+		if w.File != dir || w.Severity != diag.Warning || w.Code != CodeSecretsMode {
+			t.Errorf("%v: want a %s warning about %s", w, CodeSecretsMode, dir)
+		}
+		got = append(got, w.Message)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("warnings (-want +got):\n%s", diff)
 	}
 	if len(sec.PrivateKeys) != 2 {
@@ -382,7 +402,7 @@ func TestDocumentEnsureKeys(t *testing.T) {
 
 // secretsProblems builds a spec and secrets with every kind of mismatch and
 // returns what CheckSecrets finds (also used by TestEveryCodeTested).
-func secretsProblems(t *testing.T) [][]Problem {
+func secretsProblems(t *testing.T) []diag.List {
 	k1, k2, stray := mustPrivate(t), mustPrivate(t), mustPrivate(t)
 	src := header + "hosts:\n" +
 		"  - {name: s1, address: 192.168.100.1, endpoint: 1.2.3.4:51820, public_key: " + k2.Public().String() + "}\n" +
@@ -398,14 +418,14 @@ func secretsProblems(t *testing.T) [][]Problem {
 		PresharedKeys: map[Pair]wgkey.Key{{"s2", "s3"}: mustPSK(t)},
 	}
 	errs, warns := s.CheckSecrets(sec)
-	return [][]Problem{errs, warns}
+	return []diag.List{errs, warns}
 }
 
 func TestCheckSecrets(t *testing.T) {
 	ps := secretsProblems(t)
 	var got []string
 	for _, p := range append(ps[0], ps[1]...) {
-		got = append(got, p.Severity.String()+" "+p.Code+": "+p.Error())
+		got = append(got, p.Severity.String()+" "+p.Code+": "+p.Located())
 	}
 	// s1's public key is s2's: the message names the right one, which is random,
 	// so compare up to it.

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/wgnet/wgnet/internal/diag"
 	"github.com/wgnet/wgnet/internal/ipam"
 	"github.com/wgnet/wgnet/internal/wgconf"
 	"github.com/wgnet/wgnet/internal/wgkey"
@@ -38,18 +39,20 @@ func ValidName(s string) bool { return nameRE.MatchString(s) }
 func ValidInterface(s string) bool { return ifaceRE.MatchString(s) }
 
 // Validate returns nil when the spec has no errors, else one error joining a
-// Problem for each (warnings are not errors; see Lint).
+// diag.Failure for each (warnings are not errors; see Lint).
 func (s *Spec) Validate() error {
 	errs, _ := s.Lint()
-	if len(errs) > 0 {
-		return joinProblems(errs)
-	}
-	return nil
+	return errs.Err()
 }
 
 // Lint checks the spec and returns its errors and its warnings apart, each in
-// line order. Problems carry file and line when the spec came from Parse.
-func (s *Spec) Lint() (errs, warns []Problem) {
+// line order. They carry file and line when the spec came from Parse.
+func (s *Spec) Lint() (errs, warns diag.List) {
+	ps := s.lint()
+	return list(ps.errs), list(ps.warns)
+}
+
+func (s *Spec) lint() *problems {
 	ps := &problems{src: &s.Source}
 	s.lintNetwork(ps)
 	s.lintHosts(ps)
@@ -57,7 +60,7 @@ func (s *Spec) Lint() (errs, warns []Problem) {
 	s.lintPairs(ps)
 	sortProblems(ps.errs)
 	sortProblems(ps.warns)
-	return ps.errs, ps.warns
+	return ps
 }
 
 func (s *Spec) lintNetwork(ps *problems) {
@@ -121,7 +124,7 @@ func (s *Spec) lintNetwork(ps *problems) {
 	case TopologyHub:
 		switch {
 		case s.Hub == "" && len(s.Hosts) > 0:
-			ps.addAt(SevError, ps.line("topology"), "hub", CodeHub, "topology hub needs hub: the name of the hub host")
+			ps.addAt(diag.Error, ps.line("topology"), "hub", CodeHub, "topology hub needs hub: the name of the hub host")
 		case s.Hub != "":
 			if _, ok := s.HostByName(s.Hub); !ok {
 				ps.errorf("hub", CodeHub, "%q: no host has that name", s.Hub)

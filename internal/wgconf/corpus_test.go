@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/wgnet/wgnet/internal/diag"
 )
 
 // corpus returns the agreement corpus: testdata/agreement/*.conf, sorted.
@@ -22,11 +24,11 @@ func corpus(t testing.TB) []string {
 func diagnostics(file string, src []byte) string {
 	_, warns, err := ParseWithWarnings(file, src)
 	var b strings.Builder
-	for _, e := range Errors(err) {
-		b.WriteString("error: " + e.Error() + "\n")
+	for _, e := range diag.FromError(err) {
+		b.WriteString("error: " + e.Located() + "\n")
 	}
 	for _, w := range warns {
-		b.WriteString("warning: " + w.Error() + "\n")
+		b.WriteString("warning: " + w.Located() + "\n")
 	}
 	if b.Len() == 0 {
 		b.WriteString("ok\n")

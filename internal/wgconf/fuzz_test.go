@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/wgnet/wgnet/internal/diag"
 )
 
 // FuzzParse checks that Parse never panics, that every problem has a line in
@@ -29,9 +30,9 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("nil Config")
 		}
 		lines := strings.Count(string(src), "\n") + 1
-		problems := append(Errors(err), warns...)
-		if err != nil && len(Errors(err)) == 0 {
-			t.Fatalf("error without *Error inside: %v", err)
+		problems := append(diag.FromError(err), warns...)
+		if err != nil && len(diag.FromError(err)) == 0 {
+			t.Fatalf("error without a diag.Failure inside: %v", err)
 		}
 		secrets := secretValues(src)
 		var echoes map[int]bool // computed when a message holds a secret's text
@@ -39,7 +40,7 @@ func FuzzParse(f *testing.F) {
 			if e.Line < 1 || e.Line > lines {
 				t.Errorf("%v: line outside the file (%d lines)", e, lines)
 			}
-			if s, ok := secrets[e.Line]; ok && strings.Contains(e.Msg, s) {
+			if s, ok := secrets[e.Line]; ok && strings.Contains(e.Message, s) {
 				if echoes == nil {
 					echoes = echoed(src)
 				}
@@ -121,8 +122,8 @@ func echoed(src []byte) map[int]bool {
 	shiftedSecrets := secretValues(src2)
 	_, warns, err := ParseWithWarnings("f.conf", src2)
 	out := map[int]bool{}
-	for _, e := range append(Errors(err), warns...) {
-		if s, ok := shiftedSecrets[e.Line]; ok && strings.Contains(e.Msg, s) {
+	for _, e := range append(diag.FromError(err), warns...) {
+		if s, ok := shiftedSecrets[e.Line]; ok && strings.Contains(e.Message, s) {
 			out[e.Line] = true
 		}
 	}

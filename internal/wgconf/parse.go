@@ -2,56 +2,28 @@ package wgconf
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"net/netip"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/wgnet/wgnet/internal/diag"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
 
-// Error is one problem in a config file, with the line it is on. Parse returns
-// every Error it found joined with errors.Join; Errors takes them apart again.
-type Error struct {
-	File string
-	Line int
-	Msg  string
-	// Warning marks a problem that wg(8) and wg-quick(8) accept (an AllowedIPs
-	// entry with host bits set, a key given twice). ParseWithWarnings returns
-	// these apart from the errors; they never make Parse fail.
-	Warning bool
-}
-
-// Error returns "file:line: msg", or "line N: msg" when File is empty.
-func (e *Error) Error() string {
-	if e.File == "" {
-		return fmt.Sprintf("line %d: %s", e.Line, e.Msg)
-	}
-	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
-}
-
-// Errors returns the *Error values inside err (as returned by Parse, possibly
-// wrapped), in order. Errors of other types are skipped.
-func Errors(err error) []*Error {
-	switch x := err.(type) {
-	case *Error:
-		return []*Error{x}
-	case interface{ Unwrap() []error }:
-		var out []*Error
-		for _, e := range x.Unwrap() {
-			out = append(out, Errors(e)...)
-		}
-		return out
-	case interface{ Unwrap() error }:
-		return Errors(x.Unwrap())
-	}
-	return nil
-}
+// The codes of the parser's diagnostics (see diag.Codes).
+const (
+	// CodeSyntax is a line wg or wg-quick would refuse.
+	CodeSyntax = "syntax"
+	// CodeParseWarning is a line wg and wg-quick accept but that is probably not
+	// what was meant (an AllowedIPs entry with host bits set, a key given twice).
+	CodeParseWarning = "parse-warning"
+)
 
 // Parse reads a wg(8) or wg-quick(8) config file as strictly as `wg setconf` and
 // wg-quick read it: `#` starts a comment anywhere on a line, whitespace inside a
@@ -60,8 +32,9 @@ func Errors(err error) []*Error {
 // trimmed at both ends, a "#" in it included, as current wg-quick runs it.
 // file names the source in errors and in Pos.
 //
-// Parse collects every problem: the error, when not nil, joins one *Error per
-// problem in line order (see Errors). The Config is never nil and holds
+// Parse collects every problem: the error, when not nil, joins one
+// diag.Failure (code CodeSyntax) per problem in line order (diag.FromError
+// takes them apart). The Config is never nil and holds
 // everything that did parse, so that a linter can go on. Parse leaves
 // Config.Name empty.
 //
@@ -84,8 +57,8 @@ func Parse(file string, src []byte) (*Config, error) {
 // ParseWithWarnings is Parse that also returns the warnings: things wg and
 // wg-quick accept but that are probably not what was meant, such as an AllowedIPs
 // entry with host bits set (kept masked, as wg does) or a key set twice (the
-// last one wins, as in wg).
-func ParseWithWarnings(file string, src []byte) (*Config, []*Error, error) {
+// last one wins, as in wg), with code CodeParseWarning; they never make Parse fail.
+func ParseWithWarnings(file string, src []byte) (*Config, diag.List, error) {
 	p := &parser{file: file, cfg: &Config{}, target: noTarget}
 	p.cfg.Interface.Pos.File = file
 	// Room for every section up front: a Peer is large, and a hub has thousands.
@@ -98,16 +71,10 @@ func ParseWithWarnings(file string, src []byte) (*Config, []*Error, error) {
 		p.line(i+1, line)
 	}
 	p.finish()
-	byLine := func(es []*Error) func(i, j int) bool {
-		return func(i, j int) bool { return es[i].Line < es[j].Line }
-	}
-	sort.SliceStable(p.errs, byLine(p.errs))
-	sort.SliceStable(p.warns, byLine(p.warns))
-	var errs []error
-	for _, e := range p.errs {
-		errs = append(errs, e)
-	}
-	return p.cfg, p.warns, errors.Join(errs...)
+	byLine := func(a, b diag.Diagnostic) int { return cmp.Compare(a.Line, b.Line) }
+	slices.SortStableFunc(p.errs, byLine)
+	slices.SortStableFunc(p.warns, byLine)
+	return p.cfg, p.warns, p.errs.Err()
 }
 
 type section int
@@ -133,8 +100,8 @@ type comment struct {
 type parser struct {
 	file  string
 	cfg   *Config
-	errs  []*Error
-	warns []*Error
+	errs  diag.List
+	warns diag.List
 
 	sec section
 	// quickKeys is whether the current [Interface] header was written exactly
@@ -155,11 +122,11 @@ type parser struct {
 }
 
 func (p *parser) errorf(line int, format string, args ...any) {
-	p.errs = append(p.errs, &Error{File: p.file, Line: line, Msg: message(format, args)})
+	p.errs = append(p.errs, diag.Diagnostic{File: p.file, Line: line, Severity: diag.Error, Code: CodeSyntax, Message: message(format, args)})
 }
 
 func (p *parser) warnf(line int, format string, args ...any) {
-	p.warns = append(p.warns, &Error{File: p.file, Line: line, Msg: message(format, args), Warning: true})
+	p.warns = append(p.warns, diag.Diagnostic{File: p.file, Line: line, Severity: diag.Warning, Code: CodeParseWarning, Message: message(format, args)})
 }
 
 // message formats a problem: string arguments (values from the file) cut to

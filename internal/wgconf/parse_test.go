@@ -1,8 +1,6 @@
 package wgconf
 
 import (
-	"errors"
-	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -11,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/wgnet/wgnet/internal/diag"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
 
@@ -167,8 +166,11 @@ func TestParseErrors(t *testing.T) {
 				t.Fatal("Parse returned a nil Config")
 			}
 			var got []string
-			for _, e := range Errors(err) {
-				got = append(got, e.Error())
+			for _, e := range diag.FromError(err) {
+				if e.Severity != diag.Error || e.Code != CodeSyntax {
+					t.Errorf("%v: not a syntax error", e)
+				}
+				got = append(got, e.Located())
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("errors (-want +got):\n%s", diff)
@@ -206,10 +208,10 @@ func TestParseWarnings(t *testing.T) {
 			}
 			var got []string
 			for _, w := range warns {
-				if !w.Warning {
-					t.Errorf("%v: Warning flag not set", w)
+				if w.Severity != diag.Warning || w.Code != CodeParseWarning {
+					t.Errorf("%v: not a parse warning", w)
 				}
-				got = append(got, w.Error())
+				got = append(got, w.Located())
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("warnings (-want +got):\n%s", diff)
@@ -362,7 +364,7 @@ func TestParsePartial(t *testing.T) {
 	src := "[Interface]\nListenPort = 51820\nMTU = huge\n[Peer]\nPublicKey = " + testPub2 +
 		"\nAllowedIPs = 10.0.0.0/8, 10.0.0.0/99, 10.1.0.0/16\nEndpoint = nowhere\n"
 	cfg, err := Parse("t.conf", []byte(src))
-	if len(Errors(err)) != 3 {
+	if len(diag.FromError(err)) != 3 {
 		t.Fatalf("want 3 errors, got %v", err)
 	}
 	want := &Config{
@@ -433,35 +435,16 @@ func TestErrorsTruncateValues(t *testing.T) {
 		if err == nil {
 			t.Fatalf("%.20q parsed", line)
 		}
-		for _, e := range Errors(err) {
-			if len(e.Msg) > 300 || !utf8.ValidString(e.Msg) {
-				t.Errorf("%.20q: message of %d bytes (valid UTF-8: %v): %.300s", line, len(e.Msg), utf8.ValidString(e.Msg), e.Msg)
+		for _, e := range diag.FromError(err) {
+			if len(e.Message) > 300 || !utf8.ValidString(e.Message) {
+				t.Errorf("%.20q: message of %d bytes (valid UTF-8: %v): %.300s", line, len(e.Message), utf8.ValidString(e.Message), e.Message)
 			}
 		}
 	}
 	_, err := Parse("x.conf", []byte("[Peer]\nPublicKey = "+testPub2+"\nEndpoint = "+strings.Repeat("a", 100)+"\n"))
 	want := `Endpoint "` + strings.Repeat("a", 64) + `"… (100 bytes): missing port`
-	if got := Errors(err)[0].Msg; got != want {
+	if got := diag.FromError(err)[0].Message; got != want {
 		t.Errorf("message = %q, want %q", got, want)
-	}
-}
-
-func TestErrorsUnwrap(t *testing.T) {
-	if Errors(nil) != nil {
-		t.Error("Errors(nil) != nil")
-	}
-	e1 := &Error{File: "a.conf", Line: 1, Msg: "x"}
-	e2 := &Error{Line: 2, Msg: "y"}
-	got := Errors(errors.Join(e1, errors.New("other"), e2))
-	if diff := cmp.Diff([]*Error{e1, e2}, got); diff != "" {
-		t.Errorf("(-want +got):\n%s", diff)
-	}
-	wrapped := fmt.Errorf("lint: %w", errors.Join(e1, e2))
-	if diff := cmp.Diff([]*Error{e1, e2}, Errors(wrapped)); diff != "" {
-		t.Errorf("wrapped (-want +got):\n%s", diff)
-	}
-	if s := e2.Error(); s != "line 2: y" {
-		t.Errorf("Error() without a file = %q", s)
 	}
 }
 

@@ -87,7 +87,7 @@ func TestRenderRoundTrip(t *testing.T) {
 				t.Fatalf("WgQuick() does not parse: %v\n%s", err, out)
 			}
 			for _, w := range warns {
-				if !strings.Contains(w.Msg, "also in the [Peer]") { // duplicate keys stay duplicate
+				if !strings.Contains(w.Message, "also in the [Peer]") { // duplicate keys stay duplicate
 					t.Errorf("WgQuick() output warns: %v", w)
 				}
 			}
