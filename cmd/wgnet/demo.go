@@ -206,7 +206,7 @@ func demoProbe(ctx context.Context, l *lab.Lab, out io.Writer, disp *lab.Display
 // demo's keys are throw-away, but wgnet does not print private keys.
 func printConfig(w io.Writer, h intent.Host) {
 	fmt.Fprintf(w, "── %s: %s.conf ──\n", h.Name, "wg0")
-	for _, line := range strings.SplitAfter(string(h.Config().WgQuick()), "\n") {
+	for _, line := range strings.SplitAfter(string(h.WgQuick()), "\n") {
 		if strings.HasPrefix(line, "PrivateKey") {
 			line = "PrivateKey = (generated in memory, not shown)\n"
 		}

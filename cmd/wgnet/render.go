@@ -49,9 +49,9 @@ func planRender(outDir string, n *network, stripped bool) ([]renderStep, error) 
 			errs = append(errs, err)
 			continue
 		}
-		data := hc.Config().WgQuick()
+		data := hc.WgQuick()
 		if stripped {
-			data = hc.Config().Stripped()
+			data = hc.Stripped()
 		}
 		old, err := readOwnFile(path)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {

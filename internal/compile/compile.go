@@ -29,7 +29,9 @@ func Header(host, network string) string {
 // the spec says otherwise.
 func DefaultPrivateKeyFile(iface string) string { return "/etc/wireguard/" + iface + ".key" }
 
-// Compile returns every host's intent, sorted by host name. The spec should have
+// Compile returns every host's intent, sorted by host name. The hosts share
+// read-only parts (a peer's AllowedIPs and Endpoint are the same in every config
+// that lists it): Clone a host before changing it. The spec should have
 // passed spec validation; Compile still refuses, with every reason, what it cannot
 // compile (a host with no key at all, a missing preshared key).
 func Compile(s *spec.Spec, sec spec.Secrets) ([]intent.Host, error) {
@@ -67,7 +69,34 @@ func Compile(s *spec.Spec, sec spec.Secrets) ([]intent.Host, error) {
 		psk[p.Key()] = true
 	}
 
-	var out []intent.Host
+	// What a host that peers with o directly routes to it, and o's endpoint:
+	// the same in every config that lists o, so worked out once and shared.
+	direct := make(map[string][]netip.Prefix, len(hosts))
+	endpoints := make(map[string]*wgconf.Endpoint, len(hosts))
+	for _, o := range hosts {
+		var allowed []netip.Prefix
+		for _, a := range o.Addresses {
+			allowed = append(allowed, netip.PrefixFrom(a, a.BitLen()))
+		}
+		allowed = sortPrefixes(append(allowed, o.Routes...))
+		direct[o.Name] = allowed[:len(allowed):len(allowed)]
+		if o.Endpoint != "" {
+			ep, err := wgconf.ParseEndpoint(o.Endpoint)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("host %s: %w", o.Name, err))
+			} else {
+				endpoints[o.Name] = &ep
+			}
+		}
+	}
+
+	mtu := s.EffectiveMTU() // the smallest underlay's: one pass over the hosts
+	var viaHub hubRoutes
+	if hub != nil {
+		viaHub = newHubRoutes(s.Subnets, hosts)
+	}
+
+	out := make([]intent.Host, 0, len(hosts))
 	for _, h := range hosts {
 		var peers []*spec.Host
 		switch {
@@ -95,7 +124,7 @@ func Compile(s *spec.Spec, sec spec.Secrets) ([]intent.Host, error) {
 		}
 		port := uint16(s.ListenPortOf(h))
 		ih.ListenPort = &port
-		ih.MTU = s.EffectiveMTU()
+		ih.MTU = mtu
 		if k, ok := sec.PrivateKeys[h.Name]; ok {
 			ih.PrivateKey = k
 		} else {
@@ -127,19 +156,12 @@ func Compile(s *spec.Spec, sec spec.Secrets) ([]intent.Host, error) {
 			PostDown: slices.Clone(h.Hooks.PostDown),
 		}
 
+		ih.Peers = make([]wgconf.Peer, 0, len(peers))
 		for _, o := range peers {
-			p := wgconf.Peer{Name: o.Name, PublicKey: pub[o.Name], PersistentKeepalive: h.Keepalive}
-			if o.Endpoint != "" {
-				ep, err := wgconf.ParseEndpoint(o.Endpoint)
-				if err != nil {
-					errs = append(errs, fmt.Errorf("host %s: %w", o.Name, err))
-				} else {
-					p.Endpoint = &ep
-				}
-			}
-			if psk[spec.Pair{h.Name, o.Name}.Key()] {
-				k, ok := sec.PresharedKeys[spec.Pair{h.Name, o.Name}.Key()]
-				if pair := (spec.Pair{h.Name, o.Name}).Key(); !ok && pair[0] == h.Name { // say it once per pair
+			p := wgconf.Peer{Name: o.Name, PublicKey: pub[o.Name], PersistentKeepalive: h.Keepalive, Endpoint: endpoints[o.Name]}
+			if pair := (spec.Pair{h.Name, o.Name}).Key(); psk[pair] {
+				k, ok := sec.PresharedKeys[pair]
+				if !ok && pair[0] == h.Name { // say it once per pair
 					errs = append(errs, fmt.Errorf("preshared key for %s+%s is missing from the secrets (`wgnet set %s --preshared-with %s` makes one)", pair[0], pair[1], pair[0], pair[1]))
 				}
 				p.PresharedKey = k
@@ -147,20 +169,11 @@ func Compile(s *spec.Spec, sec spec.Secrets) ([]intent.Host, error) {
 			if hub != nil && h.Name != hub.Name {
 				// A spoke reaches the whole overlay and every other host's subnets
 				// through the hub.
-				p.AllowedIPs = append(p.AllowedIPs, s.Subnets...)
-				for _, x := range hosts {
-					if x.Name != h.Name {
-						p.AllowedIPs = append(p.AllowedIPs, x.Routes...)
-					}
-				}
+				p.AllowedIPs = viaHub.without(h)
 				p.Comments = []string{"hub: the overlay and every other host's routed subnets"}
 			} else {
-				for _, a := range o.Addresses {
-					p.AllowedIPs = append(p.AllowedIPs, netip.PrefixFrom(a, a.BitLen()))
-				}
-				p.AllowedIPs = append(p.AllowedIPs, o.Routes...)
+				p.AllowedIPs = direct[o.Name]
 			}
-			p.AllowedIPs = sortPrefixes(p.AllowedIPs)
 			ih.Peers = append(ih.Peers, p)
 		}
 		out = append(out, ih)
@@ -216,6 +229,57 @@ func families(s *spec.Spec, h *spec.Host, isHub bool) []int {
 		f = append(f, 6)
 	}
 	return f
+}
+
+// hubRoutes is what every spoke routes to the hub: the overlay and every host's
+// routed subnets, sorted once; a spoke's own subnets are left out of its copy.
+type hubRoutes struct {
+	all []netip.Prefix
+	// sources counts, for each prefix, the subnets and hosts that bring it, so
+	// that a spoke leaves out only what it alone brings.
+	sources map[netip.Prefix]int
+}
+
+func newHubRoutes(subnets []netip.Prefix, hosts []*spec.Host) hubRoutes {
+	r := hubRoutes{sources: make(map[netip.Prefix]int)}
+	add := func(ps []netip.Prefix) {
+		seen := make(map[netip.Prefix]bool, len(ps))
+		for _, p := range ps {
+			if !seen[p] {
+				seen[p] = true
+				r.sources[p]++
+				r.all = append(r.all, p)
+			}
+		}
+	}
+	add(subnets)
+	for _, h := range hosts {
+		add(h.Routes)
+	}
+	r.all = sortPrefixes(r.all)
+	r.all = r.all[:len(r.all):len(r.all)]
+	return r
+}
+
+// without returns the hub's AllowedIPs as spoke h sees them: shared when h
+// routes nothing of its own, else a copy without what only h brings.
+func (r hubRoutes) without(h *spec.Host) []netip.Prefix {
+	own := make(map[netip.Prefix]bool, len(h.Routes))
+	for _, p := range h.Routes {
+		if r.sources[p] == 1 {
+			own[p] = true
+		}
+	}
+	if len(own) == 0 {
+		return r.all
+	}
+	out := make([]netip.Prefix, 0, len(r.all)-len(own))
+	for _, p := range r.all {
+		if !own[p] {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func clonePrefixes(p []netip.Prefix) []netip.Prefix { return append([]netip.Prefix(nil), p...) }

@@ -27,8 +27,21 @@ const (
 
 // Config renders h as a wg-quick configuration: typed intent becomes the hook
 // lines wg-quick needs to do the same (key file, forwarding), before the user's
-// own hooks. FromConfig reads it back.
+// own hooks. FromConfig reads it back. The result shares nothing with h.
 func (h *Host) Config() *wgconf.Config {
+	c := h.view()
+	c.Peers = h.Clone().Peers
+	return c
+}
+
+// WgQuick renders h as a wg-quick(8) file (see Config).
+func (h *Host) WgQuick() []byte { return h.view().WgQuick() }
+
+// Stripped renders what `wg-quick strip` prints for WgQuick: what wg(8) reads.
+func (h *Host) Stripped() []byte { return h.view().Stripped() }
+
+// view is Config without copying the peers: for rendering only.
+func (h *Host) view() *wgconf.Config {
 	c := &wgconf.Config{Name: h.Name}
 	ic := &c.Interface
 	ic.Comments = slices.Clone(h.Comments)
@@ -56,7 +69,7 @@ func (h *Host) Config() *wgconf.Config {
 	ic.PostUp = append(ic.PostUp, h.Hooks.PostUp...)
 	ic.PreDown = slices.Clone(h.Hooks.PreDown)
 	ic.PostDown = slices.Clone(h.Hooks.PostDown)
-	c.Peers = h.Clone().Peers
+	c.Peers = h.Peers
 	ic.Pos = h.Pos
 	return c
 }

@@ -1,6 +1,7 @@
 package wgconf
 
 import (
+	"net/netip"
 	"strconv"
 	"strings"
 )
@@ -25,105 +26,110 @@ func (c *Config) WgQuick() []byte { return c.render(true) }
 func (c *Config) Stripped() []byte { return c.render(false) }
 
 func (c *Config) render(quick bool) []byte {
-	var b strings.Builder
+	// About 150 bytes a peer: grow once instead of doubling through a 100 MB file.
+	b := make([]byte, 0, 512+150*len(c.Peers))
 	ic := &c.Interface
-	b.WriteString("[Interface]\n")
-	writeComments(&b, ic.Comments)
+	b = append(b, "[Interface]\n"...)
+	b = writeComments(b, ic.Comments)
 	if quick && len(ic.Addresses) > 0 {
-		addrs := make([]string, len(ic.Addresses))
-		for i, a := range ic.Addresses {
-			addrs[i] = a.String()
-		}
-		writeKey(&b, KeyAddress, strings.Join(addrs, ", "))
+		b = appendPrefixes(append(b, KeyAddress+" = "...), ic.Addresses)
 	}
 	if ic.ListenPort != nil {
-		writeKey(&b, KeyListenPort, strconv.Itoa(int(*ic.ListenPort)))
+		b = writeKey(b, KeyListenPort, strconv.Itoa(int(*ic.ListenPort)))
 	}
 	if !ic.PrivateKey.IsZero() {
-		writeKey(&b, KeyPrivateKey, ic.PrivateKey.Base64())
+		b = writeKey(b, KeyPrivateKey, ic.PrivateKey.Base64())
 	}
 	if ic.FwMark != 0 {
-		writeKey(&b, KeyFwMark, "0x"+strconv.FormatUint(uint64(ic.FwMark), 16))
+		b = writeKey(b, KeyFwMark, "0x"+strconv.FormatUint(uint64(ic.FwMark), 16))
 	}
 	if quick {
 		if ic.MTU != 0 {
-			writeKey(&b, KeyMTU, strconv.Itoa(ic.MTU))
+			b = writeKey(b, KeyMTU, strconv.Itoa(ic.MTU))
 		}
 		if len(ic.DNS) > 0 {
-			writeKey(&b, KeyDNS, strings.Join(ic.DNS, ", "))
+			b = writeKey(b, KeyDNS, strings.Join(ic.DNS, ", "))
 		}
 		if ic.Table != "" {
-			writeKey(&b, KeyTable, ic.Table)
+			b = writeKey(b, KeyTable, ic.Table)
 		}
 		for _, h := range []struct {
 			key   string
 			hooks []string
 		}{{KeyPreUp, ic.PreUp}, {KeyPostUp, ic.PostUp}, {KeyPreDown, ic.PreDown}, {KeyPostDown, ic.PostDown}} {
 			for _, hook := range h.hooks {
-				writeKey(&b, h.key, hook)
+				b = writeKey(b, h.key, hook)
 			}
 		}
 		if ic.SaveConfig {
-			writeKey(&b, KeySaveConfig, "true")
+			b = writeKey(b, KeySaveConfig, "true")
 		}
 	}
 
 	for i := range c.Peers {
 		p := &c.Peers[i]
-		b.WriteString("\n")
+		b = append(b, '\n')
 		if p.Name != "" {
-			writeComments(&b, []string{p.Name})
+			b = writeComments(b, []string{p.Name})
 		}
-		b.WriteString("[Peer]\n")
+		b = append(b, "[Peer]\n"...)
 		if p.Name == "" && len(p.Comments) > 0 && isName(firstLine(p.Comments[0])) {
 			// Right under the header it would read back as the peer's name.
-			b.WriteString("\n")
+			b = append(b, '\n')
 		}
-		writeComments(&b, p.Comments)
+		b = writeComments(b, p.Comments)
 		if !p.PublicKey.IsZero() {
-			writeKey(&b, KeyPublicKey, p.PublicKey.String())
+			b = writeKey(b, KeyPublicKey, p.PublicKey.String())
 		}
 		if !p.PresharedKey.IsZero() {
-			writeKey(&b, KeyPresharedKey, p.PresharedKey.String())
+			b = writeKey(b, KeyPresharedKey, p.PresharedKey.String())
 		}
 		if len(p.AllowedIPs) > 0 {
-			ips := make([]string, len(p.AllowedIPs))
-			for i, a := range p.AllowedIPs {
-				ips[i] = a.String()
-			}
-			writeKey(&b, KeyAllowedIPs, strings.Join(ips, ", "))
+			b = appendPrefixes(append(b, KeyAllowedIPs+" = "...), p.AllowedIPs)
 		}
 		if p.Endpoint != nil {
-			writeKey(&b, KeyEndpoint, p.Endpoint.String())
+			b = writeKey(b, KeyEndpoint, p.Endpoint.String())
 		}
 		if p.PersistentKeepalive != 0 {
-			writeKey(&b, KeyPersistentKeepalive, strconv.Itoa(p.PersistentKeepalive))
+			b = writeKey(b, KeyPersistentKeepalive, strconv.Itoa(p.PersistentKeepalive))
 		}
 	}
-	return []byte(b.String())
+	return b
 }
 
-func writeKey(b *strings.Builder, key, value string) {
-	b.WriteString(key)
-	b.WriteString(" = ")
-	b.WriteString(value)
-	b.WriteString("\n")
+// appendPrefixes appends "P1, P2, ...\n".
+func appendPrefixes(b []byte, ps []netip.Prefix) []byte {
+	for i, a := range ps {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = a.AppendTo(b)
+	}
+	return append(b, '\n')
+}
+
+func writeKey(b []byte, key, value string) []byte {
+	b = append(b, key...)
+	b = append(b, " = "...)
+	b = append(b, value...)
+	return append(b, '\n')
 }
 
 // writeComments writes one "# ..." line per line of each comment.
-func writeComments(b *strings.Builder, comments []string) {
+func writeComments(b []byte, comments []string) []byte {
 	for _, c := range comments {
 		for _, line := range strings.Split(c, "\n") {
 			line = trimSpaces(line)
 			if line == "" {
-				b.WriteString("#\n")
+				b = append(b, "#\n"...)
 				continue
 			}
-			b.WriteString("# ")
-			b.WriteString(line)
-			b.WriteString("\n")
+			b = append(b, "# "...)
+			b = append(b, line...)
+			b = append(b, '\n')
 		}
 	}
+	return b
 }
 
 func firstLine(s string) string {
