@@ -497,7 +497,14 @@ func chart(d *input) []byte {
 	}
 	// Legend.
 	lx := left + 35
+	present := map[string]bool{}
+	for _, r := range d.runs {
+		present[r.c] = true
+	}
 	for _, c := range caseOrder {
+		if !present[c] {
+			continue
+		}
 		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="10" height="10" fill="%s"/><text x="%d" y="%d">%s</text>`+"\n",
 			lx, height-16, caseColor[c], lx+13, height-7, caseLabel[c])
 		lx += 13 + 6*len(caseLabel[c]) + 12
