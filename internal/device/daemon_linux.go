@@ -80,7 +80,7 @@ type SpawnOptions struct {
 // A new session (setsid) is also a new scheduler autogroup (kernel.
 // sched_autogroup_enabled, on by default), so the daemon would compete for CPU as
 // a group apart from the programs whose packets it carries; on a busy 2-core
-// machine that cost a quarter of its throughput (docs/benchmarks.md).
+// machine that cost a fifth to a quarter of its throughput (docs/benchmarks.md).
 func Spawn(opts SpawnOptions) (int, error) {
 	pid, err := spawn.Start(spawn.Options{Argv: opts.Argv, LogFile: opts.LogFile, Timeout: opts.Timeout})
 	if err != nil {
