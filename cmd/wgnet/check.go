@@ -30,7 +30,7 @@ func newCheckCmd() *cobra.Command {
 			"-o json prints them as an array. Exit 0: no errors (warnings allowed); 1: errors;\n" +
 			"2: could not run.",
 		RunE: func(c *cobra.Command, args []string) error {
-			format, err := outputFormat("text", "json")
+			format, err := outputFormat(global.output, "text", "json")
 			if err != nil {
 				return err
 			}

@@ -30,7 +30,7 @@ func newDemoCmd() *cobra.Command {
 			"Keys are generated in memory and never shown. No root needed.",
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return runDemo(c.Context(), c.OutOrStdout(), c.ErrOrStderr(), f)
+			return runDemo(c.Context(), c.OutOrStdout(), c.ErrOrStderr(), f, global)
 		},
 	}
 	f.bindCommon(c)
@@ -55,9 +55,9 @@ type sessionCheck struct {
 	Kept             bool      `json:"kept"`
 }
 
-func runDemo(ctx context.Context, stdout, stderr io.Writer, f labFlags) error {
+func runDemo(ctx context.Context, stdout, stderr io.Writer, f labFlags, g globalFlags) error {
 	start := time.Now()
-	format, err := outputFormat("text", "json")
+	format, err := outputFormat(g.output, "text", "json")
 	if err != nil {
 		return err
 	}

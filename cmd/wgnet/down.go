@@ -24,18 +24,18 @@ func newDownCmd() *cobra.Command {
 			"undo from up's state file, not from the config, so an edited config can't confuse it.",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			return runDown(c.Context(), c.ErrOrStderr(), args, host)
+			return runDown(c.Context(), c.ErrOrStderr(), args, host, global.specFile)
 		},
 	}
 	c.Flags().BoolVar(&host, "spec", false, "take down the spec's interface (-f)")
 	return c
 }
 
-func runDown(ctx context.Context, stderr io.Writer, args []string, fromSpec bool) error {
+func runDown(ctx context.Context, stderr io.Writer, args []string, fromSpec bool, specFile string) error {
 	var name string
 	switch {
 	case fromSpec && len(args) == 0:
-		s, err := spec.Load(global.specFile)
+		s, err := spec.Load(specFile)
 		if err != nil {
 			return err
 		}

@@ -54,7 +54,7 @@ func newAddCmd() *cobra.Command {
 		Short: "Add a host to the spec, with a new key pair unless --public-key is given",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			format, err := outputFormat("text", "json")
+			format, err := outputFormat(global.output, "text", "json")
 			if err != nil {
 				return err
 			}
@@ -117,7 +117,7 @@ func newSetCmd() *cobra.Command {
 		Short: "Change a host in the spec (only the flags given)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			format, err := outputFormat("text", "json")
+			format, err := outputFormat(global.output, "text", "json")
 			if err != nil {
 				return err
 			}
@@ -193,7 +193,7 @@ func newRemoveCmd() *cobra.Command {
 		Short: "Remove a host from the spec (and its keys from the secrets directory)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			format, err := outputFormat("text", "json")
+			format, err := outputFormat(global.output, "text", "json")
 			if err != nil {
 				return err
 			}
@@ -238,7 +238,7 @@ func newListCmd() *cobra.Command {
 		Short: "List the hosts of the spec",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			format, err := outputFormat("text", "json")
+			format, err := outputFormat(global.output, "text", "json")
 			if err != nil {
 				return err
 			}

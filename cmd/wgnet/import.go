@@ -25,7 +25,7 @@ func newImportCmd() *cobra.Command {
 			"reports every line it could not carry over. It refuses to replace an existing spec.",
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			format, err := outputFormat("text", "json")
+			format, err := outputFormat(global.output, "text", "json")
 			if err != nil {
 				return err
 			}

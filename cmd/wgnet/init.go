@@ -17,7 +17,7 @@ func newInitCmd() *cobra.Command {
 		Short: "Create a new network spec (refuses to overwrite one)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			format, err := outputFormat("text", "json")
+			format, err := outputFormat(global.output, "text", "json")
 			if err != nil {
 				return err
 			}

@@ -26,7 +26,7 @@ func newGenkeyCmd() *cobra.Command {
 		Short: "Print a new private key (like wg genkey)",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if _, err := outputFormat("text"); err != nil {
+			if _, err := outputFormat(global.output, "text"); err != nil {
 				return err
 			}
 			warnTerminal(c.OutOrStdout())
@@ -46,7 +46,7 @@ func newGenpskCmd() *cobra.Command {
 		Short: "Print a new preshared key (like wg genpsk)",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if _, err := outputFormat("text"); err != nil {
+			if _, err := outputFormat(global.output, "text"); err != nil {
 				return err
 			}
 			warnTerminal(c.OutOrStdout())
@@ -66,7 +66,7 @@ func newPubkeyCmd() *cobra.Command {
 		Short: "Read a private key on stdin, print its public key (like wg pubkey)",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if _, err := outputFormat("text"); err != nil {
+			if _, err := outputFormat(global.output, "text"); err != nil {
 				return err
 			}
 			line, err := bufio.NewReader(io.LimitReader(c.InOrStdin(), 1024)).ReadString('\n')

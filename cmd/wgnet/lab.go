@@ -48,7 +48,7 @@ func newLabCmd() *cobra.Command {
 			"--bench A B measures TCP throughput from host A to host B through the tunnel, next to the\n" +
 			"same copy between two stacks joined without WireGuard.",
 		RunE: func(c *cobra.Command, args []string) error {
-			return runLab(c.Context(), c.OutOrStdout(), c.ErrOrStderr(), args, f)
+			return runLab(c.Context(), c.OutOrStdout(), c.ErrOrStderr(), args, f, global)
 		},
 	}
 	c.Flags().BoolVar(&f.bench, "bench", false, "measure throughput between the hosts named by the first two arguments")
@@ -57,8 +57,8 @@ func newLabCmd() *cobra.Command {
 	return c
 }
 
-func runLab(ctx context.Context, stdout, stderr io.Writer, args []string, f labFlags) error {
-	format, err := outputFormat("text", "json")
+func runLab(ctx context.Context, stdout, stderr io.Writer, args []string, f labFlags, g globalFlags) error {
+	format, err := outputFormat(g.output, "text", "json")
 	if err != nil {
 		return err
 	}
@@ -69,7 +69,7 @@ func runLab(ctx context.Context, stdout, stderr io.Writer, args []string, f labF
 		}
 		pair, args = args[:2], args[2:]
 	}
-	hosts, notes, err := labHosts(args, global.specFile, stderr)
+	hosts, notes, err := labHosts(args, g.specFile, stderr)
 	if err != nil {
 		return err
 	}

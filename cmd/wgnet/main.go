@@ -72,15 +72,15 @@ func newRootCmd() *cobra.Command {
 // usageError marks bad command-line usage (exit 2).
 type usageError struct{ error }
 
-// outputFormat checks -o against the formats a command accepts (the first is the default
-// meaning of "text").
-func outputFormat(allowed ...string) (string, error) {
+// outputFormat checks output, the value of -o, against the formats a command accepts
+// (the first is the default meaning of "text").
+func outputFormat(output string, allowed ...string) (string, error) {
 	for _, a := range allowed {
-		if global.output == a {
+		if output == a {
 			return a, nil
 		}
 	}
-	return "", usageError{fmt.Errorf("-o %q: want one of %v", global.output, allowed)}
+	return "", usageError{fmt.Errorf("-o %q: want one of %v", output, allowed)}
 }
 
 func main() {

@@ -170,7 +170,7 @@ func newRenderCmd() *cobra.Command {
 			"--explain prints who peers with whom and why, as a Mermaid flowchart, and writes nothing.",
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			format, err := outputFormat("text", "wg-quick", "wg", "json")
+			format, err := outputFormat(global.output, "text", "wg-quick", "wg", "json")
 			if err != nil {
 				return err
 			}

@@ -22,13 +22,13 @@ func newShowCmd() *cobra.Command {
 			"  idle      no recent handshake, nothing wrong seen (WireGuard is quiet without traffic)\n" +
 			"  no-reply  bytes sent, nothing ever received: key, endpoint or firewall problem",
 		RunE: func(c *cobra.Command, args []string) error {
-			return runShow(c.OutOrStdout(), args)
+			return runShow(c.OutOrStdout(), args, global)
 		},
 	}
 }
 
-func runShow(stdout io.Writer, names []string) error {
-	format, err := outputFormat("text", "json")
+func runShow(stdout io.Writer, names []string, g globalFlags) error {
+	format, err := outputFormat(g.output, "text", "json")
 	if err != nil {
 		return err
 	}

@@ -22,9 +22,6 @@ type network struct {
 	hosts   []intent.Host
 }
 
-// loadNetwork is loadSpecNetwork of the spec named by -f.
-func loadNetwork(stderr io.Writer) (*network, error) { return loadSpecNetwork(global.specFile, stderr) }
-
 // loadSpecNetwork loads the spec in file and its secrets and compiles them.
 // Warnings go to stderr; they never stop the command.
 func loadSpecNetwork(file string, stderr io.Writer) (*network, error) {

@@ -40,7 +40,7 @@ func newSyncCmd() *cobra.Command {
 		Args: cobra.MaximumNArgs(2),
 		RunE: func(c *cobra.Command, args []string) error {
 			f.confirmSet = c.Flags().Changed("confirm")
-			return runSync(c.Context(), c.OutOrStdout(), c.ErrOrStderr(), args, f)
+			return runSync(c.Context(), c.OutOrStdout(), c.ErrOrStderr(), args, f, global)
 		},
 	}
 	c.Flags().StringVar(&f.host, "host", "", "compile this host's config from the spec (-f)")
@@ -57,8 +57,8 @@ type syncResult struct {
 	Pending *up.Pending `json:"pending,omitempty"`
 }
 
-func runSync(ctx context.Context, stdout, stderr io.Writer, args []string, f syncFlags) error {
-	format, err := outputFormat("text", "json")
+func runSync(ctx context.Context, stdout, stderr io.Writer, args []string, f syncFlags, g globalFlags) error {
+	format, err := outputFormat(g.output, "text", "json")
 	if err != nil {
 		return err
 	}
@@ -68,7 +68,7 @@ func runSync(ctx context.Context, stdout, stderr io.Writer, args []string, f syn
 	if f.confirmSet && f.confirm <= 0 {
 		return usageError{fmt.Errorf("--confirm %v: must be positive", f.confirm)}
 	}
-	req, err := upRequest(args, f.host, stderr)
+	req, err := upRequest(args, f.host, g.specFile, stderr)
 	if err != nil {
 		return err
 	}

@@ -45,7 +45,7 @@ func newUpCmd() *cobra.Command {
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			f.confirmSet = c.Flags().Changed("confirm")
-			return runUp(c.Context(), c.OutOrStdout(), c.ErrOrStderr(), args, f)
+			return runUp(c.Context(), c.OutOrStdout(), c.ErrOrStderr(), args, f, global)
 		},
 	}
 	c.Flags().StringVar(&f.host, "host", "", "compile this host's config from the spec (-f) and bring it up")
@@ -87,8 +87,8 @@ func resolveConfigArg(arg string) (name, path string, err error) {
 	return name, arg, nil
 }
 
-func runUp(ctx context.Context, stdout, stderr io.Writer, args []string, f upFlags) error {
-	format, err := outputFormat("text", "json")
+func runUp(ctx context.Context, stdout, stderr io.Writer, args []string, f upFlags, g globalFlags) error {
+	format, err := outputFormat(g.output, "text", "json")
 	if err != nil {
 		return err
 	}
@@ -100,7 +100,7 @@ func runUp(ctx context.Context, stdout, stderr io.Writer, args []string, f upFla
 	default:
 		return usageError{fmt.Errorf("--backend %q: want auto, kernel or userspace", f.backend)}
 	}
-	req, err := upRequest(args, f.host, stderr)
+	req, err := upRequest(args, f.host, g.specFile, stderr)
 	if err != nil {
 		return err
 	}
@@ -140,13 +140,13 @@ func runUp(ctx context.Context, stdout, stderr io.Writer, args []string, f upFla
 
 // upRequest turns the arguments of up and sync into a request: NAME or CONFIG as
 // wg-quick takes them, NAME CONFIG (sync), or --host HOST from the spec (with an
-// optional NAME for the interface).
-func upRequest(args []string, host string, stderr io.Writer) (up.Request, error) {
+// optional NAME for the interface; specFile is -f).
+func upRequest(args []string, host, specFile string, stderr io.Writer) (up.Request, error) {
 	switch {
 	case host != "" && len(args) > 1:
 		return up.Request{}, usageError{fmt.Errorf("with --host, give at most the interface NAME")}
 	case host != "":
-		n, err := loadNetwork(stderr)
+		n, err := loadSpecNetwork(specFile, stderr)
 		if err != nil {
 			return up.Request{}, err
 		}
