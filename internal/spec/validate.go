@@ -141,176 +141,235 @@ func (s *Spec) lintNetwork(ps *problems) {
 	}
 }
 
+// hostsLint is what lintHosts remembers across hosts: names, addresses, keys and
+// routes seen so far (each with the host that has it) and the smallest underlay MTU.
+type hostsLint struct {
+	s           *Spec
+	ps          *problems
+	names       map[string]int     // lowercased name → host index
+	addrs       map[netip.Addr]int // overlay address → host index
+	keys        map[wgkey.Key]int  // public key → host index
+	routes      []hostRoute
+	minUnderlay int
+	minHost     int // index of the host with the smallest underlay MTU, or -1
+}
+
+// hostRoute is a routed subnet of a host and the field that declares it.
+type hostRoute struct {
+	p     netip.Prefix
+	host  int
+	field string
+}
+
 func (s *Spec) lintHosts(ps *problems) {
-	names := map[string]int{}     // lowercased name → host index
-	addrs := map[netip.Addr]int{} // overlay address → host index
-	keys := map[wgkey.Key]int{}   // public key → host index
-	type route struct {
-		p     netip.Prefix
-		host  int
-		field string
-	}
-	var routes []route
-	minUnderlay, minHost := 0, -1
+	l := &hostsLint{s: s, ps: ps, names: map[string]int{}, addrs: map[netip.Addr]int{}, keys: map[wgkey.Key]int{}, minHost: -1}
 	for i := range s.Hosts {
 		h := &s.Hosts[i]
 		f := index("hosts", i)
-		switch {
-		case h.Name == "":
-			ps.errorf(f+".name", CodeHostName, "a host name is required")
-		case !ValidName(h.Name):
-			ps.errorf(f+".name", CodeHostName, "%q: must be 1-63 of a-z 0-9 _ . - starting with a letter or digit", h.Name)
-		}
-		if h.Name != "" {
-			if j, dup := names[strings.ToLower(h.Name)]; dup {
-				ps.errorf(f+".name", CodeHostDuplicate, "%q: also the name of hosts[%d]%s", h.Name, j, s.at(ps, j))
-			} else {
-				names[strings.ToLower(h.Name)] = i
-			}
-		}
+		l.name(i, h, f)
+		l.endpoint(h, f)
+		l.addresses(i, h, f)
+		l.routesOf(i, h, f)
+		l.scalars(i, h, f)
+		l.privateKeyFile(h, f)
+		l.hooks(h, f)
+	}
+	l.mtu()
+	l.routeEndpoints()
+}
 
-		if h.Endpoint != "" {
-			if ep, err := wgconf.ParseEndpoint(h.Endpoint); err != nil {
-				msg := strings.TrimPrefix(err.Error(), fmt.Sprintf("endpoint %q: ", h.Endpoint))
-				ps.errorf(f+".endpoint", CodeEndpoint, "%q: %s", h.Endpoint, msg)
-			} else if port := s.ListenPortOf(h); int(ep.Port) != port {
-				ps.warnf(f+".endpoint", CodeEndpointPort, "%q: port %d is not the host's listen port %d (fine only if something forwards it)", h.Endpoint, ep.Port, port)
-			}
+func (l *hostsLint) name(i int, h *Host, f string) {
+	ps := l.ps
+	switch {
+	case h.Name == "":
+		ps.errorf(f+".name", CodeHostName, "a host name is required")
+	case !ValidName(h.Name):
+		ps.errorf(f+".name", CodeHostName, "%q: must be 1-63 of a-z 0-9 _ . - starting with a letter or digit", h.Name)
+	}
+	if h.Name != "" {
+		if j, dup := l.names[strings.ToLower(h.Name)]; dup {
+			ps.errorf(f+".name", CodeHostDuplicate, "%q: also the name of hosts[%d]%s", h.Name, j, l.s.at(ps, j))
+		} else {
+			l.names[strings.ToLower(h.Name)] = i
 		}
+	}
+}
 
-		var fams [2]bool
-		nerrs := len(ps.errs)
-		for j, a := range h.Addresses {
-			af := index(f+".address", j)
-			if !a.IsValid() {
-				ps.errorf(af, CodeAddress, "invalid address")
-				continue
-			}
-			sub, ok := s.subnetFor(a)
-			if !ok {
-				ps.errorf(af, CodeAddress, "%q: the network has no %s subnet", a, familyName(family(a)))
-				continue
-			}
-			if err := ipam.Check(sub, a); err != nil {
-				ps.errorf(af, CodeAddress, "%q: %s", a, strings.TrimPrefix(err.Error(), a.String()+" "))
-				continue
-			}
-			if fams[family(a)] {
-				ps.errorf(af, CodeAddressFamily, "%q: a second %s address; a host has at most one per family", a, familyName(family(a)))
-				continue
-			}
-			fams[family(a)] = true
-			if k, dup := addrs[a]; dup {
-				ps.errorf(af, CodeAddressDup, "%q: also the address of %s%s", a, s.Hosts[k].Name, s.at(ps, k))
-				continue
-			}
-			addrs[a] = i
-		}
-		switch {
-		case len(h.Addresses) == 0:
-			ps.errorf(f+".address", CodeAddressMissing, "host %s has no overlay address", h.Name)
-		case len(ps.errs) == nerrs: // only when every address is good
-			for _, sub := range s.overlay() {
-				if !fams[family(sub.Addr())] {
-					ps.warnf(f+".address", CodeAddressFamilyAbsent, "host %s has no address in the %s subnet %s", h.Name, familyName(family(sub.Addr())), sub)
-				}
-			}
-		}
+func (l *hostsLint) endpoint(h *Host, f string) {
+	if h.Endpoint == "" {
+		return
+	}
+	if ep, err := wgconf.ParseEndpoint(h.Endpoint); err != nil {
+		msg := strings.TrimPrefix(err.Error(), fmt.Sprintf("endpoint %q: ", h.Endpoint))
+		l.ps.errorf(f+".endpoint", CodeEndpoint, "%q: %s", h.Endpoint, msg)
+	} else if port := l.s.ListenPortOf(h); int(ep.Port) != port {
+		l.ps.warnf(f+".endpoint", CodeEndpointPort, "%q: port %d is not the host's listen port %d (fine only if something forwards it)", h.Endpoint, ep.Port, port)
+	}
+}
 
-		for j, p := range h.Routes {
-			rf := index(f+".routes", j)
-			switch {
-			case !p.IsValid():
-				ps.errorf(rf, CodeRoute, "invalid prefix")
-				continue
-			case p != p.Masked():
-				ps.errorf(rf, CodeRoute, "%q: host bits are set; did you mean %s?", p, p.Masked())
-				continue
-			}
-			if o, ok := s.overlayOverlap(p); ok {
-				ps.errorf(rf, CodeRouteOverlap, "%q overlaps the overlay subnet %s", p, o)
-				continue
-			}
-			clash := false
-			for _, r := range routes {
-				if r.p.Overlaps(p) {
-					other := "another route of this host"
-					if r.host != i {
-						other = "a route of " + s.Hosts[r.host].Name
-					}
-					ps.errorf(rf, CodeRouteOverlap, "%q overlaps %s, %s%s", p, r.p, other, lineOf(ps, r.field))
-					clash = true
-					break
-				}
-			}
-			if clash {
-				continue
-			}
-			routes = append(routes, route{p, i, rf})
-			if p.Overlaps(dockerBridge) {
-				ps.warnf(rf, CodeDockerOverlap, "%q overlaps Docker's default bridge %s: hosts running Docker route it to docker0", p, dockerBridge)
-			}
+// addresses checks a host's overlay addresses: valid, in a subnet, one per
+// family, not another host's; and, when all are good, one in every subnet.
+func (l *hostsLint) addresses(i int, h *Host, f string) {
+	s, ps := l.s, l.ps
+	var fams [2]bool
+	nerrs := len(ps.errs)
+	for j, a := range h.Addresses {
+		af := index(f+".address", j)
+		if !a.IsValid() {
+			ps.errorf(af, CodeAddress, "invalid address")
+			continue
 		}
-
-		if h.Keepalive < 0 || h.Keepalive > 65535 {
-			ps.errorf(f+".keepalive", CodeKeepalive, "%d: must be 0-65535 seconds (0 = off)", h.Keepalive)
+		sub, ok := s.subnetFor(a)
+		if !ok {
+			ps.errorf(af, CodeAddress, "%q: the network has no %s subnet", a, familyName(family(a)))
+			continue
 		}
-		if !h.PublicKey.IsZero() {
-			if j, dup := keys[h.PublicKey]; dup {
-				ps.errorf(f+".public_key", CodePublicKeyDup, "also the public key of %s%s", s.Hosts[j].Name, s.at(ps, j))
-			} else {
-				keys[h.PublicKey] = i
-			}
+		if err := ipam.Check(sub, a); err != nil {
+			ps.errorf(af, CodeAddress, "%q: %s", a, strings.TrimPrefix(err.Error(), a.String()+" "))
+			continue
 		}
-		if h.ListenPort != 0 && !validPort(h.ListenPort) {
-			ps.errorf(f+".listen_port", CodePort, "%d: must be 1-65535", h.ListenPort)
+		if fams[family(a)] {
+			ps.errorf(af, CodeAddressFamily, "%q: a second %s address; a host has at most one per family", a, familyName(family(a)))
+			continue
 		}
-		if h.UnderlayMTU != 0 {
-			if h.UnderlayMTU < MinMTU+Overhead || h.UnderlayMTU > 65535 {
-				ps.errorf(f+".underlay_mtu", CodeUnderlayMTU, "%d: must be %d-65535", h.UnderlayMTU, MinMTU+Overhead)
-			} else if minHost < 0 || h.UnderlayMTU < minUnderlay {
-				minUnderlay, minHost = h.UnderlayMTU, i
-			}
+		fams[family(a)] = true
+		if k, dup := l.addrs[a]; dup {
+			ps.errorf(af, CodeAddressDup, "%q: also the address of %s%s", a, s.Hosts[k].Name, s.at(ps, k))
+			continue
 		}
-		if h.PrivateKeyFile != "" {
-			// The path lands unquoted in a root shell hook (wg set %i private-key
-			// PATH): it must be data, never a command.
-			switch {
-			case !strings.HasPrefix(h.PrivateKeyFile, "/"):
-				ps.errorf(f+".private_key_file", CodePrivateKeyFile, "%q: must be an absolute path on the host", h.PrivateKeyFile)
-			case !wgkey.ValidPath(h.PrivateKeyFile):
-				ps.errorf(f+".private_key_file", CodePrivateKeyFile, "%q: must be %s", h.PrivateKeyFile, wgkey.PathRule)
-			}
-			if h.PublicKey.IsZero() {
-				ps.errorf(f+".private_key_file", CodePublicKeyNeed, "a host that keeps its own private key needs public_key in the spec")
-			}
-		}
-		for _, hk := range []struct {
-			key  string
-			cmds []string
-		}{{"pre_up", h.Hooks.PreUp}, {"post_up", h.Hooks.PostUp}, {"pre_down", h.Hooks.PreDown}, {"post_down", h.Hooks.PostDown}} {
-			for j, c := range hk.cmds {
-				hf := index(f+".hooks."+hk.key, j)
-				switch {
-				case strings.TrimSpace(c) == "":
-					ps.errorf(hf, CodeHook, "an empty command")
-				case strings.ContainsAny(c, "\n\r\x00"):
-					ps.errorf(hf, CodeHook, "%q: must be one line (wg-quick reads one command per line)", c)
-				}
+		l.addrs[a] = i
+	}
+	switch {
+	case len(h.Addresses) == 0:
+		ps.errorf(f+".address", CodeAddressMissing, "host %s has no overlay address", h.Name)
+	case len(ps.errs) == nerrs: // only when every address is good
+		for _, sub := range s.overlay() {
+			if !fams[family(sub.Addr())] {
+				ps.warnf(f+".address", CodeAddressFamilyAbsent, "host %s has no address in the %s subnet %s", h.Name, familyName(family(sub.Addr())), sub)
 			}
 		}
 	}
+}
 
-	// The MTU: explicit, or derived from the smallest underlay.
+// routesOf checks a host's routed subnets and remembers the good ones: valid,
+// masked, outside the overlay, overlapping no route seen before.
+func (l *hostsLint) routesOf(i int, h *Host, f string) {
+	s, ps := l.s, l.ps
+	for j, p := range h.Routes {
+		rf := index(f+".routes", j)
+		switch {
+		case !p.IsValid():
+			ps.errorf(rf, CodeRoute, "invalid prefix")
+			continue
+		case p != p.Masked():
+			ps.errorf(rf, CodeRoute, "%q: host bits are set; did you mean %s?", p, p.Masked())
+			continue
+		}
+		if o, ok := s.overlayOverlap(p); ok {
+			ps.errorf(rf, CodeRouteOverlap, "%q overlaps the overlay subnet %s", p, o)
+			continue
+		}
+		if r, clash := l.routeOverlapping(p); clash {
+			other := "another route of this host"
+			if r.host != i {
+				other = "a route of " + s.Hosts[r.host].Name
+			}
+			ps.errorf(rf, CodeRouteOverlap, "%q overlaps %s, %s%s", p, r.p, other, lineOf(ps, r.field))
+			continue
+		}
+		l.routes = append(l.routes, hostRoute{p, i, rf})
+		if p.Overlaps(dockerBridge) {
+			ps.warnf(rf, CodeDockerOverlap, "%q overlaps Docker's default bridge %s: hosts running Docker route it to docker0", p, dockerBridge)
+		}
+	}
+}
+
+// routeOverlapping returns the first route seen so far that overlaps p.
+func (l *hostsLint) routeOverlapping(p netip.Prefix) (hostRoute, bool) {
+	for _, r := range l.routes {
+		if r.p.Overlaps(p) {
+			return r, true
+		}
+	}
+	return hostRoute{}, false
+}
+
+// scalars checks keepalive, public key, listen port and underlay MTU.
+func (l *hostsLint) scalars(i int, h *Host, f string) {
+	s, ps := l.s, l.ps
+	if h.Keepalive < 0 || h.Keepalive > 65535 {
+		ps.errorf(f+".keepalive", CodeKeepalive, "%d: must be 0-65535 seconds (0 = off)", h.Keepalive)
+	}
+	if !h.PublicKey.IsZero() {
+		if j, dup := l.keys[h.PublicKey]; dup {
+			ps.errorf(f+".public_key", CodePublicKeyDup, "also the public key of %s%s", s.Hosts[j].Name, s.at(ps, j))
+		} else {
+			l.keys[h.PublicKey] = i
+		}
+	}
+	if h.ListenPort != 0 && !validPort(h.ListenPort) {
+		ps.errorf(f+".listen_port", CodePort, "%d: must be 1-65535", h.ListenPort)
+	}
+	if h.UnderlayMTU != 0 {
+		if h.UnderlayMTU < MinMTU+Overhead || h.UnderlayMTU > 65535 {
+			ps.errorf(f+".underlay_mtu", CodeUnderlayMTU, "%d: must be %d-65535", h.UnderlayMTU, MinMTU+Overhead)
+		} else if l.minHost < 0 || h.UnderlayMTU < l.minUnderlay {
+			l.minUnderlay, l.minHost = h.UnderlayMTU, i
+		}
+	}
+}
+
+func (l *hostsLint) privateKeyFile(h *Host, f string) {
+	if h.PrivateKeyFile == "" {
+		return
+	}
+	ps := l.ps
+	// The path lands unquoted in a root shell hook (wg set %i private-key
+	// PATH): it must be data, never a command.
+	switch {
+	case !strings.HasPrefix(h.PrivateKeyFile, "/"):
+		ps.errorf(f+".private_key_file", CodePrivateKeyFile, "%q: must be an absolute path on the host", h.PrivateKeyFile)
+	case !wgkey.ValidPath(h.PrivateKeyFile):
+		ps.errorf(f+".private_key_file", CodePrivateKeyFile, "%q: must be %s", h.PrivateKeyFile, wgkey.PathRule)
+	}
+	if h.PublicKey.IsZero() {
+		ps.errorf(f+".private_key_file", CodePublicKeyNeed, "a host that keeps its own private key needs public_key in the spec")
+	}
+}
+
+func (l *hostsLint) hooks(h *Host, f string) {
+	for _, hk := range []struct {
+		key  string
+		cmds []string
+	}{{"pre_up", h.Hooks.PreUp}, {"post_up", h.Hooks.PostUp}, {"pre_down", h.Hooks.PreDown}, {"post_down", h.Hooks.PostDown}} {
+		for j, c := range hk.cmds {
+			hf := index(f+".hooks."+hk.key, j)
+			switch {
+			case strings.TrimSpace(c) == "":
+				l.ps.errorf(hf, CodeHook, "an empty command")
+			case strings.ContainsAny(c, "\n\r\x00"):
+				l.ps.errorf(hf, CodeHook, "%q: must be one line (wg-quick reads one command per line)", c)
+			}
+		}
+	}
+}
+
+// mtu checks the network's MTU, explicit or derived, against the smallest underlay.
+func (l *hostsLint) mtu() {
+	s, ps := l.s, l.ps
+	minUnderlay, minHost := l.minUnderlay, l.minHost
 	switch {
 	case s.MTU != 0 && minHost >= 0 && s.MTU > minUnderlay-Overhead:
 		ps.warnf("mtu", CodeMTUUnderlay, "%d: above %d, the underlay MTU of %s minus %d: large packets will be fragmented or lost", s.MTU, minUnderlay-Overhead, s.Hosts[minHost].Name, Overhead)
 	case s.MTU == 0 && minHost >= 0 && s.hasV6() && minUnderlay-Overhead < MinMTUIPv6:
 		ps.errorf(index("hosts", minHost)+".underlay_mtu", CodeMTU, "%d: leaves an overlay MTU of %d, below the %d IPv6 needs; set mtu or drop the IPv6 subnet", minUnderlay, minUnderlay-Overhead, MinMTUIPv6)
 	}
+}
 
-	// A route that covers a host's endpoint would send the tunnel's own packets
-	// into the tunnel on every other host.
+// routeEndpoints warns about a route that covers a host's endpoint: it would
+// send the tunnel's own packets into the tunnel on every other host.
+func (l *hostsLint) routeEndpoints() {
+	s := l.s
 	for i := range s.Hosts {
 		ep, err := wgconf.ParseEndpoint(s.Hosts[i].Endpoint)
 		if err != nil {
@@ -320,9 +379,9 @@ func (s *Spec) lintHosts(ps *problems) {
 		if !ok {
 			continue
 		}
-		for _, r := range routes {
+		for _, r := range l.routes {
 			if r.host != i && r.p.Contains(ip.Unmap()) {
-				ps.warnf(r.field, CodeRouteEndpoint, "%q covers the endpoint of %s (%s): its encrypted packets would be routed into the tunnel", r.p, s.Hosts[i].Name, ep)
+				l.ps.warnf(r.field, CodeRouteEndpoint, "%q covers the endpoint of %s (%s): its encrypted packets would be routed into the tunnel", r.p, s.Hosts[i].Name, ep)
 			}
 		}
 	}
