@@ -52,15 +52,49 @@ func Import(network string, names []string, configs []*wgconf.Config) (*Result, 
 	if len(names) != len(configs) {
 		return nil, fmt.Errorf("import: %d names for %d configs", len(names), len(configs))
 	}
-	r := &Result{
+	im := &importing{r: &Result{
 		Spec:    &spec.Spec{Version: spec.Version, Network: network},
 		Secrets: spec.Secrets{PrivateKeys: map[string]wgkey.Private{}, PresharedKeys: map[spec.Pair]wgkey.Key{}},
+	}}
+	if err := im.readHosts(names, configs); err != nil {
+		return nil, err
 	}
-	note := func(file string, line int, format string, a ...any) {
-		r.Notes = append(r.Notes, diag.Diagnostic{File: file, Line: line, Severity: diag.Warning, Code: CodeNote, Message: fmt.Sprintf(format, a...)})
+	if err := im.keyless(); err != nil {
+		return nil, err
 	}
+	if err := im.subnets(); err != nil {
+		return nil, err
+	}
+	im.topology()
+	im.interfaceName()
+	if err := im.interfaces(); err != nil {
+		return nil, err
+	}
+	im.peers()
+	im.hubRoutes()
+	r := im.r
+	for _, h := range im.hosts {
+		r.Spec.Hosts = append(r.Spec.Hosts, *h.spec)
+	}
+	sort.Slice(r.Spec.PresharedKeys, func(i, j int) bool {
+		return r.Spec.PresharedKeys[i][0]+"+"+r.Spec.PresharedKeys[i][1] < r.Spec.PresharedKeys[j][0]+"+"+r.Spec.PresharedKeys[j][1]
+	})
+	return r, nil
+}
 
-	hosts := make([]*host, len(configs))
+// importing is one Import under way: the result so far and the hosts, one per config.
+type importing struct {
+	r     *Result
+	hosts []*host
+}
+
+func (im *importing) note(file string, line int, format string, a ...any) {
+	im.r.Notes = append(im.r.Notes, diag.Diagnostic{File: file, Line: line, Severity: diag.Warning, Code: CodeNote, Message: fmt.Sprintf(format, a...)})
+}
+
+// readHosts makes a host of each config, with its private key when the file has it.
+func (im *importing) readHosts(names []string, configs []*wgconf.Config) error {
+	im.hosts = make([]*host, len(configs))
 	seen := map[string]bool{}
 	for i, c := range configs {
 		h := &host{name: names[i], cfg: c, file: c.Interface.Pos.File}
@@ -68,229 +102,271 @@ func Import(network string, names []string, configs []*wgconf.Config) (*Result, 
 			h.file = names[i]
 		}
 		if seen[h.name] {
-			return nil, fmt.Errorf("import: two configs for host %q", h.name)
+			return fmt.Errorf("import: two configs for host %q", h.name)
 		}
 		seen[h.name] = true
 		if !c.Interface.PrivateKey.IsZero() {
 			h.pub = c.Interface.PrivateKey.Public()
-			r.Secrets.PrivateKeys[h.name] = c.Interface.PrivateKey
+			im.r.Secrets.PrivateKeys[h.name] = c.Interface.PrivateKey
 		}
-		hosts[i] = h
+		im.hosts[i] = h
 	}
-	// A host without a private key in its file keeps it elsewhere; find its public
-	// key from the peers that point at its address.
-	keyless := netmodel.New(inputs(hosts))
-	for _, h := range hosts {
+	return nil
+}
+
+// keyless finds the public key of a host without a private key in its file (it
+// keeps it elsewhere) from the peers that point at its address, then places
+// every host in the network model.
+func (im *importing) keyless() error {
+	keyless := netmodel.New(inputs(im.hosts))
+	for _, h := range im.hosts {
 		if !h.pub.IsZero() {
 			continue
 		}
-		if k, ok := keyByAddress(h, keyless); ok {
-			h.pub = k
-			note(h.file, h.cfg.Interface.Pos.Line, "no PrivateKey: the host keeps its own; public key %s taken from the peers that route its address", k)
-		} else {
-			return nil, fmt.Errorf("%s: no PrivateKey and no peer routes its address: its public key is unknown", h.file)
+		k, ok := keyByAddress(h, keyless)
+		if !ok {
+			return fmt.Errorf("%s: no PrivateKey and no peer routes its address: its public key is unknown", h.file)
 		}
+		h.pub = k
+		im.note(h.file, h.cfg.Interface.Pos.Line, "no PrivateKey: the host keeps its own; public key %s taken from the peers that route its address", k)
 	}
-
-	net := netmodel.New(inputs(hosts))
-	for i, h := range hosts {
+	net := netmodel.New(inputs(im.hosts))
+	for i, h := range im.hosts {
 		h.m = net.Hosts[i]
 	}
+	return nil
+}
 
-	// Overlay subnets from the interface addresses.
+// subnets takes the overlay subnets from the interface addresses.
+func (im *importing) subnets() error {
 	subnets := map[netip.Prefix]bool{}
-	for _, h := range hosts {
+	for _, h := range im.hosts {
 		for _, a := range h.cfg.Interface.Addresses {
 			if a.Bits() < a.Addr().BitLen() {
 				subnets[a.Masked()] = true
 			}
 		}
 	}
+	s := im.r.Spec
 	for p := range subnets {
-		r.Spec.Subnets = append(r.Spec.Subnets, p)
+		s.Subnets = append(s.Subnets, p)
 	}
-	sort.Slice(r.Spec.Subnets, func(i, j int) bool { return r.Spec.Subnets[i].Addr().Less(r.Spec.Subnets[j].Addr()) })
-	if len(r.Spec.Subnets) == 0 {
-		return nil, fmt.Errorf("import: no Address with a prefix length (like 192.168.100.10/24) in any config: cannot tell the overlay subnet")
+	sort.Slice(s.Subnets, func(i, j int) bool { return s.Subnets[i].Addr().Less(s.Subnets[j].Addr()) })
+	if len(s.Subnets) == 0 {
+		return fmt.Errorf("import: no Address with a prefix length (like 192.168.100.10/24) in any config: cannot tell the overlay subnet")
 	}
-	inOverlay := func(p netip.Prefix) bool {
-		for _, s := range r.Spec.Subnets {
-			if s.Overlaps(p) && s.Bits() <= p.Bits() {
-				return true
-			}
-		}
-		return false
-	}
+	return nil
+}
 
-	// Topology: one host peering with all, the others only with it, is a hub.
-	r.Spec.Topology = spec.TopologyMesh
-	if len(hosts) > 2 {
-		for _, h := range hosts {
-			if isHub(h, hosts) {
-				r.Spec.Topology, r.Spec.Hub = spec.TopologyHub, h.name
+// inOverlay reports whether p lies inside one of the overlay subnets.
+func (im *importing) inOverlay(p netip.Prefix) bool {
+	for _, s := range im.r.Spec.Subnets {
+		if s.Overlaps(p) && s.Bits() <= p.Bits() {
+			return true
+		}
+	}
+	return false
+}
+
+// topology: one host peering with all, the others only with it, is a hub.
+func (im *importing) topology() {
+	s := im.r.Spec
+	s.Topology = spec.TopologyMesh
+	if len(im.hosts) > 2 {
+		for _, h := range im.hosts {
+			if isHub(h, im.hosts) {
+				s.Topology, s.Hub = spec.TopologyHub, h.name
 				break
 			}
 		}
 	}
-	// One interface name for the network: the files' common name when they are
-	// IFACE.conf in per-host directories (out/s1/wg0.conf); file names that are host
-	// names (s1.conf) say nothing about the interface.
-	iface := strings.TrimSuffix(filepath.Base(hosts[0].file), ".conf")
-	for _, h := range hosts {
+}
+
+// interfaceName finds one interface name for the network: the files' common name
+// when they are IFACE.conf in per-host directories (out/s1/wg0.conf); file names
+// that are host names (s1.conf) say nothing about the interface.
+func (im *importing) interfaceName() {
+	iface := strings.TrimSuffix(filepath.Base(im.hosts[0].file), ".conf")
+	for _, h := range im.hosts {
 		if strings.TrimSuffix(filepath.Base(h.file), ".conf") != iface || iface == h.name {
 			iface = ""
 			break
 		}
 	}
 	if iface != "" && wgconf.ValidInterfaceName(iface) && iface != spec.DefaultInterface {
-		r.Spec.Interface = iface
+		im.r.Spec.Interface = iface
 	}
+}
 
-	// Hosts.
+// interfaces makes each host's spec from its [Interface], and the network's port
+// and MTU from the most common ones.
+func (im *importing) interfaces() error {
 	ports := map[int]int{}
 	mtus := map[int]int{}
-	for _, h := range hosts {
-		sh := &spec.Host{Name: h.name, PublicKey: h.pub}
-		ic := &h.cfg.Interface
-		for _, a := range ic.Addresses {
-			sh.Addresses = append(sh.Addresses, a.Addr())
+	for _, h := range im.hosts {
+		sh, err := im.interfaceOf(h)
+		if err != nil {
+			return err
 		}
-		if ic.ListenPort != nil {
-			sh.ListenPort = int(*ic.ListenPort)
+		if h.cfg.Interface.ListenPort != nil {
 			ports[sh.ListenPort]++
-		} else {
-			note(h.file, ic.Pos.Line, "no ListenPort: wg picks a random one; the spec's default port is used instead")
 		}
-		mtus[ic.MTU]++
-		for _, p := range h.cfg.Peers {
-			if p.PersistentKeepalive > sh.Keepalive {
-				sh.Keepalive = p.PersistentKeepalive
-			}
-		}
-		if err := refuseKeyHooks(h.file, ic); err != nil {
-			return nil, err
-		}
-		sh.Hooks.PreUp = ic.PreUp
-		sh.Hooks.PreDown = ic.PreDown
-		sh.Hooks.PostDown = ic.PostDown
-		for _, l := range ic.PostUp {
-			path, isKey := intent.KeyHookPath(l)
-			switch {
-			case intent.OwnForwardingHook(l):
-			case isKey:
-				sh.PrivateKeyFile = path
-			default:
-				sh.Hooks.PostUp = append(sh.Hooks.PostUp, l)
-			}
-		}
-		if len(ic.DNS) > 0 {
-			note(h.file, ic.Pos.KeyLine(wgconf.KeyDNS), "DNS = %s not carried over: wgnet does not manage resolvers", strings.Join(ic.DNS, ", "))
-		}
-		if ic.Table != "" {
-			note(h.file, ic.Pos.KeyLine(wgconf.KeyTable), "Table = %s not carried over", ic.Table)
-		}
-		if ic.FwMark != 0 {
-			note(h.file, ic.Pos.KeyLine(wgconf.KeyFwMark), "FwMark = %d not carried over", ic.FwMark)
-		}
-		if ic.SaveConfig {
-			note(h.file, ic.Pos.KeyLine(wgconf.KeySaveConfig), "SaveConfig = true not carried over: the spec is the source of truth")
-		}
+		mtus[h.cfg.Interface.MTU]++
 		h.spec = sh
 	}
-	r.Spec.ListenPort = mostCommon(ports, spec.DefaultListenPort)
+	s := im.r.Spec
+	s.ListenPort = mostCommon(ports, spec.DefaultListenPort)
 	if mtu := mostCommon(mtus, 0); len(mtus) == 1 && mtu != 0 {
-		r.Spec.MTU = mtu
+		s.MTU = mtu
 	} else if len(mtus) > 1 {
-		note(hosts[0].file, 0, "hosts use different MTUs; the network MTU is left to the default")
+		im.note(im.hosts[0].file, 0, "hosts use different MTUs; the network MTU is left to the default")
 	}
-	for _, h := range hosts {
-		if h.spec.ListenPort == r.Spec.ListenPort {
+	for _, h := range im.hosts {
+		if h.spec.ListenPort == s.ListenPort {
 			h.spec.ListenPort = 0
 		}
 	}
+	return nil
+}
 
-	// What peers say about each host: endpoint, routes, preshared keys.
-	hub := hostByName(hosts, r.Spec.Hub)
-	for _, h := range hosts {
+// interfaceOf is the spec host of h's [Interface]: addresses, port, keepalive,
+// hooks and key file, with a note for each setting it does not carry over.
+func (im *importing) interfaceOf(h *host) (*spec.Host, error) {
+	sh := &spec.Host{Name: h.name, PublicKey: h.pub}
+	ic := &h.cfg.Interface
+	for _, a := range ic.Addresses {
+		sh.Addresses = append(sh.Addresses, a.Addr())
+	}
+	if ic.ListenPort != nil {
+		sh.ListenPort = int(*ic.ListenPort)
+	} else {
+		im.note(h.file, ic.Pos.Line, "no ListenPort: wg picks a random one; the spec's default port is used instead")
+	}
+	for _, p := range h.cfg.Peers {
+		if p.PersistentKeepalive > sh.Keepalive {
+			sh.Keepalive = p.PersistentKeepalive
+		}
+	}
+	if err := refuseKeyHooks(h.file, ic); err != nil {
+		return nil, err
+	}
+	sh.Hooks.PreUp = ic.PreUp
+	sh.Hooks.PreDown = ic.PreDown
+	sh.Hooks.PostDown = ic.PostDown
+	for _, l := range ic.PostUp {
+		path, isKey := intent.KeyHookPath(l)
+		switch {
+		case intent.OwnForwardingHook(l):
+		case isKey:
+			sh.PrivateKeyFile = path
+		default:
+			sh.Hooks.PostUp = append(sh.Hooks.PostUp, l)
+		}
+	}
+	if len(ic.DNS) > 0 {
+		im.note(h.file, ic.Pos.KeyLine(wgconf.KeyDNS), "DNS = %s not carried over: wgnet does not manage resolvers", strings.Join(ic.DNS, ", "))
+	}
+	if ic.Table != "" {
+		im.note(h.file, ic.Pos.KeyLine(wgconf.KeyTable), "Table = %s not carried over", ic.Table)
+	}
+	if ic.FwMark != 0 {
+		im.note(h.file, ic.Pos.KeyLine(wgconf.KeyFwMark), "FwMark = %d not carried over", ic.FwMark)
+	}
+	if ic.SaveConfig {
+		im.note(h.file, ic.Pos.KeyLine(wgconf.KeySaveConfig), "SaveConfig = true not carried over: the spec is the source of truth")
+	}
+	return sh, nil
+}
+
+// peers takes what peers say about each host: endpoint, routes, preshared keys.
+func (im *importing) peers() {
+	hub := hostByName(im.hosts, im.r.Spec.Hub)
+	for _, h := range im.hosts {
 		for j, p := range h.cfg.Peers {
-			o := peerHost(h, j, hosts)
+			o := peerHost(h, j, im.hosts)
 			if h.m.Peers[j].Self {
-				note(h.file, p.Pos.KeyLine(wgconf.KeyPublicKey), "peer %s has %s's own public key: wg ignores it; dropped", nameOr(p), h.name)
+				im.note(h.file, p.Pos.KeyLine(wgconf.KeyPublicKey), "peer %s has %s's own public key: wg ignores it; dropped", nameOr(p), h.name)
 				continue
 			}
 			if o == nil {
-				note(h.file, p.Pos.KeyLine(wgconf.KeyPublicKey), "peer %s: public key %s is held by no imported host; dropped", nameOr(p), p.PublicKey)
+				im.note(h.file, p.Pos.KeyLine(wgconf.KeyPublicKey), "peer %s: public key %s is held by no imported host; dropped", nameOr(p), p.PublicKey)
 				continue
 			}
-			if p.Endpoint != nil {
-				ep := p.Endpoint.String()
-				if o.spec.Endpoint != "" && o.spec.Endpoint != ep {
-					note(h.file, p.Pos.KeyLine(wgconf.KeyEndpoint), "peer %s: Endpoint %s differs from %s seen elsewhere; kept the first", o.name, ep, o.spec.Endpoint)
-				} else {
-					o.spec.Endpoint = ep
-				}
-			}
-			if !p.PresharedKey.IsZero() {
-				pair := spec.Pair{h.name, o.name}.Key()
-				if old, ok := r.Secrets.PresharedKeys[pair]; ok && old != p.PresharedKey {
-					note(h.file, p.Pos.KeyLine(wgconf.KeyPresharedKey), "peer %s: PresharedKey differs from the other side's: the pair can't handshake; kept the first", o.name)
-				} else if !ok {
-					r.Secrets.PresharedKeys[pair] = p.PresharedKey
-					r.Spec.PresharedKeys = append(r.Spec.PresharedKeys, pair)
-				}
-			}
+			im.endpointAndPSK(h, &h.cfg.Peers[j], o)
 			// Routes: what a peer routes to o beyond o's own addresses. In a hub network
 			// only the hub's view of a spoke (and a spoke's view of the hub, less the
 			// overlay and the other spokes' routes) says what is behind whom.
 			if hub != nil && h != hub && o != hub {
-				note(h.file, p.Pos.Line, "spoke %s peers directly with spoke %s; dropped (hub topology)", h.name, o.name)
+				im.note(h.file, p.Pos.Line, "spoke %s peers directly with spoke %s; dropped (hub topology)", h.name, o.name)
 				continue
 			}
 			if hub != nil && h != hub {
-				continue // hub's routes are settled below, once every spoke's are known
+				continue // hub's routes are settled by hubRoutes, once every spoke's are known
 			}
 			for _, a := range p.AllowedIPs {
 				if isOwnAddress(a, o.spec.Addresses) {
 					continue
 				}
-				if inOverlay(a) {
-					note(h.file, p.Pos.KeyLine(wgconf.KeyAllowedIPs), "peer %s: AllowedIPs %s inside the overlay but not its address; dropped", o.name, a)
+				if im.inOverlay(a) {
+					im.note(h.file, p.Pos.KeyLine(wgconf.KeyAllowedIPs), "peer %s: AllowedIPs %s inside the overlay but not its address; dropped", o.name, a)
 					continue
 				}
 				addRoute(o.spec, a)
 			}
 		}
 	}
-	if hub != nil {
-		spokeRoutes := map[netip.Prefix]bool{}
-		for _, h := range hosts {
-			for _, rt := range h.spec.Routes {
-				spokeRoutes[rt] = true
-			}
+}
+
+// endpointAndPSK takes o's endpoint and the pair's preshared key from h's peer p
+// (the first seen wins, with a note when another differs).
+func (im *importing) endpointAndPSK(h *host, p *wgconf.Peer, o *host) {
+	if p.Endpoint != nil {
+		ep := p.Endpoint.String()
+		if o.spec.Endpoint != "" && o.spec.Endpoint != ep {
+			im.note(h.file, p.Pos.KeyLine(wgconf.KeyEndpoint), "peer %s: Endpoint %s differs from %s seen elsewhere; kept the first", o.name, ep, o.spec.Endpoint)
+		} else {
+			o.spec.Endpoint = ep
 		}
-		for _, h := range hosts {
-			if h == hub {
+	}
+	if !p.PresharedKey.IsZero() {
+		pair := spec.Pair{h.name, o.name}.Key()
+		if old, ok := im.r.Secrets.PresharedKeys[pair]; ok && old != p.PresharedKey {
+			im.note(h.file, p.Pos.KeyLine(wgconf.KeyPresharedKey), "peer %s: PresharedKey differs from the other side's: the pair can't handshake; kept the first", o.name)
+		} else if !ok {
+			im.r.Secrets.PresharedKeys[pair] = p.PresharedKey
+			im.r.Spec.PresharedKeys = append(im.r.Spec.PresharedKeys, pair)
+		}
+	}
+}
+
+// hubRoutes gives the hub what the spokes route to it, less the overlay, the
+// spokes' own routes and the hub's addresses.
+func (im *importing) hubRoutes() {
+	hub := hostByName(im.hosts, im.r.Spec.Hub)
+	if hub == nil {
+		return
+	}
+	spokeRoutes := map[netip.Prefix]bool{}
+	for _, h := range im.hosts {
+		for _, rt := range h.spec.Routes {
+			spokeRoutes[rt] = true
+		}
+	}
+	for _, h := range im.hosts {
+		if h == hub {
+			continue
+		}
+		for j, p := range h.cfg.Peers {
+			if peerHost(h, j, im.hosts) != hub {
 				continue
 			}
-			for j, p := range h.cfg.Peers {
-				if peerHost(h, j, hosts) != hub {
-					continue
-				}
-				for _, a := range p.AllowedIPs {
-					if !inOverlay(a) && !spokeRoutes[a] && !isOwnAddress(a, hub.spec.Addresses) {
-						addRoute(hub.spec, a)
-					}
+			for _, a := range p.AllowedIPs {
+				if !im.inOverlay(a) && !spokeRoutes[a] && !isOwnAddress(a, hub.spec.Addresses) {
+					addRoute(hub.spec, a)
 				}
 			}
 		}
 	}
-	for _, h := range hosts {
-		r.Spec.Hosts = append(r.Spec.Hosts, *h.spec)
-	}
-	sort.Slice(r.Spec.PresharedKeys, func(i, j int) bool {
-		return r.Spec.PresharedKeys[i][0]+"+"+r.Spec.PresharedKeys[i][1] < r.Spec.PresharedKeys[j][0]+"+"+r.Spec.PresharedKeys[j][1]
-	})
-	return r, nil
 }
 
 func nameOr(p wgconf.Peer) string {
