@@ -35,26 +35,63 @@ func DefaultPrivateKeyFile(iface string) string { return "/etc/wireguard/" + ifa
 // passed spec validation; Compile still refuses, with every reason, what it cannot
 // compile (a host with no key at all, a missing preshared key).
 func Compile(s *spec.Spec, sec spec.Secrets) ([]intent.Host, error) {
-	hosts := make([]*spec.Host, len(s.Hosts))
-	for i := range s.Hosts {
-		hosts[i] = &s.Hosts[i]
+	c, err := newCompiler(s, sec)
+	if err != nil {
+		return nil, err
 	}
-	sort.Slice(hosts, func(i, j int) bool { return hosts[i].Name < hosts[j].Name })
+	c.shared()
+	out := make([]intent.Host, 0, len(c.hosts))
+	for _, h := range c.hosts {
+		ih := c.iface(h)
+		ih.Peers = c.peers(h)
+		out = append(out, ih)
+	}
+	if len(c.errs) > 0 {
+		return nil, errors.Join(c.errs...)
+	}
+	return out, nil
+}
+
+// compiler is one Compile under way: the spec, its secrets, the hosts by name, and
+// what every host's config shares, worked out once.
+type compiler struct {
+	s     *spec.Spec
+	sec   spec.Secrets
+	hosts []*spec.Host // sorted by name
+	pub   map[string]wgkey.Key
+	hub   *spec.Host // nil in a mesh
+	psk   map[spec.Pair]bool
+	// direct is what a host that peers with o directly routes to it, and
+	// endpoints o's endpoint: the same in every config that lists o.
+	direct    map[string][]netip.Prefix
+	endpoints map[string]*wgconf.Endpoint
+	mtu       int
+	viaHub    hubRoutes
+	errs      []error
+}
+
+// newCompiler sorts the hosts, finds every public key and the hub, and fails
+// with every problem it found when one is missing.
+func newCompiler(s *spec.Spec, sec spec.Secrets) (*compiler, error) {
+	c := &compiler{s: s, sec: sec, hosts: make([]*spec.Host, len(s.Hosts))}
+	for i := range s.Hosts {
+		c.hosts[i] = &s.Hosts[i]
+	}
+	sort.Slice(c.hosts, func(i, j int) bool { return c.hosts[i].Name < c.hosts[j].Name })
 
 	var errs []error
-	pub := make(map[string]wgkey.Key, len(hosts))
-	for _, h := range hosts {
+	c.pub = make(map[string]wgkey.Key, len(c.hosts))
+	for _, h := range c.hosts {
 		k, err := publicKey(h, sec)
 		if err != nil {
 			errs = append(errs, err)
 		}
-		pub[h.Name] = k
+		c.pub[h.Name] = k
 	}
-	var hub *spec.Host
 	switch s.Topology {
 	case spec.TopologyHub:
 		var ok bool
-		if hub, ok = s.HostByName(s.Hub); !ok {
+		if c.hub, ok = s.HostByName(s.Hub); !ok {
 			errs = append(errs, fmt.Errorf("hub %q is not a host of the network", s.Hub))
 		}
 	case spec.TopologyMesh:
@@ -64,124 +101,129 @@ func Compile(s *spec.Spec, sec spec.Secrets) ([]intent.Host, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	psk := make(map[spec.Pair]bool, len(s.PresharedKeys))
+	c.psk = make(map[spec.Pair]bool, len(s.PresharedKeys))
 	for _, p := range s.PresharedKeys {
-		psk[p.Key()] = true
+		c.psk[p.Key()] = true
 	}
+	return c, nil
+}
 
-	// What a host that peers with o directly routes to it, and o's endpoint:
-	// the same in every config that lists o, so worked out once and shared.
-	direct := make(map[string][]netip.Prefix, len(hosts))
-	endpoints := make(map[string]*wgconf.Endpoint, len(hosts))
-	for _, o := range hosts {
+// shared works out what every config that lists a host shares: its AllowedIPs
+// when peered directly, its endpoint; and the MTU and the hub's routes.
+func (c *compiler) shared() {
+	c.direct = make(map[string][]netip.Prefix, len(c.hosts))
+	c.endpoints = make(map[string]*wgconf.Endpoint, len(c.hosts))
+	for _, o := range c.hosts {
 		var allowed []netip.Prefix
 		for _, a := range o.Addresses {
 			allowed = append(allowed, netip.PrefixFrom(a, a.BitLen()))
 		}
 		allowed = sortPrefixes(append(allowed, o.Routes...))
-		direct[o.Name] = allowed[:len(allowed):len(allowed)]
+		c.direct[o.Name] = allowed[:len(allowed):len(allowed)]
 		if o.Endpoint != "" {
 			ep, err := wgconf.ParseEndpoint(o.Endpoint)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("host %s: %w", o.Name, err))
+				c.errs = append(c.errs, fmt.Errorf("host %s: %w", o.Name, err))
 			} else {
-				endpoints[o.Name] = &ep
+				c.endpoints[o.Name] = &ep
 			}
 		}
 	}
+	c.mtu = c.s.EffectiveMTU() // the smallest underlay's: one pass over the hosts
+	if c.hub != nil {
+		c.viaHub = newHubRoutes(c.s.Subnets, c.hosts)
+	}
+}
 
-	mtu := s.EffectiveMTU() // the smallest underlay's: one pass over the hosts
-	var viaHub hubRoutes
+// iface is h's intent without its peers: name, comments, addresses, port, MTU,
+// key, forwarding, firewall and hooks.
+func (c *compiler) iface(h *spec.Host) intent.Host {
+	s, hub := c.s, c.hub
+	ih := intent.Host{Name: h.Name, Routes: clonePrefixes(h.Routes)}
+	role := "mesh member"
 	if hub != nil {
-		viaHub = newHubRoutes(s.Subnets, hosts)
+		role = "spoke of hub " + hub.Name
+		if h.Name == hub.Name {
+			role = "hub"
+		}
+	}
+	ih.Comments = []string{fmt.Sprintf("%s (%s). Generated; edit the spec, not this file.", Header(h.Name, s.Network), role)}
+	for _, a := range h.Addresses {
+		ih.Addresses = append(ih.Addresses, netip.PrefixFrom(a, overlayBits(s, a)))
+	}
+	port := uint16(s.ListenPortOf(h))
+	ih.ListenPort = &port
+	ih.MTU = c.mtu
+	if k, ok := c.sec.PrivateKeys[h.Name]; ok {
+		ih.PrivateKey = k
+	} else {
+		ih.KeyFile = h.PrivateKeyFile
+		if ih.KeyFile == "" {
+			ih.KeyFile = DefaultPrivateKeyFile(s.InterfaceName())
+		}
 	}
 
-	out := make([]intent.Host, 0, len(hosts))
-	for _, h := range hosts {
-		var peers []*spec.Host
-		switch {
-		case hub == nil, h.Name == hub.Name: // mesh, or the hub: everyone
-			for _, o := range hosts {
-				if o.Name != h.Name {
-					peers = append(peers, o)
-				}
-			}
-		default:
-			peers = []*spec.Host{hub}
-		}
-
-		ih := intent.Host{Name: h.Name, Routes: clonePrefixes(h.Routes)}
-		role := "mesh member"
-		if hub != nil {
-			role = "spoke of hub " + hub.Name
-			if h.Name == hub.Name {
-				role = "hub"
-			}
-		}
-		ih.Comments = []string{fmt.Sprintf("%s (%s). Generated; edit the spec, not this file.", Header(h.Name, s.Network), role)}
-		for _, a := range h.Addresses {
-			ih.Addresses = append(ih.Addresses, netip.PrefixFrom(a, overlayBits(s, a)))
-		}
-		port := uint16(s.ListenPortOf(h))
-		ih.ListenPort = &port
-		ih.MTU = mtu
-		if k, ok := sec.PrivateKeys[h.Name]; ok {
-			ih.PrivateKey = k
+	// Forwarding: the hub relays between spokes; a host with routed subnets relays
+	// between the tunnel and what is behind it. Where it forwards, TCP MSS is
+	// clamped to the route's MTU.
+	isHub := hub != nil && h.Name == hub.Name
+	for _, fam := range families(s, h, isHub) {
+		if fam == 4 {
+			ih.Forward.V4 = true
 		} else {
-			ih.KeyFile = h.PrivateKeyFile
-			if ih.KeyFile == "" {
-				ih.KeyFile = DefaultPrivateKeyFile(s.InterfaceName())
-			}
+			ih.Forward.V6 = true
 		}
-
-		// Forwarding: the hub relays between spokes; a host with routed subnets relays
-		// between the tunnel and what is behind it. Where it forwards, TCP MSS is
-		// clamped to the route's MTU.
-		isHub := hub != nil && h.Name == hub.Name
-		for _, fam := range families(s, h, isHub) {
-			if fam == 4 {
-				ih.Forward.V4 = true
-			} else {
-				ih.Forward.V6 = true
-			}
-		}
-		ih.Firewall.ClampMSS = ih.Forward.Any()
-		if len(h.Routes) > 0 {
-			ih.Comments = append(ih.Comments, fmt.Sprintf("routes %s behind this host: the interface in front of them must forward too (Docker turns that on globally).", joinPrefixes(h.Routes)))
-		}
-		ih.Hooks = intent.Hooks{
-			PreUp:    slices.Clone(h.Hooks.PreUp),
-			PostUp:   slices.Clone(h.Hooks.PostUp),
-			PreDown:  slices.Clone(h.Hooks.PreDown),
-			PostDown: slices.Clone(h.Hooks.PostDown),
-		}
-
-		ih.Peers = make([]wgconf.Peer, 0, len(peers))
-		for _, o := range peers {
-			p := wgconf.Peer{Name: o.Name, PublicKey: pub[o.Name], PersistentKeepalive: h.Keepalive, Endpoint: endpoints[o.Name]}
-			if pair := (spec.Pair{h.Name, o.Name}).Key(); psk[pair] {
-				k, ok := sec.PresharedKeys[pair]
-				if !ok && pair[0] == h.Name { // say it once per pair
-					errs = append(errs, fmt.Errorf("preshared key for %s+%s is missing from the secrets (`wgnet set %s --preshared-with %s` makes one)", pair[0], pair[1], pair[0], pair[1]))
-				}
-				p.PresharedKey = k
-			}
-			if hub != nil && h.Name != hub.Name {
-				// A spoke reaches the whole overlay and every other host's subnets
-				// through the hub.
-				p.AllowedIPs = viaHub.without(h)
-				p.Comments = []string{"hub: the overlay and every other host's routed subnets"}
-			} else {
-				p.AllowedIPs = direct[o.Name]
-			}
-			ih.Peers = append(ih.Peers, p)
-		}
-		out = append(out, ih)
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	ih.Firewall.ClampMSS = ih.Forward.Any()
+	if len(h.Routes) > 0 {
+		ih.Comments = append(ih.Comments, fmt.Sprintf("routes %s behind this host: the interface in front of them must forward too (Docker turns that on globally).", joinPrefixes(h.Routes)))
 	}
-	return out, nil
+	ih.Hooks = intent.Hooks{
+		PreUp:    slices.Clone(h.Hooks.PreUp),
+		PostUp:   slices.Clone(h.Hooks.PostUp),
+		PreDown:  slices.Clone(h.Hooks.PreDown),
+		PostDown: slices.Clone(h.Hooks.PostDown),
+	}
+	return ih
+}
+
+// peers is h's peer list: everyone in a mesh and on the hub, the hub alone on a
+// spoke (with the overlay and every other host's routes).
+func (c *compiler) peers(h *spec.Host) []wgconf.Peer {
+	hub := c.hub
+	var others []*spec.Host
+	switch {
+	case hub == nil, h.Name == hub.Name: // mesh, or the hub: everyone
+		others = make([]*spec.Host, 0, len(c.hosts))
+		for _, o := range c.hosts {
+			if o.Name != h.Name {
+				others = append(others, o)
+			}
+		}
+	default:
+		others = []*spec.Host{hub}
+	}
+	peers := make([]wgconf.Peer, 0, len(others))
+	for _, o := range others {
+		p := wgconf.Peer{Name: o.Name, PublicKey: c.pub[o.Name], PersistentKeepalive: h.Keepalive, Endpoint: c.endpoints[o.Name]}
+		if pair := (spec.Pair{h.Name, o.Name}).Key(); c.psk[pair] {
+			k, ok := c.sec.PresharedKeys[pair]
+			if !ok && pair[0] == h.Name { // say it once per pair
+				c.errs = append(c.errs, fmt.Errorf("preshared key for %s+%s is missing from the secrets (`wgnet set %s --preshared-with %s` makes one)", pair[0], pair[1], pair[0], pair[1]))
+			}
+			p.PresharedKey = k
+		}
+		if hub != nil && h.Name != hub.Name {
+			// A spoke reaches the whole overlay and every other host's subnets
+			// through the hub.
+			p.AllowedIPs = c.viaHub.without(h)
+			p.Comments = []string{"hub: the overlay and every other host's routed subnets"}
+		} else {
+			p.AllowedIPs = c.direct[o.Name]
+		}
+		peers = append(peers, p)
+	}
+	return peers
 }
 
 func publicKey(h *spec.Host, sec spec.Secrets) (wgkey.Key, error) {
