@@ -4,15 +4,19 @@
 //
 // The rules, the same for allocation and for validating a hand-written address:
 //
-//   - The network address (host bits all zero) is never a host address. In IPv6 it
-//     is the subnet-router anycast address (RFC 4291, section 2.6.1).
-//   - In IPv4 the broadcast address (host bits all one) is never a host address,
-//     except in a /31, which has no broadcast address (RFC 3021), so a /31 has one
-//     usable address, network+1. IPv6 has no broadcast address.
+//   - A point-to-point subnet, an IPv4 /31 (RFC 3021) or an IPv6 /127 (RFC 6164),
+//     holds exactly its two addresses, network and network+1, both usable: a
+//     two-host site link.
+//   - Otherwise the network address (host bits all zero) is never a host address.
+//     In IPv6 it is the subnet-router anycast address (RFC 4291, section 2.6.1),
+//     which RFC 6164 sets aside only on a /127.
+//   - In IPv4 the broadcast address (host bits all one) is never a host address;
+//     a /31 has none (RFC 3021). IPv6 has no broadcast address.
 //   - A /32 or /128 holds only its network address and so has no usable address.
-//   - Allocation starts at network+1 (.1 in IPv4 is handed out) and takes the
-//     lowest usable address not already used, so the same inputs always give the
-//     same address and freed addresses are reused, lowest first.
+//   - Allocation starts at the lowest usable address (network+1, so .1 in IPv4 is
+//     handed out first; the network address itself on a point-to-point subnet)
+//     and takes the lowest usable address not already used, so the same inputs
+//     always give the same address and freed addresses are reused, lowest first.
 package ipam
 
 import (
@@ -38,7 +42,11 @@ func Next(subnet netip.Prefix, used []netip.Addr) (netip.Addr, error) {
 	}
 	// Each step either returns or passes a used address, so this loop runs at most
 	// len(used)+2 times whatever the size of the subnet.
-	for a := subnet.Addr().Next(); a.IsValid() && subnet.Contains(a); a = a.Next() {
+	start := subnet.Addr().Next()
+	if PointToPoint(subnet) {
+		start = subnet.Addr()
+	}
+	for a := start; a.IsValid() && subnet.Contains(a); a = a.Next() {
 		if isBroadcast(subnet, a) {
 			break
 		}
@@ -59,7 +67,7 @@ func Check(subnet netip.Prefix, a netip.Addr) error {
 		return fmt.Errorf("%s: an overlay address has no zone", a)
 	case !subnet.Contains(a):
 		return fmt.Errorf("%s is outside %s", a, subnet)
-	case a == subnet.Addr():
+	case a == subnet.Addr() && !PointToPoint(subnet):
 		if a.Is6() {
 			return fmt.Errorf("%s is the network (subnet-router anycast) address of %s", a, subnet)
 		}
@@ -80,11 +88,21 @@ func Size(subnet netip.Prefix) uint64 {
 	if hostBits >= 62 {
 		return 1 << 62
 	}
+	if hostBits == 1 {
+		return 2 // point to point: both addresses
+	}
 	n := uint64(1)<<hostBits - 1 // all but the network address
 	if subnet.Addr().Is4() && hostBits >= 2 {
 		n-- // broadcast
 	}
 	return n
+}
+
+// PointToPoint reports whether subnet is a two-address point-to-point subnet, an
+// IPv4 /31 (RFC 3021) or an IPv6 /127 (RFC 6164), whose network address is a
+// host address too.
+func PointToPoint(subnet netip.Prefix) bool {
+	return subnet.IsValid() && subnet.Bits() == subnet.Addr().BitLen()-1
 }
 
 // Broadcast returns the IPv4 broadcast address of subnet, and false for IPv6 and

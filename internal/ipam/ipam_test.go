@@ -36,18 +36,22 @@ func TestNext(t *testing.T) {
 		{"/30 two hosts", "10.0.0.4/30", nil, "10.0.0.5"},
 		{"/30 second", "10.0.0.4/30", addrs("10.0.0.5"), "10.0.0.6"},
 		{"/30 full", "10.0.0.4/30", addrs("10.0.0.5", "10.0.0.6"), ""},
-		{"/31 has one address (no broadcast, RFC 3021)", "10.0.0.6/31", nil, "10.0.0.7"},
-		{"/31 full", "10.0.0.6/31", addrs("10.0.0.7"), ""},
+		{"/31 holds two hosts (RFC 3021): network first", "10.0.0.6/31", nil, "10.0.0.6"},
+		{"/31 second", "10.0.0.6/31", addrs("10.0.0.6"), "10.0.0.7"},
+		{"/31 second after a hand-written first", "10.0.0.6/31", addrs("10.0.0.7"), "10.0.0.6"},
+		{"/31 full", "10.0.0.6/31", addrs("10.0.0.6", "10.0.0.7"), ""},
 		{"/32 always full", "10.0.0.9/32", nil, ""},
 		{"v6 skips only the anycast address", "fd00:100::/64", nil, "fd00:100::1"},
 		{"v6 fills hole", "fd00:100::/64", addrs("fd00:100::1", "fd00:100::3"), "fd00:100::2"},
 		{"v6 all-ones host is usable", "fd00::/126", addrs("fd00::1", "fd00::2"), "fd00::3"},
 		{"v6 /126 full", "fd00::/126", addrs("fd00::1", "fd00::2", "fd00::3"), ""},
-		{"v6 /127", "fd00::/127", nil, "fd00::1"},
+		{"v6 /127 holds two hosts (RFC 6164)", "fd00::/127", nil, "fd00::"},
+		{"v6 /127 second", "fd00::/127", addrs("fd00::"), "fd00::1"},
+		{"v6 /127 full", "fd00::/127", addrs("fd00::", "fd00::1"), ""},
 		{"/128 always full", "fd00::1/128", nil, ""},
 		{"v6 zone ignored", "fe80::/64", addrs("fe80::1%eth0"), "fe80::2"},
 		{"top of the address space", "255.255.255.252/30", addrs("255.255.255.253"), "255.255.255.254"},
-		{"top of the v6 space", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127", addrs("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"), ""},
+		{"top of the v6 space", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127", addrs("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -96,7 +100,9 @@ func TestCheck(t *testing.T) {
 		{"192.168.100.0/24", "192.168.101.1", "192.168.101.1 is outside 192.168.100.0/24"},
 		{"192.168.100.0/24", "fd00::1", "fd00::1 is outside 192.168.100.0/24"},
 		{"10.0.0.6/31", "10.0.0.7", ""},
-		{"10.0.0.6/31", "10.0.0.6", "10.0.0.6 is the network address of 10.0.0.6/31"},
+		{"10.0.0.6/31", "10.0.0.6", ""}, // RFC 3021
+		{"fd00::/127", "fd00::", ""},    // RFC 6164
+		{"fd00::/127", "fd00::1", ""},
 		{"10.0.0.9/32", "10.0.0.9", "10.0.0.9 is the network address of 10.0.0.9/32"},
 		{"fd00:100::/64", "fd00:100::", "fd00:100:: is the network (subnet-router anycast) address of fd00:100::/64"},
 		{"fd00:100::/64", "fd00:100::ffff:ffff:ffff:ffff", ""},
@@ -124,12 +130,12 @@ func TestSizeAndBroadcast(t *testing.T) {
 	}{
 		{"10.0.0.0/24", 254, "10.0.0.255"},
 		{"10.0.0.0/30", 2, "10.0.0.3"},
-		{"10.0.0.0/31", 1, ""},
+		{"10.0.0.0/31", 2, ""},
 		{"10.0.0.0/32", 0, ""},
 		{"0.0.0.0/0", 1<<32 - 2, "255.255.255.255"},
 		{"fd00::/64", 1 << 62, ""},
 		{"fd00::/120", 255, ""},
-		{"fd00::/127", 1, ""},
+		{"fd00::/127", 2, ""},
 		{"fd00::/128", 0, ""},
 	}
 	for _, tt := range tests {
