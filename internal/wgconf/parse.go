@@ -28,8 +28,14 @@ const (
 // Parse reads a wg(8) or wg-quick(8) config file as strictly as `wg setconf` and
 // wg-quick read it: `#` starts a comment anywhere on a line, whitespace inside a
 // line is ignored, section names and keys are case-insensitive. The wg-quick
-// hooks (PreUp, PostUp, PreDown, PostDown) keep the text after "=" verbatim,
-// trimmed at both ends, a "#" in it included, as current wg-quick runs it.
+// keys are read as wg-quick's parse_options reads them: the line cut at its
+// first "#" (`${line%%\#*}`: a "#" inside a hook cuts the hook there too), the
+// text after the first "=" trimmed at both ends. An empty wg-quick value means
+// "not set", as in wg-quick: `MTU =` and `Table =` leave the automatic choice (and
+// undo an earlier line), `Address =`, `DNS =` and an empty hook add nothing;
+// only `SaveConfig =` is an error, as wg-quick dies on it. A second [Interface]
+// section is merged into the first, as wg and wg-quick do: its keys add to or
+// replace (the last one wins) the first one's, with a warning.
 // file names the source in errors and in Pos.
 //
 // Parse collects every problem: the error, when not nil, joins one
@@ -44,11 +50,11 @@ const (
 // header's section. Comments after a value on a key line are dropped.
 //
 // Parse rejects some files that wg accepts; each case is in testdata/agreement
-// with its reason ("# stricter:"): an all-zero PublicKey, a second [Interface],
-// ports that getaddrinfo would silently truncate or reinterpret ("65536",
-// "+5"), an Endpoint with port 0, "[v4]:port" or "1.2.3:port", "+"/"-"
-// AllowedIPs entries, empty values, and wg-quick values that wg-quick itself
-// only finds wrong at `up` (Address, DNS, MTU, Table).
+// with its reason ("# stricter:"): an all-zero PublicKey, ports that
+// getaddrinfo would silently truncate or reinterpret ("65536", "+5"), an
+// Endpoint with port 0, "[v4]:port" or "1.2.3:port", "+"/"-" AllowedIPs
+// entries, and non-empty wg-quick values that wg-quick itself only finds wrong
+// at `up` (Address, DNS, MTU, Table).
 func Parse(file string, src []byte) (*Config, error) {
 	c, _, err := ParseWithWarnings(file, src)
 	return c, err
@@ -269,7 +275,7 @@ func (p *parser) line(n int, raw string) {
 	}
 	p.flush()
 	errs := len(p.errs)
-	if key := p.setting(n, raw, content); len(p.errs) > errs {
+	if key := p.setting(n, content, hash >= 0); len(p.errs) > errs {
 		p.markBad(n, key)
 	}
 }
@@ -291,7 +297,8 @@ func (p *parser) markBad(n int, key string) {
 
 // setting reads a "Key = Value" line into the current section and returns the
 // canonical key, or "" when the key is unknown or belongs in another section.
-func (p *parser) setting(n int, raw, content string) string {
+// content is the line up to its first "#"; cut is whether it had one.
+func (p *parser) setting(n int, content string, cut bool) string {
 	eq := strings.IndexByte(content, '=')
 	if eq < 0 {
 		p.errorf(n, "not a section header or a \"Key = Value\" line")
@@ -344,12 +351,7 @@ func (p *parser) setting(n int, raw, content string) string {
 	}
 
 	if quick {
-		value := trimSpaces(content[eq+1:])
-		if value == "" {
-			p.errorf(n, "%s: empty value", name)
-			return name
-		}
-		p.quick(n, name, value, trimSpaces(raw[eq+1:]))
+		p.quick(n, name, trimSpaces(content[eq+1:]), cut)
 		return name
 	}
 	value := removeSpaces(content[eq+1:])
@@ -382,7 +384,7 @@ func (p *parser) header(n int, cleaned, trimmed string) {
 	switch strings.ToLower(cleaned) {
 	case "[interface]":
 		if p.ifaceLine != 0 {
-			p.errorf(n, "duplicate [Interface] section (the first is at line %d); wg would merge them", p.ifaceLine)
+			p.warnf(n, "a second [Interface] section (the first is at line %d): wg and wg-quick merge it into the first", p.ifaceLine)
 		} else {
 			p.ifaceLine = n
 			p.cfg.Interface.Pos.Line = n
@@ -578,10 +580,13 @@ func (p *parser) peer(n int, key, value string) {
 			peer.Pos.AllowedIPs = append(peer.Pos.AllowedIPs, n)
 		}
 	case KeyEndpoint:
-		e, msg := parseEndpoint(value)
+		e, unbracketed, msg := parseEndpointAsWg(value)
 		if msg != "" {
 			p.errorf(n, "%s %q: %s", key, value, msg)
 			return
+		}
+		if unbracketed {
+			p.warnf(n, "%s %q: an IPv6 address without brackets; wg takes what follows the last colon as the port, %s (write it so)", key, value, e)
 		}
 		peer.Endpoint = &e
 	case KeyPersistentKeepalive:
@@ -598,18 +603,16 @@ func (p *parser) peer(n int, key, value string) {
 	}
 }
 
-// quick handles the wg-quick keys. value is trimmed, with the comment cut off;
-// raw is the trimmed text after "=", comment included, which is what wg-quick
-// runs for a hook.
-func (p *parser) quick(n int, key, value, raw string) {
+// quick handles the wg-quick keys. value is what wg-quick reads: the text
+// after "=" up to the first "#", trimmed. An empty value (or a list with no
+// entry, "Address = ,") sets nothing, as in wg-quick: MTU and Table go back to
+// automatic, lists and hooks get nothing added (wg-quick evals an empty hook,
+// which does nothing). cut is whether wg-quick cut the line at a "#".
+func (p *parser) quick(n int, key, value string, cut bool) {
 	ic := &p.cfg.Interface
 	switch key {
 	case KeyAddress:
-		fields := splitList(value)
-		if len(fields) == 0 {
-			p.errorf(n, "%s %q: no address in the list", key, value)
-		}
-		for _, f := range fields {
+		for _, f := range splitList(value) {
 			pfx, msg := parsePrefix(f)
 			if msg != "" {
 				p.errorf(n, "%s %q: %s", key, f, msg)
@@ -619,11 +622,7 @@ func (p *parser) quick(n int, key, value, raw string) {
 			ic.Pos.Address = append(ic.Pos.Address, n)
 		}
 	case KeyDNS:
-		fields := splitList(value)
-		if len(fields) == 0 {
-			p.errorf(n, "%s %q: no server in the list", key, value)
-		}
-		for _, f := range fields {
+		for _, f := range splitList(value) {
 			if !validDNS(f) {
 				p.errorf(n, "%s %q: not an IP address or a search domain", key, f)
 				continue
@@ -631,6 +630,10 @@ func (p *parser) quick(n int, key, value, raw string) {
 			ic.DNS = append(ic.DNS, f)
 		}
 	case KeyMTU:
+		if value == "" {
+			ic.MTU = 0
+			return
+		}
 		v, ok := parseUint(value, 10, 32)
 		if !ok || v < minMTU || v > maxMTU {
 			p.errorf(n, "%s %q: must be a number %d-%d", key, value, minMTU, maxMTU)
@@ -638,6 +641,10 @@ func (p *parser) quick(n int, key, value, raw string) {
 		}
 		ic.MTU = int(v)
 	case KeyTable:
+		if value == "" {
+			ic.Table = ""
+			return
+		}
 		if !validTable(value) {
 			p.errorf(n, "%s %q: must be off, auto, a table number or a table name", key, value)
 			return
@@ -654,17 +661,28 @@ func (p *parser) quick(n int, key, value, raw string) {
 			ic.SaveConfig = true
 		case "false":
 			ic.SaveConfig = false
+		case "":
+			p.errorf(n, "%s: empty value (wg-quick stops there: it must be true or false)", key)
 		default:
 			p.errorf(n, "%s %q: must be true or false", key, value)
 		}
-	case KeyPreUp:
-		ic.PreUp = append(ic.PreUp, raw)
-	case KeyPostUp:
-		ic.PostUp = append(ic.PostUp, raw)
-	case KeyPreDown:
-		ic.PreDown = append(ic.PreDown, raw)
-	case KeyPostDown:
-		ic.PostDown = append(ic.PostDown, raw)
+	case KeyPreUp, KeyPostUp, KeyPreDown, KeyPostDown:
+		if value == "" {
+			return
+		}
+		if cut && (strings.Count(value, `"`)%2 != 0 || strings.Count(value, "'")%2 != 0) {
+			p.warnf(n, "%s: the \"#\" is inside quotes, but wg-quick cuts the line there all the same and runs %q", key, value)
+		}
+		hooks := &ic.PreUp
+		switch key {
+		case KeyPostUp:
+			hooks = &ic.PostUp
+		case KeyPreDown:
+			hooks = &ic.PreDown
+		case KeyPostDown:
+			hooks = &ic.PostDown
+		}
+		*hooks = append(*hooks, value)
 	}
 }
 

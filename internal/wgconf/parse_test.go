@@ -68,10 +68,8 @@ func TestParseErrors(t *testing.T) {
 			[]string{`t.conf:3: AllowedIPs: empty value`}},
 		{"empty value after comment strip", "[Interface]\nListenPort = # none\n",
 			[]string{`t.conf:2: ListenPort: empty value`}},
-		{"empty wg-quick value", "[Interface]\nDNS =\n",
-			[]string{`t.conf:2: DNS: empty value`}},
-		{"empty hook", "[Interface]\nPostUp =   \n",
-			[]string{`t.conf:2: PostUp: empty value`}},
+		{"empty SaveConfig (wg-quick dies on it)", "[Interface]\nSaveConfig =\n",
+			[]string{`t.conf:2: SaveConfig: empty value (wg-quick stops there: it must be true or false)`}},
 		{"unknown key", "[Interface]\nPrivatKey = x\n",
 			[]string{`t.conf:2: unknown key "PrivatKey" in [Interface]`}},
 		{"unknown key not echoed when it may be a secret", "[Interface]\n" + testPriv[:20] + " = x\n",
@@ -88,8 +86,6 @@ func TestParseErrors(t *testing.T) {
 			[]string{`t.conf:1: key "ListenPort" before any [Interface] or [Peer] section`}},
 		{"unknown section", "[Interface]\n[Peers]\nPublicKey = " + testPub2 + "\n",
 			[]string{`t.conf:2: unknown section "[Peers]" (want [Interface] or [Peer])`}},
-		{"duplicate interface", "[Interface]\nListenPort = 1\n\n[interface]\nFwMark = 1\n",
-			[]string{`t.conf:4: duplicate [Interface] section (the first is at line 1); wg would merge them`}},
 		{"peer without public key", "[Interface]\n# s2\n[Peer]\nAllowedIPs = 10.0.0.2/32\n[Peer]\n",
 			[]string{`t.conf:3: [Peer] "s2" has no PublicKey`, `t.conf:5: [Peer] has no PublicKey`}},
 		{"key too short", "[Peer]\nPublicKey = " + testPub2[:40] + "=\n",
@@ -144,8 +140,12 @@ func TestParseErrors(t *testing.T) {
 			[]string{`t.conf:3: Endpoint "[fd00::1]": missing port`}},
 		{"endpoint scheme", peer + "Endpoint = udp://1.2.3.4:51820\n",
 			[]string{`t.conf:3: Endpoint "udp://1.2.3.4:51820": must be host:port, without a scheme`}},
-		{"endpoint v6 without brackets", peer + "Endpoint = fd00::1:51820\n",
-			[]string{`t.conf:3: Endpoint "fd00::1:51820": an IPv6 address needs brackets: [addr]:port`}},
+		{"endpoint v6 without brackets or port", peer + "Endpoint = fd00::1\n",
+			[]string{`t.conf:3: Endpoint "fd00::1": an IPv6 address needs brackets: [addr]:port`}},
+		{"endpoint v6 without brackets, port 0", peer + "Endpoint = fd00::1:0\n",
+			[]string{`t.conf:3: Endpoint "fd00::1:0": port "0" must be 1-65535`}},
+		{"endpoint v6 without brackets, bad address", peer + "Endpoint = fd00::1::2:51820\n",
+			[]string{`t.conf:3: Endpoint "fd00::1::2:51820": an IPv6 address needs brackets: [addr]:port`}},
 		{"wg-quick key under a spaced header", "[ Interface ]\nMTU = 1420\n",
 			[]string{`t.conf:2: MTU: wg-quick reads its keys only under a header written exactly "[Interface]" (line 1)`}},
 		{"wg-quick key with a space inside", "[Interface]\nSave Config = true\n",
@@ -198,6 +198,16 @@ func TestParseWarnings(t *testing.T) {
 			[]string{`t.conf:4: PublicKey "` + testPub2 + `" also in the [Peer] at line 1; wg merges the two and the later settings win`}},
 		{"table in the wrong case", "[Interface]\nTable = Off\n",
 			[]string{`t.conf:2: Table "Off": wg-quick compares this case-sensitively and reads it as a table name; write "off"`}},
+		{"second [Interface] merges", "[Interface]\nListenPort = 1\n\n[interface]\nFwMark = 1\nListenPort = 2\n",
+			[]string{
+				`t.conf:4: a second [Interface] section (the first is at line 1): wg and wg-quick merge it into the first`,
+				`t.conf:6: ListenPort set again (first at line 2); the last one wins`,
+			}},
+		{"endpoint v6 without brackets", "[Peer]\nPublicKey = " + testPub2 + "\nEndpoint = 2001:db8::82:51820\n",
+			[]string{`t.conf:3: Endpoint "2001:db8::82:51820": an IPv6 address without brackets; wg takes what follows the last colon as the port, [2001:db8::82]:51820 (write it so)`}},
+		{"hook cut inside quotes", "[Interface]\nPostUp = echo \"a # b\" > /tmp/x\nPostDown = echo ok # a comment\n",
+			[]string{`t.conf:2: PostUp: the "#" is inside quotes, but wg-quick cuts the line there all the same and runs "echo \"a"`}},
+		{"empty wg-quick values are not set", "[Interface]\nMTU =\nDNS =\nTable =\nAddress =\nAddress = ,\nPreUp =\nPostUp = # comment only\nPreDown=\nPostDown =\n", nil},
 		{"repeatable keys do not warn", "[Interface]\nAddress = 10.0.0.1\nAddress = 10.0.0.2\nPostUp = a\nPostUp = b\nDNS = 1.1.1.1\nDNS = 8.8.8.8\n", nil},
 	}
 	for _, tt := range tests {
@@ -232,7 +242,7 @@ FwMark = 0x1234
 MTU = 1420
 DNS = 10.10.0.53, fd10::53 corp.example
 Table = off
-PreUp = echo  "two  spaces" # kept, as wg-quick keeps it
+PreUp = echo  "two  spaces" # cut here, as wg-quick cuts it
 PostUp = sysctl -q -w net.ipv4.conf.%i.forwarding=1
 PreDown = a
 PostDown = b=c
@@ -270,7 +280,7 @@ PersistentKeepalive = off
 			DNS:        []string{"10.10.0.53", "fd10::53", "corp.example"},
 			MTU:        1420,
 			Table:      "off",
-			PreUp:      []string{`echo  "two  spaces" # kept, as wg-quick keeps it`},
+			PreUp:      []string{`echo  "two  spaces"`},
 			PostUp:     []string{"sysctl -q -w net.ipv4.conf.%i.forwarding=1"},
 			PreDown:    []string{"a"},
 			PostDown:   []string{"b=c"},
@@ -405,7 +415,8 @@ func TestParseBad(t *testing.T) {
 		{"missing equals", "[Interface]\n[Peer]\nPublicKey " + testPub2 + "\n", nil, map[string]int{KeyPublicKey: 3}},
 		{"no public key", "[Interface]\n[Peer]\nAllowedIPs = 10.0.0.1\n", nil, map[string]int{KeyPublicKey: 2}},
 		{"interface key in a peer", "[Interface]\n" + peer + "Address = 10.0.0.1/24\n", nil, map[string]int{"": 4}},
-		{"empty value", "[Interface]\nDNS =\n", map[string]int{KeyDNS: 2}, nil},
+		{"empty value", "[Interface]\nListenPort =\n", map[string]int{KeyListenPort: 2}, nil},
+		{"empty wg-quick value is not bad", "[Interface]\nDNS =\n", nil, nil},
 		{"unknown section", "[Interface]\n[Peers]\nPublicKey = " + testPub2 + "\n", map[string]int{"": 2}, nil},
 		{"before any section", "ListenPort = 1\n[Interface]\n", map[string]int{"": 1}, nil},
 		{"duplicate interface", "[Interface]\n[Interface]\n", nil, nil},

@@ -16,8 +16,9 @@ import (
 // returned without error, and for a built c whose comments are single lines
 // without white space at either end (a comment of several lines comes back as
 // one comment per line) and whose peer names are single words. A value that
-// cannot be written on one line (a hook with a newline in it) is not made safe
-// here: the spec validator refuses it.
+// cannot be written on one line (a hook with a newline in it) or that wg-quick
+// would cut (a hook with a "#" in it: wg-quick cuts every line there) is not
+// made safe here; the spec validator refuses newlines.
 func (c *Config) WgQuick() []byte { return c.render(true) }
 
 // Stripped renders what `wg-quick strip` prints for WgQuick(): only the keys

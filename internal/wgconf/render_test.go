@@ -15,7 +15,8 @@ import (
 // goldenInputs are the corpus files whose renderings are pinned in
 // testdata/render (-update rewrites them).
 var goldenInputs = []string{
-	"ok-full", "ok-names", "ok-case-space", "ok-no-interface", "ok-hooks-raw", "ok-zero-keys", "ok-off",
+	"ok-full", "ok-names", "ok-case-space", "ok-no-interface", "ok-hooks-hash", "ok-zero-keys", "ok-off",
+	"ok-second-interface", "ok-empty-values", "ok-endpoint-v6-unbracketed", "ok-wg-easy-server",
 }
 
 func TestRenderGolden(t *testing.T) {

@@ -199,6 +199,22 @@ func parseEndpoint(s string) (Endpoint, string) {
 	return Endpoint{Host: host, Port: uint16(n)}, ""
 }
 
+// parseEndpointAsWg is parseEndpoint for a config file, which wg's
+// parse_endpoint also lets hold an IPv6 literal without brackets: it splits at
+// the last colon, so "2001:db8::82:51820" is [2001:db8::82]:51820. unbracketed
+// reports that case, which a person may have meant otherwise. wgnet's own spec
+// and flags keep wanting the brackets (ParseEndpoint).
+func parseEndpointAsWg(s string) (e Endpoint, unbracketed bool, reason string) {
+	if i := strings.LastIndexByte(s, ':'); i > 0 && s[0] != '[' {
+		if a, err := netip.ParseAddr(s[:i]); err == nil && a.Is6() {
+			e, reason := parseEndpoint("[" + s[:i] + "]" + s[i:])
+			return e, reason == "", reason
+		}
+	}
+	e, reason = parseEndpoint(s)
+	return e, false, reason
+}
+
 func validHost(h string) bool {
 	if _, err := netip.ParseAddr(h); err == nil {
 		return true
