@@ -388,16 +388,27 @@ func TestConfigs(t *testing.T) {
 		{
 			name:  "hub-no-forwarding",
 			edits: []edit{{"s1.conf", "PostUp = sysctl", "# PostUp = sysctl"}},
-			want:  []string{"s1.conf:1 error hub-no-forwarding"},
-			msgs:  map[int][]string{0: {"s1 is the hub", "IPv4 (s2 routes 10.0.0.0/24 to it)", "PostUp = sysctl -q -w net.ipv4.conf.%i.forwarding=1"}},
+			want:  []string{"s1.conf:1 warning hub-no-forwarding"},
+			msgs:  map[int][]string{0: {"s1 is the hub", "IPv4 (s2 routes 10.0.0.0/24 to it)", "confirm on the host with `sysctl net.ipv4.ip_forward`", "PostUp = sysctl -q -w net.ipv4.conf.%i.forwarding=1"}},
 		},
 		{
 			name: "hub-no-forwarding: routed subnet behind a spoke",
 			edits: []edit{
 				{"s1.conf", "AllowedIPs = 10.0.0.2/32", "AllowedIPs = 10.0.0.2/32, 10.2.0.0/24"},
 			},
-			want: []string{"s2.conf:1 error hub-no-forwarding"},
+			want: []string{"s2.conf:1 warning hub-no-forwarding"},
 			msgs: map[int][]string{0: {"s2 relays traffic for its peers"}},
+		},
+		{
+			// The form `wg setconf` reads (wgnet render -o wg): no Address, no
+			// hooks; whatever brings it up sets forwarding too.
+			name: "hub-no-forwarding: none for a file without Address",
+			edits: []edit{
+				{"s1.conf", "Address = 10.0.0.1/24\nListenPort = 51820\nPostUp = sysctl -q -w net.ipv4.conf.%i.forwarding=1", "ListenPort = 51820"},
+				{"s1.conf", "AllowedIPs = 10.0.0.2/32", "AllowedIPs = 10.0.0.2/32, 10.2.0.0/24"},
+				{"s2.conf", "Address = 10.0.0.2/24", "# no Address"},
+			},
+			want: []string{},
 		},
 		{
 			name: "default-route",

@@ -36,7 +36,7 @@
 //	no-endpoint        error     two hosts peer but neither has an Endpoint for the other
 //	endpoint-port      error     an Endpoint port is not the ListenPort of the host with that key
 //	no-listen-port     warning   a host others dial has no ListenPort: random port at every start
-//	hub-no-forwarding  error     a host that relays or routes subnets does not turn on forwarding in PreUp/PostUp
+//	hub-no-forwarding  warning   a host that relays or routes subnets does not turn on forwarding in PreUp/PostUp
 //	default-route      warning   0.0.0.0/0 or ::/0 on a host others dial: SSH to it may be cut off
 //	keepalive-nat      warning   a host nobody dials has no PersistentKeepalive towards the peers it dials
 //	mtu                warning   MTU above 1420, or different MTUs on different hosts
