@@ -242,23 +242,22 @@ func (n *network) routedSubnets() []routed {
 		prefix netip.Prefix
 	}
 	seenOwned := map[key]bool{}
-	for _, h := range n.hosts {
-		for _, p := range h.peers {
-			for i, q := range p.p.AllowedIPs {
-				q = q.Masked()
-				if !n.isRouted(q) {
-					continue
-				}
-				r := routed{prefix: q, via: h, line: p.aipLine(i)}
-				if p.to != nil && !p.to.relays(q, h) {
-					r.owner = p.to
-				}
-				all = append(all, r)
-				if k := (key{r.owner, r.prefix}); r.owner != nil && !seenOwned[k] {
-					seenOwned[k] = true
-					owned = append(owned, r)
-				}
-			}
+	to := func(h, j int) int {
+		if p := n.hosts[h].peers[j]; p.to != nil {
+			return p.to.idx
+		}
+		return -1
+	}
+	for _, m := range n.model.RoutedSubnets(to) {
+		h := n.hosts[m.Via]
+		r := routed{prefix: m.Prefix, via: h, line: h.peers[m.Peer].aipLine(m.Entry)}
+		if m.Owner >= 0 {
+			r.owner = n.hosts[m.Owner]
+		}
+		all = append(all, r)
+		if k := (key{r.owner, r.prefix}); r.owner != nil && !seenOwned[k] {
+			seenOwned[k] = true
+			owned = append(owned, r)
 		}
 	}
 	overlapping(owned, func(r routed) netip.Prefix { return r.prefix }, func(o, r routed) {
@@ -320,32 +319,8 @@ func (n *network) holdsHost(q netip.Prefix) bool {
 	return len(n.addrsIn(q)) > 0
 }
 
-// relays reports whether h's own config sends q, or parts of it, on to peers other
-// than from (the host that sent q to h): then h relays q (as a hub does, or a site
-// aggregating subnets) rather than being where it ends. A wider prefix in h's
-// config does not count, since h's own, more specific routes win for its own
-// subnet; nor do parts sent back to from, which only says the two overlap.
-func (h *host) relays(q netip.Prefix, from *host) bool {
-	lo, hi := h.routes.Within(q)
-	for i := lo; i < hi; i++ {
-		for _, r := range h.routes.Values(i) {
-			if h.peerAt(r).to != from {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// isRouted reports whether q is a routed subnet: not a default route, holding no
-// host's address, and not a single address inside the overlay (that is a host
-// address gone wrong, address-not-routed's).
-func (n *network) isRouted(q netip.Prefix) bool {
-	if q.Bits() == 0 || n.holdsHost(q) {
-		return false
-	}
-	return !(q.IsSingleIP() && slices.ContainsFunc(n.overlay, func(o netip.Prefix) bool { return o.Contains(q.Addr()) }))
-}
+// isRouted reports whether q is a routed subnet (the network model's rule).
+func (n *network) isRouted(q netip.Prefix) bool { return n.model.IsSubnet(q) }
 
 // overlapping calls f(a, b) for every two elements of xs whose prefixes
 // overlap (the same prefix included), a before b in xs, without comparing every
@@ -695,11 +670,7 @@ func (n *network) checkEndpointLoop(a *host) {
 
 // checkForwarding finds hosts that must forward but don't turn forwarding on: a
 // peer's AllowedIPs for them hold more than their own address (other hosts'
-// addresses, routed subnets, a default route). A warning, not an error:
-// forwarding is often on for the whole host outside the file (/etc/sysctl.conf,
-// the classic tutorial setup), which no file shows. A file without Address (the
-// `wg setconf` form, `wgnet render -o wg`) is set up by something else, its
-// forwarding too: it gets no finding.
+// addresses, routed subnets, a default route).
 func (n *network) checkForwarding() {
 	// Why each host must forward, by family: the first reason in file order.
 	// One pass over every config's peers, in order, finds the same first
@@ -734,20 +705,15 @@ func (n *network) checkForwarding() {
 		if x.cfg.Interface.Pos.Unknown(wgconf.KeyPreUp) || x.cfg.Interface.Pos.Unknown(wgconf.KeyPostUp) {
 			continue // a hook that did not parse may turn it on
 		}
-		if len(x.cfg.Interface.Addresses) == 0 && !x.cfg.Interface.Pos.Unknown(wgconf.KeyAddress) {
-			continue // no Address: not brought up by this file
-		}
 		need4, need6 := need[x].v4, need[x].v6
 		f4, f6 := forwards(x.cfg)
-		var whys, confirms, fixes []string
+		var whys, fixes []string
 		if need4 != "" && !f4 {
 			whys = append(whys, "IPv4 ("+need4+")")
-			confirms = append(confirms, "`sysctl net.ipv4.ip_forward`")
 			fixes = append(fixes, "PostUp = sysctl -q -w net.ipv4.conf.%i.forwarding=1")
 		}
 		if need6 != "" && !f6 {
 			whys = append(whys, "IPv6 ("+need6+")")
-			confirms = append(confirms, "`sysctl net.ipv6.conf.all.forwarding`")
 			fixes = append(fixes, "PostUp = sysctl -q -w net.ipv6.conf.all.forwarding=1")
 		}
 		if len(whys) == 0 {
@@ -758,8 +724,8 @@ func (n *network) checkForwarding() {
 			role = "is the hub"
 		}
 		n.report(CodeHubNoForwarding, x.file, x.ifaceLine(), []*host{x},
-			"%s %s, but no PreUp/PostUp turns on forwarding for %s: unless it is on outside this file (/etc/sysctl.conf; confirm on the host with %s, 1 is on), handshakes work yet packets through it are dropped; add %s (and accept them in the FORWARD chain)",
-			x.name, role, strings.Join(whys, " or "), strings.Join(confirms, " and "), strings.Join(fixes, " and "))
+			"%s %s, but no PreUp/PostUp turns on forwarding for %s: handshakes work, yet packets through it are dropped unless forwarding is on system-wide; add %s (and accept them in the FORWARD chain)",
+			x.name, role, strings.Join(whys, " or "), strings.Join(fixes, " and "))
 	}
 }
 

@@ -7,88 +7,74 @@ import (
 	"strings"
 
 	"github.com/wgnet/wgnet/internal/intent"
+	"github.com/wgnet/wgnet/internal/netmodel"
 	"github.com/wgnet/wgnet/internal/wgconf"
-	"github.com/wgnet/wgnet/internal/wgkey"
 )
 
 // FromConfigs turns wg-quick configs, one per host (each with its Name set), into
-// lab hosts. Configs say nothing of which subnets sit behind which host, so it
-// infers them: a prefix in some peer's AllowedIPs that holds no host's overlay
-// address and is the most specific of its kind belongs to the host it is routed to
-// whose own config does not route it into the tunnel. The notes say what could
-// not be inferred.
+// lab hosts. Configs say nothing of which subnets sit behind which host; the
+// network model infers it (netmodel.RoutedSubnets, the rule check uses too): a
+// subnet belongs to the host it is routed to when that host's own config does
+// not relay it on. A peer whose key no host holds stands for the host its
+// "# name" comment names. The notes say what could not be inferred.
 func FromConfigs(cfgs []*wgconf.Config) ([]intent.Host, []string) {
-	var notes []string
-	key := make(map[string]wgkey.Key)
-	byKey := make(map[wgkey.Key]string)
-	byName := make(map[string]*wgconf.Config)
-	var overlay []netip.Addr
-	for _, c := range cfgs {
-		byName[c.Name] = c
-		if !c.Interface.PrivateKey.IsZero() {
-			k := c.Interface.PrivateKey.Public()
-			key[c.Name] = k
-			byKey[k] = c.Name
-		}
-		for _, a := range c.Interface.Addresses {
-			overlay = append(overlay, a.Addr())
-		}
+	ins := make([]netmodel.Input, len(cfgs))
+	byName := make(map[string]int, len(cfgs))
+	for i, c := range cfgs {
+		ins[i] = netmodel.FromConfig(c.Name, c)
+		byName[c.Name] = i
 	}
-	target := func(p wgconf.Peer) string {
-		if n, ok := byKey[p.PublicKey]; ok {
-			return n
+	m := netmodel.New(ins)
+	to := func(h, j int) int {
+		p := &m.Hosts[h].Peers[j]
+		if p.To >= 0 || p.Self || p.DupOf >= 0 {
+			return p.To
 		}
-		if _, ok := byName[p.Name]; ok {
-			return p.Name
+		if i, ok := byName[p.Name]; ok && i != h {
+			return i
 		}
-		return ""
+		return -1
 	}
 
-	// Candidates: prefix → hosts it is routed to.
-	cand := make(map[netip.Prefix]map[string]bool)
-	for _, c := range cfgs {
-		for _, p := range c.Peers {
-			t := target(p)
-			for _, a := range p.AllowedIPs {
-				a = a.Masked()
-				if a.Bits() == 0 || containsAny(a, overlay) {
-					continue
-				}
-				if cand[a] == nil {
-					cand[a] = make(map[string]bool)
-				}
-				if t != "" {
-					cand[a][t] = true
-				}
-			}
+	// By prefix: the hosts it is routed to, and those of them it ends at.
+	targets := make(map[netip.Prefix]map[int]bool)
+	owners := make(map[netip.Prefix]map[int]bool)
+	for _, r := range m.RoutedSubnets(to) {
+		if targets[r.Prefix] == nil {
+			targets[r.Prefix], owners[r.Prefix] = map[int]bool{}, map[int]bool{}
+		}
+		if t := to(r.Via, r.Peer); t >= 0 {
+			targets[r.Prefix][t] = true
+		}
+		if r.Owner >= 0 {
+			owners[r.Prefix][r.Owner] = true
 		}
 	}
-	routes := make(map[string][]netip.Prefix)
-	var prefixes []netip.Prefix
-	for p := range cand {
+	prefixes := make([]netip.Prefix, 0, len(targets))
+	for p := range targets {
 		prefixes = append(prefixes, p)
 	}
 	sort.Slice(prefixes, func(i, j int) bool { return prefixes[i].String() < prefixes[j].String() })
+	var notes []string
+	routes := make(map[string][]netip.Prefix)
 	for _, p := range prefixes {
-		if containsOther(p, prefixes) {
-			continue // an aggregate (10.0.0.0/16 over each /24)
+		var names []string
+		for o := range owners[p] {
+			names = append(names, cfgs[o].Name)
 		}
-		var owners []string
-		for t := range cand[p] {
-			if !routesInto(byName[t], p) {
-				owners = append(owners, t)
-			}
-		}
-		sort.Strings(owners)
+		sort.Strings(names)
 		switch {
-		case len(cand[p]) == 0:
+		case len(targets[p]) == 0:
 			notes = append(notes, fmt.Sprintf("subnet %s is routed only to peers that are no host of the lab; not probed", p))
-		case len(owners) == 1:
-			routes[owners[0]] = append(routes[owners[0]], p)
-		case len(owners) == 0:
+		case len(names) == 1:
+			routes[names[0]] = append(routes[names[0]], p)
+		case len(names) == 0 && containsOther(p, prefixes):
+			// An aggregate (10.0.0.0/16 over each /24) relayed on by whoever
+			// it is routed to: its parts are probed.
+		case len(names) == 0:
 			notes = append(notes, fmt.Sprintf("subnet %s: every host it is routed to also routes it into its own tunnel, so the lab can't tell whose it is; not probed", p))
 		default:
-			notes = append(notes, fmt.Sprintf("subnet %s: could belong to any of %s; not probed", p, strings.Join(owners, ", ")))
+			notes = append(notes, fmt.Sprintf("subnet %s: could belong to any of %s; not probed", p, strings.Join(names, ", ")))
 		}
 	}
 
@@ -107,37 +93,11 @@ func FromConfigs(cfgs []*wgconf.Config) ([]intent.Host, []string) {
 	return out, notes
 }
 
-func containsAny(p netip.Prefix, addrs []netip.Addr) bool {
-	for _, a := range addrs {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
 // containsOther reports whether p strictly contains another prefix of all.
 func containsOther(p netip.Prefix, all []netip.Prefix) bool {
 	for _, q := range all {
 		if q != p && q.Bits() > p.Bits() && p.Contains(q.Addr()) {
 			return true
-		}
-	}
-	return false
-}
-
-// routesInto reports whether cfg sends some of p into its own tunnel: an AllowedIPs
-// entry equal to p or inside it. (A wider entry such as 0.0.0.0/0 does not count:
-// the subnet's own, more specific route wins on the host.)
-func routesInto(cfg *wgconf.Config, p netip.Prefix) bool {
-	if cfg == nil {
-		return true
-	}
-	for _, peer := range cfg.Peers {
-		for _, a := range peer.AllowedIPs {
-			if a.Bits() >= p.Bits() && p.Contains(a.Addr()) {
-				return true
-			}
 		}
 	}
 	return false

@@ -12,6 +12,7 @@ package netmodel
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/wgnet/wgnet/internal/intent"
@@ -97,6 +98,10 @@ type Route struct {
 type Network struct {
 	Hosts []*Host
 	byKey map[wgkey.Key]int
+	// addrs holds every host's addresses, sorted; overlay the overlay subnets
+	// (masked Address prefixes shorter than one address).
+	addrs   []netip.Addr
+	overlay []netip.Prefix
 }
 
 // New builds the model of hosts, in the order given. The first host holding a
@@ -113,7 +118,14 @@ func New(hosts []Input) *Network {
 			}
 		}
 		n.Hosts[i] = h
+		for _, a := range in.Addresses {
+			n.addrs = append(n.addrs, a.Addr().Unmap())
+			if m := a.Masked(); a.Bits() < a.Addr().BitLen() && !slices.Contains(n.overlay, m) {
+				n.overlay = append(n.overlay, m)
+			}
+		}
 	}
+	slices.SortFunc(n.addrs, netip.Addr.Compare)
 	seen := map[wgkey.Key]int{} // one host's keys so far, reused
 	for _, h := range n.Hosts {
 		clear(seen)

@@ -1,0 +1,80 @@
+package netmodel
+
+import (
+	"net/netip"
+	"slices"
+)
+
+// Routed is one AllowedIPs entry that routes a subnet: a prefix that is not a
+// default route, holds no host's address and is not a single address inside an
+// overlay subnet (that is a host address gone wrong, not a subnet).
+type Routed struct {
+	Prefix netip.Prefix // masked
+	Via    int          // the host whose config has the entry
+	Peer   int          // the entry's peer, an index into Via's Peers
+	Entry  int          // the entry, an index into that peer's AllowedIPs
+	// Owner is the host the subnet ends at: the host the peer stands for,
+	// unless that host's own config sends the subnet, or parts of it, on to a
+	// peer other than Via (then it relays it, as a hub does or a site
+	// aggregating subnets); -1 when unknown. A wider entry in the owner's
+	// config does not count (its own, more specific routes win for its own
+	// subnet), nor do parts sent back to Via (that only says the two overlap).
+	Owner int
+}
+
+// IsSubnet reports whether q, in some peer's AllowedIPs, routes a subnet: not a
+// default route, holding no host's address, and not a single address inside an
+// overlay subnet (that is a host address gone wrong).
+func (n *Network) IsSubnet(q netip.Prefix) bool {
+	q = q.Masked()
+	if q.Bits() == 0 {
+		return false
+	}
+	if i, _ := slices.BinarySearchFunc(n.addrs, q.Addr(), netip.Addr.Compare); i < len(n.addrs) && q.Contains(n.addrs[i]) {
+		return false
+	}
+	return !(q.IsSingleIP() && slices.ContainsFunc(n.overlay, func(o netip.Prefix) bool { return o.Contains(q.Addr()) }))
+}
+
+// RoutedSubnets infers which subnets sit behind which host, which configs do
+// not say: it returns every AllowedIPs entry that routes a subnet, in host,
+// peer and entry order, with the host it ends at. to resolves peer j of host h
+// to the index of the host it stands for (-1: none); nil means by key (Peer.To).
+// check and the lab both ask it.
+func (n *Network) RoutedSubnets(to func(h, peer int) int) []Routed {
+	if to == nil {
+		to = func(h, j int) int { return n.Hosts[h].Peers[j].To }
+	}
+	var out []Routed
+	for hi, h := range n.Hosts {
+		for j := range h.Peers {
+			for e, q := range h.Peers[j].AllowedIPs {
+				q = q.Masked()
+				if !n.IsSubnet(q) {
+					continue
+				}
+				r := Routed{Prefix: q, Via: hi, Peer: j, Entry: e, Owner: -1}
+				if o := to(hi, j); o >= 0 && !n.relays(o, q, hi, to) {
+					r.Owner = o
+				}
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}
+
+// relays reports whether host h's own config sends q, or parts of it, on to a
+// peer that stands for a host other than from.
+func (n *Network) relays(h int, q netip.Prefix, from int, to func(h, peer int) int) bool {
+	t := n.Hosts[h].Table
+	lo, hi := t.Within(q)
+	for i := lo; i < hi; i++ {
+		for _, r := range t.Values(i) {
+			if to(h, r.Peer) != from {
+				return true
+			}
+		}
+	}
+	return false
+}
