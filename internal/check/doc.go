@@ -1,8 +1,9 @@
 // Package check owns `wgnet check`: it lints a whole WireGuard network, the
 // wg-quick configs of every host read together, and reports each problem once, at
 // the line where its fix belongs. It imports intent (hook forms), netmodel (the
-// network model it builds on), wgconf, wgkey and prefixset only; it must not
-// import spec, compile or any data plane (the command wires the spec in).
+// network model it builds on), wgconf, wgkey, prefixset and inputfile (the
+// capped, cancellable reader) only; it must not import spec, compile or any data
+// plane (the command wires the spec in).
 //
 // Hosts are matched to the [Peer] sections that stand for them by public key (each
 // host's key is derived from its PrivateKey). A peer whose key no host holds is

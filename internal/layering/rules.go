@@ -15,17 +15,18 @@ var Rules = map[string][]string{
 	"internal/netnstest":  nil,
 	"internal/layering":   nil,
 	"internal/diag":       nil, // the one diagnostic type and code table
+	"internal/inputfile":  nil, // the capped, cancellable reader of specs and configs
 
 	// The file format and the typed intent it renders.
 	"internal/wgconf": {"internal/diag", "internal/wgkey"},
 	"internal/intent": {"internal/wgconf", "internal/wgkey"},
 
 	// The offline core.
-	"internal/spec":     {"internal/atomicfile", "internal/diag", "internal/ipam", "internal/trust", "internal/wgconf", "internal/wgkey"},
+	"internal/spec":     {"internal/atomicfile", "internal/diag", "internal/inputfile", "internal/ipam", "internal/trust", "internal/wgconf", "internal/wgkey"},
 	"internal/compile":  {"internal/intent", "internal/spec", "internal/wgconf", "internal/wgkey"},
 	"internal/importer": {"internal/diag", "internal/intent", "internal/netmodel", "internal/spec", "internal/wgconf", "internal/wgkey"},
 	"internal/netmodel": {"internal/intent", "internal/prefixset", "internal/wgconf", "internal/wgkey"},
-	"internal/check":    {"internal/diag", "internal/intent", "internal/netmodel", "internal/prefixset", "internal/wgconf", "internal/wgkey"},
+	"internal/check":    {"internal/diag", "internal/inputfile", "internal/intent", "internal/netmodel", "internal/prefixset", "internal/wgconf", "internal/wgkey"},
 
 	// The data plane: never the spec, the compiler, the lab or a controller.
 	"internal/spawn":               {"internal/atomicfile", "internal/trust"},

@@ -2,11 +2,11 @@ package spec
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/wgnet/wgnet/internal/diag"
+	"github.com/wgnet/wgnet/internal/inputfile"
 	"github.com/wgnet/wgnet/internal/trust"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
@@ -42,32 +43,24 @@ func ReadFile(path string) ([]byte, error) {
 	return src, nil
 }
 
-// MaxSize is the largest spec wgnet reads: far more than any network needs, and
-// small enough that a wrong file (a disk image, /dev/zero) is refused instead of
-// exhausting memory.
-const MaxSize = 64 << 20
+// MaxSize is the largest spec wgnet reads (inputfile.MaxSize): far more than
+// any network needs, and small enough that a wrong file (a disk image,
+// /dev/zero) is refused instead of exhausting memory.
+const MaxSize = inputfile.MaxSize
 
 // ReadSource reads the file at path as a spec's source, refusing one over
 // MaxSize before reading it whole, without the trust check of ReadFile (for
 // `wgnet check`, which only reads).
 func ReadSource(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > MaxSize {
-		return nil, fmt.Errorf("%s: %d bytes, over the %d MiB a spec may have", path, fi.Size(), MaxSize>>20)
-	}
-	// A pipe or device has no size: read one byte past the limit to tell.
-	src, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if len(src) > MaxSize {
+	src, _, err := inputfile.Read(context.Background(), path)
+	var big *inputfile.TooLargeError
+	switch {
+	case errors.As(err, &big) && big.Size >= 0:
+		return nil, fmt.Errorf("%s: %d bytes, over the %d MiB a spec may have", path, big.Size, MaxSize>>20)
+	case errors.As(err, &big):
 		return nil, fmt.Errorf("%s: over the %d MiB a spec may have", path, MaxSize>>20)
 	}
-	return src, nil
+	return src, err
 }
 
 // Parse parses and validates a spec. file names the source in problems

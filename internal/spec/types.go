@@ -3,7 +3,8 @@
 // directory beside it (private and preshared keys, never in the spec), and the
 // lock that serialises edits of both (LockSpec).
 // It imports wgkey, wgconf (for endpoint syntax), ipam (usable addresses),
-// atomicfile and trust only; it must not import compile, lab or any data plane.
+// atomicfile, trust and inputfile (the capped reader) only; it must not import
+// compile, lab or any data plane.
 package spec
 
 import (

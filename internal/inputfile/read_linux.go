@@ -1,4 +1,4 @@
-package check
+package inputfile
 
 import (
 	"context"
@@ -10,10 +10,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// openInput opens path for reading. A FIFO is opened without blocking (open(2)
+// open opens path for reading. A FIFO is opened without blocking (open(2)
 // on a FIFO waits for a writer and no context can interrupt it), then waited
 // on in the runtime's poller until a writer has written or gone, or ctx is done.
-func openInput(ctx context.Context, path string) (*os.File, error) {
+func open(ctx context.Context, path string) (*os.File, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, err // *PathError names the file
