@@ -372,9 +372,22 @@ func TestDownRestoresEverything(t *testing.T) {
 	}
 }
 
+// settle waits, at most 5 s, until no IPv6 address in ns is still tentative
+// (duplicate address detection running): until then the kernel is still adding
+// link-local addresses and their local routes by itself, and two snapshots of
+// the same state could differ.
+func settle(t *testing.T, ns *netnstest.NS) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for strings.TrimSpace(ns.Run(t, "ip", "-6", "addr", "show", "tentative")) != "" && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // snapshot prints what up may change in a namespace.
 func snapshot(t *testing.T, ns *netnstest.NS) string {
 	t.Helper()
+	settle(t, ns)
 	var b strings.Builder
 	for _, argv := range [][]string{
 		{"ip", "-d", "link"},
@@ -539,6 +552,7 @@ func TestSameAsWgQuick(t *testing.T) {
 	// endpoints, minus 80.
 	src = regexp.MustCompile(`(?m)^MTU *=.*\n`).ReplaceAll(src, nil)
 	dump := func(ns *netnstest.NS, ifname string) string {
+		settle(t, ns)
 		var b strings.Builder
 		for _, argv := range [][]string{
 			{"ip", "addr", "show", "dev", ifname},
