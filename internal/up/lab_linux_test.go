@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -562,15 +563,22 @@ func TestSameAsWgQuick(t *testing.T) {
 			{"ip", "-6", "rule"},
 			{"sysctl", "net.ipv4.conf." + ifname + ".forwarding", "net.ipv6.conf." + ifname + ".force_forwarding", "net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"},
 		} {
-			out := fmt.Sprintf("$ %s\n%s", strings.Join(argv, " "), ns.Run(t, argv...))
-			for _, line := range strings.Split(out, "\n") {
+			fmt.Fprintf(&b, "$ %s\n", strings.ReplaceAll(strings.Join(argv, " "), ifname, "IFACE"))
+			var lines []string
+			for _, line := range strings.Split(ns.Run(t, argv...), "\n") {
 				if strings.Contains(line, "valid_lft") {
 					continue
 				}
 				// The link-local address is derived from the interface name.
 				line = linkLocalRE.ReplaceAllString(line, "fe80::LL")
-				b.WriteString(strings.ReplaceAll(line, ifname, "IFACE") + "\n")
+				lines = append(lines, strings.ReplaceAll(line, ifname, "IFACE"))
 			}
+			if slices.Contains(argv, "route") {
+				// A routing table is a set: the kernel lists routes of one
+				// prefix (fe80::/64 on each link) in the order they came.
+				slices.Sort(lines)
+			}
+			b.WriteString(strings.Join(lines, "\n") + "\n")
 		}
 		return b.String()
 	}
