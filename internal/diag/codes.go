@@ -4,7 +4,7 @@ package diag
 type Code struct {
 	Code     string
 	Severity Severity
-	// By is the package that reports it: wgconf, check, spec or importer.
+	// By is the package that reports it: wgconf, check, spec, importer or live.
 	By      string
 	Summary string // one line, as in docs/checks.md
 }
@@ -110,4 +110,19 @@ var codes = []Code{
 
 	// importer: what import could not carry over.
 	{"import-note", Warning, "importer", "a line import could not carry over, or a guess it had to make"},
+
+	// live: `check --live`, a running host against wgnet's record of it.
+	{"live-forwarding", Error, "live", "IPv4 forwarding off on the tunnel or on the interface in front of a routed subnet (the input interface decides), or IPv6 forwarding off"},
+	{"live-rp-filter", Error, "live", "strict rp_filter on the tunnel while an AllowedIPs prefix does not route back into it: replies from there are dropped"},
+	{"live-forward-drop", Error, "live", "a forward chain with policy drop (Docker, ufw, firewalld) accepts nothing from the tunnel"},
+	{"live-docker-raw-drop", Error, "live", "a raw-table PREROUTING drop (Docker 28+) of packets to a routed subnet arriving from the tunnel"},
+	{"live-docker-masquerade", Warning, "live", "traffic from a routed subnet into the tunnel is masqueraded: peers see the host's address"},
+	{"live-route", Error, "live", "a route wgnet added for AllowedIPs is gone, or another route wins for its prefix"},
+	{"live-endpoint-loop", Error, "live", "the route to a peer's endpoint goes into the tunnel itself"},
+	{"live-endpoint-route", Error, "live", "no route to a peer's endpoint"},
+	{"live-mtu", Error, "live", "a DF-set packet of the tunnel's MTU does not reach a peer that answers small ones, or the route to its endpoint is too small"},
+	{"live-handshake", Error, "live", "a peer with keepalives or traffic has no handshake in 3 minutes, or never had one"},
+	{"live-handshake-key", Error, "live", "a peer's last handshake is older than the host's last key change"},
+	{"live-endpoint-dns", Warning, "live", "an endpoint given as a host name now resolves elsewhere than where the device sends, or not at all"},
+	{"live-unreadable", Warning, "live", "something check --live needed could not be read, or was probed only in part"},
 }

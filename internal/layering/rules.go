@@ -35,6 +35,7 @@ var Rules = map[string][]string{
 	"internal/hostnet/hostnettest": {"internal/hostnet"},
 	"internal/devconf":             {"internal/device", "internal/intent", "internal/wgconf", "internal/wgkey"},
 	"internal/up":                  {"internal/atomicfile", "internal/devconf", "internal/device", "internal/hostnet", "internal/intent", "internal/spawn", "internal/trust", "internal/wgconf", "internal/wgkey"},
+	"internal/live":                {"internal/device", "internal/diag", "internal/hostnet", "internal/wgkey"},
 
 	// The whole network in one process.
 	"internal/lab": {"internal/compile", "internal/devconf", "internal/device", "internal/intent", "internal/netmodel", "internal/spec", "internal/wgconf", "internal/wgkey"},

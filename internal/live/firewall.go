@@ -1,0 +1,421 @@
+package live
+
+import (
+	"bufio"
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// Firewall is the part of a host's ruleset that decides whether tunnel traffic
+// is forwarded: its chains, from iptables-save and `nft list ruleset`, with the
+// matches that matter here (interfaces, addresses) and the verdict of each rule.
+type Firewall struct {
+	Chains []*Chain
+	// HasDockerUser is set when iptables has Docker's DOCKER-USER chain, where
+	// Docker wants a user's accepts.
+	HasDockerUser bool
+}
+
+// Chain is one chain of one table.
+type Chain struct {
+	Nft    bool   // read from nft (else iptables-save)
+	Family string // ip, ip6, inet (iptables: ip)
+	Table  string
+	Chain  string
+	Hook   string // forward, prerouting, postrouting...; "" for a regular chain
+	Policy string // accept or drop; "" for a regular chain
+	Rules  []Rule
+}
+
+func (c *Chain) String() string {
+	if c.Nft {
+		return fmt.Sprintf("nft chain %s %s %s", c.Family, c.Table, c.Chain)
+	}
+	return fmt.Sprintf("iptables %s chain %s", c.Table, c.Chain)
+}
+
+// Rule is one rule: what it matches on, and its verdict.
+type Rule struct {
+	Text          string
+	In, Out       string // "-i X" / iifname "X"
+	NotIn, NotOut string // "! -i X" / iifname != "X"
+	Src, Dst      netip.Prefix
+	// Verdict is accept, drop, reject, masquerade, snat, return, or jump/goto.
+	Verdict string
+	Target  string // the chain of a jump or goto
+	// Other is set when the rule matches on something else too (conntrack
+	// state, ports...), so it does not cover every packet its interfaces do.
+	Other bool
+}
+
+func (r Rule) String() string { return r.Text }
+
+// ParseRuleset reads both text forms. A chain that both show (iptables-nft) is
+// kept once, from iptables-save.
+func ParseRuleset(rs Ruleset) *Firewall {
+	fw := &Firewall{}
+	seen := map[string]bool{}
+	for _, c := range parseIptablesSave(rs.IptablesSave) {
+		fw.Chains = append(fw.Chains, c)
+		seen[c.Family+" "+c.Table+" "+c.Chain] = true
+		if c.Table == "filter" && c.Chain == "DOCKER-USER" {
+			fw.HasDockerUser = true
+		}
+	}
+	for _, c := range parseNft(rs.Nft) {
+		if seen[c.Family+" "+c.Table+" "+c.Chain] {
+			continue
+		}
+		fw.Chains = append(fw.Chains, c)
+	}
+	return fw
+}
+
+func (fw *Firewall) chain(c *Chain, name string) *Chain {
+	for _, x := range fw.Chains {
+		if x.Nft == c.Nft && x.Family == c.Family && x.Table == c.Table && x.Chain == name {
+			return x
+		}
+	}
+	return nil
+}
+
+// ForwardDrops returns the base forward chains whose policy is drop and that
+// accept nothing that comes in on wg, following jumps. (An accept in another
+// base chain is not final: this chain still drops.)
+func (fw *Firewall) ForwardDrops(wg string) []*Chain {
+	var out []*Chain
+	for _, c := range fw.Chains {
+		if c.Hook != "forward" || c.Policy != "drop" {
+			continue
+		}
+		if !fw.accepts(c, wg, 0) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// accepts reports whether chain c (or a chain it jumps to) accepts, before any
+// drop, every packet coming in on wg.
+func (fw *Firewall) accepts(c *Chain, wg string, depth int) bool {
+	if c == nil || depth > 8 {
+		return false
+	}
+	for _, r := range c.Rules {
+		if r.Other || (r.In != "" && r.In != wg) || r.NotIn == wg || r.Src.IsValid() || r.Dst.IsValid() || r.Out != "" {
+			continue
+		}
+		switch r.Verdict {
+		case "accept":
+			return true
+		case "drop", "reject":
+			return false
+		case "jump", "goto":
+			if fw.accepts(fw.chain(c, r.Target), wg, depth+1) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// RawDrops returns the rules of prerouting chains that drop packets to an
+// address of p arriving on wg: Docker 28's `-d CONTAINER ! -i BRIDGE -j DROP`.
+func (fw *Firewall) RawDrops(p netip.Prefix, wg string) []Rule {
+	var out []Rule
+	for _, c := range fw.Chains {
+		if c.Hook != "prerouting" {
+			continue
+		}
+		for _, r := range c.Rules {
+			if r.Verdict != "drop" || !r.Dst.IsValid() || !r.Dst.Overlaps(p) {
+				continue
+			}
+			if (r.In != "" && r.In != wg) || r.NotIn == wg {
+				continue
+			}
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Masquerades returns the postrouting rule that masquerades packets from p
+// leaving through the tunnel (Docker's `-s SUBNET ! -o BRIDGE -j MASQUERADE`)
+// unless a RETURN for them comes first.
+func (fw *Firewall) Masquerades(p netip.Prefix, dev string) (Rule, bool) {
+	for _, c := range fw.Chains {
+		if c.Hook != "postrouting" {
+			continue
+		}
+		for _, r := range fw.flatten(c, 0) {
+			if r.Src.IsValid() && !r.Src.Overlaps(p) {
+				continue
+			}
+			if r.Out != "" && r.Out == dev {
+				continue
+			}
+			switch r.Verdict {
+			case "return", "accept":
+				if r.Src.IsValid() {
+					return Rule{}, false
+				}
+			case "masquerade", "snat":
+				if r.Src.IsValid() && r.NotOut != "" {
+					return r, true
+				}
+			}
+		}
+	}
+	return Rule{}, false
+}
+
+// flatten lists c's rules with jumps expanded in place (a rough order: enough
+// to see a RETURN before a MASQUERADE).
+func (fw *Firewall) flatten(c *Chain, depth int) []Rule {
+	if c == nil || depth > 8 {
+		return nil
+	}
+	var out []Rule
+	for _, r := range c.Rules {
+		if r.Verdict == "jump" || r.Verdict == "goto" {
+			out = append(out, fw.flatten(fw.chain(c, r.Target), depth+1)...)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// parseIptablesSave reads iptables-save output (several tables; ip6tables-save
+// output appended reads as family ip6 after a "# ip6tables" marker is not
+// needed: addresses tell).
+func parseIptablesSave(s string) []*Chain {
+	var out []*Chain
+	byName := map[string]*Chain{}
+	table := ""
+	sc := bufio.NewScanner(strings.NewReader(s))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		switch {
+		case line == "" || strings.HasPrefix(line, "#") || line == "COMMIT":
+		case strings.HasPrefix(line, "*"):
+			table = line[1:]
+		case strings.HasPrefix(line, ":"):
+			f := strings.Fields(line[1:])
+			if len(f) < 2 {
+				continue
+			}
+			c := &Chain{Family: "ip", Table: table, Chain: f[0]}
+			if f[1] != "-" {
+				c.Policy = strings.ToLower(f[1])
+				c.Hook = strings.ToLower(f[0])
+			}
+			if old := byName[table+" "+f[0]]; old != nil {
+				continue // ip6tables-save after iptables-save: same chain names
+			}
+			byName[table+" "+f[0]] = c
+			out = append(out, c)
+		case strings.HasPrefix(line, "-A "):
+			f := strings.Fields(line)
+			if len(f) < 2 {
+				continue
+			}
+			c := byName[table+" "+f[1]]
+			if c == nil {
+				continue
+			}
+			c.Rules = append(c.Rules, parseIptablesRule(line, f[2:]))
+		}
+	}
+	return out
+}
+
+func parseIptablesRule(text string, f []string) Rule {
+	r := Rule{Text: text}
+	not := false
+	for i := 0; i < len(f); i++ {
+		arg := func() string {
+			if i+1 < len(f) {
+				i++
+				return f[i]
+			}
+			return ""
+		}
+		switch f[i] {
+		case "!":
+			not = true
+			continue
+		case "-i", "--in-interface":
+			if v := arg(); not {
+				r.NotIn = v
+			} else {
+				r.In = v
+			}
+		case "-o", "--out-interface":
+			if v := arg(); not {
+				r.NotOut = v
+			} else {
+				r.Out = v
+			}
+		case "-s", "--source":
+			if p, ok := parsePrefix(arg()); ok && !not {
+				r.Src = p
+			} else {
+				r.Other = true
+			}
+		case "-d", "--destination":
+			if p, ok := parsePrefix(arg()); ok && !not {
+				r.Dst = p
+			} else {
+				r.Other = true
+			}
+		case "-j", "-g":
+			t := arg()
+			switch strings.ToUpper(t) {
+			case "ACCEPT", "DROP", "REJECT", "MASQUERADE", "SNAT", "RETURN":
+				r.Verdict = strings.ToLower(t)
+			default:
+				r.Verdict, r.Target = "jump", t
+				if f[i-1] == "-g" {
+					r.Verdict = "goto"
+				}
+			}
+		case "-m":
+			m := arg()
+			if m != "comment" {
+				r.Other = true
+			}
+		case "--comment":
+			arg()
+		case "-c":
+			arg()
+			arg()
+		default:
+			if strings.HasPrefix(f[i], "-") {
+				r.Other = true
+			}
+		}
+		not = false
+	}
+	return r
+}
+
+func parsePrefix(s string) (netip.Prefix, bool) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), true
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		return netip.PrefixFrom(a, a.BitLen()), true
+	}
+	return netip.Prefix{}, false
+}
+
+// parseNft reads `nft list ruleset` output.
+func parseNft(s string) []*Chain {
+	var out []*Chain
+	var family, table string
+	var cur *Chain
+	sc := bufio.NewScanner(strings.NewReader(s))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 0:
+		case f[0] == "table" && len(f) >= 3:
+			family, table, cur = f[1], f[2], nil
+		case f[0] == "chain" && len(f) >= 2:
+			cur = &Chain{Nft: true, Family: family, Table: table, Chain: f[1]}
+			out = append(out, cur)
+		case f[0] == "}":
+			if cur != nil {
+				cur = nil
+			}
+		case cur == nil:
+		case f[0] == "type":
+			for i := 0; i+1 < len(f); i++ {
+				if f[i] == "hook" {
+					cur.Hook = f[i+1]
+				}
+				if f[i] == "policy" {
+					cur.Policy = strings.TrimSuffix(f[i+1], ";")
+				}
+			}
+			if cur.Hook != "" && cur.Policy == "" {
+				cur.Policy = "accept"
+			}
+		default:
+			cur.Rules = append(cur.Rules, parseNftRule(line, f))
+		}
+	}
+	return out
+}
+
+func parseNftRule(text string, f []string) Rule {
+	r := Rule{Text: text}
+	unq := func(s string) string { return strings.Trim(s, `"`) }
+	for i := 0; i < len(f); i++ {
+		next := func() string {
+			if i+1 < len(f) {
+				i++
+				return f[i]
+			}
+			return ""
+		}
+		switch f[i] {
+		case "iifname", "oifname":
+			which := f[i]
+			v := next()
+			not := false
+			if v == "!=" {
+				not, v = true, next()
+			}
+			v = unq(v)
+			switch {
+			case which == "iifname" && not:
+				r.NotIn = v
+			case which == "iifname":
+				r.In = v
+			case not:
+				r.NotOut = v
+			default:
+				r.Out = v
+			}
+		case "ip", "ip6":
+			dir := next()
+			v := next()
+			if v == "!=" || strings.HasPrefix(v, "{") {
+				r.Other = true
+				continue
+			}
+			p, ok := parsePrefix(v)
+			switch {
+			case !ok:
+				r.Other = true
+			case dir == "saddr":
+				r.Src = p
+			case dir == "daddr":
+				r.Dst = p
+			default:
+				r.Other = true
+			}
+		case "counter":
+			if i+4 < len(f) && f[i+1] == "packets" {
+				i += 4
+			}
+		case "accept", "drop", "reject", "masquerade", "snat", "return":
+			r.Verdict = f[i]
+		case "jump", "goto":
+			r.Verdict, r.Target = f[i], next()
+		case "comment":
+			next()
+		default:
+			r.Other = true
+		}
+	}
+	return r
+}
