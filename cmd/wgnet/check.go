@@ -18,8 +18,9 @@ import (
 func init() { register(newCheckCmd) }
 
 func newCheckCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "check [FILE...] [-o text|json]",
+	var liveFlag bool
+	c := &cobra.Command{
+		Use:   "check [FILE...] [-o text|json] | check --live [NAME...]",
 		Short: "Lint a WireGuard network: every host's wg-quick config together, or the spec",
 		Long: "check reads the wg-quick configs of a network, one per host, and lints them as a\n" +
 			"whole: keys that match no host, AllowedIPs that collide or don't route, endpoints,\n" +
@@ -28,15 +29,23 @@ func newCheckCmd() *cobra.Command {
 			"Without files it lints the spec (-f) and the configs it compiles to.\n" +
 			"Each finding is FILE:LINE: SEVERITY: CODE: MESSAGE (docs/checks.md lists the codes);\n" +
 			"-o json prints them as an array. Exit 0: no errors (warnings allowed); 1: errors;\n" +
-			"2: could not run.",
+			"2: could not run.\n" +
+			"--live diagnoses running interfaces instead (every one wgnet brought up here, or\n" +
+			"NAME...): forwarding, rp_filter, the firewall, routes, path MTU, handshakes, endpoint\n" +
+			"names; one line per problem with the command that fixes it; exit 1 on any finding.",
 		RunE: func(c *cobra.Command, args []string) error {
 			format, err := outputFormat(global.output, "text", "json")
 			if err != nil {
 				return err
 			}
+			if liveFlag {
+				return runCheckLive(c.Context(), args, format, c.OutOrStdout(), c.ErrOrStderr())
+			}
 			return runCheck(c.Context(), args, format, c.OutOrStdout(), c.ErrOrStderr())
 		},
 	}
+	c.Flags().BoolVar(&liveFlag, "live", false, "diagnose running interfaces (NAME...) instead of files")
+	return c
 }
 
 // runCheck prints the findings on stdout and a summary on stderr: of files, or
@@ -52,6 +61,18 @@ func runCheck(ctx context.Context, files []string, format string, stdout, stderr
 	if err != nil {
 		return err
 	}
+	if err := writeFindings(findings, format, stdout, stderr); err != nil {
+		return err
+	}
+	if errs, _ := findings.Count(); errs > 0 {
+		return errProblems("") // the findings and the summary are out already
+	}
+	return nil
+}
+
+// writeFindings prints findings on stdout, one a line or as a JSON array, and
+// the count of errors and warnings on stderr.
+func writeFindings(findings diag.List, format string, stdout, stderr io.Writer) error {
 	if format == "json" {
 		if findings == nil {
 			findings = diag.List{}
@@ -70,9 +91,6 @@ func runCheck(ctx context.Context, files []string, format string, stdout, stderr
 	}
 	errs, warns := findings.Count()
 	fmt.Fprintf(stderr, "%s, %s\n", plural(errs, "error"), plural(warns, "warning"))
-	if errs > 0 {
-		return errProblems("") // the findings and the summary are out already
-	}
 	return nil
 }
 
