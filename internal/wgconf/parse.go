@@ -341,11 +341,8 @@ func (p *parser) setting(n int, content string, cut bool) string {
 	}
 
 	pos := p.curPos()
-	if pos.Keys == nil {
-		pos.Keys = map[string]int{}
-	}
-	if first, seen := pos.Keys[name]; !seen {
-		pos.Keys[name] = n
+	if first := pos.Keys.Line(name); first == 0 {
+		pos.Keys.set(name, n)
 	} else if !repeatable[name] {
 		p.warnf(n, "%s set again (first at line %d); the last one wins", name, first)
 	}
@@ -430,7 +427,7 @@ func (p *parser) finish() {
 	seen := map[wgkey.Key]int{}
 	for i := range p.cfg.Peers {
 		peer := &p.cfg.Peers[i]
-		if _, ok := peer.Pos.Keys[KeyPublicKey]; !ok {
+		if peer.Pos.Keys.Line(KeyPublicKey) == 0 {
 			who := ""
 			if peer.Name != "" {
 				who = " " + strconv.Quote(peer.Name)
@@ -457,11 +454,7 @@ func (p *parser) finish() {
 
 var canonicalKeys = func() map[string]string {
 	m := map[string]string{}
-	for _, k := range []string{
-		KeyPrivateKey, KeyListenPort, KeyFwMark, KeyAddress, KeyDNS, KeyMTU, KeyTable,
-		KeyPreUp, KeyPostUp, KeyPreDown, KeyPostDown, KeySaveConfig, KeyPublicKey,
-		KeyPresharedKey, KeyAllowedIPs, KeyEndpoint, KeyPersistentKeepalive,
-	} {
+	for _, k := range keyNames {
 		m[strings.ToLower(k)] = k
 	}
 	return m

@@ -287,11 +287,11 @@ PersistentKeepalive = off
 			SaveConfig: true,
 			Comments:   []string{"wgnet: host s1"},
 			Pos: Pos{File: "s1.conf", Line: 2, Address: []int{3, 3, 4},
-				Keys: map[string]int{
+				Keys: keyLines(map[string]int{
 					KeyAddress: 3, KeyListenPort: 5, KeyPrivateKey: 6, KeyFwMark: 7, KeyMTU: 8,
 					KeyDNS: 9, KeyTable: 10, KeyPreUp: 11, KeyPostUp: 12, KeyPreDown: 13,
 					KeyPostDown: 14, KeySaveConfig: 15,
-				}},
+				})},
 		},
 		Peers: []Peer{
 			{
@@ -305,7 +305,7 @@ PersistentKeepalive = off
 				Endpoint:            &Endpoint{Host: "198.18.0.2", Port: 51820},
 				PersistentKeepalive: 25,
 				Pos: Pos{File: "s1.conf", Line: 18, AllowedIPs: []int{21, 21, 22},
-					Keys: map[string]int{KeyPublicKey: 19, KeyPresharedKey: 20, KeyAllowedIPs: 21, KeyEndpoint: 23, KeyPersistentKeepalive: 24}},
+					Keys: keyLines(map[string]int{KeyPublicKey: 19, KeyPresharedKey: 20, KeyAllowedIPs: 21, KeyEndpoint: 23, KeyPersistentKeepalive: 24})},
 			},
 			{
 				Name:      "s3",
@@ -313,7 +313,7 @@ PersistentKeepalive = off
 				Endpoint:  &Endpoint{Host: "fd18::3", Port: 51821},
 				Comments:  []string{"the relay"},
 				Pos: Pos{File: "s1.conf", Line: 26,
-					Keys: map[string]int{KeyPublicKey: 29, KeyEndpoint: 30, KeyPersistentKeepalive: 31}},
+					Keys: keyLines(map[string]int{KeyPublicKey: 29, KeyEndpoint: 30, KeyPersistentKeepalive: 31})},
 			},
 		},
 	}
@@ -508,4 +508,13 @@ func TestErrorsHidePastedKeys(t *testing.T) {
 			t.Errorf("%q: error echoes the key: %v", line, err)
 		}
 	}
+}
+
+// keyLines returns the KeyLines of m, key name → line.
+func keyLines(m map[string]int) KeyLines {
+	var k KeyLines
+	for name, n := range m {
+		k.set(name, n)
+	}
+	return k
 }

@@ -72,9 +72,8 @@ type Pos struct {
 	File string
 	// Line is the line of the section header.
 	Line int
-	// Keys maps the canonical key name (as in the Key* constants) to the line where
-	// it first appeared.
-	Keys map[string]int
+	// Keys holds the line where each key first appeared (KeyLine reads it).
+	Keys KeyLines
 	// AllowedIPs holds the line of each AllowedIPs entry, parallel to Peer.AllowedIPs;
 	// Address likewise for Interface.Addresses.
 	AllowedIPs []int
@@ -98,11 +97,44 @@ func (p Pos) Unknown(key string) bool {
 
 // KeyLine returns the line of key, or the section line when the key was not seen.
 func (p Pos) KeyLine(key string) int {
-	if l, ok := p.Keys[key]; ok {
+	if l := p.Keys.Line(key); l != 0 {
 		return l
 	}
 	return p.Line
 }
+
+// KeyLines holds a line per canonical key, by its place in keyNames: a fixed
+// array, so that a section's positions cost no allocation (a 1,000-host mesh
+// has a million [Peer] sections).
+type KeyLines [len(keyNames)]int32
+
+// keyNames are the canonical key names, in the order of KeyLines.
+var keyNames = [...]string{
+	KeyPrivateKey, KeyListenPort, KeyFwMark, KeyAddress, KeyDNS, KeyMTU, KeyTable,
+	KeyPreUp, KeyPostUp, KeyPreDown, KeyPostDown, KeySaveConfig, KeyPublicKey,
+	KeyPresharedKey, KeyAllowedIPs, KeyEndpoint, KeyPersistentKeepalive,
+}
+
+// keyIndex returns the place of canonical key name in keyNames, or -1.
+func keyIndex(name string) int {
+	for i, k := range keyNames {
+		if k == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// Line returns the line recorded for key; 0 when there is none.
+func (k *KeyLines) Line(key string) int {
+	if i := keyIndex(key); i >= 0 {
+		return int(k[i])
+	}
+	return 0
+}
+
+// set records line n for key, a canonical name.
+func (k *KeyLines) set(key string, n int) { k[keyIndex(key)] = int32(n) }
 
 // Canonical key names.
 const (
