@@ -124,10 +124,10 @@ func loadPendingFile(dir, name string) (*pendingFile, error) {
 }
 
 // LoadPending returns the change of interface name waiting for confirmation, or
-// an error wrapping ErrNoPending. dir "" means DefaultStateDir.
+// an error wrapping ErrNoPending. dir "" means NetnsStateDir().
 func LoadPending(dir, name string) (*Pending, error) {
 	if dir == "" {
-		dir = DefaultStateDir
+		dir = NetnsStateDir()
 	}
 	pf, err := loadPendingFile(dir, name)
 	if err != nil {

@@ -50,7 +50,7 @@ type SystemDevices struct {
 
 func (s *SystemDevices) stateDir() string {
 	if s.StateDir == "" {
-		return DefaultStateDir
+		return NetnsStateDir()
 	}
 	return s.StateDir
 }

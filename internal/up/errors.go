@@ -19,6 +19,9 @@ var (
 	ErrIncomplete = errors.New("up did not finish")
 	// ErrPending: a change is waiting for confirmation.
 	ErrPending = errors.New("a change is waiting for confirmation")
+	// ErrOtherNetns: the state record is of an interface in another network
+	// namespace (a shared WGNET_STATE_DIR).
+	ErrOtherNetns = errors.New("in another network namespace")
 
 	// errLocked: another wgnet holds the interface's lock.
 	errLocked = errors.New("locked")

@@ -242,7 +242,7 @@ func (l *lab) stopDaemons() {
 	}
 	names, _ := up.Names(l.stateDir)
 	for _, n := range names {
-		if st, err := up.LoadState(l.stateDir, n); err == nil && st.PID != 0 {
+		if st, err := up.ReadState(l.stateDir, n); err == nil && st.PID != 0 {
 			// SIGTERM lets the daemon remove its UAPI socket; Stop sends SIGKILL
 			// if it does not stop, and signals nothing that is not the daemon of n.
 			if err := device.Stop(st.PID, n, 2*time.Second); err != nil {

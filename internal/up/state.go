@@ -15,9 +15,11 @@ import (
 	"github.com/wgnet/wgnet/internal/trust"
 )
 
-// DefaultStateDir holds one NAME.json per interface wgnet brought up, the userspace
-// daemons' pid and log files. Like /run itself it is gone after a reboot, and so
-// are the interfaces it describes.
+// DefaultStateDir holds a directory per network namespace (NetnsStateDir), each
+// with one NAME.json per interface wgnet brought up there, the userspace daemons'
+// pid and log files. Like /run itself it is gone after a reboot, and so are the
+// interfaces it describes. wgnet before namespaces were kept apart wrote those
+// files into DefaultStateDir itself; NetnsStateDir moves them.
 const DefaultStateDir = "/run/wgnet"
 
 // stateVersion is bumped when State changes incompatibly.
@@ -27,8 +29,13 @@ const stateVersion = 1
 // exactly that and puts back what it changed. It is written after every step, so
 // that a crash half-way still leaves a record of what to undo.
 type State struct {
-	Version int       `json:"version"`
-	Name    string    `json:"name"`
+	Version int    `json:"version"`
+	Name    string `json:"name"`
+	// Netns is the inode of the network namespace the interface is in (as
+	// /proc/self/ns/net gives it); 0 in records written before it was kept.
+	// LoadState refuses a record of another namespace: wg0 in one namespace is
+	// not wg0 in another.
+	Netns   uint64    `json:"netns,omitempty"`
 	Source  string    `json:"source,omitempty"` // config file, or "spec.yaml --host h1"
 	Started time.Time `json:"started"`
 	// Complete is set once every step of up succeeded.
@@ -78,8 +85,15 @@ type SysctlChange struct {
 func statePath(dir, name string) string { return filepath.Join(dir, name+".json") }
 
 // save writes st atomically, 0600 in a 0700 directory that must be trusted
-// (trust.Path): down runs the hooks a state file records, as root.
+// (trust.Path): down runs the hooks a state file records, as root. It stamps st
+// with this network namespace, and refuses a record of another one.
 func (st *State) save(dir string) error {
+	if here, err := netnsHere(); err == nil {
+		if st.Netns != 0 && st.Netns != here {
+			return otherNetns(dir, st, here)
+		}
+		st.Netns = here
+	}
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return fmt.Errorf("state of %s: %w", st.Name, err)
@@ -91,14 +105,29 @@ func (st *State) save(dir string) error {
 }
 
 // LoadState reads the state file of interface name from dir ("" means
-// DefaultStateDir). It returns an error wrapping os.ErrNotExist when wgnet did not
-// bring name up. The directory and the file must be trusted (trust.Path,
-// trust.Open): a state file planted by someone else would have down run its
-// hooks as root.
+// NetnsStateDir()). It returns an error wrapping os.ErrNotExist when wgnet did not
+// bring name up, and a StateError of kind ErrOtherNetns when the record is of an
+// interface in another network namespace. The directory and the file must be
+// trusted (trust.Path, trust.Open): a state file planted by someone else would
+// have down run its hooks as root.
 func LoadState(dir, name string) (*State, error) {
 	if dir == "" {
-		dir = DefaultStateDir
+		dir = NetnsStateDir()
 	}
+	st, err := ReadState(dir, name)
+	if err != nil {
+		return nil, err
+	}
+	if here, err := netnsHere(); err == nil && st.Netns != 0 && st.Netns != here {
+		return nil, otherNetns(dir, st, here)
+	}
+	return st, nil
+}
+
+// ReadState is LoadState for a look at records of every namespace (a test's
+// lab, whose namespaces share one state directory): it does not refuse a record
+// of another network namespace. Nothing that acts on the record may use it.
+func ReadState(dir, name string) (*State, error) {
 	b, err := readStateFile(dir, statePath(dir, name))
 	if err != nil {
 		return nil, fmt.Errorf("state of %s: %w", name, err)
@@ -114,6 +143,13 @@ func LoadState(dir, name string) (*State, error) {
 		return nil, fmt.Errorf("state of %s: %s describes %q", name, statePath(dir, name), st.Name)
 	}
 	return &st, nil
+}
+
+// otherNetns is the refusal of st, a record of another network namespace.
+func otherNetns(dir string, st *State, here uint64) error {
+	return &StateError{Kind: ErrOtherNetns, Name: st.Name, State: statePath(dir, st.Name),
+		Msg: fmt.Sprintf("%s: %s is of %s in another network namespace (%s), not this one (%s)",
+			st.Name, statePath(dir, st.Name), st.Name, netnsName(st.Netns), netnsName(here))}
 }
 
 func removeState(dir, name string) error {

@@ -455,7 +455,7 @@ func TestSyncConfirm(t *testing.T) {
 		if _, err := s2.ns.Try("ip", "link", "show", s2.ifname); err == nil {
 			t.Errorf("the interface is still there after the deadline; timer log:\n%s", readFile(up.TimerLog(l.stateDir, s2.ifname)))
 		}
-		if _, err := up.LoadState(l.stateDir, s2.ifname); err == nil {
+		if _, err := up.ReadState(l.stateDir, s2.ifname); err == nil {
 			t.Errorf("state file left after rolling back up; timer log:\n%s", readFile(up.TimerLog(l.stateDir, s2.ifname)))
 		}
 	})
@@ -541,7 +541,7 @@ func TestSyncAdoptsWgQuick(t *testing.T) {
 		!slices.Equal(res.Peers[0].AddAllowedIPs, []netip.Prefix{extra}) || !slices.Equal(res.Peers[0].RemoveAllowedIPs, []netip.Prefix{hub.route6}) {
 		t.Errorf("plan: want the hub peer +%v -%v, whole list rewritten: %+v", extra, hub.route6, res.Peers)
 	}
-	st, err := up.LoadState(l.stateDir, s1.ifname)
+	st, err := up.ReadState(l.stateDir, s1.ifname)
 	if err != nil || !st.Adopted {
 		t.Fatalf("state after adopting: %+v, %v", st, err)
 	}

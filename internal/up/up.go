@@ -58,11 +58,11 @@ const (
 )
 
 // Options configure Up and Down. The zero value works on the real host: the state
-// in DefaultStateDir, the kernel backend when the module is there, else userspace.
+// in NetnsStateDir(), the kernel backend when the module is there, else userspace.
 type Options struct {
 	// Backend is "auto" (or ""), "kernel" or "userspace".
 	Backend string
-	// StateDir holds state, pid and log files; "" means DefaultStateDir.
+	// StateDir holds state, pid and log files; "" means NetnsStateDir().
 	StateDir string
 	// NoForwarding leaves IP forwarding and MSS clamping alone, even when the
 	// config asks for them (for hosts whose forwarding is managed elsewhere).
@@ -88,7 +88,7 @@ func (o *Options) defaults() {
 		o.Backend = BackendAuto
 	}
 	if o.StateDir == "" {
-		o.StateDir = DefaultStateDir
+		o.StateDir = NetnsStateDir()
 	}
 	if o.Log == nil {
 		o.Log = os.Stderr
@@ -428,10 +428,10 @@ func teardown(st *State, o *Options) error {
 }
 
 // Names lists the interfaces that have a state file in dir ("" means
-// DefaultStateDir).
+// NetnsStateDir()).
 func Names(dir string) ([]string, error) {
 	if dir == "" {
-		dir = DefaultStateDir
+		dir = NetnsStateDir()
 	}
 	m, err := filepath.Glob(filepath.Join(dir, "*.json"))
 	if err != nil {
