@@ -16,7 +16,8 @@ func newShowCmd() *cobra.Command {
 		Use:   "show [NAME...] [-o json]",
 		Short: "Show WireGuard interfaces like wg show, with peers named by host and a state",
 		Long: "show lists every WireGuard interface (or the named ones): wgnet's, wg-quick's,\n" +
-			"kernel or userspace (any that serves a UAPI socket in /var/run/wireguard).\n" +
+			"kernel or userspace (any that serves a UAPI socket in /var/run/wireguard), and those\n" +
+			"wgnet brought up that are gone (a daemon that died) as NOT RUNNING.\n" +
 			"Peers are named from the spec or the config's \"# name\" comments, and have a state:\n" +
 			"  up        a handshake within the last 3 minutes\n" +
 			"  idle      no recent handshake, nothing wrong seen (WireGuard is quiet without traffic)\n" +
@@ -33,6 +34,7 @@ func runShow(stdout io.Writer, names []string, g globalFlags) error {
 		return err
 	}
 	ifcs, err := up.Status(names, up.StatusOptions{StateDir: stateDir(), ConfigDir: configDir()})
+	err = advise(err)
 	if err != nil && len(ifcs) == 0 {
 		return err
 	}

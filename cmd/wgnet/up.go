@@ -13,6 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/wgnet/wgnet/internal/check"
+	"github.com/wgnet/wgnet/internal/diag"
 	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/up"
 	"github.com/wgnet/wgnet/internal/wgconf"
@@ -55,13 +57,15 @@ func newUpCmd() *cobra.Command {
 	return c
 }
 
-// stateDir is where up keeps its state; WGNET_STATE_DIR overrides it (for tests,
-// and for hosts where /run is not the place).
+// stateDir is where up keeps its state: a directory per network namespace
+// (up.NetnsStateDir). WGNET_STATE_DIR overrides it (for tests, and for hosts
+// where /run is not the place) and is used as given; a record there of another
+// namespace's interface is still refused.
 func stateDir() string {
 	if d := os.Getenv("WGNET_STATE_DIR"); d != "" {
 		return d
 	}
-	return up.DefaultStateDir
+	return up.NetnsStateDir()
 }
 
 // configDir is where NAME resolves to NAME.conf, like wg-quick's /etc/wireguard;
@@ -78,6 +82,9 @@ func configDir() string {
 func resolveConfigArg(arg string) (name, path string, err error) {
 	if up.ValidName(arg) {
 		return arg, filepath.Join(configDir(), arg+".conf"), nil
+	}
+	if arg == "." || arg == ".." {
+		return "", "", usageError{fmt.Errorf("%q: a directory, not an interface name nor a path to IFACE.conf", arg)}
 	}
 	base := filepath.Base(arg)
 	name, ok := strings.CutSuffix(base, ".conf")
@@ -174,8 +181,8 @@ func upRequest(args []string, host, specFile string, stderr io.Writer) (up.Reque
 		if err != nil {
 			return up.Request{}, err
 		}
-		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o007 != 0 {
-			fmt.Fprintf(stderr, "wgnet: warning: %s is world accessible; it holds a private key\n", path)
+		if d, ok := worldReadable(path); ok {
+			fmt.Fprintln(stderr, "wgnet: warning:", d.Located())
 		}
 		cfg, err := wgconf.Parse(path, src)
 		if err != nil {
@@ -189,6 +196,17 @@ func upRequest(args []string, host, specFile string, stderr io.Writer) (up.Reque
 		return up.Request{Name: name, Host: h, Source: path}, nil
 	}
 	return up.Request{}, usageError{fmt.Errorf("give NAME, CONFIG or --host HOST")}
+}
+
+// worldReadable is check's world-readable warning for a config file that
+// others can read or write, as up reads it.
+func worldReadable(path string) (diag.Diagnostic, bool) {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm()&0o007 == 0 {
+		return diag.Diagnostic{}, false
+	}
+	return diag.Diagnostic{File: path, Severity: diag.Warning, Code: check.CodeWorldReadable,
+		Message: fmt.Sprintf("mode %04o lets others read or change it, and it holds a private key; chmod 600 %s", fi.Mode().Perm(), path)}, true
 }
 
 // advise adds to an error of package up what the user can do about it.
@@ -208,6 +226,8 @@ func advise(err error) error {
 		return fmt.Errorf("%w; use the tool that made it (wg-quick down %s)", err, se.Name)
 	case errors.Is(err, up.ErrPending):
 		return fmt.Errorf("%w; run `wgnet confirm %s` to keep it or `wgnet confirm --rollback %s` to undo it now (timer log %s), then change it again", err, se.Name, se.Name, se.LogFile)
+	case errors.Is(err, up.ErrOtherNetns):
+		return fmt.Errorf("%w; run wgnet in that namespace (ip netns exec NAME wgnet ...), or give each namespace its own WGNET_STATE_DIR", err)
 	case errors.Is(err, up.ErrNotUp) && strings.HasPrefix(se.Msg, "sync "):
 		return fmt.Errorf("%w; bring it up with `wgnet up` first", err)
 	}

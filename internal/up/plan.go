@@ -21,8 +21,9 @@ import (
 // nameRE is wg-quick's rule for interface names.
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9_=+.-]{1,15}$`)
 
-// ValidName reports whether name is an interface name wg-quick (and wgnet) accepts.
-func ValidName(name string) bool { return nameRE.MatchString(name) }
+// ValidName reports whether name is an interface name wg-quick (and wgnet) accepts
+// and Linux allows (not "." or "..", which would also name directories).
+func ValidName(name string) bool { return nameRE.MatchString(name) && name != "." && name != ".." }
 
 // plan is everything up will do, worked out before anything is touched.
 type plan struct {

@@ -27,6 +27,11 @@ type Interface struct {
 	ListenPort int    `json:"listen_port"`
 	FwMark     int    `json:"fwmark,omitempty"`
 	Peers      []Peer `json:"peers"`
+	// NotRunning is set when wgnet brought the interface up (its state record is
+	// there) but it is gone: its userspace daemon died, or someone deleted it.
+	// `wgnet down NAME` cleans up what is left. LogFile is the daemon's log.
+	NotRunning bool   `json:"not_running,omitempty"`
+	LogFile    string `json:"log_file,omitempty"`
 }
 
 // Peer is one peer in Interface.
@@ -74,7 +79,7 @@ func PeerState(p device.PeerState, now time.Time) string {
 	return PeerIdle
 }
 
-// StatusOptions configure Status. The zero value reads DefaultStateDir and
+// StatusOptions configure Status. The zero value reads NetnsStateDir() and
 // /etc/wireguard and uses the current time.
 type StatusOptions struct {
 	StateDir  string
@@ -87,7 +92,7 @@ type StatusOptions struct {
 // wg-quick's with wireguard-go, any other).
 func Status(names []string, opts StatusOptions) ([]Interface, error) {
 	if opts.StateDir == "" {
-		opts.StateDir = DefaultStateDir
+		opts.StateDir = NetnsStateDir()
 	}
 	if opts.ConfigDir == "" {
 		opts.ConfigDir = "/etc/wireguard"
@@ -101,21 +106,40 @@ func Status(names []string, opts StatusOptions) ([]Interface, error) {
 	}
 	var out []Interface
 	var errs []error
-	for _, n := range names {
-		if slices.ContainsFunc(all, func(s *device.State) bool { return s.Name == n }) {
-			continue
-		}
-		if st, err := LoadState(opts.StateDir, n); err == nil {
-			errs = append(errs, fmt.Errorf("%s: wgnet brought it up (%s backend, pid %d) but it is not running; see %s, then `wgnet down %s` to clean up", n, st.Backend, st.PID, st.LogFile, n))
-			continue
-		}
-		errs = append(errs, fmt.Errorf("%s: no such WireGuard interface", n))
-	}
 	for _, s := range all {
 		if len(names) > 0 && !slices.Contains(names, s.Name) {
 			continue
 		}
 		out = append(out, describe(s, opts))
+	}
+	// Interfaces wgnet brought up that are gone: shown, marked, so that a dead
+	// daemon is not silently missing from the list.
+	recorded, _ := Names(opts.StateDir)
+	wanted := names
+	if len(names) == 0 {
+		wanted = recorded
+	}
+	for _, n := range wanted {
+		if slices.ContainsFunc(all, func(s *device.State) bool { return s.Name == n }) {
+			continue
+		}
+		st, err := LoadState(opts.StateDir, n)
+		switch {
+		case err == nil:
+			out = append(out, Interface{Name: n, Backend: st.Backend, Wgnet: true, Source: st.Source, PID: st.PID,
+				Peers: []Peer{}, NotRunning: true, LogFile: st.LogFile})
+			if len(names) > 0 {
+				errs = append(errs, &StateError{Kind: ErrNotRunning, Name: n, State: statePath(opts.StateDir, n), LogFile: st.LogFile,
+					Msg: fmt.Sprintf("%s: wgnet brought it up (%s backend) but it is not running", n, st.Backend)})
+			}
+		case len(names) == 0:
+			// Another namespace's record in a shared WGNET_STATE_DIR, or a broken
+			// one: not this namespace's interface.
+		case errors.Is(err, os.ErrNotExist):
+			errs = append(errs, fmt.Errorf("%s: no such WireGuard interface", n))
+		default:
+			errs = append(errs, err)
+		}
 	}
 	return out, errors.Join(errs...)
 }
@@ -194,6 +218,14 @@ func WriteText(w io.Writer, ifcs []Interface) error {
 			}
 		}
 		b.WriteString(")\n")
+		if ifc.NotRunning {
+			b.WriteString("  NOT RUNNING: wgnet brought it up, but it is gone")
+			if ifc.LogFile != "" {
+				fmt.Fprintf(&b, " (see %s)", ifc.LogFile)
+			}
+			fmt.Fprintf(&b, "; run `wgnet down %s` to clean up\n", ifc.Name)
+			continue
+		}
 		if ifc.PublicKey != "" {
 			fmt.Fprintf(&b, "  public key: %s\n", ifc.PublicKey)
 		}
