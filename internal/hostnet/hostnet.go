@@ -39,6 +39,16 @@ type HostNet interface {
 	Routes(name string, table int) ([]Route, error)
 	AddRoute(r Route) error
 	DelRoute(r Route) error
+	// AddRoutes adds every route of rs, in order, as one batch: on Linux over one
+	// netlink socket, with each link looked up once, where AddRoute costs a socket
+	// and a link lookup per route. A route already there is skipped, not an error:
+	// a caller that batches has recorded the routes ahead of adding them, as
+	// planned, and a down deletes those it finds. It stops at the first other
+	// failure, so a prefix of rs may have been added.
+	AddRoutes(rs []Route) error
+	// DelRoutes deletes every route of rs, in order, as one batch; a route not
+	// there is skipped. It stops at the first other failure.
+	DelRoutes(rs []Route) error
 	// RouteMTU returns the MTU on the way to dst, as `ip route get` decides it: the
 	// route's own MTU, else its device's. An invalid dst asks about the default
 	// route of the main table. It returns 0 when there is no route.

@@ -211,8 +211,12 @@ func (l *Linux) route(r Route) (*netlink.Route, error) {
 	if err != nil {
 		return nil, err
 	}
+	return netlinkRoute(r, lk.Attrs().Index), nil
+}
+
+func netlinkRoute(r Route, index int) *netlink.Route {
 	nr := &netlink.Route{
-		LinkIndex: lk.Attrs().Index,
+		LinkIndex: index,
 		Dst:       toIPNet(r.Dst.Masked()),
 		Table:     tableOf(r.Table),
 		Protocol:  unix.RTPROT_BOOT, // what `ip route add` uses
@@ -221,7 +225,7 @@ func (l *Linux) route(r Route) (*netlink.Route, error) {
 	if r.Dst.Addr().Is4() {
 		nr.Scope = netlink.SCOPE_LINK // `ip route add` without a gateway
 	}
-	return nr, nil
+	return nr
 }
 
 // AddRoute adds r, like `ip route add DST dev DEV table T`.
@@ -230,7 +234,11 @@ func (l *Linux) AddRoute(r Route) error {
 	if err != nil {
 		return err
 	}
-	if err := netlink.RouteAdd(nr); err != nil {
+	return addRoute(netlink.RouteAdd, r, nr)
+}
+
+func addRoute(add func(*netlink.Route) error, r Route, nr *netlink.Route) error {
+	if err := add(nr); err != nil {
 		if errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("add route %s dev %s: %w", r.Dst, r.Dev, ErrExists)
 		}
@@ -245,12 +253,67 @@ func (l *Linux) DelRoute(r Route) error {
 	if err != nil {
 		return err
 	}
+	return delRoute(netlink.RouteDel, r, nr)
+}
+
+func delRoute(del func(*netlink.Route) error, r Route, nr *netlink.Route) error {
 	nr.Protocol = 0 // match whatever added it
-	if err := netlink.RouteDel(nr); err != nil {
+	if err := del(nr); err != nil {
 		if errors.Is(err, unix.ESRCH) || errors.Is(err, unix.ENOENT) {
 			return fmt.Errorf("delete route %s dev %s: %w", r.Dst, r.Dev, ErrNotFound)
 		}
 		return fmt.Errorf("delete route %s dev %s: %w", r.Dst, r.Dev, err)
+	}
+	return nil
+}
+
+// AddRoutes adds every route of rs over one netlink socket, each link looked up
+// once; routes already there are skipped.
+func (l *Linux) AddRoutes(rs []Route) error {
+	return l.batch(rs, func(h *netlink.Handle, r Route, nr *netlink.Route) error {
+		if err := addRoute(h.RouteAdd, r, nr); err != nil && !errors.Is(err, ErrExists) {
+			return err
+		}
+		return nil
+	})
+}
+
+// DelRoutes deletes every route of rs over one netlink socket; routes not there
+// are skipped.
+func (l *Linux) DelRoutes(rs []Route) error {
+	return l.batch(rs, func(h *netlink.Handle, r Route, nr *netlink.Route) error {
+		if err := delRoute(h.RouteDel, r, nr); err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		return nil
+	})
+}
+
+// batch runs do for each route on one rtnetlink socket, looking each link up once.
+// A route through a link that is gone is ErrNotFound, as from AddRoute.
+func (l *Linux) batch(rs []Route, do func(*netlink.Handle, Route, *netlink.Route) error) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return fmt.Errorf("routes: netlink: %w", err)
+	}
+	defer h.Close()
+	index := map[string]int{}
+	for _, r := range rs {
+		i, ok := index[r.Dev]
+		if !ok {
+			lk, err := l.link(r.Dev)
+			if err != nil {
+				return fmt.Errorf("route %s dev %s: %w", r.Dst, r.Dev, err)
+			}
+			i = lk.Attrs().Index
+			index[r.Dev] = i
+		}
+		if err := do(h, r, netlinkRoute(r, i)); err != nil {
+			return err
+		}
 	}
 	return nil
 }

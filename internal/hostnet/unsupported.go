@@ -27,6 +27,8 @@ func (*Linux) DelAddr(string, netip.Prefix) error   { return errUnsupported }
 func (*Linux) Routes(string, int) ([]Route, error)  { return nil, errUnsupported }
 func (*Linux) AddRoute(Route) error                 { return errUnsupported }
 func (*Linux) DelRoute(Route) error                 { return errUnsupported }
+func (*Linux) AddRoutes([]Route) error              { return errUnsupported }
+func (*Linux) DelRoutes([]Route) error              { return errUnsupported }
 func (*Linux) RouteMTU(netip.Addr) (int, error)     { return 0, errUnsupported }
 func (*Linux) Sysctl(string) (string, error)        { return "", errUnsupported }
 func (*Linux) SetSysctl(string, string) error       { return errUnsupported }

@@ -224,20 +224,24 @@ func firstDup(ps []netip.Prefix) netip.Prefix {
 // explicit table, every prefix; in auto mode, every prefix that no main-table
 // route through the interface already covers (`ip route show dev IFACE match P`),
 // longest prefixes first. existing is the interface's main-table routes.
+//
+// wg-quick also counts the routes it added before P, but those are as long as P
+// or longer (it walks longest first), so they cover P only when they are P, and
+// the allowed IPs hold no prefix twice: only existing can cover P. Checking
+// against it alone keeps this linear in the allowed IPs (it was quadratic:
+// 10,000 routes took a fifth of a second).
 func (p *plan) routes(existing []netip.Prefix) []netip.Prefix {
 	if p.noRoutes {
 		return nil
 	}
 	var out []netip.Prefix
-	have := slices.Clone(existing)
 	for _, a := range p.allowed {
-		if p.autoTable && slices.ContainsFunc(have, func(r netip.Prefix) bool {
+		if p.autoTable && slices.ContainsFunc(existing, func(r netip.Prefix) bool {
 			return r.Addr().BitLen() == a.Addr().BitLen() && r.Bits() <= a.Bits() && r.Contains(a.Addr())
 		}) {
 			continue
 		}
 		out = append(out, a)
-		have = append(have, a)
 	}
 	return out
 }

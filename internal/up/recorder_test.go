@@ -97,6 +97,20 @@ func (h *recHost) DelRoute(rt hostnet.Route) error {
 	return h.HostNet.DelRoute(rt)
 }
 
+func (h *recHost) AddRoutes(rs []hostnet.Route) error {
+	for _, rt := range rs {
+		h.r.add("AddRoute %s", routeLine(rt))
+	}
+	return h.HostNet.AddRoutes(rs)
+}
+
+func (h *recHost) DelRoutes(rs []hostnet.Route) error {
+	for _, rt := range rs {
+		h.r.add("DelRoute %s", routeLine(rt))
+	}
+	return h.HostNet.DelRoutes(rs)
+}
+
 func (h *recHost) SetSysctl(key, value string) error {
 	h.r.add("SetSysctl %s=%s", key, value)
 	return h.HostNet.SetSysctl(key, value)

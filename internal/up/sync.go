@@ -579,31 +579,44 @@ func sortedRoutes(rs []hostnet.Route) []hostnet.Route {
 }
 
 // record keeps the state file up to date while the plan is applied, so that a
-// sync that dies half-way still leaves down a record of the sysctls to restore.
+// sync or up that dies half-way still leaves down a record of what to undo. It
+// is called once per step, never per route: addresses and routes to add are
+// recorded ahead, as planned, before the step adds them (down deletes those it
+// finds and skips the others), and those removed after the step removed them.
 func (s *syncer) record(ev applied) error {
 	switch {
 	case ev.sysctl != nil:
 		mergeSysctl(&s.st.Sysctls, *ev.sysctl)
 	case ev.firewall != "":
 		s.st.Firewall = ev.firewall
-	case ev.addr != nil:
-		s.st.Addresses = recordItem(s.st.Addresses, *ev.addr, ev.removed)
-	case ev.route != nil:
-		s.st.Routes = recordItem(s.st.Routes, *ev.route, ev.removed)
+	case len(ev.addrs) > 0:
+		s.st.Addresses = recordItems(s.st.Addresses, ev.addrs, ev.removed)
+	case len(ev.routes) > 0:
+		s.st.Routes = recordItems(s.st.Routes, ev.routes, ev.removed)
 	default:
 		return nil
 	}
 	return s.st.save(s.opts.StateDir)
 }
 
-// recordItem adds x to list, or removes it.
-func recordItem[T comparable](list []T, x T, removed bool) []T {
-	i := slices.Index(list, x)
-	switch {
-	case removed && i >= 0:
-		return slices.Delete(list, i, i+1)
-	case !removed && i < 0:
-		return append(list, x)
+// recordItems adds the items of xs that list lacks to its end, in order, or
+// removes them from list.
+func recordItems[T comparable](list, xs []T, removed bool) []T {
+	set := make(map[T]bool, len(xs))
+	for _, x := range xs {
+		set[x] = true
+	}
+	if removed {
+		return slices.DeleteFunc(list, func(x T) bool { return set[x] })
+	}
+	for _, x := range list {
+		delete(set, x)
+	}
+	for _, x := range xs {
+		if set[x] {
+			list = append(list, x)
+			delete(set, x)
+		}
 	}
 	return list
 }
@@ -660,9 +673,10 @@ func restoreSnapshot(opts *SyncOptions, name string, snap *snapshot, sc readScop
 type applied struct {
 	sysctl   *SysctlChange
 	firewall string // a table created or replaced
-	// addr or route was added, or removed when removed is set.
-	addr    *netip.Prefix
-	route   *hostnet.Route
+	// addrs or routes are about to be added (planned), or were removed when
+	// removed is set.
+	addrs   []netip.Prefix
+	routes  []hostnet.Route
 	removed bool
 }
 
@@ -671,7 +685,8 @@ type applied struct {
 // routes; then removals (single prefixes, peers, routes); forwarding off last. It
 // stops at the first error, unless keepGoing (for restores), when it does what it
 // can and reports every error. record, when set, is called after each sysctl and
-// firewall step.
+// firewall step, before addresses or routes are added (with all of them, as
+// planned) and after they are removed: once per step, never per route.
 func applyPlan(plan *Plan, d device.Device, o *Options, keepGoing bool, record func(applied) error) error {
 	h, name := o.Host, plan.Interface
 	var errs []error
@@ -740,12 +755,15 @@ func applyPlan(plan *Plan, d device.Device, o *Options, keepGoing bool, record f
 			o.logf("ip link set mtu %d dev %s", plan.MTU.New, name)
 			return step(h.SetMTU(name, plan.MTU.New))
 		}()
+	if ok && len(plan.Addresses.Add) > 0 {
+		ok = step(rec(applied{addrs: plan.Addresses.Add}))
+	}
 	for _, a := range plan.Addresses.Add {
 		if !ok {
 			break
 		}
 		o.logf("ip address add %s dev %s", a, name)
-		ok = step(tolerate(h.AddAddr(name, a), hostnet.ErrExists)) && step(rec(applied{addr: &a}))
+		ok = step(tolerate(h.AddAddr(name, a), hostnet.ErrExists))
 	}
 	if ok && plan.linkUp {
 		// A new link: its MTU and up, before routes through it can be added.
@@ -759,35 +777,49 @@ func applyPlan(plan *Plan, d device.Device, o *Options, keepGoing bool, record f
 		// goes with it.
 		ok = step(tolerate(h.SetSysctl("net/ipv4/conf/"+name+"/promote_secondaries", "1"), hostnet.ErrNotFound))
 	}
+	var removed []netip.Prefix
 	for _, a := range plan.Addresses.Remove {
 		if !ok {
 			break
 		}
 		o.logf("ip address del %s dev %s", a, name)
-		ok = step(tolerate(h.DelAddr(name, a), hostnet.ErrNotFound)) && step(rec(applied{addr: &a, removed: true}))
+		if ok = step(tolerate(h.DelAddr(name, a), hostnet.ErrNotFound)); ok {
+			removed = append(removed, a)
+		}
 	}
-	// Longest prefixes first, like wg-quick's add_route.
+	if len(removed) > 0 {
+		ok = step(rec(applied{addrs: removed, removed: true})) && ok
+	}
+	// Longest prefixes first, like wg-quick's add_route; all in one batch,
+	// recorded ahead.
 	adds := slices.Clone(plan.Routes.Add)
 	slices.SortStableFunc(adds, func(a, b hostnet.Route) int {
 		return cmp.Or(cmp.Compare(a.Table, b.Table), cmp.Compare(b.Dst.Bits(), a.Dst.Bits()))
 	})
-	for _, r := range adds {
-		if !ok {
-			break
-		}
-		o.logf("ip route add %s", routeText(r))
-		ok = step(tolerate(h.AddRoute(r), hostnet.ErrExists)) && step(rec(applied{route: &r}))
+	if ok && len(adds) > 0 {
+		logRoutes(o, "add", adds)
+		ok = step(rec(applied{routes: adds})) && step(h.AddRoutes(adds))
 	}
 	ok = ok && configure(remove, "remove")
-	for _, r := range plan.Routes.Remove {
-		if !ok {
-			break
-		}
-		o.logf("ip route del %s", routeText(r))
-		ok = step(tolerate(h.DelRoute(r), hostnet.ErrNotFound)) && step(rec(applied{route: &r, removed: true}))
+	if ok && len(plan.Routes.Remove) > 0 {
+		logRoutes(o, "del", plan.Routes.Remove)
+		ok = step(h.DelRoutes(plan.Routes.Remove)) && step(rec(applied{routes: plan.Routes.Remove, removed: true}))
 	}
 	_ = ok && forwarding(false)
 	return errors.Join(errs...)
+}
+
+// logRoutes logs a batch of route changes like `ip route VERB`, one line per
+// route up to a few, then a count.
+func logRoutes(o *Options, verb string, rs []hostnet.Route) {
+	const show = 8
+	for i, r := range rs {
+		if i == show {
+			o.logf("ip route %s: %d more through %s", verb, len(rs)-show, r.Dev)
+			return
+		}
+		o.logf("ip route %s %s", verb, routeText(r))
+	}
 }
 
 func routeText(r hostnet.Route) string {

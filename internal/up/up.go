@@ -395,13 +395,16 @@ func teardown(st *State, o *Options) error {
 		}
 		st.Sysctls = st.Sysctls[:i]
 	}
-	for i := len(st.Routes) - 1; i >= 0; i-- {
-		r := st.Routes[i]
-		if err := h.DelRoute(r); !gone(err) {
+	// Routes newest first, in one batch. Those recorded ahead (planned) but never
+	// added are skipped; on a failure all stay recorded, for the next down.
+	if len(st.Routes) > 0 {
+		rs := slices.Clone(st.Routes)
+		slices.Reverse(rs)
+		if err := h.DelRoutes(rs); !gone(err) {
 			errs = append(errs, err)
-			continue
+		} else {
+			st.Routes = nil
 		}
-		st.Routes = st.Routes[:i]
 	}
 	for i := len(st.Addresses) - 1; i >= 0; i-- {
 		if err := h.DelAddr(st.Name, st.Addresses[i]); !gone(err) {

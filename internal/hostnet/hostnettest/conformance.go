@@ -173,6 +173,56 @@ func Run(t *testing.T, newHost func(t *testing.T) (hostnet.HostNet, string)) {
 		mustNotFound(t, "deleting a missing route", h.DelRoute(main[0]))
 	})
 
+	t.Run("route batches", func(t *testing.T) {
+		h, link := newHost(t)
+		if err := h.SetUp(link, true); err != nil {
+			t.Fatal(err)
+		}
+		var rs []hostnet.Route
+		for i := range 300 {
+			rs = append(rs, hostnet.Route{Dst: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 77, byte(i >> 8), byte(i)}), 32), Dev: link})
+		}
+		rs = append(rs, hostnet.Route{Dst: pfx("fd00:77::/64"), Dev: link}, hostnet.Route{Dst: pfx("10.78.0.0/16"), Dev: link, Table: 4242})
+		if err := h.AddRoute(rs[7]); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.AddRoutes(rs); err != nil {
+			t.Fatalf("AddRoutes with one route already there: %v", err)
+		}
+		got, err := h.Routes(link, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t4242, err := h.Routes(link, 4242)
+		if err != nil {
+			t.Fatal(err)
+		}
+		byDst := func(a, b hostnet.Route) int { return strings.Compare(fmt.Sprint(a), fmt.Sprint(b)) }
+		got = append(got, t4242...)
+		slices.SortFunc(got, byDst)
+		want := slices.Clone(rs)
+		slices.SortFunc(want, byDst)
+		if diff := cmp.Diff(want, got, cmpOpts...); diff != "" {
+			t.Errorf("Routes after AddRoutes (-want +got):\n%s", diff)
+		}
+		if err := h.DelRoute(rs[9]); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.DelRoutes(rs); err != nil {
+			t.Fatalf("DelRoutes with one route gone: %v", err)
+		}
+		got, _ = h.Routes(link, 0)
+		t4242, _ = h.Routes(link, 4242)
+		if len(got)+len(t4242) != 0 {
+			t.Errorf("after DelRoutes: %v %v", got, t4242)
+		}
+		if err := h.AddRoutes(nil); err != nil {
+			t.Errorf("AddRoutes(nil): %v", err)
+		}
+		gone := []hostnet.Route{{Dst: pfx("10.79.0.0/24"), Dev: "wgt-nonexist0"}}
+		mustNotFound(t, "AddRoutes through a missing link", h.AddRoutes(gone))
+	})
+
 	t.Run("sysctl", func(t *testing.T) {
 		h, link := newHost(t)
 		key := fmt.Sprintf("net/ipv4/conf/%s/forwarding", link)

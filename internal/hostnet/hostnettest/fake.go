@@ -5,6 +5,7 @@
 package hostnettest
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -27,7 +28,7 @@ type Fake struct {
 	sysctls map[string]string
 	fws     map[string]hostnet.Firewall
 	next    int
-	failOn  map[string]error
+	failOn  map[string]failure
 	calls   []string
 }
 
@@ -63,7 +64,7 @@ func NewFake() *Fake {
 			"net/ipv6/conf/default/accept_ra":        "1",
 		},
 		fws:    map[string]hostnet.Firewall{},
-		failOn: map[string]error{},
+		failOn: map[string]failure{},
 	}
 	f.AddLink("lo", "loopback", 65536)
 	return f
@@ -95,11 +96,40 @@ func (f *Fake) DelLink(name string) {
 	}
 }
 
-// FailOn makes the next call of method (e.g. "AddRoute") fail with err.
-func (f *Fake) FailOn(method string, err error) {
+// failure is a fault injected into a method: after more successful calls, the
+// next fails with err, or panics with Crash.
+type failure struct {
+	after int
+	err   error
+	crash bool
+}
+
+// Crash is what a call made to crash (CrashAfter) panics with.
+type Crash struct{ Call string }
+
+func (c Crash) String() string { return "hostnettest: crash at " + c.Call }
+
+// FailOn makes the next call of method (e.g. "AddRoute") fail with err. The
+// batch methods AddRoutes and DelRoutes count as one AddRoute or DelRoute call
+// per route.
+func (f *Fake) FailOn(method string, err error) { f.FailAfter(method, 0, err) }
+
+// FailAfter lets n more calls of method succeed and makes the next one fail
+// with err: FailAfter("AddRoute", 3, err) fails the fourth route of a batch.
+func (f *Fake) FailAfter(method string, n int, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.failOn[method] = err
+	f.failOn[method] = failure{after: n, err: err}
+}
+
+// CrashAfter lets n more calls of method succeed and makes the next one panic
+// with a Crash, as if the process died there: nothing of the caller runs after
+// it but deferred functions (the fake's lock is released), and what was done
+// stays done. A test recovers the panic and goes on as the next process would.
+func (f *Fake) CrashAfter(method string, n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failOn[method] = failure{after: n, crash: true}
 }
 
 // Calls returns the mutating calls made so far, e.g. "AddRoute 10.0.0.0/24 wg0 0".
@@ -145,12 +175,22 @@ func (f *Fake) Snapshot() Snapshot {
 
 // begin records a call and returns the injected failure, if any. mu must be held.
 func (f *Fake) beginLocked(method string, args ...any) error {
-	f.calls = append(f.calls, strings.TrimSpace(method+" "+fmt.Sprintln(args...)))
-	if err, ok := f.failOn[method]; ok {
-		delete(f.failOn, method)
-		return fmt.Errorf("%s: %w", method, err)
+	call := strings.TrimSpace(method + " " + fmt.Sprintln(args...))
+	f.calls = append(f.calls, call)
+	fl, ok := f.failOn[method]
+	switch {
+	case !ok:
+		return nil
+	case fl.after > 0:
+		fl.after--
+		f.failOn[method] = fl
+		return nil
 	}
-	return nil
+	delete(f.failOn, method)
+	if fl.crash {
+		panic(Crash{Call: call})
+	}
+	return fmt.Errorf("%s: %w", method, fl.err)
 }
 
 func (f *Fake) linkLocked(name string) (*fakeLink, error) {
@@ -297,6 +337,10 @@ func (f *Fake) Routes(name string, table int) ([]hostnet.Route, error) {
 func (f *Fake) AddRoute(r hostnet.Route) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return f.addRouteLocked(r)
+}
+
+func (f *Fake) addRouteLocked(r hostnet.Route) error {
 	if err := f.beginLocked("AddRoute", r.Dst, r.Dev, r.Table); err != nil {
 		return err
 	}
@@ -314,6 +358,10 @@ func (f *Fake) AddRoute(r hostnet.Route) error {
 func (f *Fake) DelRoute(r hostnet.Route) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return f.delRouteLocked(r)
+}
+
+func (f *Fake) delRouteLocked(r hostnet.Route) error {
 	if err := f.beginLocked("DelRoute", r.Dst, r.Dev, r.Table); err != nil {
 		return err
 	}
@@ -323,6 +371,32 @@ func (f *Fake) DelRoute(r hostnet.Route) error {
 		return fmt.Errorf("delete route %s dev %s: %w", r.Dst, r.Dev, hostnet.ErrNotFound)
 	}
 	f.routes = slices.Delete(f.routes, i, i+1)
+	return nil
+}
+
+// AddRoutes adds each route as AddRoute does (and records an AddRoute call for
+// each), skipping those already there.
+func (f *Fake) AddRoutes(rs []hostnet.Route) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, r := range rs {
+		if err := f.addRouteLocked(r); err != nil && !errors.Is(err, hostnet.ErrExists) {
+			return err
+		}
+	}
+	return nil
+}
+
+// DelRoutes deletes each route as DelRoute does (and records a DelRoute call
+// for each), skipping those not there.
+func (f *Fake) DelRoutes(rs []hostnet.Route) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, r := range rs {
+		if err := f.delRouteLocked(r); err != nil && !errors.Is(err, hostnet.ErrNotFound) {
+			return err
+		}
+	}
 	return nil
 }
 
