@@ -40,6 +40,12 @@ var Rules = map[string][]string{
 	// The whole network in one process.
 	"internal/lab": {"internal/compile", "internal/devconf", "internal/device", "internal/intent", "internal/netmodel", "internal/spec", "internal/wgconf", "internal/wgkey"},
 
+	// The controller's state: the store interface, its conformance suite and
+	// its implementations; never spec, compile or HTTP.
+	"internal/store":             {"internal/ipam", "internal/wgkey"},
+	"internal/store/storetest":   {"internal/store", "internal/wgkey"},
+	"internal/store/sqlitestore": {"internal/store", "internal/wgkey"},
+
 	// Test harnesses.
 	"internal/vmtest": {"internal/netnstest"},
 

@@ -1,0 +1,646 @@
+// Package sqlitestore is the embedded implementation of store.Store: one SQLite
+// database file (pure-Go driver modernc.org/sqlite) in write-ahead-log mode with
+// synchronous=FULL, so that a committed transaction is on disk before the
+// caller hears of it. Every writing transaction starts with BEGIN IMMEDIATE:
+// concurrent writers wait for the lock (busy timeout) instead of failing on a
+// stale snapshot. Writers of one process also queue on a single connection;
+// reads run on a pool of their own and see one committed snapshot each.
+// It imports store, ipam (through store) and wgkey only.
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/wgnet/wgnet/internal/store"
+	"github.com/wgnet/wgnet/internal/wgkey"
+)
+
+// BusyTimeout is how long a writer waits for another process's write lock.
+const BusyTimeout = 10 * time.Second
+
+const schema = `
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS networks (
+	name     TEXT PRIMARY KEY,
+	subnets  TEXT NOT NULL,
+	topology TEXT NOT NULL,
+	hub      TEXT NOT NULL DEFAULT '',
+	revision INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS hosts (
+	network    TEXT NOT NULL REFERENCES networks(name) ON DELETE CASCADE,
+	name       TEXT NOT NULL,
+	public_key TEXT NOT NULL,
+	endpoint   TEXT NOT NULL,
+	routes     TEXT NOT NULL,
+	keepalive  INTEGER NOT NULL,
+	PRIMARY KEY (network, name),
+	UNIQUE (network, public_key)
+);
+CREATE TABLE IF NOT EXISTS addresses (
+	network TEXT NOT NULL,
+	addr    TEXT NOT NULL,
+	host    TEXT NOT NULL,
+	PRIMARY KEY (network, addr),
+	FOREIGN KEY (network, host) REFERENCES hosts(network, name) ON DELETE CASCADE
+);
+CREATE TABLE IF NOT EXISTS changes (
+	network  TEXT NOT NULL REFERENCES networks(name) ON DELETE CASCADE,
+	revision INTEGER NOT NULL,
+	kind     TEXT NOT NULL,
+	host     TEXT NOT NULL,
+	time     INTEGER NOT NULL,
+	PRIMARY KEY (network, revision)
+);
+CREATE TABLE IF NOT EXISTS tokens (
+	hash    BLOB PRIMARY KEY,
+	kind    TEXT NOT NULL,
+	network TEXT NOT NULL,
+	host    TEXT NOT NULL,
+	uses    INTEGER NOT NULL,
+	expires INTEGER NOT NULL
+);
+`
+
+// Store is a store.Store on one SQLite file.
+type Store struct {
+	w *sql.DB // one connection, BEGIN IMMEDIATE: all writes
+	r *sql.DB // reads
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (creating it if needed) the database file at path.
+func Open(ctx context.Context, path string) (*Store, error) {
+	dsn := func(txlock string) string {
+		q := url.Values{}
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "synchronous(FULL)")
+		q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", BusyTimeout.Milliseconds()))
+		q.Add("_pragma", "foreign_keys(1)")
+		q.Set("_txlock", txlock)
+		return "file:" + path + "?" + q.Encode()
+	}
+	w, err := sql.Open("sqlite", dsn("immediate"))
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	r, err := sql.Open("sqlite", dsn("deferred"))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(4)
+	s := &Store{w: w, r: r}
+	if err := s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, schema); err != nil {
+			return err
+		}
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_version`).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			_, err = tx.ExecContext(ctx, `INSERT INTO schema_version VALUES (1)`)
+		}
+		return err
+	}); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return errors.Join(s.w.Close(), s.r.Close()) }
+
+// write runs fn in one BEGIN IMMEDIATE transaction and commits it.
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// read runs fn in one read transaction: one snapshot.
+func (s *Store) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	return fn(tx)
+}
+
+// isConstraint reports a uniqueness or foreign-key violation.
+func isConstraint(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_CONSTRAINT
+}
+
+// CreateNetwork implements store.Store.
+func (s *Store) CreateNetwork(ctx context.Context, n store.Network) (store.Network, error) {
+	if err := store.ValidNetwork(n); err != nil {
+		return n, err
+	}
+	n.Revision, n.Hub = 1, ""
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO networks (name, subnets, topology, hub, revision) VALUES (?, ?, ?, '', 1)`,
+			n.Name, joinPrefixes(n.Subnets), n.Topology)
+		if isConstraint(err) {
+			return fmt.Errorf("network %s: %w", n.Name, store.ErrExists)
+		}
+		if err != nil {
+			return err
+		}
+		return logChange(ctx, tx, n.Name, 1, store.NetworkCreated, "")
+	})
+	return n, err
+}
+
+// Network implements store.Store.
+func (s *Store) Network(ctx context.Context, name string) (store.Network, error) {
+	var n store.Network
+	err := s.read(ctx, func(tx *sql.Tx) (err error) {
+		n, err = networkTx(ctx, tx, name)
+		return err
+	})
+	return n, err
+}
+
+// Networks implements store.Store.
+func (s *Store) Networks(ctx context.Context) ([]store.Network, error) {
+	var out []store.Network
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT name, subnets, topology, hub, revision FROM networks ORDER BY name`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			n, err := scanNetwork(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, n)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// DeleteNetwork implements store.Store.
+func (s *Store) DeleteNetwork(ctx context.Context, name string) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM tokens WHERE network = ?`, name); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM addresses WHERE network = ?`, name); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM networks WHERE name = ?`, name)
+		if err != nil {
+			return err
+		}
+		if k, _ := res.RowsAffected(); k == 0 {
+			return fmt.Errorf("network %s: %w", name, store.ErrNotFound)
+		}
+		return nil
+	})
+}
+
+// AddHost implements store.Store.
+func (s *Store) AddHost(ctx context.Context, network string, h store.Host, v store.Validate) (store.Host, uint64, error) {
+	var rev uint64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		n, hosts, err := snapshotTx(ctx, tx, network)
+		if err != nil {
+			return err
+		}
+		for _, o := range hosts {
+			if strings.EqualFold(o.Name, h.Name) {
+				return fmt.Errorf("host %s: %w", h.Name, store.ErrExists)
+			}
+			if o.PublicKey == h.PublicKey {
+				return fmt.Errorf("host %s: public key of %s: %w", h.Name, o.Name, store.ErrConflict)
+			}
+		}
+		if err := store.Allocate(n.Subnets, usedAddrs(hosts, ""), &h); err != nil {
+			return fmt.Errorf("host %s: %w", h.Name, err)
+		}
+		if n.Topology == "hub" && n.Hub == "" {
+			n.Hub = h.Name
+		}
+		if v != nil {
+			if err := v(n, sortedHosts(append(hosts, h))); err != nil {
+				return err
+			}
+		}
+		if err := insertHost(ctx, tx, network, h); err != nil {
+			return err
+		}
+		if rev, err = bump(ctx, tx, network, store.HostAdded, h.Name); err != nil {
+			return err
+		}
+		return setHub(ctx, tx, n)
+	})
+	return h, rev, err
+}
+
+// SetHost implements store.Store.
+func (s *Store) SetHost(ctx context.Context, network, name string, c store.HostChanges, v store.Validate) (store.Host, uint64, error) {
+	var rev uint64
+	var h store.Host
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		n, hosts, err := snapshotTx(ctx, tx, network)
+		if err != nil {
+			return err
+		}
+		i := slices.IndexFunc(hosts, func(o store.Host) bool { return o.Name == name })
+		if i < 0 {
+			return fmt.Errorf("host %s: %w", name, store.ErrNotFound)
+		}
+		h = hosts[i]
+		if c.PublicKey != nil {
+			h.PublicKey = *c.PublicKey
+		}
+		if c.Endpoint != nil {
+			h.Endpoint = *c.Endpoint
+		}
+		if c.Routes != nil {
+			h.Routes = slices.Clone(*c.Routes)
+		}
+		if c.Keepalive != nil {
+			h.Keepalive = *c.Keepalive
+		}
+		if len(c.Addresses) > 0 {
+			keep := slices.DeleteFunc(slices.Clone(h.Addresses), func(a netip.Addr) bool {
+				return slices.ContainsFunc(c.Addresses, func(b netip.Addr) bool { return a.Is4() == b.Is4() })
+			})
+			h.Addresses = append(slices.Clone(c.Addresses), keep...)
+			if err := store.Allocate(n.Subnets, usedAddrs(hosts, name), &h); err != nil {
+				return fmt.Errorf("host %s: %w", name, err)
+			}
+		}
+		if c.Hub {
+			if n.Topology != "hub" {
+				return fmt.Errorf("host %s: %w: hub in a mesh network", name, store.ErrInvalid)
+			}
+			n.Hub = name
+		}
+		hosts[i] = h
+		if v != nil {
+			if err := v(n, hosts); err != nil {
+				return err
+			}
+		}
+		for _, q := range []string{`DELETE FROM addresses WHERE network = ? AND host = ?`, `DELETE FROM hosts WHERE network = ? AND name = ?`} {
+			if _, err := tx.ExecContext(ctx, q, network, name); err != nil {
+				return err
+			}
+		}
+		if err := insertHost(ctx, tx, network, h); err != nil {
+			return err
+		}
+		if rev, err = bump(ctx, tx, network, store.HostChanged, name); err != nil {
+			return err
+		}
+		return setHub(ctx, tx, n)
+	})
+	return h, rev, err
+}
+
+// RemoveHost implements store.Store.
+func (s *Store) RemoveHost(ctx context.Context, network, name string) (uint64, error) {
+	var rev uint64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		n, err := networkTx(ctx, tx, network)
+		if err != nil {
+			return err
+		}
+		if n.Hub == name {
+			var others int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM hosts WHERE network = ? AND name != ?`, network, name).Scan(&others); err != nil {
+				return err
+			}
+			if others > 0 {
+				return fmt.Errorf("host %s: %w: it is the hub; make another host the hub first", name, store.ErrConflict)
+			}
+			n.Hub = ""
+			if err := setHub(ctx, tx, n); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM addresses WHERE network = ? AND host = ?`, network, name); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM hosts WHERE network = ? AND name = ?`, network, name)
+		if err != nil {
+			return err
+		}
+		if k, _ := res.RowsAffected(); k == 0 {
+			return fmt.Errorf("host %s: %w", name, store.ErrNotFound)
+		}
+		rev, err = bump(ctx, tx, network, store.HostRemoved, name)
+		return err
+	})
+	return rev, err
+}
+
+// Hosts implements store.Store.
+func (s *Store) Hosts(ctx context.Context, network string) (store.Network, []store.Host, error) {
+	var n store.Network
+	var hs []store.Host
+	err := s.read(ctx, func(tx *sql.Tx) (err error) {
+		n, hs, err = snapshotTx(ctx, tx, network)
+		return err
+	})
+	return n, hs, err
+}
+
+// Changes implements store.Store.
+func (s *Store) Changes(ctx context.Context, network string, since uint64, limit int) ([]store.Change, error) {
+	if limit <= 0 {
+		limit = -1
+	}
+	var out []store.Change
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		if _, err := networkTx(ctx, tx, network); err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT revision, kind, host, time FROM changes
+			WHERE network = ? AND revision > ? ORDER BY revision LIMIT ?`, network, since, limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var c store.Change
+			var t int64
+			if err := rows.Scan(&c.Revision, &c.Kind, &c.Host, &t); err != nil {
+				return err
+			}
+			c.Time = time.Unix(0, t).UTC()
+			out = append(out, c)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// CreateToken implements store.Store.
+func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		if t.Network != "" {
+			if _, err := networkTx(ctx, tx, t.Network); err != nil {
+				return err
+			}
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO tokens (hash, kind, network, host, uses, expires) VALUES (?, ?, ?, ?, ?, ?)`,
+			t.Hash[:], string(t.Kind), t.Network, t.Host, t.Uses, unixNano(t.Expires))
+		if isConstraint(err) {
+			return fmt.Errorf("token: %w", store.ErrExists)
+		}
+		return err
+	})
+}
+
+// AdminTokens implements store.Store.
+func (s *Store) AdminTokens(ctx context.Context) ([]store.TokenHash, error) {
+	var out []store.TokenHash
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT hash FROM tokens WHERE kind = ?`, string(store.AdminToken))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var b []byte
+			if err := rows.Scan(&b); err != nil {
+				return err
+			}
+			var h store.TokenHash
+			copy(h[:], b)
+			out = append(out, h)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// UseToken implements store.Store.
+func (s *Store) UseToken(ctx context.Context, h store.TokenHash, now time.Time) (store.Token, error) {
+	t := store.Token{Hash: h}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var kind string
+		var exp int64
+		err := tx.QueryRowContext(ctx, `SELECT kind, network, host, uses, expires FROM tokens WHERE hash = ?`, h[:]).
+			Scan(&kind, &t.Network, &t.Host, &t.Uses, &exp)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && kind != string(store.EnrollToken)) {
+			return fmt.Errorf("token: %w", store.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		t.Kind = store.TokenKind(kind)
+		if exp != 0 {
+			t.Expires = time.Unix(0, exp).UTC()
+			if !now.Before(t.Expires) {
+				return fmt.Errorf("token: %w", store.ErrTokenExpired)
+			}
+		}
+		if t.Uses <= 0 {
+			return fmt.Errorf("token: %w", store.ErrTokenUsed)
+		}
+		t.Uses--
+		_, err = tx.ExecContext(ctx, `UPDATE tokens SET uses = ? WHERE hash = ?`, t.Uses, h[:])
+		return err
+	})
+	return t, err
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// bump increments the network's revision and logs the change, in tx.
+func bump(ctx context.Context, tx *sql.Tx, network string, kind store.ChangeKind, host string) (uint64, error) {
+	var rev uint64
+	err := tx.QueryRowContext(ctx, `UPDATE networks SET revision = revision + 1 WHERE name = ? RETURNING revision`, network).Scan(&rev)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("network %s: %w", network, store.ErrNotFound)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return rev, logChange(ctx, tx, network, rev, kind, host)
+}
+
+func logChange(ctx context.Context, tx *sql.Tx, network string, rev uint64, kind store.ChangeKind, host string) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO changes (network, revision, kind, host, time) VALUES (?, ?, ?, ?, ?)`,
+		network, rev, string(kind), host, time.Now().UnixNano())
+	return err
+}
+
+func setHub(ctx context.Context, tx *sql.Tx, n store.Network) error {
+	_, err := tx.ExecContext(ctx, `UPDATE networks SET hub = ? WHERE name = ?`, n.Hub, n.Name)
+	return err
+}
+
+func insertHost(ctx context.Context, tx *sql.Tx, network string, h store.Host) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO hosts (network, name, public_key, endpoint, routes, keepalive) VALUES (?, ?, ?, ?, ?, ?)`,
+		network, h.Name, h.PublicKey.String(), h.Endpoint, joinPrefixes(h.Routes), h.Keepalive)
+	if isConstraint(err) {
+		return fmt.Errorf("host %s: %w", h.Name, store.ErrConflict)
+	}
+	if err != nil {
+		return err
+	}
+	for _, a := range h.Addresses {
+		_, err := tx.ExecContext(ctx, `INSERT INTO addresses (network, addr, host) VALUES (?, ?, ?)`, network, a.String(), h.Name)
+		if isConstraint(err) {
+			return fmt.Errorf("host %s: address %s: %w", h.Name, a, store.ErrConflict)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type scanner interface{ Scan(...any) error }
+
+func scanNetwork(r scanner) (store.Network, error) {
+	var n store.Network
+	var subnets string
+	if err := r.Scan(&n.Name, &subnets, &n.Topology, &n.Hub, &n.Revision); err != nil {
+		return n, err
+	}
+	var err error
+	n.Subnets, err = splitPrefixes(subnets)
+	return n, err
+}
+
+func networkTx(ctx context.Context, tx *sql.Tx, name string) (store.Network, error) {
+	n, err := scanNetwork(tx.QueryRowContext(ctx, `SELECT name, subnets, topology, hub, revision FROM networks WHERE name = ?`, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return n, fmt.Errorf("network %s: %w", name, store.ErrNotFound)
+	}
+	return n, err
+}
+
+// snapshotTx reads the network and all its hosts, sorted by name, in tx.
+func snapshotTx(ctx context.Context, tx *sql.Tx, network string) (store.Network, []store.Host, error) {
+	n, err := networkTx(ctx, tx, network)
+	if err != nil {
+		return n, nil, err
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT name, public_key, endpoint, routes, keepalive FROM hosts WHERE network = ? ORDER BY name`, network)
+	if err != nil {
+		return n, nil, err
+	}
+	var hosts []store.Host
+	idx := map[string]int{}
+	for rows.Next() {
+		var h store.Host
+		var key, routes string
+		if err := rows.Scan(&h.Name, &key, &h.Endpoint, &routes, &h.Keepalive); err != nil {
+			rows.Close()
+			return n, nil, err
+		}
+		if h.PublicKey, err = wgkey.ParseKey(key); err != nil {
+			rows.Close()
+			return n, nil, fmt.Errorf("host %s: stored key: %w", h.Name, err)
+		}
+		if h.Routes, err = splitPrefixes(routes); err != nil {
+			rows.Close()
+			return n, nil, err
+		}
+		idx[h.Name] = len(hosts)
+		hosts = append(hosts, h)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return n, nil, err
+	}
+	arows, err := tx.QueryContext(ctx, `SELECT host, addr FROM addresses WHERE network = ?`, network)
+	if err != nil {
+		return n, nil, err
+	}
+	defer arows.Close()
+	for arows.Next() {
+		var host, addr string
+		if err := arows.Scan(&host, &addr); err != nil {
+			return n, nil, err
+		}
+		a, err := netip.ParseAddr(addr)
+		if err != nil {
+			return n, nil, fmt.Errorf("host %s: stored address: %w", host, err)
+		}
+		if i, ok := idx[host]; ok {
+			hosts[i].Addresses = append(hosts[i].Addresses, a)
+		}
+	}
+	for i := range hosts {
+		slices.SortFunc(hosts[i].Addresses, func(a, b netip.Addr) int { return a.Compare(b) })
+	}
+	return n, hosts, arows.Err()
+}
+
+func sortedHosts(hs []store.Host) []store.Host {
+	slices.SortFunc(hs, func(a, b store.Host) int { return strings.Compare(a.Name, b.Name) })
+	return hs
+}
+
+func usedAddrs(hosts []store.Host, except string) []netip.Addr {
+	var used []netip.Addr
+	for _, h := range hosts {
+		if h.Name != except {
+			used = append(used, h.Addresses...)
+		}
+	}
+	return used
+}
+
+func joinPrefixes(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
+}
+
+func splitPrefixes(s string) ([]netip.Prefix, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("stored prefix %q: %w", f, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}

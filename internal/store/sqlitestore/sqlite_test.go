@@ -1,0 +1,119 @@
+package sqlitestore_test
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wgnet/wgnet/internal/store"
+	"github.com/wgnet/wgnet/internal/store/sqlitestore"
+	"github.com/wgnet/wgnet/internal/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "wgnet.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+// TestReopen checks that what was committed is there after the file is opened again.
+func TestReopen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "wgnet.db")
+	s, err := sqlitestore.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateNetwork(ctx, store.Network{Name: "n", Topology: "mesh", Subnets: nil}); err == nil {
+		t.Fatal("a network without subnets was accepted")
+	}
+	n := store.Network{Name: "n", Topology: "mesh"}
+	n.Subnets = append(n.Subnets, mustPrefix("10.0.0.0/24"))
+	if _, err := s.CreateNetwork(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.AddHost(ctx, "n", store.Host{Name: "a", PublicKey: storetest.Key(1)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = sqlitestore.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, hs, err := s.Hosts(ctx, "n")
+	if err != nil || got.Revision != 2 || len(hs) != 1 || hs[0].PublicKey != storetest.Key(1) {
+		t.Errorf("after reopen: %+v %+v, %v", got, hs, err)
+	}
+}
+
+func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+// TestConformanceTwoHandles runs the suite on two handles of one file, each
+// call going to the next: two processes on one database, whose writers meet
+// at SQLite's lock (BEGIN IMMEDIATE, busy timeout) rather than in one pool.
+func TestConformanceTwoHandles(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		path := filepath.Join(t.TempDir(), "wgnet.db")
+		var p pair
+		for i := range p.s {
+			s, err := sqlitestore.Open(context.Background(), path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.s[i] = s
+		}
+		return &p
+	})
+}
+
+type pair struct {
+	s [2]*sqlitestore.Store
+	n atomic.Uint64
+}
+
+func (p *pair) next() *sqlitestore.Store { return p.s[p.n.Add(1)%2] }
+
+func (p *pair) CreateNetwork(ctx context.Context, n store.Network) (store.Network, error) {
+	return p.next().CreateNetwork(ctx, n)
+}
+func (p *pair) Network(ctx context.Context, name string) (store.Network, error) {
+	return p.next().Network(ctx, name)
+}
+func (p *pair) Networks(ctx context.Context) ([]store.Network, error) { return p.next().Networks(ctx) }
+func (p *pair) DeleteNetwork(ctx context.Context, name string) error {
+	return p.next().DeleteNetwork(ctx, name)
+}
+func (p *pair) AddHost(ctx context.Context, n string, h store.Host, v store.Validate) (store.Host, uint64, error) {
+	return p.next().AddHost(ctx, n, h, v)
+}
+func (p *pair) SetHost(ctx context.Context, n, name string, c store.HostChanges, v store.Validate) (store.Host, uint64, error) {
+	return p.next().SetHost(ctx, n, name, c, v)
+}
+func (p *pair) RemoveHost(ctx context.Context, n, name string) (uint64, error) {
+	return p.next().RemoveHost(ctx, n, name)
+}
+func (p *pair) Hosts(ctx context.Context, n string) (store.Network, []store.Host, error) {
+	return p.next().Hosts(ctx, n)
+}
+func (p *pair) Changes(ctx context.Context, n string, since uint64, limit int) ([]store.Change, error) {
+	return p.next().Changes(ctx, n, since, limit)
+}
+func (p *pair) CreateToken(ctx context.Context, t store.Token) error {
+	return p.next().CreateToken(ctx, t)
+}
+func (p *pair) AdminTokens(ctx context.Context) ([]store.TokenHash, error) {
+	return p.next().AdminTokens(ctx)
+}
+func (p *pair) UseToken(ctx context.Context, h store.TokenHash, now time.Time) (store.Token, error) {
+	return p.next().UseToken(ctx, h, now)
+}
+func (p *pair) Close() error { return errors.Join(p.s[0].Close(), p.s[1].Close()) }

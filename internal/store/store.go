@@ -1,0 +1,206 @@
+// Package store owns the controller's durable state behind one Store interface:
+// networks, hosts (public data only: a Host has no field for a private key),
+// each network's dense revision and change log, and tokens kept as SHA-256
+// hashes. Every change increments its network's revision in the same
+// transaction that makes it, and address allocation and token use are checked
+// and done in one transaction, so that several controller processes on one
+// database (a later PostgreSQL implementation) keep the same guarantees.
+//
+// Implementations live in sub-packages (sqlitestore) and all pass the one
+// conformance suite in storetest. This package imports ipam (the allocation
+// rules) and wgkey only; never spec, compile or the HTTP layer.
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/wgnet/wgnet/internal/ipam"
+	"github.com/wgnet/wgnet/internal/wgkey"
+)
+
+// Errors every implementation returns (wrapped), so that the API can map them
+// to status codes without knowing the database.
+var (
+	ErrNotFound     = errors.New("not found")
+	ErrExists       = errors.New("already exists")
+	ErrConflict     = errors.New("conflict") // e.g. an address already taken
+	ErrTokenUsed    = errors.New("token already used")
+	ErrTokenExpired = errors.New("token expired")
+	ErrInvalid      = errors.New("invalid")
+)
+
+// Network is one overlay network of the controller.
+type Network struct {
+	Name     string
+	Subnets  []netip.Prefix // at most one IPv4 and one IPv6 subnet
+	Topology string         // "hub" or "mesh"
+	Hub      string         // the hub's host name (hub topology), "" until one is added
+	// Revision is the network's dense revision: 1 at creation, +1 per change.
+	Revision uint64
+}
+
+// Host is one host of a network: only what others may know of it.
+type Host struct {
+	Name      string
+	PublicKey wgkey.Key
+	Addresses []netip.Addr // one per subnet family; allocated when left out
+	Endpoint  string       // "host:port", "" for a host that can't be dialled
+	Routes    []netip.Prefix
+	Keepalive int // seconds, 0 = none
+}
+
+// ChangeKind says what one revision did.
+type ChangeKind string
+
+// The kinds of change in the log. Each names at most one host: the log says
+// what changed, and a follower reads the host itself.
+const (
+	NetworkCreated ChangeKind = "network-created"
+	HostAdded      ChangeKind = "host-added"
+	HostChanged    ChangeKind = "host-changed"
+	HostRemoved    ChangeKind = "host-removed"
+)
+
+// Change is one entry of a network's change log.
+type Change struct {
+	Revision uint64
+	Kind     ChangeKind
+	Host     string // "" for network-wide changes
+	Time     time.Time
+}
+
+// TokenKind separates admin credentials from enrollment tokens.
+type TokenKind string
+
+// Token kinds.
+const (
+	AdminToken  TokenKind = "admin"
+	EnrollToken TokenKind = "enroll"
+)
+
+// TokenHash is the SHA-256 of a token's secret; the secret itself is never stored.
+type TokenHash [32]byte
+
+// HashToken returns the hash a token secret is stored and looked up by.
+func HashToken(secret string) TokenHash { return sha256.Sum256([]byte(secret)) }
+
+// Token is a stored credential.
+type Token struct {
+	Hash    TokenHash
+	Kind    TokenKind
+	Network string    // "" for an admin token
+	Host    string    // enrollment bound to a host name, "" for any
+	Uses    int       // uses left; 0 for an admin token (not consumed)
+	Expires time.Time // zero = never
+}
+
+// Validate is called by AddHost and SetHost inside the writing transaction
+// with the network and all its hosts as they would be after the change; an
+// error aborts the change. The controller passes spec validation here, so that
+// what is stored always compiles.
+type Validate func(n Network, hosts []Host) error
+
+// HostChanges is a patch for SetHost: nil pointers leave a field unchanged.
+type HostChanges struct {
+	PublicKey *wgkey.Key
+	Endpoint  *string
+	Addresses []netip.Addr // when not empty, replace the addresses of their families
+	Routes    *[]netip.Prefix
+	Keepalive *int
+	Hub       bool // make the host the hub
+}
+
+// Store is the controller's state. All methods are safe for concurrent use, by
+// one process or (for a shared database) several.
+type Store interface {
+	// CreateNetwork stores n at revision 1 (n.Revision is ignored).
+	CreateNetwork(ctx context.Context, n Network) (Network, error)
+	Network(ctx context.Context, name string) (Network, error)
+	Networks(ctx context.Context) ([]Network, error)
+	// DeleteNetwork removes the network, its hosts, log and tokens.
+	DeleteNetwork(ctx context.Context, name string) error
+
+	// AddHost adds h, allocating (ipam.Next) an address in every subnet family
+	// h has none in, all in one transaction; in a hub network without a hub, h
+	// becomes the hub. It returns the host as stored and the new revision.
+	AddHost(ctx context.Context, network string, h Host, v Validate) (Host, uint64, error)
+	SetHost(ctx context.Context, network, name string, c HostChanges, v Validate) (Host, uint64, error)
+	// RemoveHost removes a host; the hub of a network with other hosts can't be
+	// removed until another host is made the hub.
+	RemoveHost(ctx context.Context, network, name string) (uint64, error)
+	// Hosts returns the network and its hosts (sorted by name) as of one revision.
+	Hosts(ctx context.Context, network string) (Network, []Host, error)
+	// Changes returns the log entries after revision since, oldest first, at most limit (0: all).
+	Changes(ctx context.Context, network string, since uint64, limit int) ([]Change, error)
+
+	// CreateToken stores a token by its hash.
+	CreateToken(ctx context.Context, t Token) error
+	// AdminTokens returns the hashes of the admin tokens, for the caller to
+	// compare in constant time.
+	AdminTokens(ctx context.Context) ([]TokenHash, error)
+	// UseToken checks and consumes one use of an enrollment token in one
+	// transaction: ErrNotFound, ErrTokenExpired or ErrTokenUsed otherwise.
+	UseToken(ctx context.Context, h TokenHash, now time.Time) (Token, error)
+
+	Close() error
+}
+
+// Allocate fills in h's missing addresses from subnets given the addresses
+// already used, by ipam's rules, and checks the ones given. Implementations
+// call it inside their writing transaction.
+func Allocate(subnets []netip.Prefix, used []netip.Addr, h *Host) error {
+	h.Addresses = slices.Clone(h.Addresses)
+	for _, a := range h.Addresses {
+		sub, ok := subnetOf(subnets, a)
+		if !ok {
+			return fmt.Errorf("address %s: %w: in no subnet of the network", a, ErrInvalid)
+		}
+		if err := ipam.Check(sub, a); err != nil {
+			return fmt.Errorf("address %s: %w: %v", a, ErrInvalid, err)
+		}
+		if slices.Contains(used, a) {
+			return fmt.Errorf("address %s: %w: taken", a, ErrConflict)
+		}
+	}
+	for _, sub := range subnets {
+		if slices.ContainsFunc(h.Addresses, func(a netip.Addr) bool { return a.Is4() == sub.Addr().Is4() }) {
+			continue
+		}
+		a, err := ipam.Next(sub, used)
+		if err != nil {
+			return fmt.Errorf("allocate: %w: %v", ErrConflict, err)
+		}
+		h.Addresses = append(h.Addresses, a)
+	}
+	return nil
+}
+
+func subnetOf(subnets []netip.Prefix, a netip.Addr) (netip.Prefix, bool) {
+	for _, s := range subnets {
+		if s.Contains(a) {
+			return s, true
+		}
+	}
+	return netip.Prefix{}, false
+}
+
+// ValidNetwork checks what a store needs of a new network (the controller runs
+// spec validation as well).
+func ValidNetwork(n Network) error {
+	if n.Name == "" {
+		return fmt.Errorf("network: %w: empty name", ErrInvalid)
+	}
+	if n.Topology != "hub" && n.Topology != "mesh" {
+		return fmt.Errorf("network %s: %w: topology %q", n.Name, ErrInvalid, n.Topology)
+	}
+	if len(n.Subnets) == 0 {
+		return fmt.Errorf("network %s: %w: no subnet", n.Name, ErrInvalid)
+	}
+	return nil
+}

@@ -1,0 +1,448 @@
+// Package storetest is the conformance suite every store.Store implementation
+// passes (SQLite now, PostgreSQL later): dense revisions under concurrent
+// writers, unique addresses under concurrent adds, single use of a token under
+// concurrency, the change log. It imports store and wgkey only.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wgnet/wgnet/internal/store"
+	"github.com/wgnet/wgnet/internal/wgkey"
+)
+
+// Open returns a new, empty store; the suite closes it.
+type Open func(t *testing.T) store.Store
+
+// Run runs every conformance test against stores made by open.
+func Run(t *testing.T, open Open) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T, store.Store)
+	}{
+		{"Networks", testNetworks},
+		{"HostLifecycle", testHostLifecycle},
+		{"DenseRevisionsConcurrent", testDenseRevisions},
+		{"UniqueAddressesConcurrent", testUniqueAddresses},
+		{"TokenSingleUseConcurrent", testTokenSingleUse},
+		{"TokenExpiryAndUses", testTokenExpiry},
+		{"ChangesSince", testChangesSince},
+		{"Validate", testValidate},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(t)
+			defer s.Close()
+			tc.fn(t, s)
+		})
+	}
+}
+
+// Key returns a distinct public key for i (not a real key pair: the store
+// only ever sees public keys).
+func Key(i int) wgkey.Key {
+	var k wgkey.Key
+	copy(k[:], fmt.Sprintf("host-%08d-wgnet-storetest-key", i))
+	return k
+}
+
+func mustNetwork(t *testing.T, s store.Store, name, topology string, subnets ...string) store.Network {
+	t.Helper()
+	n := store.Network{Name: name, Topology: topology}
+	for _, p := range subnets {
+		n.Subnets = append(n.Subnets, netip.MustParsePrefix(p))
+	}
+	got, err := s.CreateNetwork(context.Background(), n)
+	if err != nil {
+		t.Fatalf("CreateNetwork(%s): %v", name, err)
+	}
+	return got
+}
+
+func testNetworks(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	n := mustNetwork(t, s, "b", "hub", "10.1.0.0/24", "fd01::/64")
+	if n.Revision != 1 {
+		t.Errorf("revision after create = %d, want 1", n.Revision)
+	}
+	mustNetwork(t, s, "a", "mesh", "10.2.0.0/24")
+	if _, err := s.CreateNetwork(ctx, store.Network{Name: "a", Topology: "mesh", Subnets: n.Subnets}); !errors.Is(err, store.ErrExists) {
+		t.Errorf("second create = %v, want ErrExists", err)
+	}
+	if _, err := s.CreateNetwork(ctx, store.Network{Name: "c", Topology: "ring", Subnets: n.Subnets}); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("bad topology = %v, want ErrInvalid", err)
+	}
+	ns, err := s.Networks(ctx)
+	if err != nil || len(ns) != 2 || ns[0].Name != "a" || ns[1].Name != "b" {
+		t.Fatalf("Networks = %v, %v; want a, b", ns, err)
+	}
+	if len(ns[1].Subnets) != 2 || ns[1].Subnets[1] != netip.MustParsePrefix("fd01::/64") {
+		t.Errorf("subnets = %v", ns[1].Subnets)
+	}
+	if _, _, err := s.AddHost(ctx, "a", store.Host{Name: "x", PublicKey: Key(1)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteNetwork(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteNetwork(ctx, "a"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("second delete = %v, want ErrNotFound", err)
+	}
+	if _, err := s.Network(ctx, "a"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Network after delete = %v, want ErrNotFound", err)
+	}
+	// A new network of the same name starts afresh.
+	mustNetwork(t, s, "a", "mesh", "10.2.0.0/24")
+	if _, hs, err := s.Hosts(ctx, "a"); err != nil || len(hs) != 0 {
+		t.Errorf("hosts of a re-created network = %v, %v", hs, err)
+	}
+}
+
+func testHostLifecycle(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustNetwork(t, s, "n", "hub", "10.1.0.0/24", "fd01::/64")
+	h, rev, err := s.AddHost(ctx, "n", store.Host{Name: "hub1", PublicKey: Key(1), Endpoint: "192.0.2.1:51820"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.Addr{netip.MustParseAddr("10.1.0.1"), netip.MustParseAddr("fd01::1")}
+	if rev != 2 || fmt.Sprint(h.Addresses) != fmt.Sprint(want) {
+		t.Errorf("AddHost = %v rev %d, want %v rev 2", h.Addresses, rev, want)
+	}
+	n, err := s.Network(ctx, "n")
+	if err != nil || n.Hub != "hub1" {
+		t.Errorf("first host of a hub network is the hub: hub = %q, %v", n.Hub, err)
+	}
+	if _, _, err := s.AddHost(ctx, "n", store.Host{Name: "hub1", PublicKey: Key(2)}, nil); !errors.Is(err, store.ErrExists) {
+		t.Errorf("same name = %v, want ErrExists", err)
+	}
+	if _, _, err := s.AddHost(ctx, "n", store.Host{Name: "other", PublicKey: Key(1)}, nil); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("same key = %v, want ErrConflict", err)
+	}
+	if _, _, err := s.AddHost(ctx, "n", store.Host{Name: "x", PublicKey: Key(3), Addresses: []netip.Addr{netip.MustParseAddr("10.1.0.1")}}, nil); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("taken address = %v, want ErrConflict", err)
+	}
+	if _, _, err := s.AddHost(ctx, "n", store.Host{Name: "x", PublicKey: Key(3), Addresses: []netip.Addr{netip.MustParseAddr("10.1.0.0")}}, nil); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("network address = %v, want ErrInvalid", err)
+	}
+	if _, _, err := s.AddHost(ctx, "nope", store.Host{Name: "x", PublicKey: Key(3)}, nil); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("no network = %v, want ErrNotFound", err)
+	}
+	routes := []netip.Prefix{netip.MustParsePrefix("172.20.0.0/16")}
+	h2, _, err := s.AddHost(ctx, "n", store.Host{Name: "s2", PublicKey: Key(2), Routes: routes, Keepalive: 25}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h2.Addresses[0] != netip.MustParseAddr("10.1.0.2") {
+		t.Errorf("second host address = %v", h2.Addresses)
+	}
+	ep := "198.51.100.2:51820"
+	ka := 0
+	got, rev, err := s.SetHost(ctx, "n", "s2", store.HostChanges{Endpoint: &ep, Keepalive: &ka, Addresses: []netip.Addr{netip.MustParseAddr("10.1.0.9")}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rev != 4 || got.Endpoint != ep || got.Keepalive != 0 || got.Addresses[0] != netip.MustParseAddr("10.1.0.9") ||
+		got.Addresses[1] != netip.MustParseAddr("fd01::2") || len(got.Routes) != 1 {
+		t.Errorf("SetHost = %+v rev %d", got, rev)
+	}
+	if _, _, err := s.SetHost(ctx, "n", "s2", store.HostChanges{Hub: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RemoveHost(ctx, "n", "s2"); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("removing the hub of a network with other hosts = %v, want ErrConflict", err)
+	}
+	if rev, err = s.RemoveHost(ctx, "n", "hub1"); err != nil || rev != 6 {
+		t.Fatalf("RemoveHost = %d, %v; want 6", rev, err)
+	}
+	if _, err := s.RemoveHost(ctx, "n", "hub1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("second remove = %v, want ErrNotFound", err)
+	}
+	// The freed address is reused, lowest first (ipam's rule).
+	h3, _, err := s.AddHost(ctx, "n", store.Host{Name: "s3", PublicKey: Key(1)}, nil)
+	if err != nil || h3.Addresses[0] != netip.MustParseAddr("10.1.0.1") {
+		t.Errorf("reuse: %v, %v", h3.Addresses, err)
+	}
+	n, hs, err := s.Hosts(ctx, "n")
+	if err != nil || n.Revision != 7 || len(hs) != 2 || hs[0].Name != "s2" || hs[1].Name != "s3" || hs[0].PublicKey != Key(2) {
+		t.Errorf("Hosts = %+v %+v, %v", n, hs, err)
+	}
+}
+
+func testDenseRevisions(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustNetwork(t, s, "n", "mesh", "10.0.0.0/16")
+	mustNetwork(t, s, "m", "mesh", "10.1.0.0/16")
+	const writers, each = 8, 10
+	var wg sync.WaitGroup
+	revs := make(chan uint64, writers*each)
+	errs := make(chan error, writers*each*2)
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				name := fmt.Sprintf("h%d-%d", w, i)
+				_, rev, err := s.AddHost(ctx, "n", store.Host{Name: name, PublicKey: Key(w*1000 + i)}, nil)
+				if err != nil {
+					errs <- err
+					continue
+				}
+				revs <- rev
+				ka := i
+				if _, _, err := s.SetHost(ctx, "m", "nope", store.HostChanges{Keepalive: &ka}, nil); !errors.Is(err, store.ErrNotFound) {
+					errs <- fmt.Errorf("failed change on another network: %v", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(revs)
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	seen := map[uint64]bool{}
+	for r := range revs {
+		if seen[r] {
+			t.Errorf("revision %d given twice", r)
+		}
+		seen[r] = true
+	}
+	n, err := s.Network(ctx, "n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Revision != 1+writers*each {
+		t.Errorf("revision = %d, want %d", n.Revision, 1+writers*each)
+	}
+	for r := uint64(2); r <= n.Revision; r++ {
+		if !seen[r] {
+			t.Errorf("revision %d missing: not dense", r)
+		}
+	}
+	cs, err := s.Changes(ctx, "n", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cs {
+		if c.Revision != uint64(i+1) {
+			t.Fatalf("change %d has revision %d: log not dense", i, c.Revision)
+		}
+	}
+	if m, _ := s.Network(ctx, "m"); m.Revision != 1 {
+		t.Errorf("a failed change moved the revision of m to %d", m.Revision)
+	}
+}
+
+func testUniqueAddresses(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	// A /27 holds 30 hosts: 40 concurrent adds fill it, and the rest fail cleanly.
+	mustNetwork(t, s, "n", "mesh", "10.9.0.0/27", "fd09::/120")
+	const adds = 40
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok, full := 0, 0
+	for i := 0; i < adds; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _, err := s.AddHost(ctx, "n", store.Host{Name: fmt.Sprintf("h%02d", i), PublicKey: Key(i)}, nil)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, store.ErrConflict):
+				full++
+			default:
+				t.Errorf("add h%02d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok != 30 || full != 10 {
+		t.Errorf("%d added, %d full; want 30 and 10", ok, full)
+	}
+	_, hs, err := s.Hosts(ctx, "n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[netip.Addr]string{}
+	for _, h := range hs {
+		if len(h.Addresses) != 2 {
+			t.Errorf("%s has addresses %v", h.Name, h.Addresses)
+		}
+		for _, a := range h.Addresses {
+			if o, dup := seen[a]; dup {
+				t.Errorf("%s given to %s and %s", a, o, h.Name)
+			}
+			seen[a] = h.Name
+		}
+	}
+}
+
+func testTokenSingleUse(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustNetwork(t, s, "n", "mesh", "10.0.0.0/24")
+	h := store.HashToken("enroll-secret")
+	if err := s.CreateToken(ctx, store.Token{Hash: h, Kind: store.EnrollToken, Network: "n", Uses: 1}); err != nil {
+		t.Fatal(err)
+	}
+	const users = 100
+	var wg sync.WaitGroup
+	results := make(chan error, users)
+	for i := 0; i < users; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := s.UseToken(ctx, h, time.Now())
+			results <- err
+		}()
+	}
+	wg.Wait()
+	close(results)
+	ok, used := 0, 0
+	for err := range results {
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, store.ErrTokenUsed):
+			used++
+		default:
+			t.Errorf("UseToken: %v", err)
+		}
+	}
+	if ok != 1 || used != users-1 {
+		t.Errorf("%d uses succeeded, %d said used; want 1 and %d", ok, used, users-1)
+	}
+}
+
+func testTokenExpiry(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustNetwork(t, s, "n", "mesh", "10.0.0.0/24")
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	three := store.HashToken("three")
+	old := store.HashToken("old")
+	admin := store.HashToken("admin")
+	for _, tk := range []store.Token{
+		{Hash: three, Kind: store.EnrollToken, Network: "n", Host: "s1", Uses: 3},
+		{Hash: old, Kind: store.EnrollToken, Network: "n", Uses: 1, Expires: now.Add(-time.Second)},
+		{Hash: admin, Kind: store.AdminToken},
+	} {
+		if err := s.CreateToken(ctx, tk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CreateToken(ctx, store.Token{Hash: admin, Kind: store.AdminToken}); !errors.Is(err, store.ErrExists) {
+		t.Errorf("same hash twice = %v, want ErrExists", err)
+	}
+	if err := s.CreateToken(ctx, store.Token{Hash: store.HashToken("x"), Kind: store.EnrollToken, Network: "nope", Uses: 1}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("token for a missing network = %v, want ErrNotFound", err)
+	}
+	for i := 0; i < 3; i++ {
+		tk, err := s.UseToken(ctx, three, now)
+		if err != nil || tk.Uses != 2-i || tk.Host != "s1" || tk.Network != "n" {
+			t.Fatalf("use %d: %+v, %v", i, tk, err)
+		}
+	}
+	if _, err := s.UseToken(ctx, three, now); !errors.Is(err, store.ErrTokenUsed) {
+		t.Errorf("fourth use = %v, want ErrTokenUsed", err)
+	}
+	if _, err := s.UseToken(ctx, old, now); !errors.Is(err, store.ErrTokenExpired) {
+		t.Errorf("expired = %v, want ErrTokenExpired", err)
+	}
+	if _, err := s.UseToken(ctx, admin, now); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("an admin token used for enrollment = %v, want ErrNotFound", err)
+	}
+	if _, err := s.UseToken(ctx, store.HashToken("unknown"), now); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("unknown = %v, want ErrNotFound", err)
+	}
+	hs, err := s.AdminTokens(ctx)
+	if err != nil || len(hs) != 1 || hs[0] != admin {
+		t.Errorf("AdminTokens = %v, %v", hs, err)
+	}
+	if err := s.DeleteNetwork(ctx, "n"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UseToken(ctx, three, now); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("token of a deleted network = %v, want ErrNotFound", err)
+	}
+}
+
+func testChangesSince(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustNetwork(t, s, "n", "mesh", "10.0.0.0/24")
+	for i := 0; i < 3; i++ {
+		if _, _, err := s.AddHost(ctx, "n", store.Host{Name: fmt.Sprintf("h%d", i), PublicKey: Key(i)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ep := "192.0.2.7:51820"
+	if _, _, err := s.SetHost(ctx, "n", "h1", store.HostChanges{Endpoint: &ep}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RemoveHost(ctx, "n", "h0"); err != nil {
+		t.Fatal(err)
+	}
+	type c struct {
+		Rev  uint64
+		Kind store.ChangeKind
+		Host string
+	}
+	all := []c{{1, store.NetworkCreated, ""}, {2, store.HostAdded, "h0"}, {3, store.HostAdded, "h1"},
+		{4, store.HostAdded, "h2"}, {5, store.HostChanged, "h1"}, {6, store.HostRemoved, "h0"}}
+	for _, tc := range []struct {
+		since uint64
+		limit int
+		want  []c
+	}{{0, 0, all}, {3, 0, all[3:]}, {3, 2, all[3:5]}, {6, 0, nil}, {99, 0, nil}} {
+		cs, err := s.Changes(ctx, "n", tc.since, tc.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []c
+		for _, x := range cs {
+			if x.Time.IsZero() {
+				t.Errorf("change %d has no time", x.Revision)
+			}
+			got = append(got, c{x.Revision, x.Kind, x.Host})
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("Changes(since %d, limit %d) = %v, want %v", tc.since, tc.limit, got, tc.want)
+		}
+	}
+	if _, err := s.Changes(ctx, "nope", 0, 0); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Changes of a missing network = %v, want ErrNotFound", err)
+	}
+}
+
+func testValidate(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustNetwork(t, s, "n", "hub", "10.0.0.0/24")
+	refuse := errors.New("refused")
+	var seen []store.Host
+	_, _, err := s.AddHost(ctx, "n", store.Host{Name: "a", PublicKey: Key(1)}, func(n store.Network, hs []store.Host) error {
+		seen = hs
+		if n.Hub != "a" {
+			t.Errorf("validate sees hub %q, want a", n.Hub)
+		}
+		return refuse
+	})
+	if !errors.Is(err, refuse) {
+		t.Fatalf("AddHost = %v, want the validator's error", err)
+	}
+	if len(seen) != 1 || len(seen[0].Addresses) != 1 {
+		t.Errorf("validate saw %+v, want the new host with its allocated address", seen)
+	}
+	n, hs, err := s.Hosts(ctx, "n")
+	if err != nil || n.Revision != 1 || len(hs) != 0 || n.Hub != "" {
+		t.Errorf("a refused add left %+v %+v, %v", n, hs, err)
+	}
+}
