@@ -135,11 +135,13 @@ func checkSpec(ctx context.Context, file string) (diag.List, error) {
 	}
 	in := check.Input{Topology: s.Topology, Hub: s.Hub, PublicKeys: map[string]wgkey.Key{}}
 	for _, hc := range hcs {
-		c := *hc.Config()
+		c := hc.View() // check reads the peers, never changes them: no copy of a million
 		c.Name = hc.Name
-		in.Configs = append(in.Configs, &c)
-		if h, ok := s.HostByName(hc.Name); ok && !h.PublicKey.IsZero() {
-			in.PublicKeys[hc.Name] = h.PublicKey
+		in.Configs = append(in.Configs, c)
+	}
+	for _, h := range s.Hosts {
+		if !h.PublicKey.IsZero() {
+			in.PublicKeys[h.Name] = h.PublicKey
 		}
 	}
 	hosts := make([]check.SpecHost, len(s.Hosts))

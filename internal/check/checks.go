@@ -6,7 +6,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
+	"github.com/wgnet/wgnet/internal/diag"
 	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/prefixset"
 	"github.com/wgnet/wgnet/internal/wgconf"
@@ -17,16 +19,42 @@ import (
 var dockerBridge = netip.MustParsePrefix("172.17.0.0/16")
 
 func (n *network) checkAll() {
-	n.checkKeys()
-	n.checkPairs()
-	owned := n.routedSubnets()
-	n.checkAllowedIPs(owned)
-	n.checkAddresses()
-	n.checkEndpoints()
-	n.checkForwarding()
-	n.checkMTU()
-	n.checkModes()
-	n.checkKeyHooks()
+	n.checkKeys() // marks the hosts that share a key (broken), which every report reads
+	// The other checks run on every core, in two rounds: checkAllowedIPs marks
+	// the prefixes a host gives two peers (dups), which checkAddresses and
+	// checkForwarding read. Their findings are kept in the order of one run.
+	var pairs, allowed, addrs, endpoints, fwd, mtu, modes, hooks diag.List
+	n.parallel(map[*diag.List]func(*network){
+		&pairs:     (*network).checkPairs,
+		&allowed:   func(n *network) { n.checkAllowedIPs(n.routedSubnets()) },
+		&endpoints: (*network).checkEndpoints,
+		&mtu:       (*network).checkMTU,
+		&modes:     (*network).checkModes,
+		&hooks:     (*network).checkKeyHooks,
+	})
+	n.parallel(map[*diag.List]func(*network){
+		&addrs: (*network).checkAddresses,
+		&fwd:   (*network).checkForwarding,
+	})
+	for _, l := range []diag.List{pairs, allowed, addrs, endpoints, fwd, mtu, modes, hooks} {
+		n.findings = append(n.findings, l...)
+	}
+}
+
+// parallel runs each check at once on a copy of n with findings of its own,
+// which it leaves in the list the check is keyed by. A check run here must
+// change nothing that another check of the same call reads.
+func (n *network) parallel(checks map[*diag.List]func(*network)) {
+	var wg sync.WaitGroup
+	for out, check := range checks {
+		wg.Go(func() {
+			own := *n
+			own.findings = nil
+			check(&own)
+			*out = own.findings
+		})
+	}
+	wg.Wait()
 }
 
 // checkKeys finds keys that don't identify hosts: shared private keys, peers with

@@ -206,12 +206,14 @@ func (c *compiler) peers(h *spec.Host) []wgconf.Peer {
 	peers := make([]wgconf.Peer, 0, len(others))
 	for _, o := range others {
 		p := wgconf.Peer{Name: o.Name, PublicKey: c.pub[o.Name], PersistentKeepalive: h.Keepalive, Endpoint: c.endpoints[o.Name]}
-		if pair := (spec.Pair{h.Name, o.Name}).Key(); c.psk[pair] {
-			k, ok := c.sec.PresharedKeys[pair]
-			if !ok && pair[0] == h.Name { // say it once per pair
-				c.errs = append(c.errs, fmt.Errorf("preshared key for %s+%s is missing from the secrets (`wgnet set %s --preshared-with %s` makes one)", pair[0], pair[1], pair[0], pair[1]))
+		if len(c.psk) > 0 { // else no pair to build and hash per peer
+			if pair := (spec.Pair{h.Name, o.Name}).Key(); c.psk[pair] {
+				k, ok := c.sec.PresharedKeys[pair]
+				if !ok && pair[0] == h.Name { // say it once per pair
+					c.errs = append(c.errs, fmt.Errorf("preshared key for %s+%s is missing from the secrets (`wgnet set %s --preshared-with %s` makes one)", pair[0], pair[1], pair[0], pair[1]))
+				}
+				p.PresharedKey = k
 			}
-			p.PresharedKey = k
 		}
 		if hub != nil && h.Name != hub.Name {
 			// A spoke reaches the whole overlay and every other host's subnets

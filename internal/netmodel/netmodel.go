@@ -12,8 +12,10 @@ package netmodel
 
 import (
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/prefixset"
@@ -126,36 +128,49 @@ func New(hosts []Input) *Network {
 		}
 	}
 	slices.SortFunc(n.addrs, netip.Addr.Compare)
-	seen := map[wgkey.Key]int{} // one host's keys so far, reused
-	for _, h := range n.Hosts {
-		clear(seen)
-		h.Peers = make([]Peer, len(h.Input.Peers))
-		var b prefixset.Builder[Route]
-		b.Grow(len(h.Peers))
-		seq := 0
-		for j := range h.Input.Peers {
-			p := &h.Peers[j]
-			*p = Peer{Peer: &h.Input.Peers[j], To: -1, DupOf: -1}
-			k := p.PublicKey
-			switch first, dup := seen[k]; {
-			case !h.Key.IsZero() && k == h.Key:
-				p.Self = true
-			case dup:
-				p.DupOf = first
-			default:
-				seen[k] = j
-				if to, ok := n.byKey[k]; ok {
-					p.To = to
-				}
+	// Each host's peers and table are its own: built on every core.
+	var wg sync.WaitGroup
+	workers := min(runtime.GOMAXPROCS(0), len(n.Hosts))
+	for w := range workers {
+		wg.Go(func() {
+			seen := map[wgkey.Key]int{} // one host's keys so far, reused
+			for i := w; i < len(n.Hosts); i += workers {
+				n.resolvePeers(n.Hosts[i], seen)
 			}
-			for e, q := range p.AllowedIPs {
-				b.Add(q, Route{j, e, seq})
-				seq++
+		})
+	}
+	wg.Wait()
+	return n
+}
+
+// resolvePeers resolves h's peers by key and builds its table; seen is scratch.
+func (n *Network) resolvePeers(h *Host, seen map[wgkey.Key]int) {
+	clear(seen)
+	h.Peers = make([]Peer, len(h.Input.Peers))
+	var b prefixset.Builder[Route]
+	b.Grow(len(h.Peers))
+	seq := 0
+	for j := range h.Input.Peers {
+		p := &h.Peers[j]
+		*p = Peer{Peer: &h.Input.Peers[j], To: -1, DupOf: -1}
+		k := p.PublicKey
+		switch first, dup := seen[k]; {
+		case !h.Key.IsZero() && k == h.Key:
+			p.Self = true
+		case dup:
+			p.DupOf = first
+		default:
+			seen[k] = j
+			if to, ok := n.byKey[k]; ok {
+				p.To = to
 			}
 		}
-		h.Table = b.Set()
+		for e, q := range p.AllowedIPs {
+			b.Add(q, Route{j, e, seq})
+			seq++
+		}
 	}
-	return n
+	h.Table = b.Set()
 }
 
 // Host returns the host called name, or nil.
