@@ -19,8 +19,19 @@ import (
 //			type filter hook forward priority mangle; policy accept;
 //			oifname "wg0" tcp flags syn / syn,rst tcp option maxseg size set rt mtu
 //		}
+//		chain output {
+//			type filter hook output priority filter; policy accept;
+//			oifname "wg0" icmp type redirect drop
+//			oifname "wg0" icmpv6 type nd-redirect drop
+//		}
 //	}
-const fwChain = "forward"
+//
+// The redirects a forwarding host sends are its own packets, so they pass the
+// output hook, not forward.
+const (
+	fwChain     = "forward"
+	outputChain = "output"
+)
 
 // ApplyFirewall replaces the table fw.Table with exactly the rules fw describes, in
 // one nf_tables transaction.
@@ -35,19 +46,24 @@ func (l *Linux) ApplyFirewall(fw Firewall) error {
 	}
 	c.AddTable(t)
 	policy := nftables.ChainPolicyAccept
-	ch := c.AddChain(&nftables.Chain{
-		Name:     fwChain,
-		Table:    t,
-		Type:     nftables.ChainTypeFilter,
-		Hooknum:  nftables.ChainHookForward,
-		Priority: nftables.ChainPriorityMangle,
-		Policy:   &policy,
-	})
-	for _, ifname := range fw.ClampMSS {
+	chain := func(name string, hook *nftables.ChainHook, prio *nftables.ChainPriority) *nftables.Chain {
+		return c.AddChain(&nftables.Chain{Name: name, Table: t, Type: nftables.ChainTypeFilter, Hooknum: hook, Priority: prio, Policy: &policy})
+	}
+	for _, ifname := range append(slices.Clone(fw.ClampMSS), fw.DropRedirects...) {
 		if len(ifname) >= unix.IFNAMSIZ {
 			return fmt.Errorf("firewall %s: interface name %q too long", fw.Table, ifname)
 		}
+	}
+	ch := chain(fwChain, nftables.ChainHookForward, nftables.ChainPriorityMangle)
+	for _, ifname := range fw.ClampMSS {
 		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: clampMSS(ifname)})
+	}
+	if len(fw.DropRedirects) > 0 {
+		out := chain(outputChain, nftables.ChainHookOutput, nftables.ChainPriorityFilter)
+		for _, ifname := range fw.DropRedirects {
+			c.AddRule(&nftables.Rule{Table: t, Chain: out, Exprs: dropRedirect(ifname, false)})
+			c.AddRule(&nftables.Rule{Table: t, Chain: out, Exprs: dropRedirect(ifname, true)})
+		}
 	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("firewall %s: %w", fw.Table, err)
@@ -75,6 +91,52 @@ func clampMSS(ifname string) []expr.Any {
 		&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 2, Size: 2},
 		&expr.Exthdr{SourceRegister: 1, Type: 2, Offset: 2, Len: 2, Op: expr.ExthdrOpTcpopt},
 	}
+}
+
+// dropRedirect is `oifname NAME icmp type redirect drop`, or with v6
+// `oifname NAME icmpv6 type nd-redirect drop`.
+func dropRedirect(ifname string, v6 bool) []expr.Any {
+	family, proto, typ := byte(unix.NFPROTO_IPV4), byte(unix.IPPROTO_ICMP), byte(5) // ICMP_REDIRECT
+	if v6 {
+		family, proto, typ = unix.NFPROTO_IPV6, unix.IPPROTO_ICMPV6, 137 // ND_REDIRECT
+	}
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifnameData(ifname)},
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{family}},
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{typ}},
+		&expr.Verdict{Kind: expr.VerdictDrop},
+	}
+}
+
+// matchDropRedirect recognises a rule written by dropRedirect and returns its
+// interface and family.
+func matchDropRedirect(es []expr.Any) (string, bool, bool) {
+	if len(es) < 2 {
+		return "", false, false
+	}
+	cmp, ok := es[1].(*expr.Cmp)
+	if !ok {
+		return "", false, false
+	}
+	name := string(bytes.TrimRight(cmp.Data, "\x00"))
+	str := func(es []expr.Any) []string {
+		var out []string
+		for _, e := range es {
+			out = append(out, fmt.Sprintf("%#v", e))
+		}
+		return out
+	}
+	for _, v6 := range []bool{false, true} {
+		if slices.Equal(str(es), str(dropRedirect(name, v6))) {
+			return name, v6, true
+		}
+	}
+	return "", false, false
 }
 
 // Firewall reads back a table written by ApplyFirewall. Rules it did not write are
@@ -107,6 +169,26 @@ func (l *Linux) Firewall(table string) (Firewall, error) {
 			return Firewall{}, fmt.Errorf("firewall %s: chain %s holds a rule wgnet did not write", table, fwChain)
 		}
 		fw.ClampMSS = append(fw.ClampMSS, name)
+	}
+	rules, err = c.GetRules(t, &nftables.Chain{Name: outputChain, Table: t})
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ENOENT) {
+			return fw, nil
+		}
+		return Firewall{}, fmt.Errorf("firewall %s: %w", table, err)
+	}
+	// Each interface has a v4 rule then a v6 rule.
+	for i, r := range rules {
+		name, v6, ok := matchDropRedirect(r.Exprs)
+		if !ok || v6 != (i%2 == 1) || v6 && name != fw.DropRedirects[len(fw.DropRedirects)-1] {
+			return Firewall{}, fmt.Errorf("firewall %s: chain %s holds a rule wgnet did not write", table, outputChain)
+		}
+		if !v6 {
+			fw.DropRedirects = append(fw.DropRedirects, name)
+		}
+	}
+	if len(rules)%2 != 0 {
+		return Firewall{}, fmt.Errorf("firewall %s: chain %s holds a rule wgnet did not write", table, outputChain)
 	}
 	return fw, nil
 }

@@ -11,6 +11,7 @@ package hostnet
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -92,6 +93,20 @@ type Firewall struct {
 	// get their MSS option clamped to the route MTU
 	// (`oifname X tcp flags & (syn|rst) == syn tcp option maxseg size set rt mtu`).
 	ClampMSS []string
+	// DropRedirects lists interfaces on which the host sends no ICMP redirects
+	// (`oifname X icmp type redirect drop`, and ICMPv6 nd-redirect). A hub that
+	// forwards spoke to spoke out of the interface the packet came in on would
+	// otherwise tell the spoke to go direct, which it can't; and send_redirects
+	// on the interface alone does nothing while net.ipv4.conf.all.send_redirects
+	// is 1.
+	DropRedirects []string
+}
+
+// Clone returns a copy of fw that shares no slices with it.
+func (fw Firewall) Clone() Firewall {
+	fw.ClampMSS = slices.Clone(fw.ClampMSS)
+	fw.DropRedirects = slices.Clone(fw.DropRedirects)
+	return fw
 }
 
 // TableMain is the main routing table.

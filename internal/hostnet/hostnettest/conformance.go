@@ -246,6 +246,8 @@ func Run(t *testing.T, newHost func(t *testing.T) (hostnet.HostNet, string)) {
 		for _, fw := range []hostnet.Firewall{
 			{Table: table, ClampMSS: []string{link}},
 			{Table: table, ClampMSS: []string{link, "wg9"}}, // replaces
+			{Table: table, ClampMSS: []string{link}, DropRedirects: []string{link}},
+			{Table: table, DropRedirects: []string{link, "wg9"}},
 			{Table: table},
 		} {
 			if err := h.ApplyFirewall(fw); err != nil {

@@ -164,8 +164,7 @@ func (f *Fake) Snapshot() Snapshot {
 		s.Addrs[n] = slices.Clone(l.addrs)
 	}
 	for n, fw := range f.fws {
-		fw.ClampMSS = slices.Clone(fw.ClampMSS)
-		s.Firewalls[n] = fw
+		s.Firewalls[n] = fw.Clone()
 	}
 	slices.SortFunc(s.Routes, func(a, b hostnet.Route) int {
 		return strings.Compare(fmt.Sprint(a), fmt.Sprint(b))
@@ -459,11 +458,10 @@ func (f *Fake) SetSysctlValue(key, value string) {
 func (f *Fake) ApplyFirewall(fw hostnet.Firewall) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.beginLocked("ApplyFirewall", fw.Table, fw.ClampMSS); err != nil {
+	if err := f.beginLocked("ApplyFirewall", fw.Table, fw.ClampMSS, fw.DropRedirects); err != nil {
 		return err
 	}
-	fw.ClampMSS = slices.Clone(fw.ClampMSS)
-	f.fws[fw.Table] = fw
+	f.fws[fw.Table] = fw.Clone()
 	return nil
 }
 
@@ -474,8 +472,7 @@ func (f *Fake) Firewall(table string) (hostnet.Firewall, error) {
 	if !ok {
 		return hostnet.Firewall{}, fmt.Errorf("firewall %s: %w", table, hostnet.ErrNotFound)
 	}
-	fw.ClampMSS = slices.Clone(fw.ClampMSS)
-	return fw, nil
+	return fw.Clone(), nil
 }
 
 func (f *Fake) DeleteFirewall(table string) error {
