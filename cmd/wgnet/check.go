@@ -41,7 +41,7 @@ func newCheckCmd() *cobra.Command {
 			if liveFlag {
 				return runCheckLive(c.Context(), args, format, c.OutOrStdout(), c.ErrOrStderr())
 			}
-			return runCheck(c.Context(), args, format, c.OutOrStdout(), c.ErrOrStderr())
+			return runCheck(c.Context(), args, global.specFile, format, c.OutOrStdout(), c.ErrOrStderr())
 		},
 	}
 	c.Flags().BoolVar(&liveFlag, "live", false, "diagnose running interfaces (NAME...) instead of files")
@@ -50,11 +50,11 @@ func newCheckCmd() *cobra.Command {
 
 // runCheck prints the findings on stdout and a summary on stderr: of files, or
 // without files of the spec named by -f.
-func runCheck(ctx context.Context, files []string, format string, stdout, stderr io.Writer) error {
+func runCheck(ctx context.Context, files []string, specFile, format string, stdout, stderr io.Writer) error {
 	var findings diag.List
 	var err error
 	if len(files) == 0 {
-		findings, err = checkSpec(ctx, global.specFile)
+		findings, err = checkSpec(ctx, specFile)
 	} else {
 		findings, err = check.Files(ctx, files)
 	}

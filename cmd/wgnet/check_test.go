@@ -59,7 +59,7 @@ func TestRunCheckExit(t *testing.T) {
 		for _, format := range []string{"text", "json"} {
 			t.Run(tt.name+"/"+format, func(t *testing.T) {
 				var stdout, stderr bytes.Buffer
-				err := runCheck(context.Background(), tt.files(t), format, &stdout, &stderr)
+				err := runCheck(context.Background(), tt.files(t), "", format, &stdout, &stderr)
 				if got := exitCodeFor(err); got != tt.exit {
 					t.Fatalf("exit %d (%v), want %d", got, err, tt.exit)
 				}
@@ -104,12 +104,8 @@ func TestCheckSpec(t *testing.T) {
 	if err := os.WriteFile(specFile, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	old := global.specFile
-	global.specFile = specFile
-	t.Cleanup(func() { global.specFile = old })
-
 	var stdout, stderr bytes.Buffer
-	err = runCheck(context.Background(), nil, "json", &stdout, &stderr)
+	err = runCheck(context.Background(), nil, specFile, "json", &stdout, &stderr)
 	var fs []check.Finding
 	if jerr := json.Unmarshal(stdout.Bytes(), &fs); jerr != nil {
 		t.Fatalf("stdout: %v (err %v)\n%s", jerr, err, stdout.String())
@@ -129,7 +125,7 @@ func TestCheckSpec(t *testing.T) {
 		t.Fatal(err)
 	}
 	stdout.Reset()
-	err = runCheck(context.Background(), nil, "text", &stdout, &stderr)
+	err = runCheck(context.Background(), nil, specFile, "text", &stdout, &stderr)
 	if code := exitCodeFor(err); code != exitProblems {
 		t.Errorf("broken spec: exit %d (%v), want 1", code, err)
 	}
