@@ -186,6 +186,7 @@ func newRenderCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("render: nothing written: %w", err)
 			}
+			order := syncOrder(n, steps) // reads the files before they change
 			files, err := applyRender(steps)
 			if err != nil {
 				return fmt.Errorf("render: %w", err)
@@ -205,7 +206,7 @@ func newRenderCmd() *cobra.Command {
 				}
 				fmt.Fprintf(c.OutOrStdout(), "%-9s %s\n", state, f.Path)
 			}
-			return nil
+			return writeSyncOrder(c.OutOrStdout(), n, order)
 		},
 	}
 	c.Flags().StringVar(&outDir, "out", "out", "directory to write HOST/IFACE.conf into")

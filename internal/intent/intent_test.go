@@ -2,6 +2,7 @@ package intent
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -140,4 +141,45 @@ func mustPrivate(t *testing.T) wgkey.Private {
 		t.Fatal(err)
 	}
 	return k
+}
+
+func TestCommentedRoutes(t *testing.T) {
+	for _, c := range []struct {
+		comments []string
+		want     []netip.Prefix
+	}{
+		{[]string{"wgnet: host s1 of network prod (hub). Generated; edit the spec, not this file.",
+			"routes 10.0.4.0/24, fd00:10:1::/64 behind this host: the interface in front of them must forward too (Docker turns that on globally)."},
+			[]netip.Prefix{netip.MustParsePrefix("10.0.4.0/24"), netip.MustParsePrefix("fd00:10:1::/64")}},
+		{[]string{"routes 10.0.4.0/24 behind this host:"}, []netip.Prefix{netip.MustParsePrefix("10.0.4.0/24")}},
+		{[]string{"routes to the office"}, nil},
+		{[]string{"routes 10.0.4.0/33 behind this host:"}, nil},
+		{nil, nil},
+	} {
+		if diff := cmp.Diff(c.want, CommentedRoutes(c.comments), cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+			t.Errorf("CommentedRoutes(%q) (-want +got):\n%s", c.comments, diff)
+		}
+	}
+}
+
+func TestSyncOrder(t *testing.T) {
+	ep := &wgconf.Endpoint{Host: "192.0.2.1", Port: 51820}
+	hub := Host{Name: "hub", Peers: []wgconf.Peer{{Name: "s1"}, {Name: "s2"}, {Name: "s3"}}}
+	spoke := func(n string) Host { return Host{Name: n, Peers: []wgconf.Peer{{Name: "hub", Endpoint: ep}}} }
+	hosts := []Host{spoke("s1"), hub, spoke("s2"), spoke("s3")}
+	is := func(names ...string) func(string) bool {
+		return func(n string) bool { return slices.Contains(names, n) }
+	}
+	got := SyncOrder(hosts, is("s1", "hub", "s3"), is("s3"))
+	want := []SyncStep{
+		{Host: "hub", Reason: "dialled by s1, s3"},
+		{Host: "s3", Reason: "its routed subnets changed"},
+		{Host: "s1"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("SyncOrder (-want +got):\n%s", diff)
+	}
+	if got := SyncOrder(hosts, is(), is()); len(got) != 0 {
+		t.Errorf("nothing changed: %v", got)
+	}
 }
