@@ -698,7 +698,11 @@ func (n *network) checkEndpointLoop(a *host) {
 
 // checkForwarding finds hosts that must forward but don't turn forwarding on: a
 // peer's AllowedIPs for them hold more than their own address (other hosts'
-// addresses, routed subnets, a default route).
+// addresses, routed subnets, a default route). A warning, not an error:
+// forwarding is often on for the whole host outside the file (/etc/sysctl.conf,
+// the classic tutorial setup), which no file shows. A file without Address (the
+// `wg setconf` form, `wgnet render -o wg`) is set up by something else, its
+// forwarding too: it gets no finding.
 func (n *network) checkForwarding() {
 	// Why each host must forward, by family: the first reason in file order.
 	// One pass over every config's peers, in order, finds the same first
@@ -733,15 +737,20 @@ func (n *network) checkForwarding() {
 		if x.cfg.Interface.Pos.Unknown(wgconf.KeyPreUp) || x.cfg.Interface.Pos.Unknown(wgconf.KeyPostUp) {
 			continue // a hook that did not parse may turn it on
 		}
+		if len(x.cfg.Interface.Addresses) == 0 && !x.cfg.Interface.Pos.Unknown(wgconf.KeyAddress) {
+			continue // no Address: not brought up by this file
+		}
 		need4, need6 := need[x].v4, need[x].v6
 		f4, f6 := forwards(x.cfg)
-		var whys, fixes []string
+		var whys, confirms, fixes []string
 		if need4 != "" && !f4 {
 			whys = append(whys, "IPv4 ("+need4+")")
+			confirms = append(confirms, "`sysctl net.ipv4.ip_forward`")
 			fixes = append(fixes, "PostUp = sysctl -q -w net.ipv4.conf.%i.forwarding=1")
 		}
 		if need6 != "" && !f6 {
 			whys = append(whys, "IPv6 ("+need6+")")
+			confirms = append(confirms, "`sysctl net.ipv6.conf.all.forwarding`")
 			fixes = append(fixes, "PostUp = sysctl -q -w net.ipv6.conf.all.forwarding=1")
 		}
 		if len(whys) == 0 {
@@ -752,8 +761,8 @@ func (n *network) checkForwarding() {
 			role = "is the hub"
 		}
 		n.report(CodeHubNoForwarding, x.file, x.ifaceLine(), []*host{x},
-			"%s %s, but no PreUp/PostUp turns on forwarding for %s: handshakes work, yet packets through it are dropped unless forwarding is on system-wide; add %s (and accept them in the FORWARD chain)",
-			x.name, role, strings.Join(whys, " or "), strings.Join(fixes, " and "))
+			"%s %s, but no PreUp/PostUp turns on forwarding for %s: unless it is on outside this file (/etc/sysctl.conf; confirm on the host with %s, 1 is on), handshakes work yet packets through it are dropped; add %s (and accept them in the FORWARD chain)",
+			x.name, role, strings.Join(whys, " or "), strings.Join(confirms, " and "), strings.Join(fixes, " and "))
 	}
 }
 
