@@ -46,6 +46,13 @@ var Rules = map[string][]string{
 	"internal/store/storetest":   {"internal/store", "internal/wgkey"},
 	"internal/store/sqlitestore": {"internal/store", "internal/wgkey"},
 
+	// The controller: wire types, the server (the offline packages check and
+	// compile every change; no store implementation, the command picks one)
+	// and the admin client (wire types only).
+	"internal/api":        nil,
+	"internal/controller": {"internal/api", "internal/atomicfile", "internal/check", "internal/compile", "internal/diag", "internal/spec", "internal/store", "internal/wgkey"},
+	"internal/client":     {"internal/api"},
+
 	// Test harnesses.
 	"internal/vmtest": {"internal/netnstest"},
 

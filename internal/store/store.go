@@ -53,6 +53,17 @@ type Host struct {
 	Endpoint  string       // "host:port", "" for a host that can't be dialled
 	Routes    []netip.Prefix
 	Keepalive int // seconds, 0 = none
+	// Hub says the host is its network's hub; AddHost with Hub set makes it
+	// the hub (hub topology only).
+	Hub bool
+}
+
+// MarkHub sets every host's Hub flag from n.Hub; implementations call it on
+// what they read and hand to a Validate.
+func MarkHub(n Network, hosts []Host) {
+	for i := range hosts {
+		hosts[i].Hub = n.Hub != "" && hosts[i].Name == n.Hub
+	}
 }
 
 // ChangeKind says what one revision did.
@@ -111,9 +122,36 @@ type HostChanges struct {
 	PublicKey *wgkey.Key
 	Endpoint  *string
 	Addresses []netip.Addr // when not empty, replace the addresses of their families
-	Routes    *[]netip.Prefix
-	Keepalive *int
-	Hub       bool // make the host the hub
+	// ReplaceRoutes replaces the host's routes with Routes; otherwise Routes are
+	// added (once). RemoveRoutes are removed after that; removing a route the
+	// host doesn't have is ErrInvalid. Done in the writing transaction, so two
+	// concurrent route edits of one host both count.
+	ReplaceRoutes bool
+	Routes        []netip.Prefix
+	RemoveRoutes  []netip.Prefix
+	Keepalive     *int
+	Hub           bool // make the host the hub
+}
+
+// EditRoutes applies the route part of c to routes.
+func (c HostChanges) EditRoutes(routes []netip.Prefix) ([]netip.Prefix, error) {
+	out := slices.Clone(routes)
+	if c.ReplaceRoutes {
+		out = nil
+	}
+	for _, p := range c.Routes {
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	for _, p := range c.RemoveRoutes {
+		i := slices.Index(out, p)
+		if i < 0 {
+			return nil, fmt.Errorf("remove route %s: %w: the host has no such route", p, ErrInvalid)
+		}
+		out = slices.Delete(out, i, i+1)
+	}
+	return out, nil
 }
 
 // Store is the controller's state. All methods are safe for concurrent use, by

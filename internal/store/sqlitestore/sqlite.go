@@ -245,11 +245,17 @@ func (s *Store) AddHost(ctx context.Context, network string, h store.Host, v sto
 		if err := store.Allocate(n.Subnets, usedAddrs(hosts, ""), &h); err != nil {
 			return fmt.Errorf("host %s: %w", h.Name, err)
 		}
-		if n.Topology == "hub" && n.Hub == "" {
+		switch {
+		case h.Hub && n.Topology != "hub":
+			return fmt.Errorf("host %s: %w: a hub in a mesh network", h.Name, store.ErrInvalid)
+		case h.Hub, n.Topology == "hub" && n.Hub == "":
 			n.Hub = h.Name
 		}
+		all := sortedHosts(append(hosts, h))
+		store.MarkHub(n, all)
+		h.Hub = n.Hub == h.Name
 		if v != nil {
-			if err := v(n, sortedHosts(append(hosts, h))); err != nil {
+			if err := v(n, all); err != nil {
 				return err
 			}
 		}
@@ -284,8 +290,8 @@ func (s *Store) SetHost(ctx context.Context, network, name string, c store.HostC
 		if c.Endpoint != nil {
 			h.Endpoint = *c.Endpoint
 		}
-		if c.Routes != nil {
-			h.Routes = slices.Clone(*c.Routes)
+		if h.Routes, err = c.EditRoutes(h.Routes); err != nil {
+			return fmt.Errorf("host %s: %w", name, err)
 		}
 		if c.Keepalive != nil {
 			h.Keepalive = *c.Keepalive
@@ -306,6 +312,8 @@ func (s *Store) SetHost(ctx context.Context, network, name string, c store.HostC
 			n.Hub = name
 		}
 		hosts[i] = h
+		store.MarkHub(n, hosts)
+		h = hosts[i]
 		if v != nil {
 			if err := v(n, hosts); err != nil {
 				return err
@@ -604,6 +612,7 @@ func snapshotTx(ctx context.Context, tx *sql.Tx, network string) (store.Network,
 	for i := range hosts {
 		slices.SortFunc(hosts[i].Addresses, func(a, b netip.Addr) int { return a.Compare(b) })
 	}
+	store.MarkHub(n, hosts)
 	return n, hosts, arows.Err()
 }
 

@@ -72,6 +72,9 @@ func testNetworks(t *testing.T, s store.Store) {
 		t.Errorf("revision after create = %d, want 1", n.Revision)
 	}
 	mustNetwork(t, s, "a", "mesh", "10.2.0.0/24")
+	if _, _, err := s.AddHost(ctx, "a", store.Host{Name: "x", PublicKey: Key(9), Hub: true}, nil); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("a hub in a mesh = %v, want ErrInvalid", err)
+	}
 	if _, err := s.CreateNetwork(ctx, store.Network{Name: "a", Topology: "mesh", Subnets: n.Subnets}); !errors.Is(err, store.ErrExists) {
 		t.Errorf("second create = %v, want ErrExists", err)
 	}
@@ -131,6 +134,9 @@ func testHostLifecycle(t *testing.T, s store.Store) {
 	if _, _, err := s.AddHost(ctx, "n", store.Host{Name: "x", PublicKey: Key(3), Addresses: []netip.Addr{netip.MustParseAddr("10.1.0.0")}}, nil); !errors.Is(err, store.ErrInvalid) {
 		t.Errorf("network address = %v, want ErrInvalid", err)
 	}
+	if _, _, err := s.AddHost(ctx, "m", store.Host{Name: "x", PublicKey: Key(3), Hub: true}, nil); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("add to a missing network = %v, want ErrNotFound", err)
+	}
 	if _, _, err := s.AddHost(ctx, "nope", store.Host{Name: "x", PublicKey: Key(3)}, nil); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("no network = %v, want ErrNotFound", err)
 	}
@@ -144,16 +150,21 @@ func testHostLifecycle(t *testing.T, s store.Store) {
 	}
 	ep := "198.51.100.2:51820"
 	ka := 0
-	got, rev, err := s.SetHost(ctx, "n", "s2", store.HostChanges{Endpoint: &ep, Keepalive: &ka, Addresses: []netip.Addr{netip.MustParseAddr("10.1.0.9")}}, nil)
+	r2 := netip.MustParsePrefix("172.21.0.0/16")
+	got, rev, err := s.SetHost(ctx, "n", "s2", store.HostChanges{Endpoint: &ep, Keepalive: &ka,
+		Addresses: []netip.Addr{netip.MustParseAddr("10.1.0.9")}, Routes: []netip.Prefix{r2, routes[0]}, RemoveRoutes: routes}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if rev != 4 || got.Endpoint != ep || got.Keepalive != 0 || got.Addresses[0] != netip.MustParseAddr("10.1.0.9") ||
-		got.Addresses[1] != netip.MustParseAddr("fd01::2") || len(got.Routes) != 1 {
+		got.Addresses[1] != netip.MustParseAddr("fd01::2") || len(got.Routes) != 1 || got.Routes[0] != r2 {
 		t.Errorf("SetHost = %+v rev %d", got, rev)
 	}
-	if _, _, err := s.SetHost(ctx, "n", "s2", store.HostChanges{Hub: true}, nil); err != nil {
-		t.Fatal(err)
+	if _, _, err := s.SetHost(ctx, "n", "s2", store.HostChanges{RemoveRoutes: routes}, nil); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("removing a route the host lacks = %v, want ErrInvalid", err)
+	}
+	if h, _, err := s.SetHost(ctx, "n", "s2", store.HostChanges{Hub: true}, nil); err != nil || !h.Hub {
+		t.Fatalf("SetHost hub: %+v, %v", h, err)
 	}
 	if _, err := s.RemoveHost(ctx, "n", "s2"); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("removing the hub of a network with other hosts = %v, want ErrConflict", err)
@@ -170,7 +181,8 @@ func testHostLifecycle(t *testing.T, s store.Store) {
 		t.Errorf("reuse: %v, %v", h3.Addresses, err)
 	}
 	n, hs, err := s.Hosts(ctx, "n")
-	if err != nil || n.Revision != 7 || len(hs) != 2 || hs[0].Name != "s2" || hs[1].Name != "s3" || hs[0].PublicKey != Key(2) {
+	if err != nil || n.Revision != 7 || len(hs) != 2 || hs[0].Name != "s2" || hs[1].Name != "s3" || hs[0].PublicKey != Key(2) ||
+		!hs[0].Hub || hs[1].Hub {
 		t.Errorf("Hosts = %+v %+v, %v", n, hs, err)
 	}
 }

@@ -1,0 +1,139 @@
+// Package api holds the controller's wire types, version 1 (/v1/...): what the
+// HTTP JSON API sends and receives, kept apart from the store's and the spec's
+// types and converted at the edge (like tailscale's tailcfg), so that either
+// side can change without changing the protocol. Addresses, prefixes and keys
+// travel as their usual text forms. No type here has a field for a private
+// key. It also defines the CA pin (CAHash) that clients check. It imports
+// nothing of wgnet.
+package api
+
+import (
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"strings"
+)
+
+// Version is the API version this build speaks; every route is under /Version/.
+const Version = "v1"
+
+// Network is a network as listed.
+type Network struct {
+	Name     string   `json:"name"`
+	Subnets  []string `json:"subnets"`
+	Topology string   `json:"topology"`
+	Hub      string   `json:"hub,omitempty"`
+	Revision uint64   `json:"revision"`
+}
+
+// CreateNetwork is the body of POST /v1/networks.
+type CreateNetwork struct {
+	Name     string   `json:"name"`
+	Subnets  []string `json:"subnets"`
+	Topology string   `json:"topology"` // hub | mesh
+}
+
+// Host is one host of a network: public data only.
+type Host struct {
+	Name      string   `json:"name"`
+	PublicKey string   `json:"public_key"`
+	Addresses []string `json:"addresses,omitempty"`
+	Endpoint  string   `json:"endpoint,omitempty"`
+	Routes    []string `json:"routes,omitempty"`
+	Keepalive int      `json:"keepalive,omitempty"`
+	Hub       bool     `json:"hub,omitempty"` // the network's hub (in AddHost: make it the hub)
+}
+
+// Hosts is the answer of GET /v1/networks/{network}/hosts: one revision's view.
+type Hosts struct {
+	Network Network `json:"network"`
+	Hosts   []Host  `json:"hosts"`
+}
+
+// HostResult is the answer to a change of one host.
+type HostResult struct {
+	Host     Host   `json:"host"`
+	Revision uint64 `json:"revision"`
+}
+
+// Removed is the answer to a removal.
+type Removed struct {
+	Revision uint64 `json:"revision"`
+}
+
+// SetHost is the body of PATCH /v1/networks/{network}/hosts/{host}: nil and
+// empty fields leave the host unchanged.
+type SetHost struct {
+	PublicKey     *string  `json:"public_key,omitempty"`
+	Endpoint      *string  `json:"endpoint,omitempty"` // "" removes it
+	Addresses     []string `json:"addresses,omitempty"`
+	Routes        []string `json:"routes,omitempty"`
+	ReplaceRoutes bool     `json:"replace_routes,omitempty"`
+	RemoveRoutes  []string `json:"remove_routes,omitempty"`
+	Keepalive     *int     `json:"keepalive,omitempty"`
+	Hub           bool     `json:"hub,omitempty"`
+}
+
+// Config is a host's rendered wg-quick config: public data only. The host's
+// own private key is read on the host from PrivateKeyFile by a PostUp hook.
+type Config struct {
+	Host      string `json:"host"`
+	Interface string `json:"interface"`
+	Revision  uint64 `json:"revision"`
+	WgQuick   string `json:"wg_quick"`
+}
+
+// Finding is one problem of a network, as check reports it.
+type Finding struct {
+	File     string `json:"file"`
+	Line     int    `json:"line,omitempty"`
+	Severity string `json:"severity"`
+	Code     string `json:"code"`
+	Message  string `json:"message"`
+}
+
+// Check is the answer of GET /v1/networks/{network}/check.
+type Check struct {
+	Revision uint64    `json:"revision"`
+	Findings []Finding `json:"findings"`
+}
+
+// Change is one entry of a network's change log.
+type Change struct {
+	Revision uint64 `json:"revision"`
+	Kind     string `json:"kind"` // network-created | host-added | host-changed | host-removed
+	Host     string `json:"host,omitempty"`
+	Time     string `json:"time"` // RFC 3339
+}
+
+// Changes is the answer of GET /v1/networks/{network}/changes?since=N.
+type Changes struct {
+	Revision uint64   `json:"revision"` // the network's revision when read
+	Changes  []Change `json:"changes"`
+}
+
+// Error is the body of every 4xx and 5xx answer.
+type Error struct {
+	Error string `json:"error"`
+}
+
+// CAHashPrefix starts a CA pin, as kubeadm's discovery hashes do.
+const CAHashPrefix = "sha256:"
+
+// CAHash returns the pin of a CA: "sha256:" and the hex SHA-256 of its
+// DER-encoded public key (SubjectPublicKeyInfo), which stays the same when the
+// CA certificate is re-issued with the same key.
+func CAHash(ca *x509.Certificate) string {
+	sum := sha256.Sum256(ca.RawSubjectPublicKeyInfo)
+	return CAHashPrefix + hex.EncodeToString(sum[:])
+}
+
+// ParseCAHash checks the form of a pin and returns it normalised.
+func ParseCAHash(s string) (string, error) {
+	h, ok := strings.CutPrefix(strings.ToLower(strings.TrimSpace(s)), CAHashPrefix)
+	if b, err := hex.DecodeString(h); !ok || err != nil || len(b) != sha256.Size {
+		return "", fmt.Errorf("CA hash %q: want sha256: and 64 hex digits", s)
+	}
+	return CAHashPrefix + h, nil
+}

@@ -1,0 +1,221 @@
+// Package client is the admin side of the controller's API: HTTPS with the
+// controller's CA pinned (its certificate, or the SHA-256 of its public key),
+// the admin token as a bearer credential, the wire types of package api. The
+// command stays thin: it turns flags into a Client call. It imports api only.
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wgnet/wgnet/internal/api"
+)
+
+// Options say where the controller is and how to trust it. Exactly one of
+// CAPEM and CAHash is needed: the system's roots are never used.
+type Options struct {
+	URL    string // https://HOST:PORT
+	Token  string // the admin token
+	CAPEM  []byte // the controller's CA certificate (ca.crt)
+	CAHash string // or its pin, "sha256:HEX" of the CA's public key
+	// Timeout of one request; zero means 30 seconds.
+	Timeout time.Duration
+}
+
+// Client talks to one controller.
+type Client struct {
+	base  *url.URL
+	token string
+	hc    *http.Client
+}
+
+// Error is an answer other than 2xx.
+type Error struct {
+	Status  int
+	Message string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("controller: %s (HTTP %d)", e.Message, e.Status) }
+
+// New returns a client for o.
+func New(o Options) (*Client, error) {
+	u, err := url.Parse(o.URL)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("controller URL %q: want https://HOST:PORT", o.URL)
+	}
+	if o.Token == "" {
+		return nil, errors.New("no admin token: set WGNET_TOKEN or give --token-file")
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: u.Hostname()}
+	switch {
+	case len(o.CAPEM) > 0 && o.CAHash != "":
+		return nil, errors.New("give the controller's CA as a file or as a hash, not both")
+	case len(o.CAPEM) > 0:
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(o.CAPEM) {
+			return nil, errors.New("CA file: no PEM certificate in it")
+		}
+		cfg.RootCAs = pool
+	case o.CAHash != "":
+		pin, err := api.ParseCAHash(o.CAHash)
+		if err != nil {
+			return nil, err
+		}
+		// The chain is checked below against the pinned CA only.
+		cfg.InsecureSkipVerify = true
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error { return verifyPinned(cs, pin) }
+	default:
+		return nil, errors.New("no CA to trust the controller by: give --ca-file or --ca-hash")
+	}
+	timeout := o.Timeout
+	if timeout == 0 {
+		timeout = 30 * time.Second
+	}
+	tr := &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 16}
+	return &Client{base: u, token: o.Token, hc: &http.Client{Transport: tr, Timeout: timeout}}, nil
+}
+
+// verifyPinned accepts the connection when a certificate the server sent has
+// the pinned public key and the leaf verifies against it for the server's name.
+func verifyPinned(cs tls.ConnectionState, pin string) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("controller sent no certificate")
+	}
+	for _, c := range cs.PeerCertificates {
+		if api.CAHash(c) != pin {
+			continue
+		}
+		roots := x509.NewCertPool()
+		roots.AddCert(c)
+		_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: roots, DNSName: cs.ServerName})
+		return err
+	}
+	return fmt.Errorf("controller's CA does not match the pinned %s", pin)
+}
+
+// Close releases idle connections.
+func (c *Client) Close() { c.hc.CloseIdleConnections() }
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	u := c.base.JoinPath(strings.Split(path, "?")[0])
+	if _, q, ok := strings.Cut(path, "?"); ok {
+		u.RawQuery = q
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		var e api.Error
+		if json.Unmarshal(b, &e) != nil || e.Error == "" {
+			e.Error = strings.TrimSpace(string(b))
+		}
+		return &Error{Status: resp.StatusCode, Message: e.Error}
+	}
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		return nil
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("controller answer: %w", err)
+	}
+	return nil
+}
+
+func networkPath(n string, rest ...string) string {
+	p := "/" + api.Version + "/networks/" + url.PathEscape(n)
+	for _, r := range rest {
+		p += "/" + url.PathEscape(r)
+	}
+	return p
+}
+
+// Networks lists the networks.
+func (c *Client) Networks(ctx context.Context) ([]api.Network, error) {
+	var out []api.Network
+	return out, c.do(ctx, "GET", "/"+api.Version+"/networks", nil, &out)
+}
+
+// CreateNetwork creates a network.
+func (c *Client) CreateNetwork(ctx context.Context, n api.CreateNetwork) (api.Network, error) {
+	var out api.Network
+	return out, c.do(ctx, "POST", "/"+api.Version+"/networks", n, &out)
+}
+
+// DeleteNetwork deletes a network with its hosts.
+func (c *Client) DeleteNetwork(ctx context.Context, name string) error {
+	return c.do(ctx, "DELETE", networkPath(name), nil, nil)
+}
+
+// Hosts lists a network's hosts.
+func (c *Client) Hosts(ctx context.Context, network string) (api.Hosts, error) {
+	var out api.Hosts
+	return out, c.do(ctx, "GET", networkPath(network, "hosts"), nil, &out)
+}
+
+// AddHost adds a host.
+func (c *Client) AddHost(ctx context.Context, network string, h api.Host) (api.HostResult, error) {
+	var out api.HostResult
+	return out, c.do(ctx, "POST", networkPath(network, "hosts"), h, &out)
+}
+
+// SetHost changes a host.
+func (c *Client) SetHost(ctx context.Context, network, host string, s api.SetHost) (api.HostResult, error) {
+	var out api.HostResult
+	return out, c.do(ctx, "PATCH", networkPath(network, "hosts", host), s, &out)
+}
+
+// RemoveHost removes a host.
+func (c *Client) RemoveHost(ctx context.Context, network, host string) (api.Removed, error) {
+	var out api.Removed
+	return out, c.do(ctx, "DELETE", networkPath(network, "hosts", host), nil, &out)
+}
+
+// Config returns a host's rendered config (public data only).
+func (c *Client) Config(ctx context.Context, network, host string) (api.Config, error) {
+	var out api.Config
+	return out, c.do(ctx, "GET", networkPath(network, "hosts", host, "config"), nil, &out)
+}
+
+// Check lints a network.
+func (c *Client) Check(ctx context.Context, network string) (api.Check, error) {
+	var out api.Check
+	return out, c.do(ctx, "GET", networkPath(network, "check"), nil, &out)
+}
+
+// Changes returns the change log after revision since.
+func (c *Client) Changes(ctx context.Context, network string, since uint64) (api.Changes, error) {
+	var out api.Changes
+	return out, c.do(ctx, "GET", networkPath(network, "changes")+"?since="+strconv.FormatUint(since, 10), nil, &out)
+}

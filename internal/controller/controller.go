@@ -1,0 +1,225 @@
+// Package controller is `wgnet controller`'s server: the HTTPS JSON API of
+// package api over a store.Store, its own CA and serving certificate, the admin
+// token, /healthz and Prometheus /metrics. A change is checked with the same
+// packages the offline commands use (spec validation, compile), inside the
+// store's writing transaction, so that what is stored always compiles; a
+// rendered config holds public data only.
+//
+// It keeps no state of its own besides what it reads from the store on each
+// request, so several controllers can share one database. It imports api,
+// atomicfile, check, compile, diag, spec, store and wgkey; never the data plane,
+// and no store implementation (the command picks one).
+package controller
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/wgnet/wgnet/internal/api"
+	"github.com/wgnet/wgnet/internal/store"
+)
+
+// MaxBody is the largest request body the API reads.
+const MaxBody = 1 << 20
+
+// Server is the API over one store. Its zero value is not usable; use New.
+type Server struct {
+	store   store.Store
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	latency *prometheus.HistogramVec
+	mux     *http.ServeMux
+	routes  []Route
+}
+
+// Route is one route of the API: the router is built from this list, and
+// Routes returns it, so that tests can check every route.
+type Route struct {
+	Method  string
+	Pattern string // a net/http ServeMux pattern, without the method
+	Public  bool   // served without a credential (only health)
+	handle  func(w http.ResponseWriter, r *http.Request) error
+}
+
+// New returns the API over s, logging to log (nil: discard).
+func New(s store.Store, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	srv := &Server{store: s, log: log, reg: prometheus.NewRegistry(), mux: http.NewServeMux()}
+	srv.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "wgnet_controller_api_request_duration_seconds",
+		Help:    "Time to answer an API request, by route, method and status code.",
+		Buckets: prometheus.DefBuckets,
+	}, []string{"route", "method", "code"})
+	srv.reg.MustRegister(srv.latency, &collector{s: s, log: log})
+	metrics := promhttp.HandlerFor(srv.reg, promhttp.HandlerOpts{})
+	v := "/" + api.Version
+	srv.routes = []Route{
+		{Method: "GET", Pattern: "/healthz", Public: true, handle: srv.healthz},
+		{Method: "GET", Pattern: "/metrics", handle: func(w http.ResponseWriter, r *http.Request) error {
+			metrics.ServeHTTP(w, r)
+			return nil
+		}},
+		{Method: "GET", Pattern: v + "/networks", handle: srv.listNetworks},
+		{Method: "POST", Pattern: v + "/networks", handle: srv.createNetwork},
+		{Method: "GET", Pattern: v + "/networks/{network}", handle: srv.getNetwork},
+		{Method: "DELETE", Pattern: v + "/networks/{network}", handle: srv.deleteNetwork},
+		{Method: "GET", Pattern: v + "/networks/{network}/hosts", handle: srv.listHosts},
+		{Method: "POST", Pattern: v + "/networks/{network}/hosts", handle: srv.addHost},
+		{Method: "PATCH", Pattern: v + "/networks/{network}/hosts/{host}", handle: srv.setHost},
+		{Method: "DELETE", Pattern: v + "/networks/{network}/hosts/{host}", handle: srv.removeHost},
+		{Method: "GET", Pattern: v + "/networks/{network}/hosts/{host}/config", handle: srv.renderHost},
+		{Method: "GET", Pattern: v + "/networks/{network}/check", handle: srv.check},
+		{Method: "GET", Pattern: v + "/networks/{network}/changes", handle: srv.changes},
+	}
+	for _, rt := range srv.routes {
+		srv.mux.Handle(rt.Method+" "+rt.Pattern, srv.wrap(rt))
+	}
+	srv.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such route")
+	})
+	return srv
+}
+
+// Routes returns the routes the router serves.
+func (s *Server) Routes() []Route { return append([]Route(nil), s.routes...) }
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// statusWriter remembers the status code for the latency histogram.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// wrap authenticates (unless the route is public), times the request and turns
+// a handler's error into a JSON error answer.
+func (s *Server) wrap(rt Route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			s.latency.WithLabelValues(rt.Pattern, rt.Method, fmt.Sprint(sw.code)).Observe(time.Since(start).Seconds())
+		}()
+		if !rt.Public {
+			if err := s.authenticate(r); err != nil {
+				sw.Header().Set("WWW-Authenticate", `Bearer realm="wgnet"`)
+				writeError(sw, http.StatusUnauthorized, err.Error())
+				return
+			}
+		}
+		r.Body = http.MaxBytesReader(sw, r.Body, MaxBody)
+		if err := rt.handle(sw, r); err != nil {
+			code, msg := status(err)
+			if code >= 500 {
+				s.log.Error("api", "method", r.Method, "route", rt.Pattern, "err", err)
+			}
+			writeError(sw, code, msg)
+		}
+	})
+}
+
+var errUnauthorized = errors.New("missing or wrong credential: give the admin token as Authorization: Bearer TOKEN")
+
+// authenticate checks the request's bearer token against every admin token's
+// hash, in constant time, without stopping at the first match.
+func (s *Server) authenticate(r *http.Request) error {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || tok == "" {
+		return errUnauthorized
+	}
+	hashes, err := s.store.AdminTokens(r.Context())
+	if err != nil {
+		return errUnauthorized
+	}
+	h := store.HashToken(tok)
+	match := 0
+	for _, a := range hashes {
+		match |= subtle.ConstantTimeCompare(h[:], a[:])
+	}
+	if match != 1 {
+		return errUnauthorized
+	}
+	return nil
+}
+
+// badRequest marks an error in what the client sent.
+type badRequest struct{ error }
+
+// status maps an error to an HTTP status and the message the client sees.
+func status(err error) (int, string) {
+	var br badRequest
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", MaxBody)
+	case errors.As(err, &br), errors.Is(err, store.ErrInvalid):
+		return http.StatusBadRequest, err.Error()
+	case errors.Is(err, store.ErrNotFound):
+		return http.StatusNotFound, err.Error()
+	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrTokenUsed):
+		return http.StatusConflict, err.Error()
+	case errors.Is(err, store.ErrTokenExpired):
+		return http.StatusGone, err.Error()
+	}
+	return http.StatusInternalServerError, "internal error (see the controller's log)"
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, api.Error{Error: msg})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+func readJSON(r *http.Request, v any) error {
+	d := json.NewDecoder(r.Body)
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return badRequest{fmt.Errorf("request body: %w", err)}
+	}
+	return nil
+}
+
+// NewToken returns a new random token secret with the given prefix.
+func NewToken(prefix string) (string, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return prefix + base64.RawURLEncoding.EncodeToString(b[:]), nil
+}

@@ -1,0 +1,283 @@
+package controller
+
+import (
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/wgnet/wgnet/internal/api"
+	"github.com/wgnet/wgnet/internal/check"
+	"github.com/wgnet/wgnet/internal/compile"
+	"github.com/wgnet/wgnet/internal/diag"
+	"github.com/wgnet/wgnet/internal/spec"
+	"github.com/wgnet/wgnet/internal/store"
+	"github.com/wgnet/wgnet/internal/wgkey"
+)
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
+	if _, err := s.store.Networks(r.Context()); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "store unreachable")
+		return nil
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "api": api.Version})
+	return nil
+}
+
+func (s *Server) listNetworks(w http.ResponseWriter, r *http.Request) error {
+	ns, err := s.store.Networks(r.Context())
+	if err != nil {
+		return err
+	}
+	out := []api.Network{}
+	for _, n := range ns {
+		out = append(out, toAPINetwork(n))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) createNetwork(w http.ResponseWriter, r *http.Request) error {
+	var req api.CreateNetwork
+	if err := readJSON(r, &req); err != nil {
+		return err
+	}
+	n := store.Network{Name: req.Name, Topology: req.Topology}
+	var err error
+	if n.Subnets, err = parsePrefixes("subnets", req.Subnets); err != nil {
+		return err
+	}
+	// The same validation as a spec's: name, subnets, topology.
+	if err := validate(n, nil); err != nil {
+		return err
+	}
+	if n, err = s.store.CreateNetwork(r.Context(), n); err != nil {
+		return err
+	}
+	s.log.Info("network created", "network", n.Name)
+	writeJSON(w, http.StatusCreated, toAPINetwork(n))
+	return nil
+}
+
+func (s *Server) getNetwork(w http.ResponseWriter, r *http.Request) error {
+	n, err := s.store.Network(r.Context(), r.PathValue("network"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toAPINetwork(n))
+	return nil
+}
+
+func (s *Server) deleteNetwork(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("network")
+	if err := s.store.DeleteNetwork(r.Context(), name); err != nil {
+		return err
+	}
+	s.log.Info("network deleted", "network", name)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) listHosts(w http.ResponseWriter, r *http.Request) error {
+	n, hs, err := s.store.Hosts(r.Context(), r.PathValue("network"))
+	if err != nil {
+		return err
+	}
+	out := api.Hosts{Network: toAPINetwork(n), Hosts: []api.Host{}}
+	for _, h := range hs {
+		out.Hosts = append(out.Hosts, toAPIHost(h))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) addHost(w http.ResponseWriter, r *http.Request) error {
+	var req api.Host
+	if err := readJSON(r, &req); err != nil {
+		return err
+	}
+	h, err := fromAPIHost(req)
+	if err != nil {
+		return err
+	}
+	network := r.PathValue("network")
+	h, rev, err := s.store.AddHost(r.Context(), network, h, validate)
+	if err != nil {
+		return err
+	}
+	s.log.Info("host added", "network", network, "host", h.Name, "revision", rev)
+	writeJSON(w, http.StatusCreated, api.HostResult{Host: toAPIHost(h), Revision: rev})
+	return nil
+}
+
+func (s *Server) setHost(w http.ResponseWriter, r *http.Request) error {
+	var req api.SetHost
+	if err := readJSON(r, &req); err != nil {
+		return err
+	}
+	c, err := fromAPISetHost(req)
+	if err != nil {
+		return err
+	}
+	network, name := r.PathValue("network"), r.PathValue("host")
+	h, rev, err := s.store.SetHost(r.Context(), network, name, c, validate)
+	if err != nil {
+		return err
+	}
+	s.log.Info("host changed", "network", network, "host", name, "revision", rev)
+	writeJSON(w, http.StatusOK, api.HostResult{Host: toAPIHost(h), Revision: rev})
+	return nil
+}
+
+func (s *Server) removeHost(w http.ResponseWriter, r *http.Request) error {
+	network, name := r.PathValue("network"), r.PathValue("host")
+	rev, err := s.store.RemoveHost(r.Context(), network, name)
+	if err != nil {
+		return err
+	}
+	s.log.Info("host removed", "network", network, "host", name, "revision", rev)
+	writeJSON(w, http.StatusOK, api.Removed{Revision: rev})
+	return nil
+}
+
+// renderHost compiles the network with the offline compiler, from public data
+// only: each host reads its own private key on the host (PostUp hook).
+func (s *Server) renderHost(w http.ResponseWriter, r *http.Request) error {
+	n, hs, err := s.store.Hosts(r.Context(), r.PathValue("network"))
+	if err != nil {
+		return err
+	}
+	name := r.PathValue("host")
+	sp := toSpec(n, hs)
+	if _, ok := sp.HostByName(name); !ok {
+		return fmt.Errorf("host %s: %w", name, store.ErrNotFound)
+	}
+	hcs, err := compile.Compile(sp, spec.Secrets{})
+	if err != nil {
+		return fmt.Errorf("compile %s: %w", n.Name, err)
+	}
+	for _, hc := range hcs {
+		if hc.Name == name {
+			writeJSON(w, http.StatusOK, api.Config{Host: name, Interface: sp.InterfaceName(), Revision: n.Revision, WgQuick: string(hc.WgQuick())})
+			return nil
+		}
+	}
+	return fmt.Errorf("host %s: %w", name, store.ErrNotFound)
+}
+
+// check lints the network as the offline check lints a spec: the spec's own
+// findings, then (when it has no errors) those of the configs it compiles to,
+// each config's under its host's name.
+func (s *Server) check(w http.ResponseWriter, r *http.Request) error {
+	n, hs, err := s.store.Hosts(r.Context(), r.PathValue("network"))
+	if err != nil {
+		return err
+	}
+	sp := toSpec(n, hs)
+	errs, warns := sp.Lint()
+	findings := append(errs, warns...)
+	if len(errs) == 0 && len(hs) > 0 {
+		hcs, err := compile.Compile(sp, spec.Secrets{})
+		if err != nil {
+			return fmt.Errorf("compile %s: %w", n.Name, err)
+		}
+		in := check.Input{Topology: sp.Topology, Hub: sp.Hub, PublicKeys: map[string]wgkey.Key{}}
+		for _, hc := range hcs {
+			c := hc.View() // check reads the peers, never changes them
+			c.Name = hc.Name
+			in.Configs = append(in.Configs, c)
+		}
+		for _, h := range hs {
+			in.PublicKeys[h.Name] = h.PublicKey
+		}
+		findings = append(findings, check.Configs(in)...)
+	}
+	out := api.Check{Revision: n.Revision, Findings: []api.Finding{}}
+	for _, f := range findings {
+		out.Findings = append(out.Findings, toAPIFinding(n.Name, f))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) changes(w http.ResponseWriter, r *http.Request) error {
+	var since uint64
+	if v := r.URL.Query().Get("since"); v != "" {
+		var err error
+		if since, err = strconv.ParseUint(v, 10, 64); err != nil {
+			return badRequest{fmt.Errorf("since %q: want a revision number", v)}
+		}
+	}
+	network := r.PathValue("network")
+	n, err := s.store.Network(r.Context(), network)
+	if err != nil {
+		return err
+	}
+	cs, err := s.store.Changes(r.Context(), network, since, 1000)
+	if err != nil {
+		return err
+	}
+	out := api.Changes{Revision: n.Revision, Changes: []api.Change{}}
+	for _, c := range cs {
+		out.Changes = append(out.Changes, api.Change{Revision: c.Revision, Kind: string(c.Kind), Host: c.Host, Time: c.Time.Format(time.RFC3339Nano)})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// validate is the store.Validate of every change: the network as it would be
+// must pass spec validation (the offline commands' rules), warnings allowed.
+func validate(n store.Network, hosts []store.Host) error {
+	if !spec.ValidName(n.Name) {
+		return badRequest{fmt.Errorf("network %q: a name is 1-63 of a-z 0-9 _ . - starting with a letter or digit", n.Name)}
+	}
+	errs, _ := toSpec(n, hosts).Lint()
+	if len(errs) > 0 {
+		return badRequest{fmt.Errorf("network %s: %w", n.Name, errs.Err())}
+	}
+	return nil
+}
+
+func toAPIFinding(network string, f diag.Diagnostic) api.Finding {
+	file := f.File
+	if file == "" {
+		file = network
+	}
+	return api.Finding{File: file, Line: f.Line, Severity: string(f.Severity), Code: f.Code, Message: f.Message}
+}
+
+func parsePrefixes(field string, in []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range in {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, badRequest{fmt.Errorf("%s: %w", field, err)}
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func parseAddrs(field string, in []string) ([]netip.Addr, error) {
+	var out []netip.Addr
+	for _, s := range in {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, badRequest{fmt.Errorf("%s: %w", field, err)}
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+func parsePublicKey(s string) (wgkey.Key, error) {
+	k, err := wgkey.ParseKey(s)
+	if err == nil && k.IsZero() {
+		err = wgkey.ErrZero
+	}
+	if err != nil {
+		return k, badRequest{fmt.Errorf("public_key: %w (the host keeps its own private key; give its public key)", err)}
+	}
+	return k, nil
+}

@@ -1,0 +1,94 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/wgnet/wgnet/internal/api"
+	"github.com/wgnet/wgnet/internal/store"
+)
+
+// Options of Run. The zero value of each optional field is documented.
+type Options struct {
+	Listen    string   // address to listen on, e.g. 127.0.0.1:7443
+	DataDir   string   // holds the CA (and, for SQLite, the database)
+	Advertise []string // https URLs clients use; their hosts go into the serving certificate
+	Log       *slog.Logger
+	// Stdout receives the one-time admin token, the CA pin and the address (nil: os.Stdout).
+	Stdout io.Writer
+}
+
+// Run serves the API over st on o.Listen until ctx is done: it loads or makes
+// the CA, makes the first admin token when the store has none (printed once on
+// Stdout, stored only as its hash), and prints the CA pin and the bound address.
+func Run(ctx context.Context, st store.Store, o Options) error {
+	out := o.Stdout
+	if out == nil {
+		out = os.Stdout
+	}
+	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+		return err
+	}
+	names, err := ServingNames(o.Listen, o.Advertise)
+	if err != nil {
+		return err
+	}
+	id, err := LoadTLS(o.DataDir, names, time.Now())
+	if err != nil {
+		return err
+	}
+	tok, err := EnsureAdminToken(ctx, st)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return fmt.Errorf("controller: %w", err)
+	}
+	if tok != "" {
+		fmt.Fprintf(out, "admin token (shown once; only its hash is stored):\n%s\n", tok)
+	}
+	fmt.Fprintf(out, "ca %s %s\n", api.CAHash(id.CA), filepath.Join(o.DataDir, CACertFile))
+	fmt.Fprintf(out, "listening https://%s\n", ln.Addr())
+	hs := &http.Server{Handler: New(st, o.Log), TLSConfig: id.Config, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: nil}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.ServeTLS(ln, "", "") }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err = hs.Shutdown(sctx)
+	if e := <-errc; !errors.Is(e, http.ErrServerClosed) {
+		err = errors.Join(err, e)
+	}
+	return err
+}
+
+// EnsureAdminToken makes an admin token when the store has none and returns
+// its secret ("" when one existed); only the hash is stored.
+func EnsureAdminToken(ctx context.Context, st store.Store) (string, error) {
+	hs, err := st.AdminTokens(ctx)
+	if err != nil || len(hs) > 0 {
+		return "", err
+	}
+	tok, err := NewToken("wgnet-admin-")
+	if err != nil {
+		return "", err
+	}
+	if err := st.CreateToken(ctx, store.Token{Hash: store.HashToken(tok), Kind: store.AdminToken}); err != nil {
+		return "", err
+	}
+	return tok, nil
+}
