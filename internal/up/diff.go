@@ -50,6 +50,9 @@ type target struct {
 	// linkUp asks for the link to be set up (with its MTU), as up does for an
 	// interface it creates; false leaves the link as it is.
 	linkUp bool
+	// notes say what the target leaves out and why (a routed subnet with no
+	// route yet), for the plan.
+	notes []string
 }
 
 // Peer change operations in a Plan, as a diff shows them.
@@ -129,9 +132,10 @@ type RouteChanges struct {
 
 // FirewallChange creates, replaces or deletes wgnet's nftables table.
 type FirewallChange struct {
-	Action   string   `json:"action"` // "create", "replace" or "delete"
-	Table    string   `json:"table"`
-	ClampMSS []string `json:"clamp_mss,omitempty"`
+	Action        string   `json:"action"` // "create", "replace" or "delete"
+	Table         string   `json:"table"`
+	ClampMSS      []string `json:"clamp_mss,omitempty"`
+	DropRedirects []string `json:"drop_redirects,omitempty"`
 
 	want *hostnet.Firewall
 }
@@ -287,6 +291,11 @@ func peerChange(c devconf.PeerChange, name string) PeerChange {
 }
 
 // diffHost adds to plan the host changes from r to t.
+// firewallChange is the change that creates or replaces wgnet's table with fw.
+func firewallChange(action string, fw *hostnet.Firewall) *FirewallChange {
+	return &FirewallChange{Action: action, Table: fw.Table, ClampMSS: fw.ClampMSS, DropRedirects: fw.DropRedirects, want: fw}
+}
+
 func diffHost(plan *Plan, r *running, t *target) {
 	if t.linkUp && !r.up {
 		plan.linkUp, plan.upMTU = true, cmp.Or(t.mtu, r.mtu)
@@ -309,11 +318,12 @@ func diffHost(plan *Plan, r *running, t *target) {
 		case t.firewall == nil && r.firewall != nil:
 			plan.Firewall = &FirewallChange{Action: "delete", Table: r.firewall.Table}
 		case t.firewall != nil && r.firewall == nil:
-			plan.Firewall = &FirewallChange{Action: "create", Table: t.firewall.Table, ClampMSS: t.firewall.ClampMSS, want: t.firewall}
-		case t.firewall != nil && !slices.Equal(t.firewall.ClampMSS, r.firewall.ClampMSS):
-			plan.Firewall = &FirewallChange{Action: "replace", Table: t.firewall.Table, ClampMSS: t.firewall.ClampMSS, want: t.firewall}
+			plan.Firewall = firewallChange("create", t.firewall)
+		case t.firewall != nil && (!slices.Equal(t.firewall.ClampMSS, r.firewall.ClampMSS) || !slices.Equal(t.firewall.DropRedirects, r.firewall.DropRedirects)):
+			plan.Firewall = firewallChange("replace", t.firewall)
 		}
 	}
+	plan.Notes = append(plan.Notes, t.notes...)
 }
 
 // patches turns the plan's device changes into two patches (see

@@ -92,15 +92,30 @@ func planText(p *Plan) string {
 		case "delete":
 			line(PeerRemove, "nft table inet %s", fw.Table)
 		case "create":
-			line(PeerAdd, "nft table inet %s (clamp TCP MSS on %s)", fw.Table, strings.Join(fw.ClampMSS, ", "))
+			line(PeerAdd, "nft table inet %s (%s)", fw.Table, fw.what())
 		default:
-			line(PeerUpdate, "nft table inet %s (clamp TCP MSS on %s)", fw.Table, strings.Join(fw.ClampMSS, ", "))
+			line(PeerUpdate, "nft table inet %s (%s)", fw.Table, fw.what())
 		}
 	}
 	for _, n := range p.Notes {
 		fmt.Fprintf(&b, "  note: %s\n", n)
 	}
 	return b.String()
+}
+
+// what says what the table does: "clamp TCP MSS on wg0; drop ICMP redirects out of wg0".
+func (fw *FirewallChange) what() string {
+	var parts []string
+	if len(fw.ClampMSS) > 0 {
+		parts = append(parts, "clamp TCP MSS on "+strings.Join(fw.ClampMSS, ", "))
+	}
+	if len(fw.DropRedirects) > 0 {
+		parts = append(parts, "drop ICMP redirects out of "+strings.Join(fw.DropRedirects, ", "))
+	}
+	if len(parts) == 0 {
+		return "empty"
+	}
+	return strings.Join(parts, "; ")
 }
 
 // summary counts the plan's changes: "1 peer added, 1 changed; 2 routes; ...".

@@ -138,6 +138,9 @@ func createStepsLocked(ctx context.Context, p *plan, mtu int, st *State, opts *S
 	if err := s.planLocked(nil); err != nil {
 		return nil, err
 	}
+	for _, n := range s.target.notes {
+		o.logf("note: %s", n)
+	}
 	if err := s.applyAndVerify(); err != nil {
 		return nil, err
 	}
