@@ -62,6 +62,7 @@ func newRootCmd() *cobra.Command {
 		subs = append(subs, f())
 	}
 	sort.Slice(subs, func(i, j int) bool { return subs[i].Name() < subs[j].Name() })
+	wireRemote(subs) // --controller/--network on the verbs that act on a controller's network too
 	root.AddCommand(subs...)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{err}
