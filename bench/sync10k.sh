@@ -7,4 +7,5 @@
 #
 #   bench/sync10k.sh              # 10 changes per tool
 #   BENCHTIME=30x bench/sync10k.sh
+#   WGNET_BENCH_BEFORE_BIN=/tmp/old/wgnet bench/sync10k.sh   # an older build too, same run
 exec "$(dirname "$0")/netnsbench.sh" '^BenchmarkSyncOnePeerOf10000$' "${BENCHTIME:-10x}"

@@ -35,6 +35,10 @@ const benchPeers = 10000
 // touched, counted independently of wgnet: on a second, in-process wireguard-go
 // whose verbose log names every peer a UAPI set touches.
 //
+// $WGNET_BENCH_BEFORE_BIN, when set, is an older wgnet binary whose sync is
+// timed too, on the same interface, interleaved with the others: a before figure
+// from the same run.
+//
 // It creates devices in the network namespace it runs in, so it refuses to run
 // in the root one: use bench/sync10k.sh, which makes a throw-away namespace.
 func BenchmarkSyncOnePeerOf10000(b *testing.B) {
@@ -64,9 +68,19 @@ func BenchmarkSyncOnePeerOf10000(b *testing.B) {
 	// The first sync after up settles nothing but writes the state once.
 	run(b, env, bin, "sync", name, a.full)
 
-	var wgnetTime, syncconfTime time.Duration
+	before := os.Getenv("WGNET_BENCH_BEFORE_BIN")
+	var wgnetTime, syncconfTime, beforeTime time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
+		if before != "" {
+			// Over and back, so that the others start from A again.
+			to, back := bb, a
+			if i%2 == 1 {
+				to, back = a, bb
+			}
+			beforeTime += timed(b, env, before, "sync", name, to.full)
+			beforeTime += timed(b, env, before, "sync", name, back.full)
+		}
 		// Even: wgnet A->B, wg B->A. Odd: wg A->B, wgnet B->A.
 		to, back := bb, a
 		if i%2 == 1 {
@@ -88,6 +102,11 @@ func BenchmarkSyncOnePeerOf10000(b *testing.B) {
 	b.ReportMetric(float64(syncconfTime)/float64(wgnetTime), "syncconf/sync")
 	b.ReportMetric(float64(touchedWgnet), "peers-touched-wgnet")
 	b.ReportMetric(float64(touchedSyncconf), "peers-touched-syncconf")
+	if before != "" {
+		b.ReportMetric(ms(beforeTime)/2, "before-sync-ms/op")
+		b.ReportMetric(float64(syncconfTime)/(float64(beforeTime)/2), "syncconf/before")
+		b.Logf("before (%s): sync %.1f ms (syncconf/sync %.2f)", before, ms(beforeTime)/2, float64(syncconfTime)/(float64(beforeTime)/2))
+	}
 	b.Logf("%d peers, one-peer change: wgnet sync %.1f ms, wg syncconf %.1f ms (syncconf/sync %.2f); peers touched: wgnet %d, wg syncconf %d",
 		benchPeers, ms(wgnetTime), ms(syncconfTime), float64(syncconfTime)/float64(wgnetTime), touchedWgnet, touchedSyncconf)
 }

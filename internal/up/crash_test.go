@@ -18,7 +18,7 @@ import (
 
 // routesConf is a config with n peers, each routed one /32 outside the
 // interface's own prefix (so that each needs a route), and forwarding on.
-func routesConf(t *testing.T, n int) *wgconf.Config {
+func routesConf(t testing.TB, n int) *wgconf.Config {
 	t.Helper()
 	_, priv := mustKey(t)
 	var b strings.Builder

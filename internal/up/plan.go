@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/wgnet/wgnet/internal/devconf"
-	"github.com/wgnet/wgnet/internal/device"
 	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/wgconf"
 	"github.com/wgnet/wgnet/internal/wgkey"
@@ -28,10 +27,8 @@ func ValidName(name string) bool { return nameRE.MatchString(name) && name != ".
 // plan is everything up will do, worked out before anything is touched.
 type plan struct {
 	name string
-	// want is the WireGuard configuration, endpoints resolved; dev is the patch
-	// that gives a new device all of it.
+	// want is the WireGuard configuration, endpoints resolved.
 	want *devconf.Want
-	dev  device.Config
 	// mtu is the configured MTU, or 0 to work it out like wg-quick.
 	mtu       int
 	addresses []netip.Prefix
@@ -124,34 +121,39 @@ func makePlan(ctx context.Context, req Request, opts *Options) (*plan, error) {
 		bad("%sAddress %s: given twice", where(ic.Pos, wgconf.KeyAddress), dup)
 	}
 
-	owner := map[netip.Prefix]string{}
-	seenKey := map[string]bool{}
+	// Keyed by value and labelled only for a message: the loop runs once per
+	// peer, ten thousand times on a hub, on every sync.
+	owner := make(map[netip.Prefix]int, len(ic.Peers)) // peer index
+	seenKey := make(map[wgkey.Key]bool, len(ic.Peers))
 	resolved := map[wgkey.Key]netip.AddrPort{}
-	for _, peer := range ic.Peers {
-		label := peer.PublicKey.String()
+	labelOf := func(peer *wgconf.Peer) string {
 		if peer.Name != "" {
-			label = peer.Name + " (" + label + ")"
+			return peer.Name + " (" + peer.PublicKey.String() + ")"
 		}
+		return peer.PublicKey.String()
+	}
+	for i := range ic.Peers {
+		peer := &ic.Peers[i]
 		w := func(key string) string { return where(peer.Pos, key) }
 		if peer.PublicKey.IsZero() {
-			bad("%speer %s: no public key", w(wgconf.KeyPublicKey), label)
+			bad("%speer %s: no public key", w(wgconf.KeyPublicKey), labelOf(peer))
 			continue
 		}
-		if seenKey[peer.PublicKey.String()] {
-			bad("%speer %s: public key given to two peers", w(wgconf.KeyPublicKey), label)
+		if seenKey[peer.PublicKey] {
+			bad("%speer %s: public key given to two peers", w(wgconf.KeyPublicKey), labelOf(peer))
 		}
-		seenKey[peer.PublicKey.String()] = true
+		seenKey[peer.PublicKey] = true
 		if peer.Name != "" {
 			p.peers[peer.PublicKey.String()] = peer.Name
 		}
 		for _, a := range peer.AllowedIPs {
 			m := a.Masked()
-			if o, ok := owner[m]; ok && o != label {
-				bad("%speer %s: AllowedIPs %s is also given to %s; WireGuard would silently keep only the last", w(wgconf.KeyAllowedIPs), label, m, o)
+			if o, ok := owner[m]; ok && o != i && labelOf(&ic.Peers[o]) != labelOf(peer) {
+				bad("%speer %s: AllowedIPs %s is also given to %s; WireGuard would silently keep only the last", w(wgconf.KeyAllowedIPs), labelOf(peer), m, labelOf(&ic.Peers[o]))
 			}
-			owner[m] = label
+			owner[m] = i
 			if m.Bits() == 0 && p.autoTable {
-				bad("%speer %s: AllowedIPs %s: a default route through the tunnel needs wg-quick's fwmark and policy-routing trick, which wgnet does not do; use Table = off (and route yourself) or a table number", w(wgconf.KeyAllowedIPs), label, m)
+				bad("%speer %s: AllowedIPs %s: a default route through the tunnel needs wg-quick's fwmark and policy-routing trick, which wgnet does not do; use Table = off (and route yourself) or a table number", w(wgconf.KeyAllowedIPs), labelOf(peer), m)
 			}
 		}
 		if e := peer.Endpoint; e != nil {
@@ -159,7 +161,7 @@ func makePlan(ctx context.Context, req Request, opts *Options) (*plan, error) {
 			if !ok {
 				r, err := resolve(ctx, e.Host)
 				if err != nil {
-					bad("%speer %s: Endpoint %s: %v", w(wgconf.KeyEndpoint), label, e, err)
+					bad("%speer %s: Endpoint %s: %v", w(wgconf.KeyEndpoint), labelOf(peer), e, err)
 					continue
 				}
 				ip = r
@@ -169,6 +171,7 @@ func makePlan(ctx context.Context, req Request, opts *Options) (*plan, error) {
 			p.endpoints = append(p.endpoints, ap.Addr())
 		}
 	}
+	p.allowed = make([]netip.Prefix, 0, len(owner))
 	for m := range owner {
 		p.allowed = append(p.allowed, m)
 	}
@@ -201,7 +204,6 @@ func makePlan(ctx context.Context, req Request, opts *Options) (*plan, error) {
 	if key != nil {
 		p.want.PrivateKey = key
 	}
-	p.dev = p.want.Replace()
 	return p, nil
 }
 

@@ -152,9 +152,43 @@ type syncer struct {
 // prepareSync checks the request, reads the running interface and works out the
 // plan. It touches nothing.
 func prepareSync(ctx context.Context, req Request, opts *SyncOptions) (*syncer, error) {
+	// The device is read while the config is checked: reading 10,000 peers from
+	// a userspace daemon is mostly waiting for it to write them out.
+	opened := make(chan openResult, 1)
+	if ValidName(req.Name) {
+		go func() {
+			var r openResult
+			r.dev, r.first, r.err = opts.Open(req.Name)
+			opened <- r
+		}()
+	} else {
+		opened <- openResult{err: fmt.Errorf("open %q: invalid name", req.Name)}
+	}
 	p, err := makePlan(ctx, req, &opts.Options)
 	if err != nil {
+		if r := <-opened; r.err == nil {
+			r.dev.Close()
+		}
 		return nil, err
+	}
+	r := <-opened
+	return prepareOpened(req, p, r, opts)
+}
+
+// openResult is what SyncOptions.Open returned.
+type openResult struct {
+	dev   device.Device
+	first *device.State
+	err   error
+}
+
+// prepareOpened is prepareSync once the config is checked and the device open
+// (or not: r.err).
+func prepareOpened(req Request, p *plan, r openResult, opts *SyncOptions) (*syncer, error) {
+	closeDev := func() {
+		if r.err == nil {
+			r.dev.Close()
+		}
 	}
 	s := &syncer{opts: opts, req: req, p: p}
 	prev, err := LoadState(opts.StateDir, p.name)
@@ -162,6 +196,7 @@ func prepareSync(ctx context.Context, req Request, opts *SyncOptions) (*syncer, 
 	case err == nil:
 		s.prev = prev
 		if s.prevRaw, err = os.ReadFile(statePath(opts.StateDir, p.name)); err != nil {
+			closeDev()
 			return nil, err
 		}
 		cp := *prev
@@ -170,10 +205,11 @@ func prepareSync(ctx context.Context, req Request, opts *SyncOptions) (*syncer, 
 		s.st = &cp
 	case errors.Is(err, os.ErrNotExist):
 	default:
+		closeDev()
 		return nil, err
 	}
-	var first *device.State
-	s.dev, first, err = opts.Open(p.name)
+	s.dev, err = r.dev, r.err
+	first := r.first
 	if err != nil {
 		switch {
 		case errors.Is(err, device.ErrNotFound) && s.prev != nil:
@@ -514,16 +550,27 @@ func readRunning(h hostnet.HostNet, d device.Device, st *device.State, name stri
 	return r, nil
 }
 
-// applyAndVerify applies the plan, reads the interface back and checks that
+// applyAndVerify applies the plan, reads back what it changed and checks that
 // nothing differs any more (neither the kernel nor wireguard-go applies a batch
-// atomically), then writes the new state file.
+// atomically), then writes the new state file. The read-back verifies the whole
+// interface against the target: the device as read after the change when the
+// plan changed it (else as read before), the host (link, addresses, routes,
+// sysctls, firewall table) as read after the change.
 func (s *syncer) applyAndVerify() error {
 	o := &s.opts.Options
 	if !s.plan.Empty() {
 		if err := applyPlan(s.plan, s.dev, o, false, s.record); err != nil {
 			return err
 		}
-		after, err := readRunning(o.Host, s.dev, nil, s.p.name, s.scope)
+		// The device is read back when the plan changed it, all of it (neither
+		// UAPI nor generic netlink reads one peer); otherwise it is as read
+		// before, which the plan found equal to the target. The host is always
+		// read back: routes are told wgnet's from the device's allowed IPs.
+		var dev *device.State
+		if !s.plan.deviceChanges() {
+			dev = s.before.dev
+		}
+		after, err := readRunning(o.Host, s.dev, dev, s.p.name, s.scope)
 		if err != nil {
 			return fmt.Errorf("read back: %w", err)
 		}

@@ -568,7 +568,7 @@ func TestSyncAdopt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Configure(p.dev); err != nil {
+	if err := d.Configure(p.want.Replace()); err != nil {
 		t.Fatal(err)
 	}
 	for _, a := range c.Interface.Addresses {

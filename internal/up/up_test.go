@@ -101,7 +101,7 @@ func newFixture(t *testing.T) *fixture {
 	return fx
 }
 
-func mustKey(t *testing.T) (wgkey.Private, string) {
+func mustKey(t testing.TB) (wgkey.Private, string) {
 	t.Helper()
 	k, err := wgkey.GeneratePrivate()
 	if err != nil {
