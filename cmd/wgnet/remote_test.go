@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wgnet/wgnet/internal/api"
+	"github.com/wgnet/wgnet/internal/client"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
 
@@ -105,6 +107,19 @@ func TestCLIController(t *testing.T) {
 	}
 	if strings.Contains(strings.ToLower(string(b)), "privatekey") || !strings.Contains(string(b), "172.18.2.0/24") {
 		t.Errorf("rendered s3:\n%s", b)
+	}
+	tok := strings.TrimSpace(mustCLI(t, dir, append([]string{"token", "create", "demo", "--ttl", "1h", "--uses", "2"}, remote...)...))
+	jt, err := api.ParseJoinToken(tok)
+	if err != nil || jt.CAHash != remote[3] || jt.URLs[0] != remote[1] {
+		t.Errorf("join token %q: %+v, %v", tok, jt, err)
+	}
+	k, err := wgkey.GeneratePrivate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := client.Enroll(context.Background(), tok, api.Host{Name: "s5", PublicKey: k.Public().String(), Keepalive: 25})
+	if err != nil || e.Network != "demo" || len(e.Host.Addresses) != 2 {
+		t.Errorf("enroll with the token: %+v, %v", e, err)
 	}
 	mustCLI(t, dir, on("remove", "s3")...)
 	mustCLI(t, dir, append([]string{"network", "delete", "demo"}, remote...)...)

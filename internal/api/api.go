@@ -10,7 +10,10 @@ package api
 import (
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -136,4 +139,67 @@ func ParseCAHash(s string) (string, error) {
 		return "", fmt.Errorf("CA hash %q: want sha256: and 64 hex digits", s)
 	}
 	return CAHashPrefix + h, nil
+}
+
+// CreateToken is the body of POST /v1/networks/{network}/tokens.
+type CreateToken struct {
+	TTLSeconds int    `json:"ttl_seconds,omitempty"` // 0: 24 hours
+	Uses       int    `json:"uses,omitempty"`        // 0: 1
+	Host       string `json:"host,omitempty"`        // admit only this host name
+}
+
+// Token is the answer: the join token, shown once (only its hash is stored).
+type Token struct {
+	Token   string `json:"token"`
+	Network string `json:"network"`
+	Uses    int    `json:"uses"`
+	Expires string `json:"expires"` // RFC 3339
+}
+
+// Enrolled is the answer of POST /v1/enroll.
+type Enrolled struct {
+	Network  string `json:"network"`
+	Host     Host   `json:"host"`
+	Revision uint64 `json:"revision"`
+}
+
+// JoinTokenPrefix starts every join token.
+const JoinTokenPrefix = "wgnet-join-"
+
+// JoinToken is what a join token carries: where the controller is (every URL
+// it is reachable at), how to trust it (its CA pin) and the secret that the
+// controller knows only the hash of.
+type JoinToken struct {
+	URLs   []string `json:"urls"`
+	CAHash string   `json:"ca"`
+	Secret string   `json:"secret"`
+}
+
+// String encodes t as one copy-pasteable word.
+func (t JoinToken) String() string {
+	b, _ := json.Marshal(t)
+	return JoinTokenPrefix + base64.RawURLEncoding.EncodeToString(b)
+}
+
+// ParseJoinToken decodes a join token and checks its parts.
+func ParseJoinToken(s string) (JoinToken, error) {
+	var t JoinToken
+	rest, ok := strings.CutPrefix(strings.TrimSpace(s), JoinTokenPrefix)
+	if !ok {
+		return t, fmt.Errorf("join token: does not start with %s", JoinTokenPrefix)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(rest)
+	if err != nil {
+		return t, fmt.Errorf("join token: %w", err)
+	}
+	if err := json.Unmarshal(b, &t); err != nil {
+		return t, fmt.Errorf("join token: %w", err)
+	}
+	if t.CAHash, err = ParseCAHash(t.CAHash); err != nil {
+		return t, fmt.Errorf("join token: %w", err)
+	}
+	if len(t.URLs) == 0 || t.Secret == "" {
+		return t, errors.New("join token: no controller URL or no secret")
+	}
+	return t, nil
 }

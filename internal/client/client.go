@@ -219,3 +219,36 @@ func (c *Client) Changes(ctx context.Context, network string, since uint64) (api
 	var out api.Changes
 	return out, c.do(ctx, "GET", networkPath(network, "changes")+"?since="+strconv.FormatUint(since, 10), nil, &out)
 }
+
+// CreateToken makes a join token for a network.
+func (c *Client) CreateToken(ctx context.Context, network string, t api.CreateToken) (api.Token, error) {
+	var out api.Token
+	return out, c.do(ctx, "POST", networkPath(network, "tokens"), t, &out)
+}
+
+// Enroll joins host h to the network of a join token: it trusts the
+// controller by the token's CA pin and tries the token's URLs in order, moving
+// on only when one can't be reached (an answer from a controller is final).
+func Enroll(ctx context.Context, joinToken string, h api.Host) (api.Enrolled, error) {
+	var out api.Enrolled
+	jt, err := api.ParseJoinToken(joinToken)
+	if err != nil {
+		return out, err
+	}
+	var errs []error
+	for _, u := range jt.URLs {
+		c, err := New(Options{URL: u, Token: jt.Secret, CAHash: jt.CAHash})
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		err = c.do(ctx, "POST", "/"+api.Version+"/enroll", h, &out)
+		c.Close()
+		var ae *Error
+		if err == nil || errors.As(err, &ae) {
+			return out, err
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", u, err))
+	}
+	return out, errors.Join(errs...)
+}

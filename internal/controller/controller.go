@@ -33,9 +33,20 @@ import (
 // MaxBody is the largest request body the API reads.
 const MaxBody = 1 << 20
 
+// Config is what a Server is told, not state: it is the same for every
+// controller of one installation.
+type Config struct {
+	Log *slog.Logger // nil: discard
+	// URLs are the https URLs the controller is reached at, put into join
+	// tokens; CAHash is its CA's pin (api.CAHash), put there too.
+	URLs   []string
+	CAHash string
+}
+
 // Server is the API over one store. Its zero value is not usable; use New.
 type Server struct {
 	store   store.Store
+	cfg     Config
 	log     *slog.Logger
 	reg     *prometheus.Registry
 	latency *prometheus.HistogramVec
@@ -43,21 +54,32 @@ type Server struct {
 	routes  []Route
 }
 
+// Auth says which credential a route needs.
+type Auth int
+
+// Kinds of credential.
+const (
+	AuthAdmin  Auth = iota // the admin token as Bearer
+	AuthNone               // none: health only
+	AuthEnroll             // a join token's secret as Bearer, checked and used with the change
+)
+
 // Route is one route of the API: the router is built from this list, and
 // Routes returns it, so that tests can check every route.
 type Route struct {
 	Method  string
 	Pattern string // a net/http ServeMux pattern, without the method
-	Public  bool   // served without a credential (only health)
+	Auth    Auth
 	handle  func(w http.ResponseWriter, r *http.Request) error
 }
 
-// New returns the API over s, logging to log (nil: discard).
-func New(s store.Store, log *slog.Logger) *Server {
+// New returns the API over s.
+func New(s store.Store, cfg Config) *Server {
+	log := cfg.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	srv := &Server{store: s, log: log, reg: prometheus.NewRegistry(), mux: http.NewServeMux()}
+	srv := &Server{store: s, cfg: cfg, log: log, reg: prometheus.NewRegistry(), mux: http.NewServeMux()}
 	srv.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "wgnet_controller_api_request_duration_seconds",
 		Help:    "Time to answer an API request, by route, method and status code.",
@@ -67,7 +89,8 @@ func New(s store.Store, log *slog.Logger) *Server {
 	metrics := promhttp.HandlerFor(srv.reg, promhttp.HandlerOpts{})
 	v := "/" + api.Version
 	srv.routes = []Route{
-		{Method: "GET", Pattern: "/healthz", Public: true, handle: srv.healthz},
+		{Method: "GET", Pattern: "/healthz", Auth: AuthNone, handle: srv.healthz},
+		{Method: "POST", Pattern: v + "/enroll", Auth: AuthEnroll, handle: srv.enroll},
 		{Method: "GET", Pattern: "/metrics", handle: func(w http.ResponseWriter, r *http.Request) error {
 			metrics.ServeHTTP(w, r)
 			return nil
@@ -83,6 +106,7 @@ func New(s store.Store, log *slog.Logger) *Server {
 		{Method: "GET", Pattern: v + "/networks/{network}/hosts/{host}/config", handle: srv.renderHost},
 		{Method: "GET", Pattern: v + "/networks/{network}/check", handle: srv.check},
 		{Method: "GET", Pattern: v + "/networks/{network}/changes", handle: srv.changes},
+		{Method: "POST", Pattern: v + "/networks/{network}/tokens", handle: srv.createToken},
 	}
 	for _, rt := range srv.routes {
 		srv.mux.Handle(rt.Method+" "+rt.Pattern, srv.wrap(rt))
@@ -128,7 +152,7 @@ func (s *Server) wrap(rt Route) http.Handler {
 		defer func() {
 			s.latency.WithLabelValues(rt.Pattern, rt.Method, fmt.Sprint(sw.code)).Observe(time.Since(start).Seconds())
 		}()
-		if !rt.Public {
+		if rt.Auth == AuthAdmin {
 			if err := s.authenticate(r); err != nil {
 				sw.Header().Set("WWW-Authenticate", `Bearer realm="wgnet"`)
 				writeError(sw, http.StatusUnauthorized, err.Error())
@@ -151,8 +175,8 @@ var errUnauthorized = errors.New("missing or wrong credential: give the admin to
 // authenticate checks the request's bearer token against every admin token's
 // hash, in constant time, without stopping at the first match.
 func (s *Server) authenticate(r *http.Request) error {
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || tok == "" {
+	tok, ok := bearer(r)
+	if !ok {
 		return errUnauthorized
 	}
 	hashes, err := s.store.AdminTokens(r.Context())
@@ -170,6 +194,15 @@ func (s *Server) authenticate(r *http.Request) error {
 	return nil
 }
 
+// bearer returns the request's bearer credential.
+func bearer(r *http.Request) (string, bool) {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return tok, ok && tok != ""
+}
+
+// unauthorized marks a missing or unknown credential (401).
+type unauthorized struct{ error }
+
 // badRequest marks an error in what the client sent.
 type badRequest struct{ error }
 
@@ -177,7 +210,10 @@ type badRequest struct{ error }
 func status(err error) (int, string) {
 	var br badRequest
 	var mbe *http.MaxBytesError
+	var ua unauthorized
 	switch {
+	case errors.As(err, &ua):
+		return http.StatusUnauthorized, err.Error()
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", MaxBody)
 	case errors.As(err, &br), errors.Is(err, store.ErrInvalid):

@@ -94,11 +94,12 @@ func start(t *testing.T) *fixture {
 		t.Fatalf("admin token: %q, %v", tok, err)
 	}
 	logs := &syncBuffer{}
-	srv := controller.New(st, slog.New(slog.NewTextHandler(logs, nil)))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	srv := controller.New(st, controller.Config{Log: slog.New(slog.NewTextHandler(logs, nil)),
+		URLs: []string{"https://" + ln.Addr().String()}, CAHash: api.CAHash(id.CA)})
 	hs := &http.Server{Handler: srv, TLSConfig: id.Config}
 	go hs.ServeTLS(ln, "", "")
 	t.Cleanup(func() { hs.Close() })
@@ -275,7 +276,11 @@ func TestEveryRouteAuthenticated(t *testing.T) {
 		t.Fatalf("only %d routes", len(routes))
 	}
 	path := strings.NewReplacer("{network}", "n", "{host}", "h")
+	public := 0
 	for _, rt := range routes {
+		if rt.Auth == controller.AuthNone {
+			public++
+		}
 		for _, auth := range []string{"", "Bearer ", "Bearer wrong", "Bearer " + f.token + "x", "Basic " + f.token, f.token} {
 			req, _ := http.NewRequest(rt.Method, f.url+path.Replace(rt.Pattern), strings.NewReader("{}"))
 			if auth != "" {
@@ -288,12 +293,15 @@ func TestEveryRouteAuthenticated(t *testing.T) {
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			switch {
-			case rt.Public && resp.StatusCode != 200:
+			case rt.Auth == controller.AuthNone && resp.StatusCode != 200:
 				t.Errorf("%s %s (public) = %d, want 200", rt.Method, rt.Pattern, resp.StatusCode)
-			case !rt.Public && resp.StatusCode != 401:
+			case rt.Auth != controller.AuthNone && resp.StatusCode != 401:
 				t.Errorf("%s %s with Authorization %q = %d, want 401", rt.Method, rt.Pattern, auth, resp.StatusCode)
 			}
 		}
+	}
+	if public != 1 {
+		t.Errorf("%d routes without a credential, want 1 (health)", public)
 	}
 	// The right token passes (GET /v1/networks), and a client pinned to another CA refuses the server.
 	if _, err := f.client(t).Networks(context.Background()); err != nil {
@@ -352,6 +360,9 @@ func TestNoPrivateKey(t *testing.T) {
 	for _, rt := range f.srv.Routes() {
 		if rt.Method != "GET" {
 			continue
+		}
+		if rt.Auth == controller.AuthNone {
+			continue // health: checked with the others below
 		}
 		req, _ := http.NewRequest("GET", f.url+path.Replace(rt.Pattern), nil)
 		req.Header.Set("Authorization", "Bearer "+f.token)
@@ -417,7 +428,7 @@ func TestKill9(t *testing.T) {
 	if _, err := c.CreateNetwork(ctx, api.CreateNetwork{Name: "n", Topology: "mesh", Subnets: []string{"10.8.0.0/16"}}); err != nil {
 		t.Fatal(err)
 	}
-	const writers, max, killAfter = 8, 1000, 150
+	const writers, max, killAfter = 8, 1000, 400
 	var mu sync.Mutex
 	acked := map[string]string{} // host → address, for every 2xx
 	var wg sync.WaitGroup
@@ -518,4 +529,79 @@ func startChild(ctx context.Context, t *testing.T, dir, token string) (string, s
 	stop()
 	t.Fatalf("controller child exited before listening: %v", sc.Err())
 	return "", "", nil
+}
+
+// TestEnrollSingleUse: 100 hosts join at once with one single-use token: one
+// is added, the 99 others get 409 "token already used", never a 5xx; an
+// expired token is 410, an unknown one 401, and a bound token admits its host only.
+func TestEnrollSingleUse(t *testing.T) {
+	f := start(t)
+	c := f.client(t)
+	ctx := context.Background()
+	if _, err := c.CreateNetwork(ctx, api.CreateNetwork{Name: "n", Topology: "hub", Subnets: []string{"10.0.0.0/24"}}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := c.CreateToken(ctx, "n", api.CreateToken{})
+	if err != nil || tok.Uses != 1 {
+		t.Fatalf("CreateToken: %+v, %v", tok, err)
+	}
+	jt, err := api.ParseJoinToken(tok.Token)
+	if err != nil || jt.URLs[0] != f.url || !strings.HasPrefix(jt.CAHash, "sha256:") {
+		t.Fatalf("join token %+v, %v", jt, err)
+	}
+	const users = 100
+	var wg sync.WaitGroup
+	codes := make(chan int, users)
+	for i := 0; i < users; i++ {
+		_, pk := pub(t)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := client.Enroll(ctx, tok.Token, api.Host{Name: fmt.Sprintf("h%03d", i), PublicKey: pk, Keepalive: 25})
+			if err != nil && status(err) == 0 {
+				t.Errorf("enroll: %v", err)
+			}
+			if err != nil && status(err) == 409 && !strings.Contains(err.Error(), "token already used") {
+				t.Errorf("enroll: %v, want 'token already used'", err)
+			}
+			codes <- status(err)
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	count := map[int]int{}
+	for code := range codes {
+		count[code]++
+	}
+	if count[0] != 1 || count[409] != users-1 {
+		t.Errorf("status codes %v; want one success and %d × 409", count, users-1)
+	}
+	hs, err := c.Hosts(ctx, "n")
+	if err != nil || len(hs.Hosts) != 1 || hs.Network.Revision != 2 {
+		t.Errorf("after the enrollments: %+v, %v", hs, err)
+	}
+	_, pk := pub(t)
+	bad := jt
+	bad.Secret = "nope"
+	if _, err := client.Enroll(ctx, bad.String(), api.Host{Name: "x", PublicKey: pk}); status(err) != 401 {
+		t.Errorf("unknown token: %v, want 401", err)
+	}
+	bad = jt
+	bad.CAHash = "sha256:" + strings.Repeat("0", 64)
+	if _, err := client.Enroll(ctx, bad.String(), api.Host{Name: "x", PublicKey: pk}); err == nil || status(err) != 0 {
+		t.Errorf("wrong CA pin: %v, want a TLS failure", err)
+	}
+	bound, err := c.CreateToken(ctx, "n", api.CreateToken{Host: "s9", Uses: 3, TTLSeconds: 60})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Enroll(ctx, bound.Token, api.Host{Name: "x", PublicKey: pk}); status(err) != 400 {
+		t.Errorf("bound token, other host: %v, want 400", err)
+	}
+	if _, err := client.Enroll(ctx, bound.Token, api.Host{Name: "s9", PublicKey: pk, Routes: []string{"0.0.0.0/0"}}); status(err) != 400 {
+		t.Errorf("a joining host claiming routes: %v, want 400", err)
+	}
+	if r, err := client.Enroll(ctx, bound.Token, api.Host{Name: "s9", PublicKey: pk}); err != nil || r.Network != "n" || r.Host.Hub {
+		t.Errorf("bound token, its host: %+v, %v", r, err)
+	}
 }

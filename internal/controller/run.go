@@ -58,8 +58,15 @@ func Run(ctx context.Context, st store.Store, o Options) error {
 	}
 	fmt.Fprintf(out, "ca %s %s\n", api.CAHash(id.CA), filepath.Join(o.DataDir, CACertFile))
 	fmt.Fprintf(out, "listening https://%s\n", ln.Addr())
-	hs := &http.Server{Handler: New(st, o.Log), TLSConfig: id.Config, ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: nil}
+	urls := o.Advertise
+	if len(urls) == 0 {
+		urls = []string{"https://" + ln.Addr().String()}
+	}
+	cfg := Config{Log: o.Log, URLs: urls, CAHash: api.CAHash(id.CA)}
+	hs := &http.Server{Handler: New(st, cfg), TLSConfig: id.Config, ReadHeaderTimeout: 10 * time.Second}
+	if o.Log != nil {
+		hs.ErrorLog = slog.NewLogLogger(o.Log.Handler(), slog.LevelWarn)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.ServeTLS(ln, "", "") }()
 	select {

@@ -182,9 +182,15 @@ type Store interface {
 	// AdminTokens returns the hashes of the admin tokens, for the caller to
 	// compare in constant time.
 	AdminTokens(ctx context.Context) ([]TokenHash, error)
+	// LookupToken returns a stored token without using it (ErrNotFound).
+	LookupToken(ctx context.Context, h TokenHash) (Token, error)
 	// UseToken checks and consumes one use of an enrollment token in one
 	// transaction: ErrNotFound, ErrTokenExpired or ErrTokenUsed otherwise.
 	UseToken(ctx context.Context, h TokenHash, now time.Time) (Token, error)
+	// Enroll uses one use of an enrollment token and adds h to the token's
+	// network (as AddHost, never as the hub) in one transaction: both happen or
+	// neither. A token bound to a host name admits only that name (ErrInvalid).
+	Enroll(ctx context.Context, hash TokenHash, now time.Time, h Host, v Validate) (Token, Host, uint64, error)
 
 	Close() error
 }

@@ -229,7 +229,36 @@ func (s *Store) DeleteNetwork(ctx context.Context, name string) error {
 // AddHost implements store.Store.
 func (s *Store) AddHost(ctx context.Context, network string, h store.Host, v store.Validate) (store.Host, uint64, error) {
 	var rev uint64
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *sql.Tx) (err error) {
+		h, rev, err = addHostTx(ctx, tx, network, h, v)
+		return err
+	})
+	return h, rev, err
+}
+
+// Enroll implements store.Store: the token's use and the host's addition
+// commit together or not at all.
+func (s *Store) Enroll(ctx context.Context, hash store.TokenHash, now time.Time, h store.Host, v store.Validate) (store.Token, store.Host, uint64, error) {
+	var t store.Token
+	var rev uint64
+	err := s.write(ctx, func(tx *sql.Tx) (err error) {
+		if t, err = useTokenTx(ctx, tx, hash, now); err != nil {
+			return err
+		}
+		if t.Host != "" && t.Host != h.Name {
+			return fmt.Errorf("token: %w: it is for host %s, not %s", store.ErrInvalid, t.Host, h.Name)
+		}
+		h.Hub = false // a host never makes itself the hub
+		h, rev, err = addHostTx(ctx, tx, t.Network, h, v)
+		return err
+	})
+	return t, h, rev, err
+}
+
+// addHostTx is AddHost inside tx.
+func addHostTx(ctx context.Context, tx *sql.Tx, network string, h store.Host, v store.Validate) (store.Host, uint64, error) {
+	var rev uint64
+	err := func() error {
 		n, hosts, err := snapshotTx(ctx, tx, network)
 		if err != nil {
 			return err
@@ -266,7 +295,7 @@ func (s *Store) AddHost(ctx context.Context, network string, h store.Host, v sto
 			return err
 		}
 		return setHub(ctx, tx, n)
-	})
+	}()
 	return h, rev, err
 }
 
@@ -453,10 +482,40 @@ func (s *Store) AdminTokens(ctx context.Context) ([]store.TokenHash, error) {
 	return out, err
 }
 
+// LookupToken implements store.Store.
+func (s *Store) LookupToken(ctx context.Context, h store.TokenHash) (store.Token, error) {
+	t := store.Token{Hash: h}
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		var kind string
+		var exp int64
+		err := tx.QueryRowContext(ctx, `SELECT kind, network, host, uses, expires FROM tokens WHERE hash = ?`, h[:]).
+			Scan(&kind, &t.Network, &t.Host, &t.Uses, &exp)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("token: %w", store.ErrNotFound)
+		}
+		t.Kind = store.TokenKind(kind)
+		if exp != 0 {
+			t.Expires = time.Unix(0, exp).UTC()
+		}
+		return err
+	})
+	return t, err
+}
+
 // UseToken implements store.Store.
 func (s *Store) UseToken(ctx context.Context, h store.TokenHash, now time.Time) (store.Token, error) {
+	var t store.Token
+	err := s.write(ctx, func(tx *sql.Tx) (err error) {
+		t, err = useTokenTx(ctx, tx, h, now)
+		return err
+	})
+	return t, err
+}
+
+// useTokenTx checks and consumes one use of an enrollment token in tx.
+func useTokenTx(ctx context.Context, tx *sql.Tx, h store.TokenHash, now time.Time) (store.Token, error) {
 	t := store.Token{Hash: h}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := func() error {
 		var kind string
 		var exp int64
 		err := tx.QueryRowContext(ctx, `SELECT kind, network, host, uses, expires FROM tokens WHERE hash = ?`, h[:]).
@@ -480,7 +539,7 @@ func (s *Store) UseToken(ctx context.Context, h store.TokenHash, now time.Time) 
 		t.Uses--
 		_, err = tx.ExecContext(ctx, `UPDATE tokens SET uses = ? WHERE hash = ?`, t.Uses, h[:])
 		return err
-	})
+	}()
 	return t, err
 }
 

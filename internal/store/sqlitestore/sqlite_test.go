@@ -116,4 +116,10 @@ func (p *pair) AdminTokens(ctx context.Context) ([]store.TokenHash, error) {
 func (p *pair) UseToken(ctx context.Context, h store.TokenHash, now time.Time) (store.Token, error) {
 	return p.next().UseToken(ctx, h, now)
 }
+func (p *pair) Enroll(ctx context.Context, h store.TokenHash, now time.Time, host store.Host, v store.Validate) (store.Token, store.Host, uint64, error) {
+	return p.next().Enroll(ctx, h, now, host, v)
+}
+func (p *pair) LookupToken(ctx context.Context, h store.TokenHash) (store.Token, error) {
+	return p.next().LookupToken(ctx, h)
+}
 func (p *pair) Close() error { return errors.Join(p.s[0].Close(), p.s[1].Close()) }

@@ -33,6 +33,8 @@ func Run(t *testing.T, open Open) {
 		{"TokenSingleUseConcurrent", testTokenSingleUse},
 		{"TokenExpiryAndUses", testTokenExpiry},
 		{"ChangesSince", testChangesSince},
+		{"EnrollConcurrent", testEnrollConcurrent},
+		{"EnrollAtomic", testEnrollAtomic},
 		{"Validate", testValidate},
 	}
 	for _, tc := range tests {
@@ -308,29 +310,10 @@ func testTokenSingleUse(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	const users = 100
-	var wg sync.WaitGroup
-	results := make(chan error, users)
-	for i := 0; i < users; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, err := s.UseToken(ctx, h, time.Now())
-			results <- err
-		}()
-	}
-	wg.Wait()
-	close(results)
-	ok, used := 0, 0
-	for err := range results {
-		switch {
-		case err == nil:
-			ok++
-		case errors.Is(err, store.ErrTokenUsed):
-			used++
-		default:
-			t.Errorf("UseToken: %v", err)
-		}
-	}
+	ok, used := oneWins(t, users, func(int) error {
+		_, err := s.UseToken(ctx, h, time.Now())
+		return err
+	})
 	if ok != 1 || used != users-1 {
 		t.Errorf("%d uses succeeded, %d said used; want 1 and %d", ok, used, users-1)
 	}
@@ -375,6 +358,15 @@ func testTokenExpiry(t *testing.T, s store.Store) {
 	}
 	if _, err := s.UseToken(ctx, store.HashToken("unknown"), now); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("unknown = %v, want ErrNotFound", err)
+	}
+	if tk, err := s.LookupToken(ctx, three); err != nil || tk.Uses != 0 || tk.Kind != store.EnrollToken || tk.Host != "s1" {
+		t.Errorf("LookupToken(three) = %+v, %v", tk, err)
+	}
+	if tk, err := s.LookupToken(ctx, old); err != nil || !tk.Expires.Equal(now.Add(-time.Second)) {
+		t.Errorf("LookupToken(old) = %+v, %v", tk, err)
+	}
+	if _, err := s.LookupToken(ctx, store.HashToken("unknown")); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("LookupToken(unknown) = %v, want ErrNotFound", err)
 	}
 	hs, err := s.AdminTokens(ctx)
 	if err != nil || len(hs) != 1 || hs[0] != admin {
@@ -457,4 +449,91 @@ func testValidate(t *testing.T, s store.Store) {
 	if err != nil || n.Revision != 1 || len(hs) != 0 || n.Hub != "" {
 		t.Errorf("a refused add left %+v %+v, %v", n, hs, err)
 	}
+}
+
+// testEnrollConcurrent: 100 hosts enroll at once with one single-use token:
+// exactly one is added, the others hear "used", and the token's use and the
+// host commit together.
+func testEnrollConcurrent(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustNetwork(t, s, "n", "mesh", "10.0.0.0/16")
+	h := store.HashToken("join")
+	if err := s.CreateToken(ctx, store.Token{Hash: h, Kind: store.EnrollToken, Network: "n", Uses: 1}); err != nil {
+		t.Fatal(err)
+	}
+	const users = 100
+	ok, used := oneWins(t, users, func(i int) error {
+		_, _, _, err := s.Enroll(ctx, h, time.Now(), store.Host{Name: fmt.Sprintf("h%03d", i), PublicKey: Key(i)}, nil)
+		return err
+	})
+	n, hs, err := s.Hosts(ctx, "n")
+	if ok != 1 || used != users-1 || err != nil || len(hs) != 1 || n.Revision != 2 {
+		t.Errorf("%d enrolled, %d told used, %d hosts at revision %d (%v); want 1, %d, 1 at 2", ok, used, len(hs), n.Revision, err, users-1)
+	}
+}
+
+// testEnrollAtomic: a refused host does not use the token; a token bound to a
+// host admits only that name; an admin token does not enroll.
+func testEnrollAtomic(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	now := time.Now()
+	mustNetwork(t, s, "n", "hub", "10.0.0.0/24")
+	one, bound, admin := store.HashToken("one"), store.HashToken("bound"), store.HashToken("admin")
+	for _, tk := range []store.Token{
+		{Hash: one, Kind: store.EnrollToken, Network: "n", Uses: 1},
+		{Hash: bound, Kind: store.EnrollToken, Network: "n", Host: "s9", Uses: 5},
+		{Hash: admin, Kind: store.AdminToken},
+	} {
+		if err := s.CreateToken(ctx, tk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refuse := errors.New("refused")
+	if _, _, _, err := s.Enroll(ctx, one, now, store.Host{Name: "a", PublicKey: Key(1)}, func(store.Network, []store.Host) error { return refuse }); !errors.Is(err, refuse) {
+		t.Fatalf("refused enroll = %v", err)
+	}
+	tk, h, rev, err := s.Enroll(ctx, one, now, store.Host{Name: "a", PublicKey: Key(1), Hub: false}, nil)
+	if err != nil || tk.Network != "n" || tk.Uses != 0 || rev != 2 || !h.Hub || len(h.Addresses) != 1 {
+		t.Fatalf("enroll after a refusal: %+v %+v %d, %v (the refusal must not use the token)", tk, h, rev, err)
+	}
+	if _, _, _, err := s.Enroll(ctx, bound, now, store.Host{Name: "b", PublicKey: Key(2)}, nil); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("bound token, other name = %v, want ErrInvalid", err)
+	}
+	if _, h, _, err := s.Enroll(ctx, bound, now, store.Host{Name: "s9", PublicKey: Key(3), Hub: true}, nil); err != nil || h.Hub {
+		t.Errorf("bound token, its name, asking to be hub: %+v, %v; want added, not the hub", h, err)
+	}
+	if _, _, _, err := s.Enroll(ctx, admin, now, store.Host{Name: "c", PublicKey: Key(4)}, nil); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("admin token = %v, want ErrNotFound", err)
+	}
+	tk, err = s.UseToken(ctx, bound, now)
+	if err != nil || tk.Uses != 3 {
+		t.Errorf("bound token after one enrollment and one refusal: %d uses left, %v; want 3", tk.Uses, err)
+	}
+}
+
+// oneWins runs use(0..n-1) at once and counts the successes and the
+// ErrTokenUsed answers; any other error fails the test.
+func oneWins(t *testing.T, n int, use func(i int) error) (ok, used int) {
+	var wg sync.WaitGroup
+	results := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results <- use(i)
+		}()
+	}
+	wg.Wait()
+	close(results)
+	for err := range results {
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, store.ErrTokenUsed):
+			used++
+		default:
+			t.Errorf("concurrent use: %v", err)
+		}
+	}
+	return ok, used
 }
