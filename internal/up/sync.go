@@ -387,8 +387,16 @@ func configTarget(p *plan, prev *State, opts *SyncOptions) (*target, error) {
 			t.sysctls[c.Key] = c.New
 		}
 	}
+	sub, notes, err := subnetForwarding(h, p.name, p.subnets)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range sub {
+		t.sysctls[k] = v
+	}
+	t.notes = notes
 	if p.clampMSS {
-		t.firewall = &hostnet.Firewall{Table: t.firewallTable, ClampMSS: []string{p.name}}
+		t.firewall = &hostnet.Firewall{Table: t.firewallTable, ClampMSS: []string{p.name}, DropRedirects: []string{p.name}}
 	}
 	if prev != nil {
 		// Put back what wgnet turned on earlier and no longer needs.
@@ -772,7 +780,7 @@ func applyPlan(plan *Plan, d device.Device, o *Options, keepGoing bool, record f
 		}
 		if fw := plan.Firewall; fw != nil && (fw.Action != "delete") == on {
 			if on {
-				o.logf("nft: table inet %s: clamp TCP MSS to the route MTU on %v", fw.Table, fw.ClampMSS)
+				o.logf("nft: table inet %s: %s", fw.Table, fw.what())
 				if !step(rec(applied{firewall: fw.Table})) || !step(h.ApplyFirewall(*fw.want)) {
 					return false
 				}
@@ -789,7 +797,13 @@ func applyPlan(plan *Plan, d device.Device, o *Options, keepGoing bool, record f
 		if c.Empty() {
 			return true
 		}
-		o.logf("wg: %s on %s: %d peer(s)", what, name, len(c.Peers))
+		lines := plan.peerLog(what == "remove")
+		if len(lines) == 0 {
+			o.logf("wg: %s on %s: %d peer(s)", what, name, len(c.Peers))
+		}
+		for _, l := range lines {
+			o.logf("wg %s: %s", name, l)
+		}
 		return step(d.Configure(c))
 	}
 	add, remove := plan.patches()
