@@ -27,14 +27,14 @@ var longFuncScope = []string{
 	"internal/up/reconcile.go",
 	"internal/up/sync.go",
 	"internal/up/diff.go",
+	"internal/up/plan.go",
+	"internal/up/up.go",
 }
 
 // longFuncAllowed lists functions known to be over MaxFuncLines, as
 // "path:Func" (methods by their name alone), with their length when listed.
 // They belong to internal/up's owner: split them and delete the line here.
-var longFuncAllowed = map[string]bool{
-	"internal/up/sync.go:applyPlan": true, // 121 lines
-}
+var longFuncAllowed = map[string]bool{}
 
 func TestFunctionLength(t *testing.T) {
 	root, err := filepath.Abs("../..")

@@ -62,32 +62,58 @@ func where(pos wgconf.Pos, key string) string {
 // makePlan checks the request and works out what to do. It returns every problem
 // it finds, joined. It does not touch the host; it only resolves endpoint names.
 func makePlan(ctx context.Context, req Request, opts *Options) (*plan, error) {
-	resolve := opts.Resolve
-	var errs []error
-	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-	if !ValidName(req.Name) {
-		bad("interface name %q: must match %s (at most 15 characters)", req.Name, nameRE)
-	}
-	ic := req.Host
-	if ic == nil {
+	if req.Host == nil {
 		return nil, errors.New("no configuration")
 	}
-	p := &plan{name: req.Name, mtu: ic.MTU, peers: map[string]string{}}
+	pl := &planner{h: req.Host, p: &plan{name: req.Name, mtu: req.Host.MTU, peers: map[string]string{}}}
+	if !ValidName(req.Name) {
+		pl.bad("interface name %q: must match %s (at most 15 characters)", req.Name, nameRE)
+	}
+	pl.iface()
+	pl.peers(ctx, opts.Resolve)
+	pl.hostParts()
+	if len(pl.errs) > 0 {
+		return nil, errors.Join(pl.errs...)
+	}
+	p := pl.p
+	p.want = devconf.FromHost(pl.h, func(peer wgconf.Peer) (netip.AddrPort, bool) {
+		ap, ok := pl.resolved[peer.PublicKey]
+		return ap, ok
+	})
+	if pl.key != nil {
+		p.want.PrivateKey = pl.key
+	}
+	return p, nil
+}
 
-	// wg-quick keys wgnet refuses rather than half-implements.
+// planner is one makePlan in progress: the plan being filled in and every
+// problem found so far.
+type planner struct {
+	h        *intent.Host
+	p        *plan
+	errs     []error
+	key      *wgkey.Private // read from h.KeyFile
+	resolved map[wgkey.Key]netip.AddrPort
+}
+
+func (pl *planner) bad(format string, a ...any) { pl.errs = append(pl.errs, fmt.Errorf(format, a...)) }
+
+// iface checks the interface's own settings: the wg-quick keys wgnet refuses
+// rather than half-implements, the key file, the routing table, addresses and MTU.
+func (pl *planner) iface() {
+	ic, p := pl.h, pl.p
 	if len(ic.DNS) > 0 {
-		bad("%sDNS = %s: not supported: wgnet does not manage the resolver; use a PostUp/PostDown hook with resolvconf", where(ic.Pos, wgconf.KeyDNS), strings.Join(ic.DNS, ", "))
+		pl.bad("%sDNS = %s: not supported: wgnet does not manage the resolver; use a PostUp/PostDown hook with resolvconf", where(ic.Pos, wgconf.KeyDNS), strings.Join(ic.DNS, ", "))
 	}
 	if ic.SaveConfig {
-		bad("%sSaveConfig = true: not supported: wgnet never writes the config back; change the file or the spec instead", where(ic.Pos, wgconf.KeySaveConfig))
+		pl.bad("%sSaveConfig = true: not supported: wgnet never writes the config back; change the file or the spec instead", where(ic.Pos, wgconf.KeySaveConfig))
 	}
-	var key *wgkey.Private
 	if ic.KeyFile != "" {
 		k, err := readKeyFile(ic.KeyFile)
 		if err != nil {
-			bad("%sprivate key: %v", where(ic.Pos, wgconf.KeyPostUp), err)
+			pl.bad("%sprivate key: %v", where(ic.Pos, wgconf.KeyPostUp), err)
 		} else {
-			key = &k
+			pl.key = &k
 		}
 	}
 	switch t := ic.Table; {
@@ -100,7 +126,7 @@ func makePlan(ctx context.Context, req Request, opts *Options) (*plan, error) {
 	default:
 		n, err := strconv.ParseUint(t, 10, 32)
 		if err != nil || n == 0 || n == 255 {
-			bad("%sTable = %s: wgnet accepts auto, off, main or a table number other than 0 and 255 (local); table names from rt_tables are not supported", where(ic.Pos, wgconf.KeyTable), t)
+			pl.bad("%sTable = %s: wgnet accepts auto, off, main or a table number other than 0 and 255 (local); table names from rt_tables are not supported", where(ic.Pos, wgconf.KeyTable), t)
 		}
 		p.table = int(n)
 	}
@@ -110,22 +136,27 @@ func makePlan(ctx context.Context, req Request, opts *Options) (*plan, error) {
 			minMTU = 1280
 		}
 		if a.Addr().Zone() != "" || !a.IsValid() {
-			bad("%sAddress %s: invalid", where(ic.Pos, wgconf.KeyAddress), a)
+			pl.bad("%sAddress %s: invalid", where(ic.Pos, wgconf.KeyAddress), a)
 		}
 	}
 	if ic.MTU != 0 && (ic.MTU < minMTU || ic.MTU > 65535) {
-		bad("%sMTU = %d: must be %d-65535", where(ic.Pos, wgconf.KeyMTU), ic.MTU, minMTU)
+		pl.bad("%sMTU = %d: must be %d-65535", where(ic.Pos, wgconf.KeyMTU), ic.MTU, minMTU)
 	}
 	p.addresses = slices.Clone(ic.Addresses)
 	if dup := firstDup(p.addresses); dup.IsValid() {
-		bad("%sAddress %s: given twice", where(ic.Pos, wgconf.KeyAddress), dup)
+		pl.bad("%sAddress %s: given twice", where(ic.Pos, wgconf.KeyAddress), dup)
 	}
+}
 
-	// Keyed by value and labelled only for a message: the loop runs once per
-	// peer, ten thousand times on a hub, on every sync.
+// peers checks every peer (a key, no key twice, no prefix on two peers, no
+// default route without a table) and resolves their endpoints. Keyed by value
+// and labelled only for a message: the loop runs once per peer, ten thousand
+// times on a hub, on every sync.
+func (pl *planner) peers(ctx context.Context, resolve func(context.Context, string) (netip.Addr, error)) {
+	ic, p := pl.h, pl.p
 	owner := make(map[netip.Prefix]int, len(ic.Peers)) // peer index
 	seenKey := make(map[wgkey.Key]bool, len(ic.Peers))
-	resolved := map[wgkey.Key]netip.AddrPort{}
+	pl.resolved = map[wgkey.Key]netip.AddrPort{}
 	labelOf := func(peer *wgconf.Peer) string {
 		if peer.Name != "" {
 			return peer.Name + " (" + peer.PublicKey.String() + ")"
@@ -136,11 +167,11 @@ func makePlan(ctx context.Context, req Request, opts *Options) (*plan, error) {
 		peer := &ic.Peers[i]
 		w := func(key string) string { return where(peer.Pos, key) }
 		if peer.PublicKey.IsZero() {
-			bad("%speer %s: no public key", w(wgconf.KeyPublicKey), labelOf(peer))
+			pl.bad("%speer %s: no public key", w(wgconf.KeyPublicKey), labelOf(peer))
 			continue
 		}
 		if seenKey[peer.PublicKey] {
-			bad("%speer %s: public key given to two peers", w(wgconf.KeyPublicKey), labelOf(peer))
+			pl.bad("%speer %s: public key given to two peers", w(wgconf.KeyPublicKey), labelOf(peer))
 		}
 		seenKey[peer.PublicKey] = true
 		if peer.Name != "" {
@@ -149,11 +180,11 @@ func makePlan(ctx context.Context, req Request, opts *Options) (*plan, error) {
 		for _, a := range peer.AllowedIPs {
 			m := a.Masked()
 			if o, ok := owner[m]; ok && o != i && labelOf(&ic.Peers[o]) != labelOf(peer) {
-				bad("%speer %s: AllowedIPs %s is also given to %s; WireGuard would silently keep only the last", w(wgconf.KeyAllowedIPs), labelOf(peer), m, labelOf(&ic.Peers[o]))
+				pl.bad("%speer %s: AllowedIPs %s is also given to %s; WireGuard would silently keep only the last", w(wgconf.KeyAllowedIPs), labelOf(peer), m, labelOf(&ic.Peers[o]))
 			}
 			owner[m] = i
 			if m.Bits() == 0 && p.autoTable {
-				bad("%speer %s: AllowedIPs %s: a default route through the tunnel needs wg-quick's fwmark and policy-routing trick, which wgnet does not do; use Table = off (and route yourself) or a table number", w(wgconf.KeyAllowedIPs), labelOf(peer), m)
+				pl.bad("%speer %s: AllowedIPs %s: a default route through the tunnel needs wg-quick's fwmark and policy-routing trick, which wgnet does not do; use Table = off (and route yourself) or a table number", w(wgconf.KeyAllowedIPs), labelOf(peer), m)
 			}
 		}
 		if e := peer.Endpoint; e != nil {
@@ -161,13 +192,13 @@ func makePlan(ctx context.Context, req Request, opts *Options) (*plan, error) {
 			if !ok {
 				r, err := resolve(ctx, e.Host)
 				if err != nil {
-					bad("%speer %s: Endpoint %s: %v", w(wgconf.KeyEndpoint), labelOf(peer), e, err)
+					pl.bad("%speer %s: Endpoint %s: %v", w(wgconf.KeyEndpoint), labelOf(peer), e, err)
 					continue
 				}
 				ip = r
 			}
 			ap := netip.AddrPortFrom(ip.Unmap(), e.Port)
-			resolved[peer.PublicKey] = ap
+			pl.resolved[peer.PublicKey] = ap
 			p.endpoints = append(p.endpoints, ap.Addr())
 		}
 	}
@@ -176,7 +207,13 @@ func makePlan(ctx context.Context, req Request, opts *Options) (*plan, error) {
 		p.allowed = append(p.allowed, m)
 	}
 	sortLongestFirst(p.allowed)
+}
 
+// hostParts takes the host side of the intent: forwarding, the firewall, the
+// routed subnets and the user's hooks (never a key-loading hook whose path is
+// not plain data).
+func (pl *planner) hostParts() {
+	ic, p := pl.h, pl.p
 	p.forwardV4, p.forwardV6 = ic.Forward.V4, ic.Forward.V6
 	p.clampMSS = ic.Firewall.ClampMSS
 	p.subnets = slices.Clone(ic.Routes)
@@ -191,20 +228,9 @@ func makePlan(ctx context.Context, req Request, opts *Options) (*plan, error) {
 	// that is not plain data (`/k; curl x | sh`): never hand it to a shell.
 	for _, h := range ic.Hooks.PostUp {
 		if _, ok := intent.KeyHookPath(h); intent.IsKeyHook(h) && !ok {
-			bad("%sPostUp = %.80q: the key file path must be %s; refusing to run it", where(ic.Pos, wgconf.KeyPostUp), h, wgkey.PathRule)
+			pl.bad("%sPostUp = %.80q: the key file path must be %s; refusing to run it", where(ic.Pos, wgconf.KeyPostUp), h, wgkey.PathRule)
 		}
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	p.want = devconf.FromHost(ic, func(peer wgconf.Peer) (netip.AddrPort, bool) {
-		ap, ok := resolved[peer.PublicKey]
-		return ap, ok
-	})
-	if key != nil {
-		p.want.PrivateKey = key
-	}
-	return p, nil
 }
 
 // sortLongestFirst orders prefixes as wg-quick walks them:

@@ -743,131 +743,181 @@ type applied struct {
 // firewall step, before addresses or routes are added (with all of them, as
 // planned) and after they are removed: once per step, never per route.
 func applyPlan(plan *Plan, d device.Device, o *Options, keepGoing bool, record func(applied) error) error {
-	h, name := o.Host, plan.Interface
-	var errs []error
-	step := func(err error) bool {
-		if err == nil {
-			return true
-		}
-		errs = append(errs, err)
-		return keepGoing
-	}
-	rec := func(a applied) error {
-		if record == nil {
-			return nil
-		}
-		return record(a)
-	}
-	tolerate := func(err error, benign error) error {
-		if errors.Is(err, benign) {
-			return nil
-		}
-		return err
-	}
-	forwarding := func(on bool) bool {
-		for _, c := range plan.Sysctls {
-			if (c.New != "0") != on {
-				continue
-			}
-			o.logf("sysctl -w %s=%s (was %s)", hostnet.SysctlName(c.Key), c.New, c.Old)
-			if !step(h.SetSysctl(c.Key, c.New)) {
-				return false
-			}
-			c := c
-			if !step(rec(applied{sysctl: &c})) {
-				return false
-			}
-		}
-		if fw := plan.Firewall; fw != nil && (fw.Action != "delete") == on {
-			if on {
-				o.logf("nft: table inet %s: %s", fw.Table, fw.what())
-				if !step(rec(applied{firewall: fw.Table})) || !step(h.ApplyFirewall(*fw.want)) {
-					return false
-				}
-			} else {
-				o.logf("nft delete table inet %s", fw.Table)
-				if !step(tolerate(h.DeleteFirewall(fw.Table), hostnet.ErrNotFound)) {
-					return false
-				}
-			}
-		}
+	a := &applier{plan: plan, d: d, o: o, h: o.Host, name: plan.Interface, keepGoing: keepGoing, record: record}
+	add, remove := plan.patches()
+	ok := a.forwarding(true) && a.configure(add, "add and update") && a.mtu()
+	ok = ok && a.addAddresses()
+	ok = ok && a.linkUp()
+	ok = a.removeAddresses(ok)
+	ok = ok && a.addRoutes()
+	ok = ok && a.configure(remove, "remove")
+	ok = ok && a.removeRoutes()
+	_ = ok && a.forwarding(false)
+	return errors.Join(a.errs...)
+}
+
+// applier is one applyPlan in progress. Each step returns whether to go on:
+// false after an error unless keepGoing.
+type applier struct {
+	plan      *Plan
+	d         device.Device
+	o         *Options
+	h         hostnet.HostNet
+	name      string
+	keepGoing bool
+	record    func(applied) error
+	errs      []error
+}
+
+func (a *applier) step(err error) bool {
+	if err == nil {
 		return true
 	}
-	configure := func(c device.Config, what string) bool {
-		if c.Empty() {
-			return true
-		}
-		lines := plan.peerLog(what == "remove")
-		if len(lines) == 0 {
-			o.logf("wg: %s on %s: %d peer(s)", what, name, len(c.Peers))
-		}
-		for _, l := range lines {
-			o.logf("wg %s: %s", name, l)
-		}
-		return step(d.Configure(c))
+	a.errs = append(a.errs, err)
+	return a.keepGoing
+}
+
+func (a *applier) rec(x applied) error {
+	if a.record == nil {
+		return nil
 	}
-	add, remove := plan.patches()
-	ok := forwarding(true) &&
-		configure(add, "add and update") &&
-		func() bool {
-			if plan.MTU == nil || plan.linkUp {
-				return true
-			}
-			o.logf("ip link set mtu %d dev %s", plan.MTU.New, name)
-			return step(h.SetMTU(name, plan.MTU.New))
-		}()
-	if ok && len(plan.Addresses.Add) > 0 {
-		ok = step(rec(applied{addrs: plan.Addresses.Add}))
+	return a.record(x)
+}
+
+// tolerate drops err when it is the benign kind (already there, already gone).
+func tolerate(err error, benign error) error {
+	if errors.Is(err, benign) {
+		return nil
 	}
-	for _, a := range plan.Addresses.Add {
-		if !ok {
-			break
+	return err
+}
+
+// forwarding turns on (or off) the sysctls and wgnet's table that the plan
+// turns on (or off).
+func (a *applier) forwarding(on bool) bool {
+	for _, c := range a.plan.Sysctls {
+		if (c.New != "0") != on {
+			continue
 		}
-		o.logf("ip address add %s dev %s", a, name)
-		ok = step(tolerate(h.AddAddr(name, a), hostnet.ErrExists))
+		a.o.logf("sysctl -w %s=%s (was %s)", hostnet.SysctlName(c.Key), c.New, c.Old)
+		if !a.step(a.h.SetSysctl(c.Key, c.New)) {
+			return false
+		}
+		c := c
+		if !a.step(a.rec(applied{sysctl: &c})) {
+			return false
+		}
 	}
-	if ok && plan.linkUp {
-		// A new link: its MTU and up, before routes through it can be added.
-		o.logf("ip link set mtu %d up dev %s", plan.upMTU, name)
-		ok = step(h.SetMTU(name, plan.upMTU)) && step(h.SetUp(name, true))
+	fw := a.plan.Firewall
+	if fw == nil || (fw.Action != "delete") != on {
+		return true
 	}
-	if ok && slices.ContainsFunc(plan.Addresses.Remove, func(a netip.Prefix) bool { return a.Addr().Is4() }) {
+	if on {
+		a.o.logf("nft: table inet %s: %s", fw.Table, fw.what())
+		return a.step(a.rec(applied{firewall: fw.Table})) && a.step(a.h.ApplyFirewall(*fw.want))
+	}
+	a.o.logf("nft delete table inet %s", fw.Table)
+	return a.step(tolerate(a.h.DeleteFirewall(fw.Table), hostnet.ErrNotFound))
+}
+
+func (a *applier) configure(c device.Config, what string) bool {
+	if c.Empty() {
+		return true
+	}
+	lines := a.plan.peerLog(what == "remove")
+	if len(lines) == 0 {
+		a.o.logf("wg: %s on %s: %d peer(s)", what, a.name, len(c.Peers))
+	}
+	for _, l := range lines {
+		a.o.logf("wg %s: %s", a.name, l)
+	}
+	return a.step(a.d.Configure(c))
+}
+
+// mtu changes a running link's MTU (a new link gets its MTU in linkUp).
+func (a *applier) mtu() bool {
+	if a.plan.MTU == nil || a.plan.linkUp {
+		return true
+	}
+	a.o.logf("ip link set mtu %d dev %s", a.plan.MTU.New, a.name)
+	return a.step(a.h.SetMTU(a.name, a.plan.MTU.New))
+}
+
+// addAddresses records the new addresses ahead, then adds them.
+func (a *applier) addAddresses() bool {
+	if len(a.plan.Addresses.Add) == 0 {
+		return true
+	}
+	if !a.step(a.rec(applied{addrs: a.plan.Addresses.Add})) {
+		return false
+	}
+	for _, p := range a.plan.Addresses.Add {
+		a.o.logf("ip address add %s dev %s", p, a.name)
+		if !a.step(tolerate(a.h.AddAddr(a.name, p), hostnet.ErrExists)) {
+			return false
+		}
+	}
+	return true
+}
+
+// linkUp gives a new link its MTU and brings it up, before routes through it
+// can be added.
+func (a *applier) linkUp() bool {
+	if !a.plan.linkUp {
+		return true
+	}
+	a.o.logf("ip link set mtu %d up dev %s", a.plan.upMTU, a.name)
+	return a.step(a.h.SetMTU(a.name, a.plan.upMTU)) && a.step(a.h.SetUp(a.name, true))
+}
+
+// removeAddresses removes the plan's old addresses (when ok) and records those
+// it removed, even after a failure.
+func (a *applier) removeAddresses(ok bool) bool {
+	if ok && slices.ContainsFunc(a.plan.Addresses.Remove, func(p netip.Prefix) bool { return p.Addr().Is4() }) {
 		// Without promotion, removing a primary IPv4 address takes its secondaries
 		// (a new address in the same subnet) with it, and with the last address
 		// every route through the interface. The switch is the interface's own and
 		// goes with it.
-		ok = step(tolerate(h.SetSysctl("net/ipv4/conf/"+name+"/promote_secondaries", "1"), hostnet.ErrNotFound))
+		ok = a.step(tolerate(a.h.SetSysctl("net/ipv4/conf/"+a.name+"/promote_secondaries", "1"), hostnet.ErrNotFound))
 	}
 	var removed []netip.Prefix
-	for _, a := range plan.Addresses.Remove {
+	for _, p := range a.plan.Addresses.Remove {
 		if !ok {
 			break
 		}
-		o.logf("ip address del %s dev %s", a, name)
-		if ok = step(tolerate(h.DelAddr(name, a), hostnet.ErrNotFound)); ok {
-			removed = append(removed, a)
+		a.o.logf("ip address del %s dev %s", p, a.name)
+		if ok = a.step(tolerate(a.h.DelAddr(a.name, p), hostnet.ErrNotFound)); ok {
+			removed = append(removed, p)
 		}
 	}
 	if len(removed) > 0 {
-		ok = step(rec(applied{addrs: removed, removed: true})) && ok
+		ok = a.step(a.rec(applied{addrs: removed, removed: true})) && ok
 	}
-	// Longest prefixes first, like wg-quick's add_route; all in one batch,
-	// recorded ahead.
-	adds := slices.Clone(plan.Routes.Add)
-	slices.SortStableFunc(adds, func(a, b hostnet.Route) int {
-		return cmp.Or(cmp.Compare(a.Table, b.Table), cmp.Compare(b.Dst.Bits(), a.Dst.Bits()))
+	return ok
+}
+
+// addRoutes adds the new routes longest prefixes first, like wg-quick's
+// add_route, all in one batch, recorded ahead.
+func (a *applier) addRoutes() bool {
+	adds := slices.Clone(a.plan.Routes.Add)
+	slices.SortStableFunc(adds, func(x, y hostnet.Route) int {
+		return cmp.Or(cmp.Compare(x.Table, y.Table), cmp.Compare(y.Dst.Bits(), x.Dst.Bits()))
 	})
-	if ok && len(adds) > 0 {
-		logRoutes(o, "add", adds)
-		ok = step(rec(applied{routes: adds})) && step(h.AddRoutes(adds))
+	if len(adds) == 0 {
+		return true
 	}
-	ok = ok && configure(remove, "remove")
-	if ok && len(plan.Routes.Remove) > 0 {
-		logRoutes(o, "del", plan.Routes.Remove)
-		ok = step(h.DelRoutes(plan.Routes.Remove)) && step(rec(applied{routes: plan.Routes.Remove, removed: true}))
+	logRoutes(a.o, "add", adds)
+	return a.step(a.rec(applied{routes: adds})) && a.step(a.h.AddRoutes(adds))
+}
+
+// removeRoutes removes the old routes in one batch, then records it.
+func (a *applier) removeRoutes() bool {
+	rs := a.plan.Routes.Remove
+	if len(rs) == 0 {
+		return true
 	}
-	_ = ok && forwarding(false)
-	return errors.Join(errs...)
+	logRoutes(a.o, "del", rs)
+	return a.step(a.h.DelRoutes(rs)) && a.step(a.rec(applied{routes: rs, removed: true}))
 }
 
 // logRoutes logs a batch of route changes like `ip route VERB`, one line per
