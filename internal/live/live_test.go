@@ -248,7 +248,7 @@ func TestProbesBounded(t *testing.T) {
 	w := healthy(t)
 	var peers []device.PeerConfig
 	for i := range 100 {
-		a := netip.AddrFrom4([4]byte{10, 99, 1, byte(i)})
+		a := netip.AddrFrom4([4]byte{10, 99, 1, byte(i + 1)}) // not .0: no probe goes to a network address
 		w.probe.pathMTU[a] = 1300 // every one too small: the most probes
 		peers = append(peers, device.PeerConfig{PublicKey: mustKey(), AllowedIPs: []netip.Prefix{netip.PrefixFrom(a, 32)}})
 	}
@@ -260,8 +260,14 @@ func TestProbesBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(strings.Join(codes(l), " "), CodeMTU); n != 10 {
-		t.Errorf("%d MTU findings, want 10 (MaxProbes)", n)
+	// The ten probed are the first ten peers in the device's order (by key,
+	// random here): the healthy fixture's own peer, whose path is fine, may be
+	// one of them, so nine or ten findings, never more.
+	if n := strings.Count(strings.Join(codes(l), " "), CodeMTU); n != 10 && n != 9 {
+		t.Errorf("%d MTU findings, want 10 (MaxProbes), or 9 when the fixture's healthy peer is among the ten", n)
+	}
+	if !slices.ContainsFunc(l, func(d diag.Diagnostic) bool { return strings.Contains(d.Message, "probed for the first 10 peers only") }) {
+		t.Errorf("no notice that only 10 peers were probed:\n%v", l)
 	}
 	if w.probe.pings > 10*12 {
 		t.Errorf("%d pings for 10 peers, want at most 12 each", w.probe.pings)
