@@ -786,12 +786,11 @@ func (n *network) beyond(q netip.Prefix, x, a *host) bool {
 	return n.isRouted(q)
 }
 
-// forwards reports whether c's hooks turn on forwarding, as far as
-// wgconf.Config.Forwards understands them (it reads PostUp; PreUp works as well).
+// forwards reports whether c's PreUp or PostUp hooks turn on forwarding, as far
+// as intent.HooksForward (the one reader of hook text) understands them.
 func forwards(c *wgconf.Config) (v4, v6 bool) {
-	v4, v6 = c.Forwards()
-	pre := wgconf.Config{Interface: wgconf.Interface{PostUp: c.Interface.PreUp}}
-	p4, p6 := pre.Forwards()
+	v4, v6 = intent.HooksForward(c.Interface.PostUp)
+	p4, p6 := intent.HooksForward(c.Interface.PreUp)
 	return v4 || p4, v6 || p6
 }
 

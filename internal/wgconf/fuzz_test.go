@@ -52,7 +52,6 @@ func FuzzParse(f *testing.F) {
 
 		out := cfg.WgQuick()
 		_ = cfg.Stripped()
-		_, _ = cfg.Forwards()
 		back, err2 := Parse("rendered.conf", out)
 		if err == nil {
 			if err2 != nil {
