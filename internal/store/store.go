@@ -14,6 +14,7 @@ package store
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -43,6 +44,9 @@ type Network struct {
 	Hub      string         // the hub's host name (hub topology), "" until one is added
 	// Revision is the network's dense revision: 1 at creation, +1 per change.
 	Revision uint64
+	// Hosts is how many hosts the network has, kept by the store in the
+	// transaction of each change (so /metrics need not read the hosts).
+	Hosts int
 }
 
 // Host is one host of a network: only what others may know of it.
@@ -109,12 +113,84 @@ type Token struct {
 	Host    string    // enrollment bound to a host name, "" for any
 	Uses    int       // uses left; 0 for an admin token (not consumed)
 	Expires time.Time // zero = never
+	// Routes are the subnets a host joining with the token may claim as routed
+	// behind it (each route it asks for must lie inside one of them).
+	Routes []netip.Prefix
 }
 
-// Validate is called by AddHost and SetHost inside the writing transaction
-// with the network and all its hosts as they would be after the change; an
-// error aborts the change. The controller passes spec validation here, so that
-// what is stored always compiles.
+// ID names a token in the audit log and the logs without revealing it: the
+// first 6 bytes of its hash, in hex (the hash of a 256-bit secret; knowing it
+// does not help to find the secret).
+func (h TokenHash) ID() string { return "tok-" + hex.EncodeToString(h[:6]) }
+
+// WithActor returns ctx carrying who makes the changes done with it ("admin
+// tok-1a2b3c4d5e6f", "host s3 (join token tok-...)"); stores record it in the
+// audit log, in the transaction of the change. Never a secret.
+func WithActor(ctx context.Context, who string) context.Context {
+	return context.WithValue(ctx, actorKey{}, who)
+}
+
+type actorKey struct{}
+
+// ActorOf returns who ctx says makes a change, "unknown" when nobody said.
+func ActorOf(ctx context.Context) string {
+	if a, ok := ctx.Value(actorKey{}).(string); ok && a != "" {
+		return a
+	}
+	return "unknown"
+}
+
+// AuditEntry is one line of the audit log: who did what, when. Entries are
+// written in the transaction of the change they record and outlive the
+// network they name.
+type AuditEntry struct {
+	Seq      uint64 // increasing; the order entries were committed in, per store
+	Time     time.Time
+	Actor    string
+	Network  string // "" for changes outside a network
+	Revision uint64 // the network's revision after the change, 0 for none
+	Action   string // network-created, host-added, token-created, ...
+	Subject  string // the host or token the action was on
+}
+
+// Audit actions besides the change kinds.
+const (
+	NetworkDeleted = "network-deleted"
+	TokenCreated   = "token-created"
+	HostEnrolled   = "host-enrolled"
+)
+
+// HostStatus is what a host's agent last reported.
+type HostStatus struct {
+	Host     string
+	Time     time.Time // when the agent sent it (last seen)
+	Revision uint64    // the network revision the host has applied
+	Peers    []PeerStatus
+}
+
+// PeerStatus is one peer of a reporting host, as its device sees it.
+type PeerStatus struct {
+	PublicKey     wgkey.Key
+	Endpoint      string // the endpoint the device last heard the peer from
+	LastHandshake time.Time
+	RxBytes       uint64
+	TxBytes       uint64
+}
+
+// StatusReport is one host's report in a batch.
+type StatusReport struct {
+	Network string
+	Status  HostStatus
+}
+
+// Validate is called by AddHost, SetHost and Enroll inside the writing
+// transaction with the network as it would be after the change and the hosts
+// the change can conflict with beyond what the store itself enforces (unique
+// names, case-insensitively; unique public keys; unique addresses): the
+// changed host, the hub and every host with routed subnets, sorted by name. An
+// error aborts the change. The controller passes spec validation here, so
+// that what is stored always compiles, at a cost that grows with the routed
+// hosts, not with the network.
 type Validate func(n Network, hosts []Host) error
 
 // HostChanges is a patch for SetHost: nil pointers leave a field unchanged.
@@ -191,6 +267,21 @@ type Store interface {
 	// network (as AddHost, never as the hub) in one transaction: both happen or
 	// neither. A token bound to a host name admits only that name (ErrInvalid).
 	Enroll(ctx context.Context, hash TokenHash, now time.Time, h Host, v Validate) (Token, Host, uint64, error)
+
+	// Audit returns the audit log's entries after seq, oldest first, at most
+	// limit (0: all). Every change above writes its entry, with ActorOf(ctx), in
+	// its own transaction.
+	Audit(ctx context.Context, since uint64, limit int) ([]AuditEntry, error)
+
+	// ReportStatus stores a batch of agents' reports in one transaction (agents
+	// report often; a controller gathers them and writes them together). A
+	// report replaces the host's previous one unless it is older; reports of
+	// hosts that are not (or no longer) in the store are skipped. It returns how
+	// many were stored. A report is not a change: no revision, no audit entry.
+	ReportStatus(ctx context.Context, batch []StatusReport) (int, error)
+	// Status returns the last report of each host of a network that has one,
+	// sorted by host name.
+	Status(ctx context.Context, network string) ([]HostStatus, error)
 
 	Close() error
 }

@@ -71,7 +71,38 @@ CREATE TABLE IF NOT EXISTS tokens (
 	uses    INTEGER NOT NULL,
 	expires INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS audit (
+	seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+	time     INTEGER NOT NULL,
+	actor    TEXT NOT NULL,
+	network  TEXT NOT NULL,
+	revision INTEGER NOT NULL,
+	action   TEXT NOT NULL,
+	subject  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS host_status (
+	network  TEXT NOT NULL,
+	host     TEXT NOT NULL,
+	time     INTEGER NOT NULL,
+	revision INTEGER NOT NULL,
+	peers    TEXT NOT NULL,
+	PRIMARY KEY (network, host)
+);
 `
+
+// migrations bring a database of schema version i+1 to i+2 (version 1 is the
+// schema of the first controller slice).
+var migrations = []string{
+	`ALTER TABLE tokens ADD COLUMN routes TEXT NOT NULL DEFAULT '';
+	ALTER TABLE networks ADD COLUMN hosts INTEGER NOT NULL DEFAULT 0;
+	UPDATE networks SET hosts = (SELECT count(*) FROM hosts WHERE hosts.network = networks.name);
+	CREATE UNIQUE INDEX IF NOT EXISTS hosts_name_nocase ON hosts (network, name COLLATE NOCASE);
+	CREATE INDEX IF NOT EXISTS hosts_routed ON hosts (network) WHERE routes != '';
+	CREATE INDEX IF NOT EXISTS addresses_host ON addresses (network, host);`,
+}
+
+// schemaVersion is the version this build writes.
+var schemaVersion = 1 + len(migrations)
 
 // Store is a store.Store on one SQLite file.
 type Store struct {
@@ -108,13 +139,24 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		if _, err := tx.ExecContext(ctx, schema); err != nil {
 			return err
 		}
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_version`).Scan(&n); err != nil {
-			return err
-		}
-		if n == 0 {
+		var v int
+		err := tx.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v)
+		if errors.Is(err, sql.ErrNoRows) {
+			v = 1
 			_, err = tx.ExecContext(ctx, `INSERT INTO schema_version VALUES (1)`)
 		}
+		if err != nil {
+			return err
+		}
+		if v > schemaVersion {
+			return fmt.Errorf("schema version %d is newer than this wgnet's %d", v, schemaVersion)
+		}
+		for ; v < schemaVersion; v++ {
+			if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
+				return fmt.Errorf("migrate schema %d to %d: %w", v, v+1, err)
+			}
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE schema_version SET version = ?`, v)
 		return err
 	}); err != nil {
 		s.Close()
@@ -170,7 +212,10 @@ func (s *Store) CreateNetwork(ctx context.Context, n store.Network) (store.Netwo
 		if err != nil {
 			return err
 		}
-		return logChange(ctx, tx, n.Name, 1, store.NetworkCreated, "")
+		if err := logChange(ctx, tx, n.Name, 1, store.NetworkCreated, ""); err != nil {
+			return err
+		}
+		return audit(ctx, tx, n.Name, 1, string(store.NetworkCreated), n.Name)
 	})
 	return n, err
 }
@@ -189,7 +234,7 @@ func (s *Store) Network(ctx context.Context, name string) (store.Network, error)
 func (s *Store) Networks(ctx context.Context) ([]store.Network, error) {
 	var out []store.Network
 	err := s.read(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT name, subnets, topology, hub, revision FROM networks ORDER BY name`)
+		rows, err := tx.QueryContext(ctx, `SELECT name, subnets, topology, hub, revision, hosts FROM networks ORDER BY name`)
 		if err != nil {
 			return err
 		}
@@ -212,8 +257,10 @@ func (s *Store) DeleteNetwork(ctx context.Context, name string) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM tokens WHERE network = ?`, name); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM addresses WHERE network = ?`, name); err != nil {
-			return err
+		for _, q := range []string{`DELETE FROM addresses WHERE network = ?`, `DELETE FROM host_status WHERE network = ?`} {
+			if _, err := tx.ExecContext(ctx, q, name); err != nil {
+				return err
+			}
 		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM networks WHERE name = ?`, name)
 		if err != nil {
@@ -222,7 +269,7 @@ func (s *Store) DeleteNetwork(ctx context.Context, name string) error {
 		if k, _ := res.RowsAffected(); k == 0 {
 			return fmt.Errorf("network %s: %w", name, store.ErrNotFound)
 		}
-		return nil
+		return audit(ctx, tx, name, 0, store.NetworkDeleted, name)
 	})
 }
 
@@ -249,29 +296,36 @@ func (s *Store) Enroll(ctx context.Context, hash store.TokenHash, now time.Time,
 			return fmt.Errorf("token: %w: it is for host %s, not %s", store.ErrInvalid, t.Host, h.Name)
 		}
 		h.Hub = false // a host never makes itself the hub
+		if err := allowedRoutes(t, h.Routes); err != nil {
+			return err
+		}
 		h, rev, err = addHostTx(ctx, tx, t.Network, h, v)
-		return err
+		if err != nil {
+			return err
+		}
+		return audit(ctx, tx, t.Network, rev, store.HostEnrolled, h.Name+" (join token "+hash.ID()+")")
 	})
 	return t, h, rev, err
 }
 
-// addHostTx is AddHost inside tx.
+// addHostTx is AddHost inside tx. It reads what the change can conflict
+// with, not the whole network: the name and key by their unique indexes, the
+// used addresses (one column) for allocation, and the hosts Validate needs.
 func addHostTx(ctx context.Context, tx *sql.Tx, network string, h store.Host, v store.Validate) (store.Host, uint64, error) {
 	var rev uint64
 	err := func() error {
-		n, hosts, err := snapshotTx(ctx, tx, network)
+		n, err := networkTx(ctx, tx, network)
 		if err != nil {
 			return err
 		}
-		for _, o := range hosts {
-			if strings.EqualFold(o.Name, h.Name) {
-				return fmt.Errorf("host %s: %w", h.Name, store.ErrExists)
-			}
-			if o.PublicKey == h.PublicKey {
-				return fmt.Errorf("host %s: public key of %s: %w", h.Name, o.Name, store.ErrConflict)
-			}
+		if err := unique(ctx, tx, network, h.Name, h.PublicKey, true); err != nil {
+			return err
 		}
-		if err := store.Allocate(n.Subnets, usedAddrs(hosts, ""), &h); err != nil {
+		used, err := usedAddrsTx(ctx, tx, network, "")
+		if err != nil {
+			return err
+		}
+		if err := store.Allocate(n.Subnets, used, &h); err != nil {
 			return fmt.Errorf("host %s: %w", h.Name, err)
 		}
 		switch {
@@ -280,13 +334,10 @@ func addHostTx(ctx context.Context, tx *sql.Tx, network string, h store.Host, v 
 		case h.Hub, n.Topology == "hub" && n.Hub == "":
 			n.Hub = h.Name
 		}
-		all := sortedHosts(append(hosts, h))
-		store.MarkHub(n, all)
 		h.Hub = n.Hub == h.Name
-		if v != nil {
-			if err := v(n, all); err != nil {
-				return err
-			}
+		n.Hosts++
+		if err := validateTx(ctx, tx, n, h, v); err != nil {
+			return err
 		}
 		if err := insertHost(ctx, tx, network, h); err != nil {
 			return err
@@ -294,9 +345,51 @@ func addHostTx(ctx context.Context, tx *sql.Tx, network string, h store.Host, v 
 		if rev, err = bump(ctx, tx, network, store.HostAdded, h.Name); err != nil {
 			return err
 		}
+		if err := audit(ctx, tx, network, rev, string(store.HostAdded), h.Name); err != nil {
+			return err
+		}
 		return setHub(ctx, tx, n)
 	}()
 	return h, rev, err
+}
+
+// unique checks that no other host of the network has name (compared
+// case-insensitively) or key; the unique indexes enforce it too, this says
+// which one.
+func unique(ctx context.Context, tx *sql.Tx, network, name string, key wgkey.Key, checkName bool) error {
+	var other string
+	if checkName {
+		err := tx.QueryRowContext(ctx, `SELECT name FROM hosts WHERE network = ? AND name = ? COLLATE NOCASE`, network, name).Scan(&other)
+		if err == nil {
+			return fmt.Errorf("host %s: %w", name, store.ErrExists)
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+	}
+	err := tx.QueryRowContext(ctx, `SELECT name FROM hosts WHERE network = ? AND public_key = ? AND name != ?`, network, key.String(), name).Scan(&other)
+	if err == nil {
+		return fmt.Errorf("host %s: public key of %s: %w", name, other, store.ErrConflict)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	return err
+}
+
+// validateTx hands v the network and h with the hosts h can conflict with
+// beyond the unique indexes: the hub and the hosts with routed subnets.
+func validateTx(ctx context.Context, tx *sql.Tx, n store.Network, h store.Host, v store.Validate) error {
+	if v == nil {
+		return nil
+	}
+	related, err := hostsTx(ctx, tx, n.Name, `(routes != '' OR name = ?) AND name != ?`, n.Hub, h.Name)
+	if err != nil {
+		return err
+	}
+	all := sortedHosts(append(related, h))
+	store.MarkHub(n, all)
+	return v(n, all)
 }
 
 // SetHost implements store.Store.
@@ -304,17 +397,23 @@ func (s *Store) SetHost(ctx context.Context, network, name string, c store.HostC
 	var rev uint64
 	var h store.Host
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		n, hosts, err := snapshotTx(ctx, tx, network)
+		n, err := networkTx(ctx, tx, network)
 		if err != nil {
 			return err
 		}
-		i := slices.IndexFunc(hosts, func(o store.Host) bool { return o.Name == name })
-		if i < 0 {
+		hs, err := hostsTx(ctx, tx, network, `name = ?`, name)
+		if err != nil {
+			return err
+		}
+		if len(hs) == 0 {
 			return fmt.Errorf("host %s: %w", name, store.ErrNotFound)
 		}
-		h = hosts[i]
+		h = hs[0]
 		if c.PublicKey != nil {
 			h.PublicKey = *c.PublicKey
+			if err := unique(ctx, tx, network, name, h.PublicKey, false); err != nil {
+				return err
+			}
 		}
 		if c.Endpoint != nil {
 			h.Endpoint = *c.Endpoint
@@ -330,9 +429,14 @@ func (s *Store) SetHost(ctx context.Context, network, name string, c store.HostC
 				return slices.ContainsFunc(c.Addresses, func(b netip.Addr) bool { return a.Is4() == b.Is4() })
 			})
 			h.Addresses = append(slices.Clone(c.Addresses), keep...)
-			if err := store.Allocate(n.Subnets, usedAddrs(hosts, name), &h); err != nil {
+			used, err := usedAddrsTx(ctx, tx, network, name)
+			if err != nil {
+				return err
+			}
+			if err := store.Allocate(n.Subnets, used, &h); err != nil {
 				return fmt.Errorf("host %s: %w", name, err)
 			}
+			slices.SortFunc(h.Addresses, func(a, b netip.Addr) int { return a.Compare(b) })
 		}
 		if c.Hub {
 			if n.Topology != "hub" {
@@ -340,23 +444,30 @@ func (s *Store) SetHost(ctx context.Context, network, name string, c store.HostC
 			}
 			n.Hub = name
 		}
-		hosts[i] = h
-		store.MarkHub(n, hosts)
-		h = hosts[i]
-		if v != nil {
-			if err := v(n, hosts); err != nil {
-				return err
-			}
-		}
-		for _, q := range []string{`DELETE FROM addresses WHERE network = ? AND host = ?`, `DELETE FROM hosts WHERE network = ? AND name = ?`} {
-			if _, err := tx.ExecContext(ctx, q, network, name); err != nil {
-				return err
-			}
-		}
-		if err := insertHost(ctx, tx, network, h); err != nil {
+		h.Hub = n.Hub == name
+		if err := validateTx(ctx, tx, n, h, v); err != nil {
 			return err
 		}
+		_, err = tx.ExecContext(ctx, `UPDATE hosts SET public_key = ?, endpoint = ?, routes = ?, keepalive = ? WHERE network = ? AND name = ?`,
+			h.PublicKey.String(), h.Endpoint, joinPrefixes(h.Routes), h.Keepalive, network, name)
+		if isConstraint(err) {
+			return fmt.Errorf("host %s: %w", name, store.ErrConflict)
+		}
+		if err != nil {
+			return err
+		}
+		if len(c.Addresses) > 0 {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM addresses WHERE network = ? AND host = ?`, network, name); err != nil {
+				return err
+			}
+			if err := insertAddrs(ctx, tx, network, h); err != nil {
+				return err
+			}
+		}
 		if rev, err = bump(ctx, tx, network, store.HostChanged, name); err != nil {
+			return err
+		}
+		if err := audit(ctx, tx, network, rev, string(store.HostChanged), name); err != nil {
 			return err
 		}
 		return setHub(ctx, tx, n)
@@ -395,8 +506,16 @@ func (s *Store) RemoveHost(ctx context.Context, network, name string) (uint64, e
 		if k, _ := res.RowsAffected(); k == 0 {
 			return fmt.Errorf("host %s: %w", name, store.ErrNotFound)
 		}
-		rev, err = bump(ctx, tx, network, store.HostRemoved, name)
-		return err
+		if _, err := tx.ExecContext(ctx, `DELETE FROM host_status WHERE network = ? AND host = ?`, network, name); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE networks SET hosts = hosts - 1 WHERE name = ?`, network); err != nil {
+			return err
+		}
+		if rev, err = bump(ctx, tx, network, store.HostRemoved, name); err != nil {
+			return err
+		}
+		return audit(ctx, tx, network, rev, string(store.HostRemoved), name)
 	})
 	return rev, err
 }
@@ -450,12 +569,15 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
 				return err
 			}
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO tokens (hash, kind, network, host, uses, expires) VALUES (?, ?, ?, ?, ?, ?)`,
-			t.Hash[:], string(t.Kind), t.Network, t.Host, t.Uses, unixNano(t.Expires))
+		_, err := tx.ExecContext(ctx, `INSERT INTO tokens (hash, kind, network, host, uses, expires, routes) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			t.Hash[:], string(t.Kind), t.Network, t.Host, t.Uses, unixNano(t.Expires), joinPrefixes(t.Routes))
 		if isConstraint(err) {
 			return fmt.Errorf("token: %w", store.ErrExists)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return audit(ctx, tx, t.Network, 0, store.TokenCreated, string(t.Kind)+" "+t.Hash.ID())
 	})
 }
 
@@ -488,8 +610,12 @@ func (s *Store) LookupToken(ctx context.Context, h store.TokenHash) (store.Token
 	err := s.read(ctx, func(tx *sql.Tx) error {
 		var kind string
 		var exp int64
-		err := tx.QueryRowContext(ctx, `SELECT kind, network, host, uses, expires FROM tokens WHERE hash = ?`, h[:]).
-			Scan(&kind, &t.Network, &t.Host, &t.Uses, &exp)
+		var routes string
+		err := tx.QueryRowContext(ctx, `SELECT kind, network, host, uses, expires, routes FROM tokens WHERE hash = ?`, h[:]).
+			Scan(&kind, &t.Network, &t.Host, &t.Uses, &exp, &routes)
+		if err == nil {
+			t.Routes, err = splitPrefixes(routes)
+		}
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("token: %w", store.ErrNotFound)
 		}
@@ -518,8 +644,12 @@ func useTokenTx(ctx context.Context, tx *sql.Tx, h store.TokenHash, now time.Tim
 	err := func() error {
 		var kind string
 		var exp int64
-		err := tx.QueryRowContext(ctx, `SELECT kind, network, host, uses, expires FROM tokens WHERE hash = ?`, h[:]).
-			Scan(&kind, &t.Network, &t.Host, &t.Uses, &exp)
+		var routes string
+		err := tx.QueryRowContext(ctx, `SELECT kind, network, host, uses, expires, routes FROM tokens WHERE hash = ?`, h[:]).
+			Scan(&kind, &t.Network, &t.Host, &t.Uses, &exp, &routes)
+		if err == nil {
+			t.Routes, err = splitPrefixes(routes)
+		}
 		if errors.Is(err, sql.ErrNoRows) || (err == nil && kind != string(store.EnrollToken)) {
 			return fmt.Errorf("token: %w", store.ErrNotFound)
 		}
@@ -583,6 +713,13 @@ func insertHost(ctx context.Context, tx *sql.Tx, network string, h store.Host) e
 	if err != nil {
 		return err
 	}
+	if _, err := tx.ExecContext(ctx, `UPDATE networks SET hosts = hosts + 1 WHERE name = ?`, network); err != nil {
+		return err
+	}
+	return insertAddrs(ctx, tx, network, h)
+}
+
+func insertAddrs(ctx context.Context, tx *sql.Tx, network string, h store.Host) error {
 	for _, a := range h.Addresses {
 		_, err := tx.ExecContext(ctx, `INSERT INTO addresses (network, addr, host) VALUES (?, ?, ?)`, network, a.String(), h.Name)
 		if isConstraint(err) {
@@ -600,7 +737,7 @@ type scanner interface{ Scan(...any) error }
 func scanNetwork(r scanner) (store.Network, error) {
 	var n store.Network
 	var subnets string
-	if err := r.Scan(&n.Name, &subnets, &n.Topology, &n.Hub, &n.Revision); err != nil {
+	if err := r.Scan(&n.Name, &subnets, &n.Topology, &n.Hub, &n.Revision, &n.Hosts); err != nil {
 		return n, err
 	}
 	var err error
@@ -609,7 +746,7 @@ func scanNetwork(r scanner) (store.Network, error) {
 }
 
 func networkTx(ctx context.Context, tx *sql.Tx, name string) (store.Network, error) {
-	n, err := scanNetwork(tx.QueryRowContext(ctx, `SELECT name, subnets, topology, hub, revision FROM networks WHERE name = ?`, name))
+	n, err := scanNetwork(tx.QueryRowContext(ctx, `SELECT name, subnets, topology, hub, revision, hosts FROM networks WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return n, fmt.Errorf("network %s: %w", name, store.ErrNotFound)
 	}
@@ -622,9 +759,22 @@ func snapshotTx(ctx context.Context, tx *sql.Tx, network string) (store.Network,
 	if err != nil {
 		return n, nil, err
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT name, public_key, endpoint, routes, keepalive FROM hosts WHERE network = ? ORDER BY name`, network)
+	hosts, err := hostsTx(ctx, tx, network, "")
+	store.MarkHub(n, hosts)
+	return n, hosts, err
+}
+
+// hostsTx reads the hosts of network matching the SQL condition cond on the
+// hosts table ("" for all), sorted by name, with their addresses.
+func hostsTx(ctx context.Context, tx *sql.Tx, network, cond string, args ...any) ([]store.Host, error) {
+	where := "network = ?"
+	if cond != "" {
+		where += " AND " + cond
+	}
+	args = append([]any{network}, args...)
+	rows, err := tx.QueryContext(ctx, `SELECT name, public_key, endpoint, routes, keepalive FROM hosts WHERE `+where+` ORDER BY name`, args...)
 	if err != nil {
-		return n, nil, err
+		return nil, err
 	}
 	var hosts []store.Host
 	idx := map[string]int{}
@@ -633,36 +783,42 @@ func snapshotTx(ctx context.Context, tx *sql.Tx, network string) (store.Network,
 		var key, routes string
 		if err := rows.Scan(&h.Name, &key, &h.Endpoint, &routes, &h.Keepalive); err != nil {
 			rows.Close()
-			return n, nil, err
+			return nil, err
 		}
 		if h.PublicKey, err = wgkey.ParseKey(key); err != nil {
 			rows.Close()
-			return n, nil, fmt.Errorf("host %s: stored key: %w", h.Name, err)
+			return nil, fmt.Errorf("host %s: stored key: %w", h.Name, err)
 		}
 		if h.Routes, err = splitPrefixes(routes); err != nil {
 			rows.Close()
-			return n, nil, err
+			return nil, err
 		}
 		idx[h.Name] = len(hosts)
 		hosts = append(hosts, h)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return n, nil, err
+		return nil, err
 	}
-	arows, err := tx.QueryContext(ctx, `SELECT host, addr FROM addresses WHERE network = ?`, network)
+	aq := `SELECT host, addr FROM addresses WHERE network = ?`
+	aargs := []any{network}
+	if cond != "" {
+		aq += ` AND host IN (SELECT name FROM hosts WHERE ` + where + `)`
+		aargs = append(aargs, args...)
+	}
+	arows, err := tx.QueryContext(ctx, aq, aargs...)
 	if err != nil {
-		return n, nil, err
+		return nil, err
 	}
 	defer arows.Close()
 	for arows.Next() {
 		var host, addr string
 		if err := arows.Scan(&host, &addr); err != nil {
-			return n, nil, err
+			return nil, err
 		}
 		a, err := netip.ParseAddr(addr)
 		if err != nil {
-			return n, nil, fmt.Errorf("host %s: stored address: %w", host, err)
+			return nil, fmt.Errorf("host %s: stored address: %w", host, err)
 		}
 		if i, ok := idx[host]; ok {
 			hosts[i].Addresses = append(hosts[i].Addresses, a)
@@ -671,23 +827,34 @@ func snapshotTx(ctx context.Context, tx *sql.Tx, network string) (store.Network,
 	for i := range hosts {
 		slices.SortFunc(hosts[i].Addresses, func(a, b netip.Addr) int { return a.Compare(b) })
 	}
-	store.MarkHub(n, hosts)
-	return n, hosts, arows.Err()
+	return hosts, arows.Err()
+}
+
+// usedAddrsTx returns the addresses of the network's hosts but except.
+func usedAddrsTx(ctx context.Context, tx *sql.Tx, network, except string) ([]netip.Addr, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT addr FROM addresses WHERE network = ? AND host != ?`, network, except)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var used []netip.Addr
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("stored address %q: %w", s, err)
+		}
+		used = append(used, a)
+	}
+	return used, rows.Err()
 }
 
 func sortedHosts(hs []store.Host) []store.Host {
 	slices.SortFunc(hs, func(a, b store.Host) int { return strings.Compare(a.Name, b.Name) })
 	return hs
-}
-
-func usedAddrs(hosts []store.Host, except string) []netip.Addr {
-	var used []netip.Addr
-	for _, h := range hosts {
-		if h.Name != except {
-			used = append(used, h.Addresses...)
-		}
-	}
-	return used
 }
 
 func joinPrefixes(ps []netip.Prefix) string {

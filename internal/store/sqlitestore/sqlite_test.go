@@ -2,6 +2,7 @@ package sqlitestore_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"net/netip"
 	"path/filepath"
@@ -52,6 +53,90 @@ func TestReopen(t *testing.T) {
 	got, hs, err := s.Hosts(ctx, "n")
 	if err != nil || got.Revision != 2 || len(hs) != 1 || hs[0].PublicKey != storetest.Key(1) {
 		t.Errorf("after reopen: %+v %+v, %v", got, hs, err)
+	}
+}
+
+// schemaV1 is the schema of the first controller slice, for TestMigrateV1.
+const schemaV1 = `
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS networks (
+	name     TEXT PRIMARY KEY,
+	subnets  TEXT NOT NULL,
+	topology TEXT NOT NULL,
+	hub      TEXT NOT NULL DEFAULT '',
+	revision INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS hosts (
+	network    TEXT NOT NULL REFERENCES networks(name) ON DELETE CASCADE,
+	name       TEXT NOT NULL,
+	public_key TEXT NOT NULL,
+	endpoint   TEXT NOT NULL,
+	routes     TEXT NOT NULL,
+	keepalive  INTEGER NOT NULL,
+	PRIMARY KEY (network, name),
+	UNIQUE (network, public_key)
+);
+CREATE TABLE IF NOT EXISTS addresses (
+	network TEXT NOT NULL,
+	addr    TEXT NOT NULL,
+	host    TEXT NOT NULL,
+	PRIMARY KEY (network, addr),
+	FOREIGN KEY (network, host) REFERENCES hosts(network, name) ON DELETE CASCADE
+);
+CREATE TABLE IF NOT EXISTS changes (
+	network  TEXT NOT NULL REFERENCES networks(name) ON DELETE CASCADE,
+	revision INTEGER NOT NULL,
+	kind     TEXT NOT NULL,
+	host     TEXT NOT NULL,
+	time     INTEGER NOT NULL,
+	PRIMARY KEY (network, revision)
+);
+CREATE TABLE IF NOT EXISTS tokens (
+	hash    BLOB PRIMARY KEY,
+	kind    TEXT NOT NULL,
+	network TEXT NOT NULL,
+	host    TEXT NOT NULL,
+	uses    INTEGER NOT NULL,
+	expires INTEGER NOT NULL
+);
+`
+
+// TestMigrateV1 opens a database of schema version 1: the migration adds the
+// token routes and host counts (counted from the hosts there) and the audit
+// and status tables, and the store works on it.
+func TestMigrateV1(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "wgnet.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{schemaV1, `INSERT INTO schema_version VALUES (1)`,
+		`INSERT INTO networks VALUES ('n', '10.0.0.0/24', 'mesh', '', 2)`,
+		`INSERT INTO hosts VALUES ('n', 'a', '` + storetest.Key(1).String() + `', '', '', 0)`,
+		`INSERT INTO addresses VALUES ('n', '10.0.0.1', 'a')`} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+	s, err := sqlitestore.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if n, err := s.Network(ctx, "n"); err != nil || n.Hosts != 1 || n.Revision != 2 {
+		t.Errorf("migrated network = %+v, %v", n, err)
+	}
+	if _, _, err := s.AddHost(ctx, "n", store.Host{Name: "A", PublicKey: storetest.Key(2)}, nil); !errors.Is(err, store.ErrExists) {
+		t.Errorf("AddHost A next to a = %v, want ErrExists", err)
+	}
+	h, rev, err := s.AddHost(ctx, "n", store.Host{Name: "b", PublicKey: storetest.Key(2)}, nil)
+	if err != nil || rev != 3 || h.Addresses[0] != netip.MustParseAddr("10.0.0.2") {
+		t.Errorf("AddHost after migration = %+v, %d, %v", h, rev, err)
+	}
+	if es, err := s.Audit(ctx, 0, 0); err != nil || len(es) != 1 {
+		t.Errorf("audit after migration = %+v, %v", es, err)
 	}
 }
 
@@ -121,5 +206,14 @@ func (p *pair) Enroll(ctx context.Context, h store.TokenHash, now time.Time, hos
 }
 func (p *pair) LookupToken(ctx context.Context, h store.TokenHash) (store.Token, error) {
 	return p.next().LookupToken(ctx, h)
+}
+func (p *pair) Audit(ctx context.Context, since uint64, limit int) ([]store.AuditEntry, error) {
+	return p.next().Audit(ctx, since, limit)
+}
+func (p *pair) ReportStatus(ctx context.Context, b []store.StatusReport) (int, error) {
+	return p.next().ReportStatus(ctx, b)
+}
+func (p *pair) Status(ctx context.Context, n string) ([]store.HostStatus, error) {
+	return p.next().Status(ctx, n)
 }
 func (p *pair) Close() error { return errors.Join(p.s[0].Close(), p.s[1].Close()) }

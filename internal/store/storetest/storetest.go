@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -36,6 +37,9 @@ func Run(t *testing.T, open Open) {
 		{"EnrollConcurrent", testEnrollConcurrent},
 		{"EnrollAtomic", testEnrollAtomic},
 		{"Validate", testValidate},
+		{"Audit", testAudit},
+		{"StatusReports", testStatus},
+		{"TokenRoutes", testTokenRoutes},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -536,4 +540,186 @@ func oneWins(t *testing.T, n int, use func(i int) error) (ok, used int) {
 		}
 	}
 	return ok, used
+}
+
+// testAudit: every change writes who made it and when, with the revision, in
+// its own transaction: a refused change writes nothing, and the log outlives
+// the network.
+func testAudit(t *testing.T, s store.Store) {
+	admin := store.WithActor(context.Background(), "admin tok-aaaaaaaaaaaa")
+	before := time.Now().Add(-time.Second)
+	mustNetworkCtx(t, admin, s, "n", "hub")
+	if _, _, err := s.AddHost(admin, "n", store.Host{Name: "a", PublicKey: Key(1)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	refuse := errors.New("refused")
+	if _, _, err := s.AddHost(admin, "n", store.Host{Name: "b", PublicKey: Key(2)}, func(store.Network, []store.Host) error { return refuse }); !errors.Is(err, refuse) {
+		t.Fatalf("refused add: %v", err)
+	}
+	ep := "192.0.2.1:51820"
+	if _, _, err := s.SetHost(admin, "n", "a", store.HostChanges{Endpoint: &ep}, nil); err != nil {
+		t.Fatal(err)
+	}
+	h := store.HashToken("join-audit")
+	if err := s.CreateToken(admin, store.Token{Hash: h, Kind: store.EnrollToken, Network: "n", Uses: 1, Expires: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	joiner := store.WithActor(context.Background(), "enroll "+h.ID())
+	if _, _, _, err := s.Enroll(joiner, h, time.Now(), store.Host{Name: "c", PublicKey: Key(3)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RemoveHost(admin, "n", "c"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteNetwork(admin, "n"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Audit(context.Background(), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct {
+		Actor, Network string
+		Revision       uint64
+		Action         string
+	}
+	want := []row{
+		{"admin tok-aaaaaaaaaaaa", "n", 1, "network-created"},
+		{"admin tok-aaaaaaaaaaaa", "n", 2, "host-added"},
+		{"admin tok-aaaaaaaaaaaa", "n", 3, "host-changed"},
+		{"admin tok-aaaaaaaaaaaa", "n", 0, "token-created"},
+		{"enroll " + h.ID(), "n", 4, "host-added"},
+		{"enroll " + h.ID(), "n", 4, "host-enrolled"},
+		{"admin tok-aaaaaaaaaaaa", "n", 5, "host-removed"},
+		{"admin tok-aaaaaaaaaaaa", "n", 0, "network-deleted"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("audit has %d entries, want %d: %+v", len(got), len(want), got)
+	}
+	for i, e := range got {
+		if r := (row{e.Actor, e.Network, e.Revision, e.Action}); r != want[i] {
+			t.Errorf("audit[%d] = %+v, want %+v", i, r, want[i])
+		}
+		if e.Time.Before(before) || e.Time.After(time.Now().Add(time.Second)) {
+			t.Errorf("audit[%d] time %v", i, e.Time)
+		}
+		if i > 0 && e.Seq <= got[i-1].Seq {
+			t.Errorf("audit seq not increasing: %d after %d", e.Seq, got[i-1].Seq)
+		}
+		if strings.Contains(e.Subject, "join-audit") || strings.Contains(e.Actor, "join-audit") {
+			t.Errorf("audit[%d] holds the token's secret: %+v", i, e)
+		}
+	}
+	if got[3].Subject != "enroll "+h.ID() {
+		t.Errorf("token entry subject %q, want the token's kind and ID", got[3].Subject)
+	}
+	rest, err := s.Audit(context.Background(), got[5].Seq, 1)
+	if err != nil || len(rest) != 1 || rest[0].Seq != got[6].Seq {
+		t.Errorf("Audit(since %d, 1) = %+v, %v", got[5].Seq, rest, err)
+	}
+}
+
+func mustNetworkCtx(t *testing.T, ctx context.Context, s store.Store, name, topology string) {
+	t.Helper()
+	if _, err := s.CreateNetwork(ctx, store.Network{Name: name, Topology: topology, Subnets: []netip.Prefix{netip.MustParsePrefix("10.9.0.0/24")}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testStatus: agents' reports are stored in batches, for hosts that exist,
+// newest wins, and they are not changes (no revision).
+func testStatus(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustNetwork(t, s, "n", "mesh", "10.0.0.0/24")
+	for i := range 3 {
+		if _, _, err := s.AddHost(ctx, "n", store.Host{Name: fmt.Sprintf("h%d", i), PublicKey: Key(i)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := s.Network(ctx, "n"); n.Hosts != 3 {
+		t.Errorf("network hosts = %d, want 3", n.Hosts)
+	}
+	if st, err := s.Status(ctx, "n"); err != nil || len(st) != 0 {
+		t.Errorf("status before any report: %+v, %v", st, err)
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	report := func(host string, rev uint64, at time.Time) store.StatusReport {
+		return store.StatusReport{Network: "n", Status: store.HostStatus{Host: host, Time: at, Revision: rev,
+			Peers: []store.PeerStatus{{PublicKey: Key(9), Endpoint: "192.0.2.9:51820", LastHandshake: at.Add(-time.Minute), RxBytes: 10, TxBytes: 20}}}}
+	}
+	batch := []store.StatusReport{report("h0", 4, now), report("h1", 3, now), report("h2", 4, now), report("gone", 4, now)}
+	if k, err := s.ReportStatus(ctx, batch); err != nil || k != 3 {
+		t.Fatalf("ReportStatus = %d, %v; want 3 stored (an unknown host skipped)", k, err)
+	}
+	// An older report of h0 does not replace the newer one; a newer h1 does.
+	if k, err := s.ReportStatus(ctx, []store.StatusReport{report("h0", 2, now.Add(-time.Hour)), report("h1", 4, now.Add(time.Second))}); err != nil || k != 1 {
+		t.Errorf("second batch = %d, %v; want 1 stored", k, err)
+	}
+	st, err := s.Status(ctx, "n")
+	if err != nil || len(st) != 3 {
+		t.Fatalf("Status = %+v, %v", st, err)
+	}
+	if st[0].Host != "h0" || st[0].Revision != 4 || !st[0].Time.Equal(now) || st[1].Revision != 4 || len(st[2].Peers) != 1 {
+		t.Errorf("Status = %+v", st)
+	}
+	p := st[2].Peers[0]
+	if p.PublicKey != Key(9) || p.Endpoint != "192.0.2.9:51820" || !p.LastHandshake.Equal(now.Add(-time.Minute)) || p.RxBytes != 10 || p.TxBytes != 20 {
+		t.Errorf("peer status = %+v", p)
+	}
+	// Concurrent batches from several controllers all land.
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.ReportStatus(ctx, []store.StatusReport{report("h2", uint64(10+g), now.Add(time.Duration(g+2)*time.Second))}); err != nil {
+				t.Errorf("concurrent ReportStatus: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if st, _ := s.Status(ctx, "n"); len(st) != 3 || st[2].Revision != 17 {
+		t.Errorf("after concurrent batches h2 = %+v, want the newest (revision 17)", st)
+	}
+	if n, _ := s.Network(ctx, "n"); n.Revision != 4 {
+		t.Errorf("reports changed the revision: %d, want 4", n.Revision)
+	}
+	if _, err := s.RemoveHost(ctx, "n", "h1"); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := s.Status(ctx, "n"); len(st) != 2 {
+		t.Errorf("a removed host's status stays: %+v", st)
+	}
+	if n, _ := s.Network(ctx, "n"); n.Hosts != 2 {
+		t.Errorf("network hosts after remove = %d, want 2", n.Hosts)
+	}
+	if _, err := s.Status(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Status(unknown network) = %v, want ErrNotFound", err)
+	}
+}
+
+// testTokenRoutes: a token carries the routes its host may claim; Enroll
+// admits routes inside them only.
+func testTokenRoutes(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustNetwork(t, s, "n", "mesh", "10.0.0.0/24")
+	h := store.HashToken("routes")
+	allowed := []netip.Prefix{netip.MustParsePrefix("172.18.0.0/16")}
+	if err := s.CreateToken(ctx, store.Token{Hash: h, Kind: store.EnrollToken, Network: "n", Uses: 2, Routes: allowed}); err != nil {
+		t.Fatal(err)
+	}
+	if tok, err := s.LookupToken(ctx, h); err != nil || len(tok.Routes) != 1 || tok.Routes[0] != allowed[0] {
+		t.Errorf("LookupToken = %+v, %v", tok, err)
+	}
+	bad := store.Host{Name: "a", PublicKey: Key(1), Routes: []netip.Prefix{netip.MustParsePrefix("172.0.0.0/8")}}
+	if _, _, _, err := s.Enroll(ctx, h, time.Now(), bad, nil); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("enroll with a route outside the token's = %v, want ErrInvalid", err)
+	}
+	good := store.Host{Name: "a", PublicKey: Key(1), Routes: []netip.Prefix{netip.MustParsePrefix("172.18.5.0/24")}}
+	if _, got, _, err := s.Enroll(ctx, h, time.Now(), good, nil); err != nil || len(got.Routes) != 1 {
+		t.Errorf("enroll with an allowed route = %+v, %v", got, err)
+	}
+	if tok, _ := s.LookupToken(ctx, h); tok.Uses != 1 {
+		t.Errorf("uses left = %d, want 1 (the refused enrollment used none)", tok.Uses)
+	}
 }
