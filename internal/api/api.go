@@ -143,17 +143,71 @@ func ParseCAHash(s string) (string, error) {
 
 // CreateToken is the body of POST /v1/networks/{network}/tokens.
 type CreateToken struct {
-	TTLSeconds int    `json:"ttl_seconds,omitempty"` // 0: 24 hours
-	Uses       int    `json:"uses,omitempty"`        // 0: 1
-	Host       string `json:"host,omitempty"`        // admit only this host name
+	TTLSeconds int      `json:"ttl_seconds,omitempty"` // 0: 24 hours
+	Uses       int      `json:"uses,omitempty"`        // 0: 1
+	Host       string   `json:"host,omitempty"`        // admit only this host name
+	Routes     []string `json:"routes,omitempty"`      // subnets the host may claim as routed behind it
 }
 
 // Token is the answer: the join token, shown once (only its hash is stored).
 type Token struct {
-	Token   string `json:"token"`
-	Network string `json:"network"`
-	Uses    int    `json:"uses"`
-	Expires string `json:"expires"` // RFC 3339
+	Token   string   `json:"token"`
+	Network string   `json:"network"`
+	Uses    int      `json:"uses"`
+	Expires string   `json:"expires"` // RFC 3339
+	ID      string   `json:"id"`      // names the token in the audit log; not a secret
+	URLs    []string `json:"urls"`    // the controller URLs the token carries
+	CAHash  string   `json:"ca"`      // the CA pin the token carries
+	Routes  []string `json:"routes,omitempty"`
+}
+
+// AuditEntry is one line of the audit log: who changed what, when.
+type AuditEntry struct {
+	Seq      uint64 `json:"seq"`
+	Time     string `json:"time"`  // RFC 3339
+	Actor    string `json:"actor"` // "admin tok-...", "join token tok-...": never a secret
+	Network  string `json:"network,omitempty"`
+	Revision uint64 `json:"revision,omitempty"`
+	Action   string `json:"action"`
+	Subject  string `json:"subject,omitempty"`
+}
+
+// Audit is the answer of GET /v1/audit?since=SEQ.
+type Audit struct {
+	Entries []AuditEntry `json:"entries"`
+}
+
+// PeerStatus is one peer of a host as the host's agent reported it.
+type PeerStatus struct {
+	Host          string `json:"host,omitempty"` // the peer's host name, when its key is the network's
+	PublicKey     string `json:"public_key"`
+	Endpoint      string `json:"endpoint,omitempty"`
+	LastHandshake string `json:"last_handshake,omitempty"` // RFC 3339
+	RxBytes       uint64 `json:"rx_bytes"`
+	TxBytes       uint64 `json:"tx_bytes"`
+}
+
+// HostStatus is one host in GET /v1/networks/{network}/status.
+type HostStatus struct {
+	Name      string   `json:"name"`
+	Addresses []string `json:"addresses"`
+	Endpoint  string   `json:"endpoint,omitempty"`
+	Hub       bool     `json:"hub,omitempty"`
+	// LastSeen and Revision are from the host's last report; empty and 0
+	// when it never reported.
+	LastSeen string       `json:"last_seen,omitempty"`
+	Revision uint64       `json:"revision_applied,omitempty"`
+	Peers    []PeerStatus `json:"peers,omitempty"`
+	// Notes say what the controller knows without a report, e.g. that a mesh
+	// host without an endpoint peers only with hosts that have one.
+	Notes []string `json:"notes,omitempty"`
+}
+
+// Status is the answer of GET /v1/networks/{network}/status.
+type Status struct {
+	Network  string       `json:"network"`
+	Revision uint64       `json:"revision"`
+	Hosts    []HostStatus `json:"hosts"`
 }
 
 // Enrolled is the answer of POST /v1/enroll.

@@ -101,8 +101,11 @@ func verifyPinned(cs tls.ConnectionState, pin string) error {
 		_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: roots, DNSName: cs.ServerName})
 		return err
 	}
-	return fmt.Errorf("controller's CA does not match the pinned %s", pin)
+	return fmt.Errorf("%w: the controller's CA is not %s (a token or --ca-hash for another controller, or the controller's CA changed)", ErrWrongCA, pin)
 }
+
+// ErrWrongCA is a controller whose CA is not the pinned one.
+var ErrWrongCA = errors.New("wrong CA hash")
 
 // Close releases idle connections.
 func (c *Client) Close() { c.hc.CloseIdleConnections() }
@@ -129,6 +132,10 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := c.hc.Do(req)
+	var ue *url.Error
+	if errors.Is(err, ErrWrongCA) && errors.As(err, &ue) {
+		return fmt.Errorf("connect to %s: %w", c.base.Host, ue.Err)
+	}
 	if err != nil {
 		return err
 	}
@@ -226,6 +233,18 @@ func (c *Client) CreateToken(ctx context.Context, network string, t api.CreateTo
 	return out, c.do(ctx, "POST", networkPath(network, "tokens"), t, &out)
 }
 
+// Status returns each host of a network with what its agent last reported.
+func (c *Client) Status(ctx context.Context, network string) (api.Status, error) {
+	var out api.Status
+	return out, c.do(ctx, "GET", networkPath(network, "status"), nil, &out)
+}
+
+// Audit returns the audit log after sequence number since (at most 1,000 entries).
+func (c *Client) Audit(ctx context.Context, since uint64) (api.Audit, error) {
+	var out api.Audit
+	return out, c.do(ctx, "GET", "/"+api.Version+"/audit?since="+strconv.FormatUint(since, 10), nil, &out)
+}
+
 // Enroll joins host h to the network of a join token: it trusts the
 // controller by the token's CA pin and tries the token's URLs in order, moving
 // on only when one can't be reached (an answer from a controller is final).
@@ -248,7 +267,7 @@ func Enroll(ctx context.Context, joinToken string, h api.Host) (api.Enrolled, er
 		if err == nil || errors.As(err, &ae) {
 			return out, err
 		}
-		errs = append(errs, fmt.Errorf("%s: %w", u, err))
+		errs = append(errs, err) // names the URL already
 	}
 	return out, errors.Join(errs...)
 }

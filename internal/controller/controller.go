@@ -107,6 +107,8 @@ func New(s store.Store, cfg Config) *Server {
 		{Method: "GET", Pattern: v + "/networks/{network}/check", handle: srv.check},
 		{Method: "GET", Pattern: v + "/networks/{network}/changes", handle: srv.changes},
 		{Method: "POST", Pattern: v + "/networks/{network}/tokens", handle: srv.createToken},
+		{Method: "GET", Pattern: v + "/networks/{network}/status", handle: srv.status},
+		{Method: "GET", Pattern: v + "/audit", handle: srv.audit},
 	}
 	for _, rt := range srv.routes {
 		srv.mux.Handle(rt.Method+" "+rt.Pattern, srv.wrap(rt))
@@ -153,11 +155,13 @@ func (s *Server) wrap(rt Route) http.Handler {
 			s.latency.WithLabelValues(rt.Pattern, rt.Method, fmt.Sprint(sw.code)).Observe(time.Since(start).Seconds())
 		}()
 		if rt.Auth == AuthAdmin {
-			if err := s.authenticate(r); err != nil {
+			who, err := s.authenticate(r)
+			if err != nil {
 				sw.Header().Set("WWW-Authenticate", `Bearer realm="wgnet"`)
 				writeError(sw, http.StatusUnauthorized, err.Error())
 				return
 			}
+			r = r.WithContext(store.WithActor(r.Context(), who))
 		}
 		r.Body = http.MaxBytesReader(sw, r.Body, MaxBody)
 		if err := rt.handle(sw, r); err != nil {
@@ -173,15 +177,16 @@ func (s *Server) wrap(rt Route) http.Handler {
 var errUnauthorized = errors.New("missing or wrong credential: give the admin token as Authorization: Bearer TOKEN")
 
 // authenticate checks the request's bearer token against every admin token's
-// hash, in constant time, without stopping at the first match.
-func (s *Server) authenticate(r *http.Request) error {
+// hash, in constant time, without stopping at the first match, and returns
+// who it is for the audit log: "admin" and the token's ID, never the secret.
+func (s *Server) authenticate(r *http.Request) (string, error) {
 	tok, ok := bearer(r)
 	if !ok {
-		return errUnauthorized
+		return "", errUnauthorized
 	}
 	hashes, err := s.store.AdminTokens(r.Context())
 	if err != nil {
-		return errUnauthorized
+		return "", errUnauthorized
 	}
 	h := store.HashToken(tok)
 	match := 0
@@ -189,9 +194,9 @@ func (s *Server) authenticate(r *http.Request) error {
 		match |= subtle.ConstantTimeCompare(h[:], a[:])
 	}
 	if match != 1 {
-		return errUnauthorized
+		return "", errUnauthorized
 	}
-	return nil
+	return "admin " + h.ID(), nil
 }
 
 // bearer returns the request's bearer credential.

@@ -55,6 +55,7 @@ type fixture struct {
 	url, token string
 	ca         []byte
 	srv        *controller.Server
+	st         *sqlitestore.Store
 	dir        string
 	logs       *syncBuffer
 }
@@ -103,7 +104,7 @@ func start(t *testing.T) *fixture {
 	hs := &http.Server{Handler: srv, TLSConfig: id.Config}
 	go hs.ServeTLS(ln, "", "")
 	t.Cleanup(func() { hs.Close() })
-	return &fixture{url: "https://" + ln.Addr().String(), token: tok, ca: id.CAPEM, srv: srv, dir: dir, logs: logs}
+	return &fixture{url: "https://" + ln.Addr().String(), token: tok, ca: id.CAPEM, srv: srv, st: st, dir: dir, logs: logs}
 }
 
 func (f *fixture) client(t *testing.T) *client.Client {

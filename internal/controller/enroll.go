@@ -2,10 +2,12 @@ package controller
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/wgnet/wgnet/internal/api"
+	"github.com/wgnet/wgnet/internal/spec"
 	"github.com/wgnet/wgnet/internal/store"
 )
 
@@ -29,26 +31,40 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 	if req.Uses > 0 {
 		uses = req.Uses
 	}
+	routes, err := parsePrefixes("routes", req.Routes)
+	if err != nil {
+		return err
+	}
+	for i, p := range routes {
+		if p != p.Masked() {
+			return badRequest{fmt.Errorf("routes: %s has host bits set (did you mean %s?)", p, p.Masked())}
+		}
+		routes[i] = p
+	}
+	if req.Host != "" && !spec.ValidName(req.Host) {
+		return badRequest{fmt.Errorf("host %q: a name is 1-63 of a-z 0-9 _ . - starting with a letter or digit", req.Host)}
+	}
 	secret, err := NewToken("")
 	if err != nil {
 		return err
 	}
 	network := r.PathValue("network")
 	t := store.Token{Hash: store.HashToken(secret), Kind: store.EnrollToken, Network: network, Host: req.Host,
-		Uses: uses, Expires: time.Now().Add(ttl).UTC()}
+		Uses: uses, Expires: time.Now().Add(ttl).UTC(), Routes: routes}
 	if err := s.store.CreateToken(r.Context(), t); err != nil {
 		return err
 	}
-	s.log.Info("join token created", "network", network, "uses", uses, "expires", t.Expires, "host", req.Host)
+	s.log.Info("join token created", "network", network, "token", t.Hash.ID(), "uses", uses, "expires", t.Expires, "host", req.Host)
 	jt := api.JoinToken{URLs: s.cfg.URLs, CAHash: s.cfg.CAHash, Secret: secret}
-	writeJSON(w, http.StatusCreated, api.Token{Token: jt.String(), Network: network, Uses: uses, Expires: t.Expires.Format(time.RFC3339)})
+	writeJSON(w, http.StatusCreated, api.Token{Token: jt.String(), Network: network, Uses: uses, Expires: t.Expires.Format(time.RFC3339),
+		ID: t.Hash.ID(), URLs: jt.URLs, CAHash: jt.CAHash, Routes: req.Routes})
 	return nil
 }
 
 // enroll adds the host that presents a join token's secret, using the token
-// in the same transaction. The host gives its public key only; its addresses
-// are allocated; routes it would route need an admin (set --route) until the
-// agent's guardrails exist (issue 15).
+// in the same transaction. The host gives its public key; its addresses are
+// allocated; it may claim routes only inside its token's (token create
+// --route), others need an admin (set --route).
 func (s *Server) enroll(w http.ResponseWriter, r *http.Request) error {
 	secret, ok := bearer(r)
 	if !ok {
@@ -67,18 +83,24 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) error {
 	if err := readJSON(r, &req); err != nil {
 		return err
 	}
-	if len(req.Routes) > 0 || len(req.Addresses) > 0 || req.Hub {
-		return badRequest{errors.New("enroll: a joining host can't set its routes, addresses or hub role; an admin does (wgnet set)")}
+	if len(req.Addresses) > 0 || req.Hub {
+		return badRequest{errors.New("enroll: a joining host can't set its addresses or hub role; an admin does (wgnet set)")}
 	}
 	h, err := fromAPIHost(req)
 	if err != nil {
 		return err
 	}
-	t, h, rev, err := s.store.Enroll(r.Context(), hash, time.Now(), h, validate)
-	if err != nil {
+	ctx := store.WithActor(r.Context(), "join token "+hash.ID())
+	t, h, rev, err := s.store.Enroll(ctx, hash, time.Now(), h, validate)
+	switch {
+	case errors.Is(err, store.ErrTokenExpired):
+		return fmt.Errorf("enroll: join token %s: %w at %s: ask an admin for a new one (wgnet token create --ttl D)", hash.ID(), store.ErrTokenExpired, t.Expires.Format(time.RFC3339))
+	case errors.Is(err, store.ErrTokenUsed):
+		return fmt.Errorf("enroll: join token %s: %w (all its uses are spent): ask an admin for a new one (wgnet token create --uses N)", hash.ID(), store.ErrTokenUsed)
+	case err != nil:
 		return err
 	}
-	s.log.Info("host enrolled", "network", t.Network, "host", h.Name, "revision", rev)
+	s.log.Info("host enrolled", "network", t.Network, "host", h.Name, "token", hash.ID(), "revision", rev)
 	writeJSON(w, http.StatusCreated, api.Enrolled{Network: t.Network, Host: toAPIHost(h), Revision: rev})
 	return nil
 }

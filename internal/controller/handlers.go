@@ -202,12 +202,9 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) changes(w http.ResponseWriter, r *http.Request) error {
-	var since uint64
-	if v := r.URL.Query().Get("since"); v != "" {
-		var err error
-		if since, err = strconv.ParseUint(v, 10, 64); err != nil {
-			return badRequest{fmt.Errorf("since %q: want a revision number", v)}
-		}
+	since, err := sinceParam(r)
+	if err != nil {
+		return err
 	}
 	network := r.PathValue("network")
 	n, err := s.store.Network(r.Context(), network)
@@ -224,6 +221,19 @@ func (s *Server) changes(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// sinceParam reads the ?since=N of a log's route (0 when absent).
+func sinceParam(r *http.Request) (uint64, error) {
+	v := r.URL.Query().Get("since")
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, badRequest{fmt.Errorf("since %q: want a number", v)}
+	}
+	return n, nil
 }
 
 // validate is the store.Validate of every change: the network as it would be

@@ -10,8 +10,9 @@ import (
 	"github.com/wgnet/wgnet/internal/store"
 )
 
-// collector reads the gauges from the store at each scrape, so that every
-// controller on one database reports the same numbers.
+// collector reads the gauges from the store at each scrape (one listing of
+// the networks, with their host counts), so that every controller on one
+// database reports the same numbers.
 type collector struct {
 	s   store.Store
 	log *slog.Logger
@@ -39,11 +40,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descNetworks, prometheus.GaugeValue, float64(len(ns)))
 	for _, n := range ns {
-		n, hs, err := c.s.Hosts(ctx, n.Name)
-		if err != nil {
-			continue // deleted since listed
-		}
-		ch <- prometheus.MustNewConstMetric(descHosts, prometheus.GaugeValue, float64(len(hs)), n.Name)
+		// The count is kept by the store in each change's transaction: one
+		// query per scrape whatever the size of the networks.
+		ch <- prometheus.MustNewConstMetric(descHosts, prometheus.GaugeValue, float64(n.Hosts), n.Name)
 		ch <- prometheus.MustNewConstMetric(descRevision, prometheus.GaugeValue, float64(n.Revision), n.Name)
 	}
 }

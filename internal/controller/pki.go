@@ -75,6 +75,27 @@ func LoadTLS(dir string, names []string, now time.Time) (*TLS, error) {
 	return &TLS{CA: ca, CAPEM: caPEM, Config: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}, nil
 }
 
+// LoadOperatorTLS serves with the operator's certificate (--tls-cert, a PEM
+// chain, leaf first, and --tls-key) instead of the controller's own CA. The pin
+// that join tokens carry is the last certificate of the chain: its issuing CA
+// when the file holds the chain, else the leaf itself (which then changes at
+// each renewal with a new key).
+func LoadOperatorTLS(certFile, keyFile string) (*TLS, error) {
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+	}
+	last, err := x509.ParseCertificate(pair.Certificate[len(pair.Certificate)-1])
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert %s: %w", certFile, err)
+	}
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, err
+	}
+	return &TLS{CA: last, CAPEM: certPEM, Config: &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}}, nil
+}
+
 // ServingNames returns the names a serving certificate needs: the hosts of the
 // advertised URLs, the listen address's host when it is a specific one, and
 // localhost.

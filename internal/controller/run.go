@@ -21,7 +21,11 @@ type Options struct {
 	Listen    string   // address to listen on, e.g. 127.0.0.1:7443
 	DataDir   string   // holds the CA (and, for SQLite, the database)
 	Advertise []string // https URLs clients use; their hosts go into the serving certificate
-	Log       *slog.Logger
+	// TLSCert and TLSKey, when both set, serve with the operator's certificate
+	// (PEM chain and key) instead of one from the controller's own CA; the CA
+	// pin is then that of the chain's last certificate. Empty: the own CA.
+	TLSCert, TLSKey string
+	Log             *slog.Logger
 	// Stdout receives the one-time admin token, the CA pin and the address (nil: os.Stdout).
 	Stdout io.Writer
 }
@@ -41,7 +45,17 @@ func Run(ctx context.Context, st store.Store, o Options) error {
 	if err != nil {
 		return err
 	}
-	id, err := LoadTLS(o.DataDir, names, time.Now())
+	var id *TLS
+	caFile := filepath.Join(o.DataDir, CACertFile)
+	switch {
+	case (o.TLSCert == "") != (o.TLSKey == ""):
+		return errors.New("controller: give both --tls-cert and --tls-key, or neither")
+	case o.TLSCert != "":
+		id, err = LoadOperatorTLS(o.TLSCert, o.TLSKey)
+		caFile = o.TLSCert
+	default:
+		id, err = LoadTLS(o.DataDir, names, time.Now())
+	}
 	if err != nil {
 		return err
 	}
@@ -56,7 +70,7 @@ func Run(ctx context.Context, st store.Store, o Options) error {
 	if tok != "" {
 		fmt.Fprintf(out, "admin token (shown once; only its hash is stored):\n%s\n", tok)
 	}
-	fmt.Fprintf(out, "ca %s %s\n", api.CAHash(id.CA), filepath.Join(o.DataDir, CACertFile))
+	fmt.Fprintf(out, "ca %s %s\n", api.CAHash(id.CA), caFile)
 	fmt.Fprintf(out, "listening https://%s\n", ln.Addr())
 	urls := o.Advertise
 	if len(urls) == 0 {
