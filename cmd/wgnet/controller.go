@@ -38,6 +38,9 @@ func newControllerCmd() *cobra.Command {
 	c.Flags().StringVar(&o.Listen, "listen", "127.0.0.1:7443", "address to listen on")
 	c.Flags().StringVar(&o.DataDir, "data", "", "directory for the database and the CA")
 	c.Flags().StringArrayVar(&o.Advertise, "advertise-url", nil, "https URL clients reach the controller at (its host goes into the certificate), repeatable")
+	c.Flags().StringVar(&o.TLSCert, "tls-cert", "", "serve with this certificate (PEM chain, leaf first) instead of one from the controller's CA; with --tls-key")
+	c.Flags().StringVar(&o.TLSKey, "tls-key", "", "the private key of --tls-cert")
+	c.AddCommand(newControllerBackupCmd(), newControllerRestoreCmd(), newControllerAuditCmd())
 	return c
 }
 

@@ -21,8 +21,21 @@ import (
 func startController(t *testing.T) []string {
 	t.Helper()
 	dir := t.TempDir()
+	url, hash, token := startControllerAt(t, filepath.Join(dir, "data"))
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"--controller", url, "--ca-hash", hash, "--token-file", tokenFile}
+}
+
+// startControllerAt runs `wgnet controller --data data` on 127.0.0.1:0 until
+// the test ends and returns its URL, its CA pin and the admin token it
+// printed ("" when the store had one already).
+func startControllerAt(t *testing.T, data string, extra ...string) (url, hash, token string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	cmd := exec.CommandContext(ctx, wgnetBin(t), "controller", "--listen", "127.0.0.1:0", "--data", filepath.Join(dir, "data"))
+	cmd := exec.CommandContext(ctx, wgnetBin(t), append([]string{"controller", "--listen", "127.0.0.1:0", "--data", data}, extra...)...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -31,7 +44,6 @@ func startController(t *testing.T) []string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cancel(); cmd.Wait() })
-	var token, hash string
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
@@ -41,15 +53,11 @@ func startController(t *testing.T) []string {
 		case len(f) == 3 && f[0] == "ca":
 			hash = f[1]
 		case len(f) == 2 && f[0] == "listening":
-			tokenFile := filepath.Join(dir, "token")
-			if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			return []string{"--controller", f[1], "--ca-hash", hash, "--token-file", tokenFile}
+			return f[1], hash, token
 		}
 	}
 	t.Fatalf("controller did not start: %v", sc.Err())
-	return nil
+	return
 }
 
 func TestCLIController(t *testing.T) {
