@@ -1,0 +1,81 @@
+package controller
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/wgnet/wgnet/internal/api"
+	"github.com/wgnet/wgnet/internal/store"
+	"github.com/wgnet/wgnet/internal/wgkey"
+)
+
+// status answers `wgnet status`: each host's address and endpoint from the
+// store, and what its agent last reported (last seen, revision applied, each
+// peer) from the store's status reports, so any controller can answer.
+func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
+	n, hs, err := s.store.Hosts(r.Context(), r.PathValue("network"))
+	if err != nil {
+		return err
+	}
+	reports, err := s.store.Status(r.Context(), n.Name)
+	if err != nil {
+		return err
+	}
+	byHost := map[string]store.HostStatus{}
+	for _, st := range reports {
+		byHost[st.Host] = st
+	}
+	names := map[wgkey.Key]string{}
+	withEndpoint := 0
+	for _, h := range hs {
+		names[h.PublicKey] = h.Name
+		if h.Endpoint != "" {
+			withEndpoint++
+		}
+	}
+	out := api.Status{Network: n.Name, Revision: n.Revision, Hosts: []api.HostStatus{}}
+	for _, h := range hs {
+		a := toAPIHost(h)
+		hst := api.HostStatus{Name: h.Name, Addresses: a.Addresses, Endpoint: h.Endpoint, Hub: h.Hub}
+		if st, ok := byHost[h.Name]; ok {
+			hst.LastSeen = st.Time.Format(time.RFC3339)
+			hst.Revision = st.Revision
+			for _, p := range st.Peers {
+				ps := api.PeerStatus{Host: names[p.PublicKey], PublicKey: p.PublicKey.String(), Endpoint: p.Endpoint, RxBytes: p.RxBytes, TxBytes: p.TxBytes}
+				if !p.LastHandshake.IsZero() {
+					ps.LastHandshake = p.LastHandshake.Format(time.RFC3339)
+				}
+				hst.Peers = append(hst.Peers, ps)
+			}
+		}
+		if n.Topology == "mesh" && h.Endpoint == "" {
+			hst.Notes = append(hst.Notes, fmt.Sprintf("no endpoint: in a mesh it peers only with the %d hosts that have one", withEndpoint))
+		}
+		if n.Topology == "hub" && h.Endpoint == "" && h.Hub {
+			hst.Notes = append(hst.Notes, "the hub has no endpoint: spokes without one can't reach it")
+		}
+		out.Hosts = append(out.Hosts, hst)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// audit answers the audit log after ?since=SEQ, at most 1,000 entries.
+func (s *Server) audit(w http.ResponseWriter, r *http.Request) error {
+	since, err := sinceParam(r)
+	if err != nil {
+		return err
+	}
+	es, err := s.store.Audit(r.Context(), since, 1000)
+	if err != nil {
+		return err
+	}
+	out := api.Audit{Entries: []api.AuditEntry{}}
+	for _, e := range es {
+		out.Entries = append(out.Entries, api.AuditEntry{Seq: e.Seq, Time: e.Time.Format(time.RFC3339Nano), Actor: e.Actor,
+			Network: e.Network, Revision: e.Revision, Action: e.Action, Subject: e.Subject})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
