@@ -13,6 +13,7 @@ import (
 	"github.com/wgnet/wgnet/internal/compile"
 	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/lab"
+	"github.com/wgnet/wgnet/internal/spec"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
 
@@ -61,90 +62,161 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, f labFlags, g global
 	if err != nil {
 		return err
 	}
-	text := format == "text"
-	out := stdout
-	if !text {
-		out = io.Discard
+	d := &demo{out: stdout}
+	if format != "text" {
+		d.out = io.Discard
 	}
-	s, sec, err := lab.Demo()
-	if err != nil {
+	if err := d.compile(); err != nil {
 		return err
 	}
-	hosts, err := compile.Compile(s, sec)
-	if err != nil {
-		return fmt.Errorf("demo: compile: %w", err)
-	}
-
-	fmt.Fprintln(out, "wgnet demo: three servers in three clouds, s1 the hub of 192.168.100.0/24, each with a container")
-	fmt.Fprintln(out, "subnet. The spec is built in memory; keys are generated in memory and not shown.")
-	fmt.Fprintln(out)
-	for _, h := range hosts {
-		printConfig(out, h)
-	}
-
 	opts := labOptions(f, stderr)
-	var disp *lab.Display
-	if text {
-		disp = lab.NewDisplay(stdout, isTerminal(stdout))
-		opts.Progress = disp.Event
-		fmt.Fprintln(out, "Bringing up s1, s2, s3 in this process (wireguard-go on gVisor stacks, UDP on 127.0.0.1)...")
+	if format == "text" {
+		d.disp = lab.NewDisplay(stdout, isTerminal(stdout))
+		opts.Progress = d.disp.Event
+		fmt.Fprintln(d.out, "Bringing up s1, s2, s3 in this process (wireguard-go on gVisor stacks, UDP on 127.0.0.1)...")
 	}
-	l, err := lab.Start(ctx, hosts, opts)
+	l, err := lab.Start(ctx, d.hosts, opts)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
-	first, err := demoProbe(ctx, l, out, disp)
+	d.lab = l
+	first, err := d.probe(ctx)
 	if err != nil {
 		return err
 	}
+	changes, err := d.grow(ctx)
+	if err != nil {
+		return err
+	}
+	second, err := d.probe(ctx)
+	if err != nil {
+		return err
+	}
+	checks := d.sessions(first, second)
+	lab.WriteUnproven(d.out)
+	l.Close()
+	elapsed := time.Since(start)
+	fmt.Fprintf(d.out, "\nDone in %.2fs. Try it on your own network: wgnet lab -f wgnet.yaml, or wgnet lab out/*/wg0.conf.\n", elapsed.Seconds())
 
-	// Grow the network live.
-	if err := lab.DemoAddHost(s, sec); err != nil {
-		return err
-	}
-	hosts, err = compile.Compile(s, sec)
-	if err != nil {
-		return fmt.Errorf("demo: compile: %w", err)
-	}
-	fmt.Fprintln(out, "Adding s4 (192.168.100.13, containers 10.0.9.0/24) live: recompiled; only the difference goes to the")
-	fmt.Fprintln(out, "running devices (no peer or allowed-ip list is replaced, no private key or port touched):")
-	changes, err := l.Apply(ctx, hosts)
-	if err != nil {
-		return err
-	}
-	if disp != nil {
-		disp.Done()
-	}
-	for _, c := range changes {
-		if c.Added {
-			fmt.Fprintf(out, "  %s: new host, started with its config\n", c.Host)
-			continue
-		}
-		for _, ch := range c.Changes {
-			fmt.Fprintf(out, "  %s: %s\n", c.Host, ch)
+	res := demoResult{Before: first, Changes: changes, After: second, Sessions: checks, Unproven: lab.Unproven, Seconds: elapsed.Seconds()}
+	res.Problems = len(first.Matrix.Problems()) + len(second.Matrix.Problems())
+	if format != "text" {
+		if err := writeJSON(stdout, res); err != nil {
+			return err
 		}
 	}
-	fmt.Fprintln(out)
-	for _, h := range hosts {
-		if h.Name == "s4" {
-			printConfig(out, h)
-		}
-	}
-	second, err := demoProbe(ctx, l, out, disp)
-	if err != nil {
-		return err
-	}
+	return res.verdict()
+}
 
-	checks := keptSessions(first.Hosts, second.Hosts)
+// demoResult is what `wgnet demo -o json` prints.
+type demoResult struct {
+	Before   demoStage         `json:"before"`
+	Changes  []lab.HostChanges `json:"changes"`
+	After    demoStage         `json:"after"`
+	Sessions []sessionCheck    `json:"sessions"`
+	Problems int               `json:"problems"`
+	Unproven []string          `json:"unproven"`
+	Seconds  float64           `json:"seconds"`
+}
+
+// verdict fails the demo when a probe was not as intended or a session of the
+// first network was reset while s4 joined.
+func (r demoResult) verdict() error {
+	if r.Problems > 0 {
+		return errProblems("demo: %d probes not as intended", r.Problems)
+	}
+	if kept := keptCount(r.Sessions); kept != len(r.Sessions) {
+		return errProblems("demo: %d of %d sessions were reset while s4 joined", len(r.Sessions)-kept, len(r.Sessions))
+	}
+	return nil
+}
+
+func keptCount(checks []sessionCheck) int {
 	kept := 0
 	for _, c := range checks {
 		if c.Kept {
 			kept++
 		}
 	}
-	fmt.Fprintf(out, "Sessions of the first three servers while s4 joined: %d of %d kept (no new handshake).\n", kept, len(checks))
-	t := newDemoTable(out)
+	return kept
+}
+
+// demo is one run of `wgnet demo`: the network, its lab, and where the text
+// report goes.
+type demo struct {
+	out   io.Writer    // the text report; io.Discard under -o json
+	disp  *lab.Display // live progress; nil under -o json
+	s     *spec.Spec
+	sec   spec.Secrets
+	hosts []intent.Host // the compiled network, as it is now
+	lab   *lab.Lab
+}
+
+// compile builds the demo network, compiles it and prints its introduction
+// and every host's config.
+func (d *demo) compile() error {
+	s, sec, err := lab.Demo()
+	if err != nil {
+		return err
+	}
+	d.s, d.sec = s, sec
+	if d.hosts, err = compile.Compile(s, sec); err != nil {
+		return fmt.Errorf("demo: compile: %w", err)
+	}
+	fmt.Fprintln(d.out, "wgnet demo: three servers in three clouds, s1 the hub of 192.168.100.0/24, each with a container")
+	fmt.Fprintln(d.out, "subnet. The spec is built in memory; keys are generated in memory and not shown.")
+	fmt.Fprintln(d.out)
+	for _, h := range d.hosts {
+		printConfig(d.out, h)
+	}
+	return nil
+}
+
+// grow adds s4 to the spec, recompiles, applies only the difference to the
+// running lab and prints what changed and s4's config.
+func (d *demo) grow(ctx context.Context) ([]lab.HostChanges, error) {
+	if err := lab.DemoAddHost(d.s, d.sec); err != nil {
+		return nil, err
+	}
+	var err error
+	if d.hosts, err = compile.Compile(d.s, d.sec); err != nil {
+		return nil, fmt.Errorf("demo: compile: %w", err)
+	}
+	fmt.Fprintln(d.out, "Adding s4 (192.168.100.13, containers 10.0.9.0/24) live: recompiled; only the difference goes to the")
+	fmt.Fprintln(d.out, "running devices (no peer or allowed-ip list is replaced, no private key or port touched):")
+	changes, err := d.lab.Apply(ctx, d.hosts)
+	if err != nil {
+		return nil, err
+	}
+	if d.disp != nil {
+		d.disp.Done()
+	}
+	for _, c := range changes {
+		if c.Added {
+			fmt.Fprintf(d.out, "  %s: new host, started with its config\n", c.Host)
+			continue
+		}
+		for _, ch := range c.Changes {
+			fmt.Fprintf(d.out, "  %s: %s\n", c.Host, ch)
+		}
+	}
+	fmt.Fprintln(d.out)
+	for _, h := range d.hosts {
+		if h.Name == "s4" {
+			printConfig(d.out, h)
+		}
+	}
+	return changes, nil
+}
+
+// sessions compares the sessions of the first network before and after s4
+// joined, prints the table, and returns the comparison.
+func (d *demo) sessions(first, second demoStage) []sessionCheck {
+	checks := keptSessions(first.Hosts, second.Hosts)
+	kept := keptCount(checks)
+	fmt.Fprintf(d.out, "Sessions of the first three servers while s4 joined: %d of %d kept (no new handshake).\n", kept, len(checks))
+	t := newDemoTable(d.out)
 	fmt.Fprintln(t, "HOST\tPEER\tHANDSHAKES BEFORE\tAFTER\tLATEST HANDSHAKE BEFORE\tAFTER\t")
 	for _, c := range checks {
 		state := "kept"
@@ -155,34 +227,13 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, f labFlags, g global
 			c.LastBefore.Format("15:04:05.000"), c.LastAfter.Format("15:04:05.000"), state)
 	}
 	t.Flush()
-	fmt.Fprintln(out)
-	lab.WriteUnproven(out)
-	l.Close()
-	elapsed := time.Since(start)
-	fmt.Fprintf(out, "\nDone in %.2fs. Try it on your own network: wgnet lab -f wgnet.yaml, or wgnet lab out/*/wg0.conf.\n", elapsed.Seconds())
+	fmt.Fprintln(d.out)
+	return checks
+}
 
-	problems := len(first.Matrix.Problems()) + len(second.Matrix.Problems())
-	if !text {
-		err := writeJSON(stdout, struct {
-			Before   demoStage         `json:"before"`
-			Changes  []lab.HostChanges `json:"changes"`
-			After    demoStage         `json:"after"`
-			Sessions []sessionCheck    `json:"sessions"`
-			Problems int               `json:"problems"`
-			Unproven []string          `json:"unproven"`
-			Seconds  float64           `json:"seconds"`
-		}{first, changes, second, checks, problems, lab.Unproven, elapsed.Seconds()})
-		if err != nil {
-			return err
-		}
-	}
-	if problems > 0 {
-		return errProblems("demo: %d probes not as intended", problems)
-	}
-	if kept != len(checks) {
-		return errProblems("demo: %d of %d sessions were reset while s4 joined", len(checks)-kept, len(checks))
-	}
-	return nil
+// probe probes the lab and prints status and matrix.
+func (d *demo) probe(ctx context.Context) (demoStage, error) {
+	return demoProbe(ctx, d.lab, d.out, d.disp)
 }
 
 // demoProbe probes the lab and prints status and matrix.
