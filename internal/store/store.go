@@ -286,10 +286,18 @@ type Store interface {
 	Close() error
 }
 
-// Allocate fills in h's missing addresses from subnets given the addresses
-// already used, by ipam's rules, and checks the ones given. Implementations
-// call it inside their writing transaction.
-func Allocate(subnets []netip.Prefix, used []netip.Addr, h *Host) error {
+// Taken reports whether an address is used in the network; an implementation
+// answers from its unique index, without reading the other addresses.
+type Taken func(a netip.Addr) (bool, error)
+
+// AllocateFrom is Allocate for a store that keeps, per subnet, a floor: an
+// address below which every allocatable address of the subnet is taken (the
+// invalid Addr when it knows none). It checks the addresses h has with taken
+// and allocates the missing ones by probing upward from the floor, so an add
+// costs a few index lookups however many hosts there are, and gives the
+// address ipam.Next would: the lowest free one. It raises floors past what it
+// allocated; a store lowers a floor when it frees an address below it.
+func AllocateFrom(subnets []netip.Prefix, floors map[netip.Prefix]netip.Addr, taken Taken, h *Host) error {
 	h.Addresses = slices.Clone(h.Addresses)
 	for _, a := range h.Addresses {
 		sub, ok := subnetOf(subnets, a)
@@ -299,7 +307,9 @@ func Allocate(subnets []netip.Prefix, used []netip.Addr, h *Host) error {
 		if err := ipam.Check(sub, a); err != nil {
 			return fmt.Errorf("address %s: %w: %v", a, ErrInvalid, err)
 		}
-		if slices.Contains(used, a) {
+		if t, err := taken(a); err != nil {
+			return err
+		} else if t {
 			return fmt.Errorf("address %s: %w: taken", a, ErrConflict)
 		}
 	}
@@ -307,13 +317,38 @@ func Allocate(subnets []netip.Prefix, used []netip.Addr, h *Host) error {
 		if slices.ContainsFunc(h.Addresses, func(a netip.Addr) bool { return a.Is4() == sub.Addr().Is4() }) {
 			continue
 		}
-		a, err := ipam.Next(sub, used)
+		a, err := nextFree(sub, floors[sub], taken)
 		if err != nil {
-			return fmt.Errorf("allocate: %w: %v", ErrConflict, err)
+			return err
 		}
 		h.Addresses = append(h.Addresses, a)
+		floors[sub] = a.Next()
 	}
 	return nil
+}
+
+// nextFree is ipam.Next's walk started at floor instead of the subnet's
+// first address, asking taken instead of a set.
+func nextFree(sub netip.Prefix, floor netip.Addr, taken Taken) (netip.Addr, error) {
+	sub = sub.Masked()
+	a := sub.Addr().Next()
+	if ipam.PointToPoint(sub) {
+		a = sub.Addr()
+	}
+	if floor.IsValid() && sub.Contains(floor) && a.Less(floor) {
+		a = floor
+	}
+	bcast, hasBcast := ipam.Broadcast(sub)
+	for ; a.IsValid() && sub.Contains(a) && !(hasBcast && a == bcast); a = a.Next() {
+		t, err := taken(a)
+		if err != nil {
+			return netip.Addr{}, err
+		}
+		if !t {
+			return a, nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("allocate: %w: allocate address in %s: %v", ErrConflict, sub, ipam.ErrFull)
 }
 
 func subnetOf(subnets []netip.Prefix, a netip.Addr) (netip.Prefix, bool) {

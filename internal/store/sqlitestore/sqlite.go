@@ -13,6 +13,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"net/url"
 	"slices"
@@ -79,6 +80,12 @@ CREATE TABLE IF NOT EXISTS audit (
 	revision INTEGER NOT NULL,
 	action   TEXT NOT NULL,
 	subject  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alloc_floor (
+	network TEXT NOT NULL,
+	subnet  TEXT NOT NULL,
+	addr    TEXT NOT NULL, -- every allocatable address of subnet below addr is taken
+	PRIMARY KEY (network, subnet)
 );
 CREATE TABLE IF NOT EXISTS host_status (
 	network  TEXT NOT NULL,
@@ -257,7 +264,7 @@ func (s *Store) DeleteNetwork(ctx context.Context, name string) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM tokens WHERE network = ?`, name); err != nil {
 			return err
 		}
-		for _, q := range []string{`DELETE FROM addresses WHERE network = ?`, `DELETE FROM host_status WHERE network = ?`} {
+		for _, q := range []string{`DELETE FROM addresses WHERE network = ?`, `DELETE FROM host_status WHERE network = ?`, `DELETE FROM alloc_floor WHERE network = ?`} {
 			if _, err := tx.ExecContext(ctx, q, name); err != nil {
 				return err
 			}
@@ -309,8 +316,9 @@ func (s *Store) Enroll(ctx context.Context, hash store.TokenHash, now time.Time,
 }
 
 // addHostTx is AddHost inside tx. It reads what the change can conflict
-// with, not the whole network: the name and key by their unique indexes, the
-// used addresses (one column) for allocation, and the hosts Validate needs.
+// with, not the whole network: the name, key and addresses by their unique
+// indexes (allocation probes up from the subnet's floor), and the hosts
+// Validate needs.
 func addHostTx(ctx context.Context, tx *sql.Tx, network string, h store.Host, v store.Validate) (store.Host, uint64, error) {
 	var rev uint64
 	err := func() error {
@@ -321,12 +329,8 @@ func addHostTx(ctx context.Context, tx *sql.Tx, network string, h store.Host, v 
 		if err := unique(ctx, tx, network, h.Name, h.PublicKey, true); err != nil {
 			return err
 		}
-		used, err := usedAddrsTx(ctx, tx, network, "")
-		if err != nil {
+		if err := allocateTx(ctx, tx, n, "", &h); err != nil {
 			return err
-		}
-		if err := store.Allocate(n.Subnets, used, &h); err != nil {
-			return fmt.Errorf("host %s: %w", h.Name, err)
 		}
 		switch {
 		case h.Hub && n.Topology != "hub":
@@ -428,15 +432,15 @@ func (s *Store) SetHost(ctx context.Context, network, name string, c store.HostC
 			keep := slices.DeleteFunc(slices.Clone(h.Addresses), func(a netip.Addr) bool {
 				return slices.ContainsFunc(c.Addresses, func(b netip.Addr) bool { return a.Is4() == b.Is4() })
 			})
+			freed := slices.DeleteFunc(slices.Clone(hs[0].Addresses), func(a netip.Addr) bool { return slices.Contains(keep, a) })
 			h.Addresses = append(slices.Clone(c.Addresses), keep...)
-			used, err := usedAddrsTx(ctx, tx, network, name)
-			if err != nil {
+			if err := allocateTx(ctx, tx, n, name, &h); err != nil {
 				return err
 			}
-			if err := store.Allocate(n.Subnets, used, &h); err != nil {
-				return fmt.Errorf("host %s: %w", name, err)
-			}
 			slices.SortFunc(h.Addresses, func(a, b netip.Addr) int { return a.Compare(b) })
+			if err := lowerFloors(ctx, tx, n, freed); err != nil {
+				return err
+			}
 		}
 		if c.Hub {
 			if n.Topology != "hub" {
@@ -493,6 +497,15 @@ func (s *Store) RemoveHost(ctx context.Context, network, name string) (uint64, e
 			}
 			n.Hub = ""
 			if err := setHub(ctx, tx, n); err != nil {
+				return err
+			}
+		}
+		freed, err := hostsTx(ctx, tx, network, `name = ?`, name)
+		if err != nil {
+			return err
+		}
+		if len(freed) == 1 {
+			if err := lowerFloors(ctx, tx, n, freed[0].Addresses); err != nil {
 				return err
 			}
 		}
@@ -830,31 +843,82 @@ func hostsTx(ctx context.Context, tx *sql.Tx, network, cond string, args ...any)
 	return hosts, arows.Err()
 }
 
-// usedAddrsTx returns the addresses of the network's hosts but except.
-func usedAddrsTx(ctx context.Context, tx *sql.Tx, network, except string) ([]netip.Addr, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT addr FROM addresses WHERE network = ? AND host != ?`, network, except)
+// allocateTx checks h's addresses and allocates the missing ones
+// (store.AllocateFrom): each probe is a lookup in the addresses' primary key
+// (another host's address, not except's), each subnet starts at its stored
+// floor, and the floors raised are stored.
+func allocateTx(ctx context.Context, tx *sql.Tx, n store.Network, except string, h *store.Host) error {
+	floors, err := floorsTx(ctx, tx, n)
+	if err != nil {
+		return err
+	}
+	before := maps.Clone(floors)
+	taken := func(a netip.Addr) (bool, error) {
+		var one int
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM addresses WHERE network = ? AND addr = ? AND host != ?`, n.Name, a.String(), except).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	if err := store.AllocateFrom(n.Subnets, floors, taken, h); err != nil {
+		return fmt.Errorf("host %s: %w", h.Name, err)
+	}
+	for sub, a := range floors {
+		if a != before[sub] {
+			if err := setFloor(ctx, tx, n.Name, sub, a); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// lowerFloors lowers the floor of each freed address's subnet to it.
+func lowerFloors(ctx context.Context, tx *sql.Tx, n store.Network, freed []netip.Addr) error {
+	floors, err := floorsTx(ctx, tx, n)
+	if err != nil {
+		return err
+	}
+	for _, a := range freed {
+		for _, sub := range n.Subnets {
+			if f, ok := floors[sub]; ok && sub.Contains(a) && a.Less(f) {
+				floors[sub] = a
+				if err := setFloor(ctx, tx, n.Name, sub, a); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func floorsTx(ctx context.Context, tx *sql.Tx, n store.Network) (map[netip.Prefix]netip.Addr, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT subnet, addr FROM alloc_floor WHERE network = ?`, n.Name)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var used []netip.Addr
+	floors := map[netip.Prefix]netip.Addr{}
 	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
+		var sub, addr string
+		if err := rows.Scan(&sub, &addr); err != nil {
 			return nil, err
 		}
-		a, err := netip.ParseAddr(s)
-		if err != nil {
-			return nil, fmt.Errorf("stored address %q: %w", s, err)
+		p, err1 := netip.ParsePrefix(sub)
+		a, err2 := netip.ParseAddr(addr)
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, fmt.Errorf("stored allocation floor: %w", err)
 		}
-		used = append(used, a)
+		floors[p] = a
 	}
-	return used, rows.Err()
+	return floors, rows.Err()
 }
 
-func sortedHosts(hs []store.Host) []store.Host {
-	slices.SortFunc(hs, func(a, b store.Host) int { return strings.Compare(a.Name, b.Name) })
-	return hs
+func setFloor(ctx context.Context, tx *sql.Tx, network string, sub netip.Prefix, a netip.Addr) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO alloc_floor (network, subnet, addr) VALUES (?, ?, ?)
+		ON CONFLICT (network, subnet) DO UPDATE SET addr = excluded.addr`, network, sub.String(), a.String())
+	return err
 }
 
 func joinPrefixes(ps []netip.Prefix) string {
@@ -878,4 +942,9 @@ func splitPrefixes(s string) ([]netip.Prefix, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+func sortedHosts(hs []store.Host) []store.Host {
+	slices.SortFunc(hs, func(a, b store.Host) int { return strings.Compare(a.Name, b.Name) })
+	return hs
 }

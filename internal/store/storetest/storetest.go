@@ -40,6 +40,7 @@ func Run(t *testing.T, open Open) {
 		{"Audit", testAudit},
 		{"StatusReports", testStatus},
 		{"TokenRoutes", testTokenRoutes},
+		{"AllocationLowestFree", testAllocationLowestFree},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -722,4 +723,48 @@ func testTokenRoutes(t *testing.T, s store.Store) {
 	if tok, _ := s.LookupToken(ctx, h); tok.Uses != 1 {
 		t.Errorf("uses left = %d, want 1 (the refused enrollment used none)", tok.Uses)
 	}
+}
+
+// testAllocationLowestFree: an allocated address is always the lowest free one
+// (ipam's rule), also after removals and address changes free lower ones.
+func testAllocationLowestFree(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustNetwork(t, s, "n", "mesh", "10.0.0.0/24", "fd00::/64")
+	add := func(name string, key int, want ...string) {
+		t.Helper()
+		h, _, err := s.AddHost(ctx, "n", store.Host{Name: name, PublicKey: Key(key)}, nil)
+		if err != nil {
+			t.Fatalf("add %s: %v", name, err)
+		}
+		if got := fmt.Sprint(h.Addresses); got != fmt.Sprint(addrs(want...)) {
+			t.Errorf("add %s: addresses %s, want %v", name, got, want)
+		}
+	}
+	add("a", 1, "10.0.0.1", "fd00::1")
+	add("b", 2, "10.0.0.2", "fd00::2")
+	add("c", 3, "10.0.0.3", "fd00::3")
+	if _, err := s.RemoveHost(ctx, "n", "b"); err != nil {
+		t.Fatal(err)
+	}
+	add("d", 4, "10.0.0.2", "fd00::2")
+	if _, _, err := s.SetHost(ctx, "n", "a", store.HostChanges{Addresses: addrs("10.0.0.10")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	add("e", 5, "10.0.0.1", "fd00::4")
+	add("f", 6, "10.0.0.4", "fd00::5")
+	if _, _, err := s.AddHost(ctx, "n", store.Host{Name: "g", PublicKey: Key(7), Addresses: addrs("10.0.0.5")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	add("h", 8, "10.0.0.6", "fd00::7")
+	if _, _, err := s.AddHost(ctx, "n", store.Host{Name: "i", PublicKey: Key(9), Addresses: addrs("10.0.0.6")}, nil); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("add with a taken address = %v, want ErrConflict", err)
+	}
+}
+
+func addrs(ss ...string) []netip.Addr {
+	var out []netip.Addr
+	for _, s := range ss {
+		out = append(out, netip.MustParseAddr(s))
+	}
+	return out
 }
