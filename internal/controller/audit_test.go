@@ -65,7 +65,7 @@ func TestAuditAndStatus(t *testing.T) {
 		}
 	}
 	want := []row{
-		{"unknown", "token-created", "admin " + store.HashToken(f.token).ID()}, // the first admin token, made at start
+		{"controller (first start)", "token-created", "admin " + store.HashToken(f.token).ID()},
 		{admin, "network-created", "n"},
 		{admin, "host-added", "a"},
 		{admin, "token-created", "enroll " + tok.ID},

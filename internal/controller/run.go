@@ -108,6 +108,7 @@ func EnsureAdminToken(ctx context.Context, st store.Store) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	ctx = store.WithActor(ctx, "controller (first start)")
 	if err := st.CreateToken(ctx, store.Token{Hash: store.HashToken(tok), Kind: store.AdminToken}); err != nil {
 		return "", err
 	}
