@@ -145,7 +145,7 @@ func newProcRace(t *testing.T, rng *rand.Rand) *procRace {
 			}
 			peers = append(peers, peerView(pe.PublicKey.String(), ps))
 		}
-		r.wants = append(r.wants, view(addrs, peers, !h.Firewall.Empty()))
+		r.wants = append(r.wants, view(addrs, peers, !h.Firewall.Empty(), h.Forward))
 	}
 	r.before = snapshot(t, r.ns)
 	return r
@@ -436,12 +436,12 @@ func (r *procRace) check() []string {
 }
 
 // view prints an interface: its addresses, its peers with their allowed IPs,
-// and whether wgnet's firewall table is there.
-func view(addrs, peers []string, firewall bool) string {
+// whether wgnet's firewall table is there, and whether it forwards.
+func view(addrs, peers []string, firewall bool, fwd intent.Forwarding) string {
 	addrs, peers = slices.Clone(addrs), slices.Clone(peers)
 	slices.Sort(addrs)
 	slices.Sort(peers)
-	return fmt.Sprintf("addresses %v firewall %v peers %q", addrs, firewall, peers)
+	return fmt.Sprintf("addresses %v firewall %v forwarding %+v peers %q", addrs, firewall, fwd, peers)
 }
 
 func peerView(key string, allowed []string) string {
@@ -468,7 +468,15 @@ func (r *procRace) deviceView() string {
 		}
 		peers = append(peers, peerView(f[0], ps))
 	}
-	return view(r.addresses(), peers, len(r.tables()) > 0)
+	var fwd intent.Forwarding
+	for _, f := range []struct {
+		key string
+		on  *bool
+	}{{"net.ipv4.conf." + r.name + ".forwarding", &fwd.V4}, {"net.ipv6.conf." + r.name + ".force_forwarding", &fwd.V6}} {
+		out, err := r.ns.Try("sysctl", "-n", f.key)
+		*f.on = err == nil && strings.TrimSpace(out) == "1"
+	}
+	return view(r.addresses(), peers, len(r.tables()) > 0, fwd)
 }
 
 func sameSet(a, b []string) bool {
