@@ -39,7 +39,7 @@ var procOps = []string{"up", "up-confirm", "down", "sync", "sync-confirm", "conf
 
 // procRefusal matches what wgnet says when it declines for the state the
 // interface is in, which concurrent callers must expect.
-var procRefusal = regexp.MustCompile(`already up|is not up|no such WireGuard interface|not up \(no |waiting for confirmation|no change is waiting|is busy|another wgnet`)
+var procRefusal = regexp.MustCompile(`already up|no such WireGuard interface|not up \(no |waiting for confirmation|no change is waiting`)
 
 // TestProcessRaces is TestEngineRaces with real processes: in a namespace of
 // its own, several wgnet processes at once run random `up`, `up --confirm`,
@@ -264,7 +264,7 @@ func (r *procRace) command(rng *rand.Rand) []string {
 }
 
 // run runs one wgnet command in the namespace and sorts its outcome: ok,
-// refused (procRefusal) or failed, which the test reports.
+// refused (procRefusal, with what matched) or failed, which the test reports.
 func (r *procRace) run(argv []string) (op, outcome string) {
 	op = argv[0]
 	if slices.Contains(argv, "--confirm") {
@@ -279,7 +279,7 @@ func (r *procRace) run(argv []string) (op, outcome string) {
 	switch {
 	case err == nil:
 	case procRefusal.MatchString(out):
-		outcome = "refused"
+		outcome = "refused(" + procRefusal.FindString(out) + ")"
 	default:
 		outcome = "failed"
 		r.t.Errorf("wgnet %s: %v\n%s", strings.Join(argv, " "), err, out)
