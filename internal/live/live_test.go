@@ -248,7 +248,8 @@ func TestProbesBounded(t *testing.T) {
 	w := healthy(t)
 	var peers []device.PeerConfig
 	for i := range 100 {
-		a := netip.AddrFrom4([4]byte{10, 99, 1, byte(i + 1)}) // not .0: no probe goes to a network address
+		// Not .0: no probe goes to a network address.
+		a := netip.AddrFrom4([4]byte{10, 99, 1, byte(i + 1)})
 		w.probe.pathMTU[a] = 1300 // every one too small: the most probes
 		peers = append(peers, device.PeerConfig{PublicKey: mustKey(), AllowedIPs: []netip.Prefix{netip.PrefixFrom(a, 32)}})
 	}
