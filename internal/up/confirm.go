@@ -455,14 +455,11 @@ func TryUp(ctx context.Context, req Request, opts SyncOptions) (*State, *Pending
 	if opts.Confirm.Within <= 0 {
 		return nil, nil, errors.New("TryUp needs a confirmation time")
 	}
-	unlock, err := lockInterface(opts.StateDir, req.Name)
+	unlock, err := lockForChange(ctx, &opts, req.Name)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer unlock()
-	if err := recoverPending(ctx, &opts, req.Name); err != nil {
-		return nil, nil, err
-	}
 	st, pend, _, err := tryUpLocked(ctx, req, &opts)
 	return st, pend, err
 }

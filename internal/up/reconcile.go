@@ -19,20 +19,32 @@ import (
 // the exported ones take the interface's lock and check their own preconditions;
 // the functions they call, named ...Locked, expect the lock held.
 
+// lockForChange takes interface name's lock and settles a change left pending
+// without a live timer (recoverPending): how every entry point that changes the
+// interface begins. The caller runs unlock when done.
+func lockForChange(ctx context.Context, opts *SyncOptions, name string) (unlock func(), err error) {
+	unlock, err = lockInterface(opts.StateDir, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := recoverPending(ctx, opts, name); err != nil {
+		unlock()
+		return nil, err
+	}
+	return unlock, nil
+}
+
 // Reconcile makes interface req.Name what req.Host says: it creates the
 // interface when it is absent (as Up does) and changes only what differs when it
 // is there (as Sync does, adopting an interface another tool made). It returns
 // what it did. With opts.Confirm the change is provisional, as with TryUp or Sync.
 func Reconcile(ctx context.Context, req Request, opts SyncOptions) (*Plan, error) {
 	opts.defaults()
-	unlock, err := lockInterface(opts.StateDir, req.Name)
+	unlock, err := lockForChange(ctx, &opts, req.Name)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	if err := recoverPending(ctx, &opts, req.Name); err != nil {
-		return nil, err
-	}
 	d, _, err := opts.Open(req.Name)
 	switch {
 	case err == nil:

@@ -73,14 +73,11 @@ func PlanSync(ctx context.Context, req Request, opts SyncOptions) (*Plan, error)
 // undone by a detached timer unless Confirm runs in time.
 func Sync(ctx context.Context, req Request, opts SyncOptions) (*Plan, error) {
 	opts.defaults()
-	unlock, err := lockInterface(opts.StateDir, req.Name)
+	unlock, err := lockForChange(ctx, &opts, req.Name)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	if err := recoverPending(ctx, &opts, req.Name); err != nil {
-		return nil, err
-	}
 	return syncLocked(ctx, req, &opts)
 }
 
