@@ -285,19 +285,29 @@ func cancelPending(opts *SyncOptions, pf *pendingFile) error {
 	return nil
 }
 
+// lockPending takes interface name's lock and reads the change waiting for
+// confirmation; the caller runs unlock when done.
+func lockPending(dir, name string) (unlock func(), pf *pendingFile, err error) {
+	unlock, err = lockInterface(dir, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if pf, err = loadPendingFile(dir, name); err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return unlock, pf, nil
+}
+
 // ConfirmChange keeps the change of interface name that is waiting for
 // confirmation: the pending file goes, and the timer exits.
 func ConfirmChange(name string, opts SyncOptions) (*Pending, error) {
 	opts.defaults()
-	unlock, err := lockInterface(opts.StateDir, name)
+	unlock, pf, err := lockPending(opts.StateDir, name)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	pf, err := loadPendingFile(opts.StateDir, name)
-	if err != nil {
-		return nil, err
-	}
 	if why := pf.orphaned(time.Now()); why != "" {
 		opts.logf("%s: the change by `wgnet %s` at %s was waiting for confirmation, but %s; keeping it", name, pf.Command, pf.Created.Local().Format(time.TimeOnly), why)
 	}
@@ -311,15 +321,11 @@ func ConfirmChange(name string, opts SyncOptions) (*Pending, error) {
 // now: what the timer does at the deadline.
 func Rollback(ctx context.Context, name string, opts SyncOptions) (*Pending, error) {
 	opts.defaults()
-	unlock, err := lockInterface(opts.StateDir, name)
+	unlock, pf, err := lockPending(opts.StateDir, name)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	pf, err := loadPendingFile(opts.StateDir, name)
-	if err != nil {
-		return nil, err
-	}
 	if err := rollbackLocked(ctx, &opts, pf); err != nil {
 		return &pf.Pending, err
 	}
