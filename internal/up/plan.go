@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/wgnet/wgnet/internal/devconf"
 	"github.com/wgnet/wgnet/internal/intent"
@@ -47,6 +46,8 @@ type plan struct {
 	subnets []netip.Prefix
 
 	preUp, postUp, preDown, postDown []string
+	// dns are the DNS = entries, for resolvconf at create (setDNS).
+	dns []string
 
 	peers map[string]string // public key → name
 }
@@ -102,9 +103,7 @@ func (pl *planner) bad(format string, a ...any) { pl.errs = append(pl.errs, fmt.
 // rather than half-implements, the key file, the routing table, addresses and MTU.
 func (pl *planner) iface() {
 	ic, p := pl.h, pl.p
-	if len(ic.DNS) > 0 {
-		pl.bad("%sDNS = %s: not supported: wgnet does not manage the resolver; use a PostUp/PostDown hook with resolvconf", where(ic.Pos, wgconf.KeyDNS), strings.Join(ic.DNS, ", "))
-	}
+	p.dns = slices.Clone(ic.DNS)
 	if ic.SaveConfig {
 		pl.bad("%sSaveConfig = true: not supported: wgnet never writes the config back; change the file or the spec instead", where(ic.Pos, wgconf.KeySaveConfig))
 	}

@@ -72,6 +72,9 @@ func Reconcile(ctx context.Context, req Request, opts SyncOptions) (*Plan, error
 // undoes what was done.
 func createLocked(ctx context.Context, req Request, p *plan, opts *SyncOptions) (*State, *Plan, error) {
 	o := &opts.Options
+	if err := p.needResolvconf(o); err != nil {
+		return nil, nil, err
+	}
 	h := o.Host
 	mtu := p.mtu
 	if mtu == 0 {
@@ -154,6 +157,9 @@ func createStepsLocked(ctx context.Context, p *plan, mtu int, st *State, opts *S
 		o.logf("note: %s", n)
 	}
 	if err := s.applyAndVerify(); err != nil {
+		return nil, err
+	}
+	if err := setDNS(ctx, p, st, o); err != nil {
 		return nil, err
 	}
 	for _, hook := range p.postUp {

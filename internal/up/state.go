@@ -54,6 +54,11 @@ type State struct {
 	// it hands its record of the old value over to that interface instead.
 	Needs    []string `json:"needs,omitempty"`
 	Firewall string   `json:"firewall,omitempty"` // nftables inet table created by up
+	// DNS are the config's DNS = entries up handed to resolvconf, as the record
+	// DNSName (PREFIX+NAME, read from the interface-order file at up); down runs
+	// resolvconf -d DNSName -f. Empty when the config has no DNS.
+	DNS     []string `json:"dns,omitempty"`
+	DNSName string   `json:"dns_name,omitempty"`
 
 	// Hooks to run on down, from the config as it was at up.
 	PreDown  []string `json:"pre_down,omitempty"`

@@ -330,6 +330,10 @@ func (s *syncer) addNotes() {
 	if len(s.p.preUp)+len(s.p.postUp) > 0 {
 		note("sync does not run PreUp/PostUp hooks")
 	}
+	if prevDNS := s.st.DNS; !slices.Equal(s.p.dns, prevDNS) {
+		note("DNS changes from [%s] to [%s]: sync does not change DNS (nor does wg-quick); down and up to apply it",
+			strings.Join(prevDNS, ", "), strings.Join(s.p.dns, ", "))
+	}
 	if s.opts.NoForwarding {
 		note("--no-forwarding: forwarding sysctls and MSS clamping are left alone")
 	}

@@ -81,6 +81,13 @@ type Options struct {
 	// Resolve turns an endpoint host name into an address; nil means the system
 	// resolver (IPv4 preferred, like wg).
 	Resolve func(ctx context.Context, host string) (netip.Addr, error)
+	// Resolvconf is the resolvconf command that sets a config's DNS = (as
+	// wg-quick does); "" means resolvconf on PATH.
+	Resolvconf string
+	// InterfaceOrder is resolvconf's interface-order file, read for the prefix
+	// of the resolvconf record's name as wg-quick does; "" means
+	// DefaultInterfaceOrder.
+	InterfaceOrder string
 }
 
 func (o *Options) defaults() {
@@ -140,8 +147,11 @@ func (o *Options) logf(format string, a ...any) {
 // host names are resolved).
 func Check(ctx context.Context, req Request, opts Options) error {
 	opts.defaults()
-	_, err := makePlan(ctx, req, &opts)
-	return err
+	p, err := makePlan(ctx, req, &opts)
+	if err != nil {
+		return err
+	}
+	return p.needResolvconf(&opts)
 }
 
 // Up brings the interface up: it must not be up already. Invalid input is
@@ -362,6 +372,7 @@ func downLocked(ctx context.Context, name string, opts *Options) error {
 func teardown(st *State, o *Options) error {
 	h := o.Host
 	var errs []error
+	unsetDNS(st, o)
 	gone := func(err error) bool { return err == nil || errors.Is(err, hostnet.ErrNotFound) }
 	if st.Firewall != "" {
 		o.logf("nft delete table inet %s", st.Firewall)
