@@ -37,7 +37,8 @@ func lockForChange(ctx context.Context, opts *SyncOptions, name string) (unlock 
 // Reconcile makes interface req.Name what req.Host says: it creates the
 // interface when it is absent (as Up does) and changes only what differs when it
 // is there (as Sync does, adopting an interface another tool made). It returns
-// what it did. With opts.Confirm the change is provisional, as with TryUp or Sync.
+// what it did. A record left by an interface another tool removed is cleaned
+// up and the interface created again. With opts.Confirm the change is provisional, as with TryUp or Sync.
 func Reconcile(ctx context.Context, req Request, opts SyncOptions) (*Plan, error) {
 	opts.defaults()
 	unlock, err := lockForChange(ctx, &opts, req.Name)
@@ -52,9 +53,6 @@ func Reconcile(ctx context.Context, req Request, opts SyncOptions) (*Plan, error
 		return syncLocked(ctx, req, &opts)
 	case !errors.Is(err, device.ErrNotFound):
 		return nil, err
-	}
-	if _, err := LoadState(opts.StateDir, req.Name); err == nil {
-		return syncLocked(ctx, req, &opts) // says it is not running
 	}
 	var plan *Plan
 	if opts.Confirm.Within > 0 {

@@ -8,14 +8,17 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/wgnet/wgnet/internal/device"
 	"github.com/wgnet/wgnet/internal/device/devicetest"
+	"github.com/wgnet/wgnet/internal/hostnet"
 	"github.com/wgnet/wgnet/internal/hostnet/hostnettest"
 	"github.com/wgnet/wgnet/internal/wgconf"
 	"github.com/wgnet/wgnet/internal/wgkey"
@@ -278,41 +281,45 @@ func TestReconcileUnchangedIsNoop(t *testing.T) {
 	}
 }
 
-// TestReconcileDeviceGoneStateKept: when the device went away behind wgnet's
-// back and its state stayed, Reconcile refuses with ErrNotRunning and changes
-// nothing; after down (which forgets the state) it creates the interface again.
-func TestReconcileDeviceGoneStateKept(t *testing.T) {
+// TestReconcileDeviceGoneCleansUp: when the device went away behind wgnet's
+// back (the daemon died, ip link del) and its state stayed, Reconcile removes
+// what the record lists, says so, and creates the interface again as it was.
+// Sync, which does not create, still refuses with ErrNotRunning.
+func TestReconcileDeviceGoneCleansUp(t *testing.T) {
 	fx := newEngineFx(t)
 	r := req("wg0", hubConfig(), true, true)
 	fx.reconcile(t, "up", r)
+	up1 := fx.host.Snapshot()
 	if err := fx.devs.Remove(Created{}, "wg0"); err != nil { // the daemon died
 		t.Fatal(err)
 	}
-	state, _ := os.ReadFile(statePath(fx.opts.StateDir, "wg0"))
-	before := fx.host.Snapshot()
-	_, err := Reconcile(context.Background(), r, fx.opts)
+	_, err := Sync(context.Background(), r, fx.opts)
 	var se *StateError
 	if !errors.Is(err, ErrNotRunning) || !errors.As(err, &se) || se.Name != "wg0" {
-		t.Fatalf("Reconcile with the device gone = %v, want a StateError ErrNotRunning", err)
-	}
-	if calls := fx.rec.Take(); len(calls) != 0 {
-		t.Errorf("calls made by a refused reconcile: %q", calls)
-	}
-	if diff := cmp.Diff(before, fx.host.Snapshot(), worldOpts...); diff != "" {
-		t.Errorf("host (-before +after):\n%s", diff)
-	}
-	if after, _ := os.ReadFile(statePath(fx.opts.StateDir, "wg0")); !bytes.Equal(state, after) {
-		t.Errorf("state file changed by a refused reconcile")
-	}
-	if err := Down(context.Background(), "wg0", fx.opts.Options); err != nil {
-		t.Fatalf("Down of an interface whose device is gone: %v", err)
+		t.Fatalf("Sync with the device gone = %v, want a StateError ErrNotRunning", err)
 	}
 	fx.rec.Take()
+	plan, err := Reconcile(context.Background(), r, fx.opts)
+	if err != nil {
+		t.Fatalf("Reconcile after the device went: %v\n%s", err, fx.log.String())
+	}
+	if !plan.linkUp {
+		t.Errorf("reconcile did not create the interface again:\n%s", planText(plan))
+	}
+	if calls := fx.rec.Take(); !slices.Contains(calls, "DeleteFirewall wgnet-wg0") || !slices.Contains(calls, "Create wg0") {
+		t.Errorf("calls: %q, want the stale table deleted and the interface created", calls)
+	}
+	if !strings.Contains(fx.log.String(), "wg0 is gone but its record") {
+		t.Errorf("log does not say the stale record was cleaned:\n%s", fx.log.String())
+	}
+	if diff := cmp.Diff(up1, fx.host.Snapshot(), append(worldOpts, cmpopts.IgnoreFields(hostnet.Link{}, "Index"))...); diff != "" {
+		t.Errorf("host after the second up (-first +second):\n%s", diff)
+	}
+	if err := Down(context.Background(), "wg0", fx.opts.Options); err != nil {
+		t.Fatal(err)
+	}
 	if diff := cmp.Diff(fx.base, fx.host.Snapshot(), worldOpts...); diff != "" {
 		t.Errorf("host after down (-before +after):\n%s", diff)
-	}
-	if plan := fx.reconcile(t, "up again", r); !plan.linkUp {
-		t.Errorf("reconcile after down did not create the interface:\n%s", planText(plan))
 	}
 }
 

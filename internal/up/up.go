@@ -169,10 +169,14 @@ func Up(ctx context.Context, req Request, opts Options) (*State, error) {
 	return st, err
 }
 
-// upLocked checks that the interface is absent and creates it.
+// upLocked checks that the interface is absent and creates it. A record left by
+// an interface another tool removed is cleaned up first (cleanStaleLocked).
 func upLocked(ctx context.Context, req Request, opts *SyncOptions) (*State, *Plan, error) {
 	p, err := makePlan(ctx, req, &opts.Options)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := cleanStaleLocked(p.name, &opts.Options); err != nil {
 		return nil, nil, err
 	}
 	if _, err := LoadState(opts.StateDir, p.name); err == nil {
@@ -187,6 +191,35 @@ func upLocked(ctx context.Context, req Request, opts *SyncOptions) (*State, *Pla
 		return nil, nil, err
 	}
 	return createLocked(ctx, req, p, opts)
+}
+
+// cleanStaleLocked removes what the state record of interface name lists when
+// the interface itself is gone: removed by a foreign `ip link del` or
+// `wg-quick down`, which leave wgnet's nftables table, routes in other tables,
+// changed sysctls and the record behind. It says so in one line; its down hooks
+// are not run (wg-quick down ran its own; after ip link del there is nothing for
+// them to act on). Nothing is done when there is no record or the link is there.
+func cleanStaleLocked(name string, o *Options) error {
+	st, err := LoadState(o.StateDir, name)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if _, err := o.Host.Link(name); err == nil {
+		return nil
+	} else if !errors.Is(err, hostnet.ErrNotFound) {
+		return err
+	}
+	why := "ip link del or wg-quick down?"
+	if st.LogFile != "" {
+		why += " or its daemon died: see " + st.LogFile
+	}
+	o.logf("%s is gone but its record %s is not (%s): removing what the record lists, without its down hooks", name, statePath(o.StateDir, name), why)
+	if err := teardown(st, o); err != nil {
+		return fmt.Errorf("up %s: clean up after the interface removed by another tool: %w (state kept in %s)", name, err, statePath(o.StateDir, name))
+	}
+	return removeState(o.StateDir, name)
 }
 
 // FirewallTable is the nftables table (family inet) wgnet owns for interface name.

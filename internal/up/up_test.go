@@ -528,3 +528,44 @@ func TestDownDropsPendingConfirm(t *testing.T) {
 		t.Errorf("pending confirm still there after down: %v", err)
 	}
 }
+
+// TestUpAfterForeignLinkDel is issue 10: `ip link del wg0` (or `wg-quick down
+// wg0`) leaves wgnet's record, nftables table and forwarding sysctls behind, and
+// the next up refused ("already up"). Up now removes what the record lists,
+// says so in one line, and brings the interface up as before; down then restores
+// the host.
+func TestUpAfterForeignLinkDel(t *testing.T) {
+	fx := newFixture(t)
+	cfg, _ := hubConf(t)
+	before := fx.host.Snapshot()
+	if _, err := Up(context.Background(), req("wg0", cfg, false, false), fx.opts); err != nil {
+		t.Fatal(err)
+	}
+	up1 := fx.host.Snapshot()
+	fx.host.DelLink("wg0") // ip link del wg0
+	delete(fx.devs.devs, "wg0")
+	if fw := fx.host.Snapshot().Firewalls; len(fw) == 0 {
+		t.Fatal("test needs a firewall table left after ip link del")
+	}
+	fx.hooks = nil
+	fx.log.Reset()
+	st, err := Up(context.Background(), req("wg0", cfg, false, false), fx.opts)
+	if err != nil {
+		t.Fatalf("Up after ip link del: %v\n%s", err, fx.log.String())
+	}
+	if n := strings.Count(fx.log.String(), "is gone but its record"); n != 1 || !st.Complete {
+		t.Errorf("%d lines about the stale record, complete=%v:\n%s", n, st.Complete, fx.log.String())
+	}
+	if diff := cmp.Diff([]string{"echo pre-up wg0", "echo post-up wg0"}, fx.hooks); diff != "" {
+		t.Errorf("hooks (-want +got), down hooks of the stale record must not run:\n%s", diff)
+	}
+	if diff := cmp.Diff(up1, fx.host.Snapshot(), append(cmpOpts, cmpopts.IgnoreFields(hostnet.Link{}, "Index"))...); diff != "" {
+		t.Errorf("host after the second up (-first +second):\n%s", diff)
+	}
+	if err := Down(context.Background(), "wg0", fx.opts); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(before, fx.host.Snapshot(), cmpOpts...); diff != "" {
+		t.Errorf("down did not restore the host (-before +after):\n%s", diff)
+	}
+}
