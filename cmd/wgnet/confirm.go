@@ -28,7 +28,9 @@ func newConfirmCmd() *cobra.Command {
 		Long: "`wgnet up --confirm D` and `wgnet sync --confirm D` undo their change by themselves\n" +
 			"after D (a detached timer, which survives the SSH session the change may cut)\n" +
 			"unless `wgnet confirm NAME` runs first. --rollback undoes the change now.\n" +
-			"Exit 1 when nothing is waiting for confirmation (it may have been rolled back).",
+			"With nothing waiting: exit 0 when the last change with --confirm changed nothing\n" +
+			"(\"nothing to confirm\"), exit 1 with \"rolled back at T\" when it was rolled back,\n" +
+			"exit 1 when nothing is known.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			return runConfirm(c.Context(), c.ErrOrStderr(), args[0], rollback)
@@ -51,7 +53,7 @@ func runConfirm(ctx context.Context, stderr io.Writer, name string, rollback boo
 		p, err = up.ConfirmChange(name, opts)
 	}
 	if errors.Is(err, up.ErrNoPending) {
-		return errProblems("%s: no change is waiting for confirmation (if there was one, it was confirmed or rolled back: see %s)", name, up.TimerLog(opts.StateDir, name))
+		return nothingPending(stderr, opts.StateDir, name, rollback)
 	}
 	if err != nil {
 		return err
@@ -62,6 +64,25 @@ func runConfirm(ctx context.Context, stderr io.Writer, name string, rollback boo
 		_, err = fmt.Fprintf(stderr, "wgnet: %s: the change by `wgnet %s` is kept\n", name, p.Command)
 	}
 	return err
+}
+
+// nothingPending is confirm's answer when no change waits: exit 0 when the last
+// change with --confirm changed nothing (a fleet script that always confirms
+// goes on), exit 1 with the time when it was rolled back (for --rollback that is
+// done already: exit 0), exit 1 when nothing is known.
+func nothingPending(stderr io.Writer, dir, name string, rollback bool) error {
+	o, err := up.LastOutcome(dir, name)
+	switch {
+	case err == nil && o.Kind == up.OutcomeNoChange:
+		_, err = fmt.Fprintf(stderr, "wgnet: %s: nothing to confirm: `wgnet %s` at %s changed nothing\n", name, o.Command, o.At.Local().Format(time.DateTime))
+		return err
+	case err == nil && o.Kind == up.OutcomeRolledBack && rollback:
+		_, err = fmt.Fprintf(stderr, "wgnet: %s: the change by `wgnet %s` was rolled back at %s already\n", name, o.Command, o.At.Local().Format(time.DateTime))
+		return err
+	case err == nil && o.Kind == up.OutcomeRolledBack:
+		return errProblems("%s: the change by `wgnet %s` was rolled back at %s (see %s)", name, o.Command, o.At.Local().Format(time.DateTime), up.TimerLog(dir, name))
+	}
+	return errProblems("%s: no change is waiting for confirmation (if there was one, it was confirmed or rolled back: see %s)", name, up.TimerLog(dir, name))
 }
 
 // newTimerCmd is the hidden process that rolls a change back unless it is

@@ -211,6 +211,9 @@ func startPending(opts *SyncOptions, command, name string, prev *snapshot, prevS
 	if _, err := rand.Read(id[:]); err != nil {
 		return nil, err
 	}
+	if err := dropOutcome(opts.StateDir, name); err != nil {
+		return nil, err
+	}
 	now := time.Now()
 	pf := &pendingFile{
 		Pending: Pending{
@@ -282,7 +285,7 @@ func cancelPending(opts *SyncOptions, pf *pendingFile) error {
 	if err := os.Remove(pendingPath(opts.StateDir, pf.Name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	return nil
+	return dropOutcome(opts.StateDir, pf.Name)
 }
 
 // lockPending takes interface name's lock and reads the change waiting for
@@ -370,7 +373,7 @@ func rollbackLocked(ctx context.Context, opts *SyncOptions, pf *pendingFile) err
 	if err := os.Remove(pendingPath(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	return nil
+	return saveOutcome(dir, name, Outcome{Kind: OutcomeRolledBack, Command: pf.Command, At: time.Now().UTC().Truncate(time.Second)})
 }
 
 func rollbackSync(opts *SyncOptions, pf *pendingFile) error {

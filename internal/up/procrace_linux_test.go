@@ -39,7 +39,7 @@ var procOps = []string{"up", "up-confirm", "down", "sync", "sync-confirm", "conf
 
 // procRefusal matches what wgnet says when it declines for the state the
 // interface is in, which concurrent callers must expect.
-var procRefusal = regexp.MustCompile(`already up|no such WireGuard interface|not up \(no |waiting for confirmation|no change is waiting`)
+var procRefusal = regexp.MustCompile(`already up|no such WireGuard interface|not up \(no |waiting for confirmation|no change is waiting|was rolled back at`)
 
 // TestProcessRaces is TestEngineRaces with real processes: in a namespace of
 // its own, several wgnet processes at once run random `up`, `up --confirm`,

@@ -90,11 +90,16 @@ func syncLocked(ctx context.Context, req Request, opts *SyncOptions) (*Plan, err
 	defer s.dev.Close()
 
 	var pend *pendingFile
-	if opts.Confirm.Within > 0 && !s.plan.Empty() {
+	switch {
+	case opts.Confirm.Within > 0 && !s.plan.Empty():
 		pend, err = startPending(opts, "sync", req.Name, newSnapshot(s.before), s.prev)
-		if err != nil {
-			return nil, err
-		}
+	case opts.Confirm.Within > 0: // nothing to confirm, which `wgnet confirm` then says
+		err = saveOutcome(opts.StateDir, req.Name, Outcome{Kind: OutcomeNoChange, Command: "sync", At: time.Now().UTC().Truncate(time.Second)})
+	case !s.plan.Empty():
+		err = dropOutcome(opts.StateDir, req.Name)
+	}
+	if err != nil {
+		return nil, err
 	}
 	if err := s.applyAndVerify(); err != nil {
 		if rerr := s.restore(); rerr != nil {

@@ -394,6 +394,9 @@ func downLocked(ctx context.Context, name string, opts *Options) error {
 	if err := removeState(opts.StateDir, name); err != nil {
 		errs = append(errs, err)
 	}
+	if err := dropOutcome(opts.StateDir, name); err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("down %s: %w", name, errors.Join(errs...))
 	}
