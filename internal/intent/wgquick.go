@@ -29,28 +29,21 @@ const (
 // lines wg-quick needs to do the same (key file, forwarding), before the user's
 // own hooks. FromConfig reads it back. The result shares nothing with h.
 func (h *Host) Config() *wgconf.Config {
-	c := h.view()
+	c := h.View()
 	c.Peers = h.Clone().Peers
 	return c
 }
 
-// View is Config sharing h's peers (their AllowedIPs, comments and endpoints)
-// instead of copying them: for a reader that changes neither, such as check
-// of a compiled network (a million peers in a 1,000-host mesh).
-func (h *Host) View() *wgconf.Config {
-	c := h.view()
-	c.Peers = h.Peers
-	return c
-}
-
 // WgQuick renders h as a wg-quick(8) file (see Config).
-func (h *Host) WgQuick() []byte { return h.view().WgQuick() }
+func (h *Host) WgQuick() []byte { return h.View().WgQuick() }
 
 // Stripped renders what `wg-quick strip` prints for WgQuick: what wg(8) reads.
-func (h *Host) Stripped() []byte { return h.view().Stripped() }
+func (h *Host) Stripped() []byte { return h.View().Stripped() }
 
-// view is Config without copying the peers: for rendering only.
-func (h *Host) view() *wgconf.Config {
+// View is Config sharing h's peers (their AllowedIPs, comments and endpoints)
+// instead of copying them: for a reader that changes neither, such as rendering
+// or check of a compiled network (a million peers in a 1,000-host mesh).
+func (h *Host) View() *wgconf.Config {
 	c := &wgconf.Config{Name: h.Name}
 	ic := &c.Interface
 	ic.Comments = slices.Clone(h.Comments)
@@ -126,7 +119,7 @@ func FromConfig(c *wgconf.Config) (*Host, Read) {
 	h.Hooks.PreUp = slices.Clone(ic.PreUp)
 	h.Hooks.PreDown = slices.Clone(ic.PreDown)
 	for _, line := range ic.PostUp {
-		if path, ok := keyHook(line); ok && h.PrivateKey.IsZero() && h.KeyFile == "" {
+		if path, ok := KeyHookPath(line); ok && h.PrivateKey.IsZero() && h.KeyFile == "" {
 			h.KeyFile = path
 			r.Converted = append(r.Converted, line)
 			continue
@@ -150,19 +143,16 @@ func FromConfig(c *wgconf.Config) (*Host, Read) {
 	return h, r
 }
 
-// keyHook recognises `wg set %i private-key PATH` with a safe PATH.
-func keyHook(line string) (string, bool) {
+// KeyHookPath returns the PATH of a `wg set %i private-key PATH` hook and
+// whether line is of that plain form with a PATH that wgkey.ValidPath accepts.
+// Conversions into a spec (import) use it to refuse every other form.
+func KeyHookPath(line string) (string, bool) {
 	path, ok := strings.CutPrefix(strings.TrimSpace(line), hookKeyPrefix)
 	if !ok || !wgkey.ValidPath(path) {
 		return "", false
 	}
 	return path, true
 }
-
-// KeyHookPath returns the PATH of a `wg set %i private-key PATH` hook and
-// whether line is of that plain form with a PATH that wgkey.ValidPath accepts.
-// Conversions into a spec (import) use it to refuse every other form.
-func KeyHookPath(line string) (string, bool) { return keyHook(line) }
 
 // IsKeyHook reports whether line starts like a key-loading hook, safe or not,
 // so that a conversion can say why it refuses one.
