@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wgnet/wgnet/internal/check"
+	"github.com/wgnet/wgnet/internal/diag"
 )
 
 // checkCase copies internal/check/testdata/NAME's configs to a temporary
@@ -74,7 +74,7 @@ func TestRunCheckExit(t *testing.T) {
 				}
 				var n int
 				if format == "json" {
-					var fs []check.Finding
+					var fs []diag.Diagnostic
 					if err := json.Unmarshal(stdout.Bytes(), &fs); err != nil || fs == nil {
 						t.Fatalf("stdout is not a JSON array of findings (%v):\n%s", err, stdout.String())
 					}
@@ -106,7 +106,7 @@ func TestCheckSpec(t *testing.T) {
 	}
 	var stdout, stderr bytes.Buffer
 	err = runCheck(context.Background(), nil, specFile, "json", &stdout, &stderr)
-	var fs []check.Finding
+	var fs []diag.Diagnostic
 	if jerr := json.Unmarshal(stdout.Bytes(), &fs); jerr != nil {
 		t.Fatalf("stdout: %v (err %v)\n%s", jerr, err, stdout.String())
 	}
@@ -115,7 +115,7 @@ func TestCheckSpec(t *testing.T) {
 	}
 	for _, f := range fs {
 		t.Log(f)
-		if f.Severity == check.Error {
+		if f.Severity == diag.Error {
 			t.Errorf("error in a valid spec: %v", f)
 		}
 	}

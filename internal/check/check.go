@@ -10,20 +10,6 @@ import (
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
 
-// Finding is the old name of a check's diagnostic, kept for callers outside
-// the module's packages.
-//
-// Deprecated: use diag.Diagnostic.
-type Finding = diag.Diagnostic
-
-// Severities of findings.
-//
-// Deprecated: use diag.Error and diag.Warning.
-const (
-	Error   = diag.Error
-	Warning = diag.Warning
-)
-
 // Topologies for Input.Topology.
 const (
 	TopologyHub  = "hub"

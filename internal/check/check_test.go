@@ -10,6 +10,8 @@ import (
 	"text/template"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/wgnet/wgnet/internal/diag"
 	"github.com/wgnet/wgnet/internal/wgconf"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
@@ -147,7 +149,7 @@ func build(t *testing.T, set map[string]string, edits []edit) []*wgconf.Config {
 }
 
 // short is what the tests compare: where, how bad and which check.
-func short(fs []Finding) []string {
+func short(fs []diag.Diagnostic) []string {
 	out := []string{}
 	for _, f := range fs {
 		out = append(out, fmt.Sprintf("%s:%d %s %s", f.File, f.Line, f.Severity, f.Code))

@@ -17,6 +17,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/wgnet/wgnet/internal/diag"
 	"github.com/wgnet/wgnet/internal/wgconf"
 )
 
@@ -193,11 +195,11 @@ func TestHostNames(t *testing.T) {
 
 func TestFindingString(t *testing.T) {
 	tests := []struct {
-		f    Finding
+		f    diag.Diagnostic
 		want string
 	}{
-		{Finding{File: "s2.conf", Line: 7, Severity: Error, Code: "endpoint-port", Message: "bad"}, "s2.conf:7: error: endpoint-port: bad"},
-		{Finding{File: "s1.conf", Severity: Warning, Code: "world-readable", Message: "chmod"}, "s1.conf: warning: world-readable: chmod"},
+		{diag.Diagnostic{File: "s2.conf", Line: 7, Severity: diag.Error, Code: "endpoint-port", Message: "bad"}, "s2.conf:7: error: endpoint-port: bad"},
+		{diag.Diagnostic{File: "s1.conf", Severity: diag.Warning, Code: "world-readable", Message: "chmod"}, "s1.conf: warning: world-readable: chmod"},
 	}
 	for _, tt := range tests {
 		if got := tt.f.String(); got != tt.want {

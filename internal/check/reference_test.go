@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/wgnet/wgnet/internal/diag"
 	"github.com/wgnet/wgnet/internal/wgconf"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
@@ -158,7 +160,7 @@ func TestAgainstPairwise(t *testing.T) {
 		fast.findings = nil
 		fast.checkAllowedIPs(owned)
 		slow.checkAllowedIPsPairwise(slow.routedSubnets())
-		slow.findings = slices.DeleteFunc(slow.findings, func(f Finding) bool {
+		slow.findings = slices.DeleteFunc(slow.findings, func(f diag.Diagnostic) bool {
 			return f.Code != CodeDupAllowedIP && f.Code != CodeOverlapAllowedIP
 		})
 		if diff := cmp.Diff(sortFindings(slow.findings), sortFindings(fast.findings), cmpopts.EquateEmpty()); diff != "" {
