@@ -78,10 +78,12 @@ func (f Forwarding) Any() bool { return f.V4 || f.V6 }
 type Firewall struct {
 	// ClampMSS clamps the TCP MSS of forwarded connections to the route's MTU.
 	ClampMSS bool
+	// Filter is the segmentation policy for traffic arriving over the tunnel.
+	Filter Filter
 }
 
 // Empty reports whether the table would hold nothing.
-func (f Firewall) Empty() bool { return !f.ClampMSS }
+func (f Firewall) Empty() bool { return !f.ClampMSS && !f.Filter.Enabled }
 
 // Hooks are wg-quick's PreUp, PostUp, PreDown and PostDown commands.
 type Hooks struct {
@@ -109,6 +111,7 @@ func (h *Host) Clone() *Host {
 		}
 	}
 	c.Routes = slices.Clone(h.Routes)
+	c.Firewall.Filter = h.Firewall.Filter.Clone()
 	c.Hooks = Hooks{
 		PreUp:    slices.Clone(h.Hooks.PreUp),
 		PostUp:   slices.Clone(h.Hooks.PostUp),
