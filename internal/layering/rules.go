@@ -55,6 +55,7 @@ var Rules = map[string][]string{
 
 	// Test harnesses.
 	"internal/vmtest": {"internal/netnstest"},
+	"internal/pgtest": {"internal/netnstest"},
 
 	// The command wires everything; it may import any wgnet package.
 	"cmd/wgnet": {"*"},
