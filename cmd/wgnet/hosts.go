@@ -24,6 +24,7 @@ func init() {
 type hostFlags struct {
 	endpoint, publicKey, privateKeyFile string
 	addresses, routes, removeRoutes     []string
+	tags, removeTags                    []string
 	presharedWith                       []string
 	hub, replaceRoutes                  bool
 	keepalive, listenPort, underlayMTU  int
@@ -40,9 +41,11 @@ func (f *hostFlags) bind(c *cobra.Command, forSet bool) {
 	fl.IntVar(&f.listenPort, "listen-port", 0, "listen port, where it differs from the network's")
 	fl.IntVar(&f.underlayMTU, "underlay-mtu", 0, "MTU of the host's underlay network")
 	fl.StringVar(&f.privateKeyFile, "private-key-file", "", "where a host that keeps its own key holds it")
+	fl.StringArrayVar(&f.tags, "tag", nil, "a tag naming the host in policy groups (tag:TAG), repeatable")
 	if forSet {
 		fl.StringArrayVar(&f.removeRoutes, "remove-route", nil, "routed subnet to remove, repeatable")
 		fl.BoolVar(&f.replaceRoutes, "replace-routes", false, "--route replaces the host's routes instead of adding")
+		fl.StringArrayVar(&f.removeTags, "remove-tag", nil, "tag to remove, repeatable")
 		fl.StringArrayVar(&f.presharedWith, "preshared-with", nil, "use a preshared key (generated) with this host too, repeatable")
 	}
 }
@@ -59,7 +62,7 @@ func newAddCmd() *cobra.Command {
 				return err
 			}
 			h := spec.Host{Name: args[0], Endpoint: f.endpoint, Keepalive: f.keepalive,
-				ListenPort: f.listenPort, UnderlayMTU: f.underlayMTU}
+				ListenPort: f.listenPort, UnderlayMTU: f.underlayMTU, Tags: f.tags}
 			if h.PrivateKeyFile, err = parseKeyFile(f.privateKeyFile); err != nil {
 				return err
 			}
@@ -139,6 +142,7 @@ func newSetCmd() *cobra.Command {
 				return err
 			}
 			ch.ReplaceRoutes = f.replaceRoutes
+			ch.Tags, ch.RemoveTags = f.tags, f.removeTags
 			ch.Hub = f.hub
 			if fl.Changed("keepalive") {
 				ch.Keepalive = &f.keepalive

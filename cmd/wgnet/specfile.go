@@ -60,6 +60,16 @@ func lockToRead(path string) (*spec.Lock, error) {
 	return spec.LockSpec(path, false)
 }
 
+// loadSpecShared loads the spec in file under its shared lock.
+func loadSpecShared(file string) (*spec.Spec, error) {
+	l, err := lockToRead(file)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Unlock()
+	return spec.Load(file)
+}
+
 // host returns the compiled config of the host called name.
 func (n *network) host(name string) (*intent.Host, error) {
 	for i := range n.hosts {

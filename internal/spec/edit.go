@@ -141,6 +141,9 @@ func FromSpec(path string, s *Spec) *Document {
 		}
 		appendKey(top, "preshared_keys", pairs)
 	}
+	if s.Policy.Present {
+		appendKey(top, "policy", policyYAML(&s.Policy))
+	}
 	return newDocument(path, top)
 }
 
@@ -295,6 +298,9 @@ type HostChanges struct {
 	UnderlayMTU    *int       // 0 removes it
 	PrivateKeyFile *string    // "" removes it
 	Hooks          *Hooks     // replaces all hooks; empty Hooks removes them
+	// Tags are added to the host's tags (those there are kept once);
+	// RemoveTags are removed after that.
+	Tags, RemoveTags []string
 }
 
 // SetHost changes the host called name.
@@ -369,9 +375,42 @@ func (d *Document) SetHost(name string, c HostChanges) error {
 		hn := hooksNode(*c.Hooks)
 		setOrDel(n, "hooks", hn != nil, func() *yaml.Node { return hn })
 	}
+	if len(c.Tags) > 0 || len(c.RemoveTags) > 0 {
+		if err := setTags(n, c.Tags, c.RemoveTags); err != nil {
+			return fail("%v", err)
+		}
+	}
 	if c.Hub {
 		return d.SetHub(name)
 	}
+	return nil
+}
+
+// setTags adds and removes tags of host mapping n.
+func setTags(n *yaml.Node, add, remove []string) error {
+	var tags []string
+	if v := lookup(n, "tags"); v != nil && !isNull(v) {
+		items := v.Content
+		if v.Kind == yaml.ScalarNode {
+			items = []*yaml.Node{v}
+		}
+		for _, it := range items {
+			tags = append(tags, it.Value)
+		}
+	}
+	for _, t := range add {
+		if !slices.Contains(tags, t) {
+			tags = append(tags, t)
+		}
+	}
+	for _, t := range remove {
+		i := slices.Index(tags, t)
+		if i < 0 {
+			return fmt.Errorf("it has no tag %s", t)
+		}
+		tags = slices.Delete(tags, i, i+1)
+	}
+	setOrDel(n, "tags", len(tags) > 0, func() *yaml.Node { return flowList(tags) })
 	return nil
 }
 
@@ -702,6 +741,9 @@ func hostNode(h *Host) *yaml.Node {
 	}
 	if hn := hooksNode(h.Hooks); hn != nil {
 		appendKey(n, "hooks", hn)
+	}
+	if len(h.Tags) > 0 {
+		appendKey(n, "tags", flowList(h.Tags))
 	}
 	return n
 }

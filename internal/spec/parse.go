@@ -230,14 +230,16 @@ func decode(file string, doc *yaml.Node) (*Spec, *decoder) {
 			d.hosts(s, v)
 		case "preshared_keys":
 			d.pairs(s, v)
+		case "policy":
+			d.policy(s, v)
 		}
 	})
 	return s, d
 }
 
 var (
-	topKeys  = []string{"version", "network", "subnets", "interface", "listen_port", "mtu", "topology", "hub", "hosts", "preshared_keys"}
-	hostKeys = []string{"name", "endpoint", "address", "routes", "public_key", "keepalive", "listen_port", "underlay_mtu", "private_key_file", "hooks"}
+	topKeys  = []string{"version", "network", "subnets", "interface", "listen_port", "mtu", "topology", "hub", "hosts", "preshared_keys", "policy"}
+	hostKeys = []string{"name", "endpoint", "address", "routes", "public_key", "keepalive", "listen_port", "underlay_mtu", "private_key_file", "hooks", "tags"}
 	hookKeys = []string{"pre_up", "post_up", "pre_down", "post_down"}
 )
 
@@ -284,6 +286,10 @@ func (d *decoder) host(h *Host, n *yaml.Node, field string) {
 			h.UnderlayMTU = d.nonZero(v, f, CodeUnderlayMTU, fmt.Sprintf("%d-65535", MinMTU+Overhead))
 		case "private_key_file":
 			h.PrivateKeyFile, _ = d.str(v, f)
+		case "tags":
+			for _, it := range d.strs(v, f) {
+				h.Tags = append(h.Tags, it.s)
+			}
 		case "hooks":
 			if isNull(v) || !d.kind(v, f, yaml.MappingNode) {
 				return

@@ -127,6 +127,11 @@ var errorTests = []problemTest{
 		"spec-type: wgnet.yaml:1: the spec must be a mapping of keys (version, network, ...), not a list"}},
 	{"unknown key with hint", header + "hosts:\n  - name: s1\n    adress: 192.168.100.1\n", []string{
 		`spec-unknown-key: wgnet.yaml:7: hosts[0].adress: unknown key (did you mean "address"?)`}},
+	{"policy", header + "hosts:\n  - name: s1\n    address: [192.168.100.1]\n    tags: [Web]\npolicy:\n  default: open\n  groups:\n    web: [s9]\n  rules: [allow web -> nobody]\n", []string{
+		`spec-policy-tag: wgnet.yaml:8: hosts[0].tags[0] "Web": a tag is 1-63 of a-z 0-9 _ . - starting with a letter or digit`,
+		`spec-policy-default: wgnet.yaml:10: policy.default "open": must be allow or deny`,
+		`spec-policy-group: wgnet.yaml:12: policy.groups.web[0] "s9": no host has that name (a group lists hosts, tag:TAG, name patterns and prefixes, not other groups)`,
+		`spec-policy-rule: wgnet.yaml:13: policy.rules[0] "nobody": no group or host has that name`}},
 	{"unknown key", header + "colour: blue\n", []string{
 		"spec-unknown-key: wgnet.yaml:5: colour: unknown key"}},
 	{"duplicate key", header + "hosts: []\nnetwork: again\n", []string{

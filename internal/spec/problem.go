@@ -69,6 +69,10 @@ const (
 	CodeUnderlayMTU    = "spec-underlay-mtu"
 	CodeHook           = "spec-hook" // empty or multi-line hook command
 	CodePSKPair        = "spec-psk-pair"
+	CodePolicyDefault  = "spec-policy-default" // policy.default not allow or deny
+	CodePolicyGroup    = "spec-policy-group"   // a bad group name or member
+	CodePolicyRule     = "spec-policy-rule"    // a rule that does not parse or names nothing known
+	CodePolicyTag      = "spec-policy-tag"     // a host tag that is not a valid name
 
 	// Warnings.
 	CodeDockerOverlap       = "spec-docker-overlap"        // overlaps Docker's 172.17.0.0/16

@@ -43,6 +43,8 @@ type Spec struct {
 	// PresharedKeys lists host pairs whose peering uses a preshared key (the keys
 	// themselves are in the secrets directory).
 	PresharedKeys []Pair // preshared_keys: [[a, b], ...]
+	// Policy is who may reach whom (policy.go); zero when the spec has none.
+	Policy Policy // policy
 
 	// Source says where the spec was read from, so that problems can name the line.
 	// Added by the spec package (not a YAML key); zero for a spec built in code.
@@ -75,6 +77,8 @@ type Host struct {
 	// without a private key in the secrets directory: /etc/wireguard/IFACE.key.
 	PrivateKeyFile string // private_key_file
 	Hooks          Hooks  // hooks
+	// Tags name the host in policy groups (tag:TAG).
+	Tags []string // tags
 	// Line is the line of the host's entry in the spec file (0 when not loaded from a file).
 	Line int
 }

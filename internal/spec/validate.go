@@ -58,6 +58,7 @@ func (s *Spec) lint() *problems {
 	s.lintHosts(ps)
 	s.lintReach(ps)
 	s.lintPairs(ps)
+	s.lintPolicy(ps)
 	sortProblems(ps.errs)
 	sortProblems(ps.warns)
 	return ps

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestPolicyCLI edits a spec's policy with the CLI: comments stay, the rules
+// land in order, bad input is a usage error (2) and an unknown name is refused.
+func TestPolicyCLI(t *testing.T) {
+	dir := t.TempDir()
+	must := func(args ...string) string {
+		t.Helper()
+		out, errOut, code := cli(t, dir, args...)
+		if code != 0 {
+			t.Fatalf("wgnet %s: exit %d: %s", strings.Join(args, " "), code, errOut)
+		}
+		return out
+	}
+	must("init", "seg", "--subnet", "192.168.100.0/24", "--topology", "hub")
+	must("add", "s1", "--hub", "--endpoint", "198.18.0.1:51820", "--tag", "core")
+	must("add", "s2", "--tag", "app", "--route", "10.0.2.0/24")
+	must("add", "s3", "--tag", "db", "--route", "10.0.3.0/24")
+	path := filepath.Join(dir, "wgnet.yaml")
+	src, _ := os.ReadFile(path)
+	os.WriteFile(path, append(src, "# keep me\n"...), 0o644)
+	must("policy", "group", "app", "tag:app")
+	must("policy", "group", "db", "tag:db")
+	must("policy", "add", "allow app -> db tcp 5432")
+	must("policy", "add", "deny app -> db", "--at", "2")
+	must("policy", "add", "allow any -> any icmp", "--at", "1")
+	must("policy", "default", "deny")
+	must("set", "s2", "--tag", "web")
+	out := must("policy", "list")
+	for _, want := range []string{"default: deny", "group app:", "  1  allow any -> any icmp", "  2  allow app -> db tcp 5432", "  3  deny app -> db"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("policy list lacks %q:\n%s", want, out)
+		}
+	}
+	if out := must("policy", "remove", "1"); !strings.Contains(out, "removed rule: allow any -> any icmp") {
+		t.Errorf("remove said %q", out)
+	}
+	src, _ = os.ReadFile(path)
+	for _, want := range []string{"# keep me", "tags: [app, web]", "- allow app -> db tcp 5432\n    - deny app -> db\n"} {
+		if !strings.Contains(string(src), want) {
+			t.Errorf("spec lacks %q:\n%s", want, src)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"policy", "add", "allow app => db"}, 2, "the arrow"},
+		{[]string{"policy", "add", "allow app -> nobody"}, 2, `"nobody": no group or host has that name`},
+		{[]string{"policy", "remove", "7"}, 2, "no rule 7"},
+		{[]string{"policy", "default", "maybe"}, 2, "want allow or deny"},
+	} {
+		_, errOut, code := cli(t, dir, tc.args...)
+		if code != tc.code || !strings.Contains(errOut, tc.want) {
+			t.Errorf("wgnet %s: exit %d %q, want %d %q", strings.Join(tc.args, " "), code, errOut, tc.code, tc.want)
+		}
+	}
+}
