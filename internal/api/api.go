@@ -21,6 +21,43 @@ import (
 // Version is the API version this build speaks; every route is under /Version/.
 const Version = "v1"
 
+// Versions are every API version this build speaks, newest first. A client
+// (an agent) sends its list in the VersionHeader of each request and the
+// controller answers with its own in the same header; each side uses the
+// newest version both speak (Negotiate), and a controller refuses a request
+// whose list has none it speaks (400, naming both lists). Within a version
+// fields are only ever added, and readers ignore fields they don't know, so
+// an agent one release older keeps working.
+var Versions = []string{Version}
+
+// VersionHeader carries the comma-separated API versions a side speaks.
+const VersionHeader = "Wgnet-Api"
+
+// Negotiate returns the newest version of ours (newest first) that theirs
+// has too, or an error naming both lists.
+func Negotiate(ours, theirs []string) (string, error) {
+	for _, v := range ours {
+		for _, t := range theirs {
+			if strings.TrimSpace(t) == v {
+				return v, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("no common API version: this side speaks %s, the other %s (upgrade the older one)",
+		strings.Join(ours, ","), strings.Join(theirs, ","))
+}
+
+// ParseVersions splits a VersionHeader value.
+func ParseVersions(h string) []string {
+	var out []string
+	for _, v := range strings.Split(h, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 // Network is a network as listed.
 type Network struct {
 	Name     string   `json:"name"`
@@ -46,6 +83,10 @@ type Host struct {
 	Routes    []string `json:"routes,omitempty"`
 	Keepalive int      `json:"keepalive,omitempty"`
 	Hub       bool     `json:"hub,omitempty"` // the network's hub (in AddHost: make it the hub)
+	// EndpointPort, in an enrollment without Endpoint, asks the controller to
+	// make the host's endpoint the address it sees the request come from with
+	// this port (the agent never guesses its address from local interfaces).
+	EndpointPort int `json:"endpoint_port,omitempty"`
 }
 
 // Hosts is the answer of GET /v1/networks/{network}/hosts: one revision's view.
@@ -215,6 +256,55 @@ type Enrolled struct {
 	Network  string `json:"network"`
 	Host     Host   `json:"host"`
 	Revision uint64 `json:"revision"`
+	// Credential is the host's agent credential, shown once (the controller
+	// keeps only its hash): the bearer of the /v1/agent routes.
+	Credential string `json:"credential,omitempty"`
+}
+
+// AgentCredentialPrefix starts every agent credential.
+const AgentCredentialPrefix = "wgnet-agent-"
+
+// AgentState is the answer of GET /v1/agent/state: what the calling host's
+// interface should be, compiled by the controller from public data. It has no
+// private key (the host's own never leaves it), no preshared key and no hooks
+// or commands: an agent runs nothing the controller sends.
+type AgentState struct {
+	Network  string `json:"network"`
+	Host     string `json:"host"`
+	Revision uint64 `json:"revision"`
+	// Subnets are the network's overlay subnets; ApprovedRoutes every routed
+	// subnet the network's hosts have (approved by a token or an admin). An
+	// agent refuses a peer prefix inside neither.
+	Subnets        []string `json:"subnets"`
+	ApprovedRoutes []string `json:"approved_routes,omitempty"`
+	Interface      string   `json:"interface"`
+	ListenPort     int      `json:"listen_port"`
+	MTU            int      `json:"mtu,omitempty"`
+	Addresses      []string `json:"addresses"`        // with the overlay's prefix length
+	Routes         []string `json:"routes,omitempty"` // routed behind this host
+	ForwardV4      bool     `json:"forward_v4,omitempty"`
+	ForwardV6      bool     `json:"forward_v6,omitempty"`
+	ClampMSS       bool     `json:"clamp_mss,omitempty"`
+	Peers          []Peer   `json:"peers"`
+	// URLs are the controller URLs the agent may use; it adds them to those it knows.
+	URLs []string `json:"urls,omitempty"`
+}
+
+// Peer is one peer of an AgentState.
+type Peer struct {
+	Name       string   `json:"name"`
+	PublicKey  string   `json:"public_key"`
+	Endpoint   string   `json:"endpoint,omitempty"`
+	AllowedIPs []string `json:"allowed_ips"`
+	Keepalive  int      `json:"keepalive,omitempty"`
+}
+
+// AgentReport is the body of POST /v1/agent/status: the calling host's peers
+// as its device sees them and the revision it has applied.
+type AgentReport struct {
+	Revision uint64       `json:"revision"`
+	Time     string       `json:"time"` // RFC 3339, when the agent read its device
+	Peers    []PeerStatus `json:"peers"`
 }
 
 // JoinTokenPrefix starts every join token.

@@ -31,6 +31,10 @@ type Options struct {
 	CAHash string // or its pin, "sha256:HEX" of the CA's public key
 	// Timeout of one request; zero means 30 seconds.
 	Timeout time.Duration
+	// Transport, when set instead of a CA, carries the requests (one the
+	// caller built with Transport(), to share its connections or to watch
+	// what is sent).
+	Transport http.RoundTripper
 }
 
 // Client talks to one controller.
@@ -56,6 +60,12 @@ func New(o Options) (*Client, error) {
 	}
 	if o.Token == "" {
 		return nil, errors.New("no admin token: set WGNET_TOKEN or give --token-file")
+	}
+	if o.Transport != nil && (len(o.CAPEM) > 0 || o.CAHash != "") {
+		return nil, errors.New("give a transport or a CA, not both")
+	}
+	if o.Transport != nil {
+		return &Client{base: u, token: o.Token, hc: &http.Client{Transport: o.Transport, Timeout: o.Timeout}}, nil
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: u.Hostname()}
 	switch {
@@ -84,6 +94,19 @@ func New(o Options) (*Client, error) {
 	}
 	tr := &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 16}
 	return &Client{base: u, token: o.Token, hc: &http.Client{Transport: tr, Timeout: timeout}}, nil
+}
+
+// Transport returns an HTTPS transport that trusts only the CA pinned by
+// caHash (for the server name of each request's URL), for Options.Transport.
+func Transport(caHash string) (*http.Transport, error) {
+	pin, err := api.ParseCAHash(caHash)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error { return verifyPinned(cs, pin) }}
+	return &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 4,
+		TLSHandshakeTimeout: 10 * time.Second, ResponseHeaderTimeout: 0}, nil
 }
 
 // verifyPinned accepts the connection when a certificate the server sent has
@@ -128,6 +151,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set(api.VersionHeader, strings.Join(api.Versions, ","))
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -140,6 +164,11 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return err
 	}
 	defer resp.Body.Close()
+	if h := resp.Header.Get(api.VersionHeader); h != "" {
+		if _, err := api.Negotiate(api.Versions, api.ParseVersions(h)); err != nil {
+			return fmt.Errorf("controller %s: %w", c.base.Host, err)
+		}
+	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return err
@@ -249,6 +278,12 @@ func (c *Client) Audit(ctx context.Context, since uint64) (api.Audit, error) {
 // controller by the token's CA pin and tries the token's URLs in order, moving
 // on only when one can't be reached (an answer from a controller is final).
 func Enroll(ctx context.Context, joinToken string, h api.Host) (api.Enrolled, error) {
+	return EnrollVia(ctx, joinToken, h, nil)
+}
+
+// EnrollVia is Enroll through rt (nil: a transport pinned to the token's CA,
+// as Enroll; else one the caller built with Transport).
+func EnrollVia(ctx context.Context, joinToken string, h api.Host, rt http.RoundTripper) (api.Enrolled, error) {
 	var out api.Enrolled
 	jt, err := api.ParseJoinToken(joinToken)
 	if err != nil {
@@ -256,7 +291,11 @@ func Enroll(ctx context.Context, joinToken string, h api.Host) (api.Enrolled, er
 	}
 	var errs []error
 	for _, u := range jt.URLs {
-		c, err := New(Options{URL: u, Token: jt.Secret, CAHash: jt.CAHash})
+		o := Options{URL: u, Token: jt.Secret, CAHash: jt.CAHash}
+		if rt != nil {
+			o.CAHash, o.Transport = "", rt
+		}
+		c, err := New(o)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -270,4 +309,34 @@ func Enroll(ctx context.Context, joinToken string, h api.Host) (api.Enrolled, er
 		errs = append(errs, err) // names the URL already
 	}
 	return out, errors.Join(errs...)
+}
+
+// AgentState returns the desired state of the host whose agent credential the
+// client holds.
+func (c *Client) AgentState(ctx context.Context) (api.AgentState, error) {
+	var out api.AgentState
+	return out, c.do(ctx, "GET", "/"+api.Version+"/agent/state", nil, &out)
+}
+
+// AgentChanges returns the agent's network's change log after since; with
+// wait > 0 the controller holds the request until the revision passes since
+// or wait has passed.
+func (c *Client) AgentChanges(ctx context.Context, since uint64, wait time.Duration) (api.Changes, error) {
+	var out api.Changes
+	q := "?since=" + strconv.FormatUint(since, 10)
+	if wait > 0 {
+		q += "&wait=" + wait.String()
+	}
+	return out, c.do(ctx, "GET", "/"+api.Version+"/agent/changes"+q, nil, &out)
+}
+
+// AgentReport sends the agent's status report.
+func (c *Client) AgentReport(ctx context.Context, r api.AgentReport) error {
+	return c.do(ctx, "POST", "/"+api.Version+"/agent/status", r, nil)
+}
+
+// AgentLeave removes the agent's host from its network.
+func (c *Client) AgentLeave(ctx context.Context) (api.Removed, error) {
+	var out api.Removed
+	return out, c.do(ctx, "DELETE", "/"+api.Version+"/agent", nil, &out)
 }

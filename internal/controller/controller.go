@@ -12,6 +12,7 @@
 package controller
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
@@ -21,6 +22,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,6 +54,10 @@ type Server struct {
 	latency *prometheus.HistogramVec
 	mux     *http.ServeMux
 	routes  []Route
+
+	agents  agentCache   // each network compiled at its last revision asked for
+	reports reportBatch  // agents' status reports waiting to be written
+	polling atomic.Int64 // agents waiting in a long poll: "agents connected"
 }
 
 // Auth says which credential a route needs.
@@ -62,6 +68,7 @@ const (
 	AuthAdmin  Auth = iota // the admin token as Bearer
 	AuthNone               // none: health only
 	AuthEnroll             // a join token's secret as Bearer, checked and used with the change
+	AuthAgent              // a host's agent credential as Bearer: the route acts on that host only
 )
 
 // Route is one route of the API: the router is built from this list, and
@@ -85,7 +92,10 @@ func New(s store.Store, cfg Config) *Server {
 		Help:    "Time to answer an API request, by route, method and status code.",
 		Buckets: prometheus.DefBuckets,
 	}, []string{"route", "method", "code"})
-	srv.reg.MustRegister(srv.latency, &collector{s: s, log: log})
+	srv.reg.MustRegister(srv.latency, &collector{s: s, log: log}, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "wgnet_controller_agents_connected",
+		Help: "Agents waiting on this controller in a long poll of their change log.",
+	}, func() float64 { return float64(srv.polling.Load()) }))
 	metrics := promhttp.HandlerFor(srv.reg, promhttp.HandlerOpts{})
 	v := "/" + api.Version
 	srv.routes = []Route{
@@ -109,6 +119,10 @@ func New(s store.Store, cfg Config) *Server {
 		{Method: "POST", Pattern: v + "/networks/{network}/tokens", handle: srv.createToken},
 		{Method: "GET", Pattern: v + "/networks/{network}/status", handle: srv.status},
 		{Method: "GET", Pattern: v + "/audit", handle: srv.audit},
+		{Method: "GET", Pattern: v + "/agent/state", Auth: AuthAgent, handle: srv.agentState},
+		{Method: "GET", Pattern: v + "/agent/changes", Auth: AuthAgent, handle: srv.agentChanges},
+		{Method: "POST", Pattern: v + "/agent/status", Auth: AuthAgent, handle: srv.agentReport},
+		{Method: "DELETE", Pattern: v + "/agent", Auth: AuthAgent, handle: srv.agentLeave},
 	}
 	for _, rt := range srv.routes {
 		srv.mux.Handle(rt.Method+" "+rt.Pattern, srv.wrap(rt))
@@ -154,7 +168,24 @@ func (s *Server) wrap(rt Route) http.Handler {
 		defer func() {
 			s.latency.WithLabelValues(rt.Pattern, rt.Method, fmt.Sprint(sw.code)).Observe(time.Since(start).Seconds())
 		}()
-		if rt.Auth == AuthAdmin {
+		sw.Header().Set(api.VersionHeader, strings.Join(api.Versions, ","))
+		if h := r.Header.Get(api.VersionHeader); h != "" {
+			if _, err := api.Negotiate(api.Versions, api.ParseVersions(h)); err != nil {
+				writeError(sw, http.StatusBadRequest, "controller: "+err.Error())
+				return
+			}
+		}
+		switch rt.Auth {
+		case AuthAgent:
+			id, err := s.authenticateAgent(r)
+			if err != nil {
+				sw.Header().Set("WWW-Authenticate", `Bearer realm="wgnet"`)
+				writeError(sw, http.StatusUnauthorized, err.Error())
+				return
+			}
+			ctx := context.WithValue(r.Context(), agentKey{}, id)
+			r = r.WithContext(store.WithActor(ctx, "agent of "+id.host))
+		case AuthAdmin:
 			who, err := s.authenticate(r)
 			if err != nil {
 				sw.Header().Set("WWW-Authenticate", `Bearer realm="wgnet"`)

@@ -355,6 +355,18 @@ func TestNoPrivateKey(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// One host joins as an agent does: its credential reads the agent routes.
+	tok, err := c.CreateToken(ctx, "n", api.CreateToken{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, pk := pub(t)
+	private = append(private, k)
+	public[pk] = true
+	e, err := client.Enroll(ctx, tok.Token, api.Host{Name: "h9", PublicKey: pk, EndpointPort: 51820})
+	if err != nil || e.Credential == "" || e.Host.Endpoint != "127.0.0.1:51820" {
+		t.Fatalf("enroll: %+v, %v; want a credential and the observed endpoint", e, err)
+	}
 	var bodies bytes.Buffer
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	path := strings.NewReplacer("{network}", "n", "{host}", "h1")
@@ -367,6 +379,9 @@ func TestNoPrivateKey(t *testing.T) {
 		}
 		req, _ := http.NewRequest("GET", f.url+path.Replace(rt.Pattern), nil)
 		req.Header.Set("Authorization", "Bearer "+f.token)
+		if rt.Auth == controller.AuthAgent {
+			req.Header.Set("Authorization", "Bearer "+e.Credential)
+		}
 		resp, err := hc.Do(req)
 		if err != nil {
 			t.Fatal(err)

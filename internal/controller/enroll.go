@@ -86,12 +86,28 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) error {
 	if len(req.Addresses) > 0 || req.Hub {
 		return badRequest{errors.New("enroll: a joining host can't set its addresses or hub role; an admin does (wgnet set)")}
 	}
+	if req.EndpointPort != 0 {
+		if req.Endpoint != "" {
+			return badRequest{errors.New("enroll: give endpoint or endpoint_port, not both")}
+		}
+		ep, err := observedEndpoint(r, req.EndpointPort)
+		if err != nil {
+			return err
+		}
+		req.Endpoint, req.EndpointPort = ep, 0
+	}
 	h, err := fromAPIHost(req)
 	if err != nil {
 		return err
 	}
+	// The host's agent credential: shown once, only its hash is stored, with
+	// the host, in the enrollment's transaction.
+	cred, err := NewToken(api.AgentCredentialPrefix)
+	if err != nil {
+		return err
+	}
 	ctx := store.WithActor(r.Context(), "join token "+hash.ID())
-	t, h, rev, err := s.store.Enroll(ctx, hash, time.Now(), h, validate)
+	t, h, rev, err := s.store.Enroll(ctx, hash, time.Now(), h, validate, store.HashToken(cred))
 	switch {
 	case errors.Is(err, store.ErrTokenExpired):
 		return fmt.Errorf("enroll: join token %s: %w at %s: ask an admin for a new one (wgnet token create --ttl D)", hash.ID(), store.ErrTokenExpired, t.Expires.Format(time.RFC3339))
@@ -101,6 +117,6 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.log.Info("host enrolled", "network", t.Network, "host", h.Name, "token", hash.ID(), "revision", rev)
-	writeJSON(w, http.StatusCreated, api.Enrolled{Network: t.Network, Host: toAPIHost(h), Revision: rev})
+	writeJSON(w, http.StatusCreated, api.Enrolled{Network: t.Network, Host: toAPIHost(h), Revision: rev, Credential: cred})
 	return nil
 }

@@ -206,7 +206,12 @@ func (s *Server) changes(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	network := r.PathValue("network")
+	return s.writeChanges(w, r, r.PathValue("network"), since)
+}
+
+// writeChanges answers the change log of network after since, at most 1,000
+// entries, with the revision read before them.
+func (s *Server) writeChanges(w http.ResponseWriter, r *http.Request, network string, since uint64) error {
 	n, err := s.store.Network(r.Context(), network)
 	if err != nil {
 		return err

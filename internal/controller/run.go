@@ -77,7 +77,11 @@ func Run(ctx context.Context, st store.Store, o Options) error {
 		urls = []string{"https://" + ln.Addr().String()}
 	}
 	cfg := Config{Log: o.Log, URLs: urls, CAHash: api.CAHash(id.CA)}
-	hs := &http.Server{Handler: New(st, cfg), TLSConfig: id.Config, ReadHeaderTimeout: 10 * time.Second}
+	srv := New(st, cfg)
+	defer srv.Close()
+	hs := &http.Server{Handler: srv, TLSConfig: id.Config, ReadHeaderTimeout: 10 * time.Second,
+		// Long polls end with ctx, so that a shutdown does not wait for them.
+		BaseContext: func(net.Listener) context.Context { return ctx }}
 	if o.Log != nil {
 		hs.ErrorLog = slog.NewLogLogger(o.Log.Handler(), slog.LevelWarn)
 	}

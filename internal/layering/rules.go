@@ -50,7 +50,7 @@ var Rules = map[string][]string{
 	// compile every change; no store implementation, the command picks one)
 	// and the admin client (wire types only).
 	"internal/api":        nil,
-	"internal/controller": {"internal/api", "internal/atomicfile", "internal/check", "internal/compile", "internal/diag", "internal/spec", "internal/store", "internal/wgkey"},
+	"internal/controller": {"internal/api", "internal/atomicfile", "internal/check", "internal/compile", "internal/diag", "internal/intent", "internal/spec", "internal/store", "internal/wgkey"},
 	"internal/client":     {"internal/api"},
 
 	// Test harnesses.

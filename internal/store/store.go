@@ -97,6 +97,10 @@ type TokenKind string
 const (
 	AdminToken  TokenKind = "admin"
 	EnrollToken TokenKind = "enroll"
+	// AgentToken is one host's agent credential, issued when the host enrolls:
+	// Network and Host say whose it is. It is not consumed and goes with its
+	// host (RemoveHost) or network.
+	AgentToken TokenKind = "agent"
 )
 
 // TokenHash is the SHA-256 of a token's secret; the secret itself is never stored.
@@ -266,7 +270,19 @@ type Store interface {
 	// Enroll uses one use of an enrollment token and adds h to the token's
 	// network (as AddHost, never as the hub) in one transaction: both happen or
 	// neither. A token bound to a host name admits only that name (ErrInvalid).
-	Enroll(ctx context.Context, hash TokenHash, now time.Time, h Host, v Validate) (Token, Host, uint64, error)
+	// When cred is not the zero hash it is stored, in the same transaction, as
+	// the new host's AgentToken (LookupToken finds it; RemoveHost removes it).
+	Enroll(ctx context.Context, hash TokenHash, now time.Time, h Host, v Validate, cred TokenHash) (Token, Host, uint64, error)
+
+	// WaitRevision returns the network's revision as soon as it is above
+	// after: at once when it already is, else when a change commits (by this
+	// process or, for a shared database, by another controller: SQLite wakes
+	// in-process and polls the file for other processes, PostgreSQL uses
+	// LISTEN/NOTIFY). It returns ErrNotFound for a network that does not exist
+	// or is deleted while waiting, and ctx's error (with the revision last
+	// seen) when ctx is done first. Agents' long polls of the change log wait
+	// here; many waiters on one network all wake on one change.
+	WaitRevision(ctx context.Context, network string, after uint64) (uint64, error)
 
 	// Audit returns the audit log's entries after seq, oldest first, at most
 	// limit (0: all). Every change above writes its entry, with ActorOf(ctx), in

@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"modernc.org/sqlite"
@@ -113,8 +114,13 @@ var schemaVersion = 1 + len(migrations)
 
 // Store is a store.Store on one SQLite file.
 type Store struct {
-	w *sql.DB // one connection, BEGIN IMMEDIATE: all writes
-	r *sql.DB // reads
+	w    *sql.DB // one connection, BEGIN IMMEDIATE: all writes
+	r    *sql.DB // reads
+	note *notifier
+	// pending are the revisions the writing transaction under way committed
+	// (see committed); only the writer touches it, one write at a time.
+	pending map[string]uint64
+	wmu     sync.Mutex // serialises write, so that pending belongs to one transaction
 }
 
 var _ store.Store = (*Store)(nil)
@@ -141,7 +147,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(4)
-	s := &Store{w: w, r: r}
+	s := &Store{w: w, r: r, note: notifierFor(path)}
 	if err := s.write(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, schema); err != nil {
 			return err
@@ -175,8 +181,12 @@ func Open(ctx context.Context, path string) (*Store, error) {
 // Close closes the database.
 func (s *Store) Close() error { return errors.Join(s.w.Close(), s.r.Close()) }
 
-// write runs fn in one BEGIN IMMEDIATE transaction and commits it.
+// write runs fn in one BEGIN IMMEDIATE transaction and commits it, then wakes
+// the WaitRevision calls of this process with the revisions it committed.
 func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.pending = nil
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -185,7 +195,11 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		tx.Rollback()
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	s.note.publish(s.pending)
+	return nil
 }
 
 // read runs fn in one read transaction: one snapshot.
@@ -222,6 +236,7 @@ func (s *Store) CreateNetwork(ctx context.Context, n store.Network) (store.Netwo
 		if err := logChange(ctx, tx, n.Name, 1, store.NetworkCreated, ""); err != nil {
 			return err
 		}
+		s.committed(n.Name, 1)
 		return audit(ctx, tx, n.Name, 1, string(store.NetworkCreated), n.Name)
 	})
 	return n, err
@@ -276,6 +291,7 @@ func (s *Store) DeleteNetwork(ctx context.Context, name string) error {
 		if k, _ := res.RowsAffected(); k == 0 {
 			return fmt.Errorf("network %s: %w", name, store.ErrNotFound)
 		}
+		s.committed(name, 0)
 		return audit(ctx, tx, name, 0, store.NetworkDeleted, name)
 	})
 }
@@ -284,15 +300,17 @@ func (s *Store) DeleteNetwork(ctx context.Context, name string) error {
 func (s *Store) AddHost(ctx context.Context, network string, h store.Host, v store.Validate) (store.Host, uint64, error) {
 	var rev uint64
 	err := s.write(ctx, func(tx *sql.Tx) (err error) {
-		h, rev, err = addHostTx(ctx, tx, network, h, v)
+		if h, rev, err = addHostTx(ctx, tx, network, h, v); err == nil {
+			s.committed(network, rev)
+		}
 		return err
 	})
 	return h, rev, err
 }
 
-// Enroll implements store.Store: the token's use and the host's addition
-// commit together or not at all.
-func (s *Store) Enroll(ctx context.Context, hash store.TokenHash, now time.Time, h store.Host, v store.Validate) (store.Token, store.Host, uint64, error) {
+// Enroll implements store.Store: the token's use, the host's addition and its
+// agent credential commit together or not at all.
+func (s *Store) Enroll(ctx context.Context, hash store.TokenHash, now time.Time, h store.Host, v store.Validate, cred store.TokenHash) (store.Token, store.Host, uint64, error) {
 	var t store.Token
 	var rev uint64
 	err := s.write(ctx, func(tx *sql.Tx) (err error) {
@@ -310,6 +328,17 @@ func (s *Store) Enroll(ctx context.Context, hash store.TokenHash, now time.Time,
 		if err != nil {
 			return err
 		}
+		if cred != (store.TokenHash{}) {
+			_, err := tx.ExecContext(ctx, `INSERT INTO tokens (hash, kind, network, host, uses, expires, routes) VALUES (?, ?, ?, ?, 0, 0, '')`,
+				cred[:], string(store.AgentToken), t.Network, h.Name)
+			if isConstraint(err) {
+				return fmt.Errorf("agent credential: %w", store.ErrExists)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		s.committed(t.Network, rev)
 		return audit(ctx, tx, t.Network, rev, store.HostEnrolled, h.Name+" (join token "+hash.ID()+")")
 	})
 	return t, h, rev, err
@@ -471,6 +500,7 @@ func (s *Store) SetHost(ctx context.Context, network, name string, c store.HostC
 		if rev, err = bump(ctx, tx, network, store.HostChanged, name); err != nil {
 			return err
 		}
+		s.committed(network, rev)
 		if err := audit(ctx, tx, network, rev, string(store.HostChanged), name); err != nil {
 			return err
 		}
@@ -519,8 +549,10 @@ func (s *Store) RemoveHost(ctx context.Context, network, name string) (uint64, e
 		if k, _ := res.RowsAffected(); k == 0 {
 			return fmt.Errorf("host %s: %w", name, store.ErrNotFound)
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM host_status WHERE network = ? AND host = ?`, network, name); err != nil {
-			return err
+		for _, q := range []string{`DELETE FROM host_status WHERE network = ? AND host = ?`, `DELETE FROM tokens WHERE network = ? AND host = ? AND kind = 'agent'`} {
+			if _, err := tx.ExecContext(ctx, q, network, name); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE networks SET hosts = hosts - 1 WHERE name = ?`, network); err != nil {
 			return err
@@ -528,6 +560,7 @@ func (s *Store) RemoveHost(ctx context.Context, network, name string) (uint64, e
 		if rev, err = bump(ctx, tx, network, store.HostRemoved, name); err != nil {
 			return err
 		}
+		s.committed(network, rev)
 		return audit(ctx, tx, network, rev, string(store.HostRemoved), name)
 	})
 	return rev, err

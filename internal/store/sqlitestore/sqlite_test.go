@@ -201,8 +201,11 @@ func (p *pair) AdminTokens(ctx context.Context) ([]store.TokenHash, error) {
 func (p *pair) UseToken(ctx context.Context, h store.TokenHash, now time.Time) (store.Token, error) {
 	return p.next().UseToken(ctx, h, now)
 }
-func (p *pair) Enroll(ctx context.Context, h store.TokenHash, now time.Time, host store.Host, v store.Validate) (store.Token, store.Host, uint64, error) {
-	return p.next().Enroll(ctx, h, now, host, v)
+func (p *pair) Enroll(ctx context.Context, h store.TokenHash, now time.Time, host store.Host, v store.Validate, cred store.TokenHash) (store.Token, store.Host, uint64, error) {
+	return p.next().Enroll(ctx, h, now, host, v, cred)
+}
+func (p *pair) WaitRevision(ctx context.Context, n string, after uint64) (uint64, error) {
+	return p.next().WaitRevision(ctx, n, after)
 }
 func (p *pair) LookupToken(ctx context.Context, h store.TokenHash) (store.Token, error) {
 	return p.next().LookupToken(ctx, h)

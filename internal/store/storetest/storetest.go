@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -41,6 +42,9 @@ func Run(t *testing.T, open Open) {
 		{"StatusReports", testStatus},
 		{"TokenRoutes", testTokenRoutes},
 		{"AllocationLowestFree", testAllocationLowestFree},
+		{"AgentCredential", testAgentCredential},
+		{"WaitRevision", testWaitRevision},
+		{"WaitRevisionMany", testWaitRevisionMany},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -468,7 +472,7 @@ func testEnrollConcurrent(t *testing.T, s store.Store) {
 	}
 	const users = 100
 	ok, used := oneWins(t, users, func(i int) error {
-		_, _, _, err := s.Enroll(ctx, h, time.Now(), store.Host{Name: fmt.Sprintf("h%03d", i), PublicKey: Key(i)}, nil)
+		_, _, _, err := s.Enroll(ctx, h, time.Now(), store.Host{Name: fmt.Sprintf("h%03d", i), PublicKey: Key(i)}, nil, store.TokenHash{})
 		return err
 	})
 	n, hs, err := s.Hosts(ctx, "n")
@@ -494,20 +498,20 @@ func testEnrollAtomic(t *testing.T, s store.Store) {
 		}
 	}
 	refuse := errors.New("refused")
-	if _, _, _, err := s.Enroll(ctx, one, now, store.Host{Name: "a", PublicKey: Key(1)}, func(store.Network, []store.Host) error { return refuse }); !errors.Is(err, refuse) {
+	if _, _, _, err := s.Enroll(ctx, one, now, store.Host{Name: "a", PublicKey: Key(1)}, func(store.Network, []store.Host) error { return refuse }, store.TokenHash{}); !errors.Is(err, refuse) {
 		t.Fatalf("refused enroll = %v", err)
 	}
-	tk, h, rev, err := s.Enroll(ctx, one, now, store.Host{Name: "a", PublicKey: Key(1), Hub: false}, nil)
+	tk, h, rev, err := s.Enroll(ctx, one, now, store.Host{Name: "a", PublicKey: Key(1), Hub: false}, nil, store.TokenHash{})
 	if err != nil || tk.Network != "n" || tk.Uses != 0 || rev != 2 || !h.Hub || len(h.Addresses) != 1 {
 		t.Fatalf("enroll after a refusal: %+v %+v %d, %v (the refusal must not use the token)", tk, h, rev, err)
 	}
-	if _, _, _, err := s.Enroll(ctx, bound, now, store.Host{Name: "b", PublicKey: Key(2)}, nil); !errors.Is(err, store.ErrInvalid) {
+	if _, _, _, err := s.Enroll(ctx, bound, now, store.Host{Name: "b", PublicKey: Key(2)}, nil, store.TokenHash{}); !errors.Is(err, store.ErrInvalid) {
 		t.Errorf("bound token, other name = %v, want ErrInvalid", err)
 	}
-	if _, h, _, err := s.Enroll(ctx, bound, now, store.Host{Name: "s9", PublicKey: Key(3), Hub: true}, nil); err != nil || h.Hub {
+	if _, h, _, err := s.Enroll(ctx, bound, now, store.Host{Name: "s9", PublicKey: Key(3), Hub: true}, nil, store.TokenHash{}); err != nil || h.Hub {
 		t.Errorf("bound token, its name, asking to be hub: %+v, %v; want added, not the hub", h, err)
 	}
-	if _, _, _, err := s.Enroll(ctx, admin, now, store.Host{Name: "c", PublicKey: Key(4)}, nil); !errors.Is(err, store.ErrNotFound) {
+	if _, _, _, err := s.Enroll(ctx, admin, now, store.Host{Name: "c", PublicKey: Key(4)}, nil, store.TokenHash{}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("admin token = %v, want ErrNotFound", err)
 	}
 	tk, err = s.UseToken(ctx, bound, now)
@@ -566,7 +570,7 @@ func testAudit(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	joiner := store.WithActor(context.Background(), "enroll "+h.ID())
-	if _, _, _, err := s.Enroll(joiner, h, time.Now(), store.Host{Name: "c", PublicKey: Key(3)}, nil); err != nil {
+	if _, _, _, err := s.Enroll(joiner, h, time.Now(), store.Host{Name: "c", PublicKey: Key(3)}, nil, store.TokenHash{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.RemoveHost(admin, "n", "c"); err != nil {
@@ -713,11 +717,11 @@ func testTokenRoutes(t *testing.T, s store.Store) {
 		t.Errorf("LookupToken = %+v, %v", tok, err)
 	}
 	bad := store.Host{Name: "a", PublicKey: Key(1), Routes: []netip.Prefix{netip.MustParsePrefix("172.0.0.0/8")}}
-	if _, _, _, err := s.Enroll(ctx, h, time.Now(), bad, nil); !errors.Is(err, store.ErrInvalid) {
+	if _, _, _, err := s.Enroll(ctx, h, time.Now(), bad, nil, store.TokenHash{}); !errors.Is(err, store.ErrInvalid) {
 		t.Errorf("enroll with a route outside the token's = %v, want ErrInvalid", err)
 	}
 	good := store.Host{Name: "a", PublicKey: Key(1), Routes: []netip.Prefix{netip.MustParsePrefix("172.18.5.0/24")}}
-	if _, got, _, err := s.Enroll(ctx, h, time.Now(), good, nil); err != nil || len(got.Routes) != 1 {
+	if _, got, _, err := s.Enroll(ctx, h, time.Now(), good, nil, store.TokenHash{}); err != nil || len(got.Routes) != 1 {
 		t.Errorf("enroll with an allowed route = %+v, %v", got, err)
 	}
 	if tok, _ := s.LookupToken(ctx, h); tok.Uses != 1 {
@@ -767,4 +771,181 @@ func addrs(ss ...string) []netip.Addr {
 		out = append(out, netip.MustParseAddr(s))
 	}
 	return out
+}
+
+// testAgentCredential: Enroll stores the host's agent credential by its hash
+// in the enrollment's transaction (a refused enrollment leaves none); it names
+// its network and host, is not consumed, does not enroll, and goes with its
+// host and with its network.
+func testAgentCredential(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	now := time.Now()
+	mustNetwork(t, s, "n", "mesh", "10.0.0.0/24")
+	join := store.HashToken("join")
+	if err := s.CreateToken(ctx, store.Token{Hash: join, Kind: store.EnrollToken, Network: "n", Uses: 5}); err != nil {
+		t.Fatal(err)
+	}
+	credA, credB, refused := store.HashToken("agent-a"), store.HashToken("agent-b"), store.HashToken("agent-refused")
+	refuse := errors.New("refused")
+	if _, _, _, err := s.Enroll(ctx, join, now, store.Host{Name: "x", PublicKey: Key(9)}, func(store.Network, []store.Host) error { return refuse }, refused); !errors.Is(err, refuse) {
+		t.Fatalf("refused enroll = %v", err)
+	}
+	if _, err := s.LookupToken(ctx, refused); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a refused enrollment left its credential: %v", err)
+	}
+	if _, _, _, err := s.Enroll(ctx, join, now, store.Host{Name: "a", PublicKey: Key(1)}, nil, credA); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := s.Enroll(ctx, join, now, store.Host{Name: "b", PublicKey: Key(2)}, nil, credB); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // looking it up does not consume it
+		tk, err := s.LookupToken(ctx, credA)
+		if err != nil || tk.Kind != store.AgentToken || tk.Network != "n" || tk.Host != "a" {
+			t.Fatalf("agent credential of a = %+v, %v", tk, err)
+		}
+	}
+	if _, _, _, err := s.Enroll(ctx, credA, now, store.Host{Name: "c", PublicKey: Key(3)}, nil, store.TokenHash{}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("enroll with an agent credential = %v, want ErrNotFound", err)
+	}
+	if hs, err := s.AdminTokens(ctx); err != nil || slices.Contains(hs, credA) {
+		t.Errorf("an agent credential is an admin token: %v, %v", hs, err)
+	}
+	// The same credential hash twice is refused, and the enrollment with it.
+	if _, _, _, err := s.Enroll(ctx, join, now, store.Host{Name: "d", PublicKey: Key(4)}, nil, credA); err == nil {
+		t.Error("a second host enrolled with the same credential hash")
+	}
+	if _, hs, _ := s.Hosts(ctx, "n"); len(hs) != 2 {
+		t.Errorf("hosts = %d, want 2 (the refused enrollments added none)", len(hs))
+	}
+	if _, err := s.RemoveHost(ctx, "n", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LookupToken(ctx, credA); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("credential of a removed host = %v, want ErrNotFound", err)
+	}
+	if tk, err := s.LookupToken(ctx, credB); err != nil || tk.Host != "b" {
+		t.Errorf("removing a took b's credential: %+v, %v", tk, err)
+	}
+	if err := s.DeleteNetwork(ctx, "n"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LookupToken(ctx, credB); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("credential after the network's deletion = %v, want ErrNotFound", err)
+	}
+}
+
+// waitBound bounds every wait of the WaitRevision tests: a wake-up that does
+// not come within it is a failure, however slow the machine (a poll of
+// another process's changes takes about a second).
+const waitBound = 20 * time.Second
+
+type waited struct {
+	rev uint64
+	err error
+}
+
+func waitAsync(ctx context.Context, s store.Store, network string, after uint64) <-chan waited {
+	ch := make(chan waited, 1)
+	go func() {
+		rev, err := s.WaitRevision(ctx, network, after)
+		ch <- waited{rev, err}
+	}()
+	return ch
+}
+
+func receive(t *testing.T, ch <-chan waited, what string) waited {
+	t.Helper()
+	select {
+	case w := <-ch:
+		return w
+	case <-time.After(waitBound):
+		t.Fatalf("%s: WaitRevision did not return within %s", what, waitBound)
+	}
+	return waited{}
+}
+
+// testWaitRevision: WaitRevision answers at once when the revision is past
+// after, wakes on a change, stops with its context, and says ErrNotFound for
+// an unknown network and for one deleted while it waits.
+func testWaitRevision(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustNetwork(t, s, "n", "mesh", "10.0.0.0/24")
+	if rev, err := s.WaitRevision(ctx, "n", 0); err != nil || rev != 1 {
+		t.Errorf("WaitRevision(after 0) = %d, %v; want 1 at once", rev, err)
+	}
+	if _, err := s.WaitRevision(ctx, "nope", 0); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("WaitRevision(unknown) = %v, want ErrNotFound", err)
+	}
+	ch := waitAsync(ctx, s, "n", 1)
+	select {
+	case w := <-ch:
+		t.Fatalf("WaitRevision(after 1) returned %+v before any change", w)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if _, _, err := s.AddHost(ctx, "n", store.Host{Name: "a", PublicKey: Key(1)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if w := receive(t, ch, "after an add"); w.err != nil || w.rev != 2 {
+		t.Errorf("WaitRevision after an add = %+v, want revision 2", w)
+	}
+	// A refused change commits nothing and wakes nobody for good.
+	ch = waitAsync(ctx, s, "n", 2)
+	if _, _, err := s.AddHost(ctx, "n", store.Host{Name: "a", PublicKey: Key(2)}, nil); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("second a = %v", err)
+	}
+	select {
+	case w := <-ch:
+		t.Fatalf("WaitRevision returned %+v after a refused change", w)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if _, err := s.RemoveHost(ctx, "n", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if w := receive(t, ch, "after a removal"); w.err != nil || w.rev != 3 {
+		t.Errorf("WaitRevision after a removal = %+v, want 3", w)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	ch = waitAsync(cctx, s, "n", 3)
+	cancel()
+	if w := receive(t, ch, "cancelled"); !errors.Is(w.err, context.Canceled) {
+		t.Errorf("cancelled WaitRevision = %+v, want context.Canceled", w)
+	}
+	ch = waitAsync(ctx, s, "n", 3)
+	time.Sleep(50 * time.Millisecond)
+	if err := s.DeleteNetwork(ctx, "n"); err != nil {
+		t.Fatal(err)
+	}
+	if w := receive(t, ch, "network deleted"); !errors.Is(w.err, store.ErrNotFound) {
+		t.Errorf("WaitRevision on a deleted network = %+v, want ErrNotFound", w)
+	}
+}
+
+// testWaitRevisionMany: 200 waiters (agents' long polls) on one network, and
+// one on another, all wake on the change of theirs and no other.
+func testWaitRevisionMany(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustNetwork(t, s, "n", "mesh", "10.0.0.0/24")
+	mustNetwork(t, s, "other", "mesh", "10.1.0.0/24")
+	var chs []<-chan waited
+	for range 200 {
+		chs = append(chs, waitAsync(ctx, s, "n", 1))
+	}
+	octx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	other := waitAsync(octx, s, "other", 1)
+	time.Sleep(100 * time.Millisecond)
+	if _, _, err := s.AddHost(ctx, "n", store.Host{Name: "a", PublicKey: Key(1)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i, ch := range chs {
+		if w := receive(t, ch, fmt.Sprintf("waiter %d", i)); w.err != nil || w.rev != 2 {
+			t.Fatalf("waiter %d = %+v, want revision 2", i, w)
+		}
+	}
+	select {
+	case w := <-other:
+		t.Errorf("a waiter on another network woke: %+v", w)
+	case <-time.After(100 * time.Millisecond):
+	}
 }

@@ -1,0 +1,324 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/wgnet/wgnet/internal/api"
+	"github.com/wgnet/wgnet/internal/compile"
+	"github.com/wgnet/wgnet/internal/intent"
+	"github.com/wgnet/wgnet/internal/spec"
+	"github.com/wgnet/wgnet/internal/store"
+)
+
+// This file is the agents' side of the API (issue 15): the per-host agent
+// credential handed out at enrollment (only its hash is stored), the host's
+// desired state compiled from public data, the long poll of the change log,
+// status reports (written to the store in batches) and leaving.
+
+// MaxWait is the longest a long poll of the change log waits.
+const MaxWait = 60 * time.Second
+
+// ReportFlush is how long status reports gather before they are written to
+// the store in one transaction.
+var ReportFlush = 250 * time.Millisecond
+
+// agentKey is the context key of the calling agent's host.
+type agentKey struct{}
+
+// agentID is the host an agent credential belongs to.
+type agentID struct{ network, host string }
+
+// authenticateAgent looks the bearer credential up by its hash (a 256-bit
+// secret's SHA-256: the lookup reveals nothing) and returns whose it is.
+func (s *Server) authenticateAgent(r *http.Request) (agentID, error) {
+	errAgent := errors.New("missing or wrong credential: give the host's agent credential as Authorization: Bearer CREDENTIAL (wgnet agent join)")
+	tok, ok := bearer(r)
+	if !ok {
+		return agentID{}, errAgent
+	}
+	t, err := s.store.LookupToken(r.Context(), store.HashToken(tok))
+	if err != nil || t.Kind != store.AgentToken || t.Network == "" || t.Host == "" {
+		return agentID{}, errAgent
+	}
+	return agentID{t.Network, t.Host}, nil
+}
+
+func agentOf(r *http.Request) agentID {
+	id, _ := r.Context().Value(agentKey{}).(agentID)
+	return id
+}
+
+// observedEndpoint is the endpoint of an enrolling host that declared only its
+// port: the address its request comes from (never a guess by the host).
+func observedEndpoint(r *http.Request, port int) (string, error) {
+	if port < 1 || port > 65535 {
+		return "", badRequest{fmt.Errorf("endpoint_port %d: want 1-65535", port)}
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return "", fmt.Errorf("observed address %q: %w", r.RemoteAddr, err)
+	}
+	return net.JoinHostPort(ap.Addr().Unmap().WithZone("").String(), strconv.Itoa(port)), nil
+}
+
+// compiled is one revision of a network compiled for its agents: every
+// host's intent, the same for every agent that asks (one compile per
+// revision, not per agent). A cache rebuilt from the store: any controller
+// answers the same.
+type compiled struct {
+	rev      uint64
+	net      store.Network
+	hosts    map[string]*intent.Host
+	approved []string
+	iface    string
+	port     int
+}
+
+// agentCache holds the last compiled revision of each network.
+type agentCache struct {
+	mu    sync.Mutex // guards nets and locks
+	nets  map[string]*compiled
+	locks map[string]*sync.Mutex // one compile of a network at a time
+}
+
+func (c *agentCache) get(network string) (*compiled, *sync.Mutex) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.nets == nil {
+		c.nets, c.locks = map[string]*compiled{}, map[string]*sync.Mutex{}
+	}
+	m, ok := c.locks[network]
+	if !ok {
+		m = &sync.Mutex{}
+		c.locks[network] = m
+	}
+	return c.nets[network], m
+}
+
+func (c *agentCache) put(network string, cp *compiled) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cp == nil {
+		delete(c.nets, network)
+		return
+	}
+	c.nets[network] = cp
+}
+
+// compiledNetwork returns the network compiled at its current revision.
+func (s *Server) compiledNetwork(ctx context.Context, network string) (*compiled, error) {
+	n, err := s.store.Network(ctx, network)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			s.agents.put(network, nil)
+		}
+		return nil, err
+	}
+	cp, lock := s.agents.get(network)
+	if cp != nil && cp.rev == n.Revision {
+		return cp, nil
+	}
+	lock.Lock()
+	defer lock.Unlock()
+	if cp, _ = s.agents.get(network); cp != nil && cp.rev >= n.Revision {
+		return cp, nil // compiled by another request meanwhile
+	}
+	n, hs, err := s.store.Hosts(ctx, network)
+	if err != nil {
+		return nil, err
+	}
+	sp := toSpec(n, hs)
+	cp = &compiled{rev: n.Revision, net: n, hosts: map[string]*intent.Host{}, iface: sp.InterfaceName()}
+	if len(hs) > 0 {
+		hcs, err := compile.Compile(sp, spec.Secrets{})
+		if err != nil {
+			return nil, fmt.Errorf("compile %s: %w", n.Name, err)
+		}
+		for i := range hcs {
+			cp.hosts[hcs[i].Name] = &hcs[i]
+		}
+		cp.port = sp.ListenPortOf(&sp.Hosts[0])
+	}
+	for _, h := range hs {
+		for _, p := range h.Routes {
+			cp.approved = append(cp.approved, p.String())
+		}
+	}
+	slices.Sort(cp.approved)
+	cp.approved = slices.Compact(cp.approved)
+	s.agents.put(network, cp)
+	return cp, nil
+}
+
+// agentState answers GET /v1/agent/state: the calling host's compiled intent
+// as wire data, without a key, hooks or anything to run.
+func (s *Server) agentState(w http.ResponseWriter, r *http.Request) error {
+	id := agentOf(r)
+	cp, err := s.compiledNetwork(r.Context(), id.network)
+	if err != nil {
+		return err
+	}
+	ih, ok := cp.hosts[id.host]
+	if !ok {
+		return fmt.Errorf("host %s: %w (removed from network %s)", id.host, store.ErrNotFound, id.network)
+	}
+	writeJSON(w, http.StatusOK, toAgentState(cp, ih, s.cfg.URLs))
+	return nil
+}
+
+func toAgentState(cp *compiled, ih *intent.Host, urls []string) api.AgentState {
+	out := api.AgentState{Network: cp.net.Name, Host: ih.Name, Revision: cp.rev, Interface: cp.iface, MTU: ih.MTU,
+		ApprovedRoutes: cp.approved, ForwardV4: ih.Forward.V4, ForwardV6: ih.Forward.V6, ClampMSS: ih.Firewall.ClampMSS,
+		Peers: make([]api.Peer, 0, len(ih.Peers)), URLs: urls}
+	for _, p := range cp.net.Subnets {
+		out.Subnets = append(out.Subnets, p.String())
+	}
+	if ih.ListenPort != nil {
+		out.ListenPort = int(*ih.ListenPort)
+	}
+	for _, a := range ih.Addresses {
+		out.Addresses = append(out.Addresses, a.String())
+	}
+	for _, p := range ih.Routes {
+		out.Routes = append(out.Routes, p.String())
+	}
+	for _, p := range ih.Peers {
+		ap := api.Peer{Name: p.Name, PublicKey: p.PublicKey.String(), Keepalive: p.PersistentKeepalive, AllowedIPs: make([]string, 0, len(p.AllowedIPs))}
+		if p.Endpoint != nil {
+			ap.Endpoint = p.Endpoint.String()
+		}
+		for _, a := range p.AllowedIPs {
+			ap.AllowedIPs = append(ap.AllowedIPs, a.String())
+		}
+		out.Peers = append(out.Peers, ap)
+	}
+	return out
+}
+
+// agentChanges answers GET /v1/agent/changes?since=N&wait=D: the change log
+// of the agent's network after N; with wait, a long poll that answers as soon
+// as the revision passes N (store.WaitRevision), or empty after D (at most
+// MaxWait). An answer whose revision is below N tells the agent that the store
+// is behind it (restored from a backup): it takes a snapshot.
+func (s *Server) agentChanges(w http.ResponseWriter, r *http.Request) error {
+	since, err := sinceParam(r)
+	if err != nil {
+		return err
+	}
+	var wait time.Duration
+	if v := r.URL.Query().Get("wait"); v != "" {
+		if wait, err = time.ParseDuration(v); err != nil || wait < 0 {
+			return badRequest{fmt.Errorf("wait %q: want a duration such as 30s", v)}
+		}
+		wait = min(wait, MaxWait)
+	}
+	network := agentOf(r).network
+	if wait > 0 {
+		s.polling.Add(1)
+		ctx, cancel := context.WithTimeout(r.Context(), wait)
+		_, err := s.store.WaitRevision(ctx, network, since)
+		cancel()
+		s.polling.Add(-1)
+		switch {
+		case errors.Is(err, context.Canceled):
+			writeError(w, http.StatusServiceUnavailable, "controller shutting down or client gone: poll again")
+			return nil
+		case err != nil && !errors.Is(err, context.DeadlineExceeded):
+			return err
+		}
+	}
+	return s.writeChanges(w, r, network, since)
+}
+
+// agentReport answers POST /v1/agent/status: the report joins the batch the
+// controller writes to the store in one transaction (202: accepted, not yet
+// written).
+func (s *Server) agentReport(w http.ResponseWriter, r *http.Request) error {
+	var req api.AgentReport
+	if err := readJSON(r, &req); err != nil {
+		return err
+	}
+	id := agentOf(r)
+	st := store.HostStatus{Host: id.host, Revision: req.Revision, Time: time.Now().UTC()}
+	if req.Time != "" {
+		t, err := time.Parse(time.RFC3339Nano, req.Time)
+		if err != nil {
+			return badRequest{fmt.Errorf("time: %w", err)}
+		}
+		st.Time = t
+	}
+	for _, p := range req.Peers {
+		k, err := parsePublicKey(p.PublicKey)
+		if err != nil {
+			return err
+		}
+		ps := store.PeerStatus{PublicKey: k, Endpoint: p.Endpoint, RxBytes: p.RxBytes, TxBytes: p.TxBytes}
+		if p.LastHandshake != "" {
+			if ps.LastHandshake, err = time.Parse(time.RFC3339Nano, p.LastHandshake); err != nil {
+				return badRequest{fmt.Errorf("peer %s: last_handshake: %w", p.PublicKey, err)}
+			}
+		}
+		st.Peers = append(st.Peers, ps)
+	}
+	s.reports.add(s, store.StatusReport{Network: id.network, Status: st})
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+// agentLeave answers DELETE /v1/agent: the host removes itself.
+func (s *Server) agentLeave(w http.ResponseWriter, r *http.Request) error {
+	id := agentOf(r)
+	rev, err := s.store.RemoveHost(r.Context(), id.network, id.host)
+	if err != nil {
+		return err
+	}
+	s.log.Info("host left", "network", id.network, "host", id.host, "revision", rev)
+	writeJSON(w, http.StatusOK, api.Removed{Revision: rev})
+	return nil
+}
+
+// reportBatch gathers status reports for ReportFlush and writes them in one
+// store transaction; no goroutine outlives a flush.
+type reportBatch struct {
+	mu      sync.Mutex // guards pending and armed
+	pending []store.StatusReport
+	armed   bool
+}
+
+func (b *reportBatch) add(s *Server, r store.StatusReport) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.pending = append(b.pending, r)
+	if !b.armed {
+		b.armed = true
+		time.AfterFunc(ReportFlush, func() { b.flush(s) })
+	}
+}
+
+// flush writes what is pending.
+func (b *reportBatch) flush(s *Server) {
+	b.mu.Lock()
+	batch := b.pending
+	b.pending, b.armed = nil, false
+	b.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := s.store.ReportStatus(ctx, batch); err != nil {
+		s.log.Error("status reports", "reports", len(batch), "err", err)
+	}
+}
+
+// Close writes the status reports still gathering.
+func (s *Server) Close() { s.reports.flush(s) }
