@@ -27,7 +27,7 @@ import (
 //	}
 //
 // The redirects a forwarding host sends are its own packets, so they pass the
-// output hook, not forward.
+// output hook, not forward. A Filter adds its own chains and sets (filter_linux.go).
 const (
 	fwChain     = "forward"
 	outputChain = "output"
@@ -63,6 +63,11 @@ func (l *Linux) ApplyFirewall(fw Firewall) error {
 		for _, ifname := range fw.DropRedirects {
 			c.AddRule(&nftables.Rule{Table: t, Chain: out, Exprs: dropRedirect(ifname, false)})
 			c.AddRule(&nftables.Rule{Table: t, Chain: out, Exprs: dropRedirect(ifname, true)})
+		}
+	}
+	if fw.Filter != nil {
+		if err := addFilter(c, t, fw.Filter); err != nil {
+			return fmt.Errorf("firewall %s: %w", fw.Table, err)
 		}
 	}
 	if err := c.Flush(); err != nil {
@@ -156,6 +161,9 @@ func (l *Linux) Firewall(table string) (Firewall, error) {
 		return Firewall{}, fmt.Errorf("firewall %s: %w", table, err)
 	}
 	fw := Firewall{Table: table}
+	if fw.Filter, err = readFilter(c, t); err != nil {
+		return Firewall{}, fmt.Errorf("firewall %s: %w", table, err)
+	}
 	rules, err := c.GetRules(t, &nftables.Chain{Name: fwChain, Table: t})
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ENOENT) {

@@ -67,6 +67,11 @@ type HostNet interface {
 	Firewall(table string) (Firewall, error)
 	// DeleteFirewall removes the table.
 	DeleteFirewall(table string) error
+
+	// ForgetFlows deletes the connection-tracking entries (both families) whose
+	// original direction match selects, and returns how many went: a connection
+	// a new filter denies must not go on as an established one.
+	ForgetFlows(match func(Flow) bool) (int, error)
 }
 
 // Link is a network interface.
@@ -100,12 +105,15 @@ type Firewall struct {
 	// on the interface alone does nothing while net.ipv4.conf.all.send_redirects
 	// is 1.
 	DropRedirects []string
+	// Filter, when set, filters what enters through its interface (filter.go).
+	Filter *Filter `json:",omitempty"`
 }
 
 // Clone returns a copy of fw that shares no slices with it.
 func (fw Firewall) Clone() Firewall {
 	fw.ClampMSS = slices.Clone(fw.ClampMSS)
 	fw.DropRedirects = slices.Clone(fw.DropRedirects)
+	fw.Filter = fw.Filter.Clone()
 	return fw
 }
 

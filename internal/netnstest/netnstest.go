@@ -11,13 +11,17 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // StrictEnv names the variable CI sets: under WGNET_TEST_STRICT=1 a test that
@@ -164,4 +168,37 @@ func InNetns(t *testing.T) bool {
 		t.Skip("skipped in the namespace")
 	}
 	return false
+}
+
+// Do runs fn with the calling goroutine's thread inside the namespace, and
+// returns fn's error. A socket fn opens stays in the namespace after Do returns,
+// so a test can listen or dial there from its own process:
+//
+//	ns.Do(func() error { ln, err = net.Listen("tcp", ":5432"); return err })
+func (ns *NS) Do(fn func() error) error {
+	runtime.LockOSThread()
+	orig, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+	if err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	defer orig.Close()
+	target, err := os.Open("/run/netns/" + ns.Name)
+	if err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	defer target.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("setns %s: %w", ns.Name, err)
+	}
+	ferr := fn()
+	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+		// The thread stays in the wrong namespace: keep it locked, so that it
+		// dies with the goroutine rather than serve another.
+		return errors.Join(ferr, fmt.Errorf("setns back from %s: %w", ns.Name, err))
+	}
+	runtime.UnlockOSThread()
+	return ferr
 }

@@ -268,4 +268,83 @@ func Run(t *testing.T, newHost func(t *testing.T) (hostnet.HostNet, string)) {
 		mustNotFound(t, "reading a deleted table", err)
 		mustNotFound(t, "deleting a deleted table", h.DeleteFirewall(table))
 	})
+
+	t.Run("filter", func(t *testing.T) {
+		h, link := newHost(t)
+		table := "wgnet-test"
+		for i, fw := range FilterCases(table, link) {
+			if err := h.ApplyFirewall(fw); err != nil {
+				t.Fatalf("case %d: %v", i, err)
+			}
+			got, err := h.Firewall(table)
+			if err != nil {
+				t.Fatalf("case %d: %v", i, err)
+			}
+			if diff := cmp.Diff(fw, got, cmpOpts...); diff != "" {
+				t.Errorf("case %d: Firewall (-want +got):\n%s", i, diff)
+			}
+		}
+		before, err := h.Firewall(table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, bad := range []hostnet.FilterRule{
+			{Proto: "", Ports: []hostnet.PortRange{{From: 22, To: 22}}},
+			{Proto: "sctp"},
+			{Proto: "tcp", Ports: []hostnet.PortRange{{From: 30, To: 20}}},
+			{Src: []netip.Prefix{pfx("fd00::/64")}},
+			{Src: []netip.Prefix{pfx("10.1.0.0/16"), pfx("10.1.2.0/24")}},
+			{Dst: []netip.Prefix{pfx("10.1.2.3/24")}},
+		} {
+			fw := hostnet.Firewall{Table: table, Filter: &hostnet.Filter{Iface: link, Rules: []hostnet.FilterRule{bad}}}
+			if err := h.ApplyFirewall(fw); err == nil {
+				t.Errorf("ApplyFirewall took the bad rule %+v", bad)
+			}
+		}
+		if got, err := h.Firewall(table); err != nil || !cmp.Equal(before, got, cmpOpts...) {
+			t.Errorf("a refused ApplyFirewall changed the table: %+v, %v", got, err)
+		}
+		if err := h.DeleteFirewall(table); err != nil {
+			t.Fatal(err)
+		}
+		n, err := h.ForgetFlows(func(hostnet.Flow) bool { return false })
+		if err != nil || n != 0 {
+			t.Errorf("ForgetFlows of nothing = %d, %v", n, err)
+		}
+	})
+}
+
+// FilterCases are the firewalls the conformance test writes and reads back, in
+// order, each replacing the one before: every kind of filter rule, in both
+// families, with and without the MSS clamp, and back to no filter.
+func FilterCases(table, link string) []hostnet.Firewall {
+	pfx := netip.MustParsePrefix
+	ps := func(ss ...string) []netip.Prefix {
+		var out []netip.Prefix
+		for _, s := range ss {
+			out = append(out, pfx(s))
+		}
+		return out
+	}
+	full := &hostnet.Filter{Iface: link, Rules: []hostnet.FilterRule{
+		{Src: ps("10.10.1.0/24", "10.10.2.0/24", "10.99.0.3/32"), Dst: ps("10.10.4.0/24"), Proto: "tcp",
+			Ports: []hostnet.PortRange{{From: 5432, To: 5432}, {From: 8000, To: 8080}, {From: 65000, To: 65535}}, Accept: true, Comment: "policy.rules[0]: allow app -> db tcp 5432"},
+		{V6: true, Src: ps("fd00:10:1::/64"), Dst: ps("fd00:10:4::/64", "fd00:99::4/128"), Proto: "tcp", Ports: []hostnet.PortRange{{From: 5432, To: 5432}}, Accept: true},
+		{Src: ps("0.0.0.0/8", "255.255.255.0/24"), Proto: "udp", Ports: []hostnet.PortRange{{From: 0, To: 53}}, Accept: true},
+		{Dst: ps("10.10.4.0/24"), Proto: "icmp", Accept: true},
+		{V6: true, Proto: "icmp", Accept: true},
+		{V6: true, Src: ps("ffff::/16"), Accept: false, Comment: "deny the top"},
+		{Proto: "udp"},
+		{Accept: true},
+	}}
+	small := &hostnet.Filter{Iface: link, DefaultAccept: true, Rules: []hostnet.FilterRule{
+		{Src: ps("10.10.2.0/24"), Dst: ps("10.10.3.0/24"), Comment: "s2 -> s3's containers: deny"},
+	}}
+	return []hostnet.Firewall{
+		{Table: table, Filter: full},
+		{Table: table, ClampMSS: []string{link}, DropRedirects: []string{link}, Filter: small},
+		{Table: table, Filter: &hostnet.Filter{Iface: link}}, // default deny, no rule
+		{Table: table, Filter: &hostnet.Filter{Iface: link, DefaultAccept: true}},
+		{Table: table, ClampMSS: []string{link}},
+	}
 }

@@ -27,6 +27,7 @@ type Fake struct {
 	routes  []hostnet.Route // Table normalised to 0 for main
 	sysctls map[string]string
 	fws     map[string]hostnet.Firewall
+	flows   []hostnet.Flow // connection tracking
 	next    int
 	failOn  map[string]failure
 	calls   []string
@@ -458,8 +459,11 @@ func (f *Fake) SetSysctlValue(key, value string) {
 func (f *Fake) ApplyFirewall(fw hostnet.Firewall) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.beginLocked("ApplyFirewall", fw.Table, fw.ClampMSS, fw.DropRedirects); err != nil {
+	if err := f.beginLocked("ApplyFirewall", fw.Table, fw.ClampMSS, fw.DropRedirects, filterText(fw.Filter)); err != nil {
 		return err
+	}
+	if err := fw.Filter.Validate(); err != nil {
+		return fmt.Errorf("firewall %s: %w", fw.Table, err)
 	}
 	f.fws[fw.Table] = fw.Clone()
 	return nil
@@ -486,6 +490,39 @@ func (f *Fake) DeleteFirewall(table string) error {
 	}
 	delete(f.fws, table)
 	return nil
+}
+
+// filterText is a filter in a recorded call: its interface, rule count and default.
+func filterText(fl *hostnet.Filter) string {
+	if fl == nil {
+		return "no-filter"
+	}
+	return fmt.Sprintf("filter %s %d rules default-accept=%v", fl.Iface, len(fl.Rules), fl.DefaultAccept)
+}
+
+// AddFlow adds a connection-tracking entry, as a connection would.
+func (f *Fake) AddFlow(fl hostnet.Flow) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.flows = append(f.flows, fl)
+}
+
+// Flows returns the connection-tracking entries.
+func (f *Fake) Flows() []hostnet.Flow {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.flows)
+}
+
+func (f *Fake) ForgetFlows(match func(hostnet.Flow) bool) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.beginLocked("ForgetFlows"); err != nil {
+		return 0, err
+	}
+	n := len(f.flows)
+	f.flows = slices.DeleteFunc(f.flows, match)
+	return n - len(f.flows), nil
 }
 
 var _ hostnet.HostNet = (*Fake)(nil)
