@@ -45,6 +45,7 @@ var Rules = map[string][]string{
 	"internal/store":             {"internal/ipam", "internal/wgkey"},
 	"internal/store/storetest":   {"internal/store", "internal/wgkey"},
 	"internal/store/sqlitestore": {"internal/store", "internal/wgkey"},
+	"internal/store/pgstore":     {"internal/store", "internal/wgkey"},
 
 	// The controller: wire types, the server (the offline packages check and
 	// compile every change; no store implementation, the command picks one)

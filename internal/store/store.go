@@ -17,6 +17,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"time"
@@ -299,7 +300,40 @@ type Store interface {
 	// sorted by host name.
 	Status(ctx context.Context, network string) ([]HostStatus, error)
 
+	// Tokens returns every stored token (admin and enrollment), sorted by
+	// hash: what `controller migrate` carries over.
+	Tokens(ctx context.Context) ([]Token, error)
+
+	// CA returns the CA stored for every controller of the database
+	// (ErrNotFound when none is). PutCA stores ca unless one is stored
+	// already, and returns the one stored: when several controllers start at
+	// once, all use the first one's.
+	CA(ctx context.Context) (StoredCA, error)
+	PutCA(ctx context.Context, ca StoredCA) (StoredCA, error)
+
+	// Health checks that the database answers and says whether its schema
+	// is one this build runs against.
+	Health(ctx context.Context) (Health, error)
+
 	Close() error
+}
+
+// StoredCA is the controllers' CA as a store keeps it: the certificate (PEM)
+// and its private key sealed by the controller with a key every controller is
+// given; a store never sees the CA key in clear.
+type StoredCA struct {
+	CertPEM   []byte
+	SealedKey []byte
+}
+
+// Health is what a store says of itself for /healthz.
+type Health struct {
+	Backend string // "sqlite", "postgres"
+	// Schema is the database's schema version, Code the newest this build
+	// knows; Current says this build runs against that schema (equal, or a
+	// newer schema whose migrations kept it compatible: expand before contract).
+	Schema, Code int
+	Current      bool
 }
 
 // Taken reports whether an address is used in the network; an implementation
@@ -389,4 +423,116 @@ func ValidNetwork(n Network) error {
 		return fmt.Errorf("network %s: %w: no subnet", n.Name, ErrInvalid)
 	}
 	return nil
+}
+
+// Floors is one writing transaction's access to a network's allocation
+// floors (AllocateFrom) and addresses, in a store's own SQL.
+type Floors struct {
+	// Read returns the stored floors: subnet → address, as text.
+	Read func() (map[string]string, error)
+	// Set stores the floor of one subnet.
+	Set func(subnet, addr string) error
+	// Taken reports an address used by another host than the one changed.
+	Taken Taken
+}
+
+func (f Floors) read() (map[netip.Prefix]netip.Addr, error) {
+	m, err := f.Read()
+	if err != nil {
+		return nil, err
+	}
+	floors := make(map[netip.Prefix]netip.Addr, len(m))
+	for sub, addr := range m {
+		p, err1 := netip.ParsePrefix(sub)
+		a, err2 := netip.ParseAddr(addr)
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, fmt.Errorf("stored allocation floor: %w", err)
+		}
+		floors[p] = a
+	}
+	return floors, nil
+}
+
+// Allocate checks h's addresses and allocates the missing ones in n
+// (AllocateFrom): each probe one lookup through f.Taken, each subnet from its
+// stored floor; the floors it raised are stored.
+func Allocate(n Network, f Floors, h *Host) error {
+	floors, err := f.read()
+	if err != nil {
+		return err
+	}
+	before := maps.Clone(floors)
+	if err := AllocateFrom(n.Subnets, floors, f.Taken, h); err != nil {
+		return fmt.Errorf("host %s: %w", h.Name, err)
+	}
+	for sub, a := range floors {
+		if a != before[sub] {
+			if err := f.Set(sub.String(), a.String()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// LowerFloors lowers the floor of each freed address's subnet to it.
+func LowerFloors(n Network, f Floors, freed []netip.Addr) error {
+	floors, err := f.read()
+	if err != nil {
+		return err
+	}
+	for _, a := range freed {
+		for _, sub := range n.Subnets {
+			if fl, ok := floors[sub]; ok && sub.Contains(a) && a.Less(fl) {
+				floors[sub] = a
+				if err := f.Set(sub.String(), a.String()); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// Apply returns h with c applied in n: key, endpoint, routes, keepalive, the
+// hub (n.Hub is set), and addresses: those c gives are checked, those it asks
+// for allocated, and the floors of those it frees lowered, through f. The
+// caller checks the new key's uniqueness and stores the result.
+func (c HostChanges) Apply(n *Network, f Floors, h Host) (Host, error) {
+	old := h.Addresses
+	if c.PublicKey != nil {
+		h.PublicKey = *c.PublicKey
+	}
+	if c.Endpoint != nil {
+		h.Endpoint = *c.Endpoint
+	}
+	var err error
+	if h.Routes, err = c.EditRoutes(h.Routes); err != nil {
+		return h, fmt.Errorf("host %s: %w", h.Name, err)
+	}
+	if c.Keepalive != nil {
+		h.Keepalive = *c.Keepalive
+	}
+	if len(c.Addresses) > 0 {
+		keep := slices.DeleteFunc(slices.Clone(old), func(a netip.Addr) bool {
+			return slices.ContainsFunc(c.Addresses, func(b netip.Addr) bool { return a.Is4() == b.Is4() })
+		})
+		freed := slices.DeleteFunc(slices.Clone(old), func(a netip.Addr) bool { return slices.Contains(keep, a) })
+		h.Addresses = append(slices.Clone(c.Addresses), keep...)
+		if err := Allocate(*n, f, &h); err != nil {
+			return h, err
+		}
+		slices.SortFunc(h.Addresses, func(a, b netip.Addr) int { return a.Compare(b) })
+		if err := LowerFloors(*n, f, freed); err != nil {
+			return h, err
+		}
+	}
+	if c.Hub {
+		if n.Topology != "hub" {
+			return h, fmt.Errorf("host %s: %w: hub in a mesh network", h.Name, ErrInvalid)
+		}
+		n.Hub = h.Name
+	}
+	h.Hub = n.Hub == h.Name
+	return h, nil
 }

@@ -3,14 +3,10 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
-	"net/netip"
-	"slices"
 	"time"
 
 	"github.com/wgnet/wgnet/internal/store"
-	"github.com/wgnet/wgnet/internal/wgkey"
 )
 
 // audit writes one audit entry in tx, the transaction of the change it records.
@@ -47,37 +43,13 @@ func (s *Store) Audit(ctx context.Context, since uint64, limit int) ([]store.Aud
 	return out, err
 }
 
-// allowedRoutes checks that every route a joining host asks for lies inside
-// one of its token's routes.
-func allowedRoutes(t store.Token, routes []netip.Prefix) error {
-	for _, r := range routes {
-		if !slices.ContainsFunc(t.Routes, func(p netip.Prefix) bool { return p.Bits() <= r.Bits() && p.Contains(r.Addr()) }) {
-			return fmt.Errorf("route %s: %w: the join token does not allow it (token create --route)", r, store.ErrInvalid)
-		}
-	}
-	return nil
-}
-
-// peerJSON is how a peer's status is kept in host_status.peers.
-type peerJSON struct {
-	Key       string `json:"k"`
-	Endpoint  string `json:"e,omitempty"`
-	Handshake int64  `json:"h,omitempty"`
-	Rx        uint64 `json:"rx,omitempty"`
-	Tx        uint64 `json:"tx,omitempty"`
-}
-
 // ReportStatus implements store.Store: one transaction for the batch.
 func (s *Store) ReportStatus(ctx context.Context, batch []store.StatusReport) (int, error) {
 	stored := 0
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		stored = 0
 		for _, r := range batch {
-			peers := make([]peerJSON, len(r.Status.Peers))
-			for i, p := range r.Status.Peers {
-				peers[i] = peerJSON{Key: p.PublicKey.String(), Endpoint: p.Endpoint, Handshake: unixNano(p.LastHandshake), Rx: p.RxBytes, Tx: p.TxBytes}
-			}
-			b, err := json.Marshal(peers)
+			b, err := store.EncodePeers(r.Status.Peers)
 			if err != nil {
 				return err
 			}
@@ -86,7 +58,7 @@ func (s *Store) ReportStatus(ctx context.Context, batch []store.StatusReport) (i
 				SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM hosts WHERE network = ? AND name = ?)
 				ON CONFLICT (network, host) DO UPDATE SET time = excluded.time, revision = excluded.revision, peers = excluded.peers
 				WHERE excluded.time >= host_status.time`,
-				r.Network, r.Status.Host, r.Status.Time.UnixNano(), r.Status.Revision, string(b), r.Network, r.Status.Host)
+				r.Network, r.Status.Host, r.Status.Time.UnixNano(), r.Status.Revision, b, r.Network, r.Status.Host)
 			if err != nil {
 				return err
 			}
@@ -119,20 +91,8 @@ func (s *Store) Status(ctx context.Context, network string) ([]store.HostStatus,
 				return err
 			}
 			st.Time = time.Unix(0, t).UTC()
-			var peers []peerJSON
-			if err := json.Unmarshal([]byte(b), &peers); err != nil {
+			if st.Peers, err = store.DecodePeers(b); err != nil {
 				return fmt.Errorf("host %s: stored status: %w", st.Host, err)
-			}
-			for _, p := range peers {
-				k, err := wgkey.ParseKey(p.Key)
-				if err != nil {
-					return fmt.Errorf("host %s: stored status: %w", st.Host, err)
-				}
-				ps := store.PeerStatus{PublicKey: k, Endpoint: p.Endpoint, RxBytes: p.Rx, TxBytes: p.Tx}
-				if p.Handshake != 0 {
-					ps.LastHandshake = time.Unix(0, p.Handshake).UTC()
-				}
-				st.Peers = append(st.Peers, ps)
 			}
 			out = append(out, st)
 		}

@@ -11,9 +11,9 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"net/netip"
 	"net/url"
 	"slices"
@@ -107,6 +107,12 @@ var migrations = []string{
 	CREATE UNIQUE INDEX IF NOT EXISTS hosts_name_nocase ON hosts (network, name COLLATE NOCASE);
 	CREATE INDEX IF NOT EXISTS hosts_routed ON hosts (network) WHERE routes != '';
 	CREATE INDEX IF NOT EXISTS addresses_host ON addresses (network, host);`,
+	// 3: the CA shared by the controllers of a database (issue 16).
+	`CREATE TABLE IF NOT EXISTS ca (
+		id         INTEGER PRIMARY KEY CHECK (id = 1),
+		cert       BLOB NOT NULL,
+		sealed_key BLOB NOT NULL
+	);`,
 }
 
 // schemaVersion is the version this build writes.
@@ -226,7 +232,7 @@ func (s *Store) CreateNetwork(ctx context.Context, n store.Network) (store.Netwo
 	n.Revision, n.Hub = 1, ""
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO networks (name, subnets, topology, hub, revision) VALUES (?, ?, ?, '', 1)`,
-			n.Name, joinPrefixes(n.Subnets), n.Topology)
+			n.Name, store.JoinPrefixes(n.Subnets), n.Topology)
 		if isConstraint(err) {
 			return fmt.Errorf("network %s: %w", n.Name, store.ErrExists)
 		}
@@ -321,7 +327,7 @@ func (s *Store) Enroll(ctx context.Context, hash store.TokenHash, now time.Time,
 			return fmt.Errorf("token: %w: it is for host %s, not %s", store.ErrInvalid, t.Host, h.Name)
 		}
 		h.Hub = false // a host never makes itself the hub
-		if err := allowedRoutes(t, h.Routes); err != nil {
+		if err := store.AllowedRoutes(t, h.Routes); err != nil {
 			return err
 		}
 		h, rev, err = addHostTx(ctx, tx, t.Network, h, v)
@@ -358,7 +364,7 @@ func addHostTx(ctx context.Context, tx *sql.Tx, network string, h store.Host, v 
 		if err := unique(ctx, tx, network, h.Name, h.PublicKey, true); err != nil {
 			return err
 		}
-		if err := allocateTx(ctx, tx, n, "", &h); err != nil {
+		if err := store.Allocate(n, floors(ctx, tx, n, ""), &h); err != nil {
 			return err
 		}
 		switch {
@@ -441,48 +447,19 @@ func (s *Store) SetHost(ctx context.Context, network, name string, c store.HostC
 		if len(hs) == 0 {
 			return fmt.Errorf("host %s: %w", name, store.ErrNotFound)
 		}
-		h = hs[0]
+		if h, err = c.Apply(&n, floors(ctx, tx, n, name), hs[0]); err != nil {
+			return err
+		}
 		if c.PublicKey != nil {
-			h.PublicKey = *c.PublicKey
 			if err := unique(ctx, tx, network, name, h.PublicKey, false); err != nil {
 				return err
 			}
 		}
-		if c.Endpoint != nil {
-			h.Endpoint = *c.Endpoint
-		}
-		if h.Routes, err = c.EditRoutes(h.Routes); err != nil {
-			return fmt.Errorf("host %s: %w", name, err)
-		}
-		if c.Keepalive != nil {
-			h.Keepalive = *c.Keepalive
-		}
-		if len(c.Addresses) > 0 {
-			keep := slices.DeleteFunc(slices.Clone(h.Addresses), func(a netip.Addr) bool {
-				return slices.ContainsFunc(c.Addresses, func(b netip.Addr) bool { return a.Is4() == b.Is4() })
-			})
-			freed := slices.DeleteFunc(slices.Clone(hs[0].Addresses), func(a netip.Addr) bool { return slices.Contains(keep, a) })
-			h.Addresses = append(slices.Clone(c.Addresses), keep...)
-			if err := allocateTx(ctx, tx, n, name, &h); err != nil {
-				return err
-			}
-			slices.SortFunc(h.Addresses, func(a, b netip.Addr) int { return a.Compare(b) })
-			if err := lowerFloors(ctx, tx, n, freed); err != nil {
-				return err
-			}
-		}
-		if c.Hub {
-			if n.Topology != "hub" {
-				return fmt.Errorf("host %s: %w: hub in a mesh network", name, store.ErrInvalid)
-			}
-			n.Hub = name
-		}
-		h.Hub = n.Hub == name
 		if err := validateTx(ctx, tx, n, h, v); err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE hosts SET public_key = ?, endpoint = ?, routes = ?, keepalive = ? WHERE network = ? AND name = ?`,
-			h.PublicKey.String(), h.Endpoint, joinPrefixes(h.Routes), h.Keepalive, network, name)
+			h.PublicKey.String(), h.Endpoint, store.JoinPrefixes(h.Routes), h.Keepalive, network, name)
 		if isConstraint(err) {
 			return fmt.Errorf("host %s: %w", name, store.ErrConflict)
 		}
@@ -535,7 +512,7 @@ func (s *Store) RemoveHost(ctx context.Context, network, name string) (uint64, e
 			return err
 		}
 		if len(freed) == 1 {
-			if err := lowerFloors(ctx, tx, n, freed[0].Addresses); err != nil {
+			if err := store.LowerFloors(n, floors(ctx, tx, n, name), freed[0].Addresses); err != nil {
 				return err
 			}
 		}
@@ -616,7 +593,7 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
 			}
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO tokens (hash, kind, network, host, uses, expires, routes) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			t.Hash[:], string(t.Kind), t.Network, t.Host, t.Uses, unixNano(t.Expires), joinPrefixes(t.Routes))
+			t.Hash[:], string(t.Kind), t.Network, t.Host, t.Uses, store.UnixNano(t.Expires), store.JoinPrefixes(t.Routes))
 		if isConstraint(err) {
 			return fmt.Errorf("token: %w", store.ErrExists)
 		}
@@ -660,7 +637,7 @@ func (s *Store) LookupToken(ctx context.Context, h store.TokenHash) (store.Token
 		err := tx.QueryRowContext(ctx, `SELECT kind, network, host, uses, expires, routes FROM tokens WHERE hash = ?`, h[:]).
 			Scan(&kind, &t.Network, &t.Host, &t.Uses, &exp, &routes)
 		if err == nil {
-			t.Routes, err = splitPrefixes(routes)
+			t.Routes, err = store.SplitPrefixes(routes)
 		}
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("token: %w", store.ErrNotFound)
@@ -694,7 +671,7 @@ func useTokenTx(ctx context.Context, tx *sql.Tx, h store.TokenHash, now time.Tim
 		err := tx.QueryRowContext(ctx, `SELECT kind, network, host, uses, expires, routes FROM tokens WHERE hash = ?`, h[:]).
 			Scan(&kind, &t.Network, &t.Host, &t.Uses, &exp, &routes)
 		if err == nil {
-			t.Routes, err = splitPrefixes(routes)
+			t.Routes, err = store.SplitPrefixes(routes)
 		}
 		if errors.Is(err, sql.ErrNoRows) || (err == nil && kind != string(store.EnrollToken)) {
 			return fmt.Errorf("token: %w", store.ErrNotFound)
@@ -717,13 +694,6 @@ func useTokenTx(ctx context.Context, tx *sql.Tx, h store.TokenHash, now time.Tim
 		return err
 	}()
 	return t, err
-}
-
-func unixNano(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
 }
 
 // bump increments the network's revision and logs the change, in tx.
@@ -752,7 +722,7 @@ func setHub(ctx context.Context, tx *sql.Tx, n store.Network) error {
 
 func insertHost(ctx context.Context, tx *sql.Tx, network string, h store.Host) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO hosts (network, name, public_key, endpoint, routes, keepalive) VALUES (?, ?, ?, ?, ?, ?)`,
-		network, h.Name, h.PublicKey.String(), h.Endpoint, joinPrefixes(h.Routes), h.Keepalive)
+		network, h.Name, h.PublicKey.String(), h.Endpoint, store.JoinPrefixes(h.Routes), h.Keepalive)
 	if isConstraint(err) {
 		return fmt.Errorf("host %s: %w", h.Name, store.ErrConflict)
 	}
@@ -787,7 +757,7 @@ func scanNetwork(r scanner) (store.Network, error) {
 		return n, err
 	}
 	var err error
-	n.Subnets, err = splitPrefixes(subnets)
+	n.Subnets, err = store.SplitPrefixes(subnets)
 	return n, err
 }
 
@@ -835,7 +805,7 @@ func hostsTx(ctx context.Context, tx *sql.Tx, network, cond string, args ...any)
 			rows.Close()
 			return nil, fmt.Errorf("host %s: stored key: %w", h.Name, err)
 		}
-		if h.Routes, err = splitPrefixes(routes); err != nil {
+		if h.Routes, err = store.SplitPrefixes(routes); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -876,105 +846,32 @@ func hostsTx(ctx context.Context, tx *sql.Tx, network, cond string, args ...any)
 	return hosts, arows.Err()
 }
 
-// allocateTx checks h's addresses and allocates the missing ones
-// (store.AllocateFrom): each probe is a lookup in the addresses' primary key
-// (another host's address, not except's), each subnet starts at its stored
-// floor, and the floors raised are stored.
-func allocateTx(ctx context.Context, tx *sql.Tx, n store.Network, except string, h *store.Host) error {
-	floors, err := floorsTx(ctx, tx, n)
-	if err != nil {
-		return err
-	}
-	before := maps.Clone(floors)
-	taken := func(a netip.Addr) (bool, error) {
-		var one int
-		err := tx.QueryRowContext(ctx, `SELECT 1 FROM addresses WHERE network = ? AND addr = ? AND host != ?`, n.Name, a.String(), except).Scan(&one)
-		if errors.Is(err, sql.ErrNoRows) {
-			return false, nil
-		}
-		return err == nil, err
-	}
-	if err := store.AllocateFrom(n.Subnets, floors, taken, h); err != nil {
-		return fmt.Errorf("host %s: %w", h.Name, err)
-	}
-	for sub, a := range floors {
-		if a != before[sub] {
-			if err := setFloor(ctx, tx, n.Name, sub, a); err != nil {
-				return err
+// floors is the store.Floors of network n in tx; except is the host whose
+// own addresses don't count as taken.
+func floors(ctx context.Context, tx *sql.Tx, n store.Network, except string) store.Floors {
+	return store.Floors{
+		Read: func() (map[string]string, error) {
+			var b string
+			if err := tx.QueryRowContext(ctx, `SELECT json_group_object(subnet, addr) FROM alloc_floor WHERE network = ?`, n.Name).Scan(&b); err != nil {
+				return nil, err
 			}
-		}
-	}
-	return nil
-}
-
-// lowerFloors lowers the floor of each freed address's subnet to it.
-func lowerFloors(ctx context.Context, tx *sql.Tx, n store.Network, freed []netip.Addr) error {
-	floors, err := floorsTx(ctx, tx, n)
-	if err != nil {
-		return err
-	}
-	for _, a := range freed {
-		for _, sub := range n.Subnets {
-			if f, ok := floors[sub]; ok && sub.Contains(a) && a.Less(f) {
-				floors[sub] = a
-				if err := setFloor(ctx, tx, n.Name, sub, a); err != nil {
-					return err
-				}
+			m := map[string]string{}
+			return m, json.Unmarshal([]byte(b), &m)
+		},
+		Set: func(sub, addr string) error {
+			_, err := tx.ExecContext(ctx, `INSERT INTO alloc_floor (network, subnet, addr) VALUES (?, ?, ?)
+				ON CONFLICT (network, subnet) DO UPDATE SET addr = excluded.addr`, n.Name, sub, addr)
+			return err
+		},
+		Taken: func(a netip.Addr) (bool, error) {
+			var one int
+			err := tx.QueryRowContext(ctx, `SELECT 1 FROM addresses WHERE network = ? AND addr = ? AND host != ?`, n.Name, a.String(), except).Scan(&one)
+			if errors.Is(err, sql.ErrNoRows) {
+				return false, nil
 			}
-		}
+			return err == nil, err
+		},
 	}
-	return nil
-}
-
-func floorsTx(ctx context.Context, tx *sql.Tx, n store.Network) (map[netip.Prefix]netip.Addr, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT subnet, addr FROM alloc_floor WHERE network = ?`, n.Name)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	floors := map[netip.Prefix]netip.Addr{}
-	for rows.Next() {
-		var sub, addr string
-		if err := rows.Scan(&sub, &addr); err != nil {
-			return nil, err
-		}
-		p, err1 := netip.ParsePrefix(sub)
-		a, err2 := netip.ParseAddr(addr)
-		if err := errors.Join(err1, err2); err != nil {
-			return nil, fmt.Errorf("stored allocation floor: %w", err)
-		}
-		floors[p] = a
-	}
-	return floors, rows.Err()
-}
-
-func setFloor(ctx context.Context, tx *sql.Tx, network string, sub netip.Prefix, a netip.Addr) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO alloc_floor (network, subnet, addr) VALUES (?, ?, ?)
-		ON CONFLICT (network, subnet) DO UPDATE SET addr = excluded.addr`, network, sub.String(), a.String())
-	return err
-}
-
-func joinPrefixes(ps []netip.Prefix) string {
-	s := make([]string, len(ps))
-	for i, p := range ps {
-		s[i] = p.String()
-	}
-	return strings.Join(s, ",")
-}
-
-func splitPrefixes(s string) ([]netip.Prefix, error) {
-	if s == "" {
-		return nil, nil
-	}
-	var out []netip.Prefix
-	for _, f := range strings.Split(s, ",") {
-		p, err := netip.ParsePrefix(f)
-		if err != nil {
-			return nil, fmt.Errorf("stored prefix %q: %w", f, err)
-		}
-		out = append(out, p)
-	}
-	return out, nil
 }
 
 func sortedHosts(hs []store.Host) []store.Host {

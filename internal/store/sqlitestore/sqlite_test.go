@@ -6,9 +6,7 @@ import (
 	"errors"
 	"net/netip"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/wgnet/wgnet/internal/store"
 	"github.com/wgnet/wgnet/internal/store/sqlitestore"
@@ -148,75 +146,14 @@ func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 func TestConformanceTwoHandles(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
 		path := filepath.Join(t.TempDir(), "wgnet.db")
-		var p pair
-		for i := range p.s {
+		var ss []store.Store
+		for range 2 {
 			s, err := sqlitestore.Open(context.Background(), path)
 			if err != nil {
 				t.Fatal(err)
 			}
-			p.s[i] = s
+			ss = append(ss, s)
 		}
-		return &p
+		return storetest.Spread(ss...)
 	})
 }
-
-type pair struct {
-	s [2]*sqlitestore.Store
-	n atomic.Uint64
-}
-
-func (p *pair) next() *sqlitestore.Store { return p.s[p.n.Add(1)%2] }
-
-func (p *pair) CreateNetwork(ctx context.Context, n store.Network) (store.Network, error) {
-	return p.next().CreateNetwork(ctx, n)
-}
-func (p *pair) Network(ctx context.Context, name string) (store.Network, error) {
-	return p.next().Network(ctx, name)
-}
-func (p *pair) Networks(ctx context.Context) ([]store.Network, error) { return p.next().Networks(ctx) }
-func (p *pair) DeleteNetwork(ctx context.Context, name string) error {
-	return p.next().DeleteNetwork(ctx, name)
-}
-func (p *pair) AddHost(ctx context.Context, n string, h store.Host, v store.Validate) (store.Host, uint64, error) {
-	return p.next().AddHost(ctx, n, h, v)
-}
-func (p *pair) SetHost(ctx context.Context, n, name string, c store.HostChanges, v store.Validate) (store.Host, uint64, error) {
-	return p.next().SetHost(ctx, n, name, c, v)
-}
-func (p *pair) RemoveHost(ctx context.Context, n, name string) (uint64, error) {
-	return p.next().RemoveHost(ctx, n, name)
-}
-func (p *pair) Hosts(ctx context.Context, n string) (store.Network, []store.Host, error) {
-	return p.next().Hosts(ctx, n)
-}
-func (p *pair) Changes(ctx context.Context, n string, since uint64, limit int) ([]store.Change, error) {
-	return p.next().Changes(ctx, n, since, limit)
-}
-func (p *pair) CreateToken(ctx context.Context, t store.Token) error {
-	return p.next().CreateToken(ctx, t)
-}
-func (p *pair) AdminTokens(ctx context.Context) ([]store.TokenHash, error) {
-	return p.next().AdminTokens(ctx)
-}
-func (p *pair) UseToken(ctx context.Context, h store.TokenHash, now time.Time) (store.Token, error) {
-	return p.next().UseToken(ctx, h, now)
-}
-func (p *pair) Enroll(ctx context.Context, h store.TokenHash, now time.Time, host store.Host, v store.Validate, cred store.TokenHash) (store.Token, store.Host, uint64, error) {
-	return p.next().Enroll(ctx, h, now, host, v, cred)
-}
-func (p *pair) WaitRevision(ctx context.Context, n string, after uint64) (uint64, error) {
-	return p.next().WaitRevision(ctx, n, after)
-}
-func (p *pair) LookupToken(ctx context.Context, h store.TokenHash) (store.Token, error) {
-	return p.next().LookupToken(ctx, h)
-}
-func (p *pair) Audit(ctx context.Context, since uint64, limit int) ([]store.AuditEntry, error) {
-	return p.next().Audit(ctx, since, limit)
-}
-func (p *pair) ReportStatus(ctx context.Context, b []store.StatusReport) (int, error) {
-	return p.next().ReportStatus(ctx, b)
-}
-func (p *pair) Status(ctx context.Context, n string) ([]store.HostStatus, error) {
-	return p.next().Status(ctx, n)
-}
-func (p *pair) Close() error { return errors.Join(p.s[0].Close(), p.s[1].Close()) }

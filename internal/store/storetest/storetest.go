@@ -1,10 +1,11 @@
 // Package storetest is the conformance suite every store.Store implementation
-// passes (SQLite now, PostgreSQL later): dense revisions under concurrent
+// passes (SQLite and PostgreSQL): dense revisions under concurrent
 // writers, unique addresses under concurrent adds, single use of a token under
 // concurrency, the change log. It imports store and wgkey only.
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -45,6 +46,9 @@ func Run(t *testing.T, open Open) {
 		{"AgentCredential", testAgentCredential},
 		{"WaitRevision", testWaitRevision},
 		{"WaitRevisionMany", testWaitRevisionMany},
+		{"TokensList", testTokensList},
+		{"CAFirstWins", testCAFirstWins},
+		{"Health", testHealth},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -947,5 +951,74 @@ func testWaitRevisionMany(t *testing.T, s store.Store) {
 	case w := <-other:
 		t.Errorf("a waiter on another network woke: %+v", w)
 	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+// testTokensList: Tokens returns every token as stored, sorted by hash.
+func testTokensList(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustNetwork(t, s, "n", "mesh", "10.0.0.0/24")
+	exp := time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC)
+	want := []store.Token{
+		{Hash: store.HashToken("a"), Kind: store.AdminToken},
+		{Hash: store.HashToken("b"), Kind: store.EnrollToken, Network: "n", Host: "x", Uses: 3, Expires: exp,
+			Routes: []netip.Prefix{netip.MustParsePrefix("172.16.0.0/12")}},
+		{Hash: store.HashToken("c"), Kind: store.EnrollToken, Network: "n", Uses: 1},
+	}
+	for _, tok := range want {
+		if err := s.CreateToken(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slices.SortFunc(want, func(a, b store.Token) int { return bytes.Compare(a.Hash[:], b.Hash[:]) })
+	got, err := s.Tokens(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Tokens =\n%v\nwant\n%v", got, want)
+	}
+}
+
+// testCAFirstWins: several controllers storing their CA at once all end up
+// with the first one stored.
+func testCAFirstWins(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	if _, err := s.CA(ctx); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("CA of a new store = %v, want ErrNotFound", err)
+	}
+	const n = 8
+	got := make([]store.StoredCA, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ca, err := s.PutCA(ctx, store.StoredCA{CertPEM: []byte(fmt.Sprintf("cert %d", i)), SealedKey: []byte{byte(i), 0, 1}})
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = ca
+		}()
+	}
+	wg.Wait()
+	stored, err := s.CA(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(stored.CertPEM), "cert ") || len(stored.SealedKey) != 3 {
+		t.Fatalf("stored CA = %q %v", stored.CertPEM, stored.SealedKey)
+	}
+	for i, ca := range got {
+		if !bytes.Equal(ca.CertPEM, stored.CertPEM) || !bytes.Equal(ca.SealedKey, stored.SealedKey) {
+			t.Errorf("PutCA %d returned %q, the store has %q", i, ca.CertPEM, stored.CertPEM)
+		}
+	}
+}
+
+func testHealth(t *testing.T, s store.Store) {
+	h, err := s.Health(context.Background())
+	if err != nil || !h.Current || h.Schema != h.Code || h.Code < 1 || h.Backend == "" {
+		t.Errorf("Health = %+v, %v; want a current schema", h, err)
 	}
 }

@@ -1,0 +1,103 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/wgnet/wgnet/internal/wgkey"
+)
+
+// The text forms stores keep lists and peer reports in, one for every
+// implementation (and what `controller migrate` carries between them).
+
+// JoinPrefixes is the stored form of a list of prefixes: comma-separated.
+func JoinPrefixes(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
+}
+
+// SplitPrefixes parses what JoinPrefixes wrote.
+func SplitPrefixes(s string) ([]netip.Prefix, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("stored prefix %q: %w", f, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// AllowedRoutes checks that every route a joining host asks for lies inside
+// one of its token's routes.
+func AllowedRoutes(t Token, routes []netip.Prefix) error {
+	for _, r := range routes {
+		if !slices.ContainsFunc(t.Routes, func(p netip.Prefix) bool { return p.Bits() <= r.Bits() && p.Contains(r.Addr()) }) {
+			return fmt.Errorf("route %s: %w: the join token does not allow it (token create --route)", r, ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// peerJSON is how a peer's status is kept in a stored report.
+type peerJSON struct {
+	Key       string `json:"k"`
+	Endpoint  string `json:"e,omitempty"`
+	Handshake int64  `json:"h,omitempty"`
+	Rx        uint64 `json:"rx,omitempty"`
+	Tx        uint64 `json:"tx,omitempty"`
+}
+
+// UnixNano is t in nanoseconds since 1970, 0 for the zero time.
+func UnixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// FromUnixNano is UnixNano's inverse (UTC).
+func FromUnixNano(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// EncodePeers is the stored form of a report's peers.
+func EncodePeers(peers []PeerStatus) (string, error) {
+	out := make([]peerJSON, len(peers))
+	for i, p := range peers {
+		out[i] = peerJSON{Key: p.PublicKey.String(), Endpoint: p.Endpoint, Handshake: UnixNano(p.LastHandshake), Rx: p.RxBytes, Tx: p.TxBytes}
+	}
+	b, err := json.Marshal(out)
+	return string(b), err
+}
+
+// DecodePeers parses what EncodePeers wrote.
+func DecodePeers(s string) ([]PeerStatus, error) {
+	var in []peerJSON
+	if err := json.Unmarshal([]byte(s), &in); err != nil {
+		return nil, err
+	}
+	var out []PeerStatus
+	for _, p := range in {
+		k, err := wgkey.ParseKey(p.Key)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, PeerStatus{PublicKey: k, Endpoint: p.Endpoint, LastHandshake: FromUnixNano(p.Handshake), RxBytes: p.Rx, TxBytes: p.Tx})
+	}
+	return out, nil
+}
