@@ -11,6 +11,7 @@ import (
 	"github.com/wgnet/wgnet/internal/check"
 	"github.com/wgnet/wgnet/internal/compile"
 	"github.com/wgnet/wgnet/internal/diag"
+	"github.com/wgnet/wgnet/internal/policy"
 	"github.com/wgnet/wgnet/internal/spec"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
@@ -124,6 +125,7 @@ func checkSpec(ctx context.Context, file string) (diag.List, error) {
 	if err != nil {
 		return nil, err
 	}
+	out = append(out, policy.Check(s)...)
 	serrs, swarns := s.CheckSecrets(sec)
 	out = append(append(out, serrs...), swarns...)
 	if len(serrs) > 0 {
@@ -134,6 +136,10 @@ func checkSpec(ctx context.Context, file string) (diag.List, error) {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	in := check.Input{Topology: s.Topology, Hub: s.Hub, PublicKeys: map[string]wgkey.Key{}}
+	if s.Policy.Present && s.Topology == spec.TopologyMesh {
+		pn := policy.Resolve(s)
+		in.Apart = func(a, b string) bool { return !pn.CanTalk(pn.Hosts[a], pn.Hosts[b]) }
+	}
 	for _, hc := range hcs {
 		c := hc.View() // check reads the peers, never changes them: no copy of a million
 		c.Name = hc.Name

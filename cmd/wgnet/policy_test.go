@@ -64,3 +64,22 @@ func TestPolicyCLI(t *testing.T) {
 		}
 	}
 }
+
+// TestPolicyCheck: check on a mesh whose policy keeps hosts apart reports the
+// policy's findings, and not the peers the compiler left out on purpose.
+func TestPolicyCheck(t *testing.T) {
+	dir := t.TempDir()
+	src, err := os.ReadFile("../../internal/policy/testdata/mesh-deny.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "wgnet.yaml"), src, 0o644)
+	if _, errOut, code := cli(t, dir, "set", "app1", "--tag", "app"); code != 0 { // makes the keys
+		t.Fatal(errOut)
+	}
+	out, errOut, code := cli(t, dir, "check")
+	if code != 0 || strings.Contains(out, "missing-peer") || strings.Contains(out, "no-route") ||
+		!strings.Contains(out, "policy-unreachable: hosts[0]: no rule lets any other host reach app1 (default deny)") {
+		t.Errorf("check: exit %d\n%s%s", code, out, errOut)
+	}
+}

@@ -35,6 +35,10 @@ type Input struct {
 	// PrivateKey (a hook loads it), so that peers can be checked by key for them
 	// too. Optional; a host's own PrivateKey always wins.
 	PublicKeys map[string]wgkey.Key
+	// Apart reports, by host names, the pairs meant never to talk (a policy
+	// keeps them apart, so the compiler gave them no peering): missing-peer and
+	// no-route leave them out. Nil: none.
+	Apart func(a, b string) bool
 }
 
 // Configs lints a set of configs as one network and returns the findings sorted by

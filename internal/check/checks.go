@@ -188,7 +188,7 @@ func (n *network) knownEndpoint(h *host) string {
 }
 
 func (n *network) checkMissingPeer(a, b *host) {
-	if !n.explicit {
+	if !n.explicit || n.apart(a.name, b.name) {
 		return
 	}
 	switch {
@@ -560,7 +560,7 @@ func (n *network) checkNoRoute(dup map[netip.Addr]bool) {
 		var unreachable []*host
 		var missing []string
 		for _, c := range n.hosts {
-			if c == a || n.peered(a, c) { // asymmetric-peer's, if not both
+			if c == a || n.peered(a, c) || n.apart(a.name, c.name) { // asymmetric-peer's, if not both
 				continue
 			}
 			var lost []string
@@ -595,7 +595,7 @@ func (n *network) checkNoRoute(dup map[netip.Addr]bool) {
 
 // explicitMissing reports whether missing-peer covers the pair a, c.
 func (n *network) explicitMissing(a, c *host) bool {
-	if !n.explicit || n.peered(a, c) {
+	if !n.explicit || n.peered(a, c) || n.apart(a.name, c.name) {
 		return false
 	}
 	return n.topology == TopologyMesh || n.topology == TopologyHub && (a == n.hub || c == n.hub)

@@ -76,6 +76,7 @@ type network struct {
 	hub      *host  // the hub, when topology is hub
 	modes    map[string]os.FileMode
 	findings diag.List
+	apart    func(a, b string) bool // Input.Apart, never nil
 
 	overlay []netip.Prefix // overlay subnets: masked Address prefixes shorter than one address
 	// addrs holds every host's addresses, sorted, to find those in a prefix.
@@ -92,7 +93,10 @@ type hostAddr struct {
 }
 
 func newNetwork(in Input) *network {
-	n := &network{byName: map[string]*host{}, modes: in.Modes}
+	n := &network{byName: map[string]*host{}, modes: in.Modes, apart: in.Apart}
+	if n.apart == nil {
+		n.apart = func(string, string) bool { return false }
+	}
 	var cfgs []*wgconf.Config
 	var files []string
 	for _, c := range in.Configs {

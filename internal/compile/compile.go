@@ -14,6 +14,7 @@ import (
 	"sort"
 
 	"github.com/wgnet/wgnet/internal/intent"
+	"github.com/wgnet/wgnet/internal/policy"
 	"github.com/wgnet/wgnet/internal/spec"
 	"github.com/wgnet/wgnet/internal/wgconf"
 	"github.com/wgnet/wgnet/internal/wgkey"
@@ -67,7 +68,9 @@ type compiler struct {
 	endpoints map[string]*wgconf.Endpoint
 	mtu       int
 	viaHub    hubRoutes
-	errs      []error
+	// policy is the spec's policy resolved against its hosts.
+	policy *policy.Network
+	errs   []error
 }
 
 // newCompiler sorts the hosts, finds every public key and the hub, and fails
@@ -130,6 +133,7 @@ func (c *compiler) shared() {
 		}
 	}
 	c.mtu = c.s.EffectiveMTU() // the smallest underlay's: one pass over the hosts
+	c.policy = policy.Resolve(c.s)
 	if c.hub != nil {
 		c.viaHub = newHubRoutes(c.s.Subnets, c.hosts)
 	}
@@ -175,6 +179,7 @@ func (c *compiler) iface(h *spec.Host) intent.Host {
 		}
 	}
 	ih.Firewall.ClampMSS = ih.Forward.Any()
+	ih.Firewall.Filter = c.policy.HostFilter(h.Name, isHub)
 	if len(h.Routes) > 0 {
 		ih.Comments = append(ih.Comments, fmt.Sprintf("routes %s behind this host: the interface in front of them must forward too (Docker turns that on globally).", joinPrefixes(h.Routes)))
 	}
@@ -223,9 +228,32 @@ func (c *compiler) peers(h *spec.Host) []wgconf.Peer {
 		} else {
 			p.AllowedIPs = c.direct[o.Name]
 		}
+		if hub == nil && c.policy.Present {
+			// A mesh peer carries only the prefixes the policy lets talk with
+			// this host in some direction; none: the two never talk, no peer.
+			if p.AllowedIPs = c.talking(h, p.AllowedIPs); len(p.AllowedIPs) == 0 {
+				continue
+			}
+		}
 		peers = append(peers, p)
 	}
 	return peers
+}
+
+// talking returns the prefixes of allowed (a peer's) with which the policy lets
+// h's prefixes exchange some packet, in either direction.
+func (c *compiler) talking(h *spec.Host, allowed []netip.Prefix) []netip.Prefix {
+	own := c.policy.Hosts[h.Name]
+	var out []netip.Prefix
+	for _, p := range allowed {
+		if c.policy.CanTalk(own, []netip.Prefix{p}) {
+			out = append(out, p)
+		}
+	}
+	if len(out) == len(allowed) {
+		return allowed // shared, as without a policy
+	}
+	return out
 }
 
 func publicKey(h *spec.Host, sec spec.Secrets) (wgkey.Key, error) {

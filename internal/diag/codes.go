@@ -4,7 +4,7 @@ package diag
 type Code struct {
 	Code     string
 	Severity Severity
-	// By is the package that reports it: wgconf, check, spec, importer or live.
+	// By is the package that reports it: wgconf, check, spec, policy, importer or live.
 	By      string
 	Summary string // one line, as in docs/checks.md
 }
@@ -111,6 +111,12 @@ var codes = []Code{
 	{"spec-psk-missing", Error, "spec", "a preshared pair without a key"},
 	{"spec-secret-unused", Warning, "spec", "a key for no host or pair of the spec"},
 	{"secrets-mode", Warning, "spec", "a key file or the secrets directory is readable by group or others"},
+
+	// policy: the spec's segmentation policy against its hosts.
+	{"policy-empty", Warning, "policy", "a rule side or group member (tag, name pattern) that names no host or address: the rule matches nothing"},
+	{"policy-shadowed", Warning, "policy", "a rule no packet reaches: earlier rules decide every packet it matches"},
+	{"policy-conflict", Warning, "policy", "a host in two groups (or tags, patterns) whose rules give different verdicts for the same protocol and port: the earlier rule decides"},
+	{"policy-unreachable", Warning, "policy", "a host to which no rule lets any other host send anything"},
 
 	// importer: what import could not carry over.
 	{"import-note", Warning, "importer", "a line import could not carry over, or a guess it had to make"},

@@ -22,11 +22,13 @@ var Rules = map[string][]string{
 	"internal/intent": {"internal/wgconf", "internal/wgkey"},
 
 	// The offline core.
-	"internal/spec":     {"internal/atomicfile", "internal/diag", "internal/inputfile", "internal/ipam", "internal/trust", "internal/wgconf", "internal/wgkey"},
-	"internal/compile":  {"internal/intent", "internal/spec", "internal/wgconf", "internal/wgkey"},
-	"internal/importer": {"internal/diag", "internal/intent", "internal/netmodel", "internal/spec", "internal/wgconf", "internal/wgkey"},
-	"internal/netmodel": {"internal/intent", "internal/prefixset", "internal/wgconf", "internal/wgkey"},
-	"internal/check":    {"internal/diag", "internal/inputfile", "internal/intent", "internal/netmodel", "internal/prefixset", "internal/wgconf", "internal/wgkey"},
+	"internal/spec":              {"internal/atomicfile", "internal/diag", "internal/inputfile", "internal/ipam", "internal/trust", "internal/wgconf", "internal/wgkey"},
+	"internal/compile":           {"internal/intent", "internal/policy", "internal/spec", "internal/wgconf", "internal/wgkey"},
+	"internal/importer":          {"internal/diag", "internal/intent", "internal/netmodel", "internal/spec", "internal/wgconf", "internal/wgkey"},
+	"internal/netmodel":          {"internal/intent", "internal/prefixset", "internal/wgconf", "internal/wgkey"},
+	"internal/policy":            {"internal/diag", "internal/intent", "internal/spec"},
+	"internal/policy/policytest": {"internal/policy", "internal/spec"},
+	"internal/check":             {"internal/diag", "internal/inputfile", "internal/intent", "internal/netmodel", "internal/prefixset", "internal/wgconf", "internal/wgkey"},
 
 	// The data plane: never the spec, the compiler, the lab or a controller.
 	"internal/spawn":               {"internal/atomicfile", "internal/trust"},
@@ -38,7 +40,7 @@ var Rules = map[string][]string{
 	"internal/live":                {"internal/device", "internal/diag", "internal/hostnet", "internal/wgkey"},
 
 	// The whole network in one process.
-	"internal/lab": {"internal/compile", "internal/devconf", "internal/device", "internal/intent", "internal/netmodel", "internal/spec", "internal/wgconf", "internal/wgkey"},
+	"internal/lab": {"internal/compile", "internal/devconf", "internal/device", "internal/intent", "internal/netmodel", "internal/policy", "internal/spec", "internal/wgconf", "internal/wgkey"},
 
 	// The controller's state: the store interface, its conformance suite and
 	// its implementations; never spec, compile or HTTP.
@@ -66,7 +68,7 @@ var Rules = map[string][]string{
 // file system, processes, sockets, clock or randomness. Their standard-library
 // imports are checked against Impure, and their code for reading the clock
 // (Clock: time is imported for durations).
-var Pure = []string{"internal/compile", "internal/diag", "internal/intent", "internal/devconf", "internal/ipam", "internal/netmodel", "internal/prefixset", "internal/wgconf"}
+var Pure = []string{"internal/compile", "internal/policy", "internal/diag", "internal/intent", "internal/devconf", "internal/ipam", "internal/netmodel", "internal/prefixset", "internal/wgconf"}
 
 // Impure are the standard-library packages a pure package must not import.
 var Impure = []string{"os", "os/exec", "syscall", "net", "io/fs", "crypto/rand", "math/rand", "math/rand/v2"}
