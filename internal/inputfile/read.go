@@ -76,7 +76,9 @@ func Read(ctx context.Context, path string) ([]byte, os.FileMode, error) {
 // doubling: /dev/zero costs MaxSize of memory, not three times that.
 func readCapped(f *os.File, fi os.FileInfo) (src []byte, tooLarge bool, err error) {
 	if fi.Mode().IsRegular() && fi.Size() > 0 {
-		buf := bytes.NewBuffer(make([]byte, 0, fi.Size()+1))
+		// bytes.MinRead of room past the size: ReadFrom grows a buffer with less
+		// free room than that, and would copy the whole file to read its EOF.
+		buf := bytes.NewBuffer(make([]byte, 0, fi.Size()+bytes.MinRead))
 		_, err := buf.ReadFrom(io.LimitReader(f, MaxSize+1))
 		if buf.Len() > MaxSize {
 			return nil, true, nil

@@ -69,12 +69,13 @@ func ParseWithWarnings(file string, src []byte) (*Config, diag.List, error) {
 	p.cfg.Interface.Pos.File = file
 	// Room for every section up front: a Peer is large, and a hub has thousands.
 	p.cfg.Peers = make([]Peer, 0, min(bytes.Count(src, []byte("[")), 1<<16))
-	lines := strings.Split(string(src), "\n")
-	if len(lines) > 0 && lines[len(lines)-1] == "" {
-		lines = lines[:len(lines)-1]
-	}
-	for i, line := range lines {
-		p.line(i+1, line)
+	// The lines as strings.Split(text, "\n") gives them, less a last empty one
+	// (the file's final newline), without the slice of a million strings.
+	text := string(src)
+	for n := 1; text != ""; n++ {
+		line, rest, _ := strings.Cut(text, "\n")
+		p.line(n, line)
+		text = rest
 	}
 	p.finish()
 	byLine := func(a, b diag.Diagnostic) int { return cmp.Compare(a.Line, b.Line) }
@@ -125,6 +126,46 @@ type parser struct {
 	// pending is the run of comment lines just above the current line: directly
 	// above a [Peer] header, its last line may name the peer.
 	pending []comment
+
+	// slab hands out what most peers hold one of (an Endpoint, a first
+	// AllowedIPs entry and its line) from arrays shared by a run of peers:
+	// three allocations per file instead of three per peer.
+	slab slab
+}
+
+type slab struct {
+	endpoints []Endpoint
+	prefixes  []netip.Prefix
+	lines     []int
+}
+
+// slabRun is how many peers' worth a slab array holds.
+const slabRun = 256
+
+func (s *slab) endpoint(e Endpoint) *Endpoint {
+	if len(s.endpoints) == 0 {
+		s.endpoints = make([]Endpoint, slabRun)
+	}
+	ep := &s.endpoints[0]
+	*ep = e
+	s.endpoints = s.endpoints[1:]
+	return ep
+}
+
+// appendPrefix appends pfx and its line n to a peer's AllowedIPs and their
+// lines: the first entry from the slab, in slices with no room after it (an
+// append copies them out, as it would a slice of their own); the rest by append.
+func (s *slab) appendPrefix(pfxs []netip.Prefix, lines []int, pfx netip.Prefix, n int) ([]netip.Prefix, []int) {
+	if len(pfxs) > 0 || len(lines) > 0 {
+		return append(pfxs, pfx), append(lines, n)
+	}
+	if len(s.prefixes) == 0 {
+		s.prefixes, s.lines = make([]netip.Prefix, slabRun), make([]int, slabRun)
+	}
+	pfxs, lines = s.prefixes[:1:1], s.lines[:1:1]
+	pfxs[0], lines[0] = pfx, n
+	s.prefixes, s.lines = s.prefixes[1:], s.lines[1:]
+	return pfxs, lines
 }
 
 func (p *parser) errorf(line int, format string, args ...any) {
@@ -203,10 +244,16 @@ func removeSpaces(s string) string {
 	}
 	var b strings.Builder
 	b.Grow(len(s) - n)
-	for i := 0; i < len(s); i++ {
-		if !isSpace(s[i]) {
-			b.WriteByte(s[i])
+	for s != "" { // runs between spaces, a copy each
+		i := 0
+		for i < len(s) && !isSpace(s[i]) {
+			i++
 		}
+		b.WriteString(s[:i])
+		for i < len(s) && isSpace(s[i]) {
+			i++
+		}
+		s = s[i:]
 	}
 	return b.String()
 }
@@ -255,8 +302,13 @@ func (p *parser) line(n int, raw string) {
 	if hash >= 0 {
 		content = raw[:hash]
 	}
-	cleaned := removeSpaces(content)
-	if cleaned == "" {
+	// What removeSpaces(content) would start with, without copying the line:
+	// most lines are "Key = Value", and only a header needs the cleaned text.
+	first := 0
+	for first < len(content) && isSpace(content[first]) {
+		first++
+	}
+	if first == len(content) {
 		if hash < 0 { // blank line: comments above it are not a peer's name
 			p.flush()
 			return
@@ -269,8 +321,8 @@ func (p *parser) line(n int, raw string) {
 		p.pending = append(p.pending, comment{n, text})
 		return
 	}
-	if cleaned[0] == '[' {
-		p.header(n, cleaned, trimSpaces(content))
+	if content[first] == '[' {
+		p.header(n, removeSpaces(content), trimSpaces(content))
 		return
 	}
 	p.flush()
@@ -313,8 +365,8 @@ func (p *parser) setting(n int, content string, cut bool) string {
 	case sectionUnknown:
 		return ""
 	}
-	name, ok := canonicalKeys[strings.ToLower(key)]
-	if !ok {
+	idx := lookupKey(key)
+	if idx < 0 {
 		if known := missingEquals(keyRaw); known != "" {
 			p.errorf(n, "%s: missing \"=\" between the key and its value", known)
 			return known
@@ -322,7 +374,8 @@ func (p *parser) setting(n int, content string, cut bool) string {
 		p.errorf(n, "unknown %s in %s", showKey(key), p.sectionName())
 		return ""
 	}
-	quick := quickKey[name]
+	name := keyNames[idx]
+	quick := quickKey[idx]
 	if quick && p.sec == sectionInterface && keyRaw != key {
 		p.errorf(n, "unknown key %q in [Interface]: wg-quick reads %s only when written without spaces inside", keyRaw, name)
 		return name
@@ -331,9 +384,9 @@ func (p *parser) setting(n int, content string, cut bool) string {
 		p.errorf(n, "%s: wg-quick reads its keys only under a header written exactly \"[Interface]\" (line %d)", name, p.headerLine)
 		return name
 	}
-	if peerKey[name] != (p.sec == sectionPeer) {
+	if peerKey[idx] != (p.sec == sectionPeer) {
 		home := "[Interface]"
-		if peerKey[name] {
+		if peerKey[idx] {
 			home = "[Peer]"
 		}
 		p.errorf(n, "unknown key %q in %s (it belongs in %s)", key, p.sectionName(), home)
@@ -341,9 +394,9 @@ func (p *parser) setting(n int, content string, cut bool) string {
 	}
 
 	pos := p.curPos()
-	if first := pos.Keys.Line(name); first == 0 {
-		pos.Keys.set(name, n)
-	} else if !repeatable[name] {
+	if first := int(pos.Keys[idx]); first == 0 {
+		pos.Keys[idx] = int32(n)
+	} else if !repeatable[idx] {
 		p.warnf(n, "%s set again (first at line %d); the last one wins", name, first)
 	}
 
@@ -378,8 +431,8 @@ func (p *parser) header(n int, cleaned, trimmed string) {
 	p.pending = nil
 	var dst *[]string
 	target := ifaceTarget
-	switch strings.ToLower(cleaned) {
-	case "[interface]":
+	switch {
+	case lowerIs(cleaned, "[interface]"):
 		if p.ifaceLine != 0 {
 			p.warnf(n, "a second [Interface] section (the first is at line %d): wg and wg-quick merge it into the first", p.ifaceLine)
 		} else {
@@ -389,7 +442,7 @@ func (p *parser) header(n int, cleaned, trimmed string) {
 		p.sec = sectionInterface
 		p.quickKeys = strings.EqualFold(trimmed, "[Interface]")
 		dst = &p.cfg.Interface.Comments
-	case "[peer]":
+	case lowerIs(cleaned, "[peer]"):
 		p.cfg.Peers = append(p.cfg.Peers, Peer{Pos: Pos{File: p.file, Line: n}})
 		p.sec = sectionPeer
 		target = len(p.cfg.Peers) - 1
@@ -415,6 +468,7 @@ func (p *parser) header(n int, cleaned, trimmed string) {
 	for _, c := range above {
 		*dst = append(*dst, c.text)
 	}
+	p.pending = above[:0] // its room, for the next run of comments
 }
 
 // finish attributes trailing comments and checks what only the whole file shows.
@@ -424,7 +478,7 @@ func (p *parser) finish() {
 		p.cfg.Interface.Comments = append(p.cfg.Interface.Comments, p.top...)
 		p.top = nil
 	}
-	seen := map[wgkey.Key]int{}
+	seen := make(map[wgkey.Key]int, len(p.cfg.Peers))
 	for i := range p.cfg.Peers {
 		peer := &p.cfg.Peers[i]
 		if peer.Pos.Keys.Line(KeyPublicKey) == 0 {
@@ -460,6 +514,46 @@ var canonicalKeys = func() map[string]string {
 	return m
 }()
 
+// lookupKey returns the index in keyNames of the key that key names, compared
+// as canonicalKeys[strings.ToLower(key)] compares it, or -1. An ASCII key (every
+// key of a real file) is compared in place; strings.ToLower, which allocates,
+// is left for the rest, where Unicode case mapping decides (a Kelvin sign
+// lowers to "k").
+func lookupKey(key string) int {
+	if !isASCII(key) {
+		name, ok := canonicalKeys[strings.ToLower(key)]
+		if !ok {
+			return -1
+		}
+		return keyIndex(name)
+	}
+	for i, k := range keyNames {
+		if len(k) == len(key) && strings.EqualFold(k, key) {
+			return i
+		}
+	}
+	return -1
+}
+
+// lowerIs reports whether strings.ToLower(s) == lower, for lower-case ASCII
+// lower: without ToLower's copy when s is ASCII (where the two cases of a
+// letter are all there is), and by ToLower itself otherwise.
+func lowerIs(s, lower string) bool {
+	if !isASCII(s) {
+		return strings.ToLower(s) == lower
+	}
+	return strings.EqualFold(s, lower)
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
 // showKey quotes a key for a message, unless it does not look like a key name:
 // a line such as "PrivateKey <key>" without "=" must not echo the key.
 func showKey(key string) string {
@@ -485,21 +579,25 @@ func missingEquals(keyRaw string) string {
 	return ""
 }
 
-// quickKey marks the keys wg-quick(8) handles itself; `wg-quick strip` drops them.
-var quickKey = map[string]bool{
-	KeyAddress: true, KeyDNS: true, KeyMTU: true, KeyTable: true, KeyPreUp: true,
-	KeyPostUp: true, KeyPreDown: true, KeyPostDown: true, KeySaveConfig: true,
-}
+// quickKey marks the keys wg-quick(8) handles itself; `wg-quick strip` drops
+// them. Indexed like keyNames.
+var quickKey = keySet(KeyAddress, KeyDNS, KeyMTU, KeyTable, KeyPreUp, KeyPostUp,
+	KeyPreDown, KeyPostDown, KeySaveConfig)
 
-var peerKey = map[string]bool{
-	KeyPublicKey: true, KeyPresharedKey: true, KeyAllowedIPs: true, KeyEndpoint: true,
-	KeyPersistentKeepalive: true,
-}
+var peerKey = keySet(KeyPublicKey, KeyPresharedKey, KeyAllowedIPs, KeyEndpoint,
+	KeyPersistentKeepalive)
 
 // repeatable keys accumulate; every other key set twice keeps the last value.
-var repeatable = map[string]bool{
-	KeyAddress: true, KeyDNS: true, KeyPreUp: true, KeyPostUp: true, KeyPreDown: true,
-	KeyPostDown: true, KeyAllowedIPs: true,
+var repeatable = keySet(KeyAddress, KeyDNS, KeyPreUp, KeyPostUp, KeyPreDown,
+	KeyPostDown, KeyAllowedIPs)
+
+// keySet marks keys by their index in keyNames: a lookup per line without
+// hashing the key.
+func keySet(keys ...string) (set [len(keyNames)]bool) {
+	for _, k := range keys {
+		set[keyIndex(k)] = true
+	}
+	return set
 }
 
 func (p *parser) iface(n int, key, value string) {
@@ -555,7 +653,9 @@ func (p *parser) peer(n int, key, value string) {
 		}
 		peer.PresharedKey = k
 	case KeyAllowedIPs:
-		for _, entry := range strings.Split(value, ",") {
+		for rest, more := value, true; more; {
+			var entry string
+			entry, rest, more = strings.Cut(rest, ",")
 			if entry == "" {
 				p.errorf(n, "%s %q: empty entry in the list", key, value)
 				continue
@@ -569,8 +669,7 @@ func (p *parser) peer(n int, key, value string) {
 				p.warnf(n, "%s %q: host bits set; wg uses %s", key, entry, m)
 				pfx = m
 			}
-			peer.AllowedIPs = append(peer.AllowedIPs, pfx)
-			peer.Pos.AllowedIPs = append(peer.Pos.AllowedIPs, n)
+			peer.AllowedIPs, peer.Pos.AllowedIPs = p.slab.appendPrefix(peer.AllowedIPs, peer.Pos.AllowedIPs, pfx, n)
 		}
 	case KeyEndpoint:
 		e, unbracketed, msg := parseEndpointAsWg(value)
@@ -581,7 +680,7 @@ func (p *parser) peer(n int, key, value string) {
 		if unbracketed {
 			p.warnf(n, "%s %q: an IPv6 address without brackets; wg takes what follows the last colon as the port, %s (write it so)", key, value, e)
 		}
-		peer.Endpoint = &e
+		peer.Endpoint = p.slab.endpoint(e)
 	case KeyPersistentKeepalive:
 		if strings.EqualFold(value, "off") {
 			peer.PersistentKeepalive = 0
