@@ -11,6 +11,7 @@ package prefixset
 
 import (
 	"cmp"
+	"encoding/binary"
 	"net/netip"
 	"slices"
 )
@@ -22,6 +23,7 @@ import (
 // start at the same address).
 type Set[V any] struct {
 	prefixes []netip.Prefix
+	keys     []key   // keys[i] is prefixes[i] as a key, for searching
 	first    []int32 // values[first[i]:first[i+1]] are prefix i's
 	values   []V
 	parent   []int32 // the index of the longest other prefix containing i; -1 if none
@@ -51,18 +53,32 @@ func (b *Builder[V]) Grow(n int) { b.items = slices.Grow(b.items, n) }
 
 // Set returns the set of everything added so far.
 func (b *Builder[V]) Set() *Set[V] {
-	// Sorting in place keeps the builder usable: a stable sort keeps the values
-	// of one prefix in the order they were added, and later ones come after.
-	items := b.items
-	slices.SortStableFunc(items, func(x, y item[V]) int { return Compare(x.p, y.p) })
+	// The items are sorted by key and then by the order they were added (what a
+	// stable sort by prefix gives, values of one prefix in the order added) on
+	// keys that hold no pointer: no write barriers, word compares. They stay
+	// sorted in the builder, which remains usable: later ones come after.
+	order := make([]sortKey, len(b.items))
+	for i, it := range b.items {
+		order[i] = sortKey{keyOf(it.p), int32(i)}
+	}
+	slices.SortFunc(order, func(x, y sortKey) int {
+		return cmp.Or(x.k.compare(y.k), cmp.Compare(x.i, y.i))
+	})
+	items := make([]item[V], len(b.items))
+	for i, o := range order {
+		items[i] = b.items[o.i]
+	}
+	b.items = items
 	s := &Set[V]{
 		values:   make([]V, len(items)),
 		prefixes: make([]netip.Prefix, 0, len(items)),
+		keys:     make([]key, 0, len(items)),
 		first:    make([]int32, 0, len(items)+1),
 	}
 	for i, it := range items {
 		if i == 0 || it.p != items[i-1].p {
 			s.prefixes = append(s.prefixes, it.p)
+			s.keys = append(s.keys, order[i].k)
 			s.first = append(s.first, int32(i))
 		}
 		s.values[i] = it.v
@@ -83,6 +99,41 @@ func (b *Builder[V]) Set() *Set[V] {
 		stack = append(stack, int32(i))
 	}
 	return s
+}
+
+// key is a valid masked prefix as Compare orders it, without the pointer a
+// netip.Addr holds (its zone): IPv6 or not, the 16 bytes of the address (IPv4
+// mapped), the length.
+type key struct {
+	hi, lo uint64
+	v6     bool
+	bits   uint8
+}
+
+type sortKey struct {
+	k key
+	i int32 // the item's place in Builder.items
+}
+
+func keyOf(p netip.Prefix) key {
+	a := p.Addr().As16()
+	return key{binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(a[8:]), p.Addr().Is6(), uint8(p.Bits())}
+}
+
+// compare is Compare on keys.
+func (x key) compare(y key) int {
+	if x.v6 != y.v6 {
+		if y.v6 {
+			return -1
+		}
+		return 1
+	}
+	return cmp.Or(cmp.Compare(x.hi, y.hi), cmp.Compare(x.lo, y.lo), cmp.Compare(x.bits, y.bits))
+}
+
+// search returns where p (valid, masked) is or would be in s.prefixes.
+func (s *Set[V]) search(p netip.Prefix) (int, bool) {
+	return slices.BinarySearchFunc(s.keys, keyOf(p), key.compare)
 }
 
 // Compare orders masked prefixes as a Set does: IPv4 before IPv6, then by
@@ -113,7 +164,10 @@ func (s *Set[V]) Parent(i int) int { return int(s.parent[i]) }
 
 // Find returns the index of p (masked), if it is in the set.
 func (s *Set[V]) Find(p netip.Prefix) (int, bool) {
-	return slices.BinarySearchFunc(s.prefixes, p.Masked(), Compare)
+	if !p.IsValid() {
+		return 0, false // before everything, as Compare puts it
+	}
+	return s.search(p.Masked())
 }
 
 // Lookup returns the index of the longest prefix that contains a: the route
@@ -121,7 +175,10 @@ func (s *Set[V]) Find(p netip.Prefix) (int, bool) {
 func (s *Set[V]) Lookup(a netip.Addr) (i int, ok bool) {
 	// The last prefix starting at or before a is the longest one containing a,
 	// or inside it; the one containing a is then among its parents.
-	i, found := slices.BinarySearchFunc(s.prefixes, netip.PrefixFrom(a, a.BitLen()), Compare)
+	if !a.IsValid() {
+		return -1, false
+	}
+	i, found := s.search(netip.PrefixFrom(a, a.BitLen()))
 	if !found {
 		i--
 	}
@@ -136,8 +193,11 @@ func (s *Set[V]) Lookup(a netip.Addr) (i int, ok bool) {
 // Within returns the index range [lo, hi) of the prefixes inside p (p itself
 // included, when it is in the set).
 func (s *Set[V]) Within(p netip.Prefix) (lo, hi int) {
+	if !p.IsValid() {
+		return 0, 0
+	}
 	p = p.Masked()
-	lo, _ = slices.BinarySearchFunc(s.prefixes, p, Compare)
+	lo, _ = s.search(p)
 	hi = lo
 	for hi < len(s.prefixes) && Contains(p, s.prefixes[hi]) {
 		hi++

@@ -197,3 +197,51 @@ func BenchmarkLookup(b *testing.B) {
 		}
 	})
 }
+
+// TestBuilderReused: a Builder stays usable after Set; values added later come
+// after the earlier ones of the same prefix, as in one long build.
+func TestBuilderReused(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for round := 0; round < 50; round++ {
+		var b, once Builder[int]
+		var slow slowSet
+		for i := 0; i < 200; i++ {
+			p := randPrefix(r)
+			if i == 100 {
+				b.Set()
+			}
+			b.Add(p, i)
+			once.Add(p, i)
+			slow.add(p, i)
+		}
+		s, want := b.Set(), once.Set()
+		if s.Len() != want.Len() {
+			t.Fatalf("round %d: Len %d, want %d", round, s.Len(), want.Len())
+		}
+		for i := range s.Len() {
+			if s.Prefix(i) != want.Prefix(i) || !slices.Equal(s.Values(i), slow.values(s.Prefix(i))) {
+				t.Fatalf("round %d: prefix %d: %s %v, want %s %v", round, i, s.Prefix(i), s.Values(i), want.Prefix(i), slow.values(s.Prefix(i)))
+			}
+		}
+	}
+}
+
+// BenchmarkSet builds the table of one host of a 1,000-host mesh: 999 host
+// routes, added in file order (by host name, not by address).
+func BenchmarkSet(b *testing.B) {
+	r := rand.New(rand.NewPCG(5, 6))
+	ps := make([]netip.Prefix, 999)
+	for i := range ps {
+		ps[i] = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 64, byte(i >> 8), byte(i)}), 32)
+	}
+	r.Shuffle(len(ps), func(i, j int) { ps[i], ps[j] = ps[j], ps[i] })
+	b.ReportAllocs()
+	for b.Loop() {
+		var bl Builder[[3]int]
+		bl.Grow(len(ps))
+		for i, p := range ps {
+			bl.Add(p, [3]int{i, 0, i})
+		}
+		bl.Set()
+	}
+}
