@@ -55,6 +55,8 @@ var Rules = map[string][]string{
 	"internal/api":        nil,
 	"internal/controller": {"internal/api", "internal/atomicfile", "internal/check", "internal/compile", "internal/diag", "internal/intent", "internal/spec", "internal/store", "internal/wgkey"},
 	"internal/client":     {"internal/api"},
+	// The agent: a host following its network (the data plane through up).
+	"internal/agent": {"internal/api", "internal/atomicfile", "internal/client", "internal/device", "internal/intent", "internal/trust", "internal/up", "internal/wgconf", "internal/wgkey"},
 
 	// Test harnesses.
 	"internal/vmtest": {"internal/netnstest"},

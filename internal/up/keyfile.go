@@ -9,12 +9,12 @@ import (
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
 
-// readKeyFile reads the private key a host keeps itself (intent.Host.KeyFile),
+// ReadKeyFile reads the private key a host keeps itself (intent.Host.KeyFile),
 // as `wg set IFACE private-key FILE` would, but natively: the path is data and
 // never reaches a shell, and a missing or bad key stops up before anything is
 // touched instead of leaving an interface without a key. The file and the
 // directories above it must be trusted (package trust); a symlink is refused.
-func readKeyFile(path string) (wgkey.Private, error) {
+func ReadKeyFile(path string) (wgkey.Private, error) {
 	if err := trust.Path(path); err != nil {
 		return wgkey.Private{}, err
 	}

@@ -108,7 +108,7 @@ func (pl *planner) iface() {
 		pl.bad("%sSaveConfig = true: not supported: wgnet never writes the config back; change the file or the spec instead", where(ic.Pos, wgconf.KeySaveConfig))
 	}
 	if ic.KeyFile != "" {
-		k, err := readKeyFile(ic.KeyFile)
+		k, err := ReadKeyFile(ic.KeyFile)
 		if err != nil {
 			pl.bad("%sprivate key: %v", where(ic.Pos, wgconf.KeyPostUp), err)
 		} else {

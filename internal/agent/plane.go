@@ -1,0 +1,63 @@
+package agent
+
+import (
+	"context"
+	"errors"
+
+	"github.com/wgnet/wgnet/internal/device"
+	"github.com/wgnet/wgnet/internal/intent"
+	"github.com/wgnet/wgnet/internal/up"
+)
+
+// DataPlane is where the agent's intent becomes an interface. UpPlane is the
+// real host's (the reconcile engine of wgnet up and sync); tests give the
+// in-process lab or a fake.
+type DataPlane interface {
+	// Apply makes interface name what h says, changing only what differs;
+	// a failure leaves the interface as it was.
+	Apply(ctx context.Context, name string, h *intent.Host) error
+	// Peers reads the interface's peers and counters (nil, nil when it is not up).
+	Peers(ctx context.Context, name string) ([]device.PeerState, error)
+	// Remove takes the interface down (leaving the network).
+	Remove(ctx context.Context, name string) error
+}
+
+// UpPlane is the real host: up.Reconcile, the engine `wgnet up` and `wgnet
+// sync` use, on the kernel module or the userspace daemon (which outlives the
+// agent, so the network stays up while the agent restarts).
+type UpPlane struct {
+	Options up.SyncOptions
+}
+
+// Apply implements DataPlane.
+func (p *UpPlane) Apply(ctx context.Context, name string, h *intent.Host) error {
+	_, err := up.Reconcile(ctx, up.Request{Name: name, Host: h, Source: "wgnet agent"}, p.Options)
+	return err
+}
+
+// Peers implements DataPlane.
+func (p *UpPlane) Peers(ctx context.Context, name string) ([]device.PeerState, error) {
+	open := p.Options.Open
+	if open == nil {
+		open = device.OpenState
+	}
+	d, st, err := open(name)
+	if errors.Is(err, device.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	if st == nil {
+		if st, err = d.State(); err != nil {
+			return nil, err
+		}
+	}
+	return st.Peers, nil
+}
+
+// Remove implements DataPlane.
+func (p *UpPlane) Remove(ctx context.Context, name string) error {
+	return up.Down(ctx, name, p.Options.Options)
+}

@@ -1,0 +1,382 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/wgnet/wgnet/internal/api"
+	"github.com/wgnet/wgnet/internal/client"
+	"github.com/wgnet/wgnet/internal/wgkey"
+)
+
+// Run brings the interface up from the cached state (so the network is up
+// before, and without, any controller), then follows the change log until ctx
+// is done, applying each new desired state and reporting the peers. A
+// controller that does not answer changes nothing on the host: the agent
+// tries the next URL it knows after a backoff with jitter, and catches up
+// when one answers. It returns nil when ctx is done.
+func (a *Agent) Run(ctx context.Context) error {
+	a.mu.Lock()
+	cached := a.applied
+	a.mu.Unlock()
+	if cached != nil {
+		if err := a.apply(ctx, cached, false); err != nil {
+			a.opts.Log.Error("cached state not applied", "revision", cached.Revision, "err", err)
+		} else {
+			a.opts.Log.Info("up from the cached state", "revision", cached.Revision)
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); a.reportLoop(ctx) }()
+	go func() { defer wg.Done(); a.houseLoop(ctx) }()
+	a.follow(ctx)
+	wg.Wait()
+	a.mu.Lock()
+	for _, c := range a.clients {
+		c.Close()
+	}
+	a.mu.Unlock()
+	return nil
+}
+
+// follow is the loop of long polls: a snapshot of the desired state first
+// (and whenever the log says something changed, or the store is behind the
+// agent), then the change log from the revision followed.
+func (a *Agent) follow(ctx context.Context) {
+	snapshot, fails := true, 0
+	for ctx.Err() == nil {
+		c, u, err := a.client()
+		if err == nil && snapshot {
+			err = a.snapshot(ctx, c)
+		}
+		if err == nil {
+			snapshot, err = a.poll(ctx, c)
+		}
+		if err == nil {
+			if fails > 0 {
+				a.opts.Log.Info("controller reachable again", "controller", u, "after_failures", fails)
+			}
+			fails = 0
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		fails++
+		wait := a.backoff(fails)
+		var ce *client.Error
+		switch {
+		case errors.Is(err, errPlane):
+			a.opts.Log.Error("desired state not applied; retrying", "err", err, "retry_in", wait.Round(time.Millisecond))
+		case errors.As(err, &ce) && ce.Status == 401:
+			a.failed()
+			a.opts.Log.Error("the controller refuses this host's credential (removed from the network?); the interface stays as it is", "controller", u, "err", err)
+			wait = a.opts.BackoffMax
+		default:
+			a.failed()
+			level := slog.LevelDebug // said once per outage
+			if fails == 1 {
+				level = slog.LevelWarn
+			}
+			a.opts.Log.Log(ctx, level, "controller unreachable; the network stays as it is", "controller", u, "err", err, "retry_in", wait.Round(time.Millisecond))
+		}
+		if sleep(ctx, wait) != nil {
+			return
+		}
+	}
+}
+
+// errPlane marks a failure of the data plane, not of the controller.
+var errPlane = errors.New("data plane")
+
+// snapshot fetches and applies the desired state.
+func (a *Agent) snapshot(ctx context.Context, c *client.Client) error {
+	st, err := c.AgentState(ctx)
+	if err != nil {
+		return err
+	}
+	a.answered()
+	a.mu.Lock()
+	a.learn(st.URLs)
+	followed := a.followed
+	a.mu.Unlock()
+	if st.Revision < followed {
+		a.opts.Log.Warn("the controller's store is behind this agent (restored from a backup?): taking its state", "store", st.Revision, "agent", followed)
+	}
+	err = a.apply(ctx, &st, true)
+	switch {
+	case errors.Is(err, ErrRefused):
+		a.m.refused.Inc()
+		a.opts.Log.Error("desired state refused; the interface stays as it is", "err", err)
+		a.mu.Lock()
+		a.followed = st.Revision
+		a.mu.Unlock()
+		return nil
+	case err != nil:
+		return fmt.Errorf("%w: %v", errPlane, err)
+	}
+	return nil
+}
+
+// poll waits for the change log to pass the revision followed, and says
+// whether a snapshot is needed.
+func (a *Agent) poll(ctx context.Context, c *client.Client) (bool, error) {
+	a.mu.Lock()
+	since := a.followed
+	a.mu.Unlock()
+	ch, err := c.AgentChanges(ctx, since, a.opts.Wait)
+	if err != nil {
+		return false, err
+	}
+	a.answered()
+	// Something changed, or the store is behind the agent (a restore): either
+	// way the desired state is read whole.
+	return len(ch.Changes) > 0 || ch.Revision != since, nil
+}
+
+// apply guards and applies st; fromController marks a state just received
+// (a cached one is applied at start).
+func (a *Agent) apply(ctx context.Context, st *api.AgentState, fromController bool) error {
+	h, err := Intent(st, a.cfg.KeyFile, a.pub)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	prev, wasUp, rolledBack := a.applied, a.up, a.rolledBack
+	name := a.cfg.Interface
+	a.mu.Unlock()
+	if fromController && st.Revision == rolledBack {
+		return fmt.Errorf("revision %d: %w: rolled back once after no controller answered within %s of it", st.Revision, ErrRefused, a.opts.SafetyWindow)
+	}
+	if name == "" {
+		name = st.Interface
+	}
+	if !(wasUp && prev != nil && sameState(prev, st)) {
+		start := time.Now()
+		err := a.opts.Plane.Apply(ctx, name, h)
+		a.m.reconcile.Observe(time.Since(start).Seconds())
+		if err != nil {
+			a.m.failures.Inc()
+			return err
+		}
+		a.opts.Log.Info("applied", "revision", st.Revision, "peers", len(st.Peers), "took", time.Since(start).Round(time.Microsecond))
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if fromController && prev != nil && a.opts.SafetyWindow > 0 && pathChanged(prev, st, a.urls) {
+		a.guard = &safety{prev: prev, rev: st.Revision, start: time.Now()}
+		a.opts.Log.Warn("this change alters the path to the controller: it is rolled back unless a controller answers", "revision", st.Revision, "within", a.opts.SafetyWindow)
+	}
+	a.applied, a.up = st, true
+	if fromController {
+		a.followed = st.Revision
+	}
+	a.m.applied.Set(float64(st.Revision))
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+	return a.cacheLocked()
+}
+
+// sameState reports whether two states differ only in their revision.
+func sameState(a, b *api.AgentState) bool {
+	x, y := *a, *b
+	x.Revision, y.Revision = 0, 0
+	bx, _ := json.Marshal(x)
+	by, _ := json.Marshal(y)
+	return string(bx) == string(by)
+}
+
+// safety is a change that altered the path to the controllers, waiting for
+// one to answer.
+type safety struct {
+	prev  *api.AgentState
+	rev   uint64
+	start time.Time
+}
+
+// pathChanged reports whether, for some controller URL whose host is an
+// address, the peer whose AllowedIPs would carry traffic to it (longest
+// match; none: the host's own routes) differs between two states.
+func pathChanged(prev, next *api.AgentState, urls []string) bool {
+	for _, u := range urls {
+		pu, err := url.Parse(u)
+		if err != nil {
+			continue
+		}
+		addr, err := netip.ParseAddr(pu.Hostname())
+		if err != nil {
+			continue // a name: resolved by the system, not judged here
+		}
+		if carrier(prev, addr) != carrier(next, addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// carrier is the public key of the peer that st routes addr to, "" for none.
+func carrier(st *api.AgentState, addr netip.Addr) string {
+	best, bits := "", -1
+	for _, p := range st.Peers {
+		for _, s := range p.AllowedIPs {
+			q, err := netip.ParsePrefix(s)
+			if err == nil && q.Contains(addr) && q.Bits() > bits {
+				best, bits = p.PublicKey, q.Bits()
+			}
+		}
+	}
+	return best
+}
+
+// houseLoop rolls back a change whose safety window passed without a
+// controller, and reconciles the applied state again now and then (endpoint
+// host names are resolved again; a changed address is applied).
+func (a *Agent) houseLoop(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	resolved := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		a.checkSafety(ctx)
+		if time.Since(resolved) < a.opts.ResolveEvery {
+			continue
+		}
+		resolved = time.Now()
+		a.mu.Lock()
+		st, name := a.applied, a.cfg.Interface
+		a.mu.Unlock()
+		if st == nil {
+			continue
+		}
+		if name == "" {
+			name = st.Interface
+		}
+		if h, err := Intent(st, a.cfg.KeyFile, a.pub); err == nil {
+			if err := a.opts.Plane.Apply(ctx, name, h); err != nil {
+				a.opts.Log.Warn("periodic reconcile", "err", err)
+			}
+		}
+	}
+}
+
+// checkSafety rolls the guarded change back when its window has passed and
+// no controller answered since it.
+func (a *Agent) checkSafety(ctx context.Context) {
+	a.mu.Lock()
+	g, lastOK := a.guard, a.lastOK
+	a.mu.Unlock()
+	if g == nil || time.Since(g.start) < a.opts.SafetyWindow || lastOK.After(g.start) {
+		return
+	}
+	a.opts.Log.Error("no controller answered within the safety window of a change that altered the path to it: rolling it back", "revision", g.rev, "to", g.prev.Revision)
+	a.mu.Lock()
+	a.guard, a.rolledBack = nil, g.rev
+	a.mu.Unlock()
+	if err := a.apply(ctx, g.prev, false); err != nil {
+		a.opts.Log.Error("roll back", "err", err)
+		return
+	}
+	a.m.rollbacks.Inc()
+}
+
+// reportLoop sends the peers' states every ReportEvery, and soon after each
+// applied change.
+func (a *Agent) reportLoop(ctx context.Context) {
+	tick := time.NewTicker(a.opts.ReportEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-a.kick:
+		}
+		if err := a.Report(ctx); err != nil && ctx.Err() == nil {
+			a.opts.Log.Debug("status report", "err", err)
+		}
+	}
+}
+
+// Report sends one status report: the revision applied and every peer's
+// state and counters, in one request.
+func (a *Agent) Report(ctx context.Context) error {
+	a.mu.Lock()
+	st := a.applied
+	name := a.ifaceLocked()
+	a.mu.Unlock()
+	if st == nil {
+		return nil
+	}
+	peers, err := a.opts.Plane.Peers(ctx, name)
+	if err != nil {
+		return err
+	}
+	r := api.AgentReport{Revision: st.Revision, Time: time.Now().UTC().Format(time.RFC3339Nano), Peers: []api.PeerStatus{}}
+	for _, p := range peers {
+		ps := api.PeerStatus{PublicKey: p.PublicKey.String(), RxBytes: uint64(max(p.RxBytes, 0)), TxBytes: uint64(max(p.TxBytes, 0))}
+		if p.Endpoint.IsValid() {
+			ps.Endpoint = p.Endpoint.String()
+		}
+		if !p.LastHandshake.IsZero() {
+			ps.LastHandshake = p.LastHandshake.UTC().Format(time.RFC3339Nano)
+		}
+		r.Peers = append(r.Peers, ps)
+	}
+	c, _, err := a.client()
+	if err != nil {
+		return err
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return c.AgentReport(rctx, r)
+}
+
+// Leave removes the host from its network at a controller, takes the
+// interface down and deletes the agent's files (the private key too, when the
+// agent made it). With force, a controller that can't be reached does not
+// stop the local part (an admin removes the host later).
+func (a *Agent) Leave(ctx context.Context, force bool) error {
+	var errs []error
+	left := false
+	for range a.urls {
+		c, u, err := a.client()
+		if err == nil {
+			_, err = c.AgentLeave(ctx)
+		}
+		var ce *client.Error
+		if err == nil || (errors.As(err, &ce) && ce.Status == 401) {
+			left = true // 401: the host is gone already
+			break
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", u, err))
+		a.failed()
+	}
+	if !left && !force {
+		return fmt.Errorf("leave: no controller removed the host (give --force to leave locally anyway): %w", errors.Join(errs...))
+	}
+	name := a.Interface()
+	if err := a.opts.Plane.Remove(ctx, name); err != nil {
+		return fmt.Errorf("leave: take %s down: %w", name, err)
+	}
+	return removeFiles(a.opts.Dir, a.cfg.KeyFile)
+}
+
+// keyOf parses a key for metrics labels.
+func keyOf(s string) wgkey.Key {
+	k, _ := wgkey.ParseKey(s)
+	return k
+}
