@@ -67,9 +67,12 @@ func (h *Host) View() *wgconf.Config {
 	if h.Forward.V6 {
 		ic.PostUp = append(ic.PostUp, hookForwardV6)
 	}
+	postUp, preDown, comments := filterHooks(&h.Firewall.Filter)
+	ic.PostUp = append(ic.PostUp, postUp...)
+	ic.Comments = append(ic.Comments, comments...)
 	ic.PreUp = slices.Clone(h.Hooks.PreUp)
 	ic.PostUp = append(ic.PostUp, h.Hooks.PostUp...)
-	ic.PreDown = slices.Clone(h.Hooks.PreDown)
+	ic.PreDown = append(preDown, h.Hooks.PreDown...)
 	ic.PostDown = slices.Clone(h.Hooks.PostDown)
 	c.Peers = h.Peers
 	ic.Pos = h.Pos
@@ -117,8 +120,9 @@ func FromConfig(c *wgconf.Config) (*Host, Read) {
 	h.Peers = (&Host{Peers: c.Peers}).Clone().Peers
 	var r Read
 	h.Hooks.PreUp = slices.Clone(ic.PreUp)
-	h.Hooks.PreDown = slices.Clone(ic.PreDown)
-	for _, line := range ic.PostUp {
+	postUp, preDown := h.readFilterHooks(ic, &r)
+	h.Hooks.PreDown = preDown
+	for _, line := range postUp {
 		if path, ok := KeyHookPath(line); ok && h.PrivateKey.IsZero() && h.KeyFile == "" {
 			h.KeyFile = path
 			r.Converted = append(r.Converted, line)
@@ -141,6 +145,39 @@ func FromConfig(c *wgconf.Config) (*Host, Read) {
 	}
 	h.Firewall.ClampMSS = h.Forward.Any()
 	return h, r
+}
+
+// readFilterHooks takes the filter lines out of ic's PostUp and PreDown into
+// h.Firewall.Filter when they are exactly what Config renders (and the
+// comments naming the rules' origins out of h.Comments), and returns the other
+// lines. Filter lines of any other form stay user hooks.
+func (h *Host) readFilterHooks(ic *wgconf.Interface, r *Read) (postUp, preDown []string) {
+	var fUp, fDown []string
+	for _, l := range ic.PostUp {
+		if IsFilterHook(l) {
+			fUp = append(fUp, l)
+		} else {
+			postUp = append(postUp, l)
+		}
+	}
+	for _, l := range ic.PreDown {
+		if IsFilterHook(l) {
+			fDown = append(fDown, l)
+		} else {
+			preDown = append(preDown, l)
+		}
+	}
+	if len(fUp) == 0 && len(fDown) == 0 {
+		return ic.PostUp, slices.Clone(ic.PreDown)
+	}
+	f, used, ok := readFilter(fUp, fDown, h.Comments)
+	if !ok {
+		return ic.PostUp, slices.Clone(ic.PreDown)
+	}
+	h.Firewall.Filter = f
+	h.Comments = slices.DeleteFunc(h.Comments, func(c string) bool { return slices.Contains(used, c) })
+	r.Converted = append(append(r.Converted, fUp...), fDown...)
+	return postUp, preDown
 }
 
 // KeyHookPath returns the PATH of a `wg set %i private-key PATH` hook and
