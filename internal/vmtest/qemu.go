@@ -35,11 +35,24 @@ type BootOptions struct {
 	// StartTimeout or empty Started: no such check.
 	Started      string
 	StartTimeout time.Duration
+	// Drives are raw disk images attached as virtio disks (/dev/vda, /dev/vdb,
+	// ...) with qemu's writeback cache: what the guest has flushed is in the
+	// host's page cache and survives qemu's death; what it has not is lost with
+	// the guest's memory, as on a machine that loses power.
+	Drives []string
+	// KillOn is console text at which Boot kills qemu with SIGKILL, the
+	// hypervisor's view of a crash: the guest gets no chance to write anything
+	// back. Boot then returns the console and an error wrapping ErrKilled. Empty:
+	// never.
+	KillOn string
 }
 
 // ErrNoStart is returned (wrapped) by Boot when BootOptions.Started did not appear
 // in time.
 var ErrNoStart = errors.New("the VM did not start")
+
+// ErrKilled is returned (wrapped) by Boot when it killed qemu at BootOptions.KillOn.
+var ErrKilled = errors.New("qemu killed")
 
 // DefaultAppend is the kernel command line: console on the serial port, quiet,
 // and a panic (an /init that exits) stops the VM instead of hanging it.
@@ -61,8 +74,8 @@ func KVMUsable() (bool, string) {
 	return true, ""
 }
 
-// Args returns qemu's command line. The VM has no network device, no disk and no
-// display: only the serial console, on qemu's standard output.
+// Args returns qemu's command line. The VM has no network device and no display:
+// only the serial console, on qemu's standard output, and the disks in Drives.
 func (o BootOptions) Args() []string {
 	mem, cpus, app := o.Memory, o.CPUs, o.Append
 	if mem == 0 {
@@ -79,6 +92,10 @@ func (o BootOptions) Args() []string {
 		"-nic", "none", "-no-reboot",
 		"-m", strconv.Itoa(mem), "-smp", strconv.Itoa(cpus),
 		"-kernel", o.Kernel, "-initrd", o.Initrd, "-append", app,
+	}
+	for _, d := range o.Drives {
+		// qemu's -drive takes a comma-separated list: a comma in the path is doubled.
+		args = append(args, "-drive", "file="+strings.ReplaceAll(d, ",", ",,")+",format=raw,if=virtio,cache=writeback")
 	}
 	if o.KVM {
 		args = append(args, "-enable-kvm", "-cpu", "host")
@@ -100,7 +117,8 @@ func Boot(ctx context.Context, o BootOptions) ([]byte, error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	out := &watchBuffer{want: []byte(o.Started), seen: make(chan struct{})}
+	out := &watchBuffer{}
+	started, kill := out.watch(o.Started), out.watch(o.KillOn)
 	cmd := exec.CommandContext(ctx, q, o.Args()...)
 	w := io.Writer(out)
 	if o.Console != nil {
@@ -110,13 +128,13 @@ func Boot(ctx context.Context, o BootOptions) ([]byte, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("qemu: %w", err)
 	}
-	var noStart atomic.Bool
+	var noStart, killed atomic.Bool
 	if o.Started != "" && o.StartTimeout > 0 {
 		watchdog := time.NewTimer(o.StartTimeout)
 		defer watchdog.Stop()
 		go func() {
 			select {
-			case <-out.seen:
+			case <-started:
 			case <-ctx.Done():
 			case <-watchdog.C:
 				noStart.Store(true)
@@ -124,8 +142,20 @@ func Boot(ctx context.Context, o BootOptions) ([]byte, error) {
 			}
 		}()
 	}
+	if o.KillOn != "" {
+		go func() {
+			select {
+			case <-kill:
+				killed.Store(true)
+				cmd.Process.Kill() // SIGKILL: Wait reaps it
+			case <-ctx.Done():
+			}
+		}()
+	}
 	err := cmd.Wait()
 	switch {
+	case killed.Load():
+		return out.bytes(), fmt.Errorf("qemu: %w at %q", ErrKilled, o.KillOn)
 	case noStart.Load():
 		return out.bytes(), fmt.Errorf("qemu: %w: no %q on the console within %v", ErrNoStart, o.Started, o.StartTimeout)
 	case ctx.Err() != nil:
@@ -136,24 +166,48 @@ func Boot(ctx context.Context, o BootOptions) ([]byte, error) {
 	return out.bytes(), nil
 }
 
-// watchBuffer collects the console and closes seen once want has appeared.
+// watchBuffer collects the console and tells watchers when their text appears.
 type watchBuffer struct {
-	want []byte
-	seen chan struct{}
+	mu      sync.Mutex // guards buf and watches
+	buf     bytes.Buffer
+	watches []*watch
+}
 
-	mu     sync.Mutex // guards buf and closed
-	buf    bytes.Buffer
-	closed bool
+// watch is console text someone waits for.
+type watch struct {
+	want []byte
+	from int // where the next search starts: the text cannot end before it
+	seen chan struct{}
+}
+
+// watch returns a channel closed once s has appeared on the console; for an
+// empty s, one that is never closed.
+func (w *watchBuffer) watch(s string) <-chan struct{} {
+	ch := make(chan struct{})
+	if s == "" {
+		return ch
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.watches = append(w.watches, &watch{want: []byte(s), seen: ch})
+	return ch
 }
 
 func (w *watchBuffer) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.buf.Write(p)
-	if !w.closed && len(w.want) > 0 && bytes.Contains(w.buf.Bytes(), w.want) {
-		w.closed = true
-		close(w.seen)
+	b := w.buf.Bytes()
+	live := w.watches[:0]
+	for _, x := range w.watches {
+		if bytes.Contains(b[x.from:], x.want) {
+			close(x.seen)
+			continue
+		}
+		x.from = max(0, len(b)-len(x.want)+1)
+		live = append(live, x)
 	}
+	w.watches = live
 	return len(p), nil
 }
 

@@ -21,15 +21,21 @@ func cacheDir() string {
 	return "/var/cache/wgnet-qemu"
 }
 
-// TestKernelVM verifies the kernel WireGuard backend in a qemu VM booting Debian's
-// kernel: it builds the test binaries statically, packs them with busybox, iproute2's
-// ip and the WireGuard modules into an initramfs, boots it (KVM when it can, else
-// TCG) with no network device, and requires every run inside to pass: the device
-// package's TestKernelConformance (the shared conformance test against
-// CreateKernel) and TestGuestTwoHosts (wgnet up/show/down with the kernel backend).
-func TestKernelVM(t *testing.T) {
+// vmKit is what booting the test VM takes: Debian's kernel, qemu and an
+// initramfs with the test binaries, built for each test that boots.
+type vmKit struct {
+	kernel Kernel
+	qemu   string
+	initrd string
+}
+
+// prepareVM finds the kernel, busybox and qemu (skipping the test, with what to
+// do, when one is missing), builds the test binaries statically and packs the
+// initramfs.
+func prepareVM(t *testing.T) vmKit {
+	t.Helper()
 	if os.Getenv("WGNET_QEMU_TEST") != "1" {
-		t.Skip("opt-in: set WGNET_QEMU_TEST=1 to boot Debian's kernel in qemu and test the kernel backend (tests/qemu/fetch.sh gets the kernel; see docs/kernel-vm.md)")
+		t.Skip("opt-in: set WGNET_QEMU_TEST=1 to boot Debian's kernel in qemu (tests/qemu/fetch.sh gets the kernel; see docs/kernel-vm.md)")
 	}
 	root := filepath.Join(cacheDir(), "root")
 	k, err := FindKernel(root)
@@ -73,16 +79,23 @@ func TestKernelVM(t *testing.T) {
 	if err := buildInitramfs(initrd, k, busybox, ip, bin); err != nil {
 		t.Fatal(err)
 	}
+	return vmKit{kernel: k, qemu: qemu, initrd: initrd}
+}
 
-	// A nested KVM may take the VM and never run it: give it 20 seconds to reach
-	// /init (a second or two normally), then fall back to TCG, which boots in
-	// about 5.
+// boot boots the VM with opts (its kernel, initrd and qemu filled in), with KVM
+// when it is usable, and reports the accelerator used and how long it ran. A
+// nested KVM may take the VM and never run it: it gets 20 seconds to reach /init
+// (a second or two normally), then the VM is booted again under TCG, which boots
+// in about 5. Each boot is bounded to 3 minutes.
+func (kit vmKit) boot(t *testing.T, opts BootOptions) ([]byte, string, time.Duration, error) {
+	t.Helper()
+	opts.QEMU, opts.Kernel, opts.Initrd = kit.qemu, kit.kernel.Image, kit.initrd
+	opts.Started = "WGNET-VM:"
 	kvm, why := KVMUsable()
 	if !kvm {
 		t.Logf("not using KVM: %s; TCG emulation instead", why)
 	}
-	opts := BootOptions{QEMU: qemu, Kernel: k.Image, Initrd: initrd, KVM: kvm,
-		Started: "WGNET-VM:", StartTimeout: 20 * time.Second}
+	opts.KVM, opts.StartTimeout = kvm, 20*time.Second
 	if !kvm {
 		opts.StartTimeout = 60 * time.Second
 	}
@@ -97,9 +110,22 @@ func TestKernelVM(t *testing.T) {
 	if opts.KVM {
 		accel = "KVM"
 	}
+	return out, accel, took, err
+}
+
+// TestKernelVM verifies the kernel WireGuard backend in a qemu VM booting Debian's
+// kernel: it builds the test binaries statically, packs them with busybox, iproute2's
+// ip and the WireGuard modules into an initramfs, boots it (KVM when it can, else
+// TCG) with no network device, and requires every run inside to pass: the device
+// package's TestKernelConformance (the shared conformance test against
+// CreateKernel) and TestGuestTwoHosts (wgnet up/show/down with the kernel backend).
+func TestKernelVM(t *testing.T) {
+	kit := prepareVM(t)
+	out, accel, took, err := kit.boot(t, BootOptions{})
 	if err != nil {
-		t.Fatalf("VM (kernel %s, %s): %v; console:\n%s", k.Version, accel, err, out)
+		t.Fatalf("VM (kernel %s, %s): %v; console:\n%s", kit.kernel.Version, accel, err, out)
 	}
+	k := kit.kernel
 	res, err := ParseConsole(out)
 	if err != nil {
 		t.Fatalf("%v; console:\n%s", err, out)
@@ -163,7 +189,8 @@ func buildInitramfs(path string, k Kernel, busybox, ip, bin string) error {
 	// nf_tables: sync reads wgnet's firewall table (a host kernel would load it on
 	// demand; the VM has no modprobe). crc32c_generic is libcrc32c's soft
 	// dependency ("softdep=pre: crc32c"), which ModuleClosure does not follow.
-	mods, err := k.ModuleClosure("wireguard", "veth", "crc32c_generic", "nf_tables")
+	// ext4 on a virtio disk: the controller's durability test (TestControllerVMKill).
+	mods, err := k.ModuleClosure("wireguard", "veth", "crc32c_generic", "nf_tables", "virtio_pci", "virtio_blk", "ext4")
 	if err != nil {
 		return err
 	}

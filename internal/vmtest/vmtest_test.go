@@ -287,3 +287,28 @@ func TestModuleClosure(t *testing.T) {
 		t.Error("ModuleClosure(no_such_module) = nil error")
 	}
 }
+
+// TestWatchBuffer: a watched text is found when the console delivers it in
+// pieces, and only once it is whole; an empty text is never seen.
+func TestWatchBuffer(t *testing.T) {
+	var w watchBuffer
+	ack, never := w.watch("WGNET-ACK n=301 "), w.watch("")
+	for _, p := range []string{"WGNET-ACK n=300 host=a\n", "WGNET-A", "CK n=30", "1", " host=b\n"} {
+		select {
+		case <-ack:
+			t.Fatalf("seen before %q was written", p)
+		default:
+		}
+		w.Write([]byte(p))
+	}
+	select {
+	case <-ack:
+	default:
+		t.Fatalf("not seen in %q", w.bytes())
+	}
+	select {
+	case <-never:
+		t.Fatal("an empty watch was closed")
+	default:
+	}
+}
