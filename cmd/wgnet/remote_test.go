@@ -34,30 +34,50 @@ func startController(t *testing.T) []string {
 // printed ("" when the store had one already).
 func startControllerAt(t *testing.T, data string, extra ...string) (url, hash, token string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	cmd := exec.CommandContext(ctx, wgnetBin(t), append([]string{"controller", "--listen", "127.0.0.1:0", "--data", data}, extra...)...)
+	p := startControllerProc(t, append([]string{"--listen", "127.0.0.1:0", "--data", data}, extra...)...)
+	return p.url, p.hash, p.token
+}
+
+// controllerProc is a `wgnet controller` process a test started.
+type controllerProc struct {
+	url, hash, token string
+	cmd              *exec.Cmd
+}
+
+// startControllerProc runs `wgnet controller ARGS...` until the test ends
+// (or the test kills it), and reads its URL, CA pin and admin token from
+// what it prints.
+func startControllerProc(t *testing.T, args ...string) *controllerProc {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	cmd := exec.CommandContext(ctx, wgnetBin(t), append([]string{"controller"}, args...)...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
+	var errb syncWriter
+	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cancel(); cmd.Wait() })
+	p := &controllerProc{cmd: cmd}
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
 		switch {
 		case len(f) == 1 && strings.HasPrefix(f[0], "wgnet-admin-"):
-			token = f[0]
+			p.token = f[0]
 		case len(f) == 3 && f[0] == "ca":
-			hash = f[1]
+			p.hash = f[1]
 		case len(f) == 2 && f[0] == "listening":
-			return f[1], hash, token
+			p.url = f[1]
+			return p
 		}
 	}
-	t.Fatalf("controller did not start: %v", sc.Err())
-	return
+	cmd.Wait()
+	t.Fatalf("controller %v did not start: %v\n%s", args, sc.Err(), errb.String())
+	return nil
 }
 
 func TestCLIController(t *testing.T) {

@@ -58,6 +58,21 @@ func ParseVersions(h string) []string {
 	return out
 }
 
+// Health is GET /healthz: Status "ok" (200) or "unavailable" (503), for a
+// load balancer; Database "reachable" or "unreachable"; Migrations "current"
+// or what is wrong; Following, for a shared database, whether the
+// controller's change follower (LISTEN) is connected.
+type Health struct {
+	Status       string `json:"status"`
+	API          string `json:"api"`
+	Store        string `json:"store"`
+	Database     string `json:"database"`
+	Migrations   string `json:"migrations"`
+	Schema       int    `json:"schema"`
+	SchemaWanted int    `json:"schema_wanted"`
+	Following    *bool  `json:"following,omitempty"`
+}
+
 // Network is a network as listed.
 type Network struct {
 	Name     string   `json:"name"`

@@ -16,12 +16,28 @@ import (
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
 
+// healthz answers a load balancer: 200 when the database answers and its
+// schema is one this controller runs against (its migrations applied), 503
+// otherwise, with what is wrong.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
-	if _, err := s.store.Networks(r.Context()); err != nil {
-		writeError(w, http.StatusServiceUnavailable, "store unreachable")
-		return nil
+	h, err := s.store.Health(r.Context())
+	out := api.Health{Status: "ok", API: api.Version, Store: h.Backend, Schema: h.Schema, SchemaWanted: h.Code, Database: "reachable", Migrations: "current"}
+	if f, ok := s.store.(interface{ Following() (bool, int, error) }); ok {
+		live, _, _ := f.Following()
+		out.Following = &live
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "api": api.Version})
+	switch {
+	case err != nil:
+		s.log.Warn("healthz: store", "err", err)
+		out.Status, out.Database, out.Migrations = "unavailable", "unreachable", "unknown"
+	case !h.Current:
+		out.Status, out.Migrations = "unavailable", fmt.Sprintf("schema %d, this controller needs %d: run a controller of this version to migrate, or upgrade", h.Schema, h.Code)
+	}
+	code := http.StatusOK
+	if out.Status != "ok" {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, out)
 	return nil
 }
 

@@ -48,6 +48,11 @@ func LoadTLS(dir string, names []string, now time.Time) (*TLS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("controller CA in %s: %w", dir, err)
 	}
+	return issue(ca, caKey, caPEM, names, now)
+}
+
+// issue makes a serving certificate for names, signed by the CA.
+func issue(ca *x509.Certificate, caKey *ecdsa.PrivateKey, caPEM []byte, names []string, now time.Time) (*TLS, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -126,30 +131,55 @@ func loadCA(dir string) (*x509.Certificate, *ecdsa.PrivateKey, []byte, error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	ca, key, err := parseCA(certPEM, keyPEM)
+	return ca, key, certPEM, err
+}
+
+// parseCA parses a CA certificate and its PKCS#8 ECDSA key, both PEM.
+func parseCA(certPEM, keyPEM []byte) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 	cb, _ := pem.Decode(certPEM)
 	kb, _ := pem.Decode(keyPEM)
 	if cb == nil || kb == nil {
-		return nil, nil, nil, errors.New("not PEM")
+		return nil, nil, errors.New("not PEM")
 	}
 	ca, err := x509.ParseCertificate(cb.Bytes)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	key, ok := k.(*ecdsa.PrivateKey)
 	if !ok {
-		return nil, nil, nil, errors.New("CA key is not ECDSA")
+		return nil, nil, errors.New("CA key is not ECDSA")
+	}
+	if !key.PublicKey.Equal(ca.PublicKey) {
+		return nil, nil, errors.New("the CA key does not match the CA certificate")
+	}
+	return ca, key, nil
+}
+
+func newCA(dir string, now time.Time) (*x509.Certificate, *ecdsa.PrivateKey, []byte, error) {
+	ca, key, certPEM, keyPEM, err := makeCA(now)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	// The key first: a certificate without its key is not a CA we can use.
+	if err := atomicfile.Write(filepath.Join(dir, CAKeyFile), keyPEM, 0o600, 0o700); err != nil {
+		return nil, nil, nil, err
+	}
+	if err := atomicfile.Write(filepath.Join(dir, CACertFile), certPEM, 0o644, 0o700); err != nil {
+		return nil, nil, nil, err
 	}
 	return ca, key, certPEM, nil
 }
 
-func newCA(dir string, now time.Time) (*x509.Certificate, *ecdsa.PrivateKey, []byte, error) {
+// makeCA makes a CA: its certificate, key, and both in PEM (the key PKCS#8).
+func makeCA(now time.Time) (*x509.Certificate, *ecdsa.PrivateKey, []byte, []byte, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial(),
@@ -163,22 +193,14 @@ func newCA(dir string, now time.Time) (*x509.Certificate, *ecdsa.PrivateKey, []b
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	kder, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		return nil, nil, nil, err
-	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	// The key first: a certificate without its key is not a CA we can use.
-	if err := atomicfile.Write(filepath.Join(dir, CAKeyFile), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600, 0o700); err != nil {
-		return nil, nil, nil, err
-	}
-	if err := atomicfile.Write(filepath.Join(dir, CACertFile), certPEM, 0o644, 0o700); err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	ca, err := x509.ParseCertificate(der)
-	return ca, key, certPEM, err
+	return ca, key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), err
 }
 
 func serial() *big.Int {

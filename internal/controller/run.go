@@ -10,22 +10,28 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/wgnet/wgnet/internal/api"
+	"github.com/wgnet/wgnet/internal/atomicfile"
 	"github.com/wgnet/wgnet/internal/store"
 )
 
 // Options of Run. The zero value of each optional field is documented.
 type Options struct {
 	Listen    string   // address to listen on, e.g. 127.0.0.1:7443
-	DataDir   string   // holds the CA (and, for SQLite, the database)
+	DataDir   string   // holds the CA (and, for SQLite, the database); with CASecret, a copy of the CA certificate, or ""
 	Advertise []string // https URLs clients use; their hosts go into the serving certificate
 	// TLSCert and TLSKey, when both set, serve with the operator's certificate
 	// (PEM chain and key) instead of one from the controller's own CA; the CA
 	// pin is then that of the chain's last certificate. Empty: the own CA.
 	TLSCert, TLSKey string
-	Log             *slog.Logger
+	// CASecret, when set, keeps the CA in the store (its key sealed with
+	// this secret) instead of DataDir: every controller of a shared database
+	// is given the same secret and serves the same CA (LoadStoredTLS).
+	CASecret []byte
+	Log      *slog.Logger
 	// Stdout receives the one-time admin token, the CA pin and the address (nil: os.Stdout).
 	Stdout io.Writer
 }
@@ -38,8 +44,10 @@ func Run(ctx context.Context, st store.Store, o Options) error {
 	if out == nil {
 		out = os.Stdout
 	}
-	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
-		return err
+	if o.DataDir != "" {
+		if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+			return err
+		}
 	}
 	names, err := ServingNames(o.Listen, o.Advertise)
 	if err != nil {
@@ -53,6 +61,15 @@ func Run(ctx context.Context, st store.Store, o Options) error {
 	case o.TLSCert != "":
 		id, err = LoadOperatorTLS(o.TLSCert, o.TLSKey)
 		caFile = o.TLSCert
+	case len(o.CASecret) > 0:
+		id, err = LoadStoredTLS(ctx, st, o.CASecret, names, time.Now())
+		caFile = "(in the store)"
+		if err == nil && o.DataDir != "" {
+			caFile = filepath.Join(o.DataDir, CACertFile)
+			err = atomicfile.Write(caFile, id.CAPEM, 0o644, 0o700)
+		}
+	case o.DataDir == "":
+		return errors.New("controller: give --data DIR, or a CA secret to keep the CA in the store")
 	default:
 		id, err = LoadTLS(o.DataDir, names, time.Now())
 	}
@@ -70,7 +87,7 @@ func Run(ctx context.Context, st store.Store, o Options) error {
 	if tok != "" {
 		fmt.Fprintf(out, "admin token (shown once; only its hash is stored):\n%s\n", tok)
 	}
-	fmt.Fprintf(out, "ca %s %s\n", api.CAHash(id.CA), caFile)
+	fmt.Fprintf(out, "ca %s %s\n", api.CAHash(id.CA), strings.ReplaceAll(caFile, " ", "-"))
 	fmt.Fprintf(out, "listening https://%s\n", ln.Addr())
 	urls := o.Advertise
 	if len(urls) == 0 {
