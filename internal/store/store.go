@@ -163,6 +163,7 @@ const (
 	NetworkDeleted = "network-deleted"
 	TokenCreated   = "token-created"
 	HostEnrolled   = "host-enrolled"
+	HostAdopted    = "host-adopted"
 )
 
 // HostStatus is what a host's agent last reported.
@@ -271,6 +272,9 @@ type Store interface {
 	// Enroll uses one use of an enrollment token and adds h to the token's
 	// network (as AddHost, never as the hub) in one transaction: both happen or
 	// neither. A token bound to a host name admits only that name (ErrInvalid).
+	// When that host is already in the network (adopted: imported with its
+	// public key), it joins with the same key and nothing is added: the
+	// revision stays, the audit says host-adopted; another key is ErrInvalid.
 	// When cred is not the zero hash it is stored, in the same transaction, as
 	// the new host's AgentToken (LookupToken finds it; RemoveHost removes it).
 	Enroll(ctx context.Context, hash TokenHash, now time.Time, h Host, v Validate, cred TokenHash) (Token, Host, uint64, error)

@@ -260,8 +260,20 @@ func (s *Store) Enroll(ctx context.Context, hash store.TokenHash, now time.Time,
 		if err := store.AllowedRoutes(t, h.Routes); err != nil {
 			return err
 		}
-		if out, rev, err = addHostTx(ctx, tx, t.Network, h, v); err != nil {
+		adopted, err := adoptTx(ctx, tx, t, h)
+		switch {
+		case err != nil:
 			return err
+		case adopted != nil:
+			n, err := networkTx(ctx, tx, t.Network, true)
+			if err != nil {
+				return err
+			}
+			out, rev = *adopted, n.Revision
+		default:
+			if out, rev, err = addHostTx(ctx, tx, t.Network, h, v); err != nil {
+				return err
+			}
 		}
 		if cred != (store.TokenHash{}) {
 			tag, err := tx.Exec(ctx, `INSERT INTO tokens (hash, kind, network, host, uses, expires, routes) VALUES ($1, $2, $3, $4, 0, 0, '')
@@ -273,9 +285,29 @@ func (s *Store) Enroll(ctx context.Context, hash store.TokenHash, now time.Time,
 				return fmt.Errorf("agent credential: %w", store.ErrExists)
 			}
 		}
+		if adopted != nil {
+			return audit(ctx, tx, t.Network, rev, store.HostAdopted, h.Name+" (join token "+hash.ID()+")")
+		}
 		return audit(ctx, tx, t.Network, rev, store.HostEnrolled, h.Name+" (join token "+hash.ID()+")")
 	})
 	return t, out, rev, err
+}
+
+// adoptTx returns the stored host a token bound to it adopts: one that is
+// already in the network (imported with its public key) and joins with the
+// same key. A different key is refused; nil means the host is new.
+func adoptTx(ctx context.Context, tx pgx.Tx, t store.Token, h store.Host) (*store.Host, error) {
+	if t.Host == "" {
+		return nil, nil
+	}
+	hs, err := hostsTx(ctx, tx, t.Network, `name = $2`, t.Host)
+	if err != nil || len(hs) == 0 {
+		return nil, err
+	}
+	if hs[0].PublicKey != h.PublicKey {
+		return nil, fmt.Errorf("host %s: %w: it is in the network with another public key; join with its own key (--key-file)", t.Host, store.ErrInvalid)
+	}
+	return &hs[0], nil
 }
 
 // addHostTx is AddHost inside tx, the network's row locked first.

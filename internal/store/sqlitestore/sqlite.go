@@ -330,9 +330,20 @@ func (s *Store) Enroll(ctx context.Context, hash store.TokenHash, now time.Time,
 		if err := store.AllowedRoutes(t, h.Routes); err != nil {
 			return err
 		}
-		h, rev, err = addHostTx(ctx, tx, t.Network, h, v)
-		if err != nil {
+		adopted, err := adoptTx(ctx, tx, t, h)
+		switch {
+		case err != nil:
 			return err
+		case adopted != nil:
+			n, err := networkTx(ctx, tx, t.Network)
+			if err != nil {
+				return err
+			}
+			h, rev = *adopted, n.Revision
+		default:
+			if h, rev, err = addHostTx(ctx, tx, t.Network, h, v); err != nil {
+				return err
+			}
 		}
 		if cred != (store.TokenHash{}) {
 			_, err := tx.ExecContext(ctx, `INSERT INTO tokens (hash, kind, network, host, uses, expires, routes) VALUES (?, ?, ?, ?, 0, 0, '')`,
@@ -345,6 +356,9 @@ func (s *Store) Enroll(ctx context.Context, hash store.TokenHash, now time.Time,
 			}
 		}
 		s.committed(t.Network, rev)
+		if adopted != nil {
+			return audit(ctx, tx, t.Network, rev, store.HostAdopted, h.Name+" (join token "+hash.ID()+")")
+		}
 		return audit(ctx, tx, t.Network, rev, store.HostEnrolled, h.Name+" (join token "+hash.ID()+")")
 	})
 	return t, h, rev, err
@@ -354,6 +368,23 @@ func (s *Store) Enroll(ctx context.Context, hash store.TokenHash, now time.Time,
 // with, not the whole network: the name, key and addresses by their unique
 // indexes (allocation probes up from the subnet's floor), and the hosts
 // Validate needs.
+// adoptTx returns the stored host a token bound to it adopts: one that is
+// already in the network (imported with its public key) and joins with the
+// same key. A different key is refused; nil means the host is new.
+func adoptTx(ctx context.Context, tx *sql.Tx, t store.Token, h store.Host) (*store.Host, error) {
+	if t.Host == "" {
+		return nil, nil
+	}
+	hs, err := hostsTx(ctx, tx, t.Network, `name = ?`, t.Host)
+	if err != nil || len(hs) == 0 {
+		return nil, err
+	}
+	if hs[0].PublicKey != h.PublicKey {
+		return nil, fmt.Errorf("host %s: %w: it is in the network with another public key; join with its own key (--key-file)", t.Host, store.ErrInvalid)
+	}
+	return &hs[0], nil
+}
+
 func addHostTx(ctx context.Context, tx *sql.Tx, network string, h store.Host, v store.Validate) (store.Host, uint64, error) {
 	var rev uint64
 	err := func() error {

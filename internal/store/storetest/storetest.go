@@ -522,6 +522,30 @@ func testEnrollAtomic(t *testing.T, s store.Store) {
 	if err != nil || tk.Uses != 3 {
 		t.Errorf("bound token after one enrollment and one refusal: %d uses left, %v; want 3", tk.Uses, err)
 	}
+
+	// Adoption: s9 is in the network now; a token bound to it admits it again
+	// with its own key only, and adds nothing.
+	_, before, err := s.Hosts(ctx, "n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := s.Enroll(ctx, bound, now, store.Host{Name: "s9", PublicKey: Key(9)}, nil, store.TokenHash{}); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("adopting s9 with another key = %v, want ErrInvalid", err)
+	}
+	cred := store.HashToken("s9-credential")
+	_, h, rev, err = s.Enroll(ctx, bound, now, store.Host{Name: "s9", PublicKey: Key(3)}, nil, cred)
+	n, after, err2 := s.Hosts(ctx, "n")
+	switch {
+	case err != nil || err2 != nil:
+		t.Fatalf("adopting s9 with its key: %v, %v", err, err2)
+	case h.Name != "s9" || h.PublicKey != Key(3) || len(h.Addresses) != 1:
+		t.Errorf("adopted host = %+v, want s9 as stored", h)
+	case rev != n.Revision || len(after) != len(before):
+		t.Errorf("adoption changed the network: revision %d (network at %d), %d hosts, had %d", rev, n.Revision, len(after), len(before))
+	}
+	if tk, err := s.LookupToken(ctx, cred); err != nil || tk.Kind != store.AgentToken || tk.Host != "s9" {
+		t.Errorf("adopted host's credential = %+v, %v", tk, err)
+	}
 }
 
 // oneWins runs use(0..n-1) at once and counts the successes and the
