@@ -72,6 +72,28 @@ type HostNet interface {
 	// original direction match selects, and returns how many went: a connection
 	// a new filter denies must not go on as an established one.
 	ForgetFlows(match func(Flow) bool) (int, error)
+
+	// Rules lists the policy routing rules of a family (4 or 6), in priority
+	// order, the kernel's own (local, main, default) included.
+	Rules(family int) ([]Rule, error)
+	// AddRule adds r with its priority; ErrExists when an equal rule is there.
+	AddRule(r Rule) error
+	// DelRule removes the rule equal to r, priority included; ErrNotFound when
+	// there is none.
+	DelRule(r Rule) error
+	// TableInUse reports whether a routing table holds any route, in either
+	// family, through any link (wg-quick's test for a free table).
+	TableInUse(table int) (bool, error)
+
+	// ApplyTunnelFirewall creates the tables tf describes (see TunnelFirewall),
+	// replacing any of that name in families ip and ip6, in one transaction.
+	ApplyTunnelFirewall(tf TunnelFirewall) error
+	// TunnelFirewall reads back tables written by ApplyTunnelFirewall;
+	// ErrNotFound when neither family has one.
+	TunnelFirewall(table string) (TunnelFirewall, error)
+	// DeleteTunnelFirewall removes the tables of both families; ErrNotFound
+	// when neither is there.
+	DeleteTunnelFirewall(table string) error
 }
 
 // Link is a network interface.

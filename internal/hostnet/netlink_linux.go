@@ -195,8 +195,16 @@ func (l *Linux) Routes(name string, table int) ([]Route, error) {
 			continue
 		}
 		p, ok := fromIPNet(r.Dst)
+		if !ok && r.Dst == nil {
+			// A default route (a full tunnel's, in its own table) has no Dst.
+			ok = true
+			p = netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+			if r.Family == netlink.FAMILY_V6 {
+				p = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+			}
+		}
 		if !ok {
-			continue // a default route shows as nil Dst in some versions; not ours to list
+			continue
 		}
 		if p.Addr().Is6() && p.Addr().IsLinkLocalUnicast() {
 			continue

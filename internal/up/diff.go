@@ -26,6 +26,7 @@ type running struct {
 	sysctls   map[string]string
 	firewall  *hostnet.Firewall // nil: no table
 	up        bool              // the link is administratively up
+	tunnel    *tunnelRunning    // the full tunnel's rules and tables in scope
 }
 
 // target is what Sync drives an interface to: from a config (configTarget), or
@@ -50,6 +51,8 @@ type target struct {
 	// linkUp asks for the link to be set up (with its MTU), as up does for an
 	// interface it creates; false leaves the link as it is.
 	linkUp bool
+	// tunnel is the full tunnel wanted (tunnel.go); nil leaves it alone.
+	tunnel *tunnelTarget
 	// notes say what the target leaves out and why (a routed subnet with no
 	// route yet), for the plan.
 	notes []string
@@ -84,6 +87,10 @@ type Plan struct {
 	Routes     RouteChanges    `json:"routes"`
 	Sysctls    []SysctlChange  `json:"sysctls"`
 	Firewall   *FirewallChange `json:"firewall,omitempty"`
+	// Rules and TunnelFirewall are a full tunnel's policy rules and nftables
+	// tables (tunnel.go).
+	Rules          RuleChanges           `json:"rules,omitzero"`
+	TunnelFirewall *TunnelFirewallChange `json:"tunnel_firewall,omitempty"`
 	// Notes explain what the plan leaves alone and why, and what a change costs.
 	Notes []string `json:"notes,omitempty"`
 
@@ -144,7 +151,8 @@ type FirewallChange struct {
 func (p *Plan) Empty() bool {
 	return !p.linkUp && !p.PrivateKey && p.ListenPort == nil && p.FwMark == nil && p.MTU == nil &&
 		len(p.Peers) == 0 && len(p.Addresses.Add)+len(p.Addresses.Remove) == 0 &&
-		len(p.Routes.Add)+len(p.Routes.Remove) == 0 && len(p.Sysctls) == 0 && p.Firewall == nil
+		len(p.Routes.Add)+len(p.Routes.Remove) == 0 && len(p.Sysctls) == 0 && p.Firewall == nil &&
+		p.tunnelEmpty()
 }
 
 // deviceChanges reports whether the plan changes the WireGuard device.
@@ -323,6 +331,7 @@ func diffHost(plan *Plan, r *running, t *target) {
 			plan.Firewall = firewallChange("replace", t.firewall)
 		}
 	}
+	diffTunnel(plan, r, t)
 	plan.Notes = append(plan.Notes, t.notes...)
 }
 

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/wgnet/wgnet/internal/devconf"
 	"github.com/wgnet/wgnet/internal/intent"
@@ -35,7 +36,9 @@ type plan struct {
 	// interface's routes already cover, like wg-quick), or an explicit table.
 	table     int
 	autoTable bool
-	noRoutes  bool           // Table = off
+	noRoutes  bool // Table = off
+	// fwMark is the config's FwMark: a full tunnel's table when set.
+	fwMark    uint32
 	allowed   []netip.Prefix // every peer's AllowedIPs, longest prefix first
 	endpoints []netip.Addr   // resolved endpoint IPs, for the MTU
 
@@ -66,7 +69,7 @@ func makePlan(ctx context.Context, req Request, opts *Options) (*plan, error) {
 	if req.Host == nil {
 		return nil, errors.New("no configuration")
 	}
-	pl := &planner{h: req.Host, p: &plan{name: req.Name, mtu: req.Host.MTU, peers: map[string]string{}}}
+	pl := &planner{h: req.Host, p: &plan{name: req.Name, mtu: req.Host.MTU, peers: map[string]string{}}, rtTables: opts.RtTables}
 	if !ValidName(req.Name) {
 		pl.bad("interface name %q: must match %s (at most 15 characters)", req.Name, nameRE)
 	}
@@ -92,6 +95,7 @@ func makePlan(ctx context.Context, req Request, opts *Options) (*plan, error) {
 type planner struct {
 	h        *intent.Host
 	p        *plan
+	rtTables []string // directories of rt_tables files (Options.RtTables)
 	errs     []error
 	key      *wgkey.Private // read from h.KeyFile
 	resolved map[wgkey.Key]netip.AddrPort
@@ -104,6 +108,7 @@ func (pl *planner) bad(format string, a ...any) { pl.errs = append(pl.errs, fmt.
 func (pl *planner) iface() {
 	ic, p := pl.h, pl.p
 	p.dns = slices.Clone(ic.DNS)
+	p.fwMark = ic.FwMark
 	if ic.SaveConfig {
 		pl.bad("%sSaveConfig = true: not supported: wgnet never writes the config back; change the file or the spec instead", where(ic.Pos, wgconf.KeySaveConfig))
 	}
@@ -124,8 +129,18 @@ func (pl *planner) iface() {
 		p.table = 254
 	default:
 		n, err := strconv.ParseUint(t, 10, 32)
-		if err != nil || n == 0 || n == 255 {
-			pl.bad("%sTable = %s: wgnet accepts auto, off, main or a table number other than 0 and 255 (local); table names from rt_tables are not supported", where(ic.Pos, wgconf.KeyTable), t)
+		if err != nil {
+			id, ok, rerr := lookupRtTable(t, pl.rtTables)
+			switch {
+			case rerr != nil:
+				pl.bad("%sTable = %s: %v", where(ic.Pos, wgconf.KeyTable), t, rerr)
+			case !ok:
+				pl.bad("%sTable = %s: no table of that name in %s", where(ic.Pos, wgconf.KeyTable), t, strings.Join(rtTablesFiles(pl.rtTables), ", "))
+			}
+			n, err = uint64(id), nil
+		}
+		if err == nil && (n == 0 || n == 255) {
+			pl.bad("%sTable = %s: wgnet accepts auto, off, main, a table number or a table name from rt_tables, other than 0 (unspec) and 255 (local)", where(ic.Pos, wgconf.KeyTable), t)
 		}
 		p.table = int(n)
 	}
@@ -182,9 +197,6 @@ func (pl *planner) peers(ctx context.Context, resolve func(context.Context, stri
 				pl.bad("%speer %s: AllowedIPs %s is also given to %s; WireGuard would silently keep only the last", w(wgconf.KeyAllowedIPs), labelOf(peer), m, labelOf(&ic.Peers[o]))
 			}
 			owner[m] = i
-			if m.Bits() == 0 && p.autoTable {
-				pl.bad("%speer %s: AllowedIPs %s: a default route through the tunnel needs wg-quick's fwmark and policy-routing trick, which wgnet does not do; use Table = off (and route yourself) or a table number", w(wgconf.KeyAllowedIPs), labelOf(peer), m)
-			}
 		}
 		if e := peer.Endpoint; e != nil {
 			ip, ok := e.Addr()
@@ -270,6 +282,9 @@ func (p *plan) routes(existing []netip.Prefix) []netip.Prefix {
 	}
 	var out []netip.Prefix
 	for _, a := range p.allowed {
+		if p.autoTable && a.Bits() == 0 {
+			continue // a full tunnel's, in its own table (addTunnel)
+		}
 		if p.autoTable && slices.ContainsFunc(existing, func(r netip.Prefix) bool {
 			return r.Addr().BitLen() == a.Addr().BitLen() && r.Bits() <= a.Bits() && r.Contains(a.Addr())
 		}) {

@@ -97,6 +97,7 @@ func planText(p *Plan) string {
 			line(PeerUpdate, "nft table inet %s (%s)", fw.Table, fw.what())
 		}
 	}
+	tunnelText(p, line)
 	for _, n := range p.Notes {
 		fmt.Fprintf(&b, "  note: %s\n", n)
 	}
@@ -150,6 +151,7 @@ func (p *Plan) summary() string {
 	if p.Firewall != nil {
 		parts = append(parts, "firewall")
 	}
+	parts = append(parts, p.tunnelSummary()...)
 	return strings.Join(parts, "; ")
 }
 

@@ -54,6 +54,11 @@ type State struct {
 	// it hands its record of the old value over to that interface instead.
 	Needs    []string `json:"needs,omitempty"`
 	Firewall string   `json:"firewall,omitempty"` // nftables inet table created by up
+	// Tunnel records a full tunnel's table, rules and nftables tables (tunnel.go).
+	Tunnel *TunnelState `json:"tunnel,omitempty"`
+	// Kept are host-wide sysctls set for the config that down leaves set, as
+	// wg-quick does (src_valid_mark): down says so.
+	Kept []SysctlChange `json:"kept,omitempty"`
 	// DNS are the config's DNS = entries up handed to resolvconf, as the record
 	// DNSName (PREFIX+NAME, read from the interface-order file at up); down runs
 	// resolvconf -d DNSName -f. Empty when the config has no DNS.

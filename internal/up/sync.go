@@ -249,6 +249,9 @@ func (s *syncer) planLocked(first *device.State) error {
 	if err != nil {
 		return err
 	}
+	if err := addTunnel(s.target, p, s.prev, opts.Host, s.prev == nil && s.createMTU == 0); err != nil {
+		return fmt.Errorf("sync %s: %w", p.name, err)
+	}
 	if s.createMTU != 0 {
 		s.target.mtu, s.target.linkUp = s.createMTU, true
 	}
@@ -453,6 +456,9 @@ type readScope struct {
 	sysctls []string
 	// firewallTable is wgnet's table for the interface.
 	firewallTable string
+	// rules are the full tunnel's policy rules known to be the interface's
+	// (recorded, or wanted).
+	rules []hostnet.Rule
 }
 
 func newScope(name string, t *target, prev *State) readScope {
@@ -463,6 +469,9 @@ func newScope(name string, t *target, prev *State) readScope {
 			r.Dev = name
 			sc.owned[r] = true
 			sc.tables = append(sc.tables, r.Table)
+		}
+		if prev.Tunnel != nil {
+			sc.rules = append(sc.rules, prev.Tunnel.Rules...)
 		}
 	}
 	sc.add(t)
@@ -477,6 +486,9 @@ func (sc *readScope) add(t *target) {
 	}
 	for k := range t.sysctls {
 		sc.sysctls = append(sc.sysctls, k)
+	}
+	if t.tunnel != nil {
+		sc.rules = append(sc.rules, t.tunnel.rules...)
 	}
 	slices.Sort(sc.tables)
 	sc.tables = slices.Compact(sc.tables)
@@ -561,6 +573,9 @@ func readRunning(h hostnet.HostNet, d device.Device, st *device.State, name stri
 	case !errors.Is(err, hostnet.ErrNotFound):
 		return nil, err
 	}
+	if r.tunnel, err = readTunnel(h, sc); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -611,6 +626,7 @@ func (s *syncer) applyAndVerify() error {
 	if !slices.Equal(sortedRoutes(st.Routes), s.target.routes) {
 		st.Routes = slices.Clone(s.target.routes)
 	}
+	s.finishTunnel()
 	if s.target.firewallManaged {
 		st.Firewall = ""
 		if s.target.firewall != nil {
@@ -646,8 +662,12 @@ func sortedRoutes(rs []hostnet.Route) []hostnet.Route {
 // finds and skips the others), and those removed after the step removed them.
 func (s *syncer) record(ev applied) error {
 	switch {
+	case ev.sysctl != nil && keptSysctl(ev.sysctl.Key):
+		mergeSysctl(&s.st.Kept, *ev.sysctl)
 	case ev.sysctl != nil:
 		mergeSysctl(&s.st.Sysctls, *ev.sysctl)
+	case len(ev.rules) > 0 || ev.tunnelFW != "":
+		s.recordTunnel(ev)
 	case ev.firewall != "":
 		s.st.Firewall = ev.firewall
 	case len(ev.addrs) > 0:
@@ -736,9 +756,13 @@ type applied struct {
 	firewall string // a table created or replaced
 	// addrs or routes are about to be added (planned), or were removed when
 	// removed is set.
-	addrs   []netip.Prefix
-	routes  []hostnet.Route
-	removed bool
+	addrs  []netip.Prefix
+	routes []hostnet.Route
+	// rules are a full tunnel's policy rules, about to be added or removed;
+	// tunnelFW its nftables tables, created (or deleted when removed).
+	rules    []hostnet.Rule
+	tunnelFW string
+	removed  bool
 }
 
 // applyPlan makes the plan's changes in an order that keeps traffic flowing:
@@ -756,7 +780,9 @@ func applyPlan(plan *Plan, d device.Device, o *Options, keepGoing bool, record f
 	ok = ok && a.linkUp()
 	ok = a.removeAddresses(ok)
 	ok = ok && a.addRoutes()
+	ok = ok && a.addRules() && a.tunnelFirewall(true)
 	ok = ok && a.configure(remove, "remove")
+	ok = ok && a.tunnelFirewall(false) && a.removeRules()
 	ok = ok && a.removeRoutes()
 	_ = ok && a.forwarding(false)
 	return errors.Join(a.errs...)
@@ -960,6 +986,9 @@ type snapshot struct {
 	Routes     []hostnet.Route   `json:"routes"`
 	Sysctls    map[string]string `json:"sysctls,omitempty"`
 	Firewall   *hostnet.Firewall `json:"firewall,omitempty"`
+	// Rules and TunnelFirewall are the full tunnel's, as read.
+	Rules          []hostnet.Rule          `json:"rules,omitempty"`
+	TunnelFirewall *hostnet.TunnelFirewall `json:"tunnel_firewall,omitempty"`
 }
 
 type peerSnapshot struct {
@@ -983,6 +1012,9 @@ func newSnapshot(r *running) *snapshot {
 		Routes:     slices.Clone(r.routes),
 		Sysctls:    r.sysctls,
 		Firewall:   r.firewall,
+	}
+	if r.tunnel != nil {
+		s.Rules, s.TunnelFirewall = slices.Clone(r.tunnel.rules), r.tunnel.fw
 	}
 	if !r.dev.PrivateKey.IsZero() {
 		s.PrivateKey = r.dev.PrivateKey.Base64()
@@ -1017,6 +1049,7 @@ func (s *snapshot) target(name string) *target {
 		firewallManaged: true,
 		firewall:        s.Firewall,
 		firewallTable:   FirewallTable(name),
+		tunnel:          &tunnelTarget{rules: slices.Clone(s.Rules), fw: s.TunnelFirewall},
 	}
 	switch k, err := wgkey.ParsePrivate(s.PrivateKey); {
 	case err == nil:

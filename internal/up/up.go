@@ -88,6 +88,10 @@ type Options struct {
 	// of the resolvconf record's name as wg-quick does; "" means
 	// DefaultInterfaceOrder.
 	InterfaceOrder string
+	// RtTables are the directories whose rt_tables file (and rt_tables.d/*.conf)
+	// name routing tables for Table = NAME, searched in order as iproute2 does;
+	// nil means /etc/iproute2, then /usr/share/iproute2.
+	RtTables []string
 }
 
 func (o *Options) defaults() {
@@ -381,6 +385,7 @@ func downLocked(ctx context.Context, name string, opts *Options) error {
 	if err := teardown(st, opts); err != nil {
 		return fmt.Errorf("down %s: %w (state kept in %s; run down again after fixing)", name, errors.Join(append(errs, err)...), statePath(opts.StateDir, name))
 	}
+	reportKept(st, opts)
 	for _, hook := range st.PostDown {
 		if err := opts.runHook(ctx, name, hook); err != nil {
 			errs = append(errs, fmt.Errorf("PostDown: %w", err))
@@ -410,6 +415,7 @@ func teardown(st *State, o *Options) error {
 	var errs []error
 	unsetDNS(st, o)
 	gone := func(err error) bool { return err == nil || errors.Is(err, hostnet.ErrNotFound) }
+	errs = append(errs, teardownTunnel(st, o)...)
 	if st.Firewall != "" {
 		o.logf("nft delete table inet %s", st.Firewall)
 		if err := h.DeleteFirewall(st.Firewall); !gone(err) {

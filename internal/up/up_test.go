@@ -286,7 +286,6 @@ func TestUpRefusesBeforeTouching(t *testing.T) {
 	}{
 		{"SaveConfig", "wg0", head + "SaveConfig = true\n", []string{"wg0.conf:4: SaveConfig = true: not supported"}},
 		{"table name", "wg0", head + "Table = vpn\n", []string{"wg0.conf:4: Table = vpn"}},
-		{"default route", "wg0", head + peer(p1, "AllowedIPs = 0.0.0.0/0\n"), []string{"wg0.conf:7: peer", "fwmark"}},
 		{"same prefix on two peers", "wg0", head + peer(p1, "AllowedIPs = 10.10.0.0/16\n") + peer(p2, "AllowedIPs = 10.10.0.0/16\n"),
 			[]string{"AllowedIPs 10.10.0.0/16 is also given to"}},
 		{"same peer twice", "wg0", head + peer(p1, "") + peer(p1, ""), []string{"public key given to two peers"}},
@@ -296,6 +295,7 @@ func TestUpRefusesBeforeTouching(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fx := newFixture(t)
+			fx.opts.RtTables = []string{t.TempDir()}
 			cfg, err := wgconf.Parse("wg0.conf", []byte(tc.src))
 			if err != nil {
 				t.Fatal(err)

@@ -312,6 +312,7 @@ func Run(t *testing.T, newHost func(t *testing.T) (hostnet.HostNet, string)) {
 			t.Errorf("ForgetFlows of nothing = %d, %v", n, err)
 		}
 	})
+	runTunnel(t, newHost)
 }
 
 // FilterCases are the firewalls the conformance test writes and reads back, in

@@ -28,6 +28,7 @@ type Fake struct {
 	sysctls map[string]string
 	fws     map[string]hostnet.Firewall
 	flows   []hostnet.Flow // connection tracking
+	tunnel  tunnelParts    // rules and tunnel tables (fake_tunnel.go)
 	next    int
 	failOn  map[string]failure
 	calls   []string
@@ -58,6 +59,7 @@ func NewFake() *Fake {
 			"net/ipv6/conf/all/force_forwarding":     "0",
 			"net/ipv6/conf/all/accept_ra":            "1",
 			"net/ipv4/conf/all/forwarding":           "0",
+			"net/ipv4/conf/all/src_valid_mark":       "0",
 			"net/ipv4/conf/default/forwarding":       "0",
 			"net/ipv4/conf/default/rp_filter":        "1",
 			"net/ipv6/conf/default/forwarding":       "0",
@@ -65,6 +67,7 @@ func NewFake() *Fake {
 			"net/ipv6/conf/default/accept_ra":        "1",
 		},
 		fws:    map[string]hostnet.Firewall{},
+		tunnel: newTunnelParts(),
 		failOn: map[string]failure{},
 	}
 	f.AddLink("lo", "loopback", 65536)
@@ -147,6 +150,10 @@ type Snapshot struct {
 	Routes    []hostnet.Route
 	Sysctls   map[string]string
 	Firewalls map[string]hostnet.Firewall
+	// Rules are both families' policy routing rules; TunnelFirewalls the
+	// tunnel tables.
+	Rules           []hostnet.Rule
+	TunnelFirewalls map[string]hostnet.TunnelFirewall
 }
 
 // Snapshot returns the current state.
@@ -167,6 +174,7 @@ func (f *Fake) Snapshot() Snapshot {
 	for n, fw := range f.fws {
 		s.Firewalls[n] = fw.Clone()
 	}
+	s.Rules, s.TunnelFirewalls = f.tunnel.snapshot()
 	slices.SortFunc(s.Routes, func(a, b hostnet.Route) int {
 		return strings.Compare(fmt.Sprint(a), fmt.Sprint(b))
 	})

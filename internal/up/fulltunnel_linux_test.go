@@ -1,0 +1,263 @@
+package up_test
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/wgnet/wgnet/internal/netnstest"
+	"github.com/wgnet/wgnet/internal/wgkey"
+)
+
+// The full-tunnel tests build, out of network namespaces only:
+//
+//	client ──veth 198.18.0.0/24── server ──veth 198.19.0.0/24── internet
+//
+// The server runs the stock wg-quick (on Debian's wireguard-go) with a config as
+// wg-quick tutorials write it: forwarding on, MASQUERADE out of its uplink with
+// iptables. The client's only other way out is a default route to a gateway
+// that does not exist, so that what reaches the internet namespace went through
+// the tunnel. The client's rp_filter is strict, as src_valid_mark and the
+// conntrack mark restore are what let the encrypted replies in.
+
+// linkIndexRE is the link index `ip addr` starts a link's line with: the two
+// tools' interfaces are made one after the other.
+var linkIndexRE = regexp.MustCompile(`^[0-9]+: `)
+
+type tunnelLab struct {
+	client, server, inet *netnstest.NS
+	dir, stateDir        string
+	clientIf, serverIf   string
+	clientConf           string
+	target4, target6     netip.Addr
+}
+
+func newTunnelLab(t *testing.T) *tunnelLab {
+	requireWgQuick(t)
+	netnstest.NeedsTool(t, "iptables", "iptables", "ip6tables")
+	l := &tunnelLab{
+		client: netnstest.New(t, "ftc"), server: netnstest.New(t, "fts"), inet: netnstest.New(t, "fti"),
+		dir: t.TempDir(), stateDir: t.TempDir(),
+		// UAPI sockets share /var/run/wireguard across namespaces: unique names.
+		clientIf: "wgc" + netnstest.Unique(6), serverIf: "wgs" + netnstest.Unique(6),
+		target4: netip.MustParseAddr("198.19.0.10"), target6: netip.MustParseAddr("fd00:19::10"),
+	}
+	netnstest.Veth(t, l.client, "eth0", l.server, "eth0")
+	netnstest.Veth(t, l.server, "eth1", l.inet, "eth0")
+	for _, c := range []struct {
+		ns    *netnstest.NS
+		dev   string
+		addrs []string
+	}{
+		{l.client, "eth0", []string{"198.18.0.2/24", "fd00:18::2/64"}},
+		{l.server, "eth0", []string{"198.18.0.1/24", "fd00:18::1/64"}},
+		{l.server, "eth1", []string{"198.19.0.1/24", "fd00:19::1/64"}},
+		{l.inet, "eth0", []string{"198.19.0.10/24", "fd00:19::10/64"}},
+	} {
+		for _, a := range c.addrs {
+			c.ns.Run(t, "ip", "addr", "add", a, "dev", c.dev, "nodad")
+		}
+	}
+	// The client's own default routes lead nowhere; the internet's lead back
+	// to the server (only its masqueraded address needs them, but a real
+	// internet routes everything).
+	l.client.Run(t, "ip", "route", "add", "default", "via", "198.18.0.254")
+	l.client.Run(t, "ip", "-6", "route", "add", "default", "via", "fd00:18::254")
+	l.inet.Run(t, "ip", "route", "add", "default", "via", "198.19.0.1")
+	l.inet.Run(t, "ip", "-6", "route", "add", "default", "via", "fd00:19::1")
+	for _, k := range []string{"net.ipv4.conf.all.rp_filter", "net.ipv4.conf.default.rp_filter", "net.ipv4.conf.eth0.rp_filter"} {
+		l.client.Sysctl(t, k, "1")
+	}
+	cpriv, cpub := genKey(t)
+	spriv, spub := genKey(t)
+	server := fmt.Sprintf(`[Interface]
+Address = 10.66.0.1/24, fd00:66::1/64
+ListenPort = 51820
+PrivateKey = %s
+PostUp = sysctl -w net.ipv4.ip_forward=1; sysctl -w net.ipv6.conf.all.forwarding=1
+PostUp = iptables -t nat -A POSTROUTING -o eth1 -j MASQUERADE; ip6tables -t nat -A POSTROUTING -o eth1 -j MASQUERADE
+PostDown = iptables -t nat -D POSTROUTING -o eth1 -j MASQUERADE; ip6tables -t nat -D POSTROUTING -o eth1 -j MASQUERADE
+
+[Peer]
+PublicKey = %s
+AllowedIPs = 10.66.0.2/32, fd00:66::2/128
+`, spriv, cpub)
+	client := fmt.Sprintf(`[Interface]
+PrivateKey = %s
+Address = 10.66.0.2/32, fd00:66::2/128
+
+[Peer]
+PublicKey = %s
+AllowedIPs = 0.0.0.0/0, ::/0
+Endpoint = 198.18.0.1:51820
+PersistentKeepalive = 25
+`, cpriv, spub)
+	sconf := filepath.Join(l.dir, l.serverIf+".conf")
+	l.clientConf = filepath.Join(l.dir, l.clientIf+".conf")
+	writeConf(t, sconf, server)
+	writeConf(t, l.clientConf, client)
+	if out, err := l.server.Try("wg-quick", "up", sconf); err != nil {
+		t.Fatalf("wg-quick up on the server: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { l.server.Try("wg-quick", "down", sconf) })
+	return l
+}
+
+func genKey(t *testing.T) (priv, pub string) {
+	t.Helper()
+	k, err := wgkey.GeneratePrivate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.Base64(), k.Public().String()
+}
+
+func writeConf(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// notRootNetns fails the test unless ns is a network namespace other than the
+// root one (pid 1's): one slip would hand the machine's default route to the test.
+func notRootNetns(t *testing.T, ns *netnstest.NS) {
+	t.Helper()
+	// The test's own namespace, and pid 1's where it can be read (not in
+	// every container).
+	var outside []string
+	for _, p := range []string{"/proc/self/ns/net", "/proc/1/ns/net"} {
+		if l, err := os.Readlink(p); err == nil {
+			outside = append(outside, l)
+		}
+	}
+	if len(outside) == 0 {
+		t.Fatal("cannot read /proc/self/ns/net")
+	}
+	here := strings.TrimSpace(ns.Run(t, "readlink", "/proc/self/ns/net"))
+	if here == "" || slices.Contains(outside, here) {
+		t.Fatalf("namespace %s is not a namespace of its own (%s, outside %v): refusing to bring a full tunnel up", ns.Name, here, outside)
+	}
+}
+
+func (l *tunnelLab) wgnet(t *testing.T, args ...string) (string, error) {
+	argv := append([]string{"env", "WGNET_STATE_DIR=" + l.stateDir, wgnet(t)}, args...)
+	return l.client.Try(argv...)
+}
+
+// tunnelDump is what a full tunnel changes in the client's namespace: rules,
+// routes of every table, the nft ruleset, the device's fwmark and the sysctls,
+// each section's lines sorted (compared as sets).
+func (l *tunnelLab) tunnelDump(t *testing.T, withDevice bool) string {
+	t.Helper()
+	settle(t, l.client)
+	cmds := [][]string{
+		{"ip", "rule"},
+		{"ip", "-6", "rule"},
+		{"ip", "route", "show", "table", "all"},
+		{"ip", "-6", "route", "show", "table", "all"},
+		{"nft", "list", "ruleset"},
+		{"sysctl", "net.ipv4.conf.all.src_valid_mark", "net.ipv4.conf.all.rp_filter", "net.ipv4.ip_forward"},
+		{"ip", "addr", "show", "dev", l.clientIf},
+	}
+	if withDevice {
+		cmds = append(cmds, []string{"wg", "show", l.clientIf, "fwmark"})
+	}
+	var b strings.Builder
+	for _, argv := range cmds {
+		out, err := l.client.Try(argv...)
+		if err != nil && !strings.Contains(err.Error(), "does not exist") {
+			t.Fatal(err)
+		}
+		var lines []string
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, "valid_lft") || strings.TrimSpace(line) == "" {
+				continue
+			}
+			line = linkIndexRE.ReplaceAllString(line, "N: ")
+			lines = append(lines, linkLocalRE.ReplaceAllString(line, "fe80::LL"))
+		}
+		slices.Sort(lines)
+		fmt.Fprintf(&b, "$ %s\n%s\n", strings.Join(argv, " "), strings.Join(lines, "\n"))
+	}
+	return b.String()
+}
+
+// reach checks that the client reaches both internet addresses.
+func (l *tunnelLab) reach(t *testing.T, who string) {
+	t.Helper()
+	for _, a := range []netip.Addr{l.target4, l.target6} {
+		if err := ping(t, l.client, a); err != nil {
+			t.Errorf("%s: the client does not reach %s through the tunnel: %v", who, a, err)
+		}
+	}
+}
+
+// TestFullTunnelSameAsWgQuick brings one full-tunnel client config up with the
+// stock wg-quick and with wgnet, in turn, in the same namespace: the same rules,
+// routes, marks, sysctls and nft ruleset; the internet reached through the
+// tunnel both times; and down leaves the namespace as it was but for
+// src_valid_mark, which both leave set.
+func TestFullTunnelSameAsWgQuick(t *testing.T) {
+	l := newTunnelLab(t)
+	notRootNetns(t, l.client)
+	before := l.tunnelDump(t, false)
+	if !strings.Contains(before, "src_valid_mark = 0") {
+		t.Fatalf("src_valid_mark is already on:\n%s", before)
+	}
+	if !noPing(l.client, l.target4) {
+		t.Fatal("the client reaches the internet without a tunnel")
+	}
+
+	out, err := l.client.Try("wg-quick", "up", l.clientConf)
+	if err != nil {
+		t.Fatalf("wg-quick up: %v\n%s", err, out)
+	}
+	quick := l.tunnelDump(t, true)
+	l.reach(t, "wg-quick")
+	if out, err := l.client.Try("wg-quick", "down", l.clientConf); err != nil {
+		t.Fatalf("wg-quick down: %v\n%s", err, out)
+	}
+	afterQuick := l.tunnelDump(t, false)
+
+	// The same namespace again: src_valid_mark back to 0 so that wgnet's up is
+	// seen to set it.
+	l.client.Sysctl(t, "net.ipv4.conf.all.src_valid_mark", "0")
+	notRootNetns(t, l.client)
+	if out, err := l.wgnet(t, "up", l.clientConf); err != nil {
+		t.Fatalf("wgnet up: %v\n%s", err, out)
+	} else {
+		t.Logf("wgnet up:\n%s", out)
+	}
+	ours := l.tunnelDump(t, true)
+	l.reach(t, "wgnet")
+	if ours != quick {
+		t.Errorf("wgnet and wg-quick disagree (- wg-quick, + wgnet):\n%s\n\nwg-quick:\n%s", lineDiff(quick, ours), quick)
+	}
+	for _, w := range []string{"not from all fwmark 0xca6c lookup 51820", "from all lookup main suppress_prefixlength 0",
+		"default dev " + l.clientIf + " table 51820", "ct mark set meta mark", "fib saddr type != local drop", "src_valid_mark = 1", "51820"} {
+		if !strings.Contains(ours, w) {
+			t.Errorf("wgnet's full tunnel lacks %q:\n%s", w, ours)
+		}
+	}
+	out, err = l.wgnet(t, "down", l.clientIf)
+	if err != nil {
+		t.Fatalf("wgnet down: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "src_valid_mark=1 stays set") {
+		t.Errorf("wgnet down does not say src_valid_mark stays set:\n%s", out)
+	}
+	afterOurs := l.tunnelDump(t, false)
+	if afterOurs != afterQuick {
+		t.Errorf("after down, wgnet and wg-quick leave different namespaces (- wg-quick, + wgnet):\n%s", lineDiff(afterQuick, afterOurs))
+	}
+	want := strings.Replace(before, "src_valid_mark = 0", "src_valid_mark = 1", 1)
+	if afterOurs != want {
+		t.Errorf("wgnet down did not restore the namespace but for src_valid_mark (- before, + after):\n%s", lineDiff(want, afterOurs))
+	}
+}
