@@ -176,9 +176,10 @@ func TestConfigs(t *testing.T) {
 		{name: "clean mesh", set: meshSet, want: []string{}},
 		{name: "clean mesh, explicit", set: meshSet, topology: TopologyMesh, want: []string{}},
 		{
-			name:  "full-tunnel spoke is clean",
+			name:  "full-tunnel spoke: said what it means, nothing else",
 			edits: []edit{{"s2.conf", "AllowedIPs = 10.0.0.0/24", "AllowedIPs = 0.0.0.0/0"}},
-			want:  []string{},
+			want:  []string{"s2.conf:8 warning full-tunnel"},
+			msgs:  map[int][]string{0: {`0.0.0.0/0 on peer "s1" (line 6) makes a full tunnel`, "s1 must forward and masquerade"}},
 		},
 		{
 			name:  "keyless host is matched by its peers' evidence",

@@ -619,14 +619,8 @@ func (n *network) checkEndpoints() {
 					nat = append(nat, p)
 				}
 			}
-			if dialled && autoTable(a) {
-				for i, q := range p.p.AllowedIPs {
-					if q.Bits() == 0 {
-						n.report(CodeDefaultRoute, a.file, p.aipLine(i), []*host{a},
-							"%s is a server others dial, and %s on %s sends all its traffic into the tunnel, replies to SSH included: you may lock yourself out; route only the subnets you need",
-							a.name, q, p.label())
-					}
-				}
+			if autoTable(a) {
+				n.checkDefaultRoutes(a, p, dialled)
 			}
 		}
 		if dialled {
@@ -646,6 +640,30 @@ func (n *network) checkEndpoints() {
 			n.report(CodeKeepaliveNAT, a.file, nat[0].line(), []*host{a},
 				"no config has an Endpoint for %s, so it is behind NAT or unreachable, yet it sets no PersistentKeepalive for %s: once the NAT forgets the mapping, they can't reach it until it sends again; add PersistentKeepalive = 25",
 				a.name, strings.Join(labels, ", "))
+		}
+	}
+}
+
+// checkDefaultRoutes reports a /0 in p's AllowedIPs on a: a server others dial
+// may lock itself out (default-route); on a client it is a full tunnel, said so
+// (full-tunnel).
+func (n *network) checkDefaultRoutes(a *host, p *peer, dialled bool) {
+	for i, q := range p.p.AllowedIPs {
+		switch {
+		case q.Bits() != 0:
+		case dialled:
+			n.report(CodeDefaultRoute, a.file, p.aipLine(i), []*host{a},
+				"%s is a server others dial, and %s on %s sends all its traffic into the tunnel, replies to SSH included: you may lock yourself out; route only the subnets you need",
+				a.name, q, p.label())
+		default:
+			via := strings.TrimPrefix(p.label(), "peer ")
+			if i := strings.Index(via, " (line"); i > 0 {
+				via = via[:i]
+			}
+			via = strings.Trim(via, `"`)
+			n.report(CodeFullTunnel, a.file, p.aipLine(i), []*host{a},
+				"%s on %s makes a full tunnel: wg-quick (and wgnet up) send all of %s's traffic through %s, with fwmark 51820 (or FwMark) and policy rules that keep the tunnel's own packets out of it; %s must forward and masquerade it, and %s reaches nothing else while the tunnel is down",
+				q, p.label(), a.name, via, via, a.name)
 		}
 	}
 }

@@ -31,6 +31,7 @@ const (
 	CodeNoListenPort     = "no-listen-port"
 	CodeHubNoForwarding  = "hub-no-forwarding"
 	CodeDefaultRoute     = "default-route"
+	CodeFullTunnel       = "full-tunnel"
 	CodeKeepaliveNAT     = "keepalive-nat"
 	CodeMTU              = "mtu"
 	CodeWorldReadable    = "world-readable"

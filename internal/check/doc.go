@@ -39,6 +39,7 @@
 //	no-listen-port     warning   a host others dial has no ListenPort: random port at every start
 //	hub-no-forwarding  warning   a host that relays or routes subnets does not turn on forwarding in PreUp/PostUp
 //	default-route      warning   0.0.0.0/0 or ::/0 on a host others dial: SSH to it may be cut off
+//	full-tunnel        warning   a client sends all its traffic through one peer, which must forward and masquerade it
 //	keepalive-nat      warning   a host nobody dials has no PersistentKeepalive towards the peers it dials
 //	mtu                warning   MTU above 1420, or different MTUs on different hosts
 //	world-readable     warning   the config file is readable by group or others

@@ -56,6 +56,7 @@ var codes = []Code{
 	{"no-listen-port", Warning, "check", "a host others dial has no ListenPort: wg picks a random one each start"},
 	{"hub-no-forwarding", Warning, "check", "a host that relays or routes subnets does not enable IP forwarding in its PreUp/PostUp (it may be on outside the file: confirm on the host)"},
 	{"default-route", Warning, "check", "0.0.0.0/0 or ::/0 in a peer's AllowedIPs on a host others dial: SSH to it may be cut off"},
+	{"full-tunnel", Warning, "check", "a client sends all its traffic through one peer (0.0.0.0/0 or ::/0, Table auto): that peer must forward and masquerade it"},
 	{"keepalive-nat", Warning, "check", "a host nobody can dial (behind NAT) has no PersistentKeepalive towards the peers it dials"},
 	{"mtu", Warning, "check", "MTU above 1420 (needs a 1500+ underlay on every path), or different MTUs on different hosts"},
 	{"world-readable", Warning, "check", "the config file is readable by group or others; it holds a private key"},

@@ -304,7 +304,7 @@ func (im *importing) peers() {
 				continue // hub's routes are settled by hubRoutes, once every spoke's are known
 			}
 			for _, a := range p.AllowedIPs {
-				if isOwnAddress(a, o.spec.Addresses) {
+				if isOwnAddress(a, o.spec.Addresses) || im.fullTunnel(h, &p, o, a) {
 					continue
 				}
 				if im.inOverlay(a) {
@@ -361,12 +361,32 @@ func (im *importing) hubRoutes() {
 				continue
 			}
 			for _, a := range p.AllowedIPs {
+				if im.fullTunnel(h, &p, hub, a) {
+					continue
+				}
 				if !im.inOverlay(a) && !spokeRoutes[a] && !isOwnAddress(a, hub.spec.Addresses) {
 					addRoute(hub.spec, a)
 				}
 			}
 		}
 	}
+}
+
+// fullTunnel reports whether a, in AllowedIPs of h's peer p (host o), is a
+// default route, and says at its line what import makes of it: a spec routes
+// subnets to hosts, and has no full-tunnel client, so the /0 is left out.
+func (im *importing) fullTunnel(h *host, p *wgconf.Peer, o *host, a netip.Prefix) bool {
+	if a.Bits() != 0 {
+		return false
+	}
+	how := "a full tunnel: all of " + h.name + "'s traffic goes through " + o.name
+	if t := strings.ToLower(h.cfg.Interface.Table); t != "" && t != "auto" {
+		how = "a default route into Table = " + h.cfg.Interface.Table
+	}
+	im.note(h.file, p.Pos.KeyLine(wgconf.KeyAllowedIPs),
+		"peer %s: AllowedIPs %s is %s; a spec has no full-tunnel clients yet, so %s's rendered config routes only the network to %s: keep %s's own config for its full tunnel (wgnet up brings it up as wg-quick does), or add %s back to its rendered config by hand",
+		o.name, a, how, h.name, o.name, h.name, a)
+	return true
 }
 
 func nameOr(p wgconf.Peer) string {

@@ -282,3 +282,47 @@ func TestImportRefusesKeyHookInjection(t *testing.T) {
 		}
 	}
 }
+
+// TestImportFullTunnelClient: a spoke whose peer for the hub holds 0.0.0.0/0 and
+// ::/0 (a full-tunnel client) no longer fails the import with an overlap
+// without a file: the /0s are left out, each with a note at its file:line that
+// says what it was and what the spec makes of it.
+func TestImportFullTunnelClient(t *testing.T) {
+	s, sec := network(spec.TopologyHub)
+	hcs, _ := compile.Compile(s, sec)
+	var names []string
+	var cfgs []*wgconf.Config
+	for _, hc := range hcs {
+		names = append(names, hc.Name)
+		c := hc.Config()
+		c.Interface.Pos.File = hc.Name + ".conf"
+		cfgs = append(cfgs, c)
+	}
+	// s4 is a spoke of the hub s1: make it a full-tunnel client.
+	c := cfgs[3]
+	c.Peers[0].AllowedIPs = append(c.Peers[0].AllowedIPs, netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0"))
+	c.Peers[0].Pos = wgconf.Pos{File: "s4.conf", Line: 9}
+	r, err := Import("prod", names, cfgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tunnel []string
+	for _, n := range r.Notes {
+		if strings.Contains(n.Message, "full tunnel") {
+			tunnel = append(tunnel, n.Located())
+		}
+	}
+	if len(tunnel) != 2 || !strings.HasPrefix(tunnel[0], "s4.conf:") || !strings.Contains(tunnel[0], "AllowedIPs 0.0.0.0/0 is a full tunnel: all of s4's traffic goes through s1") {
+		t.Errorf("notes about the full tunnel: %q", tunnel)
+	}
+	for _, h := range r.Spec.Hosts {
+		for _, rt := range h.Routes {
+			if rt.Bits() == 0 {
+				t.Errorf("host %s got the route %s", h.Name, rt)
+			}
+		}
+	}
+	if got := r.Spec.Hosts[0].Routes; !slices.Equal(got, s.Hosts[0].Routes) {
+		t.Errorf("hub routes %v, want %v", got, s.Hosts[0].Routes)
+	}
+}
