@@ -30,11 +30,7 @@ func importToController(c *cobra.Command, r *remoteFlags, name string, paths []s
 	}
 	defer cl.Close()
 	ctx := c.Context()
-	subnets := make([]string, len(res.Spec.Subnets))
-	for i, p := range res.Spec.Subnets {
-		subnets[i] = p.String()
-	}
-	if _, err := cl.CreateNetwork(ctx, api.CreateNetwork{Name: name, Subnets: subnets, Topology: res.Spec.Topology}); err != nil {
+	if _, err := cl.CreateNetwork(ctx, api.CreateNetwork{Name: name, Subnets: strs(res.Spec.Subnets), Topology: res.Spec.Topology}); err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
 	var rev uint64
