@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -16,7 +15,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/wgnet/wgnet/internal/api"
-	"github.com/wgnet/wgnet/internal/atomicfile"
 	"github.com/wgnet/wgnet/internal/client"
 	"github.com/wgnet/wgnet/internal/diag"
 )
@@ -262,42 +260,35 @@ func remoteList(ctx context.Context, c *cobra.Command, cl *client.Client, networ
 }
 
 // remoteRender writes DIR/HOST/IFACE.conf for every host of the network, as
-// render does for a spec; the configs hold no private key (each host reads its
-// own with the PostUp hook).
+// render does for a spec: every config fetched and every path checked before
+// anything is written, and the configs rendered for hosts that left the
+// network removed. The configs hold no private key (each host reads its own
+// with the PostUp hook).
 func remoteRender(ctx context.Context, c *cobra.Command, cl *client.Client, network string, _ []string, format string) error {
 	outDir, _ := c.Flags().GetString("out")
 	hs, err := cl.Hosts(ctx, network)
 	if err != nil {
 		return err
 	}
-	var files []renderedFile
+	var files []hostFile
+	has := map[string]bool{}
 	for _, h := range hs.Hosts {
 		cfg, err := cl.Config(ctx, network, h.Name)
 		if err != nil {
 			return err
 		}
-		path := filepath.Join(outDir, h.Name, cfg.Interface+".conf")
-		if err := checkOutPath(path); err != nil {
-			return err
-		}
-		old, _ := readOwnFile(path)
-		changed := string(old) != cfg.WgQuick
-		if err := atomicfile.Write(path, []byte(cfg.WgQuick), 0o600, 0o700); err != nil {
-			return fmt.Errorf("render: %w", err)
-		}
-		files = append(files, renderedFile{Host: h.Name, Path: path, Changed: changed})
+		files = append(files, hostFile{host: h.Name, name: cfg.Interface + ".conf", data: []byte(cfg.WgQuick)})
+		has[h.Name] = true
 	}
-	if format == "json" {
-		return errOrJSON(c.OutOrStdout(), files, nil)
+	steps, err := planFiles(outDir, files, network, func(host string) bool { return has[host] })
+	if err != nil {
+		return fmt.Errorf("render: nothing written: %w", err)
 	}
-	for _, f := range files {
-		state := "unchanged"
-		if f.Changed {
-			state = "written"
-		}
-		fmt.Fprintf(c.OutOrStdout(), "%-9s %s\n", state, f.Path)
+	done, err := applyRender(steps)
+	if err != nil {
+		return fmt.Errorf("render: %w", err)
 	}
-	return nil
+	return printRendered(c.OutOrStdout(), format, done)
 }
 
 func remoteCheck(ctx context.Context, c *cobra.Command, cl *client.Client, network string, args []string, format string) error {

@@ -41,35 +41,61 @@ type renderStep struct {
 // nothing, so that a problem with one host leaves every file as it was; it
 // reports the problems of all hosts at once.
 func planRender(outDir string, n *network, stripped bool) ([]renderStep, error) {
-	var steps []renderStep
-	var errs []error
-	for _, hc := range n.hosts {
-		path := filepath.Join(outDir, hc.Name, n.spec.InterfaceName()+".conf")
-		if err := checkOutPath(path); err != nil {
-			errs = append(errs, err)
-			continue
-		}
+	files := make([]hostFile, len(n.hosts))
+	for i, hc := range n.hosts {
 		data := hc.WgQuick()
 		if stripped {
 			data = hc.Stripped()
+		}
+		files[i] = hostFile{host: hc.Name, name: n.spec.InterfaceName() + ".conf", data: data}
+	}
+	return planFiles(outDir, files, n.spec.Network, func(host string) bool {
+		_, ok := n.spec.HostByName(host)
+		return ok
+	})
+}
+
+// hostFile is one host's config to write: DIR/host/name.
+type hostFile struct {
+	host, name string
+	data       []byte
+}
+
+// planFiles plans writing files into outDir (see planRender) and removing the
+// configs rendered for network of hosts that has no longer knows.
+func planFiles(outDir string, files []hostFile, network string, has func(host string) bool) ([]renderStep, error) {
+	var steps []renderStep
+	var errs []error
+	for _, f := range files {
+		path := filepath.Join(outDir, f.host, f.name)
+		if err := checkOutPath(path); err != nil {
+			errs = append(errs, err)
+			continue
 		}
 		old, err := readOwnFile(path)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 			continue
 		}
-		changed := !bytes.Equal(old, data)
+		changed := !bytes.Equal(old, f.data)
 		// Rewrite also a file that is the same but readable by others.
 		fi, err := os.Lstat(path)
 		write := changed || err != nil || fi.Mode().Perm() != 0o600
-		steps = append(steps, renderStep{renderedFile{Host: hc.Name, Path: path, Changed: changed}, data, write})
+		steps = append(steps, renderStep{renderedFile{Host: f.host, Path: path, Changed: changed}, f.data, write})
 	}
-	stale, err := findStale(outDir, n)
-	errs = append(errs, err)
+	names := map[string]bool{}
+	for _, f := range files {
+		names[f.name] = true
+	}
+	for name := range names {
+		stale, err := findStale(outDir, name, network, has)
+		steps = append(steps, stale...)
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return append(steps, stale...), nil
+	return steps, nil
 }
 
 // checkOutPath checks, before render writes anything, that it can write the
@@ -89,18 +115,17 @@ func checkOutPath(path string) error {
 	return nil
 }
 
-// findStale finds DIR/HOST/IFACE.conf of hosts that left the spec, when the
-// file is one wgnet rendered for this network (it holds the host's private key,
+// findStale finds DIR/HOST/NAME of hosts that left the network, when the file
+// is one wgnet rendered for this network (it may hold the host's private key,
 // and a linter run over DIR would count the host as still there). Other files
 // are left alone.
-func findStale(outDir string, n *network) ([]renderStep, error) {
-	iface := n.spec.InterfaceName() + ".conf"
-	paths, _ := filepath.Glob(filepath.Join(outDir, "*", iface))
+func findStale(outDir, name, network string, has func(host string) bool) ([]renderStep, error) {
+	paths, _ := filepath.Glob(filepath.Join(outDir, "*", name))
 	var out []renderStep
 	var errs []error
 	for _, p := range paths {
 		host := filepath.Base(filepath.Dir(p))
-		if _, ok := n.spec.HostByName(host); ok {
+		if has(host) {
 			continue
 		}
 		data, err := readOwnFile(p)
@@ -108,7 +133,7 @@ func findStale(outDir string, n *network) ([]renderStep, error) {
 			errs = append(errs, err)
 			continue
 		}
-		if !bytes.Contains(data, []byte(compile.Header(host, n.spec.Network))) {
+		if !bytes.Contains(data, []byte(compile.Header(host, network))) {
 			continue
 		}
 		out = append(out, renderStep{renderedFile: renderedFile{Host: host, Path: p, Changed: true, Removed: true}})
@@ -191,20 +216,8 @@ func newRenderCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("render: %w", err)
 			}
-			if format == "json" {
-				e := json.NewEncoder(c.OutOrStdout())
-				e.SetIndent("", "  ")
-				return e.Encode(files)
-			}
-			for _, f := range files {
-				state := "unchanged"
-				switch {
-				case f.Removed:
-					state = "removed"
-				case f.Changed:
-					state = "written"
-				}
-				fmt.Fprintf(c.OutOrStdout(), "%-9s %s\n", state, f.Path)
+			if err := printRendered(c.OutOrStdout(), format, files); err != nil || format == "json" {
+				return err
 			}
 			return writeSyncOrder(c.OutOrStdout(), n, order)
 		},
@@ -212,6 +225,26 @@ func newRenderCmd() *cobra.Command {
 	c.Flags().StringVar(&outDir, "out", "out", "directory to write HOST/IFACE.conf into")
 	c.Flags().BoolVar(&explain, "explain", false, "print the peering graph (Mermaid) instead of writing files")
 	return c
+}
+
+// printRendered says what render did to each file: as JSON, or a line each.
+func printRendered(w io.Writer, format string, files []renderedFile) error {
+	if format == "json" {
+		e := json.NewEncoder(w)
+		e.SetIndent("", "  ")
+		return e.Encode(files)
+	}
+	for _, f := range files {
+		state := "unchanged"
+		switch {
+		case f.Removed:
+			state = "removed"
+		case f.Changed:
+			state = "written"
+		}
+		fmt.Fprintf(w, "%-9s %s\n", state, f.Path)
+	}
+	return nil
 }
 
 // readOwnFile reads a file render wrote, without following a link there and
