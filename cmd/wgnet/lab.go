@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/lab"
+	"github.com/wgnet/wgnet/internal/policy"
 	"github.com/wgnet/wgnet/internal/spec"
 	"github.com/wgnet/wgnet/internal/wgconf"
 )
@@ -26,6 +28,8 @@ type labFlags struct {
 	duration time.Duration
 	timeout  time.Duration
 	debug    bool
+	noPolicy bool
+	ports    []uint16 // probed besides lab.ProbePort (set by --no-policy)
 }
 
 func (f *labFlags) bindCommon(c *cobra.Command) {
@@ -44,7 +48,10 @@ func newLabCmd() *cobra.Command {
 			"routed subnet is stood in for by its first address, on its own stack behind its host.\n" +
 			"Hosts forward only as their configs say. It probes every host to every address of every\n" +
 			"other host (ICMP echo and TCP connect) and prints the matrix next to the intent: in a hub\n" +
-			"or mesh everything reaches everything. Exit 1 if a pair is not as intended.\n\n" +
+			"or mesh everything reaches everything. With a policy (docs/policy.md) each pair is probed\n" +
+			"per protocol and port (ICMP, TCP 7 and every TCP port the rules name, each with a\n" +
+			"listener) both ways, held to what the policy allows, and each result names its rule.\n" +
+			"Exit 1 if a pair is not as intended.\n\n" +
 			"--bench A B measures TCP throughput from host A to host B through the tunnel, next to the\n" +
 			"same copy between two stacks joined without WireGuard.",
 		RunE: func(c *cobra.Command, args []string) error {
@@ -53,6 +60,7 @@ func newLabCmd() *cobra.Command {
 	}
 	c.Flags().BoolVar(&f.bench, "bench", false, "measure throughput between the hosts named by the first two arguments")
 	c.Flags().DurationVar(&f.duration, "duration", lab.DefaultBenchDuration, "how long each --bench copy runs")
+	c.Flags().BoolVar(&f.noPolicy, "no-policy", false, "a control run: the spec without its policy, probing the same ports (everything should pass)")
 	f.bindCommon(c)
 	return c
 }
@@ -69,13 +77,26 @@ func runLab(ctx context.Context, stdout, stderr io.Writer, args []string, f labF
 		}
 		pair, args = args[:2], args[2:]
 	}
-	hosts, notes, err := labHosts(args, g.specFile, stderr)
+	in, err := labHosts(args, g.specFile, stderr)
 	if err != nil {
 		return err
+	}
+	hosts, s, notes := in.hosts, in.spec, in.notes
+	if f.noPolicy && s != nil && s.Policy.Present {
+		// The control run: the same network and ports, nothing filtered.
+		ports := policy.ProbePorts(&policy.Resolve(s).Filter)
+		cp := *s
+		cp.Policy = spec.Policy{}
+		if hosts, notes, err = lab.FromSpec(&cp, in.secrets); err != nil {
+			return err
+		}
+		s = &cp
+		f.ports = ports
 	}
 	text := format == "text"
 	var disp *lab.Display
 	opts := labOptions(f, stderr)
+	labPolicy(&opts, s, hosts)
 	if text {
 		disp = lab.NewDisplay(stdout, isTerminal(stdout))
 		opts.Progress = disp.Event
@@ -147,55 +168,114 @@ type labReport struct {
 }
 
 func labOptions(f labFlags, stderr io.Writer) lab.Options {
-	opts := lab.Options{ProbeTimeout: f.timeout}
+	opts := lab.Options{ProbeTimeout: f.timeout, Ports: f.ports}
 	if f.debug {
 		opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return opts
 }
 
+// labInput is what lab runs: the hosts, and the spec and secrets they come
+// from (nil and zero for configs).
+type labInput struct {
+	hosts   []intent.Host
+	spec    *spec.Spec
+	secrets spec.Secrets
+	notes   []string
+}
+
 // labHosts loads what lab runs: the given wg-quick configs, else the spec in
 // specFile and its secrets (keys the secrets lack are made up for the lab).
-func labHosts(paths []string, specFile string, stderr io.Writer) ([]intent.Host, []string, error) {
+func labHosts(paths []string, specFile string, stderr io.Writer) (labInput, error) {
 	if len(paths) == 0 {
 		l, err := lockToRead(specFile)
 		if err != nil {
-			return nil, nil, err
+			return labInput{}, err
 		}
 		defer l.Unlock()
 		s, err := spec.Load(specFile)
 		if err != nil {
-			return nil, nil, err
+			return labInput{}, err
 		}
 		sec, warns, err := spec.LoadSecrets(spec.SecretsDir(specFile))
 		for _, w := range warns {
 			fmt.Fprintln(stderr, "wgnet: warning:", w.Message)
 		}
 		if err != nil {
-			return nil, nil, err
+			return labInput{}, err
 		}
 		hosts, notes, err := lab.FromSpec(s, sec)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", specFile, err)
+			return labInput{}, fmt.Errorf("%s: %w", specFile, err)
 		}
-		return hosts, notes, nil
+		return labInput{hosts, s, sec, notes}, nil
 	}
 	names := wgconf.HostNames(paths)
 	var cfgs []*wgconf.Config
 	for i, p := range paths {
 		src, err := os.ReadFile(p)
 		if err != nil {
-			return nil, nil, err
+			return labInput{}, err
 		}
 		cfg, err := wgconf.Parse(p, src)
 		if err != nil {
-			return nil, nil, err
+			return labInput{}, err
 		}
 		cfg.Name = names[i]
 		cfgs = append(cfgs, cfg)
 	}
 	hosts, notes := lab.FromConfigs(cfgs)
-	return hosts, notes, nil
+	return labInput{hosts: hosts, notes: notes}, nil
+}
+
+// labPolicy holds the lab's probes to the network's policy: the spec's (s),
+// else, for configs, each destination host's own filter; and probes the TCP
+// ports the rules name. Without a policy it changes nothing but the ports
+// (--no-policy's control run).
+func labPolicy(opts *lab.Options, s *spec.Spec, hosts []intent.Host) {
+	if s != nil {
+		if !s.Policy.Present {
+			return
+		}
+		n := policy.Resolve(s)
+		opts.Ports = policy.ProbePorts(&n.Filter)
+		opts.Policy = func(p policy.Packet) policy.Verdict { return policy.Eval(&n.Filter, p) }
+		return
+	}
+	var filters []*intent.Filter
+	for i := range hosts {
+		if hosts[i].Firewall.Filter.Enabled {
+			filters = append(filters, &hosts[i].Firewall.Filter)
+		}
+	}
+	if len(filters) == 0 {
+		return
+	}
+	opts.Ports = policy.ProbePorts(filters...)
+	opts.Policy = func(p policy.Packet) policy.Verdict {
+		for i := range hosts {
+			h := &hosts[i]
+			if owns(h, p.Dst) {
+				return policy.Eval(&h.Firewall.Filter, p)
+			}
+		}
+		return policy.Verdict{Accept: true, Rule: -1, Origin: "no host filters it"}
+	}
+}
+
+// owns reports whether a is one of h's addresses or behind it.
+func owns(h *intent.Host, a netip.Addr) bool {
+	for _, p := range h.Addresses {
+		if p.Addr() == a {
+			return true
+		}
+	}
+	for _, p := range h.Routes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 func writeJSON(w io.Writer, v any) error {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,5 +82,66 @@ func TestPolicyCheck(t *testing.T) {
 	if code != 0 || strings.Contains(out, "missing-peer") || strings.Contains(out, "no-route") ||
 		!strings.Contains(out, "policy-unreachable: hosts[0]: no rule lets any other host reach app1 (default deny)") {
 		t.Errorf("check: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// TestPolicyLab: wgnet lab holds the matrix to the spec's policy (exit 0 when
+// it matches, checks naming their rules), and --no-policy's control run
+// reaches everything on the same ports.
+func TestPolicyLab(t *testing.T) {
+	dir := t.TempDir()
+	src, err := os.ReadFile("../../internal/policy/testdata/hub.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "wgnet.yaml"), src, 0o644)
+	for _, tc := range []struct {
+		args          []string
+		blocked, pass int
+	}{
+		{[]string{"lab", "-o", "json", "--timeout", "5s"}, 40, 80},
+		{[]string{"lab", "-o", "json", "--timeout", "5s", "--no-policy"}, 0, 120},
+	} {
+		out, errOut, code := cli(t, dir, tc.args...)
+		if code != 0 {
+			t.Fatalf("wgnet %s: exit %d\n%s", strings.Join(tc.args, " "), code, errOut)
+		}
+		var rep struct {
+			Problems int `json:"problems"`
+			Matrix   struct {
+				Probes []struct {
+					Checks []struct {
+						Proto  string `json:"proto"`
+						Port   int    `json:"port"`
+						Want   bool   `json:"want"`
+						Rule   string `json:"rule"`
+						Result struct {
+							OK bool `json:"ok"`
+						} `json:"result"`
+					} `json:"checks"`
+				} `json:"probes"`
+			} `json:"matrix"`
+		}
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatal(err)
+		}
+		blocked, pass, ports := 0, 0, map[int]bool{}
+		for _, p := range rep.Matrix.Probes {
+			for _, c := range p.Checks {
+				ports[c.Port] = true
+				if c.Result.OK {
+					pass++
+				} else {
+					blocked++
+				}
+				if c.Rule == "" && len(tc.args) == 5 {
+					t.Errorf("a check names no rule: %+v", c)
+				}
+			}
+		}
+		if rep.Problems != 0 || blocked != tc.blocked || pass != tc.pass || !ports[5432] {
+			t.Errorf("wgnet %s: %d problems, %d blocked, %d passed, ports %v; want 0, %d, %d with 5432",
+				strings.Join(tc.args, " "), rep.Problems, blocked, pass, ports, tc.blocked, tc.pass)
+		}
 	}
 }

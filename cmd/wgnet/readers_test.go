@@ -33,7 +33,7 @@ func TestReadersTakeTheLock(t *testing.T) {
 			return nil
 		},
 		"lab": func() error {
-			_, _, err := labHosts(nil, global.specFile, io.Discard)
+			_, err := labHosts(nil, global.specFile, io.Discard)
 			return err
 		},
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/netmodel"
+	"github.com/wgnet/wgnet/internal/policy"
 	"github.com/wgnet/wgnet/internal/wgconf"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
@@ -37,6 +38,14 @@ type Options struct {
 	// side), and the wait for the first handshakes before them. Zero:
 	// DefaultProbeTimeout.
 	ProbeTimeout time.Duration
+	// Ports are TCP ports every lab address listens on and every probe
+	// connects to, besides ProbePort: the ports a policy names. When set, or
+	// when Policy is, each probe is a set of checks (Probe.Checks).
+	Ports []uint16
+	// Policy, when set, is what the probes are held to: the verdict of the
+	// network's policy for a packet and the rule it comes from. Nil: every
+	// address is meant to reach every other on every protocol and port.
+	Policy func(policy.Packet) policy.Verdict
 }
 
 // EventKind says what an Event reports.
@@ -208,7 +217,7 @@ func (l *Lab) Apply(ctx context.Context, hosts []intent.Host) ([]HostChanges, er
 		if err := ctx.Err(); err != nil {
 			return out, err
 		}
-		n, err := NewNode(hc.Name, NodeOptions{Endpoint: l.resolve, Logger: l.opts.Logger, MTU: hc.MTU})
+		n, err := NewNode(hc.Name, NodeOptions{Endpoint: l.resolve, Logger: l.opts.Logger, MTU: hc.MTU, Ports: l.opts.Ports})
 		if err != nil {
 			return out, err
 		}

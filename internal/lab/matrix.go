@@ -3,10 +3,15 @@ package lab
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/wgnet/wgnet/internal/policy"
 )
 
 // Result is the outcome of one probe.
@@ -35,15 +40,51 @@ type Probe struct {
 	Want bool   `json:"want"`
 	ICMP Result `json:"icmp"`
 	TCP  Result `json:"tcp"`
+	// Checks, with a policy or extra ports (Options), are every protocol and
+	// port probed (ICMP echo, TCP to ProbePort, TCP to each port of Options),
+	// each with what the policy wants and why; ICMP and TCP repeat the first two.
+	Checks []Check `json:"checks,omitempty"`
 	// Why explains an unexpected result from the configs (see Explain).
 	Why string `json:"why,omitempty"`
 }
 
-// OK reports whether both the echo and the TCP connect got through.
-func (p Probe) OK() bool { return p.ICMP.OK && p.TCP.OK }
+// Check is one protocol and port of a probe.
+type Check struct {
+	Proto string `json:"proto"` // icmp or tcp
+	Port  uint16 `json:"port,omitempty"`
+	// Want is what the policy says; Rule the rule (or default) it comes from.
+	Want   bool   `json:"want"`
+	Rule   string `json:"rule,omitempty"`
+	Result Result `json:"result"`
+}
+
+// Problem reports whether the check's result differs from the policy.
+func (c Check) Problem() bool { return c.Want != c.Result.OK }
+
+// Name is "icmp" or "tcp/PORT".
+func (c Check) Name() string {
+	if c.Proto == "icmp" {
+		return c.Proto
+	}
+	return fmt.Sprintf("%s/%d", c.Proto, c.Port)
+}
+
+// OK reports whether both the echo and the TCP connect got through (every
+// check, when there are checks).
+func (p Probe) OK() bool {
+	if len(p.Checks) > 0 {
+		return !slices.ContainsFunc(p.Checks, func(c Check) bool { return !c.Result.OK })
+	}
+	return p.ICMP.OK && p.TCP.OK
+}
 
 // Problem reports whether the result differs from the intent.
-func (p Probe) Problem() bool { return p.Want != p.OK() }
+func (p Probe) Problem() bool {
+	if len(p.Checks) > 0 {
+		return slices.ContainsFunc(p.Checks, Check.Problem)
+	}
+	return p.Want != p.OK()
+}
 
 // Matrix is every probe of one run, sorted by source host and target.
 type Matrix struct {
@@ -81,7 +122,7 @@ func (l *Lab) Probe(ctx context.Context) (*Matrix, error) {
 			}
 			for _, t := range l.targetsLocked(dst) {
 				jobs = append(jobs, job{len(m.Probes), src.node})
-				m.Probes = append(m.Probes, Probe{From: src.hc.Name, To: t, Want: true})
+				m.Probes = append(m.Probes, l.newProbe(src, t))
 			}
 		}
 	}
@@ -104,17 +145,7 @@ func (l *Lab) Probe(ctx context.Context) (*Matrix, error) {
 			p := &m.Probes[j.idx]
 			pctx, cancel := context.WithTimeout(ctx, l.opts.ProbeTimeout)
 			defer cancel()
-			var inner sync.WaitGroup
-			inner.Add(2)
-			go func() {
-				defer inner.Done()
-				p.ICMP = result(j.node.Ping(pctx, p.To.Addr))
-			}()
-			go func() {
-				defer inner.Done()
-				p.TCP = result(j.node.Connect(pctx, netip.AddrPortFrom(p.To.Addr, ProbePort)))
-			}()
-			inner.Wait()
+			runChecks(pctx, j.node, p)
 			dmu.Lock()
 			done++
 			d := done
@@ -134,6 +165,9 @@ func (l *Lab) Probe(ctx context.Context) (*Matrix, error) {
 		p := &m.Probes[i]
 		if p.Problem() {
 			p.Why = ex.explain(p.From, p.To, p.OK())
+			if len(p.Checks) > 0 {
+				p.Why = checksWhy(p) + p.Why
+			}
 		}
 	}
 	sort.SliceStable(m.Probes, func(i, j int) bool {
@@ -150,6 +184,94 @@ func (l *Lab) Probe(ctx context.Context) (*Matrix, error) {
 		return a.To.Addr.Less(b.To.Addr)
 	})
 	return m, nil
+}
+
+// newProbe is a probe from host src to target t: without a policy or extra
+// ports, ICMP and TCP to ProbePort, both meant to pass; else one check per
+// protocol and port, each wanted as the policy says.
+func (l *Lab) newProbe(src *labHost, t Target) Probe {
+	p := Probe{From: src.hc.Name, To: t, Want: true}
+	if len(l.opts.Ports) == 0 && l.opts.Policy == nil {
+		return p
+	}
+	p.Checks = []Check{{Proto: policy.ICMP}, {Proto: policy.TCP, Port: ProbePort}}
+	for _, port := range l.opts.Ports {
+		if port != ProbePort {
+			p.Checks = append(p.Checks, Check{Proto: policy.TCP, Port: port})
+		}
+	}
+	var from netip.Addr
+	for _, a := range src.hc.Addresses {
+		if a.Addr().Is4() == t.Addr.Is4() {
+			from = a.Addr()
+			break
+		}
+	}
+	for i := range p.Checks {
+		c := &p.Checks[i]
+		c.Want = true
+		if l.opts.Policy != nil && from.IsValid() {
+			v := l.opts.Policy(policy.Packet{Src: from, Dst: t.Addr, Proto: c.Proto, Port: c.Port})
+			c.Want, c.Rule = v.Accept, v.Origin
+		}
+		p.Want = p.Want && c.Want
+	}
+	return p
+}
+
+// runChecks runs p's probes side by side: ICMP echo and TCP connects.
+func runChecks(ctx context.Context, n *Node, p *Probe) {
+	var wg sync.WaitGroup
+	if len(p.Checks) == 0 {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			p.ICMP = result(n.Ping(ctx, p.To.Addr))
+		}()
+		go func() {
+			defer wg.Done()
+			p.TCP = result(n.Connect(ctx, netip.AddrPortFrom(p.To.Addr, ProbePort)))
+		}()
+		wg.Wait()
+		return
+	}
+	for i := range p.Checks {
+		c := &p.Checks[i]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if c.Proto == policy.ICMP {
+				c.Result = result(n.Ping(ctx, p.To.Addr))
+			} else {
+				c.Result = result(n.Connect(ctx, netip.AddrPortFrom(p.To.Addr, c.Port)))
+			}
+		}()
+	}
+	wg.Wait()
+	p.ICMP, p.TCP = p.Checks[0].Result, p.Checks[1].Result
+}
+
+// checksWhy says which checks differ from the policy and which rule wanted what.
+func checksWhy(p *Probe) string {
+	var parts []string
+	for _, c := range p.Checks {
+		if !c.Problem() {
+			continue
+		}
+		got := "blocked"
+		if c.Result.OK {
+			got = "passed"
+		}
+		parts = append(parts, fmt.Sprintf("%s %s, the policy wants %s (%s)", c.Name(), got, passText(c.Want), c.Rule))
+	}
+	return strings.Join(parts, "; ") + ". "
+}
+
+func passText(want bool) string {
+	if want {
+		return "pass"
+	}
+	return "blocked"
 }
 
 func result(rtt time.Duration, err error) Result {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -45,6 +46,20 @@ type NodeOptions struct {
 	// MTU of the tunnel; 0: DefaultMTU. It can't change once the node exists (a
 	// later config's MTU is not applied).
 	MTU int
+	// Ports are TCP ports the node's addresses and its subnets' stand-ins listen
+	// on besides ProbePort (the ports a policy names).
+	Ports []uint16
+}
+
+// ports returns every TCP port a node's address listens on.
+func (o NodeOptions) ports() []uint16 {
+	out := []uint16{ProbePort}
+	for _, p := range o.Ports {
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // Node is one lab host: a device.Embedded (upstream wireguard-go) whose "TUN" is an
@@ -116,6 +131,7 @@ func NewNode(name string, opts NodeOptions) (*Node, error) {
 		endpoints: make(map[wgkey.Key]netip.AddrPort),
 	}
 	n.tun.input = n.fromTunnel
+	n.tun.output = n.track
 	if n.throwaway, err = wgkey.GeneratePrivate(); err != nil {
 		s.Destroy()
 		return nil, fmt.Errorf("host %s: %w", name, err)
@@ -152,11 +168,13 @@ func (n *Node) Up() error {
 		return fmt.Errorf("host %s: %w", n.name, err)
 	}
 	for _, proto := range []tcpip.NetworkProtocolNumber{ipv4.ProtocolNumber, ipv6.ProtocolNumber} {
-		l, err := listen(n.stack, proto, ProbePort, acceptAndClose)
-		if err != nil {
-			return fmt.Errorf("host %s: %w", n.name, err)
+		for _, port := range n.opts.ports() {
+			l, err := listen(n.stack, proto, port, acceptAndClose)
+			if err != nil {
+				return fmt.Errorf("host %s: %w", n.name, err)
+			}
+			n.listeners = append(n.listeners, l)
 		}
-		n.listeners = append(n.listeners, l)
 	}
 	n.up = true
 	return nil
@@ -309,6 +327,10 @@ func (n *Node) setRoutesLocked(cfg *intent.Host) {
 		}
 		st.fwd4, st.fwd6 = cfg.Forward.V4, cfg.Forward.V6
 	}
+	st.filter, st.flows = filterOf(cfg), &flows{}
+	if old := n.fwd.Load(); old != nil && reflect.DeepEqual(old.filter, st.filter) {
+		st.flows = old.flows // the same filter: connections stay; a new one starts afresh
+	}
 	for _, s := range n.subnets {
 		st.links[s.nic] = s.link
 	}
@@ -353,12 +375,14 @@ func (n *Node) AttachSubnet(p netip.Prefix) (netip.Addr, error) {
 	setRoutes(cs, []route{{def, 1}})
 	s := &subnet{prefix: p, addr: addr, nic: nic, link: hostEnd, stack: cs}
 	hostEnd.setIntercept(n.fromSubnet)
-	l, err := listen(cs, protoOf(addr), ProbePort, acceptAndClose)
-	if err != nil {
-		cs.Destroy()
-		return netip.Addr{}, fmt.Errorf("subnet %s: %w", p, err)
+	for _, port := range n.opts.ports() {
+		l, err := listen(cs, protoOf(addr), port, acceptAndClose)
+		if err != nil {
+			s.close()
+			return netip.Addr{}, fmt.Errorf("subnet %s: %w", p, err)
+		}
+		s.lis = append(s.lis, l)
 	}
-	s.lis = append(s.lis, l)
 	if err := n.stack.CreateNIC(nic, hostEnd); err != nil {
 		s.close()
 		return netip.Addr{}, fmt.Errorf("subnet %s: create host NIC: %v", p, err)

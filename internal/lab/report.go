@@ -3,6 +3,7 @@ package lab
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -67,6 +68,10 @@ func WriteMatrix(w io.Writer, m *Matrix) {
 	}
 	t.Flush()
 	fmt.Fprintln(w)
+	if slices.ContainsFunc(m.Probes, func(p Probe) bool { return len(p.Checks) > 0 }) {
+		writeChecks(w, m)
+		return
+	}
 	t = newTable(w)
 	fmt.Fprintln(t, "FROM\tTO\tADDRESS\tINTENT\tICMP\tTCP\tRESULT")
 	for _, p := range m.Probes {
@@ -76,6 +81,30 @@ func WriteMatrix(w io.Writer, m *Matrix) {
 		}
 		fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.From, p.To.Host, addr, wantText(p.Want),
 			rttText(p.ICMP), rttText(p.TCP), verdict(p))
+	}
+	t.Flush()
+}
+
+// writeChecks prints every check of every probe: what the policy wants, what
+// happened and the rule the verdict comes from.
+func writeChecks(w io.Writer, m *Matrix) {
+	t := newTable(w)
+	fmt.Fprintln(t, "FROM\tTO\tADDRESS\tCHECK\tPOLICY\tGOT\tRESULT\tRULE")
+	for _, p := range m.Probes {
+		addr := p.To.Addr.String()
+		if p.To.Subnet.IsValid() {
+			addr += " in " + p.To.Subnet.String()
+		}
+		for _, c := range p.Checks {
+			got, res := "blocked", "ok"
+			if c.Result.OK {
+				got = rttText(c.Result)
+			}
+			if c.Problem() {
+				res = "FAIL"
+			}
+			fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.From, p.To.Host, addr, c.Name(), passText(c.Want), got, res, orDash(c.Rule))
+		}
 	}
 	t.Flush()
 }
@@ -102,7 +131,10 @@ func WriteProblems(w io.Writer, m *Matrix) {
 	fmt.Fprintf(w, "%d of %d pairs are not as intended:\n", len(ps), len(m.Probes))
 	for _, p := range ps {
 		what := "can't reach"
-		if !p.Want {
+		switch {
+		case len(p.Checks) > 0:
+			what = "→"
+		case !p.Want:
 			what = "reaches, but should not reach"
 		}
 		fmt.Fprintf(w, "  %s %s %s: %s\n", p.From, what, p.To, p.Why)

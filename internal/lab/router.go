@@ -3,6 +3,8 @@ package lab
 import (
 	"net/netip"
 
+	"github.com/wgnet/wgnet/internal/intent"
+
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 )
@@ -27,6 +29,10 @@ type fwdState struct {
 	routes     []route // longest prefix first
 	links      map[tcpip.NICID]*veth
 	fwd4, fwd6 bool // on the tunnel interface
+	// filter is the config's packet filter for what arrives over the tunnel
+	// (nil: none), flows its connection table (filter.go).
+	filter *intent.Filter
+	flows  *flows
 }
 
 func (s *fwdState) lookup(dst netip.Addr) (tcpip.NICID, bool) {
@@ -76,6 +82,9 @@ func decTTL(p []byte) bool {
 // fromTunnel handles a packet WireGuard decrypted (p is only valid during the call).
 func (n *Node) fromTunnel(p []byte) {
 	st := n.fwd.Load()
+	if st != nil && !n.admit(st, p) {
+		return // the policy drops it
+	}
 	dst, ok := ipDst(p)
 	if !ok || st == nil || st.local[dst] {
 		n.tun.inject(p)

@@ -23,7 +23,10 @@ type tunDevice struct {
 	ep *channel.Endpoint
 	// input gets every packet WireGuard decrypted; it calls inject for those the
 	// stack should see. Set before the device starts.
-	input  func([]byte)
+	input func([]byte)
+	// output, if set, sees every packet that goes into WireGuard (the node's
+	// flow table). Set before the device starts.
+	output func([]byte)
 	mtu    int
 	events chan tun.Event
 	ctx    context.Context // done when closed: unblocks Read
@@ -66,6 +69,9 @@ func (t *tunDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 		k, _ := view.Read(bufs[n][offset:])
 		view.Release()
 		sizes[n] = k
+		if t.output != nil {
+			t.output(bufs[n][offset : offset+k])
+		}
 		n++
 		if n == len(bufs) {
 			break
@@ -106,6 +112,9 @@ func (t *tunDevice) send(p []byte) {
 	proto, ok := ipProto(p)
 	if !ok {
 		return
+	}
+	if t.output != nil {
+		t.output(p)
 	}
 	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(p)})
 	pkt.NetworkProtocolNumber = proto

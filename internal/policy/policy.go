@@ -390,3 +390,29 @@ func prefixList(ps []netip.Prefix) string {
 	}
 	return strings.Join(s, ",")
 }
+
+// MaxProbePorts bounds ProbePorts.
+const MaxProbePorts = 16
+
+// ProbePorts returns the TCP ports the rules of filters name (the first and
+// last port of each range), sorted, at most MaxProbePorts: the ports a lab
+// probes to show what the rules do.
+func ProbePorts(filters ...*intent.Filter) []uint16 {
+	var out []uint16
+	for _, f := range filters {
+		for _, r := range f.Rules {
+			if r.Proto != TCP {
+				continue
+			}
+			for _, p := range r.Ports {
+				out = append(out, p.From, p.To)
+			}
+		}
+	}
+	slices.Sort(out)
+	out = slices.Compact(out)
+	if len(out) > MaxProbePorts {
+		out = out[:MaxProbePorts]
+	}
+	return out
+}

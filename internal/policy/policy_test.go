@@ -74,41 +74,6 @@ func TestEval(t *testing.T) {
 	}
 }
 
-// randomAddr returns an address near the network's: in a host's prefix, in a
-// rule's prefix, or anywhere, of either family.
-func randomAddr(r *rand.Rand, pool []netip.Prefix) netip.Addr {
-	if r.IntN(10) == 0 {
-		if r.IntN(2) == 0 {
-			return netip.AddrFrom4([4]byte{byte(r.Uint32()), byte(r.Uint32()), byte(r.Uint32()), byte(r.Uint32())})
-		}
-		var b [16]byte
-		for i := range b {
-			b[i] = byte(r.Uint32())
-		}
-		return netip.AddrFrom16(b)
-	}
-	p := pool[r.IntN(len(pool))]
-	b := p.Addr().AsSlice()
-	for i := p.Bits(); i < len(b)*8; i++ {
-		if r.IntN(2) == 0 {
-			b[i/8] |= 0x80 >> (i % 8)
-		}
-	}
-	a, _ := netip.AddrFromSlice(b)
-	return a
-}
-
-func randomPacket(r *rand.Rand, pool []netip.Prefix) policy.Packet {
-	p := policy.Packet{Src: randomAddr(r, pool), Dst: randomAddr(r, pool), Proto: []string{"tcp", "udp", "icmp", "other"}[r.IntN(4)]}
-	for p.Dst.Is4() != p.Src.Is4() { // an IP packet has one family
-		p.Dst = randomAddr(r, pool)
-	}
-	if p.Proto == "tcp" || p.Proto == "udp" {
-		p.Port = []uint16{22, 53, 999, 1000, 1500, 2000, 2001, 5431, 5432, 5433, uint16(r.IntN(65536))}[r.IntN(11)]
-	}
-	return p
-}
-
 // pool is every prefix the spec mentions.
 func pool(s *spec.Spec, n *policy.Network) []netip.Prefix {
 	var out []netip.Prefix
@@ -138,7 +103,7 @@ func TestAgreesWithReference(t *testing.T) {
 		pl := pool(s, n)
 		checked, accepted := 0, 0
 		for i := 0; i < 100_000; i++ {
-			p := randomPacket(r, pl)
+			p := policytest.RandomPacket(r, pl, []uint16{22, 53, 999, 1000, 1500, 2000, 2001, 5431, 5432, 5433})
 			want, rule := policytest.Reference(s, p)
 			if want {
 				accepted++

@@ -5,6 +5,7 @@
 package policytest
 
 import (
+	"math/rand/v2"
 	"net/netip"
 	"path"
 	"slices"
@@ -68,4 +69,44 @@ func in(s *spec.Spec, t spec.Term, a netip.Addr) bool {
 // owns reports whether a is one of h's addresses or in one of its routes.
 func owns(h *spec.Host, a netip.Addr) bool {
 	return slices.Contains(h.Addresses, a) || slices.ContainsFunc(h.Routes, func(r netip.Prefix) bool { return r.Contains(a) })
+}
+
+// RandomPacket returns a packet between addresses near the network's: in a
+// prefix of pool (with random host bits) or, one time in ten, anywhere; both
+// of one family. Its protocol is tcp, udp, icmp or other, and a tcp or udp
+// port is one of ports or any.
+func RandomPacket(r *rand.Rand, pool []netip.Prefix, ports []uint16) policy.Packet {
+	p := policy.Packet{Src: randomAddr(r, pool), Proto: []string{policy.TCP, policy.UDP, policy.ICMP, policy.Other}[r.IntN(4)]}
+	for p.Dst = randomAddr(r, pool); p.Dst.Is4() != p.Src.Is4(); {
+		p.Dst = randomAddr(r, pool) // an IP packet has one family
+	}
+	if p.Proto == policy.TCP || p.Proto == policy.UDP {
+		p.Port = uint16(r.IntN(65536))
+		if i := r.IntN(len(ports) + 1); i < len(ports) {
+			p.Port = ports[i]
+		}
+	}
+	return p
+}
+
+func randomAddr(r *rand.Rand, pool []netip.Prefix) netip.Addr {
+	if r.IntN(10) == 0 {
+		var b [16]byte
+		for i := range b {
+			b[i] = byte(r.Uint32())
+		}
+		if r.IntN(2) == 0 {
+			return netip.AddrFrom4([4]byte(b[:4]))
+		}
+		return netip.AddrFrom16(b)
+	}
+	p := pool[r.IntN(len(pool))]
+	b := p.Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		if r.IntN(2) == 0 {
+			b[i/8] |= 0x80 >> (i % 8)
+		}
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
 }
