@@ -121,6 +121,7 @@ func newControllerCmd() *cobra.Command {
 	c.Flags().StringArrayVar(&o.Advertise, "advertise-url", nil, "https URL clients reach the controller at (its host goes into the certificate), repeatable")
 	c.Flags().StringVar(&o.TLSCert, "tls-cert", "", "serve with this certificate (PEM chain, leaf first) instead of one from the controller's CA; with --tls-key")
 	c.Flags().StringVar(&o.TLSKey, "tls-key", "", "the private key of --tls-cert")
+	c.Flags().BoolVar(&o.ProxyProtocol, "proxy-protocol", false, "every connection starts with a PROXY protocol header (v1 or v2) from a TCP load balancer: the client's address is taken from it")
 	sf.add(c, "store")
 	c.AddCommand(newControllerBackupCmd(), newControllerRestoreCmd(), newControllerAuditCmd(), newControllerMigrateCmd())
 	return c

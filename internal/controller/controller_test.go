@@ -54,6 +54,7 @@ func runChild(dir string) error {
 type fixture struct {
 	url, token string
 	ca         []byte
+	hash       string
 	srv        *controller.Server
 	st         *sqlitestore.Store
 	dir        string
@@ -77,7 +78,10 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func start(t *testing.T) *fixture {
+func start(t *testing.T) *fixture { t.Helper(); return startWith(t, nil) }
+
+// startWith is start with the listener wrapped by wrap (nil: as it is).
+func startWith(t *testing.T, wrap func(net.Listener) net.Listener) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -102,9 +106,13 @@ func start(t *testing.T) *fixture {
 	srv := controller.New(st, controller.Config{Log: slog.New(slog.NewTextHandler(logs, nil)),
 		URLs: []string{"https://" + ln.Addr().String()}, CAHash: api.CAHash(id.CA)})
 	hs := &http.Server{Handler: srv, TLSConfig: id.Config}
-	go hs.ServeTLS(ln, "", "")
+	sl := ln
+	if wrap != nil {
+		sl = wrap(ln)
+	}
+	go hs.ServeTLS(sl, "", "")
 	t.Cleanup(func() { hs.Close() })
-	return &fixture{url: "https://" + ln.Addr().String(), token: tok, ca: id.CAPEM, srv: srv, st: st, dir: dir, logs: logs}
+	return &fixture{url: "https://" + ln.Addr().String(), token: tok, ca: id.CAPEM, hash: api.CAHash(id.CA), srv: srv, st: st, dir: dir, logs: logs}
 }
 
 func (f *fixture) client(t *testing.T) *client.Client {

@@ -31,7 +31,11 @@ type Options struct {
 	// this secret) instead of DataDir: every controller of a shared database
 	// is given the same secret and serves the same CA (LoadStoredTLS).
 	CASecret []byte
-	Log      *slog.Logger
+	// ProxyProtocol expects a PROXY protocol header (v1 or v2) at the start of
+	// every connection, from a TCP load balancer, and takes the client's
+	// address from it (ProxyListener).
+	ProxyProtocol bool
+	Log           *slog.Logger
 	// Stdout receives the one-time admin token, the CA pin and the address (nil: os.Stdout).
 	Stdout io.Writer
 }
@@ -83,6 +87,9 @@ func Run(ctx context.Context, st store.Store, o Options) error {
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		return fmt.Errorf("controller: %w", err)
+	}
+	if o.ProxyProtocol {
+		ln = ProxyListener(ln)
 	}
 	if tok != "" {
 		fmt.Fprintf(out, "admin token (shown once; only its hash is stored):\n%s\n", tok)
