@@ -145,3 +145,62 @@ func TestPolicyLab(t *testing.T) {
 		}
 	}
 }
+
+// TestExplain: explain follows a packet hop by hop and names what decides,
+// with exit 0 when it passes, 1 when it does not and 2 for bad usage.
+func TestExplain(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"hub", "mesh-deny", "article"} {
+		src, err := os.ReadFile("../../internal/policy/testdata/" + name + ".yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, name+".yaml"), src, 0o644)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		want []string
+	}{
+		{[]string{"-f", "hub.yaml", "explain", "app1", "10.0.21.1", "--port", "5432"}, 0, []string{
+			"app1 → 10.0.21.1, 192.168.100.11 -> 10.0.21.1 tcp/5432: passes",
+			"1. app1: sends it to peer hub (AllowedIPs 10.0.21.0/24)",
+			"2. hub: filter accept: policy.rules[0]: allow app -> db tcp 5432; sends it to peer db1 (AllowedIPs 10.0.21.0/24)",
+			"3. db1: filter accept: policy.rules[0]: allow app -> db tcp 5432; delivers it to its subnet 10.0.21.0/24",
+			"reply: db1 → hub → app1",
+			"decided by db1's filter: policy.rules[0]: allow app -> db tcp 5432"}},
+		{[]string{"-f", "hub.yaml", "explain", "app1", "db1", "--port", "80"}, 1, []string{
+			"tcp/80: does not pass", "decided by hub's filter: policy.rules[1]: deny app -> db"}},
+		{[]string{"-f", "article.yaml", "explain", "10.0.5.9", "10.0.7.1"}, 1, []string{
+			"10.0.5.9 -> 10.0.7.1 icmp: does not pass", "decided by s1's filter: policy.rules[0]: deny s2 -> 10.0.7.0/24"}},
+		{[]string{"-f", "article.yaml", "explain", "s4", "10.0.7.1", "--proto", "udp", "--port", "53"}, 0, []string{"passes", "decided by s3's filter: default allow"}},
+		{[]string{"-f", "mesh-deny.yaml", "explain", "app1", "app2"}, 1, []string{
+			"1. app1: stops here", "(the policy never lets app1 and app2 talk, so they are no peers)", "the policy as a whole: drop: default deny"}},
+		{[]string{"-f", "article.yaml", "explain", "s2", "nowhere"}, 2, nil},
+		{[]string{"-f", "article.yaml", "explain", "s2", "s3", "--proto", "icmp", "--port", "3"}, 2, nil},
+		{[]string{"-f", "article.yaml", "explain", "s2", "s3", "--proto", "tcp"}, 2, nil},
+	} {
+		out, errOut, code := cli(t, dir, tc.args...)
+		if code != tc.code {
+			t.Errorf("wgnet %s: exit %d, want %d\n%s%s", strings.Join(tc.args, " "), code, tc.code, out, errOut)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("wgnet %s: output lacks %q:\n%s", strings.Join(tc.args, " "), w, out)
+			}
+		}
+	}
+	out, _, code := cli(t, dir, "-f", "hub.yaml", "explain", "db2", "app1", "-o", "json")
+	var e struct {
+		Passes    bool   `json:"passes"`
+		DecidedBy string `json:"decided_by"`
+		Hops      []struct {
+			Host   string `json:"host"`
+			Accept bool   `json:"accept"`
+		} `json:"hops"`
+	}
+	if err := json.Unmarshal([]byte(out), &e); err != nil || code != 1 || e.Passes || len(e.Hops) != 2 || e.Hops[1].Accept ||
+		e.DecidedBy != "hub's filter: policy.rules[2]: deny db -> app" {
+		t.Errorf("explain -o json: exit %d, %+v, %v\n%s", code, e, err, out)
+	}
+}
