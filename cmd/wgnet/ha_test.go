@@ -128,8 +128,10 @@ func healthz(t *testing.T, p *controllerProc) (int, api.Health) {
 // concurrent uses of one single-use join token spread over the three: exactly
 // one enrolls, the others get 409 "token already used", none a 5xx.
 func TestHAThreeControllers(t *testing.T) {
+	began := time.Now()
 	d := newHADB(t)
 	ps, cs := d.startThree(t)
+	t.Logf("PostgreSQL and three controllers up in %v", time.Since(began).Round(time.Millisecond))
 	ctx := context.Background()
 	for i, p := range ps {
 		code, h := healthz(t, p)
@@ -200,6 +202,7 @@ func TestHAThreeControllers(t *testing.T) {
 	}
 	var ok, used atomic.Int32
 	var wg sync.WaitGroup
+	raced := time.Now()
 	for i := range 100 {
 		wg.Add(1)
 		go func() {
@@ -217,6 +220,7 @@ func TestHAThreeControllers(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	t.Logf("100 concurrent enrollments over 3 controllers answered in %v", time.Since(raced).Round(time.Millisecond))
 	if ok.Load() != 1 || used.Load() != 99 {
 		t.Errorf("100 uses of a single-use token over 3 controllers: %d enrolled, %d told it was used; want 1 and 99", ok.Load(), used.Load())
 	}
