@@ -325,6 +325,28 @@ type AgentReport struct {
 // JoinTokenPrefix starts every join token.
 const JoinTokenPrefix = "wgnet-join-"
 
+// AdminToken is the answer to POST /v1/tokens/admin: a new admin token, shown
+// once (only its hash is stored).
+type AdminToken struct {
+	Token string `json:"token"`
+	ID    string `json:"id"`
+}
+
+// TokenInfo describes a stored admin or join token, never its secret.
+type TokenInfo struct {
+	ID      string `json:"id"`
+	Kind    string `json:"kind"` // admin | enroll
+	Network string `json:"network,omitempty"`
+	Host    string `json:"host,omitempty"`
+	Uses    int    `json:"uses,omitempty"`    // uses left (join tokens)
+	Expires string `json:"expires,omitempty"` // RFC 3339; "" never
+}
+
+// Tokens is the answer to GET /v1/tokens.
+type Tokens struct {
+	Tokens []TokenInfo `json:"tokens"`
+}
+
 // JoinToken is what a join token carries: where the controller is (every URL
 // it is reachable at), how to trust it (its CA pin) and the secret that the
 // controller knows only the hash of.

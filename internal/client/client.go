@@ -262,6 +262,23 @@ func (c *Client) CreateToken(ctx context.Context, network string, t api.CreateTo
 	return out, c.do(ctx, "POST", networkPath(network, "tokens"), t, &out)
 }
 
+// CreateAdminToken makes another admin token (shown once).
+func (c *Client) CreateAdminToken(ctx context.Context) (api.AdminToken, error) {
+	var out api.AdminToken
+	return out, c.do(ctx, "POST", "/"+api.Version+"/tokens/admin", nil, &out)
+}
+
+// Tokens lists the admin and join tokens by ID.
+func (c *Client) Tokens(ctx context.Context) (api.Tokens, error) {
+	var out api.Tokens
+	return out, c.do(ctx, "GET", "/"+api.Version+"/tokens", nil, &out)
+}
+
+// RevokeToken deletes the admin or join token with the ID (as Tokens lists it).
+func (c *Client) RevokeToken(ctx context.Context, id string) error {
+	return c.do(ctx, "DELETE", "/"+api.Version+"/tokens/"+url.PathEscape(id), nil, nil)
+}
+
 // Status returns each host of a network with what its agent last reported.
 func (c *Client) Status(ctx context.Context, network string) (api.Status, error) {
 	var out api.Status

@@ -162,6 +162,7 @@ type AuditEntry struct {
 const (
 	NetworkDeleted = "network-deleted"
 	TokenCreated   = "token-created"
+	TokenRevoked   = "token-revoked"
 	HostEnrolled   = "host-enrolled"
 	HostAdopted    = "host-adopted"
 )
@@ -264,6 +265,11 @@ type Store interface {
 	// AdminTokens returns the hashes of the admin tokens, for the caller to
 	// compare in constant time.
 	AdminTokens(ctx context.Context) ([]TokenHash, error)
+	// RevokeToken deletes an admin or enrollment token (ErrNotFound when there
+	// is none of those kinds with that hash; an agent credential goes with its
+	// host). The last admin token is not revoked (ErrInvalid), so the
+	// controller never locks its admins out: create the next one first.
+	RevokeToken(ctx context.Context, h TokenHash) error
 	// LookupToken returns a stored token without using it (ErrNotFound).
 	LookupToken(ctx context.Context, h TokenHash) (Token, error)
 	// UseToken checks and consumes one use of an enrollment token in one

@@ -35,6 +35,41 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
 	})
 }
 
+// RevokeToken implements store.Store. The admin tokens' rows are locked
+// first, so that two revocations at once can't leave none.
+func (s *Store) RevokeToken(ctx context.Context, h store.TokenHash) error {
+	return s.write(ctx, func(tx pgx.Tx) error {
+		var admins int
+		rows, err := tx.Query(ctx, `SELECT hash FROM tokens WHERE kind = $1 FOR UPDATE`, string(store.AdminToken))
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			admins++
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		var kind, network string
+		err = tx.QueryRow(ctx, `SELECT kind, network FROM tokens WHERE hash = $1 AND kind IN ($2, $3)`,
+			h[:], string(store.AdminToken), string(store.EnrollToken)).Scan(&kind, &network)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("token %s: %w", h.ID(), store.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if kind == string(store.AdminToken) && admins == 1 {
+			return fmt.Errorf("token %s: %w: it is the last admin token; create another first", h.ID(), store.ErrInvalid)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM tokens WHERE hash = $1`, h[:]); err != nil {
+			return err
+		}
+		return audit(ctx, tx, network, 0, store.TokenRevoked, kind+" "+h.ID())
+	})
+}
+
 // AdminTokens implements store.Store.
 func (s *Store) AdminTokens(ctx context.Context) ([]store.TokenHash, error) {
 	ts, err := s.tokens(ctx, `WHERE kind = $1`, string(store.AdminToken))

@@ -635,6 +635,34 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
 	})
 }
 
+// RevokeToken implements store.Store.
+func (s *Store) RevokeToken(ctx context.Context, h store.TokenHash) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		var kind, network string
+		err := tx.QueryRowContext(ctx, `SELECT kind, network FROM tokens WHERE hash = ? AND kind IN (?, ?)`,
+			h[:], string(store.AdminToken), string(store.EnrollToken)).Scan(&kind, &network)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("token %s: %w", h.ID(), store.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if kind == string(store.AdminToken) {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM tokens WHERE kind = ?`, string(store.AdminToken)).Scan(&n); err != nil {
+				return err
+			}
+			if n == 1 {
+				return fmt.Errorf("token %s: %w: it is the last admin token; create another first", h.ID(), store.ErrInvalid)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM tokens WHERE hash = ?`, h[:]); err != nil {
+			return err
+		}
+		return audit(ctx, tx, network, 0, store.TokenRevoked, kind+" "+h.ID())
+	})
+}
+
 // AdminTokens implements store.Store.
 func (s *Store) AdminTokens(ctx context.Context) ([]store.TokenHash, error) {
 	var out []store.TokenHash

@@ -47,6 +47,7 @@ func Run(t *testing.T, open Open) {
 		{"WaitRevision", testWaitRevision},
 		{"WaitRevisionMany", testWaitRevisionMany},
 		{"TokensList", testTokensList},
+		{"RevokeToken", testRevokeToken},
 		{"CAFirstWins", testCAFirstWins},
 		{"Health", testHealth},
 	}
@@ -1044,5 +1045,73 @@ func testHealth(t *testing.T, s store.Store) {
 	h, err := s.Health(context.Background())
 	if err != nil || !h.Current || h.Schema != h.Code || h.Code < 1 || h.Backend == "" {
 		t.Errorf("Health = %+v, %v; want a current schema", h, err)
+	}
+}
+
+// testRevokeToken: an enrollment or admin token is revoked (gone, audited),
+// an agent credential or an unknown hash is ErrNotFound, and the last admin
+// token is never revoked, also when two revocations race for the last two.
+func testRevokeToken(t *testing.T, s store.Store) {
+	ctx := store.WithActor(context.Background(), "storetest")
+	mustNetwork(t, s, "n", "mesh", "10.0.0.0/24")
+	a1, a2, a3, join := store.HashToken("a1"), store.HashToken("a2"), store.HashToken("a3"), store.HashToken("join")
+	for _, tk := range []store.Token{
+		{Hash: a1, Kind: store.AdminToken}, {Hash: a2, Kind: store.AdminToken}, {Hash: a3, Kind: store.AdminToken},
+		{Hash: join, Kind: store.EnrollToken, Network: "n", Uses: 2},
+	} {
+		if err := s.CreateToken(ctx, tk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cred := store.HashToken("cred")
+	if _, _, _, err := s.Enroll(ctx, join, time.Now(), store.Host{Name: "h", PublicKey: Key(1)}, nil, cred); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeToken(ctx, join); err != nil {
+		t.Fatalf("revoke a join token: %v", err)
+	}
+	if _, err := s.LookupToken(ctx, join); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("revoked join token: LookupToken = %v, want ErrNotFound", err)
+	}
+	for _, h := range []store.TokenHash{join, cred, store.HashToken("unknown")} {
+		if err := s.RevokeToken(ctx, h); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("revoke %s = %v, want ErrNotFound", h.ID(), err)
+		}
+	}
+	if err := s.RevokeToken(ctx, a1); err != nil {
+		t.Fatalf("revoke one of three admin tokens: %v", err)
+	}
+	// a2 and a3 at once: one may go, the other is the last.
+	errs := make(chan error, 2)
+	for _, h := range []store.TokenHash{a2, a3} {
+		go func() { errs <- s.RevokeToken(ctx, h) }()
+	}
+	var ok, last int
+	for range 2 {
+		switch err := <-errs; {
+		case err == nil:
+			ok++
+		case errors.Is(err, store.ErrInvalid):
+			last++
+		default:
+			t.Errorf("racing revocations: %v", err)
+		}
+	}
+	hs, err := s.AdminTokens(ctx)
+	if ok != 1 || last != 1 || err != nil || len(hs) != 1 {
+		t.Errorf("two revocations of the last two admin tokens: %d done, %d refused as the last; %d admin tokens left (%v)", ok, last, len(hs), err)
+	}
+	entries, err := s.Audit(ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	revoked := 0
+	for _, e := range entries {
+		if e.Action == store.TokenRevoked && e.Actor == "storetest" {
+			revoked++
+		}
+	}
+	if revoked != 3 {
+		t.Errorf("%d token-revoked audit entries, want 3", revoked)
 	}
 }
