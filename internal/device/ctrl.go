@@ -44,6 +44,16 @@ func OpenState(name string) (Device, *State, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("open %s: %w", name, err)
 	}
+	// A userspace daemon is read with uapiGet, not wgctrl's slower reader;
+	// wgctrl asks the kernel first, and so does this (the socket directory is
+	// shared by every namespace, the kernel link is this namespace's).
+	if !isKernelLink(name) {
+		if st, err := uapiGet(name, nil); err == nil {
+			st.Name, st.Backend = name, BackendUserspace
+			return &ctrl{c: c, name: name, typ: wgtypes.Userspace, pub: wgtypes.Key(st.PublicKey)}, st, nil
+		}
+		// No socket, or a stale one: wgctrl says which, as before.
+	}
 	dev, err := c.Device(name)
 	if err != nil {
 		c.Close()
@@ -152,6 +162,17 @@ func explainErrno(err error, c Config) error {
 }
 
 func (d *ctrl) State() (*State, error) {
+	if d.typ == wgtypes.Userspace {
+		st, err := uapiGet(d.name, nil)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("state of %s: %w", d.name, ErrNotFound)
+			}
+			return nil, fmt.Errorf("state of %s: %w", d.name, err)
+		}
+		st.Name, st.Backend = d.name, BackendUserspace
+		return st, nil
+	}
 	dev, err := d.c.Device(d.name)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -160,6 +181,23 @@ func (d *ctrl) State() (*State, error) {
 		return nil, fmt.Errorf("state of %s: %w", d.name, err)
 	}
 	return fromWgtypes(dev), nil
+}
+
+// PeerStates reads back single peers from wgnet's own daemon (see PeerReader);
+// any other daemon, and the kernel, make it fail with errors.ErrUnsupported.
+func (d *ctrl) PeerStates(keys []wgkey.Key) (*State, error) {
+	if d.typ != wgtypes.Userspace {
+		return nil, fmt.Errorf("state of %s: single peers: %w", d.name, errors.ErrUnsupported)
+	}
+	if keys == nil {
+		keys = []wgkey.Key{} // nil asks uapiGet for everything
+	}
+	st, err := uapiGet(d.name, keys)
+	if err != nil {
+		return nil, fmt.Errorf("state of %s: %w", d.name, err)
+	}
+	st.Name, st.Backend = d.name, BackendUserspace
+	return st, nil
 }
 
 func (d *ctrl) Close() error { return d.c.Close() }
@@ -252,3 +290,5 @@ func backendName(t wgtypes.DeviceType) string {
 	}
 	return t.String()
 }
+
+var _ PeerReader = (*ctrl)(nil)

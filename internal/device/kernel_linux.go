@@ -50,3 +50,14 @@ func DeleteKernel(name string) error {
 	}
 	return nil
 }
+
+// isKernelLink reports whether this network namespace has a kernel WireGuard
+// link called name (or could not tell: then the caller asks the kernel too).
+func isKernelLink(name string) bool {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		return !errors.As(err, &nf)
+	}
+	return l.Type() == "wireguard"
+}

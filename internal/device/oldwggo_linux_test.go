@@ -1,6 +1,7 @@
 package device_test
 
 import (
+	"errors"
 	"os/exec"
 	"testing"
 	"time"
@@ -57,6 +58,10 @@ func TestDebianWireguardGoConformance(t *testing.T) {
 		t.Cleanup(func() { d.Close() })
 		if device.RemovesAllowedIPs(d) {
 			t.Errorf("Debian's wireguard-go reports that it removes single allowed IPs")
+		}
+		// Nor does it read single peers: asked, it must say so, not answer wrong.
+		if _, err := d.(device.PeerReader).PeerStates(nil); !errors.Is(err, errors.ErrUnsupported) {
+			t.Errorf("PeerStates on Debian's wireguard-go: %v, want ErrUnsupported", err)
 		}
 		return d
 	})

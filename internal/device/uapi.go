@@ -1,7 +1,6 @@
 package device
 
 import (
-	"bufio"
 	"encoding/hex"
 	"fmt"
 	"net/netip"
@@ -103,9 +102,12 @@ func decodeUAPI(s string) (*State, error) {
 		}
 		hsSec, hsNsec = 0, 0
 	}
-	sc := bufio.NewScanner(strings.NewReader(s))
-	for n := 1; sc.Scan(); n++ {
-		line := sc.Text()
+	// Lines cut in place (an answer for 10,000 peers has 100,000 of them), a
+	// trailing "\r" dropped as bufio.ScanLines drops it.
+	for n, rest := 1, s; rest != ""; n++ {
+		var line string
+		line, rest, _ = strings.Cut(rest, "\n")
+		line = strings.TrimSuffix(line, "\r")
 		if line == "" {
 			continue
 		}
@@ -160,7 +162,9 @@ func decodeUAPI(s string) (*State, error) {
 				p.HasPresharedKey = !key.IsZero()
 				p.PresharedKey = wgkey.Private(key)
 			case "endpoint":
+				// Unmapped, as wgctrl's reading of the same answer gives it.
 				p.Endpoint, err = netip.ParseAddrPort(v)
+				p.Endpoint = netip.AddrPortFrom(p.Endpoint.Addr().Unmap(), p.Endpoint.Port())
 			case "last_handshake_time_sec":
 				hsSec, err = strconv.ParseInt(v, 10, 64)
 			case "last_handshake_time_nsec":
@@ -190,7 +194,7 @@ func decodeUAPI(s string) (*State, error) {
 		}
 	}
 	flush()
-	return st, sc.Err()
+	return st, nil
 }
 
 func hexKey(s string) (wgkey.Key, error) {
@@ -198,6 +202,27 @@ func hexKey(s string) (wgkey.Key, error) {
 	if len(s) != 2*wgkey.Len {
 		return k, fmt.Errorf("key must be %d hex digits", 2*wgkey.Len)
 	}
-	_, err := hex.Decode(k[:], []byte(s))
-	return k, err
+	for i := range k {
+		hi, ok1 := fromHex(s[2*i])
+		lo, ok2 := fromHex(s[2*i+1])
+		if !ok1 || !ok2 {
+			_, err := hex.Decode(k[:], []byte(s)) // its error names the bad byte
+			return wgkey.Key{}, err
+		}
+		k[i] = hi<<4 | lo
+	}
+	return k, nil
+}
+
+// fromHex is encoding/hex's reading of one digit, either case.
+func fromHex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
 }

@@ -1,15 +1,20 @@
 package device
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/ipc"
 	"golang.zx2c4.com/wireguard/tun"
+
+	"github.com/wgnet/wgnet/internal/wgkey"
 )
 
 // DefaultMTU is the MTU of a new userspace interface when none is given: a 1500-byte
@@ -98,7 +103,7 @@ func (u *Userspace) serveUAPI() {
 		u.wg.Add(1)
 		go func() {
 			defer u.wg.Done()
-			u.dev.IpcHandle(c) // closes c; u.dev is the Embedded's device
+			u.serve(c) // closes c
 		}()
 	}
 }
@@ -116,3 +121,52 @@ func (u *Userspace) Close() error {
 	})
 	return u.closeErr
 }
+
+// serve answers one UAPI connection: peersOp itself, everything else (get,
+// set, and what wireguard-go refuses) by wireguard-go's handler, which gets
+// the connection with the bytes read here put back in front.
+func (u *Userspace) serve(c net.Conn) {
+	br := bufio.NewReader(c)
+	op, err := br.ReadString('\n')
+	if err != nil {
+		c.Close()
+		return
+	}
+	if op != peersOp {
+		u.dev.IpcHandle(&replayConn{Conn: c, r: io.MultiReader(strings.NewReader(op), br)}) // closes c
+		return
+	}
+	defer c.Close()
+	var keys []wgkey.Key
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return
+		}
+		if line == "\n" {
+			break
+		}
+		v, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "public_key=")
+		k, kerr := hexKey(v)
+		if !ok || kerr != nil {
+			_, _ = io.WriteString(c, "errno=-22\n\n") // EINVAL, as wireguard-go answers a bad set
+			return
+		}
+		keys = append(keys, k)
+	}
+	st, err := u.dev.IpcGet()
+	if err != nil {
+		_, _ = io.WriteString(c, "errno=-5\n\n") // EIO
+		return
+	}
+	_, _ = io.WriteString(c, onlyPeers(st, hexSet(keys))+"errno=0\n\n")
+}
+
+// replayConn is a connection whose first bytes were already read: Read gives
+// them again, then the rest.
+type replayConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c *replayConn) Read(p []byte) (int, error) { return c.r.Read(p) }

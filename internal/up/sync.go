@@ -591,13 +591,17 @@ func (s *syncer) applyAndVerify() error {
 		if err := applyPlan(s.plan, s.dev, o, false, s.record); err != nil {
 			return err
 		}
-		// The device is read back when the plan changed it, all of it (neither
-		// UAPI nor generic netlink reads one peer); otherwise it is as read
-		// before, which the plan found equal to the target. The host is always
-		// read back: routes are told wgnet's from the device's allowed IPs.
+		// The device is read back when the plan changed it: the peers it
+		// touched when the device can read single peers (readBackDevice), else
+		// all of it (neither UAPI nor generic netlink reads one peer);
+		// otherwise it is as read before, which the plan found equal to the
+		// target. The host is always read back: routes are told wgnet's from
+		// the device's allowed IPs.
 		var dev *device.State
 		if !s.plan.deviceChanges() {
 			dev = s.before.dev
+		} else {
+			dev = readBackDevice(s.dev, s.before.dev, s.plan)
 		}
 		after, err := readRunning(o.Host, s.dev, dev, s.p.name, s.scope)
 		if err != nil {
