@@ -144,9 +144,18 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
+// ownerFile names, in a cluster's directory, the PID of the test process
+// that started it.
+const ownerFile = "owner.pid"
+
 func start(bin string) (*Server, error) {
+	reapOrphans(bin)
 	dir, err := os.MkdirTemp("", "wgnet-pg-")
 	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		os.RemoveAll(dir)
 		return nil, err
 	}
 	s := &Server{Dir: dir, bin: bin}
@@ -200,6 +209,33 @@ func (s *Server) run(tool string, args ...string) ([]byte, error) {
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
 	return out.Bytes(), err
+}
+
+// reapOrphans stops and removes the clusters that test processes which are
+// gone left behind (a test binary killed by its timeout or a panic never
+// reaches Stop): only directories of this package's pattern whose owner PID
+// is no longer running, each stopped by pg_ctl on its own data directory.
+func reapOrphans(bin string) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "wgnet-pg-*"))
+	for _, dir := range dirs {
+		b, err := os.ReadFile(filepath.Join(dir, ownerFile))
+		if err != nil {
+			continue // starting, or not ours
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 1 || syscall.Kill(pid, 0) == nil {
+			continue // its test still runs
+		}
+		s := &Server{Dir: dir, bin: bin}
+		if fi, err := os.Stat(dir); err == nil {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid == nobody && os.Geteuid() == 0 {
+				s.cred = &syscall.Credential{Uid: nobody, Gid: nobody}
+			}
+		}
+		if err := s.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "pgtest: orphaned cluster", dir, err)
+		}
+	}
 }
 
 // PID returns the postmaster's PID, from its postmaster.pid.

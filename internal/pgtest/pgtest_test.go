@@ -3,6 +3,9 @@ package pgtest_test
 import (
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -58,4 +61,33 @@ func alive(pid int) bool {
 	}
 	_, rest, _ := strings.Cut(string(b), ") ")
 	return !strings.HasPrefix(rest, "Z")
+}
+
+// TestReapOrphans: a cluster whose test process is gone (as after a test
+// binary's timeout) is stopped and removed by the next start.
+func TestReapOrphans(t *testing.T) {
+	s := pgtest.Start(t)
+	pid, err := s.PID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A process that has exited stands for the dead test binary.
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(s.Dir, "owner.pid"), []byte(strconv.Itoa(dead.Process.Pid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pgtest.Start(t) // reaps s
+	deadline := time.Now().Add(5 * time.Second)
+	for alive(pid) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if alive(pid) {
+		t.Errorf("orphaned postmaster %d still runs", pid)
+	}
+	if _, err := os.Stat(s.Dir); !os.IsNotExist(err) {
+		t.Errorf("orphaned cluster %s left: %v", s.Dir, err)
+	}
 }
