@@ -20,6 +20,7 @@ type syncFlags struct {
 	confirm      time.Duration
 	confirmSet   bool // --confirm was given, so it must be positive
 	noForwarding bool
+	hostFirewall string // --host-firewall: the opt-in, over the config's
 }
 
 func newSyncCmd() *cobra.Command {
@@ -47,6 +48,7 @@ func newSyncCmd() *cobra.Command {
 	c.Flags().BoolVar(&f.dryRun, "dry-run", false, "print the plan, change nothing")
 	c.Flags().DurationVar(&f.confirm, "confirm", 0, "undo the change unless \"wgnet confirm NAME\" runs within this `DURATION` (e.g. 2m)")
 	c.Flags().BoolVar(&f.noForwarding, "no-forwarding", false, "leave IP forwarding and MSS clamping alone")
+	hostFirewallFlag(c, &f.hostFirewall)
 	return c
 }
 
@@ -70,6 +72,9 @@ func runSync(ctx context.Context, stdout, stderr io.Writer, args []string, f syn
 	}
 	req, err := upRequest(args, f.host, g.specFile, stderr)
 	if err != nil {
+		return err
+	}
+	if err := setHostFirewall(&req, f.hostFirewall); err != nil {
 		return err
 	}
 	opts := up.SyncOptions{

@@ -27,6 +27,7 @@ type upFlags struct {
 	host         string
 	backend      string
 	noForwarding bool
+	hostFirewall string // --host-firewall: the opt-in, over the config's
 	confirm      time.Duration
 	confirmSet   bool // --confirm was given, so it must be positive
 }
@@ -53,6 +54,7 @@ func newUpCmd() *cobra.Command {
 	c.Flags().StringVar(&f.host, "host", "", "compile this host's config from the spec (-f) and bring it up")
 	c.Flags().StringVar(&f.backend, "backend", "auto", "auto|kernel|userspace")
 	c.Flags().BoolVar(&f.noForwarding, "no-forwarding", false, "leave IP forwarding and MSS clamping alone")
+	hostFirewallFlag(c, &f.hostFirewall)
 	c.Flags().DurationVar(&f.confirm, "confirm", 0, "take the interface down again unless \"wgnet confirm NAME\" runs within this `DURATION` (e.g. 2m)")
 	return c
 }
@@ -109,6 +111,9 @@ func runUp(ctx context.Context, stdout, stderr io.Writer, args []string, f upFla
 	}
 	req, err := upRequest(args, f.host, g.specFile, stderr)
 	if err != nil {
+		return err
+	}
+	if err := setHostFirewall(&req, f.hostFirewall); err != nil {
 		return err
 	}
 	opts := up.Options{

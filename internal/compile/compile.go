@@ -183,6 +183,10 @@ func (c *compiler) iface(h *spec.Host) intent.Host {
 	if len(h.Routes) > 0 {
 		ih.Comments = append(ih.Comments, fmt.Sprintf("routes %s behind this host: the interface in front of them must forward too (Docker turns that on globally).", joinPrefixes(h.Routes)))
 	}
+	if h.HostFirewall != "" {
+		ih.HostFirewall = h.HostFirewall
+		ih.Comments = append(ih.Comments, intent.HostFirewallComment(h.HostFirewall))
+	}
 	ih.Hooks = intent.Hooks{
 		PreUp:    slices.Clone(h.Hooks.PreUp),
 		PostUp:   slices.Clone(h.Hooks.PostUp),

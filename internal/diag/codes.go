@@ -94,6 +94,7 @@ var codes = []Code{
 	{"spec-private-key-file", Error, "spec", "not an absolute path"},
 	{"spec-underlay-mtu", Error, "spec", "underlay_mtu out of range"},
 	{"spec-hook", Error, "spec", "empty or multi-line hook command"},
+	{"spec-host-firewall", Error, "spec", "host_firewall not auto, docker, iptables or off"},
 	{"spec-psk-pair", Error, "spec", "a preshared pair that names an unknown host, or one host twice"},
 	{"spec-policy-default", Error, "spec", "policy default is not allow or deny"},
 	{"spec-policy-group", Error, "spec", "a policy group with a bad name, or a member that is no host, tag:TAG, name pattern or prefix"},

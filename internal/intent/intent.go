@@ -56,6 +56,10 @@ type Host struct {
 	Forward Forwarding
 	// Firewall is what wgnet's own nftables table for the interface holds.
 	Firewall Firewall
+	// HostFirewall is the user's opt-in to opening the host's own forward
+	// firewall (Docker's DOCKER-USER, iptables' FORWARD) for overlay traffic:
+	// "" (leave it alone), "auto", "docker" or "iptables"; see package dockerfw.
+	HostFirewall string
 
 	// Hooks are the user's own commands, run by `bash -c` as wg-quick runs them,
 	// with %i replaced by the interface name. wgnet never looks inside them.

@@ -31,13 +31,15 @@ var Rules = map[string][]string{
 	"internal/check":             {"internal/diag", "internal/inputfile", "internal/intent", "internal/netmodel", "internal/prefixset", "internal/wgconf", "internal/wgkey"},
 
 	// The data plane: never the spec, the compiler, the lab or a controller.
-	"internal/spawn":               {"internal/atomicfile", "internal/trust"},
-	"internal/device":              {"internal/spawn", "internal/wgkey"},
-	"internal/device/devicetest":   {"internal/device", "internal/wgkey"},
-	"internal/hostnet/hostnettest": {"internal/hostnet"},
-	"internal/devconf":             {"internal/device", "internal/intent", "internal/wgconf", "internal/wgkey"},
-	"internal/up":                  {"internal/atomicfile", "internal/devconf", "internal/device", "internal/hostnet", "internal/intent", "internal/spawn", "internal/trust", "internal/wgconf", "internal/wgkey"},
-	"internal/live":                {"internal/device", "internal/diag", "internal/hostnet", "internal/wgkey"},
+	"internal/spawn":                 {"internal/atomicfile", "internal/trust"},
+	"internal/device":                {"internal/spawn", "internal/wgkey"},
+	"internal/device/devicetest":     {"internal/device", "internal/wgkey"},
+	"internal/hostnet/hostnettest":   {"internal/hostnet"},
+	"internal/devconf":               {"internal/device", "internal/intent", "internal/wgconf", "internal/wgkey"},
+	"internal/dockerfw":              nil,
+	"internal/dockerfw/dockerfwtest": {"internal/dockerfw"},
+	"internal/up":                    {"internal/atomicfile", "internal/devconf", "internal/device", "internal/dockerfw", "internal/hostnet", "internal/intent", "internal/spawn", "internal/trust", "internal/wgconf", "internal/wgkey"},
+	"internal/live":                  {"internal/device", "internal/diag", "internal/hostnet", "internal/wgkey"},
 
 	// The whole network in one process.
 	"internal/lab": {"internal/compile", "internal/devconf", "internal/device", "internal/intent", "internal/netmodel", "internal/policy", "internal/spec", "internal/wgconf", "internal/wgkey"},

@@ -239,7 +239,7 @@ func decode(file string, doc *yaml.Node) (*Spec, *decoder) {
 
 var (
 	topKeys  = []string{"version", "network", "subnets", "interface", "listen_port", "mtu", "topology", "hub", "hosts", "preshared_keys", "policy"}
-	hostKeys = []string{"name", "endpoint", "address", "routes", "public_key", "keepalive", "listen_port", "underlay_mtu", "private_key_file", "hooks", "tags"}
+	hostKeys = []string{"name", "endpoint", "address", "routes", "public_key", "keepalive", "listen_port", "underlay_mtu", "private_key_file", "hooks", "tags", "host_firewall"}
 	hookKeys = []string{"pre_up", "post_up", "pre_down", "post_down"}
 )
 
@@ -289,6 +289,16 @@ func (d *decoder) host(h *Host, n *yaml.Node, field string) {
 		case "tags":
 			for _, it := range d.strs(v, f) {
 				h.Tags = append(h.Tags, it.s)
+			}
+		case "host_firewall":
+			if s, ok := d.str(v, f); ok {
+				switch s {
+				case "auto", "docker", "iptables":
+					h.HostFirewall = s
+				case "off", "":
+				default:
+					d.fail(f, CodeHostFirewall, "%q: must be auto, docker or iptables (or off); see docs/docker.md", s)
+				}
 			}
 		case "hooks":
 			if isNull(v) || !d.kind(v, f, yaml.MappingNode) {

@@ -248,6 +248,8 @@ var errorTests = []problemTest{
 		"spec-public-key-missing: wgnet.yaml:9: hosts[0].private_key_file: a host that keeps its own private key needs public_key in the spec"}},
 	{"private key file", header + "hosts:\n  - name: s1\n    keepalive: 25\n    address: 192.168.100.1\n    public_key: " + key1 + "\n    private_key_file: wg0.key\n", []string{
 		`spec-private-key-file: wgnet.yaml:10: hosts[0].private_key_file "wg0.key": must be an absolute path on the host`}},
+	{"host firewall", header + "hosts:\n  - name: s1\n    keepalive: 25\n    address: 192.168.100.1\n    host_firewall: ufw\n  - name: s2\n    keepalive: 25\n    address: 192.168.100.2\n    host_firewall: docker\n", []string{
+		`spec-host-firewall: wgnet.yaml:9: hosts[0].host_firewall "ufw": must be auto, docker or iptables (or off); see docs/docker.md`}},
 	{"underlay mtu", header + "hosts:\n  - name: s1\n    keepalive: 25\n    address: 192.168.100.1\n    underlay_mtu: 600\n", []string{
 		"spec-underlay-mtu: wgnet.yaml:9: hosts[0].underlay_mtu 600: must be 656-65535"}},
 	{"hooks", header + "hosts:\n  - name: s1\n    keepalive: 25\n    address: 192.168.100.1\n    hooks:\n      pre_up: \"  \"\n      post_down: [\"a\\nb\"]\n      postup: x\n", []string{

@@ -73,6 +73,7 @@ const (
 	CodePolicyGroup    = "spec-policy-group"   // a bad group name or member
 	CodePolicyRule     = "spec-policy-rule"    // a rule that does not parse or names nothing known
 	CodePolicyTag      = "spec-policy-tag"     // a host tag that is not a valid name
+	CodeHostFirewall   = "spec-host-firewall"  // not auto, docker, iptables or off
 
 	// Warnings.
 	CodeDockerOverlap       = "spec-docker-overlap"        // overlaps Docker's 172.17.0.0/16

@@ -79,6 +79,10 @@ type Host struct {
 	Hooks          Hooks  // hooks
 	// Tags name the host in policy groups (tag:TAG).
 	Tags []string // tags
+	// HostFirewall opts in to wgnet opening the host's own forward firewall for
+	// the overlay: "auto", "docker" or "iptables" (see docs/docker.md); "" or
+	// "off" leaves it alone.
+	HostFirewall string // host_firewall
 	// Line is the line of the host's entry in the spec file (0 when not loaded from a file).
 	Line int
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/wgnet/wgnet/internal/devconf"
 	"github.com/wgnet/wgnet/internal/device"
+	"github.com/wgnet/wgnet/internal/dockerfw"
 	"github.com/wgnet/wgnet/internal/hostnet"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
@@ -27,6 +28,10 @@ type running struct {
 	firewall  *hostnet.Firewall // nil: no table
 	up        bool              // the link is administratively up
 	tunnel    *tunnelRunning    // the full tunnel's rules and tables in scope
+	// hostfw is the host's iptables as read (nil: not read), hostfwOurs the
+	// interface's rules in it.
+	hostfw     []*dockerfw.View
+	hostfwOurs []dockerfw.Rule
 }
 
 // target is what Sync drives an interface to: from a config (configTarget), or
@@ -53,6 +58,9 @@ type target struct {
 	linkUp bool
 	// tunnel is the full tunnel wanted (tunnel.go); nil leaves it alone.
 	tunnel *tunnelTarget
+	// hostfw is wgnet's part of the host's forward firewall; nil leaves it
+	// alone (not read).
+	hostfw *hostFWTarget
 	// notes say what the target leaves out and why (a routed subnet with no
 	// route yet), for the plan.
 	notes []string
@@ -91,6 +99,8 @@ type Plan struct {
 	// tables (tunnel.go).
 	Rules          RuleChanges           `json:"rules,omitzero"`
 	TunnelFirewall *TunnelFirewallChange `json:"tunnel_firewall,omitempty"`
+	// HostFirewall changes wgnet's rules in the host's own forward firewall.
+	HostFirewall *HostFirewallChange `json:"host_firewall,omitempty"`
 	// Notes explain what the plan leaves alone and why, and what a change costs.
 	Notes []string `json:"notes,omitempty"`
 
@@ -151,7 +161,7 @@ type FirewallChange struct {
 func (p *Plan) Empty() bool {
 	return !p.linkUp && !p.PrivateKey && p.ListenPort == nil && p.FwMark == nil && p.MTU == nil &&
 		len(p.Peers) == 0 && len(p.Addresses.Add)+len(p.Addresses.Remove) == 0 &&
-		len(p.Routes.Add)+len(p.Routes.Remove) == 0 && len(p.Sysctls) == 0 && p.Firewall == nil &&
+		len(p.Routes.Add)+len(p.Routes.Remove) == 0 && len(p.Sysctls) == 0 && p.Firewall == nil && p.HostFirewall == nil &&
 		p.tunnelEmpty()
 }
 

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/wgnet/wgnet/internal/devconf"
+	"github.com/wgnet/wgnet/internal/dockerfw"
 	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/wgconf"
 	"github.com/wgnet/wgnet/internal/wgkey"
@@ -44,6 +45,11 @@ type plan struct {
 
 	forwardV4, forwardV6 bool
 	clampMSS             bool
+	// hostFirewall is the opt-in to opening the host's forward firewall.
+	hostFirewall dockerfw.Mode
+	// hostFirewallSet says the config (or flag) gave it, "off" included;
+	// otherwise the mode recorded at the last up or sync stays.
+	hostFirewallSet bool
 	// subnets are the routed subnets behind the host, whose front interfaces
 	// must forward too (subnetForwarding).
 	subnets []netip.Prefix
@@ -227,6 +233,7 @@ func (pl *planner) hostParts() {
 	ic, p := pl.h, pl.p
 	p.forwardV4, p.forwardV6 = ic.Forward.V4, ic.Forward.V6
 	p.clampMSS = ic.Firewall.ClampMSS
+	pl.hostFirewallMode()
 	p.subnets = slices.Clone(ic.Routes)
 	if len(p.subnets) == 0 {
 		p.subnets = intent.CommentedRoutes(ic.Comments)

@@ -98,6 +98,7 @@ func planText(p *Plan) string {
 		}
 	}
 	tunnelText(p, line)
+	hostFirewallText(p.HostFirewall, line)
 	for _, n := range p.Notes {
 		fmt.Fprintf(&b, "  note: %s\n", n)
 	}
@@ -152,6 +153,9 @@ func (p *Plan) summary() string {
 		parts = append(parts, "firewall")
 	}
 	parts = append(parts, p.tunnelSummary()...)
+	if p.HostFirewall != nil {
+		parts = append(parts, "host firewall")
+	}
 	return strings.Join(parts, "; ")
 }
 

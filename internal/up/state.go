@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wgnet/wgnet/internal/atomicfile"
+	"github.com/wgnet/wgnet/internal/dockerfw"
 	"github.com/wgnet/wgnet/internal/hostnet"
 	"github.com/wgnet/wgnet/internal/trust"
 )
@@ -59,6 +60,12 @@ type State struct {
 	// Kept are host-wide sysctls set for the config that down leaves set, as
 	// wg-quick does (src_valid_mark): down says so.
 	Kept []SysctlChange `json:"kept,omitempty"`
+	// HostFirewall are the rules up or sync added to the host's own forward
+	// firewall (iptables, with the opt-in; see hostfw.go); down deletes them.
+	HostFirewall []dockerfw.Rule `json:"host_firewall,omitempty"`
+	// HostFirewallMode is the opt-in the rules were made under, kept for the
+	// syncs of a config that does not say (the flag was given to up).
+	HostFirewallMode string `json:"host_firewall_mode,omitempty"`
 	// DNS are the config's DNS = entries up handed to resolvconf, as the record
 	// DNSName (PREFIX+NAME, read from the interface-order file at up); down runs
 	// resolvconf -d DNSName -f. Empty when the config has no DNS.

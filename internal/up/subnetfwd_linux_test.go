@@ -38,34 +38,7 @@ func TestRoutedSubnetsJustWork(t *testing.T) {
 		}
 	}
 
-	type node struct {
-		name string
-		ns   *netnstest.NS
-		addr netip.Addr
-	}
-	var nodes []node
-	for _, h := range l.hosts {
-		nodes = append(nodes, node{h.name, h.ns, h.overlay4}, node{h.name + "'s container", h.ctr, h.ctr4})
-	}
-	// Spokes first, so that their keepalive handshakes make the hub's way back.
-	order := append(nodes[2:], nodes[:2]...)
-	pairs, failed := 0, 0
-	for _, from := range order {
-		for _, to := range nodes {
-			if from == to {
-				continue
-			}
-			pairs++
-			if err := ping(t, from.ns, to.addr); err != nil {
-				failed++
-				t.Errorf("%s -> %s (%s): %v", from.name, to.name, to.addr, err)
-			}
-		}
-	}
-	t.Logf("%d of %d host/container pairs reach", pairs-failed, pairs)
-	if pairs != 30 {
-		t.Errorf("%d pairs, want 30", pairs)
-	}
+	allPairs(t, l)
 
 	// The hub's table drops the redirects it would send spokes.
 	table := hub.ns.Run(t, "nft", "list", "table", "inet", up.FirewallTable(hub.ifname))

@@ -14,6 +14,7 @@ import (
 	"github.com/wgnet/wgnet/internal/atomicfile"
 	"github.com/wgnet/wgnet/internal/devconf"
 	"github.com/wgnet/wgnet/internal/device"
+	"github.com/wgnet/wgnet/internal/dockerfw"
 	"github.com/wgnet/wgnet/internal/hostnet"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
@@ -256,6 +257,7 @@ func (s *syncer) planLocked(first *device.State) error {
 		s.target.mtu, s.target.linkUp = s.createMTU, true
 	}
 	s.scope = newScope(p.name, s.target, s.prev)
+	s.scope.iptables = opts.Iptables
 	s.before, err = readRunning(opts.Host, s.dev, first, p.name, s.scope)
 	if err != nil {
 		return fmt.Errorf("sync %s: %w", p.name, err)
@@ -289,6 +291,7 @@ func diff(name string, r *running, t *target, canRemove bool, names map[string]s
 	plan := &Plan{Interface: name}
 	diffDevice(plan, r.dev, t, canRemove, names)
 	diffHost(plan, r, t)
+	diffHostFirewall(plan, r, t)
 	// Lists are [] rather than null in JSON.
 	for _, l := range []*[]netip.Prefix{&plan.Addresses.Add, &plan.Addresses.Remove} {
 		if *l == nil {
@@ -404,6 +407,9 @@ func configTarget(p *plan, prev *State, opts *SyncOptions) (*target, error) {
 		t.sysctls[k] = v
 	}
 	t.notes = notes
+	if t.hostfw, err = hostFirewallTarget(p, prev, opts, t); err != nil {
+		return nil, err
+	}
 	if p.clampMSS {
 		t.firewall = &hostnet.Firewall{Table: t.firewallTable, ClampMSS: []string{p.name}, DropRedirects: []string{p.name}}
 	}
@@ -459,6 +465,9 @@ type readScope struct {
 	// rules are the full tunnel's policy rules known to be the interface's
 	// (recorded, or wanted).
 	rules []hostnet.Rule
+	// hostfw says to read the host's iptables, with iptables.
+	hostfw   bool
+	iptables dockerfw.Runner
 }
 
 func newScope(name string, t *target, prev *State) readScope {
@@ -490,6 +499,7 @@ func (sc *readScope) add(t *target) {
 	if t.tunnel != nil {
 		sc.rules = append(sc.rules, t.tunnel.rules...)
 	}
+	sc.hostfw = sc.hostfw || t.hostfw != nil
 	slices.Sort(sc.tables)
 	sc.tables = slices.Compact(sc.tables)
 	slices.Sort(sc.sysctls)
@@ -576,6 +586,14 @@ func readRunning(h hostnet.HostNet, d device.Device, st *device.State, name stri
 	if r.tunnel, err = readTunnel(h, sc); err != nil {
 		return nil, err
 	}
+	if sc.hostfw {
+		if r.hostfw, err = readHostFirewall(sc.iptables); err != nil {
+			return nil, err
+		}
+		for _, v := range r.hostfw {
+			r.hostfwOurs = append(r.hostfwOurs, v.Ours(name)...)
+		}
+	}
 	return r, nil
 }
 
@@ -612,6 +630,7 @@ func (s *syncer) applyAndVerify() error {
 		}
 	}
 	st := s.st
+	st.HostFirewallMode = string(s.p.hostFirewall)
 	if s.createMTU != 0 {
 		// Up recorded every step as it was made.
 		return st.save(o.StateDir)
@@ -631,6 +650,9 @@ func (s *syncer) applyAndVerify() error {
 		st.Routes = slices.Clone(s.target.routes)
 	}
 	s.finishTunnel()
+	if s.target.hostfw != nil {
+		st.HostFirewall = slices.Clone(s.target.hostfw.want)
+	}
 	if s.target.firewallManaged {
 		st.Firewall = ""
 		if s.target.firewall != nil {
@@ -674,6 +696,8 @@ func (s *syncer) record(ev applied) error {
 		s.recordTunnel(ev)
 	case ev.firewall != "":
 		s.st.Firewall = ev.firewall
+	case ev.hostfw != nil:
+		recordHostFirewall(s.st, *ev.hostfw, ev.hostfwAdd)
 	case len(ev.addrs) > 0:
 		s.st.Addresses = recordItems(s.st.Addresses, ev.addrs, ev.removed)
 	case len(ev.routes) > 0:
@@ -741,6 +765,7 @@ func restoreSnapshot(opts *SyncOptions, name string, snap *snapshot, sc readScop
 	o := &opts.Options
 	t := snap.target(name)
 	sc.add(t)
+	sc.iptables = opts.Iptables
 	d, first, err := opts.Open(name)
 	if err != nil {
 		return err
@@ -758,6 +783,10 @@ func restoreSnapshot(opts *SyncOptions, name string, snap *snapshot, sc readScop
 type applied struct {
 	sysctl   *SysctlChange
 	firewall string // a table created or replaced
+	// hostfw are iptables rules about to be added (hostfwAdd), or all of
+	// wgnet's once a change is made.
+	hostfw    *[]dockerfw.Rule
+	hostfwAdd bool
 	// addrs or routes are about to be added (planned), or were removed when
 	// removed is set.
 	addrs  []netip.Prefix
@@ -779,7 +808,7 @@ type applied struct {
 func applyPlan(plan *Plan, d device.Device, o *Options, keepGoing bool, record func(applied) error) error {
 	a := &applier{plan: plan, d: d, o: o, h: o.Host, name: plan.Interface, keepGoing: keepGoing, record: record}
 	add, remove := plan.patches()
-	ok := a.forwarding(true) && a.configure(add, "add and update") && a.mtu()
+	ok := a.forwarding(true) && a.hostFirewall() && a.configure(add, "add and update") && a.mtu()
 	ok = ok && a.addAddresses()
 	ok = ok && a.linkUp()
 	ok = a.removeAddresses(ok)
@@ -993,6 +1022,8 @@ type snapshot struct {
 	// Rules and TunnelFirewall are the full tunnel's, as read.
 	Rules          []hostnet.Rule          `json:"rules,omitempty"`
 	TunnelFirewall *hostnet.TunnelFirewall `json:"tunnel_firewall,omitempty"`
+	// HostFirewall are the interface's rules in the host's iptables.
+	HostFirewall []dockerfw.Rule `json:"host_firewall,omitempty"`
 }
 
 type peerSnapshot struct {
@@ -1016,6 +1047,8 @@ func newSnapshot(r *running) *snapshot {
 		Routes:     slices.Clone(r.routes),
 		Sysctls:    r.sysctls,
 		Firewall:   r.firewall,
+
+		HostFirewall: r.hostfwOurs,
 	}
 	if r.tunnel != nil {
 		s.Rules, s.TunnelFirewall = slices.Clone(r.tunnel.rules), r.tunnel.fw
@@ -1054,6 +1087,7 @@ func (s *snapshot) target(name string) *target {
 		firewall:        s.Firewall,
 		firewallTable:   FirewallTable(name),
 		tunnel:          &tunnelTarget{rules: slices.Clone(s.Rules), fw: s.TunnelFirewall},
+		hostfw:          &hostFWTarget{want: s.HostFirewall},
 	}
 	switch k, err := wgkey.ParsePrivate(s.PrivateKey); {
 	case err == nil:

@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/wgnet/wgnet/internal/device"
+	"github.com/wgnet/wgnet/internal/dockerfw"
 	"github.com/wgnet/wgnet/internal/hostnet"
 	"github.com/wgnet/wgnet/internal/intent"
 )
@@ -72,6 +73,10 @@ type Options struct {
 
 	// Host is the host network; nil means hostnet.New().
 	Host hostnet.HostNet
+	// Iptables runs the host's iptables for its forward firewall (see
+	// hostfw.go); nil means the real programs when Host is nil too (the real
+	// host), else none (a fake host has no iptables).
+	Iptables dockerfw.Runner
 	// Devices creates and removes WireGuard interfaces; nil means the real
 	// kernel and userspace backends.
 	Devices Devices
@@ -103,6 +108,12 @@ func (o *Options) defaults() {
 	}
 	if o.Log == nil {
 		o.Log = os.Stderr
+	}
+	if o.Iptables == nil {
+		o.Iptables = noIptables{}
+		if o.Host == nil {
+			o.Iptables = dockerfw.Exec{}
+		}
 	}
 	if o.Host == nil {
 		o.Host = hostnet.New()
@@ -416,6 +427,9 @@ func teardown(st *State, o *Options) error {
 	unsetDNS(st, o)
 	gone := func(err error) bool { return err == nil || errors.Is(err, hostnet.ErrNotFound) }
 	errs = append(errs, teardownTunnel(st, o)...)
+	if err := removeHostFirewall(st, o); err != nil {
+		errs = append(errs, err)
+	}
 	if st.Firewall != "" {
 		o.logf("nft delete table inet %s", st.Firewall)
 		if err := h.DeleteFirewall(st.Firewall); !gone(err) {

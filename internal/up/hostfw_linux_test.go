@@ -1,0 +1,275 @@
+package up_test
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/wgnet/wgnet/internal/dockerfw"
+	"github.com/wgnet/wgnet/internal/dockerfw/dockerfwtest"
+	"github.com/wgnet/wgnet/internal/netnstest"
+)
+
+// TestDockerHostsJustWork is issue 11's network with Docker's iptables rules
+// (reproduced with iptables-restore, one generation per run) in front of the
+// container subnets, ip_forward=0 and rp_filter=1 everywhere beforehand:
+//   - without the opt-in, up says what drops the traffic and what to set, and
+//     container traffic does not get through;
+//   - with it (`sync --host-firewall=docker`), wgnet's accepts in DOCKER-USER
+//     and its RETURN before Docker's MASQUERADE make all 30 host/container
+//     pairs reach, and every container sees the other containers' own
+//     addresses as sources;
+//   - Docker recreating its chains (iptables-restore of its rules again, which
+//     wipes wgnet's) breaks it, and a plain `wgnet sync` re-asserts the rules;
+//   - Docker 28 in nat mode: its raw drop is named, with the network option
+//     that lifts it; in routed mode the 30 pairs reach;
+//   - down restores every namespace exactly: iptables-save and nft included.
+func TestDockerHostsJustWork(t *testing.T) {
+	for _, c := range []struct {
+		gen     dockerfwtest.Generation
+		backend dockerfw.Backend
+	}{
+		{dockerfwtest.Docker20, dockerfw.Nft},
+		{dockerfwtest.Docker28, dockerfw.Legacy},
+	} {
+		t.Run(string(c.gen)+"-"+string(c.backend), func(t *testing.T) {
+			netnstest.NeedsTool(t, "iptables", dockerfw.Binary(c.backend, 4, "-restore"), dockerfw.Binary(c.backend, 4, "-save"))
+			testDocker(t, c.gen, c.backend)
+		})
+	}
+}
+
+func testDocker(t *testing.T, gen dockerfwtest.Generation, backend dockerfw.Backend) {
+	l := newBareLab(t, "hub", "s1", "s2")
+	restore := dockerfw.Binary(backend, 4, "-restore")
+	loadDocker := func(ns *netnstest.NS, h *labHost, g dockerfwtest.Generation) {
+		f := filepath.Join(t.TempDir(), "rules")
+		if err := os.WriteFile(f, []byte(dockerfwtest.DockerRules(g, "cbr0", h.route4, []netip.Addr{h.ctr4})), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ns.Run(t, restore, f)
+	}
+	before, beforeIpt := map[string]string{}, map[string]string{}
+	for _, h := range l.hosts {
+		loadDocker(h.ns, h, gen)
+		before[h.name], beforeIpt[h.name] = fwSnapshot(t, h.ns)
+	}
+
+	// Without the opt-in: up works, and says what drops the traffic.
+	for _, h := range l.hosts {
+		out, err := l.wgnet(h, "up", h.conf)
+		if err != nil {
+			t.Fatalf("up on %s: %v\n%s", h.name, err, out)
+		}
+		for _, want := range []string{"Docker's iptables chains are here (" + string(backend) + ", IPv4; FORWARD policy drop)", "`host_firewall: docker`", "--host-firewall=docker"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("up on %s without the opt-in does not say %q:\n%s", h.name, want, out)
+			}
+		}
+		if gen == dockerfwtest.Docker28 && !strings.Contains(out, "com.docker.network.bridge.gateway_mode_ipv4=routed") {
+			t.Errorf("up on %s does not name the raw drop's fix:\n%s", h.name, out)
+		}
+		if strings.Contains(out, "DOCKER-USER 1") {
+			t.Errorf("up on %s changed Docker's chains without the opt-in:\n%s", h.name, out)
+		}
+	}
+	s1, s2 := l.hosts[1], l.hosts[2]
+	if err := ping(t, s1.ctr, s2.ctr4); err == nil {
+		t.Errorf("without the opt-in, s1's container reaches s2's (so Docker's rules block nothing and the test proves nothing)")
+	}
+
+	// The opt-in, given to sync: every rule is in the plan.
+	for _, h := range l.hosts {
+		plan, err := l.wgnet(h, "sync", "--dry-run", "--host-firewall=docker", h.conf)
+		if err != nil {
+			t.Fatalf("sync --dry-run on %s: %v\n%s", h.name, err, plan)
+		}
+		for _, want := range []string{
+			fmt.Sprintf("+ %s -t filter -I DOCKER-USER 2 -d %s -i %s -m comment --comment wgnet:%s -j ACCEPT", dockerfw.Binary(backend, 4, ""), h.route4, h.ifname, h.ifname),
+			fmt.Sprintf("-t nat -I POSTROUTING 1 -s %s -o %s -m comment --comment wgnet:%s -j RETURN", h.route4, h.ifname, h.ifname),
+		} {
+			if h.name != "hub" {
+				want = strings.Replace(want, "DOCKER-USER 2", "DOCKER-USER 1", 1)
+			}
+			if !strings.Contains(plan, want) {
+				t.Errorf("plan on %s lacks %q:\n%s", h.name, want, plan)
+			}
+		}
+		out, err := l.wgnet(h, "sync", "--host-firewall=docker", h.conf)
+		if err != nil {
+			t.Fatalf("sync --host-firewall=docker on %s: %v\n%s", h.name, err, out)
+		}
+		t.Logf("sync --host-firewall=docker on %s:\n%s", h.name, out)
+	}
+	if gen == dockerfwtest.Docker28 {
+		// nat mode: the raw drop still stops the tunnel → container way.
+		if err := ping(t, s1.ns, s2.ctr4); err == nil {
+			t.Errorf("s1 reaches s2's container through Docker 28's raw drop")
+		}
+		// The network recreated with gateway_mode_ipv4=routed: Docker's chains
+		// made anew (wgnet's rules gone with them), no raw drop, no masquerade.
+		for _, h := range l.hosts {
+			loadDocker(h.ns, h, dockerfwtest.Docker28Routed)
+		}
+		resync(t, l)
+	}
+	allPairs(t, l)
+	sourcesKept(t, l)
+
+	// Docker recreates its chains (a restart, a firewalld reload): wgnet's
+	// rules are gone and containers are cut off, until a sync puts them back.
+	g := gen
+	if gen == dockerfwtest.Docker28 {
+		g = dockerfwtest.Docker28Routed
+	}
+	for _, h := range l.hosts {
+		loadDocker(h.ns, h, g)
+	}
+	if err := ping(t, s1.ctr, s2.ctr4); err == nil {
+		t.Errorf("after Docker recreated its chains, s1's container still reaches s2's (nothing to re-assert)")
+	}
+	resync(t, l)
+	allPairs(t, l)
+
+	for _, h := range l.hosts {
+		if out, err := l.wgnet(h, "down", h.ifname); err != nil {
+			t.Errorf("down on %s: %v\n%s", h.name, err, out)
+		}
+		wantIpt := beforeIpt[h.name]
+		if g != gen {
+			// Docker's rules are routed mode's now: what down must leave is
+			// those rules as Docker made them, without wgnet's.
+			scratch := netnstest.New(t, "ipt")
+			loadDocker(scratch, h, g)
+			_, wantIpt = fwSnapshot(t, scratch)
+		}
+		after, afterIpt := fwSnapshot(t, h.ns)
+		if after != before[h.name] {
+			t.Errorf("down did not restore %s:\n%s", h.name, lineDiff(before[h.name], after))
+		}
+		if afterIpt != wantIpt {
+			t.Errorf("down did not restore %s's iptables:\n%s", h.name, lineDiff(wantIpt, afterIpt))
+		}
+		t.Logf("%s after down: iptables as Docker made them (%d lines compared), the rest as before (%d lines)", h.name, strings.Count(afterIpt, "\n"), strings.Count(after, "\n"))
+	}
+}
+
+// resync runs a plain `wgnet sync` on every host (the opt-in is recorded) and
+// checks that it re-asserted wgnet's rules.
+func resync(t *testing.T, l *lab) {
+	t.Helper()
+	for _, h := range l.hosts {
+		out, err := l.wgnet(h, "sync", h.conf)
+		if err != nil {
+			t.Fatalf("sync on %s: %v\n%s", h.name, err, out)
+		}
+		if !strings.Contains(out, "-I DOCKER-USER 1") || !strings.Contains(out, "-I POSTROUTING 1") {
+			t.Errorf("sync on %s did not re-assert the rules:\n%s", h.name, out)
+		}
+	}
+}
+
+// allPairs pings every host and container from every other, spokes first so
+// that their keepalive handshakes make the hub's way back: 30 pairs.
+func allPairs(t *testing.T, l *lab) {
+	t.Helper()
+	type node struct {
+		name string
+		ns   *netnstest.NS
+		addr netip.Addr
+	}
+	var nodes []node
+	for _, h := range l.hosts {
+		nodes = append(nodes, node{h.name, h.ns, h.overlay4}, node{h.name + "'s container", h.ctr, h.ctr4})
+	}
+	order := append(nodes[2:], nodes[:2]...)
+	pairs, failed := 0, 0
+	for _, from := range order {
+		for _, to := range nodes {
+			if from == to {
+				continue
+			}
+			pairs++
+			if err := ping(t, from.ns, to.addr); err != nil {
+				failed++
+				t.Errorf("%s -> %s (%s): %v", from.name, to.name, to.addr, err)
+			}
+		}
+	}
+	t.Logf("%d of %d host/container pairs reach", pairs-failed, pairs)
+	if pairs != 30 {
+		t.Errorf("%d pairs, want 30", pairs)
+	}
+}
+
+// sourcesKept checks, with a counter in each container's own namespace, that
+// the echo requests from the other containers arrive with the containers' own
+// source addresses (not masqueraded to their hosts').
+func sourcesKept(t *testing.T, l *lab) {
+	t.Helper()
+	for _, dst := range l.hosts {
+		dst.ctr.Run(t, "nft", "add", "table", "ip", "srcseen")
+		dst.ctr.Run(t, "nft", "add", "chain", "ip", "srcseen", "in", "{ type filter hook input priority 0; }")
+		for _, src := range l.hosts {
+			if src != dst {
+				dst.ctr.Run(t, "nft", "add", "rule", "ip", "srcseen", "in", "ip", "saddr", src.ctr4.String(), "icmp", "type", "echo-request", "counter")
+			}
+		}
+	}
+	for _, src := range l.hosts {
+		for _, dst := range l.hosts {
+			if src != dst {
+				if err := ping(t, src.ctr, dst.ctr4); err != nil {
+					t.Errorf("%s's container -> %s's: %v", src.name, dst.name, err)
+				}
+			}
+		}
+	}
+	counterRE := regexp.MustCompile(`ip saddr (\S+) icmp type echo-request counter packets (\d+)`)
+	for _, dst := range l.hosts {
+		out := dst.ctr.Run(t, "nft", "list", "table", "ip", "srcseen")
+		ms := counterRE.FindAllStringSubmatch(out, -1)
+		if len(ms) != 2 {
+			t.Errorf("%s's container: counters %q", dst.name, out)
+		}
+		for _, m := range ms {
+			if n, _ := strconv.Atoi(m[2]); n == 0 {
+				t.Errorf("%s's container saw no echo request from %s: its source was rewritten", dst.name, m[1])
+			} else {
+				t.Logf("%s's container saw %d echo request(s) from %s (a container's own address)", dst.name, n, m[1])
+			}
+		}
+		dst.ctr.Run(t, "nft", "delete", "table", "ip", "srcseen")
+	}
+}
+
+var (
+	countersRE = regexp.MustCompile(`counter packets \d+ bytes \d+`)
+	policyRE   = regexp.MustCompile(`\[\d+:\d+\]`)
+)
+
+// fwSnapshot is snapshot (nft's traffic counters left out) and both iptables
+// backends' rules (counters and dump dates left out).
+func fwSnapshot(t *testing.T, ns *netnstest.NS) (string, string) {
+	t.Helper()
+	base := countersRE.ReplaceAllString(snapshot(t, ns), "counter")
+	var b strings.Builder
+	for _, bin := range []string{"iptables-nft-save", "iptables-legacy-save", "ip6tables-nft-save", "ip6tables-legacy-save"} {
+		out, err := ns.Try(bin)
+		if err != nil {
+			continue
+		}
+		fmt.Fprintf(&b, "$ %s\n", bin)
+		for _, line := range strings.Split(out, "\n") {
+			if !strings.HasPrefix(line, "#") {
+				b.WriteString(policyRE.ReplaceAllString(line, "[]") + "\n")
+			}
+		}
+	}
+	return base, b.String()
+}
