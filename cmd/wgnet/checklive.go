@@ -77,7 +77,7 @@ func liveExpect(name, dir string, stderr io.Writer) (live.Expect, error) {
 	if err != nil {
 		return ex, err
 	}
-	ex.Routes, ex.Names, ex.Started = st.Routes, st.Peers, st.Started
+	ex.Routes, ex.Names, ex.Started, ex.HostFirewall = st.Routes, st.Peers, st.Started, st.HostFirewallMode
 	fwd := "net/ipv4/conf/" + name + "/forwarding"
 	for _, s := range st.Sysctls {
 		if s.Key == fwd && s.New == "1" {

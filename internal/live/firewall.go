@@ -81,44 +81,94 @@ func (fw *Firewall) chain(c *Chain, name string) *Chain {
 	return nil
 }
 
+// Flow is a kind of forwarded packet: the interfaces it comes in and goes out
+// on ("" when not known) and the prefixes its addresses are in (zero when not
+// known). A rule that matches on something a flow does not say does not
+// match it.
+type Flow struct {
+	In, Out  string
+	Src, Dst netip.Prefix
+}
+
+func (f Flow) String() string {
+	s := "from " + f.In
+	if f.Src.IsValid() {
+		s += " (" + f.Src.String() + ")"
+	}
+	if f.Out != "" {
+		s += " to " + f.Out
+	}
+	if f.Dst.IsValid() {
+		s += " (" + f.Dst.String() + ")"
+	}
+	return s
+}
+
 // ForwardDrops returns the base forward chains whose policy is drop and that
 // accept nothing that comes in on wg, following jumps. (An accept in another
 // base chain is not final: this chain still drops.)
 func (fw *Firewall) ForwardDrops(wg string) []*Chain {
 	var out []*Chain
 	for _, c := range fw.Chains {
-		if c.Hook != "forward" || c.Policy != "drop" {
-			continue
-		}
-		if !fw.accepts(c, wg, 0) {
+		if len(fw.DroppedFlows(c, []Flow{{In: wg}})) > 0 {
 			out = append(out, c)
 		}
 	}
 	return out
 }
 
-// accepts reports whether chain c (or a chain it jumps to) accepts, before any
-// drop, every packet coming in on wg.
-func (fw *Firewall) accepts(c *Chain, wg string, depth int) bool {
+// DroppedFlows returns the flows that c, a base forward chain, drops: by a
+// drop rule before any accept, or by its policy.
+func (fw *Firewall) DroppedFlows(c *Chain, flows []Flow) []Flow {
+	if c.Hook != "forward" {
+		return nil
+	}
+	var out []Flow
+	for _, f := range flows {
+		v := fw.verdict(c, f, 0)
+		if v == "drop" || (v == "" && c.Policy == "drop") {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// verdict is what chain c (following jumps) does with every packet of flow f:
+// "accept", "drop", or "" when it falls through. Rules that match on more
+// than the flow says (conntrack state, ports) are passed over.
+func (fw *Firewall) verdict(c *Chain, f Flow, depth int) string {
 	if c == nil || depth > 8 {
-		return false
+		return ""
 	}
 	for _, r := range c.Rules {
-		if r.Other || (r.In != "" && r.In != wg) || r.NotIn == wg || r.Src.IsValid() || r.Dst.IsValid() || r.Out != "" {
+		if !r.matches(f) {
 			continue
 		}
 		switch r.Verdict {
 		case "accept":
-			return true
+			return "accept"
 		case "drop", "reject":
-			return false
+			return "drop"
+		case "return":
+			return ""
 		case "jump", "goto":
-			if fw.accepts(fw.chain(c, r.Target), wg, depth+1) {
-				return true
+			if v := fw.verdict(fw.chain(c, r.Target), f, depth+1); v != "" || r.Verdict == "goto" {
+				return v
 			}
 		}
 	}
-	return false
+	return ""
+}
+
+// matches reports whether r applies to every packet of flow f.
+func (r Rule) matches(f Flow) bool {
+	within := func(rp, fp netip.Prefix) bool {
+		return !rp.IsValid() || (fp.IsValid() && rp.Bits() <= fp.Bits() && rp.Contains(fp.Addr()))
+	}
+	return !r.Other &&
+		(r.In == "" || r.In == f.In) && (r.NotIn == "" || (f.In != "" && r.NotIn != f.In)) &&
+		(r.Out == "" || r.Out == f.Out) && (r.NotOut == "" || (f.Out != "" && r.NotOut != f.Out)) &&
+		within(r.Src, f.Src) && within(r.Dst, f.Dst)
 }
 
 // RawDrops returns the rules of prerouting chains that drop packets to an

@@ -89,6 +89,9 @@ type Expect struct {
 	// KeyChanged is when the interface's private key last changed (zero: not
 	// known); a handshake before it was made with the old key.
 	KeyChanged time.Time
+	// HostFirewall is the opt-in up recorded ("" none): where the firewall
+	// drops, the fix is then a sync that re-asserts wgnet's rules.
+	HostFirewall string
 	// Started is when up brought the interface up; for a grace period in which
 	// no handshake is not yet a problem.
 	Started time.Time
@@ -441,26 +444,67 @@ func (c *checker) firewall() {
 		return
 	}
 	fw := ParseRuleset(rs)
-	for _, ch := range fw.ForwardDrops(c.ex.Name) {
-		fix := fmt.Sprintf("`iptables -I FORWARD -i %s -j ACCEPT` and `iptables -I FORWARD -o %s -j ACCEPT`", c.ex.Name, c.ex.Name)
-		if fw.HasDockerUser {
-			fix = fmt.Sprintf("`iptables -I DOCKER-USER -i %s -j ACCEPT` and `iptables -I DOCKER-USER -o %s -j ACCEPT` (with the iptables of Docker's backend)", c.ex.Name, c.ex.Name)
-		} else if ch.Nft {
-			fix = fmt.Sprintf("`nft insert rule %s %s %s iifname %q accept` and the same with oifname", ch.Family, ch.Table, ch.Chain, c.ex.Name)
+	flows := c.flows()
+	for _, ch := range fw.Chains {
+		dropped := fw.DroppedFlows(ch, flows)
+		if len(dropped) == 0 {
+			continue
 		}
-		c.add(diag.Error, CodeForwardDrop, "forwarded packets from and to %s are dropped: %s has policy drop and no accept for %s; fix: %s", c.ex.Name, ch, c.ex.Name, fix)
+		var what []string
+		for _, f := range dropped {
+			what = append(what, f.String())
+		}
+		c.add(diag.Error, CodeForwardDrop, "forwarded packets %s are dropped: %s has policy %s and no accept for them; fix: %s",
+			strings.Join(what, "; "), ch, ch.Policy, c.forwardFix(fw, ch))
 	}
 	for p, dev := range routed {
 		if !p.IsValid() {
 			continue
 		}
 		for _, d := range fw.RawDrops(p, c.ex.Name) {
-			c.add(diag.Error, CodeRawDrop, "packets from the tunnel to %s (behind %s) are dropped before routing by `%s` (Docker 28+ drops direct routing to containers); fix: recreate the Docker network with `-o com.docker.network.bridge.trusted_host_interfaces=%s` (or gateway_mode_ipv4=nat-unprotected)", p, dev, d.Text, c.ex.Name)
+			c.add(diag.Error, CodeRawDrop, "packets from the tunnel to %s (behind %s) are dropped before routing by `%s` (Docker 28+ protects containers of a nat-mode network from direct routing; no accept in DOCKER-USER passes them); fix: recreate the Docker network with `-o com.docker.network.bridge.gateway_mode_ipv4=routed` (containers keep their addresses; published ports only) or `-o com.docker.network.bridge.trusted_host_interfaces=%s`, or set `\"allow-direct-routing\": true` in daemon.json", p, dev, d.Text, c.ex.Name)
 		}
 		if m, ok := fw.Masquerades(p, dev); ok {
-			c.add(diag.Warning, CodeMasquerade, "traffic from %s into the tunnel is masqueraded (%s), so peers see this host's address instead of the container's; fix: `iptables -t nat -I POSTROUTING -s %s -o %s -j RETURN`", p, m, p, c.ex.Name)
+			c.add(diag.Warning, CodeMasquerade, "traffic from %s into the tunnel is masqueraded (%s), so peers see this host's address instead of the container's; fix: `host_firewall: docker` in the spec or `wgnet sync --host-firewall=docker` (wgnet puts `-t nat -I POSTROUTING -s %s -o %s -j RETURN` first)", p, m, p, c.ex.Name)
 		}
 	}
+}
+
+// flows are the kinds of packets the host must forward: tunnel → each routed
+// subnet and back, and tunnel → tunnel on a host that relays between peers
+// (else, with no routed subnet known, anything in on the tunnel).
+func (c *checker) flows() []Flow {
+	wg := c.ex.Name
+	var out []Flow
+	if c.ex.Relay && len(c.dev.Peers) >= 2 {
+		out = append(out, Flow{In: wg, Out: wg})
+	}
+	for _, p := range slices.SortedFunc(maps.Keys(c.routed), func(a, b netip.Prefix) int { return strings.Compare(a.String(), b.String()) }) {
+		if p.IsValid() {
+			out = append(out, Flow{In: wg, Out: c.routed[p], Dst: p}, Flow{In: c.routed[p], Out: wg, Src: p})
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, Flow{In: wg})
+	}
+	return out
+}
+
+// forwardFix says how to open ch for the tunnel: wgnet's own opt-in where
+// iptables drops (it re-asserts rules Docker took away on sync), nft otherwise.
+func (c *checker) forwardFix(fw *Firewall, ch *Chain) string {
+	wg := c.ex.Name
+	if ch.Nft {
+		return fmt.Sprintf("`nft insert rule %s %s %s iifname %q accept` and the same with oifname (for firewalld: `firewall-cmd --zone=trusted --add-interface=%s`)", ch.Family, ch.Table, ch.Chain, wg, wg)
+	}
+	mode := "iptables"
+	if fw.HasDockerUser {
+		mode = "docker"
+	}
+	if c.ex.HostFirewall != "" {
+		return fmt.Sprintf("wgnet's rules for %s (host firewall %s) are not there or not first (Docker recreated its chains?): run `wgnet sync %s` to re-assert them", wg, c.ex.HostFirewall, wg)
+	}
+	return fmt.Sprintf("have wgnet add its accepts: `host_firewall: %s` on this host in the spec, or `wgnet sync --host-firewall=%s` with the config (see docs/docker.md)", mode, mode)
 }
 
 // handshakes: a peer wgnet expects traffic with (keepalive set, or bytes sent)

@@ -208,7 +208,17 @@ func TestCheck(t *testing.T) {
 		}, nil, ""},
 		{"docker 20.10: FORWARD drop, empty DOCKER-USER, masquerade", func(w *world) {
 			w.probe.rules.IptablesSave = docker2010
-		}, []string{CodeForwardDrop, CodeMasquerade}, "iptables -I DOCKER-USER -i wg0 -j ACCEPT"},
+		}, []string{CodeForwardDrop, CodeMasquerade}, "`host_firewall: docker`"},
+		{"docker 20.10 opened by wgnet's opt-in (its rules, as iptables-save prints them)", func(w *world) {
+			w.ex.HostFirewall = "docker"
+			w.probe.rules.IptablesSave = strings.Replace(strings.Replace(docker2010,
+				"-A DOCKER-USER -j RETURN", "-A DOCKER-USER -d 10.10.2.0/24 -i wg0 -m comment --comment \"wgnet:wg0\" -j ACCEPT\n-A DOCKER-USER -s 10.10.2.0/24 -o wg0 -m comment --comment \"wgnet:wg0\" -j ACCEPT\n-A DOCKER-USER -j RETURN", 1),
+				"-A POSTROUTING -s 10.10.2.0/24", "-A POSTROUTING -s 10.10.2.0/24 -o wg0 -m comment --comment \"wgnet:wg0\" -j RETURN\n-A POSTROUTING -s 10.10.2.0/24", 1)
+		}, nil, ""},
+		{"docker 20.10, opted in, wgnet's rules gone", func(w *world) {
+			w.ex.HostFirewall = "docker"
+			w.probe.rules.IptablesSave = docker2010
+		}, []string{CodeForwardDrop, CodeMasquerade}, "run `wgnet sync wg0` to re-assert them"},
 		{"docker 20.10 opened in DOCKER-USER, RETURN before masquerade", func(w *world) {
 			w.probe.rules.IptablesSave = strings.Replace(strings.Replace(docker2010,
 				"-A DOCKER-USER -j RETURN", "-A DOCKER-USER -i wg0 -j ACCEPT\n-A DOCKER-USER -j RETURN", 1),

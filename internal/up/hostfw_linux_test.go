@@ -82,6 +82,11 @@ func testDocker(t *testing.T, gen dockerfwtest.Generation, backend dockerfw.Back
 	if err := ping(t, s1.ctr, s2.ctr4); err == nil {
 		t.Errorf("without the opt-in, s1's container reaches s2's (so Docker's rules block nothing and the test proves nothing)")
 	}
+	wantFix := []string{"live-forward-drop", "`host_firewall: docker`", "live-docker-masquerade"}
+	if gen == dockerfwtest.Docker28 {
+		wantFix = append(wantFix, "live-docker-raw-drop", "gateway_mode_ipv4=routed")
+	}
+	checkLive(t, l, l.hosts[1:2], wantFix...)
 
 	// The opt-in, given to sync: every rule is in the plan.
 	for _, h := range l.hosts {
@@ -120,6 +125,7 @@ func testDocker(t *testing.T, gen dockerfwtest.Generation, backend dockerfw.Back
 	}
 	allPairs(t, l)
 	sourcesKept(t, l)
+	checkLive(t, l, l.hosts)
 
 	// Docker recreates its chains (a restart, a firewalld reload): wgnet's
 	// rules are gone and containers are cut off, until a sync puts them back.
@@ -133,6 +139,7 @@ func testDocker(t *testing.T, gen dockerfwtest.Generation, backend dockerfw.Back
 	if err := ping(t, s1.ctr, s2.ctr4); err == nil {
 		t.Errorf("after Docker recreated its chains, s1's container still reaches s2's (nothing to re-assert)")
 	}
+	checkLive(t, l, l.hosts[:1], "live-forward-drop", "run `wgnet sync "+l.hosts[0].ifname+"` to re-assert them")
 	resync(t, l)
 	allPairs(t, l)
 
@@ -156,6 +163,27 @@ func testDocker(t *testing.T, gen dockerfwtest.Generation, backend dockerfw.Back
 			t.Errorf("down did not restore %s's iptables:\n%s", h.name, lineDiff(wantIpt, afterIpt))
 		}
 		t.Logf("%s after down: iptables as Docker made them (%d lines compared), the rest as before (%d lines)", h.name, strings.Count(afterIpt, "\n"), strings.Count(after, "\n"))
+	}
+}
+
+// checkLive runs `wgnet check --live` on hosts: with no want, it must find
+// nothing (exit 0); else it must exit 1 and say each of want.
+func checkLive(t *testing.T, l *lab, hosts []*labHost, want ...string) {
+	t.Helper()
+	for _, h := range hosts {
+		out, err := l.wgnet(h, "check", "--live", h.ifname)
+		switch {
+		case len(want) == 0 && err != nil:
+			t.Errorf("check --live on healthy %s: %v\n%s", h.name, err, out)
+		case len(want) > 0 && err == nil:
+			t.Errorf("check --live on %s found nothing:\n%s", h.name, out)
+		}
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Errorf("check --live on %s does not say %q:\n%s", h.name, w, out)
+			}
+		}
+		t.Logf("check --live on %s:\n%s", h.name, out)
 	}
 }
 
