@@ -39,7 +39,7 @@ var Rules = map[string][]string{
 	"internal/dockerfw":              nil,
 	"internal/dockerfw/dockerfwtest": {"internal/dockerfw"},
 	"internal/up":                    {"internal/atomicfile", "internal/devconf", "internal/device", "internal/dockerfw", "internal/hostnet", "internal/intent", "internal/spawn", "internal/trust", "internal/wgconf", "internal/wgkey"},
-	"internal/live":                  {"internal/device", "internal/diag", "internal/hostnet", "internal/wgkey"},
+	"internal/live":                  {"internal/device", "internal/diag", "internal/dockerfw", "internal/hostnet", "internal/wgkey"},
 
 	// The whole network in one process.
 	"internal/lab": {"internal/compile", "internal/devconf", "internal/device", "internal/intent", "internal/netmodel", "internal/policy", "internal/spec", "internal/wgconf", "internal/wgkey"},

@@ -125,12 +125,29 @@ func (fw *Firewall) DroppedFlows(c *Chain, flows []Flow) []Flow {
 	}
 	var out []Flow
 	for _, f := range flows {
+		if !c.holds(f) {
+			continue
+		}
 		v := fw.verdict(c, f, 0)
 		if v == "drop" || (v == "" && c.Policy == "drop") {
 			out = append(out, f)
 		}
 	}
 	return out
+}
+
+// holds reports whether packets of flow f pass through c by their family: an
+// IPv6 flow not through an ip (iptables) chain, an IPv4 one not through ip6.
+func (c *Chain) holds(f Flow) bool {
+	v6 := (f.Src.IsValid() && f.Src.Addr().Is6()) || (f.Dst.IsValid() && f.Dst.Addr().Is6())
+	v4 := (f.Src.IsValid() && f.Src.Addr().Is4()) || (f.Dst.IsValid() && f.Dst.Addr().Is4())
+	switch c.Family {
+	case "ip":
+		return !v6
+	case "ip6":
+		return !v4
+	}
+	return true
 }
 
 // verdict is what chain c (following jumps) does with every packet of flow f:

@@ -13,6 +13,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/wgnet/wgnet/internal/dockerfw"
 )
 
 // System is the Prober of the host wgnet runs on (its network namespace): route
@@ -64,7 +66,10 @@ func (System) Ruleset(ctx context.Context) (Ruleset, error) {
 		}
 		return string(out)
 	}
-	rs.IptablesSave = run("iptables-save") + run("ip6tables-save")
+	// Of iptables' two backends, the one that matters: Docker's, else the one
+	// with FORWARD policy DROP, else nft (dockerfw.Read); plain iptables-save
+	// where neither variant is installed.
+	rs.IptablesSave = run(saveOf(ctx, 4)) + run(saveOf(ctx, 6))
 	rs.Nft = run("nft", "list", "ruleset")
 	return rs, errors.Join(errs...)
 }
@@ -100,4 +105,16 @@ func (System) LookupHost(ctx context.Context, host string) ([]netip.Addr, error)
 		ips[i] = a.Unmap()
 	}
 	return ips, nil
+}
+
+// saveOf is the iptables-save of family's backend that matters on this host.
+func saveOf(ctx context.Context, family int) string {
+	v, err := dockerfw.Read(ctx, dockerfw.Exec{}, family)
+	if err != nil || v.Backend == "" {
+		if family == 6 {
+			return "ip6tables-save"
+		}
+		return "iptables-save"
+	}
+	return dockerfw.Binary(v.Backend, family, "-save")
 }
