@@ -101,3 +101,11 @@ func DecodePeers(s string) ([]PeerStatus, error) {
 	}
 	return out, nil
 }
+
+// SplitTags reads tags stored joined by commas.
+func SplitTags(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}

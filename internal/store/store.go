@@ -48,6 +48,9 @@ type Network struct {
 	// Hosts is how many hosts the network has, kept by the store in the
 	// transaction of each change (so /metrics need not read the hosts).
 	Hosts int
+	// Policy is the network's segmentation policy in the controller's
+	// encoding, opaque to the store; empty for none. SetPolicy changes it.
+	Policy []byte
 }
 
 // Host is one host of a network: only what others may know of it.
@@ -58,6 +61,8 @@ type Host struct {
 	Endpoint  string       // "host:port", "" for a host that can't be dialled
 	Routes    []netip.Prefix
 	Keepalive int // seconds, 0 = none
+	// Tags name the host in policy groups (sorted, no repeats).
+	Tags []string
 	// Hub says the host is its network's hub; AddHost with Hub set makes it
 	// the hub (hub topology only).
 	Hub bool
@@ -81,6 +86,7 @@ const (
 	HostAdded      ChangeKind = "host-added"
 	HostChanged    ChangeKind = "host-changed"
 	HostRemoved    ChangeKind = "host-removed"
+	PolicyChanged  ChangeKind = "policy-changed"
 )
 
 // Change is one entry of a network's change log.
@@ -214,6 +220,9 @@ type HostChanges struct {
 	RemoveRoutes  []netip.Prefix
 	Keepalive     *int
 	Hub           bool // make the host the hub
+	// AddTags and RemoveTags edit the host's tags in the writing transaction;
+	// removing a tag the host doesn't have is not an error.
+	AddTags, RemoveTags []string
 }
 
 // EditRoutes applies the route part of c to routes.
@@ -237,6 +246,15 @@ func (c HostChanges) EditRoutes(routes []netip.Prefix) ([]netip.Prefix, error) {
 	return out, nil
 }
 
+// EditTags returns tags with add added and remove removed, sorted, each once.
+func EditTags(tags, add, remove []string) []string {
+	out := slices.Clone(tags)
+	out = append(out, add...)
+	out = slices.DeleteFunc(out, func(t string) bool { return t == "" || slices.Contains(remove, t) })
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 // Store is the controller's state. All methods are safe for concurrent use, by
 // one process or (for a shared database) several.
 type Store interface {
@@ -255,6 +273,11 @@ type Store interface {
 	// RemoveHost removes a host; the hub of a network with other hosts can't be
 	// removed until another host is made the hub.
 	RemoveHost(ctx context.Context, network, name string) (uint64, error)
+	// SetPolicy replaces the network's policy (Network.Policy) as one change
+	// (kind PolicyChanged) and returns the new revision. With ifRevision not
+	// 0, the network must still be at that revision (ErrConflict otherwise):
+	// an editor that read the policy at ifRevision overwrites nobody's edit.
+	SetPolicy(ctx context.Context, network string, policy []byte, ifRevision uint64) (uint64, error)
 	// Hosts returns the network and its hosts (sorted by name) as of one revision.
 	Hosts(ctx context.Context, network string) (Network, []Host, error)
 	// Changes returns the log entries after revision since, oldest first, at most limit (0: all).
@@ -523,6 +546,7 @@ func (c HostChanges) Apply(n *Network, f Floors, h Host) (Host, error) {
 	if c.Keepalive != nil {
 		h.Keepalive = *c.Keepalive
 	}
+	h.Tags = EditTags(h.Tags, c.AddTags, c.RemoveTags)
 	if len(c.Addresses) > 0 {
 		keep := slices.DeleteFunc(slices.Clone(old), func(a netip.Addr) bool {
 			return slices.ContainsFunc(c.Addresses, func(b netip.Addr) bool { return a.Is4() == b.Is4() })

@@ -48,8 +48,12 @@ func (s *Store) Import(ctx context.Context, d store.Dump) error {
 
 func importNetwork(ctx context.Context, tx pgx.Tx, nd store.NetworkDump) error {
 	n := nd.Network
-	if _, err := tx.Exec(ctx, `INSERT INTO networks (name, subnets, topology, hub, revision, hosts) VALUES ($1, $2, $3, $4, $5, $6)`,
-		n.Name, store.JoinPrefixes(n.Subnets), n.Topology, n.Hub, int64(n.Revision), len(nd.Hosts)); err != nil {
+	policy := n.Policy
+	if policy == nil {
+		policy = []byte{}
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO networks (name, subnets, topology, hub, revision, hosts, policy) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		n.Name, store.JoinPrefixes(n.Subnets), n.Topology, n.Hub, int64(n.Revision), len(nd.Hosts), policy); err != nil {
 		return err
 	}
 	for _, h := range nd.Hosts {

@@ -197,7 +197,7 @@ func (s *Store) Network(ctx context.Context, name string) (store.Network, error)
 func (s *Store) Networks(ctx context.Context) ([]store.Network, error) {
 	var out []store.Network
 	err := s.read(ctx, func(tx pgx.Tx) (err error) {
-		out, err = collect(ctx, tx, scanNetwork, `SELECT name, subnets, topology, hub, revision, hosts FROM networks ORDER BY name COLLATE "C"`)
+		out, err = collect(ctx, tx, scanNetwork, `SELECT name, subnets, topology, hub, revision, hosts, policy FROM networks ORDER BY name COLLATE "C"`)
 		return err
 	})
 	return out, err
@@ -310,6 +310,31 @@ func adoptTx(ctx context.Context, tx pgx.Tx, t store.Token, h store.Host) (*stor
 	return &hs[0], nil
 }
 
+// SetPolicy implements store.Store.
+func (s *Store) SetPolicy(ctx context.Context, network string, policy []byte, ifRevision uint64) (uint64, error) {
+	var rev uint64
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		n, err := networkTx(ctx, tx, network, true)
+		if err != nil {
+			return err
+		}
+		if ifRevision != 0 && n.Revision != ifRevision {
+			return fmt.Errorf("network %s: %w: it is at revision %d, not %d; read the policy again", network, store.ErrConflict, n.Revision, ifRevision)
+		}
+		if policy == nil {
+			policy = []byte{}
+		}
+		if _, err := tx.Exec(ctx, `UPDATE networks SET policy = $1 WHERE name = $2`, policy, network); err != nil {
+			return err
+		}
+		if rev, err = bump(ctx, tx, network, store.PolicyChanged, ""); err != nil {
+			return err
+		}
+		return audit(ctx, tx, network, rev, string(store.PolicyChanged), "")
+	})
+	return rev, err
+}
+
 // addHostTx is AddHost inside tx, the network's row locked first.
 func addHostTx(ctx context.Context, tx pgx.Tx, network string, h store.Host, v store.Validate) (store.Host, uint64, error) {
 	n, err := networkTx(ctx, tx, network, true)
@@ -333,6 +358,7 @@ func addHostTx(ctx context.Context, tx pgx.Tx, network string, h store.Host, v s
 	if err := validateTx(ctx, tx, n, h, v); err != nil {
 		return h, 0, err
 	}
+	h.Tags = store.EditTags(h.Tags, nil, nil)
 	if err := insertHost(ctx, tx, network, h); err != nil {
 		return h, 0, err
 	}
@@ -421,8 +447,8 @@ func setHostTx(ctx context.Context, tx pgx.Tx, network, name string, c store.Hos
 	if err := validateTx(ctx, tx, n, h, v); err != nil {
 		return h, 0, err
 	}
-	_, err = tx.Exec(ctx, `UPDATE hosts SET public_key = $1, endpoint = $2, routes = $3, keepalive = $4 WHERE network = $5 AND name = $6`,
-		h.PublicKey.String(), h.Endpoint, store.JoinPrefixes(h.Routes), h.Keepalive, network, name)
+	_, err = tx.Exec(ctx, `UPDATE hosts SET public_key = $1, endpoint = $2, routes = $3, keepalive = $4, tags = $5 WHERE network = $6 AND name = $7`,
+		h.PublicKey.String(), h.Endpoint, store.JoinPrefixes(h.Routes), h.Keepalive, strings.Join(h.Tags, ","), network, name)
 	if isUnique(err) {
 		return h, 0, fmt.Errorf("host %s: %w", name, store.ErrConflict)
 	}
@@ -581,8 +607,8 @@ func setHub(ctx context.Context, tx pgx.Tx, n store.Network) error {
 }
 
 func insertHost(ctx context.Context, tx pgx.Tx, network string, h store.Host) error {
-	_, err := tx.Exec(ctx, `INSERT INTO hosts (network, name, public_key, endpoint, routes, keepalive) VALUES ($1, $2, $3, $4, $5, $6)`,
-		network, h.Name, h.PublicKey.String(), h.Endpoint, store.JoinPrefixes(h.Routes), h.Keepalive)
+	_, err := tx.Exec(ctx, `INSERT INTO hosts (network, name, public_key, endpoint, routes, keepalive, tags) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		network, h.Name, h.PublicKey.String(), h.Endpoint, store.JoinPrefixes(h.Routes), h.Keepalive, strings.Join(store.EditTags(h.Tags, nil, nil), ","))
 	if isUnique(err) {
 		return fmt.Errorf("host %s: %w", h.Name, store.ErrConflict)
 	}
@@ -612,8 +638,11 @@ func scanNetwork(r pgx.Row) (store.Network, error) {
 	var n store.Network
 	var subnets string
 	var rev int64
-	if err := r.Scan(&n.Name, &subnets, &n.Topology, &n.Hub, &rev, &n.Hosts); err != nil {
+	if err := r.Scan(&n.Name, &subnets, &n.Topology, &n.Hub, &rev, &n.Hosts, &n.Policy); err != nil {
 		return n, err
+	}
+	if len(n.Policy) == 0 {
+		n.Policy = nil
 	}
 	n.Revision = uint64(rev)
 	var err error
@@ -624,7 +653,7 @@ func scanNetwork(r pgx.Row) (store.Network, error) {
 // networkTx reads a network; lock takes its row until the transaction ends,
 // which every change does first.
 func networkTx(ctx context.Context, tx pgx.Tx, name string, lock bool) (store.Network, error) {
-	q := `SELECT name, subnets, topology, hub, revision, hosts FROM networks WHERE name = $1`
+	q := `SELECT name, subnets, topology, hub, revision, hosts, policy FROM networks WHERE name = $1`
 	if lock {
 		q += ` FOR UPDATE`
 	}
@@ -643,7 +672,7 @@ func hostsTx(ctx context.Context, tx pgx.Tx, network, cond string, args ...any) 
 		where += " AND " + cond
 	}
 	args = append([]any{network}, args...)
-	rows, err := tx.Query(ctx, `SELECT h.name, h.public_key, h.endpoint, h.routes, h.keepalive,
+	rows, err := tx.Query(ctx, `SELECT h.name, h.public_key, h.endpoint, h.routes, h.keepalive, h.tags,
 		coalesce((SELECT array_agg(a.addr) FROM addresses a WHERE a.network = h.network AND a.host = h.name), '{}')
 		FROM hosts h WHERE `+where+` ORDER BY h.name COLLATE "C"`, args...)
 	if err != nil {
@@ -653,11 +682,12 @@ func hostsTx(ctx context.Context, tx pgx.Tx, network, cond string, args ...any) 
 	var hosts []store.Host
 	for rows.Next() {
 		var h store.Host
-		var key, routes string
+		var key, routes, tags string
 		var addrs []string
-		if err := rows.Scan(&h.Name, &key, &h.Endpoint, &routes, &h.Keepalive, &addrs); err != nil {
+		if err := rows.Scan(&h.Name, &key, &h.Endpoint, &routes, &h.Keepalive, &tags, &addrs); err != nil {
 			return nil, err
 		}
+		h.Tags = store.SplitTags(tags)
 		if h.PublicKey, err = wgkey.ParseKey(key); err != nil {
 			return nil, fmt.Errorf("host %s: stored key: %w", h.Name, err)
 		}

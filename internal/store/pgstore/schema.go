@@ -105,6 +105,12 @@ CREATE TABLE ca (
 	sealed_key BYTEA NOT NULL
 );
 `},
+	// 2: the segmentation policy and hosts' tags (issue 13). Expand only: a
+	// controller of schema 1 ignores both columns.
+	{Version: 2, CompatibleFrom: 1, SQL: `
+ALTER TABLE networks ADD COLUMN policy BYTEA NOT NULL DEFAULT '';
+ALTER TABLE hosts ADD COLUMN tags TEXT NOT NULL DEFAULT '';
+`},
 }
 
 // SchemaVersion is the newest schema version this build knows.

@@ -113,6 +113,9 @@ var migrations = []string{
 		cert       BLOB NOT NULL,
 		sealed_key BLOB NOT NULL
 	);`,
+	// 4: the segmentation policy and hosts' tags (issue 13).
+	`ALTER TABLE networks ADD COLUMN policy BLOB NOT NULL DEFAULT x'';
+	ALTER TABLE hosts ADD COLUMN tags TEXT NOT NULL DEFAULT '';`,
 }
 
 // schemaVersion is the version this build writes.
@@ -262,7 +265,7 @@ func (s *Store) Network(ctx context.Context, name string) (store.Network, error)
 func (s *Store) Networks(ctx context.Context) ([]store.Network, error) {
 	var out []store.Network
 	err := s.read(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT name, subnets, topology, hub, revision, hosts FROM networks ORDER BY name`)
+		rows, err := tx.QueryContext(ctx, `SELECT name, subnets, topology, hub, revision, hosts, policy FROM networks ORDER BY name`)
 		if err != nil {
 			return err
 		}
@@ -409,6 +412,7 @@ func addHostTx(ctx context.Context, tx *sql.Tx, network string, h store.Host, v 
 		if err := validateTx(ctx, tx, n, h, v); err != nil {
 			return err
 		}
+		h.Tags = store.EditTags(h.Tags, nil, nil)
 		if err := insertHost(ctx, tx, network, h); err != nil {
 			return err
 		}
@@ -489,8 +493,8 @@ func (s *Store) SetHost(ctx context.Context, network, name string, c store.HostC
 		if err := validateTx(ctx, tx, n, h, v); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE hosts SET public_key = ?, endpoint = ?, routes = ?, keepalive = ? WHERE network = ? AND name = ?`,
-			h.PublicKey.String(), h.Endpoint, store.JoinPrefixes(h.Routes), h.Keepalive, network, name)
+		_, err = tx.ExecContext(ctx, `UPDATE hosts SET public_key = ?, endpoint = ?, routes = ?, keepalive = ?, tags = ? WHERE network = ? AND name = ?`,
+			h.PublicKey.String(), h.Endpoint, store.JoinPrefixes(h.Routes), h.Keepalive, strings.Join(h.Tags, ","), network, name)
 		if isConstraint(err) {
 			return fmt.Errorf("host %s: %w", name, store.ErrConflict)
 		}
@@ -570,6 +574,32 @@ func (s *Store) RemoveHost(ctx context.Context, network, name string) (uint64, e
 		}
 		s.committed(network, rev)
 		return audit(ctx, tx, network, rev, string(store.HostRemoved), name)
+	})
+	return rev, err
+}
+
+// SetPolicy implements store.Store.
+func (s *Store) SetPolicy(ctx context.Context, network string, policy []byte, ifRevision uint64) (uint64, error) {
+	var rev uint64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		n, err := networkTx(ctx, tx, network)
+		if err != nil {
+			return err
+		}
+		if ifRevision != 0 && n.Revision != ifRevision {
+			return fmt.Errorf("network %s: %w: it is at revision %d, not %d; read the policy again", network, store.ErrConflict, n.Revision, ifRevision)
+		}
+		if policy == nil {
+			policy = []byte{}
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE networks SET policy = ? WHERE name = ?`, policy, network); err != nil {
+			return err
+		}
+		if rev, err = bump(ctx, tx, network, store.PolicyChanged, ""); err != nil {
+			return err
+		}
+		s.committed(network, rev)
+		return audit(ctx, tx, network, rev, string(store.PolicyChanged), "")
 	})
 	return rev, err
 }
@@ -780,8 +810,8 @@ func setHub(ctx context.Context, tx *sql.Tx, n store.Network) error {
 }
 
 func insertHost(ctx context.Context, tx *sql.Tx, network string, h store.Host) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO hosts (network, name, public_key, endpoint, routes, keepalive) VALUES (?, ?, ?, ?, ?, ?)`,
-		network, h.Name, h.PublicKey.String(), h.Endpoint, store.JoinPrefixes(h.Routes), h.Keepalive)
+	_, err := tx.ExecContext(ctx, `INSERT INTO hosts (network, name, public_key, endpoint, routes, keepalive, tags) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		network, h.Name, h.PublicKey.String(), h.Endpoint, store.JoinPrefixes(h.Routes), h.Keepalive, strings.Join(store.EditTags(h.Tags, nil, nil), ","))
 	if isConstraint(err) {
 		return fmt.Errorf("host %s: %w", h.Name, store.ErrConflict)
 	}
@@ -812,8 +842,11 @@ type scanner interface{ Scan(...any) error }
 func scanNetwork(r scanner) (store.Network, error) {
 	var n store.Network
 	var subnets string
-	if err := r.Scan(&n.Name, &subnets, &n.Topology, &n.Hub, &n.Revision, &n.Hosts); err != nil {
+	if err := r.Scan(&n.Name, &subnets, &n.Topology, &n.Hub, &n.Revision, &n.Hosts, &n.Policy); err != nil {
 		return n, err
+	}
+	if len(n.Policy) == 0 {
+		n.Policy = nil
 	}
 	var err error
 	n.Subnets, err = store.SplitPrefixes(subnets)
@@ -821,7 +854,7 @@ func scanNetwork(r scanner) (store.Network, error) {
 }
 
 func networkTx(ctx context.Context, tx *sql.Tx, name string) (store.Network, error) {
-	n, err := scanNetwork(tx.QueryRowContext(ctx, `SELECT name, subnets, topology, hub, revision, hosts FROM networks WHERE name = ?`, name))
+	n, err := scanNetwork(tx.QueryRowContext(ctx, `SELECT name, subnets, topology, hub, revision, hosts, policy FROM networks WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return n, fmt.Errorf("network %s: %w", name, store.ErrNotFound)
 	}
@@ -847,7 +880,7 @@ func hostsTx(ctx context.Context, tx *sql.Tx, network, cond string, args ...any)
 		where += " AND " + cond
 	}
 	args = append([]any{network}, args...)
-	rows, err := tx.QueryContext(ctx, `SELECT name, public_key, endpoint, routes, keepalive FROM hosts WHERE `+where+` ORDER BY name`, args...)
+	rows, err := tx.QueryContext(ctx, `SELECT name, public_key, endpoint, routes, keepalive, tags FROM hosts WHERE `+where+` ORDER BY name`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -855,11 +888,12 @@ func hostsTx(ctx context.Context, tx *sql.Tx, network, cond string, args ...any)
 	idx := map[string]int{}
 	for rows.Next() {
 		var h store.Host
-		var key, routes string
-		if err := rows.Scan(&h.Name, &key, &h.Endpoint, &routes, &h.Keepalive); err != nil {
+		var key, routes, tags string
+		if err := rows.Scan(&h.Name, &key, &h.Endpoint, &routes, &h.Keepalive, &tags); err != nil {
 			rows.Close()
 			return nil, err
 		}
+		h.Tags = store.SplitTags(tags)
 		if h.PublicKey, err = wgkey.ParseKey(key); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("host %s: stored key: %w", h.Name, err)

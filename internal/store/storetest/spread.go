@@ -50,6 +50,9 @@ func (p *spread) Changes(ctx context.Context, n string, since uint64, limit int)
 func (p *spread) CreateToken(ctx context.Context, t store.Token) error {
 	return p.next().CreateToken(ctx, t)
 }
+func (p *spread) SetPolicy(ctx context.Context, n string, policy []byte, ifRevision uint64) (uint64, error) {
+	return p.next().SetPolicy(ctx, n, policy, ifRevision)
+}
 func (p *spread) RevokeToken(ctx context.Context, h store.TokenHash) error {
 	return p.next().RevokeToken(ctx, h)
 }

@@ -48,6 +48,7 @@ func Run(t *testing.T, open Open) {
 		{"WaitRevisionMany", testWaitRevisionMany},
 		{"TokensList", testTokensList},
 		{"RevokeToken", testRevokeToken},
+		{"PolicyAndTags", testPolicyAndTags},
 		{"CAFirstWins", testCAFirstWins},
 		{"Health", testHealth},
 	}
@@ -1113,5 +1114,69 @@ func testRevokeToken(t *testing.T, s store.Store) {
 	}
 	if revoked != 3 {
 		t.Errorf("%d token-revoked audit entries, want 3", revoked)
+	}
+}
+
+// testPolicyAndTags: a policy change is a change (revision, log), guarded by
+// the revision its editor read (of ten racing editors exactly one wins); host
+// tags are stored sorted and once, and edited in the writing transaction.
+func testPolicyAndTags(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustNetwork(t, s, "n", "mesh", "10.0.0.0/24")
+	if _, err := s.SetPolicy(ctx, "nope", []byte("x"), 0); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("SetPolicy of a missing network = %v", err)
+	}
+	rev, err := s.SetPolicy(ctx, "n", []byte(`{"default":"deny"}`), 1)
+	if err != nil || rev != 2 {
+		t.Fatalf("SetPolicy at revision 1 = %d, %v", rev, err)
+	}
+	if _, err := s.SetPolicy(ctx, "n", []byte("stale"), 1); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("SetPolicy of a stale editor = %v, want ErrConflict", err)
+	}
+	n, err := s.Network(ctx, "n")
+	if err != nil || string(n.Policy) != `{"default":"deny"}` || n.Revision != 2 {
+		t.Errorf("Network after SetPolicy = %+v, %v", n, err)
+	}
+	cs, err := s.Changes(ctx, "n", 1, 0)
+	if err != nil || len(cs) != 1 || cs[0].Kind != store.PolicyChanged {
+		t.Errorf("changes after SetPolicy = %+v, %v", cs, err)
+	}
+	results := make(chan error, 10)
+	for i := range 10 {
+		go func() {
+			_, err := s.SetPolicy(ctx, "n", []byte(fmt.Sprintf(`{"editor":%d}`, i)), 2)
+			results <- err
+		}()
+	}
+	won := 0
+	for range 10 {
+		switch err := <-results; {
+		case err == nil:
+			won++
+		case !errors.Is(err, store.ErrConflict):
+			t.Errorf("racing SetPolicy: %v", err)
+		}
+	}
+	if won != 1 {
+		t.Errorf("%d of 10 editors who read revision 2 wrote the policy, want 1", won)
+	}
+	if _, err := s.SetPolicy(ctx, "n", nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Network(ctx, "n"); err != nil || len(n.Policy) != 0 {
+		t.Errorf("policy after clearing = %q, %v", n.Policy, err)
+	}
+
+	h, _, err := s.AddHost(ctx, "n", store.Host{Name: "a", PublicKey: Key(1), Tags: []string{"web", "b", "web"}}, nil)
+	if err != nil || !slices.Equal(h.Tags, []string{"b", "web"}) {
+		t.Errorf("AddHost with tags = %v, %v", h.Tags, err)
+	}
+	h, _, err = s.SetHost(ctx, "n", "a", store.HostChanges{AddTags: []string{"db"}, RemoveTags: []string{"b", "never"}}, nil)
+	if err != nil || !slices.Equal(h.Tags, []string{"db", "web"}) {
+		t.Errorf("SetHost tags = %v, %v", h.Tags, err)
+	}
+	_, hs, err := s.Hosts(ctx, "n")
+	if err != nil || len(hs) != 1 || !slices.Equal(hs[0].Tags, []string{"db", "web"}) {
+		t.Errorf("Hosts after tag edits = %+v, %v", hs, err)
 	}
 }
