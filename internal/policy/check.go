@@ -2,7 +2,6 @@ package policy
 
 import (
 	"fmt"
-	"net/netip"
 	"slices"
 	"strings"
 
@@ -206,13 +205,14 @@ func (c *checker) unreachable() {
 	}
 	for i := range c.s.Hosts {
 		h := &c.s.Hosts[i]
-		var others []netip.Prefix
+		reached := false
 		for _, o := range c.n.names {
-			if o != h.Name {
-				others = append(others, c.n.Hosts[o]...)
+			if o != h.Name && c.n.Reaches(c.n.Hosts[o], c.n.Hosts[h.Name]) {
+				reached = true
+				break
 			}
 		}
-		if _, ok := Allows(&c.n.Filter, others, c.n.Hosts[h.Name]); !ok {
+		if !reached {
 			c.warn(fmt.Sprintf("hosts[%d]", i), CodeUnreachable, "no rule lets any other host reach %s (default %s)", h.Name, verdictWord(c.n.Filter.DefaultAccept))
 		}
 	}

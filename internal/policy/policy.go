@@ -126,6 +126,7 @@ type Network struct {
 	ruleOf []int
 	spec   *spec.Spec
 	names  []string // host names, sorted
+	fast   fastIndex
 }
 
 // Resolve resolves the policy of s against its hosts. s should be valid.

@@ -159,3 +159,34 @@ func randomPolicy(r *rand.Rand) string {
 	head, _, _ := strings.Cut(segSpec, "  rules:\n")
 	return head + "  rules:\n" + b.String()
 }
+
+// TestCanTalkFastAgrees: CanTalk's per-prefix shortcut gives the exact walk's
+// answer (Allows both ways) for host prefixes, parts of them and random
+// prefixes, on the test networks and random policies.
+func TestCanTalkFastAgrees(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, src := range []string{segSpec, randomPolicy(rand.New(rand.NewPCG(8, 8))), randomPolicy(rand.New(rand.NewPCG(9, 9)))} {
+		s := load(t, src)
+		n := policy.Resolve(s)
+		pl := pool(s, n)
+		pick := func() netip.Prefix {
+			p := pl[r.IntN(len(pl))]
+			if r.IntN(3) == 0 { // a part of it
+				bits := p.Bits() + r.IntN(p.Addr().BitLen()-p.Bits()+1)
+				a := policytest.RandomPacket(r, []netip.Prefix{p}, nil).Src
+				if a.Is4() == p.Addr().Is4() {
+					p, _ = a.Prefix(bits)
+				}
+			}
+			return p
+		}
+		for i := 0; i < 3000; i++ {
+			a, b := pick(), pick()
+			_, ab := policy.Allows(&n.Filter, []netip.Prefix{a}, []netip.Prefix{b})
+			_, ba := policy.Allows(&n.Filter, []netip.Prefix{b}, []netip.Prefix{a})
+			if got := n.CanTalk([]netip.Prefix{a}, []netip.Prefix{b}); got != (ab || ba) {
+				t.Fatalf("CanTalk(%s, %s) = %v, the exact walk says %v", a, b, got, ab || ba)
+			}
+		}
+	}
+}

@@ -154,10 +154,27 @@ func (n *Network) CanTalk(a, b []netip.Prefix) bool {
 	if !n.Present {
 		return true
 	}
-	_, ab := Allows(&n.Filter, a, b)
-	if ab {
+	for _, p := range a {
+		for _, q := range b {
+			if n.allowsPrefix(p, q) || n.allowsPrefix(q, p) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Reaches reports whether the policy lets some packet pass from a to b.
+func (n *Network) Reaches(a, b []netip.Prefix) bool {
+	if !n.Present {
 		return true
 	}
-	_, ba := Allows(&n.Filter, b, a)
-	return ba
+	for _, p := range a {
+		for _, q := range b {
+			if n.allowsPrefix(p, q) {
+				return true
+			}
+		}
+	}
+	return false
 }
