@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -193,6 +194,20 @@ func TestHAThreeControllers(t *testing.T) {
 		if err != nil || !hostListed(hs, "via-a") {
 			t.Errorf("controller %d lists %+v, %v; want via-a", i, hs, err)
 		}
+	}
+	// The admin CLI with several URLs: one that can't be reached, then B.
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead.Close()
+	tf := filepath.Join(t.TempDir(), "admin-token")
+	if err := os.WriteFile(tf, []byte(ps[0].token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := mustCLI(t, t.TempDir(), "list", "--controller", "https://"+dead.Addr().String()+","+ps[1].url, "--ca-hash", ps[0].hash,
+		"--token-file", tf, "--network", "ha"); !strings.Contains(out, "via-a") {
+		t.Errorf("list through a dead URL, then B: %s", out)
 	}
 
 	// 100 concurrent uses of one single-use token, spread over the three.

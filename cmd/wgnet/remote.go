@@ -25,7 +25,7 @@ type remoteFlags struct {
 }
 
 func (r *remoteFlags) bind(fl *pflag.FlagSet, withNetwork bool) {
-	fl.StringVar(&r.controller, "controller", "", "act on a network of this controller (https://HOST:PORT) instead of the spec")
+	fl.StringVar(&r.controller, "controller", "", "act on a network of this controller (https://HOST:PORT) instead of the spec; several controllers of one database: URL,URL,... (the next is tried when one can't be reached)")
 	if withNetwork {
 		fl.StringVar(&r.network, "network", "", "the controller's network (with --controller)")
 	}
@@ -40,7 +40,8 @@ func (r *remoteFlags) client() (*client.Client, error) {
 	if r.controller == "" {
 		return nil, usageError{errors.New("--controller URL is needed")}
 	}
-	o := client.Options{URL: r.controller, Token: os.Getenv("WGNET_TOKEN"), CAHash: r.caHash}
+	urls := strings.Split(r.controller, ",")
+	o := client.Options{URL: urls[0], Fallback: urls[1:], Token: os.Getenv("WGNET_TOKEN"), CAHash: r.caHash}
 	if r.tokenFile != "" {
 		b, err := os.ReadFile(r.tokenFile)
 		if err != nil {

@@ -13,10 +13,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/wgnet/wgnet/internal/api"
@@ -25,10 +27,14 @@ import (
 // Options say where the controller is and how to trust it. Exactly one of
 // CAPEM and CAHash is needed: the system's roots are never used.
 type Options struct {
-	URL    string // https://HOST:PORT
-	Token  string // the admin token
-	CAPEM  []byte // the controller's CA certificate (ca.crt)
-	CAHash string // or its pin, "sha256:HEX" of the CA's public key
+	URL string // https://HOST:PORT
+	// Fallback are more controllers of the same installation (several on one
+	// database), tried in order when a connection to the one in use can't be
+	// made; never once a request was sent, so no change is sent twice.
+	Fallback []string
+	Token    string // the admin token
+	CAPEM    []byte // the controller's CA certificate (ca.crt)
+	CAHash   string // or its pin, "sha256:HEX" of the CA's public key
 	// Timeout of one request; zero means 30 seconds.
 	Timeout time.Duration
 	// Transport, when set instead of a CA, carries the requests (one the
@@ -39,9 +45,12 @@ type Options struct {
 
 // Client talks to one controller.
 type Client struct {
-	base  *url.URL
 	token string
 	hc    *http.Client
+
+	mu    sync.Mutex // guards cur
+	bases []*url.URL // URL, then Fallback
+	cur   int        // the one in use
 }
 
 // Error is an answer other than 2xx.
@@ -54,10 +63,25 @@ func (e *Error) Error() string { return fmt.Sprintf("controller: %s (HTTP %d)", 
 
 // New returns a client for o.
 func New(o Options) (*Client, error) {
-	u, err := url.Parse(o.URL)
-	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return nil, fmt.Errorf("controller URL %q: want https://HOST:PORT", o.URL)
+	var bases []*url.URL
+	for _, s := range append([]string{o.URL}, o.Fallback...) {
+		u, err := url.Parse(s)
+		if err != nil || u.Scheme != "https" || u.Host == "" {
+			return nil, fmt.Errorf("controller URL %q: want https://HOST:PORT", s)
+		}
+		bases = append(bases, u)
 	}
+	c, err := newClient(o)
+	if err != nil {
+		return nil, err
+	}
+	c.bases = bases
+	return c, nil
+}
+
+// newClient makes the client's HTTP side; the TLS server name is each
+// request's host.
+func newClient(o Options) (*Client, error) {
 	if o.Token == "" {
 		return nil, errors.New("no admin token: set WGNET_TOKEN or give --token-file")
 	}
@@ -65,9 +89,9 @@ func New(o Options) (*Client, error) {
 		return nil, errors.New("give a transport or a CA, not both")
 	}
 	if o.Transport != nil {
-		return &Client{base: u, token: o.Token, hc: &http.Client{Transport: o.Transport, Timeout: o.Timeout}}, nil
+		return &Client{token: o.Token, hc: &http.Client{Transport: o.Transport, Timeout: o.Timeout}}, nil
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: u.Hostname()}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	switch {
 	case len(o.CAPEM) > 0 && o.CAHash != "":
 		return nil, errors.New("give the controller's CA as a file or as a hash, not both")
@@ -93,7 +117,7 @@ func New(o Options) (*Client, error) {
 		timeout = 30 * time.Second
 	}
 	tr := &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 16}
-	return &Client{base: u, token: o.Token, hc: &http.Client{Transport: tr, Timeout: timeout}}, nil
+	return &Client{token: o.Token, hc: &http.Client{Transport: tr, Timeout: timeout}}, nil
 }
 
 // Transport returns an HTTPS transport that trusts only the CA pinned by
@@ -133,7 +157,31 @@ var ErrWrongCA = errors.New("wrong CA hash")
 // Close releases idle connections.
 func (c *Client) Close() { c.hc.CloseIdleConnections() }
 
+// do sends one request to the controller in use, moving on to the next one
+// it knows while a connection can't be made (the request was not sent).
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	c.mu.Lock()
+	start := c.cur
+	c.mu.Unlock()
+	var errs []error
+	for i := range len(c.bases) {
+		k := (start + i) % len(c.bases)
+		err := c.doAt(ctx, c.bases[k], method, path, in, out)
+		var oe *net.OpError
+		if err == nil || !errors.As(err, &oe) || oe.Op != "dial" || ctx.Err() != nil {
+			if err == nil && k != start {
+				c.mu.Lock()
+				c.cur = k
+				c.mu.Unlock()
+			}
+			return err
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Client) doAt(ctx context.Context, base *url.URL, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -142,7 +190,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		}
 		body = bytes.NewReader(b)
 	}
-	u := c.base.JoinPath(strings.Split(path, "?")[0])
+	u := base.JoinPath(strings.Split(path, "?")[0])
 	if _, q, ok := strings.Cut(path, "?"); ok {
 		u.RawQuery = q
 	}
@@ -158,7 +206,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	resp, err := c.hc.Do(req)
 	var ue *url.Error
 	if errors.Is(err, ErrWrongCA) && errors.As(err, &ue) {
-		return fmt.Errorf("connect to %s: %w", c.base.Host, ue.Err)
+		return fmt.Errorf("connect to %s: %w", base.Host, ue.Err)
 	}
 	if err != nil {
 		return err
@@ -166,7 +214,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	defer resp.Body.Close()
 	if h := resp.Header.Get(api.VersionHeader); h != "" {
 		if _, err := api.Negotiate(api.Versions, api.ParseVersions(h)); err != nil {
-			return fmt.Errorf("controller %s: %w", c.base.Host, err)
+			return fmt.Errorf("controller %s: %w", base.Host, err)
 		}
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
