@@ -21,6 +21,9 @@ type syncFlags struct {
 	confirmSet   bool // --confirm was given, so it must be positive
 	noForwarding bool
 	hostFirewall string // --host-firewall: the opt-in, over the config's
+	// noConfirmPolicy lets a policy change that denies more go ahead without
+	// --confirm.
+	noConfirmPolicy bool
 }
 
 func newSyncCmd() *cobra.Command {
@@ -37,7 +40,11 @@ func newSyncCmd() *cobra.Command {
 			"NAME alone means /etc/wireguard/NAME.conf; CONFIG is any path; --host HOST compiles\n" +
 			"HOST's config from the spec (-f). --dry-run prints the plan and changes nothing;\n" +
 			"-o json prints it as data. --confirm DURATION undoes the change by itself unless\n" +
-			"`wgnet confirm NAME` runs in time. A step that fails undoes the sync. See docs/sync.md.",
+			"`wgnet confirm NAME` runs in time. A step that fails undoes the sync. See docs/sync.md.\n\n" +
+			"A policy change (the spec's policy section, enforced in wgnet's nftables table) is\n" +
+			"applied live, touching no tunnel. One that denies traffic the running filter lets\n" +
+			"through, or switches to default deny, needs --confirm DURATION, so that a rule can't\n" +
+			"cut off the session you run it over; --no-confirm-policy applies it anyway.",
 		Args: cobra.MaximumNArgs(2),
 		RunE: func(c *cobra.Command, args []string) error {
 			f.confirmSet = c.Flags().Changed("confirm")
@@ -49,6 +56,7 @@ func newSyncCmd() *cobra.Command {
 	c.Flags().DurationVar(&f.confirm, "confirm", 0, "undo the change unless \"wgnet confirm NAME\" runs within this `DURATION` (e.g. 2m)")
 	c.Flags().BoolVar(&f.noForwarding, "no-forwarding", false, "leave IP forwarding and MSS clamping alone")
 	hostFirewallFlag(c, &f.hostFirewall)
+	c.Flags().BoolVar(&f.noConfirmPolicy, "no-confirm-policy", false, "apply a policy change that denies more than before without --confirm")
 	return c
 }
 
@@ -83,7 +91,8 @@ func runSync(ctx context.Context, stdout, stderr io.Writer, args []string, f syn
 			NoForwarding: f.noForwarding,
 			Log:          stderr,
 		},
-		Confirm: up.Confirm{Within: f.confirm},
+		Confirm:         up.Confirm{Within: f.confirm},
+		AllowPolicyDeny: f.noConfirmPolicy,
 	}
 	var plan *up.Plan
 	if f.dryRun {

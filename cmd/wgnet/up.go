@@ -233,6 +233,8 @@ func advise(err error) error {
 		return fmt.Errorf("%w; run `wgnet confirm %s` to keep it or `wgnet confirm --rollback %s` to undo it now (timer log %s), then change it again", err, se.Name, se.Name, se.LogFile)
 	case errors.Is(err, up.ErrOtherNetns):
 		return fmt.Errorf("%w; run wgnet in that namespace (ip netns exec NAME wgnet ...), or give each namespace its own WGNET_STATE_DIR", err)
+	case errors.Is(err, up.ErrNeedsConfirm):
+		return fmt.Errorf("%w; rerun with --confirm DURATION (the change is rolled back unless `wgnet confirm %s` runs in time) or, if you are sure, --no-confirm-policy", err, se.Name)
 	case errors.Is(err, up.ErrNotUp) && strings.HasPrefix(se.Msg, "sync "):
 		return fmt.Errorf("%w; bring it up with `wgnet up` first", err)
 	}

@@ -192,6 +192,9 @@ func (r FilterRule) String() string {
 		out := make([]string, len(ps))
 		for i, p := range ps {
 			out[i] = p.String()
+			if p.IsSingleIP() {
+				out[i] = p.Addr().String()
+			}
 		}
 		return out
 	}
@@ -227,6 +230,16 @@ func (r FilterRule) String() string {
 		b.WriteString("drop")
 	}
 	return b.String()
+}
+
+// LastAddr is the last address of p.
+func LastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
 }
 
 // Flow is a connection as connection tracking knows it, in its original

@@ -25,7 +25,7 @@ import (
 //	set r0_dport { type inet_service; flags interval; elements = { 5432 } }
 //	chain policy {
 //		ct state established,related accept
-//		meta nfproto ipv4 ip saddr @r0_saddr ip daddr @r0_daddr meta l4proto tcp th dport @r0_dport accept comment "..."
+//		ip saddr @r0_saddr ip daddr @r0_daddr tcp dport @r0_dport accept comment "..."
 //		drop comment "default: deny"
 //	}
 //	chain policy_input {
@@ -35,21 +35,62 @@ import (
 //	chain policy_forward {
 //		type filter hook forward priority filter; policy accept;
 //		iifname "wg0" jump policy
+//		oifname "wg0" ct state new tcp flags & (syn | rst) == 0x0 drop
+//	}
+//	chain policy_output {
+//		type filter hook output priority filter; policy accept;
+//		oifname "wg0" ct state new tcp flags & (syn | rst) == 0x0 drop
 //	}
 //
 // Only packets entering through the interface jump to the policy chain; the
-// host's other traffic never meets it.
+// host's other traffic never meets it. The second rule holds back a TCP
+// connection that conntrack picks up mid-stream on its way into the tunnel (its
+// entry deleted because the policy now denies it, or made before connection
+// tracking ran): were it let through, the peer's packets would count as replies
+// and pass. The peer's next packet is judged by the rules instead, and a
+// connection they allow goes on.
 const (
 	policyChain        = "policy"
 	policyInputChain   = "policy_input"
 	policyForwardChain = "policy_forward"
+	policyOutputChain  = "policy_output"
 	defaultDenyComment = "default: deny"
 )
 
 var policyHooks = []struct {
 	chain string
 	hook  *nftables.ChainHook
-}{{policyInputChain, nftables.ChainHookInput}, {policyForwardChain, nftables.ChainHookForward}}
+}{{policyInputChain, nftables.ChainHookInput}, {policyForwardChain, nftables.ChainHookForward}, {policyOutputChain, nftables.ChainHookOutput}}
+
+// baseRules are the rules of a base chain of the filter for interface ifname.
+func baseRules(chain, ifname string) [][]expr.Any {
+	switch chain {
+	case policyInputChain:
+		return [][]expr.Any{jumpFrom(ifname)}
+	case policyForwardChain:
+		return [][]expr.Any{jumpFrom(ifname), midStream(ifname)}
+	}
+	return [][]expr.Any{midStream(ifname)}
+}
+
+// midStream is `oifname NAME ct state new tcp flags & (syn | rst) == 0 drop`.
+func midStream(ifname string) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifnameData(ifname)},
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitNEW),
+			Xor:  binaryutil.NativeEndian.PutUint32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}},
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x06}, Xor: []byte{0x00}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x00}},
+		&expr.Verdict{Kind: expr.VerdictDrop},
+	}
+}
 
 // addFilter adds f's sets, chains and rules to table t in c's batch.
 func addFilter(c *nftables.Conn, t *nftables.Table, f *Filter) error {
@@ -81,7 +122,9 @@ func addFilter(c *nftables.Conn, t *nftables.Table, f *Filter) error {
 	policy := nftables.ChainPolicyAccept
 	for _, h := range policyHooks {
 		ch := c.AddChain(&nftables.Chain{Name: h.chain, Table: t, Type: nftables.ChainTypeFilter, Hooknum: h.hook, Priority: nftables.ChainPriorityFilter, Policy: &policy})
-		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: jumpFrom(f.Iface)})
+		for _, es := range baseRules(h.chain, f.Iface) {
+			c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: es})
+		}
 	}
 	return nil
 }
@@ -141,7 +184,7 @@ func ruleSets(i int, r FilterRule) []filterSet {
 		}
 		s := filterSet{name: setName(i, x.what), keyType: addrType}
 		for _, p := range x.ps {
-			s.elems = append(s.elems, interval(p.Addr().AsSlice(), lastAddr(p).AsSlice())...)
+			s.elems = append(s.elems, interval(p.Addr().AsSlice(), LastAddr(p).AsSlice())...)
 		}
 		out = append(out, s)
 	}
@@ -174,16 +217,6 @@ func increment(b []byte) ([]byte, bool) {
 		}
 	}
 	return nil, false
-}
-
-// lastAddr is the last address of p.
-func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Masked().Addr().AsSlice()
-	for i := p.Bits(); i < len(b)*8; i++ {
-		b[i/8] |= 0x80 >> (i % 8)
-	}
-	a, _ := netip.AddrFromSlice(b)
-	return a
 }
 
 // ruleExprs is rule i of r: `meta nfproto F [F saddr @ri_saddr] [F daddr
@@ -253,7 +286,7 @@ func readFilter(c *nftables.Conn, t *nftables.Table) (*Filter, error) {
 			byName[ch.Name] = ch
 		}
 	}
-	if byName[policyChain] == nil && byName[policyInputChain] == nil && byName[policyForwardChain] == nil {
+	if byName[policyChain] == nil && byName[policyInputChain] == nil && byName[policyForwardChain] == nil && byName[policyOutputChain] == nil {
 		return nil, nil
 	}
 	f := &Filter{}
@@ -267,15 +300,20 @@ func readFilter(c *nftables.Conn, t *nftables.Table) (*Filter, error) {
 		if err != nil {
 			return nil, err
 		}
-		if len(rules) != 1 || len(rules[0].Exprs) < 2 {
-			return nil, fmt.Errorf("chain %s %w", h.chain, errForeign)
-		}
 		name := ""
-		if cmp, ok := rules[0].Exprs[1].(*expr.Cmp); ok {
-			name = string(bytes.TrimRight(cmp.Data, "\x00"))
+		if len(rules) > 0 && len(rules[0].Exprs) > 1 {
+			if cmp, ok := rules[0].Exprs[1].(*expr.Cmp); ok {
+				name = string(bytes.TrimRight(cmp.Data, "\x00"))
+			}
 		}
-		if !sameExprs(rules[0].Exprs, jumpFrom(name)) || (f.Iface != "" && f.Iface != name) {
+		want := baseRules(h.chain, name)
+		if len(rules) != len(want) || (f.Iface != "" && f.Iface != name) {
 			return nil, fmt.Errorf("chain %s %w", h.chain, errForeign)
+		}
+		for i, r := range rules {
+			if !sameExprs(r.Exprs, want[i]) {
+				return nil, fmt.Errorf("chain %s %w", h.chain, errForeign)
+			}
 		}
 		f.Iface = name
 	}
@@ -428,7 +466,7 @@ func readPrefixes(c *nftables.Conn, t *nftables.Table, name string, v6 bool) ([]
 		last, _ := netip.AddrFromSlice(iv[1])
 		found := false
 		for bits := 0; bits <= first.BitLen(); bits++ {
-			if p := netip.PrefixFrom(first, bits); p.Masked().Addr() == first && lastAddr(p) == last {
+			if p := netip.PrefixFrom(first, bits); p.Masked().Addr() == first && LastAddr(p) == last {
 				out, found = append(out, p), true
 				break
 			}

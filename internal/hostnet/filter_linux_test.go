@@ -123,6 +123,9 @@ func TestFilterTraffic(t *testing.T) {
 		t.Fatalf("read back %+v, %v; want %+v", got.Filter, err, fw.Filter)
 	}
 	compareNftJSON(t, fw)
+	if out, err := exec.Command("nft", "list", "table", "inet", fw.Table).CombinedOutput(); err == nil {
+		t.Logf("nft list table inet %s:\n%s", fw.Table, out)
+	}
 	run(true)
 
 	// An allowed connection, established; then a filter that denies it.
@@ -158,6 +161,11 @@ func TestFilterTraffic(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Fatalf("ForgetFlows = %d, %v; want 1 entry", n, err)
 	}
+	// F's side speaks first: conntrack would pick the connection up the other
+	// way round, making P's packets replies, were it not held back.
+	if _, err := conn.Write([]byte("y")); err != nil {
+		t.Fatal(err)
+	}
 	if err := echo(); err == nil {
 		t.Errorf("after ForgetFlows the denied connection still carries data")
 	}
@@ -179,20 +187,13 @@ func newServer(t *testing.T, ports ...int) *server {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				select {
-				case s.conns <- c:
-				default:
-					c.Close()
-				}
+		netnstest.Serve(t, ln, func(c net.Conn) {
+			select {
+			case s.conns <- c:
+			default:
+				c.Close()
 			}
-		}()
+		})
 	}
 	return s
 }

@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"regexp"
@@ -201,4 +202,19 @@ func (ns *NS) Do(fn func() error) error {
 	}
 	runtime.UnlockOSThread()
 	return ferr
+}
+
+// Serve hands every connection ln accepts to handle, in the background, and
+// closes ln when the test ends.
+func Serve(t testing.TB, ln net.Listener, handle func(net.Conn)) {
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			handle(c)
+		}
+	}()
 }

@@ -153,8 +153,19 @@ type FirewallChange struct {
 	Table         string   `json:"table"`
 	ClampMSS      []string `json:"clamp_mss,omitempty"`
 	DropRedirects []string `json:"drop_redirects,omitempty"`
+	// Rules are the policy filter's rules added and removed; Default its default
+	// verdict when it changes ("accept", "deny", or "none": no filter).
+	Rules   []RuleChange    `json:"rules,omitempty"`
+	Default *Change[string] `json:"default,omitempty"`
+	// DeniesMore: the change denies traffic the running filter lets through
+	// (Denied is an example), or switches to default deny.
+	DeniesMore bool   `json:"denies_more,omitempty"`
+	Denied     string `json:"denied,omitempty"`
 
 	want *hostnet.Firewall
+	// forget selects the conntrack entries to delete once the table is in
+	// place: connections the new filter denies; nil: none.
+	forget func(hostnet.Flow) bool
 }
 
 // Empty reports whether the plan changes nothing (notes aside).
@@ -335,10 +346,14 @@ func diffHost(plan *Plan, r *running, t *target) {
 		switch {
 		case t.firewall == nil && r.firewall != nil:
 			plan.Firewall = &FirewallChange{Action: "delete", Table: r.firewall.Table}
+			plan.Firewall.policyChange(r.firewall.Filter, nil, nil)
 		case t.firewall != nil && r.firewall == nil:
 			plan.Firewall = firewallChange("create", t.firewall)
-		case t.firewall != nil && (!slices.Equal(t.firewall.ClampMSS, r.firewall.ClampMSS) || !slices.Equal(t.firewall.DropRedirects, r.firewall.DropRedirects)):
+			plan.Firewall.policyChange(nil, t.firewall.Filter, tunnelPrefixes(r, t))
+		case t.firewall != nil && (!slices.Equal(t.firewall.ClampMSS, r.firewall.ClampMSS) || !slices.Equal(t.firewall.DropRedirects, r.firewall.DropRedirects) ||
+			!t.firewall.Filter.Equal(r.firewall.Filter)):
 			plan.Firewall = firewallChange("replace", t.firewall)
+			plan.Firewall.policyChange(r.firewall.Filter, t.firewall.Filter, tunnelPrefixes(r, t))
 		}
 	}
 	diffTunnel(plan, r, t)

@@ -60,6 +60,9 @@ func wgnet(t testing.TB) string {
 }
 
 func TestMain(m *testing.M) {
+	if f := os.Getenv(policyHelperEnv); f != "" {
+		os.Exit(policyHelper(f)) // one engine call in a host's namespace
+	}
 	code := m.Run()
 	if wgnetBin != "" {
 		os.RemoveAll(filepath.Dir(wgnetBin))
@@ -91,6 +94,9 @@ type lab struct {
 	ul       *netnstest.NS // the underlay: a bridge all hosts are joined to
 	stateDir string
 	dir      string
+	mesh     bool // compile a mesh (every host has an endpoint), not hub and spokes
+	// engineLog is the progress log of the last engine call (policy_linux_test.go).
+	engineLog string
 }
 
 // newLab builds the namespaces, compiles a hub-and-spoke spec (hub first) and
@@ -184,6 +190,9 @@ func (l *lab) compileHosts(hosts []*labHost) {
 		Topology: spec.TopologyHub,
 		Hub:      hosts[0].name,
 	}
+	if l.mesh {
+		s.Topology, s.Hub = spec.TopologyMesh, ""
+	}
 	sec := spec.Secrets{PrivateKeys: map[string]wgkey.Private{}}
 	for _, h := range hosts {
 		if h.priv.IsZero() {
@@ -200,7 +209,7 @@ func (l *lab) compileHosts(hosts []*labHost) {
 			Routes:    h.routes,
 			PublicKey: h.priv.Public(),
 		}
-		if h.n == 1 {
+		if h.n == 1 || l.mesh {
 			sh.Endpoint = h.under.String() + ":51820"
 		} else {
 			sh.Keepalive = 25

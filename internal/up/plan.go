@@ -13,6 +13,7 @@ import (
 
 	"github.com/wgnet/wgnet/internal/devconf"
 	"github.com/wgnet/wgnet/internal/dockerfw"
+	"github.com/wgnet/wgnet/internal/hostnet"
 	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/wgconf"
 	"github.com/wgnet/wgnet/internal/wgkey"
@@ -50,6 +51,8 @@ type plan struct {
 	// hostFirewallSet says the config (or flag) gave it, "off" included;
 	// otherwise the mode recorded at the last up or sync stays.
 	hostFirewallSet bool
+	// filter is the segmentation policy's filter; nil: none.
+	filter *hostnet.Filter
 	// subnets are the routed subnets behind the host, whose front interfaces
 	// must forward too (subnetForwarding).
 	subnets []netip.Prefix
@@ -234,6 +237,10 @@ func (pl *planner) hostParts() {
 	p.forwardV4, p.forwardV6 = ic.Forward.V4, ic.Forward.V6
 	p.clampMSS = ic.Firewall.ClampMSS
 	pl.hostFirewallMode()
+	var err error
+	if p.filter, err = hostFilter(ic.Firewall.Filter, p.name); err != nil {
+		pl.bad("%v", err)
+	}
 	p.subnets = slices.Clone(ic.Routes)
 	if len(p.subnets) == 0 {
 		p.subnets = intent.CommentedRoutes(ic.Comments)

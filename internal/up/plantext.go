@@ -96,6 +96,22 @@ func planText(p *Plan) string {
 		default:
 			line(PeerUpdate, "nft table inet %s (%s)", fw.Table, fw.what())
 		}
+		if d := fw.Default; d != nil {
+			line(PeerUpdate, "policy default: %s -> %s", d.Old, d.New)
+		}
+		for _, r := range fw.Rules {
+			line(r.Op, "rule %s", r.Rule)
+			if r.Origin != "" {
+				detail("from %s", r.Origin)
+			}
+		}
+		if fw.DeniesMore {
+			what := "switches to default deny"
+			if fw.Denied != "" {
+				what = "denies traffic the running filter lets through, e.g. " + fw.Denied
+			}
+			fmt.Fprintf(&b, "  note: the policy change %s\n", what)
+		}
 	}
 	tunnelText(p, line)
 	hostFirewallText(p.HostFirewall, line)
@@ -113,6 +129,9 @@ func (fw *FirewallChange) what() string {
 	}
 	if len(fw.DropRedirects) > 0 {
 		parts = append(parts, "drop ICMP redirects out of "+strings.Join(fw.DropRedirects, ", "))
+	}
+	if f := fw.want; f != nil && f.Filter != nil {
+		parts = append(parts, fmt.Sprintf("filter what enters %s: %d rule(s), default %s", f.Filter.Iface, len(f.Filter.Rules), verdictName(f.Filter)))
 	}
 	if len(parts) == 0 {
 		return "empty"

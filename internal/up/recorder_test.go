@@ -121,6 +121,11 @@ func (h *recHost) ApplyFirewall(fw hostnet.Firewall) error {
 	return h.HostNet.ApplyFirewall(fw)
 }
 
+func (h *recHost) ForgetFlows(match func(hostnet.Flow) bool) (int, error) {
+	h.r.add("ForgetFlows")
+	return h.HostNet.ForgetFlows(match)
+}
+
 func (h *recHost) DeleteFirewall(table string) error {
 	h.r.add("DeleteFirewall %s", table)
 	return h.HostNet.DeleteFirewall(table)
@@ -252,6 +257,9 @@ func ExpectedCalls(p *Plan) []string {
 			add("DeleteFirewall %s", fw.Table)
 		} else {
 			add("ApplyFirewall %s %v", fw.Table, fw.ClampMSS)
+			if fw.forget != nil {
+				add("ForgetFlows")
+			}
 		}
 	}
 	// The device: one Configure for what is added and changed, one for what is

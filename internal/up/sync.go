@@ -30,6 +30,9 @@ type SyncOptions struct {
 	// Confirm makes the change provisional when Confirm.Within > 0: it is undone
 	// by itself unless confirmed in time (see Pending).
 	Confirm Confirm
+	// AllowPolicyDeny lets a sync whose policy change denies traffic the running
+	// filter lets through go ahead without Confirm (see checkPolicyConfirm).
+	AllowPolicyDeny bool
 }
 
 func (o *SyncOptions) defaults() {
@@ -56,6 +59,9 @@ func PlanSync(ctx context.Context, req Request, opts SyncOptions) (*Plan, error)
 	if p, err := LoadPending(opts.StateDir, req.Name); err == nil {
 		s.plan.Notes = append(s.plan.Notes, fmt.Sprintf("a change by `wgnet %s` is waiting for confirmation (until %s); sync refuses to change %s until it is confirmed or rolled back",
 			p.Command, p.Deadline.Local().Format(time.TimeOnly), req.Name))
+	}
+	if err := s.checkPolicyConfirm(); err != nil {
+		s.plan.Notes = append(s.plan.Notes, "this policy change denies more than the running filter: sync needs --confirm DURATION (or --no-confirm-policy)")
 	}
 	return s.plan, nil
 }
@@ -89,6 +95,9 @@ func syncLocked(ctx context.Context, req Request, opts *SyncOptions) (*Plan, err
 		return nil, err
 	}
 	defer s.dev.Close()
+	if err := s.checkPolicyConfirm(); err != nil {
+		return nil, err
+	}
 
 	var pend *pendingFile
 	switch {
@@ -384,6 +393,7 @@ func configTarget(p *plan, prev *State, opts *SyncOptions) (*target, error) {
 	}
 	slices.SortFunc(t.routes, compareRoute)
 
+	t.withFilter(p.filter)
 	if opts.NoForwarding {
 		return t, nil
 	}
@@ -411,7 +421,10 @@ func configTarget(p *plan, prev *State, opts *SyncOptions) (*target, error) {
 		return nil, err
 	}
 	if p.clampMSS {
-		t.firewall = &hostnet.Firewall{Table: t.firewallTable, ClampMSS: []string{p.name}, DropRedirects: []string{p.name}}
+		if t.firewall == nil {
+			t.firewall = &hostnet.Firewall{Table: t.firewallTable}
+		}
+		t.firewall.ClampMSS, t.firewall.DropRedirects = []string{p.name}, []string{p.name}
 	}
 	if prev != nil {
 		// Put back what wgnet turned on earlier and no longer needs.
@@ -879,7 +892,7 @@ func (a *applier) forwarding(on bool) bool {
 	}
 	if on {
 		a.o.logf("nft: table inet %s: %s", fw.Table, fw.what())
-		return a.step(a.rec(applied{firewall: fw.Table})) && a.step(a.h.ApplyFirewall(*fw.want))
+		return a.step(a.rec(applied{firewall: fw.Table})) && a.step(a.h.ApplyFirewall(*fw.want)) && a.forgetFlows(fw)
 	}
 	a.o.logf("nft delete table inet %s", fw.Table)
 	return a.step(tolerate(a.h.DeleteFirewall(fw.Table), hostnet.ErrNotFound))
