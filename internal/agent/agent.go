@@ -72,6 +72,9 @@ type Options struct {
 	SafetyWindow time.Duration
 	// Registry receives the agent's metrics; nil: a registry of its own (Registry()).
 	Registry *prometheus.Registry
+	// OnApplied, when set, is called with each revision the agent has applied
+	// (for tests and benchmarks that time a change reaching every host).
+	OnApplied func(revision uint64)
 }
 
 func (o *Options) defaults() {

@@ -180,6 +180,9 @@ func (a *Agent) apply(ctx context.Context, st *api.AgentState, fromController bo
 		a.followed = st.Revision
 	}
 	a.m.applied.Set(float64(st.Revision))
+	if a.opts.OnApplied != nil {
+		a.opts.OnApplied(st.Revision)
+	}
 	select {
 	case a.kick <- struct{}{}:
 	default:
