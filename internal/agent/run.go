@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/netip"
 	"net/url"
 	"sync"
@@ -104,6 +105,12 @@ func (a *Agent) snapshot(ctx context.Context, c *client.Client) error {
 		return err
 	}
 	a.answered()
+	return a.take(ctx, &st)
+}
+
+// take applies a desired state received from a controller: a refused one is
+// logged and counted, and the interface stays as it is.
+func (a *Agent) take(ctx context.Context, st *api.AgentState) error {
 	a.mu.Lock()
 	a.learn(st.URLs)
 	followed := a.followed
@@ -111,7 +118,7 @@ func (a *Agent) snapshot(ctx context.Context, c *client.Client) error {
 	if st.Revision < followed {
 		a.opts.Log.Warn("the controller's store is behind this agent (restored from a backup?): taking its state", "store", st.Revision, "agent", followed)
 	}
-	err = a.apply(ctx, &st, true)
+	err := a.apply(ctx, st, true)
 	switch {
 	case errors.Is(err, ErrRefused):
 		a.m.refused.Inc()
@@ -126,20 +133,27 @@ func (a *Agent) snapshot(ctx context.Context, c *client.Client) error {
 	return nil
 }
 
-// poll waits for the change log to pass the revision followed, and says
-// whether a snapshot is needed.
+// poll waits for the change log to pass the revision followed, and applies
+// the desired state the answer carries when it moved; it says whether a
+// snapshot is still needed (a controller that sent no state).
 func (a *Agent) poll(ctx context.Context, c *client.Client) (bool, error) {
 	a.mu.Lock()
 	since := a.followed
 	a.mu.Unlock()
-	ch, err := c.AgentChanges(ctx, since, a.opts.Wait)
+	ch, err := c.AgentChanges(ctx, since, a.opts.Wait, true)
 	if err != nil {
 		return false, err
 	}
 	a.answered()
 	// Something changed, or the store is behind the agent (a restore): either
-	// way the desired state is read whole.
-	return len(ch.Changes) > 0 || ch.Revision != since, nil
+	// way the desired state is taken whole.
+	if len(ch.Changes) == 0 && ch.Revision == since {
+		return false, nil
+	}
+	if ch.State == nil {
+		return true, nil
+	}
+	return false, a.take(ctx, ch.State)
 }
 
 // apply guards and applies st; fromController marks a state just received
@@ -296,17 +310,29 @@ func (a *Agent) checkSafety(ctx context.Context) {
 	a.m.rollbacks.Inc()
 }
 
-// reportLoop sends the peers' states every ReportEvery, and soon after each
-// applied change.
+// reportLoop sends the peers' states every ReportEvery (the revision applied
+// with them), the first time soon after the first state is applied; agents
+// started together spread their reports over the period by a random start.
+// A change does not bring a report of its own: with a thousand hosts it would
+// double the controller's work per change.
 func (a *Agent) reportLoop(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-a.kick:
+	}
+	if sleep(ctx, rand.N(a.opts.ReportEvery/5+1)) != nil {
+		return
+	}
 	tick := time.NewTicker(a.opts.ReportEvery)
 	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		case <-a.kick:
+	for first := true; ; first = false {
+		if !first {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
 		}
 		if err := a.Report(ctx); err != nil && ctx.Err() == nil {
 			a.opts.Log.Debug("status report", "err", err)

@@ -314,6 +314,16 @@ type Peer struct {
 	Keepalive  int      `json:"keepalive,omitempty"`
 }
 
+// AgentChanges is the answer of GET /v1/agent/changes: the change log of the
+// agent's network after the revision asked for and, when asked for
+// (state=1) and the revision moved, the agent's desired state at Revision, so
+// that one long poll brings a change to the host.
+type AgentChanges struct {
+	Revision uint64      `json:"revision"`
+	Changes  []Change    `json:"changes"`
+	State    *AgentState `json:"state,omitempty"`
+}
+
 // AgentReport is the body of POST /v1/agent/status: the calling host's peers
 // as its device sees them and the revision it has applied.
 type AgentReport struct {

@@ -37,6 +37,23 @@ type agentKey struct{}
 // agentID is the host an agent credential belongs to.
 type agentID struct{ network, host string }
 
+// CredentialCache is how long a controller trusts an agent credential it has
+// looked up in the store before it looks again: a removed host's credential
+// may pass for that long on a controller that saw it just before (its host
+// is gone, so it reads nothing).
+var CredentialCache = 30 * time.Second
+
+// credCache remembers agent credentials found in the store, by hash.
+type credCache struct {
+	mu sync.Mutex // guards m
+	m  map[store.TokenHash]credEntry
+}
+
+type credEntry struct {
+	id      agentID
+	expires time.Time
+}
+
 // authenticateAgent looks the bearer credential up by its hash (a 256-bit
 // secret's SHA-256: the lookup reveals nothing) and returns whose it is.
 func (s *Server) authenticateAgent(r *http.Request) (agentID, error) {
@@ -45,11 +62,37 @@ func (s *Server) authenticateAgent(r *http.Request) (agentID, error) {
 	if !ok {
 		return agentID{}, errAgent
 	}
-	t, err := s.store.LookupToken(r.Context(), store.HashToken(tok))
+	h := store.HashToken(tok)
+	now := time.Now()
+	s.creds.mu.Lock()
+	e, hit := s.creds.m[h]
+	s.creds.mu.Unlock()
+	if hit && now.Before(e.expires) {
+		return e.id, nil
+	}
+	t, err := s.store.LookupToken(r.Context(), h)
 	if err != nil || t.Kind != store.AgentToken || t.Network == "" || t.Host == "" {
 		return agentID{}, errAgent
 	}
-	return agentID{t.Network, t.Host}, nil
+	id := agentID{t.Network, t.Host}
+	s.creds.mu.Lock()
+	defer s.creds.mu.Unlock()
+	if s.creds.m == nil || len(s.creds.m) > 100_000 {
+		s.creds.m = map[store.TokenHash]credEntry{}
+	}
+	s.creds.m[h] = credEntry{id, now.Add(CredentialCache)}
+	return id, nil
+}
+
+// forget drops the cached credentials of a host (it left through this controller).
+func (c *credCache) forget(id agentID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for h, e := range c.m {
+		if e.id == id {
+			delete(c.m, h)
+		}
+	}
 }
 
 func agentOf(r *http.Request) agentID {
@@ -83,11 +126,46 @@ type compiled struct {
 	port     int
 }
 
-// agentCache holds the last compiled revision of each network.
+// agentCache holds the last compiled revision of each network, and the
+// change log entries agents asked for last: after a change every agent of a
+// network asks for the same entries, read once.
 type agentCache struct {
-	mu    sync.Mutex // guards nets and locks
+	mu    sync.Mutex // guards the fields below
 	nets  map[string]*compiled
 	locks map[string]*sync.Mutex // one compile of a network at a time
+	logs  map[logKey][]store.Change
+}
+
+// logKey names the entries of a network's log after since, read at revision rev.
+type logKey struct {
+	network   string
+	since, at uint64
+}
+
+// changes returns the log of network after since as of revision at (at most
+// 1,000 entries), from the cache when another agent asked for the same.
+func (c *agentCache) changes(ctx context.Context, st store.Store, network string, since, at uint64) ([]store.Change, error) {
+	k := logKey{network, since, at}
+	c.mu.Lock()
+	cs, ok := c.logs[k]
+	c.mu.Unlock()
+	if ok {
+		return cs, nil
+	}
+	cs, err := st.Changes(ctx, network, since, 1000)
+	if err != nil {
+		return nil, err
+	}
+	if len(cs) > 0 && lastRevision(cs) != at {
+		return cs, nil // the log moved on since: not the entries of (since, at)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.logs == nil || len(c.logs) > 256 {
+		c.logs = map[logKey][]store.Change{}
+	}
+	c.logs[k] = cs
+	return cs, nil
 }
 
 func (c *agentCache) get(network string) (*compiled, *sync.Mutex) {
@@ -114,14 +192,17 @@ func (c *agentCache) put(network string, cp *compiled) {
 	c.nets[network] = cp
 }
 
-// compiledNetwork returns the network compiled at its current revision.
-func (s *Server) compiledNetwork(ctx context.Context, network string) (*compiled, error) {
-	n, err := s.store.Network(ctx, network)
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			s.agents.put(network, nil)
+// compiledNetwork returns the network compiled at its current revision
+// (n, when the caller has just read it; else read here).
+func (s *Server) compiledNetwork(ctx context.Context, network string, n store.Network) (*compiled, error) {
+	if n.Name == "" {
+		var err error
+		if n, err = s.store.Network(ctx, network); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				s.agents.put(network, nil)
+			}
+			return nil, err
 		}
-		return nil, err
 	}
 	cp, lock := s.agents.get(network)
 	if cp != nil && cp.rev == n.Revision {
@@ -163,7 +244,7 @@ func (s *Server) compiledNetwork(ctx context.Context, network string) (*compiled
 // as wire data, without a key, hooks or anything to run.
 func (s *Server) agentState(w http.ResponseWriter, r *http.Request) error {
 	id := agentOf(r)
-	cp, err := s.compiledNetwork(r.Context(), id.network)
+	cp, err := s.compiledNetwork(r.Context(), id.network, store.Network{})
 	if err != nil {
 		return err
 	}
@@ -204,11 +285,13 @@ func toAgentState(cp *compiled, ih *intent.Host, urls []string) api.AgentState {
 	return out
 }
 
-// agentChanges answers GET /v1/agent/changes?since=N&wait=D: the change log
-// of the agent's network after N; with wait, a long poll that answers as soon
-// as the revision passes N (store.WaitRevision), or empty after D (at most
-// MaxWait). An answer whose revision is below N tells the agent that the store
-// is behind it (restored from a backup): it takes a snapshot.
+// agentChanges answers GET /v1/agent/changes?since=N&wait=D&state=1: the
+// change log of the agent's network after N; with wait, a long poll that
+// answers as soon as the revision passes N (store.WaitRevision), or empty
+// after D (at most MaxWait); with state=1, when the revision is not N, the
+// agent's desired state too (one round trip per change). An answer whose
+// revision is below N tells the agent that the store is behind it (restored
+// from a backup).
 func (s *Server) agentChanges(w http.ResponseWriter, r *http.Request) error {
 	since, err := sinceParam(r)
 	if err != nil {
@@ -221,22 +304,61 @@ func (s *Server) agentChanges(w http.ResponseWriter, r *http.Request) error {
 		}
 		wait = min(wait, MaxWait)
 	}
-	network := agentOf(r).network
+	id := agentOf(r)
+	network := id.network
+	var out api.AgentChanges
+	var n store.Network
 	if wait > 0 {
+		// The wait's answer says the revision: the log is read only when it moved.
 		s.polling.Add(1)
 		ctx, cancel := context.WithTimeout(r.Context(), wait)
-		_, err := s.store.WaitRevision(ctx, network, since)
+		rev, err := s.store.WaitRevision(ctx, network, since)
 		cancel()
 		s.polling.Add(-1)
 		switch {
 		case errors.Is(err, context.Canceled):
 			writeError(w, http.StatusServiceUnavailable, "controller shutting down or client gone: poll again")
 			return nil
-		case err != nil && !errors.Is(err, context.DeadlineExceeded):
+		case errors.Is(err, context.DeadlineExceeded):
+			writeJSON(w, http.StatusOK, api.AgentChanges{Revision: rev, Changes: []api.Change{}})
+			return nil
+		case err != nil:
 			return err
 		}
+		cs, err := s.agents.changes(r.Context(), s.store, network, since, rev)
+		if err != nil {
+			return err
+		}
+		n = store.Network{Name: network, Revision: max(rev, lastRevision(cs))}
+		out = api.AgentChanges{Revision: n.Revision, Changes: toAPIChanges(cs)}
+	} else {
+		ch, rn, err := s.readChanges(r.Context(), network, since)
+		if err != nil {
+			return err
+		}
+		out, n = api.AgentChanges{Revision: ch.Revision, Changes: ch.Changes}, rn
 	}
-	return s.writeChanges(w, r, network, since)
+	if r.URL.Query().Get("state") == "1" && n.Revision != since {
+		cp, err := s.compiledNetwork(r.Context(), network, n)
+		if err != nil {
+			return err
+		}
+		ih, ok := cp.hosts[id.host]
+		if !ok {
+			return fmt.Errorf("host %s: %w (removed from network %s)", id.host, store.ErrNotFound, network)
+		}
+		st := toAgentState(cp, ih, s.cfg.URLs)
+		out.State = &st
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func lastRevision(cs []store.Change) uint64 {
+	if len(cs) == 0 {
+		return 0
+	}
+	return cs[len(cs)-1].Revision
 }
 
 // agentReport answers POST /v1/agent/status: the report joins the batch the
@@ -281,6 +403,7 @@ func (s *Server) agentLeave(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	s.creds.forget(id)
 	s.log.Info("host left", "network", id.network, "host", id.host, "revision", rev)
 	writeJSON(w, http.StatusOK, api.Removed{Revision: rev})
 	return nil

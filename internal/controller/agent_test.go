@@ -66,9 +66,9 @@ func TestAgentRoutes(t *testing.T) {
 		}
 	}
 	// A long poll waits for the change, and answers it.
-	done := make(chan api.Changes, 1)
+	done := make(chan api.AgentChanges, 1)
 	go func() {
-		ch, err := a.AgentChanges(ctx, st.Revision, 30*time.Second)
+		ch, err := a.AgentChanges(ctx, st.Revision, 30*time.Second, true)
 		if err != nil {
 			t.Error(err)
 		}
@@ -81,21 +81,22 @@ func TestAgentRoutes(t *testing.T) {
 	}
 	select {
 	case ch := <-done:
-		if ch.Revision != 4 || len(ch.Changes) != 1 || ch.Changes[0].Host != "s2" || ch.Changes[0].Kind != "host-added" {
-			t.Errorf("long poll = %+v", ch)
+		if ch.Revision != 4 || len(ch.Changes) != 1 || ch.Changes[0].Host != "s2" || ch.Changes[0].Kind != "host-added" ||
+			ch.State == nil || ch.State.Revision != 4 || ch.State.Host != "s1" {
+			t.Errorf("long poll = %+v (with the state at revision 4)", ch)
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the long poll did not wake on the change")
 	}
 	start := time.Now()
-	if ch, err := a.AgentChanges(ctx, 4, 300*time.Millisecond); err != nil || len(ch.Changes) != 0 || ch.Revision != 4 || time.Since(start) < 250*time.Millisecond {
+	if ch, err := a.AgentChanges(ctx, 4, 300*time.Millisecond, true); err != nil || len(ch.Changes) != 0 || ch.Revision != 4 || ch.State != nil || time.Since(start) < 250*time.Millisecond {
 		t.Errorf("an idle long poll = %+v, %v after %s; want empty after its wait", ch, err, time.Since(start))
 	}
 	// A since past the revision (the store behind the agent) answers at once with the lower revision.
-	if ch, err := a.AgentChanges(ctx, 99, 0); err != nil || ch.Revision != 4 {
+	if ch, err := a.AgentChanges(ctx, 99, 0, false); err != nil || ch.Revision != 4 || ch.State != nil {
 		t.Errorf("since 99 = %+v, %v", ch, err)
 	}
-	if _, err := a.AgentChanges(ctx, 0, time.Hour); err != nil {
+	if _, err := a.AgentChanges(ctx, 0, time.Hour, false); err != nil {
 		t.Errorf("a wait over the maximum is capped, not refused: %v", err)
 	}
 	// Status: written by the batch, visible to status.

@@ -58,6 +58,7 @@ type Server struct {
 	agents  agentCache   // each network compiled at its last revision asked for
 	reports reportBatch  // agents' status reports waiting to be written
 	polling atomic.Int64 // agents waiting in a long poll: "agents connected"
+	creds   credCache    // agent credentials recently found in the store
 }
 
 // Auth says which credential a route needs.

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -228,20 +229,34 @@ func (s *Server) changes(w http.ResponseWriter, r *http.Request) error {
 // writeChanges answers the change log of network after since, at most 1,000
 // entries, with the revision read before them.
 func (s *Server) writeChanges(w http.ResponseWriter, r *http.Request, network string, since uint64) error {
-	n, err := s.store.Network(r.Context(), network)
+	out, _, err := s.readChanges(r.Context(), network, since)
 	if err != nil {
 		return err
-	}
-	cs, err := s.store.Changes(r.Context(), network, since, 1000)
-	if err != nil {
-		return err
-	}
-	out := api.Changes{Revision: n.Revision, Changes: []api.Change{}}
-	for _, c := range cs {
-		out.Changes = append(out.Changes, api.Change{Revision: c.Revision, Kind: string(c.Kind), Host: c.Host, Time: c.Time.Format(time.RFC3339Nano)})
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// readChanges reads the change log of network after since, at most 1,000
+// entries, with the revision read before them.
+func (s *Server) readChanges(ctx context.Context, network string, since uint64) (api.Changes, store.Network, error) {
+	n, err := s.store.Network(ctx, network)
+	if err != nil {
+		return api.Changes{}, n, err
+	}
+	cs, err := s.store.Changes(ctx, network, since, 1000)
+	if err != nil {
+		return api.Changes{}, n, err
+	}
+	return api.Changes{Revision: n.Revision, Changes: toAPIChanges(cs)}, n, nil
+}
+
+func toAPIChanges(cs []store.Change) []api.Change {
+	out := make([]api.Change, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, api.Change{Revision: c.Revision, Kind: string(c.Kind), Host: c.Host, Time: c.Time.Format(time.RFC3339Nano)})
+	}
+	return out
 }
 
 // sinceParam reads the ?since=N of a log's route (0 when absent).

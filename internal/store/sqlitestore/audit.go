@@ -48,17 +48,22 @@ func (s *Store) ReportStatus(ctx context.Context, batch []store.StatusReport) (i
 	stored := 0
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		stored = 0
+		// Only a host that exists, and only a report not older than the one
+		// kept; prepared once for the batch.
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO host_status (network, host, time, revision, peers)
+			SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM hosts WHERE network = ? AND name = ?)
+			ON CONFLICT (network, host) DO UPDATE SET time = excluded.time, revision = excluded.revision, peers = excluded.peers
+			WHERE excluded.time >= host_status.time`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
 		for _, r := range batch {
 			b, err := store.EncodePeers(r.Status.Peers)
 			if err != nil {
 				return err
 			}
-			// Only a host that exists, and only a report not older than the one kept.
-			res, err := tx.ExecContext(ctx, `INSERT INTO host_status (network, host, time, revision, peers)
-				SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM hosts WHERE network = ? AND name = ?)
-				ON CONFLICT (network, host) DO UPDATE SET time = excluded.time, revision = excluded.revision, peers = excluded.peers
-				WHERE excluded.time >= host_status.time`,
-				r.Network, r.Status.Host, r.Status.Time.UnixNano(), r.Status.Revision, b, r.Network, r.Status.Host)
+			res, err := stmt.ExecContext(ctx, r.Network, r.Status.Host, r.Status.Time.UnixNano(), r.Status.Revision, b, r.Network, r.Status.Host)
 			if err != nil {
 				return err
 			}
