@@ -164,14 +164,14 @@ func TestHAThreeControllers(t *testing.T) {
 	}
 	type woke struct {
 		i   int
-		ch  api.Changes
+		ch  api.AgentChanges
 		err error
 		at  time.Time
 	}
 	wakes := make(chan woke, 2)
 	for i := 1; i <= 2; i++ {
 		go func() {
-			ch, err := agents[i].AgentChanges(ctx, rev, 20*time.Second)
+			ch, err := agents[i].AgentChanges(ctx, rev, 20*time.Second, false)
 			wakes <- woke{i, ch, err, time.Now()}
 		}()
 	}

@@ -127,7 +127,7 @@ func converge(b *testing.B, sts []store.Store, agents int) {
 			defer wg.Done()
 			since := rev
 			for pctx.Err() == nil {
-				ch, err := c.AgentChanges(pctx, since, 50*time.Second)
+				ch, err := c.AgentChanges(pctx, since, 50*time.Second, false)
 				if err != nil {
 					if pctx.Err() == nil {
 						b.Error(err)
