@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/netnstest"
 	"github.com/wgnet/wgnet/internal/wgconf"
 )
@@ -382,5 +383,32 @@ func TestCLIEdits(t *testing.T) {
 	mustCLI(t, dir, "render")
 	if fi, _ := os.Stat(filepath.Join(dir, "out", "a", "wg0.conf")); fi.Mode().Perm() != 0o600 {
 		t.Errorf("out/a/wg0.conf mode %v after render, want 0600", fi.Mode().Perm())
+	}
+}
+
+// TestSetHostFirewall: `set --host-firewall` writes the opt-in into the spec,
+// render carries it into the host's file as the comment up reads, "off" takes
+// it away, and a value that is not a mode is a usage error.
+func TestSetHostFirewall(t *testing.T) {
+	dir := threeHostSpec(t)
+	mustCLI(t, dir, "set", "s2", "--host-firewall", "docker")
+	if b, _ := os.ReadFile(filepath.Join(dir, "wgnet.yaml")); !strings.Contains(string(b), "host_firewall: docker") {
+		t.Fatalf("spec:\n%s", b)
+	}
+	mustCLI(t, dir, "render")
+	cfgs := readConfigs(t, dir)
+	h, _ := intent.FromConfig(cfgs["s2"])
+	if m := intent.CommentedHostFirewall(h.Comments); m != "docker" {
+		t.Errorf("s2's rendered file opts in to %q, want docker", m)
+	}
+	if h, _ := intent.FromConfig(cfgs["s3"]); intent.CommentedHostFirewall(h.Comments) != "" {
+		t.Errorf("s3 opted in without asking")
+	}
+	mustCLI(t, dir, "set", "s2", "--host-firewall", "off")
+	if b, _ := os.ReadFile(filepath.Join(dir, "wgnet.yaml")); strings.Contains(string(b), "host_firewall") {
+		t.Errorf("off left it:\n%s", b)
+	}
+	if _, errs, code := cli(t, dir, "set", "s2", "--host-firewall", "ufw"); code != 2 || !strings.Contains(errs, "must be auto, docker or iptables") {
+		t.Errorf("ufw: exit %d: %s", code, errs)
 	}
 }

@@ -20,9 +20,17 @@ func setHostFirewall(req *up.Request, flag string) error {
 	if flag == "" {
 		return nil
 	}
+	if err := checkHostFirewall(flag); err != nil {
+		return err
+	}
+	req.Host.HostFirewall = flag
+	return nil
+}
+
+// checkHostFirewall refuses a --host-firewall value that is not a mode.
+func checkHostFirewall(flag string) error {
 	if _, err := dockerfw.ParseMode(flag); err != nil {
 		return usageError{fmt.Errorf("--host-firewall %w", err)}
 	}
-	req.Host.HostFirewall = flag
 	return nil
 }

@@ -28,6 +28,7 @@ type hostFlags struct {
 	presharedWith                       []string
 	hub, replaceRoutes                  bool
 	keepalive, listenPort, underlayMTU  int
+	hostFirewall                        string // set --host-firewall
 }
 
 func (f *hostFlags) bind(c *cobra.Command, forSet bool) {
@@ -47,6 +48,7 @@ func (f *hostFlags) bind(c *cobra.Command, forSet bool) {
 		fl.BoolVar(&f.replaceRoutes, "replace-routes", false, "--route replaces the host's routes instead of adding")
 		fl.StringArrayVar(&f.removeTags, "remove-tag", nil, "tag to remove, repeatable")
 		fl.StringArrayVar(&f.presharedWith, "preshared-with", nil, "use a preshared key (generated) with this host too, repeatable")
+		hostFirewallFlag(c, &f.hostFirewall)
 	}
 }
 
@@ -167,6 +169,12 @@ func newSetCmd() *cobra.Command {
 					return err
 				}
 				ch.PrivateKeyFile = &f.privateKeyFile
+			}
+			if fl.Changed("host-firewall") {
+				if err := checkHostFirewall(f.hostFirewall); err != nil {
+					return err
+				}
+				ch.HostFirewall = &f.hostFirewall
 			}
 			err = editSpec(global.specFile, func(d *spec.Document) error {
 				if err := d.SetHost(args[0], ch); err != nil {

@@ -56,7 +56,8 @@ func (r Rule) String() string { return r.Text }
 func ParseRuleset(rs Ruleset) *Firewall {
 	fw := &Firewall{}
 	seen := map[string]bool{}
-	for _, c := range parseIptablesSave(rs.IptablesSave) {
+	v4 := parseIptablesSave(rs.IptablesSave, "ip")
+	for _, c := range append(v4, parseIptablesSave(rs.Ip6tablesSave, "ip6")...) {
 		fw.Chains = append(fw.Chains, c)
 		seen[c.Family+" "+c.Table+" "+c.Chain] = true
 		if c.Table == "filter" && c.Chain == "DOCKER-USER" {
@@ -256,10 +257,10 @@ func (fw *Firewall) flatten(c *Chain, depth int) []Rule {
 	return out
 }
 
-// parseIptablesSave reads iptables-save output (several tables; ip6tables-save
-// output appended reads as family ip6 after a "# ip6tables" marker is not
-// needed: addresses tell).
-func parseIptablesSave(s string) []*Chain {
+// parseIptablesSave reads iptables-save output (several tables) as chains of
+// family ("ip", or "ip6" for ip6tables-save). Output of both appended in one
+// string reads as ip: the second dump's chains are skipped.
+func parseIptablesSave(s, family string) []*Chain {
 	var out []*Chain
 	byName := map[string]*Chain{}
 	table := ""
@@ -276,7 +277,7 @@ func parseIptablesSave(s string) []*Chain {
 			if len(f) < 2 {
 				continue
 			}
-			c := &Chain{Family: "ip", Table: table, Chain: f[0]}
+			c := &Chain{Family: family, Table: table, Chain: f[0]}
 			if f[1] != "-" {
 				c.Policy = strings.ToLower(f[1])
 				c.Hook = strings.ToLower(f[0])

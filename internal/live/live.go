@@ -60,8 +60,9 @@ type Prober interface {
 
 // Ruleset is the host's firewall in the text forms of its tools.
 type Ruleset struct {
-	IptablesSave string // iptables-save (and ip6tables-save) output
-	Nft          string // nft list ruleset
+	IptablesSave  string // iptables-save output
+	Ip6tablesSave string // ip6tables-save output
+	Nft           string // nft list ruleset
 }
 
 // Expect is what the host should be: wgnet's state record of the interface and

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/wgnet/wgnet/internal/device"
 	"github.com/wgnet/wgnet/internal/device/devicetest"
@@ -326,3 +327,22 @@ table inet mine {
 	}
 }
 `
+
+// ip6tables' chains are their own (family ip6): an IPv6 flow is judged by
+// them, an IPv4 flow by iptables'; wgnet's accepts count only for their subnet.
+func TestDroppedFlowsPerFamily(t *testing.T) {
+	fw := ParseRuleset(Ruleset{
+		IptablesSave:  "*filter\n:FORWARD DROP [0:0]\n-A FORWARD -d 10.10.2.0/24 -i wg0 -m comment --comment \"wgnet:wg0\" -j ACCEPT\nCOMMIT\n",
+		Ip6tablesSave: "*filter\n:FORWARD DROP [0:0]\nCOMMIT\n",
+	})
+	v4 := Flow{In: "wg0", Out: "ctr0", Dst: netip.MustParsePrefix("10.10.2.0/24")}
+	v4other := Flow{In: "wg0", Out: "ctr0", Dst: netip.MustParsePrefix("10.10.3.0/24")}
+	v6 := Flow{In: "wg0", Out: "ctr0", Dst: netip.MustParsePrefix("fd00:10:2::/64")}
+	got := map[string][]Flow{}
+	for _, c := range fw.Chains {
+		got[c.Family] = fw.DroppedFlows(c, []Flow{v4, v4other, v6})
+	}
+	if !cmp.Equal(got["ip"], []Flow{v4other}, cmpopts.EquateComparable(netip.Prefix{})) || !cmp.Equal(got["ip6"], []Flow{v6}, cmpopts.EquateComparable(netip.Prefix{})) {
+		t.Errorf("dropped: %v", got)
+	}
+}

@@ -69,7 +69,7 @@ func (System) Ruleset(ctx context.Context) (Ruleset, error) {
 	// Of iptables' two backends, the one that matters: Docker's, else the one
 	// with FORWARD policy DROP, else nft (dockerfw.Read); plain iptables-save
 	// where neither variant is installed.
-	rs.IptablesSave = run(saveOf(ctx, 4)) + run(saveOf(ctx, 6))
+	rs.IptablesSave, rs.Ip6tablesSave = run(saveOf(ctx, 4)), run(saveOf(ctx, 6))
 	rs.Nft = run("nft", "list", "ruleset")
 	return rs, errors.Join(errs...)
 }

@@ -297,6 +297,7 @@ type HostChanges struct {
 	ListenPort     *int       // 0 removes it (the network's port applies)
 	UnderlayMTU    *int       // 0 removes it
 	PrivateKeyFile *string    // "" removes it
+	HostFirewall   *string    // "" or "off" removes it
 	Hooks          *Hooks     // replaces all hooks; empty Hooks removes them
 	// Tags are added to the host's tags (those there are kept once);
 	// RemoveTags are removed after that.
@@ -370,6 +371,10 @@ func (d *Document) SetHost(name string, c HostChanges) error {
 	}
 	if c.PrivateKeyFile != nil {
 		setOrDel(n, "private_key_file", *c.PrivateKeyFile != "", func() *yaml.Node { return strNode(*c.PrivateKeyFile) })
+	}
+	if c.HostFirewall != nil {
+		v := *c.HostFirewall
+		setOrDel(n, "host_firewall", v != "" && v != "off", func() *yaml.Node { return strNode(v) })
 	}
 	if c.Hooks != nil {
 		hn := hooksNode(*c.Hooks)

@@ -301,3 +301,41 @@ func fwSnapshot(t *testing.T, ns *netnstest.NS) (string, string) {
 	}
 	return base, b.String()
 }
+
+// TestForwardDropHost is the same network on hosts whose own firewall has
+// iptables' FORWARD policy DROP and no Docker (ufw, a hand-made firewall):
+// check --live finds the drop and names the opt-in; with --host-firewall=auto
+// wgnet's accepts go into FORWARD itself (no nat rule: nothing masquerades),
+// all 30 pairs reach, check --live finds nothing, and down restores
+// iptables-save exactly.
+func TestForwardDropHost(t *testing.T) {
+	netnstest.NeedsTool(t, "iptables", "iptables-nft", "iptables-nft-save")
+	l := newBareLab(t, "hub", "s1", "s2")
+	before, beforeIpt := map[string]string{}, map[string]string{}
+	for _, h := range l.hosts {
+		h.ns.Run(t, "iptables-nft", "-P", "FORWARD", "DROP")
+		before[h.name], beforeIpt[h.name] = fwSnapshot(t, h.ns)
+		l.up(h)
+	}
+	checkLive(t, l, l.hosts[1:2], "live-forward-drop", "`host_firewall: iptables`")
+	for _, h := range l.hosts {
+		out, err := l.wgnet(h, "sync", "--host-firewall=auto", h.conf)
+		if err != nil {
+			t.Fatalf("sync --host-firewall=auto on %s: %v\n%s", h.name, err, out)
+		}
+		if !strings.Contains(out, "-t filter -I FORWARD 1 ") || strings.Contains(out, "-t nat") {
+			t.Errorf("sync on %s: not FORWARD alone:\n%s", h.name, out)
+		}
+	}
+	allPairs(t, l)
+	checkLive(t, l, l.hosts)
+	for _, h := range l.hosts {
+		if out, err := l.wgnet(h, "down", h.ifname); err != nil {
+			t.Errorf("down on %s: %v\n%s", h.name, err, out)
+		}
+		after, afterIpt := fwSnapshot(t, h.ns)
+		if after != before[h.name] || afterIpt != beforeIpt[h.name] {
+			t.Errorf("down did not restore %s:\n%s%s", h.name, lineDiff(before[h.name], after), lineDiff(beforeIpt[h.name], afterIpt))
+		}
+	}
+}
