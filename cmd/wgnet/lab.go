@@ -30,6 +30,7 @@ type labFlags struct {
 	debug    bool
 	noPolicy bool
 	ports    []uint16 // probed besides lab.ProbePort (set by --no-policy)
+	udpPorts []uint16
 }
 
 func (f *labFlags) bindCommon(c *cobra.Command) {
@@ -49,7 +50,7 @@ func newLabCmd() *cobra.Command {
 			"Hosts forward only as their configs say. It probes every host to every address of every\n" +
 			"other host (ICMP echo and TCP connect) and prints the matrix next to the intent: in a hub\n" +
 			"or mesh everything reaches everything. With a policy (docs/policy.md) each pair is probed\n" +
-			"per protocol and port (ICMP, TCP 7 and every TCP port the rules name, each with a\n" +
+			"per protocol and port (ICMP, TCP 7 and every TCP and UDP port the rules name, each with a\n" +
 			"listener) both ways, held to what the policy allows, and each result names its rule.\n" +
 			"Exit 1 if a pair is not as intended.\n\n" +
 			"--bench A B measures TCP throughput from host A to host B through the tunnel, next to the\n" +
@@ -84,14 +85,15 @@ func runLab(ctx context.Context, stdout, stderr io.Writer, args []string, f labF
 	hosts, s, notes := in.hosts, in.spec, in.notes
 	if f.noPolicy && s != nil && s.Policy.Present {
 		// The control run: the same network and ports, nothing filtered.
-		ports := policy.ProbePorts(&policy.Resolve(s).Filter)
+		pf := &policy.Resolve(s).Filter
+		tcpPorts, udpPorts := policy.ProbePorts(policy.TCP, pf), policy.ProbePorts(policy.UDP, pf)
 		cp := *s
 		cp.Policy = spec.Policy{}
 		if hosts, notes, err = lab.FromSpec(&cp, in.secrets); err != nil {
 			return err
 		}
 		s = &cp
-		f.ports = ports
+		f.ports, f.udpPorts = tcpPorts, udpPorts
 	}
 	text := format == "text"
 	var disp *lab.Display
@@ -168,7 +170,7 @@ type labReport struct {
 }
 
 func labOptions(f labFlags, stderr io.Writer) lab.Options {
-	opts := lab.Options{ProbeTimeout: f.timeout, Ports: f.ports}
+	opts := lab.Options{ProbeTimeout: f.timeout, Ports: f.ports, UDPPorts: f.udpPorts}
 	if f.debug {
 		opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -238,7 +240,7 @@ func labPolicy(opts *lab.Options, s *spec.Spec, hosts []intent.Host) {
 			return
 		}
 		n := policy.Resolve(s)
-		opts.Ports = policy.ProbePorts(&n.Filter)
+		opts.Ports, opts.UDPPorts = policy.ProbePorts(policy.TCP, &n.Filter), policy.ProbePorts(policy.UDP, &n.Filter)
 		opts.Policy = func(p policy.Packet) policy.Verdict { return policy.Eval(&n.Filter, p) }
 		return
 	}
@@ -251,7 +253,7 @@ func labPolicy(opts *lab.Options, s *spec.Spec, hosts []intent.Host) {
 	if len(filters) == 0 {
 		return
 	}
-	opts.Ports = policy.ProbePorts(filters...)
+	opts.Ports, opts.UDPPorts = policy.ProbePorts(policy.TCP, filters...), policy.ProbePorts(policy.UDP, filters...)
 	opts.Policy = func(p policy.Packet) policy.Verdict {
 		for i := range hosts {
 			h := &hosts[i]

@@ -42,6 +42,9 @@ type Options struct {
 	// connects to, besides ProbePort: the ports a policy names. When set, or
 	// when Policy is, each probe is a set of checks (Probe.Checks).
 	Ports []uint16
+	// UDPPorts are UDP ports every lab address echoes on and every probe
+	// sends to (the udp ports a policy names).
+	UDPPorts []uint16
 	// Policy, when set, is what the probes are held to: the verdict of the
 	// network's policy for a packet and the rule it comes from. Nil: every
 	// address is meant to reach every other on every protocol and port.
@@ -217,7 +220,7 @@ func (l *Lab) Apply(ctx context.Context, hosts []intent.Host) ([]HostChanges, er
 		if err := ctx.Err(); err != nil {
 			return out, err
 		}
-		n, err := NewNode(hc.Name, NodeOptions{Endpoint: l.resolve, Logger: l.opts.Logger, MTU: hc.MTU, Ports: l.opts.Ports})
+		n, err := NewNode(hc.Name, NodeOptions{Endpoint: l.resolve, Logger: l.opts.Logger, MTU: hc.MTU, Ports: l.opts.Ports, UDPPorts: l.opts.UDPPorts})
 		if err != nil {
 			return out, err
 		}

@@ -50,7 +50,7 @@ type Probe struct {
 
 // Check is one protocol and port of a probe.
 type Check struct {
-	Proto string `json:"proto"` // icmp or tcp
+	Proto string `json:"proto"` // icmp, tcp or udp
 	Port  uint16 `json:"port,omitempty"`
 	// Want is what the policy says; Rule the rule (or default) it comes from.
 	Want   bool   `json:"want"`
@@ -191,7 +191,7 @@ func (l *Lab) Probe(ctx context.Context) (*Matrix, error) {
 // protocol and port, each wanted as the policy says.
 func (l *Lab) newProbe(src *labHost, t Target) Probe {
 	p := Probe{From: src.hc.Name, To: t, Want: true}
-	if len(l.opts.Ports) == 0 && l.opts.Policy == nil {
+	if len(l.opts.Ports) == 0 && len(l.opts.UDPPorts) == 0 && l.opts.Policy == nil {
 		return p
 	}
 	p.Checks = []Check{{Proto: policy.ICMP}, {Proto: policy.TCP, Port: ProbePort}}
@@ -199,6 +199,9 @@ func (l *Lab) newProbe(src *labHost, t Target) Probe {
 		if port != ProbePort {
 			p.Checks = append(p.Checks, Check{Proto: policy.TCP, Port: port})
 		}
+	}
+	for _, port := range l.opts.UDPPorts {
+		p.Checks = append(p.Checks, Check{Proto: policy.UDP, Port: port})
 	}
 	var from netip.Addr
 	for _, a := range src.hc.Addresses {
@@ -219,7 +222,7 @@ func (l *Lab) newProbe(src *labHost, t Target) Probe {
 	return p
 }
 
-// runChecks runs p's probes side by side: ICMP echo and TCP connects.
+// runChecks runs p's probes side by side: ICMP echo, TCP connects, UDP echoes.
 func runChecks(ctx context.Context, n *Node, p *Probe) {
 	var wg sync.WaitGroup
 	if len(p.Checks) == 0 {
@@ -240,9 +243,12 @@ func runChecks(ctx context.Context, n *Node, p *Probe) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if c.Proto == policy.ICMP {
+			switch c.Proto {
+			case policy.ICMP:
 				c.Result = result(n.Ping(ctx, p.To.Addr))
-			} else {
+			case policy.UDP:
+				c.Result = result(n.Echo(ctx, netip.AddrPortFrom(p.To.Addr, c.Port)))
+			default:
 				c.Result = result(n.Connect(ctx, netip.AddrPortFrom(p.To.Addr, c.Port)))
 			}
 		}()

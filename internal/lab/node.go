@@ -47,8 +47,30 @@ type NodeOptions struct {
 	// later config's MTU is not applied).
 	MTU int
 	// Ports are TCP ports the node's addresses and its subnets' stand-ins listen
-	// on besides ProbePort (the ports a policy names).
-	Ports []uint16
+	// on besides ProbePort (the ports a policy names), UDPPorts the UDP ports
+	// they echo on.
+	Ports, UDPPorts []uint16
+}
+
+// listenAll opens the probe listeners of o on s for one family: TCP on every
+// port, UDP echo on every UDP port.
+func (o NodeOptions) listenAll(s *stack.Stack, proto tcpip.NetworkProtocolNumber) ([]*listener, error) {
+	var out []*listener
+	for _, port := range o.ports() {
+		l, err := listen(s, proto, port, acceptAndClose)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, l)
+	}
+	for _, port := range o.UDPPorts {
+		l, err := udpEcho(s, proto, port)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, l)
+	}
+	return out, nil
 }
 
 // ports returns every TCP port a node's address listens on.
@@ -168,12 +190,10 @@ func (n *Node) Up() error {
 		return fmt.Errorf("host %s: %w", n.name, err)
 	}
 	for _, proto := range []tcpip.NetworkProtocolNumber{ipv4.ProtocolNumber, ipv6.ProtocolNumber} {
-		for _, port := range n.opts.ports() {
-			l, err := listen(n.stack, proto, port, acceptAndClose)
-			if err != nil {
-				return fmt.Errorf("host %s: %w", n.name, err)
-			}
-			n.listeners = append(n.listeners, l)
+		ls, err := n.opts.listenAll(n.stack, proto)
+		n.listeners = append(n.listeners, ls...)
+		if err != nil {
+			return fmt.Errorf("host %s: %w", n.name, err)
 		}
 	}
 	n.up = true
@@ -375,13 +395,11 @@ func (n *Node) AttachSubnet(p netip.Prefix) (netip.Addr, error) {
 	setRoutes(cs, []route{{def, 1}})
 	s := &subnet{prefix: p, addr: addr, nic: nic, link: hostEnd, stack: cs}
 	hostEnd.setIntercept(n.fromSubnet)
-	for _, port := range n.opts.ports() {
-		l, err := listen(cs, protoOf(addr), port, acceptAndClose)
-		if err != nil {
-			s.close()
-			return netip.Addr{}, fmt.Errorf("subnet %s: %w", p, err)
-		}
-		s.lis = append(s.lis, l)
+	ls, err := n.opts.listenAll(cs, protoOf(addr))
+	s.lis = ls
+	if err != nil {
+		s.close()
+		return netip.Addr{}, fmt.Errorf("subnet %s: %w", p, err)
 	}
 	if err := n.stack.CreateNIC(nic, hostEnd); err != nil {
 		s.close()

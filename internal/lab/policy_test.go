@@ -28,11 +28,17 @@ func loadPolicy(t *testing.T, name string) *spec.Spec {
 // and TCP to 5432 between every pair, held to s's policy when it has one.
 func policyRun(t *testing.T, s *spec.Spec) *Matrix {
 	t.Helper()
+	return policyRunPorts(t, s, []uint16{5432}, nil)
+}
+
+// policyRunPorts is policyRun probing the given TCP and UDP ports.
+func policyRunPorts(t *testing.T, s *spec.Spec, tcpPorts, udpPorts []uint16) *Matrix {
+	t.Helper()
 	hosts, _, err := FromSpec(s, spec.Secrets{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := Options{ProbeTimeout: 5 * time.Second, Ports: []uint16{5432}}
+	opts := Options{ProbeTimeout: 5 * time.Second, Ports: tcpPorts, UDPPorts: udpPorts}
 	if s.Policy.Present {
 		n := policy.Resolve(s)
 		opts.Policy = func(p policy.Packet) policy.Verdict { return policy.Eval(&n.Filter, p) }
@@ -112,6 +118,41 @@ func group(host string) string {
 		return "db"
 	}
 	return ""
+}
+
+// TestPolicyUDP: UDP ports a rule names are probed (every address echoes on
+// them) and held to the policy: the article's network with s4 kept off udp/53
+// of s3 and its subnet.
+func TestPolicyUDP(t *testing.T) {
+	s := loadPolicy(t, "article")
+	r, err := spec.ParseRule("deny s4 -> s3 udp 53")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Policy.Rules = append([]spec.Rule{r}, s.Policy.Rules...)
+	n := policy.Resolve(s)
+	udp := policy.ProbePorts(policy.UDP, &n.Filter)
+	if len(udp) != 1 || udp[0] != 53 {
+		t.Fatalf("udp ports %v, want [53]", udp)
+	}
+	m := policyRunPorts(t, s, nil, udp)
+	blocked := 0
+	for _, p := range m.Probes {
+		for _, c := range p.Checks {
+			if c.Problem() {
+				t.Errorf("%s → %s %s: got %v, the policy wants %s (%s): %s", p.From, p.To, c.Name(), c.Result.OK, passText(c.Want), c.Rule, c.Result.Err)
+			}
+			if c.Proto == "udp" && !c.Result.OK {
+				blocked++
+				if p.To.Host != "s3" || p.From != "s4" && !(p.From == "s2" && p.To.Subnet.IsValid()) {
+					t.Errorf("%s → %s udp/53 blocked", p.From, p.To)
+				}
+			}
+		}
+	}
+	if blocked != 3 { // s4 → s3's address and subnet, s2 → s3's subnet (rule 1)
+		t.Errorf("%d udp/53 checks blocked, want 3", blocked)
+	}
 }
 
 // TestPolicyFilterAgreesWithReference feeds the lab's packet filter (what a

@@ -120,9 +120,11 @@ func connect(ctx context.Context, s *stack.Stack, dst netip.AddrPort) (time.Dura
 	return rtt, nil
 }
 
-// listener is a TCP listener on a stack with the goroutine that serves it.
+// listener is a TCP listener (or a UDP echo, udp.go) on a stack with the
+// goroutines that serve it.
 type listener struct {
 	l    *gonet.TCPListener
+	udp  *gonet.UDPConn
 	wg   sync.WaitGroup
 	mu   sync.Mutex // guards conns
 	conn map[net.Conn]bool
@@ -177,6 +179,11 @@ func listen(s *stack.Stack, proto tcpip.NetworkProtocolNumber, port uint16, serv
 
 // Close stops accepting, closes open connections and waits for their goroutines.
 func (l *listener) Close() {
+	if l.udp != nil {
+		l.udp.Close()
+		l.wg.Wait()
+		return
+	}
 	l.l.Close()
 	l.mu.Lock()
 	for c := range l.conn {

@@ -395,14 +395,14 @@ func prefixList(ps []netip.Prefix) string {
 // MaxProbePorts bounds ProbePorts.
 const MaxProbePorts = 16
 
-// ProbePorts returns the TCP ports the rules of filters name (the first and
-// last port of each range), sorted, at most MaxProbePorts: the ports a lab
-// probes to show what the rules do.
-func ProbePorts(filters ...*intent.Filter) []uint16 {
+// ProbePorts returns the ports of proto (tcp or udp) the rules of filters name
+// (the first and last port of each range), sorted, at most MaxProbePorts: the
+// ports a lab probes to show what the rules do.
+func ProbePorts(proto string, filters ...*intent.Filter) []uint16 {
 	var out []uint16
 	for _, f := range filters {
 		for _, r := range f.Rules {
-			if r.Proto != TCP {
+			if r.Proto != proto {
 				continue
 			}
 			for _, p := range r.Ports {
