@@ -134,17 +134,9 @@ type listener struct {
 // hands each to serve on its own goroutine; Close stops all of them.
 func listen(s *stack.Stack, proto tcpip.NetworkProtocolNumber, port uint16, serve func(net.Conn)) (*listener, error) {
 	var wq waiter.Queue
-	ep, terr := s.NewEndpoint(tcp.ProtocolNumber, proto, &wq)
-	if terr != nil {
-		return nil, fmt.Errorf("listen on port %d: %v", port, terr)
-	}
-	if proto == ipv6.ProtocolNumber {
-		ep.SocketOptions().SetV6Only(true) // the IPv4 listener is separate
-	}
-	ep.SocketOptions().SetReuseAddress(true) // connections of an earlier listener may linger
-	if terr := ep.Bind(tcpip.FullAddress{Port: port}); terr != nil {
-		ep.Close()
-		return nil, fmt.Errorf("listen on port %d: %v", port, terr)
+	ep, err := bound(s, tcp.ProtocolNumber, proto, port, &wq)
+	if err != nil {
+		return nil, fmt.Errorf("listen on port %d: %w", port, err)
 	}
 	if terr := ep.Listen(64); terr != nil {
 		ep.Close()
@@ -175,6 +167,24 @@ func listen(s *stack.Stack, proto tcpip.NetworkProtocolNumber, port uint16, serv
 		}
 	}()
 	return l, nil
+}
+
+// bound returns an endpoint of transport (tcp, udp) bound to port at every
+// address of s in one family (IPv6 apart from IPv4), address reuse on.
+func bound(s *stack.Stack, transport tcpip.TransportProtocolNumber, proto tcpip.NetworkProtocolNumber, port uint16, wq *waiter.Queue) (tcpip.Endpoint, error) {
+	ep, terr := s.NewEndpoint(transport, proto, wq)
+	if terr != nil {
+		return nil, fmt.Errorf("%v", terr)
+	}
+	if proto == ipv6.ProtocolNumber {
+		ep.SocketOptions().SetV6Only(true) // the IPv4 one is separate
+	}
+	ep.SocketOptions().SetReuseAddress(true) // connections of an earlier listener may linger
+	if terr := ep.Bind(tcpip.FullAddress{Port: port}); terr != nil {
+		ep.Close()
+		return nil, fmt.Errorf("%v", terr)
+	}
+	return ep, nil
 }
 
 // Close stops accepting, closes open connections and waits for their goroutines.

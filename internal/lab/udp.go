@@ -9,7 +9,6 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
-	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 	"gvisor.dev/gvisor/pkg/waiter"
@@ -22,16 +21,9 @@ import (
 // with the same bytes; Close stops it.
 func udpEcho(s *stack.Stack, proto tcpip.NetworkProtocolNumber, port uint16) (*listener, error) {
 	var wq waiter.Queue
-	ep, terr := s.NewEndpoint(udp.ProtocolNumber, proto, &wq)
-	if terr != nil {
-		return nil, fmt.Errorf("udp echo on port %d: %v", port, terr)
-	}
-	if proto == ipv6.ProtocolNumber {
-		ep.SocketOptions().SetV6Only(true) // the IPv4 echo is separate
-	}
-	if terr := ep.Bind(tcpip.FullAddress{Port: port}); terr != nil {
-		ep.Close()
-		return nil, fmt.Errorf("udp echo on port %d: %v", port, terr)
+	ep, err := bound(s, udp.ProtocolNumber, proto, port, &wq)
+	if err != nil {
+		return nil, fmt.Errorf("udp echo on port %d: %w", port, err)
 	}
 	c := gonet.NewUDPConn(&wq, ep)
 	l := &listener{udp: c}
