@@ -135,5 +135,9 @@ func sourceIntent(source string, stderr io.Writer) *intent.Host {
 		return nil
 	}
 	h, _ := intent.FromConfig(cfg)
+	// A forwarding hook the user wrote is run as written, not taken into
+	// Forward: the host forwards all the same.
+	v4, v6 := intent.HooksForward(h.Hooks.PostUp)
+	h.Forward.V4, h.Forward.V6 = h.Forward.V4 || v4, h.Forward.V6 || v6
 	return h
 }

@@ -725,7 +725,12 @@ func (n *network) checkForwarding() {
 	// Why each host must forward, by family: the first reason in file order.
 	// One pass over every config's peers, in order, finds the same first
 	// reasons as asking host by host, without visiting all peers per host.
-	type reasons struct{ v4, v6 string }
+	type reasons struct {
+		v4, v6 string
+		// exit4 is set when a peer routes 0.0.0.0/0 to it: its clients'
+		// traffic leaves by the uplink and the replies come in there.
+		exit4 bool
+	}
 	need := make(map[*host]*reasons, len(n.hosts))
 	for _, h := range n.hosts {
 		need[h] = &reasons{}
@@ -744,7 +749,7 @@ func (n *network) checkForwarding() {
 				}
 				why := fmt.Sprintf("%s routes %s to it", a.name, q)
 				if q.Addr().Is4() {
-					r.v4 = why
+					r.v4, r.exit4 = why, q.Bits() == 0
 				} else {
 					r.v6 = why
 				}
@@ -764,7 +769,14 @@ func (n *network) checkForwarding() {
 		if need4 != "" && !f4 {
 			whys = append(whys, "IPv4 ("+need4+")")
 			confirms = append(confirms, "`sysctl net.ipv4.ip_forward`")
-			fixes = append(fixes, "PostUp = sysctl -q -w net.ipv4.conf.%i.forwarding=1")
+			if need[x].exit4 {
+				// Forwarding on the tunnel alone forwards what comes in
+				// through it; the replies from the internet come in on the
+				// uplink and would be dropped.
+				fixes = append(fixes, "PostUp = sysctl -q -w net.ipv4.ip_forward=1 (the whole host: the replies come in on the uplink)")
+			} else {
+				fixes = append(fixes, "PostUp = sysctl -q -w net.ipv4.conf.%i.forwarding=1")
+			}
 		}
 		if need6 != "" && !f6 {
 			whys = append(whys, "IPv6 ("+need6+")")

@@ -82,24 +82,32 @@ func TestFromConfig(t *testing.T) {
 	if h.KeyFile != "/etc/wireguard/wg0.key" {
 		t.Errorf("KeyFile = %q", h.KeyFile)
 	}
-	if !h.Forward.V4 || h.Forward.V6 || !h.Firewall.ClampMSS {
-		t.Errorf("Forward = %+v, Firewall = %+v; want v4 and the MSS clamp", h.Forward, h.Firewall)
+	// A forwarding line a person wrote keeps its meaning (the whole host
+	// forwards): it stays a hook, run as written, like wg-quick runs it.
+	if h.Forward.V4 || h.Forward.V6 || h.Firewall.ClampMSS {
+		t.Errorf("Forward = %+v, Firewall = %+v; want none: the user's sysctl line is run as written", h.Forward, h.Firewall)
 	}
 	want := Hooks{
 		PreUp:    []string{"echo pre"},
-		PostUp:   []string{"iptables -A FORWARD -i %i -j ACCEPT", "wg set %i private-key /k; curl x | sh"},
-		PostDown: []string{"iptables -D FORWARD -i %i -j ACCEPT"},
+		PostUp:   []string{"sysctl -w net.ipv4.ip_forward=1", "iptables -A FORWARD -i %i -j ACCEPT", "wg set %i private-key /k; curl x | sh"},
+		PostDown: []string{"sysctl -w net.ipv4.ip_forward=0", "iptables -D FORWARD -i %i -j ACCEPT"},
 	}
 	if d := cmp.Diff(want, h.Hooks); d != "" {
 		t.Errorf("hooks (-want +got):\n%s", d)
 	}
-	if d := cmp.Diff([]string{"wg set %i private-key /etc/wireguard/wg0.key", "sysctl -w net.ipv4.ip_forward=1", "sysctl -w net.ipv4.ip_forward=0"}, r.Converted); d != "" {
+	// wgnet's own lines, and any that only forwards on the interface itself,
+	// become Forward again.
+	c2 := &wgconf.Config{Interface: wgconf.Interface{PostUp: []string{hookForwardV4, hookForwardV6, "sysctl -q -w net.ipv6.conf.%i.force_forwarding=1"}}}
+	if h2, _ := FromConfig(c2); !h2.Forward.V4 || !h2.Forward.V6 || !h2.Firewall.ClampMSS || len(h2.Hooks.PostUp) != 0 {
+		t.Errorf("wgnet's own lines: Forward %+v, clamp %v, hooks %q", h2.Forward, h2.Firewall.ClampMSS, h2.Hooks.PostUp)
+	}
+	if d := cmp.Diff([]string{"wg set %i private-key /etc/wireguard/wg0.key"}, r.Converted); d != "" {
 		t.Errorf("converted (-want +got):\n%s", d)
 	}
 
 	// A file with its own PrivateKey keeps a key hook as the user's hook.
 	c.Interface.PrivateKey = mustPrivate(t)
-	if h, _ := FromConfig(c); h.KeyFile != "" || len(h.Hooks.PostUp) != 3 {
+	if h, _ := FromConfig(c); h.KeyFile != "" || len(h.Hooks.PostUp) != 4 {
 		t.Errorf("with a PrivateKey: KeyFile %q, PostUp %q", h.KeyFile, h.Hooks.PostUp)
 	}
 }

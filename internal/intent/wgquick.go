@@ -89,11 +89,15 @@ type Read struct {
 // FromConfig reads a wg-quick configuration as intent. Hooks of exactly a form
 // wgnet knows become typed fields:
 //
-//   - a PostUp that only sets IP forwarding sysctls (wgnet's own lines, and
-//     `sysctl -w net.ipv4.ip_forward=1` and the like as people write them)
-//     becomes Forward in each family it turns on (and the MSS clamp that goes with
-//     forwarding); such a line in PostDown is dropped, as wgnet restores
-//     forwarding itself on down;
+//   - wgnet's own forwarding lines (hookForwardV4, hookForwardV6: what Config
+//     writes for Forward), and any line that only turns on forwarding on the
+//     interface itself (`sysctl -q -w net.ipv6.conf.%i.force_forwarding=1`),
+//     become Forward again (and the MSS clamp that goes with forwarding): wgnet
+//     does exactly that, and restores it on down. A forwarding line a person wrote (`sysctl -w
+//     net.ipv4.ip_forward=1`) stays the user's hook and is run as written, as
+//     wg-quick runs it: it means the whole host forwards, which a VPN server
+//     that masquerades to its uplink needs (the replies come in on the uplink,
+//     and per-interface forwarding on the tunnel would drop them);
 //   - `wg set %i private-key PATH` with a PATH that wgkey.ValidPath accepts, in a
 //     file without a PrivateKey, becomes KeyFile.
 //
@@ -128,7 +132,7 @@ func FromConfig(c *wgconf.Config) (*Host, Read) {
 			r.Converted = append(r.Converted, line)
 			continue
 		}
-		if v4, v6, ok := forwardingHook(line); ok {
+		if v4, v6, ok := forwardingHook(line); ok && narrowForwardingHook(line) {
 			h.Forward.V4 = h.Forward.V4 || v4
 			h.Forward.V6 = h.Forward.V6 || v6
 			r.Converted = append(r.Converted, line)
@@ -137,7 +141,7 @@ func FromConfig(c *wgconf.Config) (*Host, Read) {
 		h.Hooks.PostUp = append(h.Hooks.PostUp, line)
 	}
 	for _, line := range ic.PostDown {
-		if _, _, ok := forwardingHook(line); ok {
+		if narrowForwardingHook(line) {
 			r.Converted = append(r.Converted, line)
 			continue
 		}
@@ -204,6 +208,27 @@ func OwnForwardingHook(line string) bool {
 	l := strings.TrimSpace(line)
 	return l == hookForwardV4 || l == hookForwardV6
 }
+
+// narrowForwardingHook reports whether line is one of wgnet's own forwarding
+// lines, or only sets forwarding sysctls of the interface itself
+// (net.ipv4.conf.%i.forwarding, net.ipv6.conf.%i.force_forwarding): what
+// Forward does natively. A host-wide one (ip_forward, conf.all) is not.
+func narrowForwardingHook(line string) bool {
+	if OwnForwardingHook(line) {
+		return true
+	}
+	if _, _, ok := forwardingHook(line); !ok {
+		return false
+	}
+	for _, m := range forwardingKeyRE.FindAllString(line, -1) {
+		if !narrowKeyRE.MatchString(m) {
+			return false
+		}
+	}
+	return true
+}
+
+var narrowKeyRE = regexp.MustCompile(`^net[./]ipv(4[./]conf[./]%i[./]forwarding|6[./]conf[./]%i[./]force_forwarding)=[01]$`)
 
 // forwardingHookRE matches a hook that only sets IP forwarding sysctls, as wgnet
 // writes them and as people write them by hand:

@@ -90,6 +90,7 @@ func createLocked(ctx context.Context, req Request, p *plan, opts *SyncOptions) 
 		}
 		mtu = autoMTU(ms, def)
 	}
+	hostWide := readHostWide(h) // what the user's hooks change of it stays (keepHookChanges)
 	for _, hook := range p.preUp {
 		if err := o.runHook(ctx, p.name, hook); err != nil {
 			return nil, nil, fmt.Errorf("up %s: PreUp: %w", p.name, err)
@@ -108,7 +109,7 @@ func createLocked(ctx context.Context, req Request, p *plan, opts *SyncOptions) 
 	if err := st.save(o.StateDir); err != nil {
 		return nil, nil, err
 	}
-	plan, err := createStepsLocked(ctx, p, mtu, st, opts)
+	plan, err := createStepsLocked(ctx, p, mtu, st, opts, hostWide)
 	if err != nil {
 		o.logf("failed: %v; undoing", err)
 		if uerr := teardown(st, o); uerr != nil {
@@ -124,7 +125,7 @@ func createLocked(ctx context.Context, req Request, p *plan, opts *SyncOptions) 
 
 // createStepsLocked makes the device, reconciles it from empty and runs PostUp,
 // recording each step in st.
-func createStepsLocked(ctx context.Context, p *plan, mtu int, st *State, opts *SyncOptions) (*Plan, error) {
+func createStepsLocked(ctx context.Context, p *plan, mtu int, st *State, opts *SyncOptions, hostWide map[string]string) (*Plan, error) {
 	o := &opts.Options
 	dev, created, err := o.Devices.Create(ctx, CreateRequest{Name: p.name, Backend: o.Backend, MTU: mtu})
 	if err != nil {
@@ -165,6 +166,7 @@ func createStepsLocked(ctx context.Context, p *plan, mtu int, st *State, opts *S
 			return nil, fmt.Errorf("PostUp: %w", err)
 		}
 	}
+	keepHookChanges(o.Host, st, hostWide)
 	st.Complete = true
 	return s.plan, st.save(o.StateDir)
 }

@@ -473,10 +473,14 @@ func teardownTunnel(st *State, o *Options) []error {
 	return errs
 }
 
-// reportKept says which host-wide sysctls stay set after down, as wg-quick
-// leaves them.
+// reportKept says which host-wide sysctls stay set after down (and its PostDown
+// hooks), as wg-quick leaves them: src_valid_mark of a full tunnel, forwarding a
+// hook turned on.
 func reportKept(st *State, o *Options) {
 	for _, c := range st.Kept {
-		o.logf("%s=%s stays set (it was %s): wg-quick leaves it set on down too, as other tunnels and services may rely on it", hostnet.SysctlName(c.Key), c.New, c.Old)
+		if cur, err := o.Host.Sysctl(c.Key); err != nil || cur != c.New {
+			continue // a PostDown put it back, or it is gone
+		}
+		o.logf("%s=%s stays set (it was %s): wg-quick leaves it set on down too, as other tunnels and services (Docker) may rely on it", hostnet.SysctlName(c.Key), c.New, c.Old)
 	}
 }

@@ -396,12 +396,12 @@ func downLocked(ctx context.Context, name string, opts *Options) error {
 	if err := teardown(st, opts); err != nil {
 		return fmt.Errorf("down %s: %w (state kept in %s; run down again after fixing)", name, errors.Join(append(errs, err)...), statePath(opts.StateDir, name))
 	}
-	reportKept(st, opts)
 	for _, hook := range st.PostDown {
 		if err := opts.runHook(ctx, name, hook); err != nil {
 			errs = append(errs, fmt.Errorf("PostDown: %w", err))
 		}
 	}
+	reportKept(st, opts)
 	// A change waiting for `wgnet confirm` goes with the interface; its timer sees
 	// the pending file gone and exits.
 	if err := os.Remove(pendingPath(opts.StateDir, name)); err == nil {
