@@ -40,9 +40,12 @@ type plan struct {
 	autoTable bool
 	noRoutes  bool // Table = off
 	// fwMark is the config's FwMark: a full tunnel's table when set.
-	fwMark    uint32
-	allowed   []netip.Prefix // every peer's AllowedIPs, longest prefix first
-	endpoints []netip.Addr   // resolved endpoint IPs, for the MTU
+	fwMark uint32
+	// saveConfig is the file a SaveConfig = true config is written back to on
+	// down (saveconfig.go).
+	saveConfig string
+	allowed    []netip.Prefix // every peer's AllowedIPs, longest prefix first
+	endpoints  []netip.Addr   // resolved endpoint IPs, for the MTU
 
 	forwardV4, forwardV6 bool
 	clampMSS             bool
@@ -119,7 +122,13 @@ func (pl *planner) iface() {
 	p.dns = slices.Clone(ic.DNS)
 	p.fwMark = ic.FwMark
 	if ic.SaveConfig {
-		pl.bad("%sSaveConfig = true: not supported: wgnet never writes the config back; change the file or the spec instead", where(ic.Pos, wgconf.KeySaveConfig))
+		if ic.Pos.File == "" {
+			pl.bad("SaveConfig = true: needs a config file to write back to")
+		} else if path, err := saveConfigPath(ic.Pos.File); err != nil {
+			pl.bad("%sSaveConfig = true: %v", where(ic.Pos, wgconf.KeySaveConfig), err)
+		} else {
+			p.saveConfig = path
+		}
 	}
 	if ic.KeyFile != "" {
 		k, err := ReadKeyFile(ic.KeyFile)

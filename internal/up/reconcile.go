@@ -97,14 +97,15 @@ func createLocked(ctx context.Context, req Request, p *plan, opts *SyncOptions) 
 		}
 	}
 	st := &State{
-		Version:   stateVersion,
-		Name:      p.name,
-		Source:    req.Source,
-		Started:   time.Now().UTC(), // full precision: it tells two ups of one name apart
-		PreDown:   p.preDown,
-		PostDown:  p.postDown,
-		Peers:     p.peers,
-		Endpoints: p.configuredEndpoints(),
+		Version:    stateVersion,
+		Name:       p.name,
+		Source:     req.Source,
+		Started:    time.Now().UTC(), // full precision: it tells two ups of one name apart
+		PreDown:    p.preDown,
+		PostDown:   p.postDown,
+		SaveConfig: p.saveConfig,
+		Peers:      p.peers,
+		Endpoints:  p.configuredEndpoints(),
 	}
 	if err := st.save(o.StateDir); err != nil {
 		return nil, nil, err

@@ -72,6 +72,10 @@ type State struct {
 	DNS     []string `json:"dns,omitempty"`
 	DNSName string   `json:"dns_name,omitempty"`
 
+	// SaveConfig is the config file written back on down (SaveConfig = true),
+	// as wg-quick does; "" for none.
+	SaveConfig string `json:"save_config,omitempty"`
+
 	// Hooks to run on down, from the config as it was at up.
 	PreDown  []string `json:"pre_down,omitempty"`
 	PostDown []string `json:"post_down,omitempty"`

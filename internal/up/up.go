@@ -93,6 +93,9 @@ type Options struct {
 	// of the resolvconf record's name as wg-quick does; "" means
 	// DefaultInterfaceOrder.
 	InterfaceOrder string
+	// OpenDevice opens a running interface to read it back (SaveConfig on
+	// down); nil means device.OpenState.
+	OpenDevice func(name string) (device.Device, *device.State, error)
 	// RtTables are the directories whose rt_tables file (and rt_tables.d/*.conf)
 	// name routing tables for Table = NAME, searched in order as iproute2 does;
 	// nil means /etc/iproute2, then /usr/share/iproute2.
@@ -391,6 +394,13 @@ func downLocked(ctx context.Context, name string, opts *Options) error {
 	for _, hook := range st.PreDown {
 		if err := opts.runHook(ctx, name, hook); err != nil {
 			errs = append(errs, fmt.Errorf("PreDown: %w", err))
+		}
+	}
+	if st.SaveConfig != "" {
+		// As wg-quick: after PreDown, before anything is removed; a config that
+		// can't be saved stops down, with the interface still up.
+		if err := saveConfig(st, opts); err != nil {
+			return fmt.Errorf("down %s: %w (nothing removed)", name, errors.Join(append(errs, err)...))
 		}
 	}
 	if err := teardown(st, opts); err != nil {

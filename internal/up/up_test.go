@@ -284,14 +284,13 @@ func TestUpRefusesBeforeTouching(t *testing.T) {
 		name, name2, src string
 		want             []string
 	}{
-		{"SaveConfig", "wg0", head + "SaveConfig = true\n", []string{"wg0.conf:4: SaveConfig = true: not supported"}},
 		{"table name", "wg0", head + "Table = vpn\n", []string{"wg0.conf:4: Table = vpn"}},
 		{"same prefix on two peers", "wg0", head + peer(p1, "AllowedIPs = 10.10.0.0/16\n") + peer(p2, "AllowedIPs = 10.10.0.0/16\n"),
 			[]string{"AllowedIPs 10.10.0.0/16 is also given to"}},
 		{"same peer twice", "wg0", head + peer(p1, "") + peer(p1, ""), []string{"public key given to two peers"}},
 		{"unresolvable endpoint", "wg0", head + peer(p1, "Endpoint = nowhere.example:51820\n"), []string{"Endpoint nowhere.example:51820: no such host"}},
 		{"bad name", "wg0/../x", head, []string{`interface name "wg0/../x"`}},
-		{"every problem at once", "wg0", head + "Table = vpn\nSaveConfig = true\n", []string{"Table", "SaveConfig"}},
+		{"every problem at once", "wg0", head + "Table = vpn\nMTU = 100\n", []string{"Table", "MTU"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fx := newFixture(t)
