@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/netip"
+	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -48,5 +49,16 @@ func TestCLIPointToPointSubnet(t *testing.T) {
 	}
 	if _, errs, code := cli(t, dir, "check"); code != 0 {
 		t.Errorf("check: exit %d: %s", code, errs)
+	}
+	// The `wg setconf` form (no Address) passes check too: b's route of the
+	// whole /31 to a holds b's own address, which a routes back to b; that is
+	// the overlay, not two subnets that overlap.
+	mustCLI(t, dir, "render", "-o", "wg", "--out", "wgout")
+	files, _ := filepath.Glob(filepath.Join(dir, "wgout", "*", "*.conf"))
+	if len(files) != 2 {
+		t.Fatalf("render -o wg wrote %v", files)
+	}
+	if out, errs, code := cli(t, dir, append([]string{"check"}, files...)...); code != 0 {
+		t.Errorf("check of the render -o wg files: exit %d: %s%s", code, out, errs)
 	}
 }

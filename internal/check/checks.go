@@ -261,6 +261,18 @@ type routed struct {
 	line   int
 }
 
+// ownAddressBack reports whether single, one address that w's owner routes to
+// w's via host, is that host's own address inside the wider prefix it routes
+// back: x routes the overlay (10.9.0.0/31) to y, y routes x's address
+// (10.9.0.1/32) to x. With Address in x's file the address is known and the
+// overlay is no routed subnet; a file without one (`wgnet render -o wg`, the
+// form `wg setconf` reads) only shows it this way, most plainly on a /31 or
+// /127 link, where no third host makes the overlay a relayed one.
+func ownAddressBack(single, w routed) bool {
+	return single.prefix.IsSingleIP() && w.prefix.Contains(single.prefix.Addr()) && w.prefix.Bits() < single.prefix.Bits() &&
+		single.owner == w.via && single.via == w.owner && len(w.via.cfg.Interface.Addresses) == 0
+}
+
 // routedSubnets collects the routed subnets, reports those that overlap each other
 // or the overlay, or Docker's bridge, and returns the owned ones.
 func (n *network) routedSubnets() []routed {
@@ -289,7 +301,7 @@ func (n *network) routedSubnets() []routed {
 		}
 	}
 	overlapping(owned, func(r routed) netip.Prefix { return r.prefix }, func(o, r routed) {
-		if o.owner == r.owner {
+		if o.owner == r.owner || ownAddressBack(o, r) || ownAddressBack(r, o) {
 			return
 		}
 		n.report(CodeRouteOverlap, r.via.file, r.line, []*host{r.via, r.owner, o.owner, o.via},
