@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/wgnet/wgnet/internal/api"
 	"github.com/wgnet/wgnet/internal/spec"
 )
 
@@ -36,7 +37,9 @@ func newPolicyCmd() *cobra.Command {
 			if err != nil {
 				return usageError{fmt.Errorf("policy add: %w", err)}
 			}
-			return editPolicy(c, func(d *spec.Document) error { return d.AddPolicyRule(rule, at-1) }, func() (any, string) {
+			return editPolicy(c, func(d *spec.Document) error { return d.AddPolicyRule(rule, at-1) }, func(p *api.Policy) error {
+				return addRule(p, r.String(), at-1)
+			}, func() (any, string) {
 				return map[string]string{"action": "added", "rule": r.String()}, "added rule: " + r.String()
 			})
 		},
@@ -55,6 +58,9 @@ func newPolicyCmd() *cobra.Command {
 			return editPolicy(c, func(d *spec.Document) (err error) {
 				text, err = d.RemovePolicyRule(n - 1)
 				return err
+			}, func(p *api.Policy) (err error) {
+				text, err = removeRule(p, n-1)
+				return err
 			}, func() (any, string) {
 				return map[string]string{"action": "removed", "rule": text}, "removed rule: " + text
 			})
@@ -69,7 +75,9 @@ func newPolicyCmd() *cobra.Command {
 			if len(args) == 1 {
 				msg = "removed group " + args[0]
 			}
-			return editPolicy(c, func(d *spec.Document) error { return d.SetPolicyGroup(args[0], args[1:]) }, func() (any, string) {
+			return editPolicy(c, func(d *spec.Document) error { return d.SetPolicyGroup(args[0], args[1:]) }, func(p *api.Policy) error {
+				return setGroup(p, args[0], args[1:])
+			}, func() (any, string) {
 				return map[string]any{"group": args[0], "members": args[1:]}, msg
 			})
 		},
@@ -82,7 +90,10 @@ func newPolicyCmd() *cobra.Command {
 			if args[0] != spec.Allow && args[0] != spec.Deny {
 				return usageError{fmt.Errorf("policy default %q: want allow or deny", args[0])}
 			}
-			return editPolicy(c, func(d *spec.Document) error { return d.SetPolicyDefault(args[0]) }, func() (any, string) {
+			return editPolicy(c, func(d *spec.Document) error { return d.SetPolicyDefault(args[0]) }, func(p *api.Policy) error {
+				p.Default = args[0]
+				return nil
+			}, func() (any, string) {
 				return map[string]string{"default": args[0]}, "default: " + args[0]
 			})
 		},
@@ -94,17 +105,24 @@ func newPolicyCmd() *cobra.Command {
 		RunE:  func(c *cobra.Command, _ []string) error { return runPolicyList(c) },
 	}
 	c.AddCommand(add, remove, group, def, list)
+	policyRemote.bind(c.PersistentFlags(), true)
 	return c
 }
 
-// editPolicy checks -o, runs edit on the spec under its lock and reports what
+// editPolicy checks -o, runs edit on the spec under its lock (or, with
+// --controller, remote on the controller network's policy) and reports what
 // result returns (called after a successful edit).
-func editPolicy(c *cobra.Command, edit func(d *spec.Document) error, result func() (any, string)) error {
+func editPolicy(c *cobra.Command, edit func(d *spec.Document) error, remote func(p *api.Policy) error, result func() (any, string)) error {
 	format, err := outputFormat(global.output, "text", "json")
 	if err != nil {
 		return err
 	}
-	if err := editSpec(global.specFile, edit); err != nil {
+	if policyRemote.controller != "" {
+		err = editRemotePolicy(c, remote)
+	} else {
+		err = editSpec(global.specFile, edit)
+	}
+	if err != nil {
 		return err
 	}
 	v, text := result()
@@ -124,11 +142,10 @@ func runPolicyList(c *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	s, err := loadSpecShared(global.specFile)
+	p, err := listedPolicy(c)
 	if err != nil {
 		return err
 	}
-	p := s.Policy
 	out := policyListing{Present: p.Present, Default: spec.Allow, Groups: map[string][]string{}, Rules: []string{}}
 	if !p.DefaultAllows() {
 		out.Default = spec.Deny

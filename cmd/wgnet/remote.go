@@ -100,8 +100,8 @@ var remoteVerbs = map[string]func(ctx context.Context, c *cobra.Command, cl *cli
 }
 
 var remoteOK = map[string][]string{
-	"add":    {"endpoint", "address", "route", "hub", "keepalive", "public-key"},
-	"set":    {"endpoint", "address", "route", "remove-route", "replace-routes", "hub", "keepalive", "public-key"},
+	"add":    {"endpoint", "address", "route", "hub", "keepalive", "public-key", "tag"},
+	"set":    {"endpoint", "address", "route", "remove-route", "replace-routes", "hub", "keepalive", "public-key", "tag", "remove-tag"},
 	"render": {"out"},
 }
 
@@ -164,7 +164,7 @@ func stringsFlag(c *cobra.Command, name string) []string {
 
 func remoteAdd(ctx context.Context, c *cobra.Command, cl *client.Client, network string, args []string, format string) error {
 	fl := c.Flags()
-	h := api.Host{Name: args[0], Addresses: stringsFlag(c, "address"), Routes: stringsFlag(c, "route")}
+	h := api.Host{Name: args[0], Addresses: stringsFlag(c, "address"), Routes: stringsFlag(c, "route"), Tags: stringsFlag(c, "tag")}
 	h.Endpoint, _ = fl.GetString("endpoint")
 	h.Keepalive, _ = fl.GetInt("keepalive")
 	h.Hub, _ = fl.GetBool("hub")
@@ -188,7 +188,8 @@ func remoteSet(ctx context.Context, c *cobra.Command, cl *client.Client, network
 	if onlyGlobalFlags(c) || !anyChanged(fl, remoteOK["set"]...) {
 		return usageError{fmt.Errorf("set %s: nothing to change; give at least one flag (see wgnet set --help)", args[0])}
 	}
-	s := api.SetHost{Addresses: stringsFlag(c, "address"), Routes: stringsFlag(c, "route"), RemoveRoutes: stringsFlag(c, "remove-route")}
+	s := api.SetHost{Addresses: stringsFlag(c, "address"), Routes: stringsFlag(c, "route"), RemoveRoutes: stringsFlag(c, "remove-route"),
+		AddTags: stringsFlag(c, "tag"), RemoveTags: stringsFlag(c, "remove-tag")}
 	s.ReplaceRoutes, _ = fl.GetBool("replace-routes")
 	s.Hub, _ = fl.GetBool("hub")
 	if fl.Changed("endpoint") {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/wgnet/wgnet/internal/api"
 	"github.com/wgnet/wgnet/internal/intent"
@@ -29,6 +31,13 @@ func Intent(st *api.AgentState, keyFile string, own wgkey.Key) (*intent.Host, er
 		Comments: []string{fmt.Sprintf("wgnet agent: host %s of network %s, revision %d", st.Host, st.Network, st.Revision)},
 		Forward:  intent.Forwarding{V4: st.ForwardV4, V6: st.ForwardV6}}
 	h.Firewall.ClampMSS = st.ClampMSS
+	if st.Filter != nil {
+		f, err := filterOf(st.Filter)
+		if err != nil {
+			return nil, err
+		}
+		h.Firewall.Filter = f
+	}
 	if st.ListenPort > 0 {
 		port := uint16(st.ListenPort)
 		h.ListenPort = &port
@@ -163,4 +172,54 @@ func prefixes(field string, in []string) ([]netip.Prefix, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// filterOf reads the compiled policy the controller sends: a packet filter
+// on what arrives over the tunnel, data the data plane writes as nftables
+// rules, never text it runs.
+func filterOf(in *api.Filter) (intent.Filter, error) {
+	f := intent.Filter{Enabled: true, DefaultAccept: in.DefaultAccept}
+	for i, r := range in.Rules {
+		fr := intent.FilterRule{Accept: r.Accept, Origin: r.Origin}
+		switch r.Proto {
+		case "", "tcp", "udp", "icmp":
+			fr.Proto = r.Proto
+		default:
+			return f, fmt.Errorf("filter rule %d: proto %q: %w", i, r.Proto, ErrRefused)
+		}
+		var err error
+		if fr.Src, err = prefixes(fmt.Sprintf("filter rule %d src", i), r.Src); err != nil {
+			return f, err
+		}
+		if fr.Dst, err = prefixes(fmt.Sprintf("filter rule %d dst", i), r.Dst); err != nil {
+			return f, err
+		}
+		for _, p := range r.Ports {
+			pr, err := portRange(p)
+			if err != nil {
+				return f, fmt.Errorf("filter rule %d: %w", i, err)
+			}
+			fr.Ports = append(fr.Ports, pr)
+		}
+		if len(fr.Ports) > 0 && fr.Proto != "tcp" && fr.Proto != "udp" {
+			return f, fmt.Errorf("filter rule %d: ports without tcp or udp: %w", i, ErrRefused)
+		}
+		f.Rules = append(f.Rules, fr)
+	}
+	return f, nil
+}
+
+// portRange reads "443" or "8000-8080".
+func portRange(s string) (intent.PortRange, error) {
+	a, b, isRange := strings.Cut(s, "-")
+	from, err1 := strconv.ParseUint(a, 10, 16)
+	to := from
+	var err2 error
+	if isRange {
+		to, err2 = strconv.ParseUint(b, 10, 16)
+	}
+	if err1 != nil || err2 != nil || from == 0 || to < from {
+		return intent.PortRange{}, fmt.Errorf("port %q: want 1-65535 or a range like 8000-8100", s)
+	}
+	return intent.PortRange{From: uint16(from), To: uint16(to)}, nil
 }

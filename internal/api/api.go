@@ -97,7 +97,8 @@ type Host struct {
 	Endpoint  string   `json:"endpoint,omitempty"`
 	Routes    []string `json:"routes,omitempty"`
 	Keepalive int      `json:"keepalive,omitempty"`
-	Hub       bool     `json:"hub,omitempty"` // the network's hub (in AddHost: make it the hub)
+	Tags      []string `json:"tags,omitempty"` // name the host in policy groups (tag:TAG)
+	Hub       bool     `json:"hub,omitempty"`  // the network's hub (in AddHost: make it the hub)
 	// EndpointPort, in an enrollment without Endpoint, asks the controller to
 	// make the host's endpoint the address it sees the request come from with
 	// this port (the agent never guesses its address from local interfaces).
@@ -132,6 +133,8 @@ type SetHost struct {
 	RemoveRoutes  []string `json:"remove_routes,omitempty"`
 	Keepalive     *int     `json:"keepalive,omitempty"`
 	Hub           bool     `json:"hub,omitempty"`
+	AddTags       []string `json:"add_tags,omitempty"`
+	RemoveTags    []string `json:"remove_tags,omitempty"`
 }
 
 // Config is a host's rendered wg-quick config: public data only. The host's
@@ -300,9 +303,48 @@ type AgentState struct {
 	ForwardV4      bool     `json:"forward_v4,omitempty"`
 	ForwardV6      bool     `json:"forward_v6,omitempty"`
 	ClampMSS       bool     `json:"clamp_mss,omitempty"`
-	Peers          []Peer   `json:"peers"`
+	// Filter is the network's segmentation policy compiled for this host
+	// (what it accepts over the tunnel); nil when the network has none.
+	Filter *Filter `json:"filter,omitempty"`
+	Peers  []Peer  `json:"peers"`
 	// URLs are the controller URLs the agent may use; it adds them to those it knows.
 	URLs []string `json:"urls,omitempty"`
+}
+
+// Filter is a host's compiled policy: ordered first-match rules and a
+// default verdict, stateful (replies and related ICMP errors pass).
+type Filter struct {
+	DefaultAccept bool         `json:"default_accept"`
+	Rules         []FilterRule `json:"rules"`
+}
+
+// FilterRule is one compiled rule; empty lists match anything.
+type FilterRule struct {
+	Accept bool     `json:"accept"`
+	Src    []string `json:"src,omitempty"`
+	Dst    []string `json:"dst,omitempty"`
+	Proto  string   `json:"proto,omitempty"` // tcp | udp | icmp
+	Ports  []string `json:"ports,omitempty"` // "443" or "8000-8080"
+	Origin string   `json:"origin,omitempty"`
+}
+
+// Policy is a network's segmentation policy, as GET and PUT
+// /v1/networks/{network}/policy carry it: rules in the spec's syntax
+// (`allow|deny FROM -> TO [tcp|udp|icmp] [PORTS]`), groups by name.
+type Policy struct {
+	// Revision is the network's revision when read; a PUT with it set fails
+	// with 409 when the network has changed since.
+	Revision uint64        `json:"revision,omitempty"`
+	Default  string        `json:"default,omitempty"` // allow (the default) or deny
+	Groups   []PolicyGroup `json:"groups,omitempty"`
+	Rules    []string      `json:"rules,omitempty"`
+}
+
+// PolicyGroup is a named set of hosts and prefixes: host names, tag:TAG,
+// name patterns, CIDR prefixes.
+type PolicyGroup struct {
+	Name    string   `json:"name"`
+	Members []string `json:"members"`
 }
 
 // Peer is one peer of an AgentState.

@@ -312,6 +312,19 @@ func (c *Client) CreateToken(ctx context.Context, network string, t api.CreateTo
 	return out, c.do(ctx, "POST", networkPath(network, "tokens"), t, &out)
 }
 
+// Policy returns a network's policy with the revision it was read at.
+func (c *Client) Policy(ctx context.Context, network string) (api.Policy, error) {
+	var out api.Policy
+	return out, c.do(ctx, "GET", networkPath(network, "policy"), nil, &out)
+}
+
+// SetPolicy replaces a network's policy; with p.Revision set, only if the
+// network is still at that revision (an *Error with status 409 otherwise).
+func (c *Client) SetPolicy(ctx context.Context, network string, p api.Policy) (api.Policy, error) {
+	var out api.Policy
+	return out, c.do(ctx, "PUT", networkPath(network, "policy"), p, &out)
+}
+
 // CreateAdminToken makes another admin token (shown once).
 func (c *Client) CreateAdminToken(ctx context.Context) (api.AdminToken, error) {
 	var out api.AdminToken

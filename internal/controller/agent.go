@@ -217,7 +217,10 @@ func (s *Server) compiledNetwork(ctx context.Context, network string, n store.Ne
 	if err != nil {
 		return nil, err
 	}
-	sp := toSpec(n, hs)
+	sp, err := toSpec(n, hs)
+	if err != nil {
+		return nil, err
+	}
 	cp = &compiled{rev: n.Revision, net: n, hosts: map[string]*intent.Host{}, iface: sp.InterfaceName()}
 	if len(hs) > 0 {
 		hcs, err := compile.Compile(sp, spec.Secrets{})
@@ -259,7 +262,8 @@ func (s *Server) agentState(w http.ResponseWriter, r *http.Request) error {
 func toAgentState(cp *compiled, ih *intent.Host, urls []string) api.AgentState {
 	out := api.AgentState{Network: cp.net.Name, Host: ih.Name, Revision: cp.rev, Interface: cp.iface, MTU: ih.MTU,
 		ApprovedRoutes: cp.approved, ForwardV4: ih.Forward.V4, ForwardV6: ih.Forward.V6, ClampMSS: ih.Firewall.ClampMSS,
-		Peers: make([]api.Peer, 0, len(ih.Peers)), URLs: urls}
+		Filter: toAPIFilter(ih.Firewall.Filter),
+		Peers:  make([]api.Peer, 0, len(ih.Peers)), URLs: urls}
 	for _, p := range cp.net.Subnets {
 		out.Subnets = append(out.Subnets, p.String())
 	}

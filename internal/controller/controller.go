@@ -116,6 +116,8 @@ func New(s store.Store, cfg Config) *Server {
 		{Method: "DELETE", Pattern: v + "/networks/{network}/hosts/{host}", handle: srv.removeHost},
 		{Method: "GET", Pattern: v + "/networks/{network}/hosts/{host}/config", handle: srv.renderHost},
 		{Method: "GET", Pattern: v + "/networks/{network}/check", handle: srv.check},
+		{Method: "GET", Pattern: v + "/networks/{network}/policy", handle: srv.getPolicy},
+		{Method: "PUT", Pattern: v + "/networks/{network}/policy", handle: srv.putPolicy},
 		{Method: "GET", Pattern: v + "/networks/{network}/changes", handle: srv.changes},
 		{Method: "POST", Pattern: v + "/networks/{network}/tokens", handle: srv.createToken},
 		{Method: "GET", Pattern: v + "/networks/{network}/status", handle: srv.status},

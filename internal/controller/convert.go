@@ -18,7 +18,7 @@ func toAPINetwork(n store.Network) api.Network {
 }
 
 func toAPIHost(h store.Host) api.Host {
-	out := api.Host{Name: h.Name, PublicKey: h.PublicKey.String(), Endpoint: h.Endpoint, Keepalive: h.Keepalive, Hub: h.Hub}
+	out := api.Host{Name: h.Name, PublicKey: h.PublicKey.String(), Endpoint: h.Endpoint, Keepalive: h.Keepalive, Hub: h.Hub, Tags: h.Tags}
 	for _, a := range h.Addresses {
 		out.Addresses = append(out.Addresses, a.String())
 	}
@@ -29,7 +29,7 @@ func toAPIHost(h store.Host) api.Host {
 }
 
 func fromAPIHost(in api.Host) (store.Host, error) {
-	h := store.Host{Name: in.Name, Endpoint: in.Endpoint, Keepalive: in.Keepalive, Hub: in.Hub}
+	h := store.Host{Name: in.Name, Endpoint: in.Endpoint, Keepalive: in.Keepalive, Hub: in.Hub, Tags: in.Tags}
 	var err error
 	if h.PublicKey, err = parsePublicKey(in.PublicKey); err != nil {
 		return h, err
@@ -42,7 +42,8 @@ func fromAPIHost(in api.Host) (store.Host, error) {
 }
 
 func fromAPISetHost(in api.SetHost) (store.HostChanges, error) {
-	c := store.HostChanges{Endpoint: in.Endpoint, Keepalive: in.Keepalive, Hub: in.Hub, ReplaceRoutes: in.ReplaceRoutes}
+	c := store.HostChanges{Endpoint: in.Endpoint, Keepalive: in.Keepalive, Hub: in.Hub, ReplaceRoutes: in.ReplaceRoutes,
+		AddTags: in.AddTags, RemoveTags: in.RemoveTags}
 	var err error
 	if in.PublicKey != nil {
 		k, err := parsePublicKey(*in.PublicKey)
@@ -61,13 +62,16 @@ func fromAPISetHost(in api.SetHost) (store.HostChanges, error) {
 	return c, err
 }
 
-// toSpec is the network as a spec, for spec validation and the compiler. Every
-// host keeps its own key: the spec holds public keys only.
-func toSpec(n store.Network, hosts []store.Host) *spec.Spec {
+// toSpec is the network as a spec, for spec validation and the compiler,
+// with its policy. Every host keeps its own key: the spec holds public keys
+// only.
+func toSpec(n store.Network, hosts []store.Host) (*spec.Spec, error) {
 	s := &spec.Spec{Version: spec.Version, Network: n.Name, Subnets: n.Subnets, Topology: n.Topology, Hub: n.Hub}
 	for _, h := range hosts {
 		s.Hosts = append(s.Hosts, spec.Host{Name: h.Name, Endpoint: h.Endpoint, Addresses: h.Addresses,
-			Routes: h.Routes, Keepalive: h.Keepalive, PublicKey: h.PublicKey})
+			Routes: h.Routes, Keepalive: h.Keepalive, PublicKey: h.PublicKey, Tags: h.Tags})
 	}
-	return s
+	var err error
+	s.Policy, err = decodePolicy(n.Policy)
+	return s, err
 }
