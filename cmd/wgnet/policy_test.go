@@ -109,11 +109,11 @@ func TestPolicyLab(t *testing.T) {
 		args          []string
 		blocked, pass int
 	}{
-		{[]string{"lab", "-o", "json", "--timeout", "5s"}, 40, 80},
-		{[]string{"lab", "-o", "json", "--timeout", "5s", "--no-policy"}, 0, 120},
+		{[]string{"lab", "-o", "json", "--timeout", "5s"}, 80, 160},
+		{[]string{"lab", "-o", "json", "--timeout", "5s", "--no-policy"}, 0, 240},
 		// The rendered files carry the filters (nft hooks read back): the
 		// lab of the files enforces and expects the same.
-		{append([]string{"lab", "-o", "json", "--timeout", "5s"}, confs...), 40, 80},
+		{append([]string{"lab", "-o", "json", "--timeout", "5s"}, confs...), 80, 160},
 	} {
 		out, errOut, code := cli(t, dir, tc.args...)
 		if code != 0 {

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+
 	"github.com/wgnet/wgnet/internal/policy"
 )
 
@@ -34,7 +36,10 @@ func (r Result) MarshalJSON() ([]byte, error) {
 // Probe is one source host → target pair: what was wanted and what happened.
 type Probe struct {
 	From string `json:"from"`
-	To   Target `json:"to"`
+	// FromSubnet, with a policy, is the stand-in address of one of From's
+	// routed subnets the probe starts at (its containers); zero: From itself.
+	FromSubnet netip.Addr `json:"from_subnet,omitzero"`
+	To         Target     `json:"to"`
 	// Want says the pair is meant to reach each other. Without a policy every pair
 	// of a hub or mesh is.
 	Want bool   `json:"want"`
@@ -116,13 +121,24 @@ func (l *Lab) Probe(ctx context.Context) (*Matrix, error) {
 	var jobs []job
 	for _, src := range l.hosts {
 		m.Hosts = append(m.Hosts, src.hc.Name)
+		// With a policy, a host's subnets are sources too: "s2 and its
+		// containers" is what a rule about s2 means.
+		froms := []netip.Addr{{}}
+		if l.opts.Policy != nil {
+			for _, t := range src.subnets {
+				froms = append(froms, t.Addr)
+			}
+		}
 		for _, dst := range l.hosts {
 			if dst == src {
 				continue
 			}
 			for _, t := range l.targetsLocked(dst) {
-				jobs = append(jobs, job{len(m.Probes), src.node})
-				m.Probes = append(m.Probes, l.newProbe(src, t))
+				for _, from := range froms {
+					jobs = append(jobs, job{len(m.Probes), src.node})
+					p := l.newProbe(src, t, from)
+					m.Probes = append(m.Probes, p)
+				}
 			}
 		}
 	}
@@ -145,7 +161,7 @@ func (l *Lab) Probe(ctx context.Context) (*Matrix, error) {
 			p := &m.Probes[j.idx]
 			pctx, cancel := context.WithTimeout(ctx, l.opts.ProbeTimeout)
 			defer cancel()
-			runChecks(pctx, j.node, p)
+			runChecks(pctx, j.node.probeStack(p.FromSubnet), p)
 			dmu.Lock()
 			done++
 			d := done
@@ -175,6 +191,9 @@ func (l *Lab) Probe(ctx context.Context) (*Matrix, error) {
 		if a.From != b.From {
 			return a.From < b.From
 		}
+		if a.FromSubnet != b.FromSubnet {
+			return a.FromSubnet.Less(b.FromSubnet)
+		}
 		if a.To.Host != b.To.Host {
 			return a.To.Host < b.To.Host
 		}
@@ -189,8 +208,8 @@ func (l *Lab) Probe(ctx context.Context) (*Matrix, error) {
 // newProbe is a probe from host src to target t: without a policy or extra
 // ports, ICMP and TCP to ProbePort, both meant to pass; else one check per
 // protocol and port, each wanted as the policy says.
-func (l *Lab) newProbe(src *labHost, t Target) Probe {
-	p := Probe{From: src.hc.Name, To: t, Want: true}
+func (l *Lab) newProbe(src *labHost, t Target, fromSubnet netip.Addr) Probe {
+	p := Probe{From: src.hc.Name, FromSubnet: fromSubnet, To: t, Want: true}
 	if len(l.opts.Ports) == 0 && len(l.opts.UDPPorts) == 0 && l.opts.Policy == nil {
 		return p
 	}
@@ -203,11 +222,10 @@ func (l *Lab) newProbe(src *labHost, t Target) Probe {
 	for _, port := range l.opts.UDPPorts {
 		p.Checks = append(p.Checks, Check{Proto: policy.UDP, Port: port})
 	}
-	var from netip.Addr
+	from := fromSubnet
 	for _, a := range src.hc.Addresses {
-		if a.Addr().Is4() == t.Addr.Is4() {
+		if !from.IsValid() && a.Addr().Is4() == t.Addr.Is4() {
 			from = a.Addr()
-			break
 		}
 	}
 	for i := range p.Checks {
@@ -222,18 +240,19 @@ func (l *Lab) newProbe(src *labHost, t Target) Probe {
 	return p
 }
 
-// runChecks runs p's probes side by side: ICMP echo, TCP connects, UDP echoes.
-func runChecks(ctx context.Context, n *Node, p *Probe) {
+// runChecks runs p's probes from stack n side by side: ICMP echo, TCP
+// connects, UDP echoes.
+func runChecks(ctx context.Context, n *stack.Stack, p *Probe) {
 	var wg sync.WaitGroup
 	if len(p.Checks) == 0 {
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			p.ICMP = result(n.Ping(ctx, p.To.Addr))
+			p.ICMP = result(ping(ctx, n, p.To.Addr))
 		}()
 		go func() {
 			defer wg.Done()
-			p.TCP = result(n.Connect(ctx, netip.AddrPortFrom(p.To.Addr, ProbePort)))
+			p.TCP = result(connect(ctx, n, netip.AddrPortFrom(p.To.Addr, ProbePort)))
 		}()
 		wg.Wait()
 		return
@@ -245,11 +264,11 @@ func runChecks(ctx context.Context, n *Node, p *Probe) {
 			defer wg.Done()
 			switch c.Proto {
 			case policy.ICMP:
-				c.Result = result(n.Ping(ctx, p.To.Addr))
+				c.Result = result(ping(ctx, n, p.To.Addr))
 			case policy.UDP:
-				c.Result = result(n.Echo(ctx, netip.AddrPortFrom(p.To.Addr, c.Port)))
+				c.Result = result(udpProbe(ctx, n, netip.AddrPortFrom(p.To.Addr, c.Port)))
 			default:
-				c.Result = result(n.Connect(ctx, netip.AddrPortFrom(p.To.Addr, c.Port)))
+				c.Result = result(connect(ctx, n, netip.AddrPortFrom(p.To.Addr, c.Port)))
 			}
 		}()
 	}

@@ -446,6 +446,19 @@ func (n *Node) Ping(ctx context.Context, dst netip.Addr) (time.Duration, error) 
 	return ping(ctx, n.stack, dst)
 }
 
+// probeStack is the stack a probe from address from starts at: the stand-in
+// of the node's subnet with that address, else (zero, or none) the node's own.
+func (n *Node) probeStack(from netip.Addr) *stack.Stack {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, s := range n.subnets {
+		if s.addr == from {
+			return s.stack
+		}
+	}
+	return n.stack
+}
+
 // Connect opens a TCP connection to dst from the node's stack and returns the time
 // the handshake took.
 func (n *Node) Connect(ctx context.Context, dst netip.AddrPort) (time.Duration, error) {

@@ -39,10 +39,8 @@ func policyRunPorts(t *testing.T, s *spec.Spec, tcpPorts, udpPorts []uint16) *Ma
 		t.Fatal(err)
 	}
 	opts := Options{ProbeTimeout: 5 * time.Second, Ports: tcpPorts, UDPPorts: udpPorts}
-	if s.Policy.Present {
-		n := policy.Resolve(s)
-		opts.Policy = func(p policy.Packet) policy.Verdict { return policy.Eval(&n.Filter, p) }
-	}
+	n := policy.Resolve(s) // without a policy: everything passes
+	opts.Policy = func(p policy.Packet) policy.Verdict { return policy.Eval(&n.Filter, p) }
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	l, err := Start(ctx, hosts, opts)
@@ -120,6 +118,29 @@ func group(host string) string {
 	return ""
 }
 
+// TestPolicyArticle is the article's case in the lab: s3's container subnet
+// is unreachable from s2 and from s2's containers, on every protocol probed,
+// and reachable from s1 and s4 and theirs; everything else passes.
+func TestPolicyArticle(t *testing.T) {
+	m := policyRun(t, loadPolicy(t, "article"))
+	blocked := 0
+	for _, p := range m.Probes {
+		toSubnet := p.To.Host == "s3" && p.To.Subnet.IsValid()
+		for _, c := range p.Checks {
+			want := !(p.From == "s2" && toSubnet)
+			if c.Result.OK != want || c.Problem() {
+				t.Errorf("%s → %s %s: got %v, want %v (%s)", p.fromText(), p.To, c.Name(), c.Result.OK, want, c.Rule)
+			}
+			if !c.Result.OK {
+				blocked++
+			}
+		}
+	}
+	if blocked != 6 { // s2 and its container → s3's container: icmp, tcp/7, tcp/5432
+		t.Errorf("%d checks blocked, want 6", blocked)
+	}
+}
+
 // TestPolicyUDP: UDP ports a rule names are probed (every address echoes on
 // them) and held to the policy: the article's network with s4 kept off udp/53
 // of s3 and its subnet.
@@ -150,8 +171,8 @@ func TestPolicyUDP(t *testing.T) {
 			}
 		}
 	}
-	if blocked != 3 { // s4 → s3's address and subnet, s2 → s3's subnet (rule 1)
-		t.Errorf("%d udp/53 checks blocked, want 3", blocked)
+	if blocked != 6 { // s4 and its subnet → s3's address and subnet, s2 and its subnet → s3's subnet (rule 1)
+		t.Errorf("%d udp/53 checks blocked, want 6", blocked)
 	}
 }
 

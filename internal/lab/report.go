@@ -103,10 +103,19 @@ func writeChecks(w io.Writer, m *Matrix) {
 			if c.Problem() {
 				res = "FAIL"
 			}
-			fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.From, p.To.Host, addr, c.Name(), passText(c.Want), got, res, orDash(c.Rule))
+			fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.fromText(), p.To.Host, addr, c.Name(), passText(c.Want), got, res, orDash(c.Rule))
 		}
 	}
 	t.Flush()
+}
+
+// fromText names a probe's source: the host, or "s2 10.0.5.1" for a probe
+// from one of its subnets.
+func (p Probe) fromText() string {
+	if p.FromSubnet.IsValid() {
+		return p.From + " " + p.FromSubnet.String()
+	}
+	return p.From
 }
 
 // WriteReport prints what a lab run found, as lab and demo show it: the status
@@ -137,7 +146,7 @@ func WriteProblems(w io.Writer, m *Matrix) {
 		case !p.Want:
 			what = "reaches, but should not reach"
 		}
-		fmt.Fprintf(w, "  %s %s %s: %s\n", p.From, what, p.To, p.Why)
+		fmt.Fprintf(w, "  %s %s %s: %s\n", p.fromText(), what, p.To, p.Why)
 	}
 	fmt.Fprintln(w)
 }
