@@ -102,7 +102,9 @@ func runLab(ctx context.Context, stdout, stderr io.Writer, args []string, f labF
 	if f.noPolicy {
 		// The same probes as with the policy (its ports, from the subnets too),
 		// every one meant to pass.
-		opts.Policy = func(policy.Packet) policy.Verdict { return policy.Verdict{Accept: true, Rule: -1, Origin: "no policy (--no-policy)"} }
+		opts.Policy = func(policy.Packet) policy.Verdict {
+			return policy.Verdict{Accept: true, Rule: -1, Origin: "no policy (--no-policy)"}
+		}
 	}
 	if text {
 		disp = lab.NewDisplay(stdout, isTerminal(stdout))
