@@ -151,11 +151,71 @@ func (im *importing) subnets() error {
 	for p := range subnets {
 		s.Subnets = append(s.Subnets, p)
 	}
+	if len(s.Subnets) == 0 {
+		s.Subnets = im.hostOnlySubnets()
+	}
 	sort.Slice(s.Subnets, func(i, j int) bool { return s.Subnets[i].Addr().Less(s.Subnets[j].Addr()) })
 	if len(s.Subnets) == 0 {
-		return fmt.Errorf("import: no Address with a prefix length (like 192.168.100.10/24) in any config: cannot tell the overlay subnet")
+		return fmt.Errorf("import: no Address in any config (a `wg showconf` file has none): cannot tell the overlay subnet; add each host's Address (like 192.168.100.10/24)")
 	}
+	im.noteHostAddresses()
 	return nil
+}
+
+// hostOnlySubnets guesses the overlay of a fleet whose every Address is a
+// single address (/32, /128, or written without a prefix): per family, the /24
+// (/64) that holds them all, else the smallest prefix that does, each guess
+// noted at the first Address it covers.
+func (im *importing) hostOnlySubnets() []netip.Prefix {
+	var out []netip.Prefix
+	for _, six := range []bool{false, true} {
+		var addrs []netip.Addr
+		var first *host
+		for _, h := range im.hosts {
+			for _, a := range h.cfg.Interface.Addresses {
+				if a.Addr().Is6() == six {
+					addrs = append(addrs, a.Addr())
+					if first == nil {
+						first = h
+					}
+				}
+			}
+		}
+		if len(addrs) == 0 {
+			continue
+		}
+		bits := 24
+		if six {
+			bits = 64
+		}
+		p := netip.PrefixFrom(addrs[0], bits).Masked()
+		for _, a := range addrs {
+			for !p.Contains(a) {
+				p = netip.PrefixFrom(p.Addr(), p.Bits()-1).Masked()
+			}
+		}
+		out = append(out, p)
+		im.note(first.file, first.cfg.Interface.Pos.KeyLine(wgconf.KeyAddress),
+			"every Address is a single address, so the files don't say the overlay subnet: taken to be %s, the smallest /%d or wider that holds them all", p, bits)
+	}
+	return out
+}
+
+// noteHostAddresses says, at each Address line, where the rendered config will
+// differ from the file: a spec host has addresses in the overlay subnets, which
+// its rendered Address carries as its prefix length.
+func (im *importing) noteHostAddresses() {
+	for _, h := range im.hosts {
+		ic := &h.cfg.Interface
+		for _, a := range ic.Addresses {
+			for _, s := range im.r.Spec.Subnets {
+				if s.Contains(a.Addr()) && s.Bits() != a.Bits() {
+					im.note(h.file, ic.Pos.KeyLine(wgconf.KeyAddress), "Address %s becomes %s in the rendered config: a spec host's address carries the overlay subnet's prefix length (%s)",
+						a, netip.PrefixFrom(a.Addr(), s.Bits()), s)
+				}
+			}
+		}
+	}
 }
 
 // inOverlay reports whether p lies inside one of the overlay subnets.
@@ -218,8 +278,8 @@ func (im *importing) interfaces() error {
 	s.ListenPort = mostCommon(ports, spec.DefaultListenPort)
 	if mtu := mostCommon(mtus, 0); len(mtus) == 1 && mtu != 0 {
 		s.MTU = mtu
-	} else if len(mtus) > 1 {
-		im.note(im.hosts[0].file, 0, "hosts use different MTUs; the network MTU is left to the default")
+	} else {
+		im.noteMTUs(len(mtus) > 1)
 	}
 	for _, h := range im.hosts {
 		if h.spec.ListenPort == s.ListenPort {
@@ -227,6 +287,25 @@ func (im *importing) interfaces() error {
 		}
 	}
 	return nil
+}
+
+// noteMTUs says, at each host's MTU line (or its [Interface] when it has none),
+// what its rendered config's MTU will be: a spec has one MTU for the network,
+// and writes it (the default, 1420, when the files don't agree on one) where
+// wg-quick worked it out from the route to the endpoint.
+func (im *importing) noteMTUs(differ bool) {
+	rendered := im.r.Spec.EffectiveMTU()
+	for _, h := range im.hosts {
+		ic := &h.cfg.Interface
+		switch {
+		case ic.MTU != 0 && ic.MTU != rendered:
+			im.note(h.file, ic.Pos.KeyLine(wgconf.KeyMTU), "MTU = %d becomes %d: the spec has one MTU for the network, and the files differ (set mtu: in the spec)", ic.MTU, rendered)
+		case ic.MTU == 0 && differ:
+			im.note(h.file, ic.Pos.Line, "no MTU (wg-quick works it out: the route MTU to the endpoint minus 80); the rendered config says MTU = %d", rendered)
+		case ic.MTU == 0:
+			im.note(h.file, ic.Pos.Line, "no MTU (wg-quick works it out: the route MTU to the endpoint minus 80); the rendered config says MTU = %d (set mtu: or underlay_mtu: in the spec)", rendered)
+		}
+	}
 }
 
 // interfaceOf is the spec host of h's [Interface]: addresses, port, keepalive,

@@ -1,6 +1,7 @@
 package importer
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"sort"
@@ -324,5 +325,65 @@ func TestImportFullTunnelClient(t *testing.T) {
 	}
 	if got := r.Spec.Hosts[0].Routes; !slices.Equal(got, s.Hosts[0].Routes) {
 		t.Errorf("hub routes %v, want %v", got, s.Hosts[0].Routes)
+	}
+}
+
+// TestImportSaysWhatItChanges: a fleet whose every Address is a single address
+// (one written without a prefix), with a per-host MTU on one host and none on
+// the others, imports, and every change the rendered configs will carry is a
+// note at its file:line.
+func TestImportSaysWhatItChanges(t *testing.T) {
+	var cfgs []*wgconf.Config
+	names := []string{"hub", "a", "b"}
+	for i, n := range names {
+		src := "[Interface]\nPrivateKey = " + key(byte(20+i)).Base64() + "\nListenPort = 51820\n"
+		switch n {
+		case "hub":
+			src += "Address = 10.8.0.1/32\nMTU = 1380\n"
+		case "a":
+			src += "Address = 10.8.0.2\n"
+		case "b":
+			src += "Address = 10.8.0.3/32\n"
+		}
+		for j, o := range names {
+			if o == n || (n != "hub" && o != "hub") {
+				continue
+			}
+			allowed := fmt.Sprintf("10.8.0.%d/32", j+1)
+			if n != "hub" {
+				allowed = "10.8.0.0/24"
+			}
+			src += "\n[Peer]\nPublicKey = " + key(byte(20+j)).Public().String() + "\nAllowedIPs = " + allowed + "\n"
+			if o == "hub" {
+				src += "Endpoint = 198.18.0.1:51820\n"
+			}
+		}
+		c, err := wgconf.Parse(n+".conf", []byte(src))
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", n, err, src)
+		}
+		cfgs = append(cfgs, c)
+	}
+	r, err := Import("fleet", names, cfgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(r.Spec.Subnets, []netip.Prefix{netip.MustParsePrefix("10.8.0.0/24")}) {
+		t.Errorf("subnets %v, want 10.8.0.0/24", r.Spec.Subnets)
+	}
+	var got []string
+	for _, n := range r.Notes {
+		got = append(got, n.Located())
+	}
+	for _, w := range []string{
+		"hub.conf:4: every Address is a single address, so the files don't say the overlay subnet: taken to be 10.8.0.0/24",
+		"hub.conf:4: Address 10.8.0.1/32 becomes 10.8.0.1/24 in the rendered config",
+		"a.conf:4: Address 10.8.0.2/32 becomes 10.8.0.2/24",
+		"hub.conf:5: MTU = 1380 becomes 1420",
+		"a.conf:1: no MTU (wg-quick works it out",
+	} {
+		if !slices.ContainsFunc(got, func(g string) bool { return strings.HasPrefix(g, w) }) {
+			t.Errorf("no note %q in:\n%s", w, strings.Join(got, "\n"))
+		}
 	}
 }
