@@ -383,6 +383,7 @@ func TestInProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.converge("s3 routes 172.30.3.0/24")
+	checkMetrics(t, f.agents["hub"].a)
 	if st, err := f.c.admin.Status(ctx, "n"); err != nil {
 		t.Fatal(err)
 	} else {
@@ -451,4 +452,35 @@ func TestOutage(t *testing.T) {
 	// c has no agent in this test: the others list it; probes to it fail, so
 	// converge checks the revision only for a, b and d, and the lab without c.
 	f.converge("controller back, d joined")
+}
+
+// checkMetrics reads an agent's registry: the revision applied, its peers by
+// state (all up after the probes), and per-peer handshake age and bytes.
+func checkMetrics(t *testing.T, a *agent.Agent) {
+	t.Helper()
+	mfs, err := a.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	perPeer := map[string]int{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			v := m.GetGauge().GetValue() + m.GetCounter().GetValue()
+			name := mf.GetName()
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "state" {
+					name += "{" + l.GetValue() + "}"
+				}
+				if l.GetName() == "peer" {
+					perPeer[mf.GetName()]++
+				}
+			}
+			got[name] = v
+		}
+	}
+	if got["wgnet_agent_revision_applied"] != float64(a.Applied()) || got["wgnet_agent_peers{up}"] != 2 || got["wgnet_agent_peers{never}"] != 0 ||
+		perPeer["wgnet_agent_peer_handshake_age_seconds"] != 2 || perPeer["wgnet_agent_peer_receive_bytes_total"] != 2 || got["wgnet_agent_controller_reachable"] != 1 {
+		t.Errorf("metrics of the hub: %v, per peer %v", got, perPeer)
+	}
 }
