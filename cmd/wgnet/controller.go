@@ -64,12 +64,25 @@ func secret(file, env, what string) ([]byte, error) {
 	return []byte(os.Getenv(env)), nil
 }
 
+// urlHasPassword reports a postgres:// URL with a password: in its user
+// part (user:password@, before the first /) or as a password parameter. It
+// reads the text itself: a multi-host URL (host1:5432,host2:5432) is not one
+// net/url parses.
+func urlHasPassword(dsn string) bool {
+	rest := dsn[strings.Index(dsn, "://")+3:]
+	auth, _, _ := strings.Cut(rest, "/")
+	if user, _, ok := strings.Cut(auth, "@"); ok && strings.Contains(user, ":") {
+		return true
+	}
+	_, query, _ := strings.Cut(rest, "?")
+	q, err := url.ParseQuery(query)
+	return err != nil || q.Has("password")
+}
+
 // openPostgres opens a PostgreSQL store: the password never on the command
 // line (it would show in ps), TLS as the URL's ssl* parameters say.
 func (f *storeFlags) openPostgres(ctx context.Context, dsn string) (*pgstore.Store, error) {
-	if u, err := url.Parse(dsn); err != nil {
-		return nil, usageError{fmt.Errorf("--store: %v", err)}
-	} else if _, has := u.User.Password(); has || u.Query().Has("password") {
+	if urlHasPassword(dsn) {
 		return nil, usageError{fmt.Errorf("--store: the URL holds a password, which any user sees in ps: give it with --store-password-file or $%s", envStorePassword)}
 	}
 	pw, err := secret(f.passwordFile, envStorePassword, "--store-password-file")
