@@ -97,6 +97,8 @@ type lab struct {
 	mesh     bool // compile a mesh (every host has an endpoint), not hub and spokes
 	// engineLog is the progress log of the last engine call (policy_linux_test.go).
 	engineLog string
+	// policy is the spec's policy section; zero: none.
+	policy spec.Policy
 }
 
 // newLab builds the namespaces, compiles a hub-and-spoke spec (hub first) and
@@ -193,6 +195,7 @@ func (l *lab) compileHosts(hosts []*labHost) {
 	if l.mesh {
 		s.Topology, s.Hub = spec.TopologyMesh, ""
 	}
+	s.Policy = l.policy
 	sec := spec.Secrets{PrivateKeys: map[string]wgkey.Private{}}
 	for _, h := range hosts {
 		if h.priv.IsZero() {

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/netnstest"
+	"github.com/wgnet/wgnet/internal/spec"
 	"github.com/wgnet/wgnet/internal/up"
 	"github.com/wgnet/wgnet/internal/wgconf"
 )
@@ -265,8 +268,37 @@ func appDBPolicy(app, db []*labHost) intent.Filter {
 // between the groups either way. Every host and container listens on 22 and
 // 5432; a control run without the policy reaches everything; with the policy the
 // matrix (tcp/5432, tcp/22 and ping, v4 and v6, between the groups' hosts and
-// containers) is exactly the policy's.
+// containers) is exactly the policy's. Here the filters are the hand-written
+// compiler output, applied by the engine (TestPolicySpecAppDB: from a spec).
 func TestPolicyAppDB(t *testing.T) {
+	appDBMatrix(t, func(l *lab, h *labHost) {
+		if _, err := l.engine(h, "up", intent.Filter{}, false); err != nil {
+			t.Fatal(err)
+		}
+	}, func(l *lab, app, db []*labHost) {
+		for _, h := range l.hosts {
+			if _, err := l.engine(h, "sync", appDBPolicy(app, db), true); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
+
+// TestPolicySpecAppDB is TestPolicyAppDB from a spec: the policy section
+// (groups app and db, "allow app -> db tcp 5432", "deny app -> db", "deny db ->
+// app"), compiled and rendered into each host's wg-quick file, brought up and
+// synced with the wgnet binary (`sync --no-confirm-policy`).
+func TestPolicySpecAppDB(t *testing.T) {
+	appDBMatrix(t, func(l *lab, h *labHost) { l.up(h) }, func(l *lab, app, db []*labHost) {
+		l.policy = specPolicy(t, map[string][]*labHost{"app": app, "db": db},
+			"allow app -> db tcp 5432", "deny app -> db", "deny db -> app")
+		l.syncChanged(true)
+	})
+}
+
+// appDBMatrix runs the app/db matrix on a hub and on a mesh: upHost brings a
+// host up without a policy, apply puts the policy in place on every host.
+func appDBMatrix(t *testing.T, upHost func(*lab, *labHost), apply func(l *lab, app, db []*labHost)) {
 	netnstest.NeedsTool(t, "nftables", "nft")
 	for _, mesh := range []bool{false, true} {
 		name := map[bool]string{false: "hub", true: "mesh"}[mesh]
@@ -278,11 +310,8 @@ func TestPolicyAppDB(t *testing.T) {
 			l := buildMeshLab(t, mesh, names...)
 			spokes := l.hosts[len(l.hosts)-4:]
 			app, db := spokes[:2], spokes[2:]
-			policy := appDBPolicy(app, db)
 			for _, h := range l.hosts {
-				if _, err := l.engine(h, "up", intent.Filter{}, false); err != nil {
-					t.Fatal(err)
-				}
+				upHost(l, h)
 			}
 			var nodes []node
 			for _, n := range l.nodes() {
@@ -312,22 +341,9 @@ func TestPolicyAppDB(t *testing.T) {
 					}
 				}
 			}
-			// Sessions first (a mesh's peers dial each other at once), so that
-			// the matrix's one-second probes don't wait for a handshake.
-			for _, p := range probes {
-				if p.port == 0 {
-					dst := map[bool]netip.Addr{false: p.to.v4, true: p.to.v6}[p.v6]
-					if err := ping(t, p.from.ns, dst); err != nil {
-						t.Logf("warm-up %s: %v", p, err)
-					}
-				}
-			}
+			l.warmUp(probes)
 			checkMatrix(t, name+" without a policy", probes, func(probe) bool { return true })
-			for _, h := range l.hosts {
-				if _, err := l.engine(h, "sync", policy, true); err != nil {
-					t.Fatal(err)
-				}
-			}
+			apply(l, app, db)
 			checkMatrix(t, name+" with the policy", probes, func(p probe) bool {
 				switch {
 				case group(p.from) == group(p.to):
@@ -338,6 +354,150 @@ func TestPolicyAppDB(t *testing.T) {
 				return false
 			})
 		})
+	}
+}
+
+// warmUp makes the sessions the probes need (a mesh's peers dial each other at
+// once), so that the matrix's one-second probes don't wait for a handshake.
+func (l *lab) warmUp(probes []probe) {
+	for _, p := range probes {
+		if p.port == 0 {
+			dst := map[bool]netip.Addr{false: p.to.v4, true: p.to.v6}[p.v6]
+			if err := ping(l.t, p.from.ns, dst); err != nil {
+				l.t.Logf("warm-up %s: %v", p, err)
+			}
+		}
+	}
+}
+
+// specPolicy is a spec policy section: groups of lab hosts, rules, default allow.
+func specPolicy(t *testing.T, groups map[string][]*labHost, rules ...string) spec.Policy {
+	t.Helper()
+	p := spec.Policy{Present: true, Default: spec.Allow}
+	for _, name := range slices.Sorted(maps.Keys(groups)) {
+		g := spec.Group{Name: name}
+		for _, h := range groups[name] {
+			g.Members = append(g.Members, spec.Term{Kind: spec.TermName, Name: h.name})
+		}
+		p.Groups = append(p.Groups, g)
+	}
+	for _, s := range rules {
+		r, err := spec.ParseRule(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Rules = append(p.Rules, r)
+	}
+	return p
+}
+
+// syncChanged compiles the lab's spec again and runs `wgnet sync` on every
+// host whose rendered config changed (with --no-confirm-policy when allowDeny).
+// It returns the plans of the syncs that went through and the errors of those
+// refused, by host name.
+func (l *lab) syncChanged(allowDeny bool) (map[string]*up.Plan, map[string]error) {
+	l.t.Helper()
+	before := map[string]string{}
+	for _, h := range l.hosts {
+		b, _ := os.ReadFile(h.conf)
+		before[h.name] = string(b)
+	}
+	l.compile()
+	var changed []*labHost
+	for _, h := range l.hosts {
+		if b, _ := os.ReadFile(h.conf); string(b) != before[h.name] {
+			changed = append(changed, h)
+		}
+	}
+	return l.syncHosts(changed, allowDeny)
+}
+
+// syncHosts runs `wgnet -o json sync CONF` on each host (see syncChanged).
+func (l *lab) syncHosts(hosts []*labHost, allowDeny bool) (map[string]*up.Plan, map[string]error) {
+	plans, errs := map[string]*up.Plan{}, map[string]error{}
+	for _, h := range hosts {
+		args := []string{"-o", "json", "sync", h.conf}
+		if allowDeny {
+			args = append(args, "--no-confirm-policy")
+		}
+		out, err := l.wgnetOut(h, args...)
+		if err != nil {
+			errs[h.name] = err
+			continue
+		}
+		var p up.Plan
+		if err := json.Unmarshal([]byte(out), &p); err != nil {
+			l.t.Fatalf("wgnet sync -o json on %s: %v", h.name, err)
+		}
+		plans[h.name] = &p
+		rules := 0
+		if p.Firewall != nil {
+			rules = len(p.Firewall.Rules)
+		}
+		l.t.Logf("synced %s: %d peer change(s), %d filter rule change(s)", h.name, len(p.Peers), rules)
+	}
+	return plans, errs
+}
+
+// TestPolicySpecArticleCase is the article's case from a spec: one policy edit
+// ("deny s2 -> s3's container subnets") and one sync per affected host (every
+// host whose rendered config changed). Each sync whose change denies more is
+// first refused without --no-confirm-policy, then applied with it; continuous
+// pings on the flows still allowed lose nothing across all of them and no
+// handshake crosses the underlay; then s2 and its container no longer reach
+// s3's container, s1 and s4 and theirs still do, a dry run on every host finds
+// nothing to change, and down leaves no wgnet table.
+func TestPolicySpecArticleCase(t *testing.T) {
+	netnstest.NeedsTool(t, "nftables", "nft")
+	netnstest.NeedsTool(t, "wireguard-tools", "wg")
+	l := newLab(t, "hub", "s1", "s2", "s3", "s4")
+	s1, s2, s3, s4 := l.hosts[1], l.hosts[2], l.hosts[3], l.hosts[4]
+	hs := l.handshakeCounter()
+	for _, h := range l.hosts {
+		l.up(h)
+	}
+	probes := articleProbes(t, s1, s2, s3, s4)
+	l.warmUp(probes)
+	checkMatrix(t, "before the policy", probes, func(probe) bool { return true })
+
+	live := l.startLive(hs, 120)
+	start := time.Now()
+	l.policy = specPolicy(t, nil, "deny s2 -> "+s3.route4.String(), "deny s2 -> "+s3.route6.String())
+	plans, refused := l.syncChanged(false)
+	var again []*labHost
+	for _, h := range l.hosts {
+		if err, ok := refused[h.name]; ok {
+			if !strings.Contains(err.Error(), "--no-confirm-policy") {
+				t.Errorf("sync on %s: %v; want a refusal that names --no-confirm-policy", h.name, err)
+			}
+			again = append(again, h)
+		}
+	}
+	if len(again) == 0 {
+		t.Errorf("no sync was refused, though the policy denies more")
+	}
+	plans2, errs := l.syncHosts(again, true)
+	for name, err := range errs {
+		t.Errorf("sync --no-confirm-policy on %s: %v", name, err)
+	}
+	maps.Copy(plans, plans2)
+	t.Logf("%d host(s) synced (%d after a refusal) in %v, while the pings ran (120 each, every 50 ms)",
+		len(plans), len(again), time.Since(start).Round(time.Millisecond))
+	live.check()
+	checkMatrix(t, "with the policy", probes, func(p probe) bool { return p.from.host != s2 })
+	for _, h := range l.hosts {
+		out, err := l.wgnetOut(h, "sync", "--dry-run", h.conf)
+		if err != nil || !strings.Contains(out, "no changes") {
+			t.Errorf("dry run on %s after the syncs: %v\n%s", h.name, err, out)
+		}
+	}
+	for _, h := range l.hosts {
+		if out, err := l.wgnet(h, "down", h.ifname); err != nil {
+			t.Errorf("down on %s: %v\n%s", h.name, err, out)
+		}
+		if out := h.ns.Run(t, "nft", "list", "tables"); strings.Contains(out, "wgnet") {
+			t.Errorf("after down on %s:\n%s", h.name, out)
+		}
 	}
 }
 
@@ -392,16 +552,7 @@ func TestPolicyArticleCase(t *testing.T) {
 	if _, err := l.engine(s3, "up", intent.Filter{}, false); err != nil {
 		t.Fatal(err)
 	}
-	target := node{"s3c", s3.ctr, s3.ctr4, s3.ctr6, s3}
-	listen(t, []node{target}, 80)
-	var probes []probe
-	for _, h := range []*labHost{s1, s2, s4} {
-		for _, from := range []node{{h.name, h.ns, h.overlay4, h.overlay6, h}, {h.name + "c", h.ctr, h.ctr4, h.ctr6, h}} {
-			for _, v6 := range []bool{false, true} {
-				probes = append(probes, probe{from, target, v6, 80}, probe{from, target, v6, 0})
-			}
-		}
-	}
+	probes := articleProbes(t, s1, s2, s3, s4)
 	checkMatrix(t, "before the policy", probes, func(probe) bool { return true })
 
 	// An established connection from s2's container, carrying data.
@@ -453,22 +604,7 @@ func TestPolicyArticleCase(t *testing.T) {
 		t.Fatalf("the refused sync wrote a filter:\n%s", out)
 	}
 
-	// Sessions settle first: a spoke's first session is made again REKEY_TIMEOUT
-	// (5 s) after up; the sync is measured from when no handshake is that recent.
-	l.settleHandshakes(6 * time.Second)
-	before, hsBefore := map[string]map[string]string{}, hs.read()
-	for _, h := range l.hosts {
-		before[h.name] = latestHandshakes(t, h)
-	}
-	pings := []struct {
-		what string
-		p    *floodPing
-	}{
-		{"s1's container -> s3's container", startPing(t, s1.ctr, s3.ctr4, 80)},
-		{"s4 -> s3's container (v6)", startPing(t, s4.ns, s3.ctr6, 80)},
-		{"s2 -> s3 (the host itself)", startPing(t, s2.ns, s3.overlay4, 80)},
-		{"s2's container -> s1's container", startPing(t, s2.ctr, s1.ctr4, 80)},
-	}
+	live := l.startLive(hs, 80)
 	start := time.Now()
 	plan, err := l.engine(s3, "sync", policy, true)
 	if err != nil {
@@ -476,21 +612,7 @@ func TestPolicyArticleCase(t *testing.T) {
 	}
 	syncLog := l.engineLog
 	t.Logf("the sync took %v, while the pings ran (%d each, every 50 ms)", time.Since(start).Round(time.Millisecond), 80)
-	for _, p := range pings {
-		sent, received := p.p.wait(t)
-		t.Logf("%s during the sync: %d sent, %d received", p.what, sent, received)
-		if sent == 0 || received != sent {
-			t.Errorf("%s: %d of %d pings lost across the sync", p.what, sent-received, sent)
-		}
-	}
-	if n := hs.read() - hsBefore; n != 0 {
-		t.Errorf("%d handshake initiation(s) crossed the underlay during the sync", n)
-	}
-	for _, h := range l.hosts {
-		if after := latestHandshakes(t, h); fmt.Sprint(after) != fmt.Sprint(before[h.name]) {
-			t.Errorf("%s's latest handshakes changed: %v, before %v", h.name, after, before[h.name])
-		}
-	}
+	live.check()
 	fw := plan.Firewall
 	if fw == nil || len(fw.Rules) != 2 || fw.Rules[0].Op != up.PeerAdd || !fw.DeniesMore || len(plan.Peers)+len(plan.Routes.Add)+len(plan.Routes.Remove) != 0 {
 		t.Errorf("the sync's plan: %+v; want two rules added (v4 and v6), nothing else", plan)
@@ -563,5 +685,79 @@ func (l *lab) settleHandshakes(quiet time.Duration) {
 			return
 		}
 		time.Sleep(wait)
+	}
+}
+
+// articleProbes listens on port 80 in s3's container and returns the article's
+// probes: from s1, s2 and s4 and their containers to it, TCP and ping, v4 and v6.
+func articleProbes(t *testing.T, s1, s2, s3, s4 *labHost) []probe {
+	target := node{"s3c", s3.ctr, s3.ctr4, s3.ctr6, s3}
+	listen(t, []node{target}, 80)
+	var probes []probe
+	for _, h := range []*labHost{s1, s2, s4} {
+		for _, from := range []node{{h.name, h.ns, h.overlay4, h.overlay6, h}, {h.name + "c", h.ctr, h.ctr4, h.ctr6, h}} {
+			for _, v6 := range []bool{false, true} {
+				probes = append(probes, probe{from, target, v6, 80}, probe{from, target, v6, 0})
+			}
+		}
+	}
+	return probes
+}
+
+// liveCheck watches the article's allowed flows across a change: continuous
+// pings, the underlay's handshake initiations and every host's latest
+// handshakes.
+type liveCheck struct {
+	l        *lab
+	hs       *handshakeCounter
+	hsBefore int
+	before   map[string]map[string]string
+	pings    []struct {
+		what string
+		p    *floodPing
+	}
+}
+
+// startLive waits for the sessions to settle (a spoke's first session is made
+// again REKEY_TIMEOUT, 5 s, after up), then starts count pings, every 50 ms,
+// on flows the article's policy still allows.
+func (l *lab) startLive(hs *handshakeCounter, count int) *liveCheck {
+	t := l.t
+	s1, s2, s3, s4 := l.hosts[1], l.hosts[2], l.hosts[3], l.hosts[4]
+	l.settleHandshakes(6 * time.Second)
+	c := &liveCheck{l: l, hs: hs, hsBefore: hs.read(), before: map[string]map[string]string{}}
+	for _, h := range l.hosts {
+		c.before[h.name] = latestHandshakes(t, h)
+	}
+	c.pings = []struct {
+		what string
+		p    *floodPing
+	}{
+		{"s1's container -> s3's container", startPing(t, s1.ctr, s3.ctr4, count)},
+		{"s4 -> s3's container (v6)", startPing(t, s4.ns, s3.ctr6, count)},
+		{"s2 -> s3 (the host itself)", startPing(t, s2.ns, s3.overlay4, count)},
+		{"s2's container -> s1's container", startPing(t, s2.ctr, s1.ctr4, count)},
+	}
+	return c
+}
+
+// check waits for the pings: none lost, no handshake on the underlay, no
+// host's latest handshake changed.
+func (c *liveCheck) check() {
+	t := c.l.t
+	for _, p := range c.pings {
+		sent, received := p.p.wait(t)
+		t.Logf("%s during the change: %d sent, %d received", p.what, sent, received)
+		if sent == 0 || received != sent {
+			t.Errorf("%s: %d of %d pings lost across the change", p.what, sent-received, sent)
+		}
+	}
+	if n := c.hs.read() - c.hsBefore; n != 0 {
+		t.Errorf("%d handshake initiation(s) crossed the underlay during the change", n)
+	}
+	for _, h := range c.l.hosts {
+		if after := latestHandshakes(t, h); fmt.Sprint(after) != fmt.Sprint(c.before[h.name]) {
+			t.Errorf("%s's latest handshakes changed: %v, before %v", h.name, after, c.before[h.name])
+		}
 	}
 }
