@@ -364,3 +364,92 @@ AllowedIPs = 10.66.0.2/32
 		t.Errorf("replies: wg-quick %d of 5, wgnet %d of 5; want 5 and 5", got["wg-quick"], got["wgnet"])
 	}
 }
+
+// TestFullTunnelAdoptFromWgQuick: a full tunnel the stock wg-quick brought up is
+// adopted by `wgnet sync` of the same file with nothing to change (its table,
+// fwmark, rules and nft tables are taken as they are), and `wgnet down` then
+// removes all of it, leaving the namespace as wg-quick down would.
+func TestFullTunnelAdoptFromWgQuick(t *testing.T) {
+	l := newTunnelLab(t)
+	l.startServer(t)
+	notRootNetns(t, l.client)
+	before := l.tunnelDump(t, false)
+	if out, err := l.client.Try("wg-quick", "up", l.clientConf); err != nil {
+		t.Fatalf("wg-quick up: %v\n%s", err, out)
+	}
+	l.reach(t, "wg-quick")
+	out, err := l.wgnet(t, "sync", l.clientIf, l.clientConf)
+	if err != nil {
+		t.Fatalf("wgnet sync: %v\n%s", err, out)
+	}
+	for _, bad := range []string{"+ ip rule", "- ip rule", "+ route", "- route", "fwmark 0x", "nft table"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("sync of wg-quick's full tunnel changes %q:\n%s", bad, out)
+		}
+	}
+	t.Logf("wgnet sync:\n%s", out)
+	if !strings.Contains(out, "adopts it") {
+		t.Errorf("sync does not say it adopts the interface:\n%s", out)
+	}
+	l.reach(t, "adopted")
+	if out, err := l.wgnet(t, "down", l.clientIf); err != nil {
+		t.Fatalf("wgnet down: %v\n%s", err, out)
+	}
+	after := l.tunnelDump(t, false)
+	want := strings.Replace(before, "src_valid_mark = 0", "src_valid_mark = 1", 1)
+	if after != want {
+		t.Errorf("wgnet down of the adopted full tunnel left (- before, + after):\n%s", lineDiff(want, after))
+	}
+}
+
+// TestDNSSameAsWgQuick: `DNS = ` with a stub resolvconf first in PATH (the real
+// package rewrites /etc/resolv.conf, which a network namespace does not
+// isolate, so it is never used) that records its arguments and input: wg-quick
+// and wgnet make the same calls with the same input, on up and on down.
+func TestDNSSameAsWgQuick(t *testing.T) {
+	l := newTunnelLab(t)
+	l.startServer(t)
+	notRootNetns(t, l.client)
+	stub := t.TempDir()
+	log := filepath.Join(stub, "calls")
+	writeConf(t, filepath.Join(stub, "resolvconf"), "#!/bin/sh\n{ echo \"resolvconf $*\"; [ \"$1\" = -a ] && sed 's/^/  < /'; } >> "+log+"\n")
+	if err := os.Chmod(filepath.Join(stub, "resolvconf"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile(l.clientConf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeConf(t, l.clientConf, strings.Replace(string(src), "[Peer]", "DNS = 198.19.0.53, fd00:19::53, corp.example, lab.example\n\n[Peer]", 1))
+	path := "PATH=" + stub + ":" + os.Getenv("PATH")
+	calls := map[string]string{}
+	for _, tool := range []string{"wg-quick", "wgnet"} {
+		os.Remove(log)
+		var up, down []string
+		if tool == "wg-quick" {
+			up, down = []string{"wg-quick", "up", l.clientConf}, []string{"wg-quick", "down", l.clientConf}
+		} else {
+			w := []string{"WGNET_STATE_DIR=" + l.stateDir, wgnet(t)}
+			up, down = append(slices.Clone(w), "up", l.clientConf), append(slices.Clone(w), "down", l.clientIf)
+		}
+		for _, argv := range [][]string{up, down} {
+			if out, err := l.client.Try(append([]string{"env", path}, argv...)...); err != nil {
+				t.Fatalf("%s: %v\n%s", tool, err, out)
+			}
+		}
+		b, err := os.ReadFile(log)
+		if err != nil {
+			t.Fatalf("%s made no resolvconf call: %v", tool, err)
+		}
+		calls[tool] = string(b)
+	}
+	t.Logf("resolvconf calls:\n%s", calls["wgnet"])
+	if calls["wgnet"] != calls["wg-quick"] {
+		t.Errorf("resolvconf calls differ (- wg-quick, + wgnet):\n%s\n\nwg-quick:\n%s", lineDiff(calls["wg-quick"], calls["wgnet"]), calls["wg-quick"])
+	}
+	for _, w := range []string{"resolvconf -a " + l.clientIf + " -m 0 -x", "  < nameserver 198.19.0.53", "  < search corp.example lab.example", "resolvconf -d " + l.clientIf + " -f"} {
+		if !strings.Contains(calls["wgnet"], w) {
+			t.Errorf("wgnet's calls lack %q", w)
+		}
+	}
+}
