@@ -166,7 +166,13 @@ func (l *tunnelLab) wgnet(t *testing.T, args ...string) (string, error) {
 // each section's lines sorted (compared as sets).
 func (l *tunnelLab) tunnelDump(t *testing.T, withDevice bool) string {
 	t.Helper()
-	settle(t, l.client)
+	return nsDump(t, l.client, l.clientIf, withDevice)
+}
+
+// nsDump is tunnelDump of any namespace and interface.
+func nsDump(t *testing.T, ns *netnstest.NS, ifname string, withDevice bool) string {
+	t.Helper()
+	settle(t, ns)
 	cmds := [][]string{
 		{"ip", "rule"},
 		{"ip", "-6", "rule"},
@@ -174,14 +180,14 @@ func (l *tunnelLab) tunnelDump(t *testing.T, withDevice bool) string {
 		{"ip", "-6", "route", "show", "table", "all"},
 		{"nft", "list", "ruleset"},
 		{"sysctl", "net.ipv4.conf.all.src_valid_mark", "net.ipv4.conf.all.rp_filter", "net.ipv4.ip_forward"},
-		{"ip", "addr", "show", "dev", l.clientIf},
+		{"ip", "addr", "show", "dev", ifname},
 	}
 	if withDevice {
-		cmds = append(cmds, []string{"wg", "show", l.clientIf, "fwmark"})
+		cmds = append(cmds, []string{"wg", "show", ifname, "fwmark"})
 	}
 	var b strings.Builder
 	for _, argv := range cmds {
-		out, err := l.client.Try(argv...)
+		out, err := ns.Try(argv...)
 		if err != nil && !strings.Contains(err.Error(), "does not exist") {
 			t.Fatal(err)
 		}
@@ -323,9 +329,18 @@ AllowedIPs = 10.66.0.2/32
 	wgnetServer := func(args ...string) (string, error) {
 		return l.server.Try(append([]string{"env", "WGNET_STATE_DIR=" + state, wgnet(t)}, args...)...)
 	}
+	// iptables (nf_tables backend) leaves the tables and chains it made when
+	// the last rule goes: run the hooks' rules in and out once first, so that
+	// "as before" is about what the tools do.
+	for _, c := range []string{"-A", "-D"} {
+		l.server.Run(t, "iptables", "-t", "nat", c, "POSTROUTING", "-s", "10.66.0.0/24", "-o", "eth1", "-j", "MASQUERADE")
+		l.server.Run(t, "iptables", c, "INPUT", "-p", "udp", "-m", "udp", "--dport", "51820", "-j", "ACCEPT")
+		l.server.Run(t, "iptables", c, "FORWARD", "-i", l.serverIf, "-j", "ACCEPT")
+	}
 	got := map[string]int{}
 	for _, tool := range []string{"wg-quick", "wgnet"} {
 		l.server.Sysctl(t, "net.ipv4.ip_forward", "0")
+		before := nsDump(t, l.server, l.serverIf, false)
 		var up, down func() (string, error)
 		if tool == "wg-quick" {
 			up = func() (string, error) { return l.server.Try("wg-quick", "up", l.serverConf) }
@@ -355,6 +370,12 @@ AllowedIPs = 10.66.0.2/32
 		}
 		if v := strings.TrimSpace(l.server.Run(t, "sysctl", "-n", "net.ipv4.ip_forward")); v != "1" {
 			t.Errorf("after %s down: ip_forward = %s; wg-quick leaves it 1", tool, v)
+		}
+		// Everything else as it was: routes, rules, the ruleset (the
+		// MASQUERADE and FORWARD rules gone with PostDown), the interface.
+		want := strings.Replace(before, "net.ipv4.ip_forward = 0", "net.ipv4.ip_forward = 1", 1)
+		if after := nsDump(t, l.server, l.serverIf, false); after != want {
+			t.Errorf("after %s down, the server's namespace differs but for ip_forward (- before, + after):\n%s", tool, lineDiff(want, after))
 		}
 		if tool == "wgnet" && !strings.Contains(out, "net.ipv4.ip_forward=1 stays set") {
 			t.Errorf("wgnet down does not say ip_forward stays set:\n%s", out)
