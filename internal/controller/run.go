@@ -126,7 +126,8 @@ func Run(ctx context.Context, st store.Store, o Options) error {
 }
 
 // EnsureAdminToken makes an admin token when the store has none and returns
-// its secret ("" when one existed); only the hash is stored.
+// its secret ("" when one existed); only the hash is stored. Of several
+// controllers starting at once on one database, one makes it.
 func EnsureAdminToken(ctx context.Context, st store.Store) (string, error) {
 	hs, err := st.AdminTokens(ctx)
 	if err != nil || len(hs) > 0 {
@@ -137,7 +138,8 @@ func EnsureAdminToken(ctx context.Context, st store.Store) (string, error) {
 		return "", err
 	}
 	ctx = store.WithActor(ctx, "controller (first start)")
-	if err := st.CreateToken(ctx, store.Token{Hash: store.HashToken(tok), Kind: store.AdminToken}); err != nil {
+	made, err := st.FirstAdminToken(ctx, store.HashToken(tok))
+	if err != nil || !made {
 		return "", err
 	}
 	return tok, nil

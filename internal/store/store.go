@@ -288,6 +288,10 @@ type Store interface {
 	// AdminTokens returns the hashes of the admin tokens, for the caller to
 	// compare in constant time.
 	AdminTokens(ctx context.Context) ([]TokenHash, error)
+	// FirstAdminToken stores h as an admin token only if the store has none,
+	// and says whether it did: of several controllers starting at once on an
+	// empty database, exactly one makes (and prints) the admin token.
+	FirstAdminToken(ctx context.Context, h TokenHash) (bool, error)
 	// RevokeToken deletes an admin or enrollment token (ErrNotFound when there
 	// is none of those kinds with that hash; an agent credential goes with its
 	// host). The last admin token is not revoked (ErrInvalid), so the

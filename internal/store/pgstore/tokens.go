@@ -70,6 +70,31 @@ func (s *Store) RevokeToken(ctx context.Context, h store.TokenHash) error {
 	})
 }
 
+// firstAdminLock is the transaction-scoped advisory lock FirstAdminToken
+// takes, so that controllers starting at once check and insert one at a time.
+const firstAdminLock = 0x77676e65_74000002
+
+// FirstAdminToken implements store.Store.
+func (s *Store) FirstAdminToken(ctx context.Context, h store.TokenHash) (bool, error) {
+	created := false
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		created = false
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(firstAdminLock)); err != nil {
+			return err
+		}
+		var any bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM tokens WHERE kind = $1)`, string(store.AdminToken)).Scan(&any); err != nil || any {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO tokens (hash, kind, network, host, uses, expires, routes) VALUES ($1, $2, '', '', 0, 0, '')`, h[:], string(store.AdminToken)); err != nil {
+			return err
+		}
+		created = true
+		return audit(ctx, tx, "", 0, store.TokenCreated, string(store.AdminToken)+" "+h.ID())
+	})
+	return created && err == nil, err
+}
+
 // AdminTokens implements store.Store.
 func (s *Store) AdminTokens(ctx context.Context) ([]store.TokenHash, error) {
 	ts, err := s.tokens(ctx, `WHERE kind = $1`, string(store.AdminToken))

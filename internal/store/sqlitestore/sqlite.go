@@ -665,6 +665,24 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
 	})
 }
 
+// FirstAdminToken implements store.Store: BEGIN IMMEDIATE serializes it
+// with every other writer of the file.
+func (s *Store) FirstAdminToken(ctx context.Context, h store.TokenHash) (bool, error) {
+	created := false
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM tokens WHERE kind = ?`, string(store.AdminToken)).Scan(&n); err != nil || n > 0 {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO tokens (hash, kind, network, host, uses, expires, routes) VALUES (?, ?, '', '', 0, 0, '')`, h[:], string(store.AdminToken)); err != nil {
+			return err
+		}
+		created = true
+		return audit(ctx, tx, "", 0, store.TokenCreated, string(store.AdminToken)+" "+h.ID())
+	})
+	return created && err == nil, err
+}
+
 // RevokeToken implements store.Store.
 func (s *Store) RevokeToken(ctx context.Context, h store.TokenHash) error {
 	return s.write(ctx, func(tx *sql.Tx) error {

@@ -59,6 +59,9 @@ func (p *spread) RevokeToken(ctx context.Context, h store.TokenHash) error {
 func (p *spread) AdminTokens(ctx context.Context) ([]store.TokenHash, error) {
 	return p.next().AdminTokens(ctx)
 }
+func (p *spread) FirstAdminToken(ctx context.Context, h store.TokenHash) (bool, error) {
+	return p.next().FirstAdminToken(ctx, h)
+}
 func (p *spread) UseToken(ctx context.Context, h store.TokenHash, now time.Time) (store.Token, error) {
 	return p.next().UseToken(ctx, h, now)
 }

@@ -51,6 +51,7 @@ func Run(t *testing.T, open Open) {
 		{"PolicyAndTags", testPolicyAndTags},
 		{"CAFirstWins", testCAFirstWins},
 		{"Health", testHealth},
+		{"FirstAdminTokenConcurrent", testFirstAdminToken},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1178,5 +1179,41 @@ func testPolicyAndTags(t *testing.T, s store.Store) {
 	_, hs, err := s.Hosts(ctx, "n")
 	if err != nil || len(hs) != 1 || !slices.Equal(hs[0].Tags, []string{"db", "web"}) {
 		t.Errorf("Hosts after tag edits = %+v, %v", hs, err)
+	}
+}
+
+// testFirstAdminToken: of eight controllers starting at once on an empty
+// store, exactly one stores the admin token.
+func testFirstAdminToken(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	const n = 8
+	var made sync.WaitGroup
+	created := make(chan store.TokenHash, n)
+	for i := range n {
+		made.Add(1)
+		go func() {
+			defer made.Done()
+			h := store.HashToken(fmt.Sprintf("admin-%d", i))
+			ok, err := s.FirstAdminToken(ctx, h)
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				created <- h
+			}
+		}()
+	}
+	made.Wait()
+	close(created)
+	var got []store.TokenHash
+	for h := range created {
+		got = append(got, h)
+	}
+	hs, err := s.AdminTokens(ctx)
+	if err != nil || len(got) != 1 || len(hs) != 1 || hs[0] != got[0] {
+		t.Errorf("%d controllers said they made the admin token; the store has %d (%v)", len(got), len(hs), err)
+	}
+	if ok, err := s.FirstAdminToken(ctx, store.HashToken("later")); ok || err != nil {
+		t.Errorf("FirstAdminToken with one stored = %v, %v; want false", ok, err)
 	}
 }
