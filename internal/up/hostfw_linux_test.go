@@ -4,11 +4,14 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/wgnet/wgnet/internal/dockerfw"
 	"github.com/wgnet/wgnet/internal/dockerfw/dockerfwtest"
@@ -187,6 +190,21 @@ func checkLive(t *testing.T, l *lab, hosts []*labHost, want ...string) {
 	}
 }
 
+// downRestores takes every host down and checks that its namespace is as
+// before (fwSnapshot), iptables included.
+func downRestores(t *testing.T, l *lab, before, beforeIpt map[string]string) {
+	t.Helper()
+	for _, h := range l.hosts {
+		if out, err := l.wgnet(h, "down", h.ifname); err != nil {
+			t.Errorf("down on %s: %v\n%s", h.name, err, out)
+		}
+		after, afterIpt := fwSnapshot(t, h.ns)
+		if after != before[h.name] || afterIpt != beforeIpt[h.name] {
+			t.Errorf("down did not restore %s:\n%s%s", h.name, lineDiff(before[h.name], after), lineDiff(beforeIpt[h.name], afterIpt))
+		}
+	}
+}
+
 // resync runs a plain `wgnet sync` on every host (the opt-in is recorded) and
 // checks that it re-asserted wgnet's rules.
 func resync(t *testing.T, l *lab) {
@@ -329,13 +347,118 @@ func TestForwardDropHost(t *testing.T) {
 	}
 	allPairs(t, l)
 	checkLive(t, l, l.hosts)
+	downRestores(t, l, before, beforeIpt)
+}
+
+// TestRealDockerd is TestDockerHostsJustWork with a real dockerd in front of
+// each container subnet instead of reproduced rules: Debian's docker.io
+// (20.10), unpacked (not installed) into the directory WGNET_DOCKERD_ROOT
+// (usr/sbin/dockerd, usr/bin/containerd, runc...: `apt-get download docker.io
+// containerd runc` and `dpkg-deb -x` each). Each dockerd runs in its host's
+// test namespace, in a private mount namespace, with its own data-root,
+// exec-root, socket and pidfile, and `-b cbr0`: the lab's bridge is Docker's,
+// the container namespace plugged into it its container. Skipped without
+// WGNET_DOCKERD_ROOT (CI does not set it).
+func TestRealDockerd(t *testing.T) {
+	root := os.Getenv("WGNET_DOCKERD_ROOT")
+	if root == "" {
+		t.Skip("WGNET_DOCKERD_ROOT is not set (a directory with Debian's docker.io, containerd and runc unpacked)")
+	}
+	netnstest.NeedsTool(t, "util-linux", "unshare", "nsenter")
+	netnstest.NeedsTool(t, "iptables", "iptables-nft-save")
+	l := newBareLab(t, "hub", "s1", "s2")
+	stops := map[string]func(){}
 	for _, h := range l.hosts {
-		if out, err := l.wgnet(h, "down", h.ifname); err != nil {
-			t.Errorf("down on %s: %v\n%s", h.name, err, out)
+		stops[h.name] = startDockerd(t, root, h)
+	}
+	before, beforeIpt := map[string]string{}, map[string]string{}
+	for _, h := range l.hosts {
+		before[h.name], beforeIpt[h.name] = fwSnapshot(t, h.ns)
+		t.Logf("dockerd's iptables on %s:\n%s", h.name, beforeIpt[h.name])
+		out, err := l.wgnet(h, "up", h.conf)
+		if err != nil || !strings.Contains(out, "`host_firewall: docker`") {
+			t.Fatalf("up on %s without the opt-in: %v\n%s", h.name, err, out)
 		}
-		after, afterIpt := fwSnapshot(t, h.ns)
-		if after != before[h.name] || afterIpt != beforeIpt[h.name] {
-			t.Errorf("down did not restore %s:\n%s%s", h.name, lineDiff(before[h.name], after), lineDiff(beforeIpt[h.name], afterIpt))
+	}
+	s1, s2 := l.hosts[1], l.hosts[2]
+	if err := ping(t, s1.ctr, s2.ctr4); err == nil {
+		t.Errorf("without the opt-in, s1's container reaches s2's through dockerd's rules")
+	}
+	checkLive(t, l, l.hosts[1:2], "live-forward-drop", "live-docker-masquerade", "`host_firewall: docker`")
+	for _, h := range l.hosts {
+		if out, err := l.wgnet(h, "sync", "--host-firewall=docker", h.conf); err != nil || !strings.Contains(out, "-I DOCKER-USER 1") {
+			t.Fatalf("sync --host-firewall=docker on %s: %v\n%s", h.name, err, out)
 		}
+	}
+	allPairs(t, l)
+	sourcesKept(t, l)
+	checkLive(t, l, l.hosts)
+
+	// dockerd restarted on the hub: what it does to wgnet's rules is logged,
+	// and a sync afterwards leaves them in place and working.
+	hub := l.hosts[0]
+	stops[hub.name]()
+	stops[hub.name] = startDockerd(t, root, hub)
+	plan, err := l.wgnet(hub, "sync", "--dry-run", hub.conf)
+	t.Logf("sync --dry-run on the hub after dockerd restarted: %v\n%s", err, plan)
+	if out, err := l.wgnet(hub, "sync", hub.conf); err != nil {
+		t.Fatalf("sync on the hub: %v\n%s", err, out)
+	}
+	allPairs(t, l)
+	checkLive(t, l, l.hosts[:1])
+
+	downRestores(t, l, before, beforeIpt)
+}
+
+// startDockerd runs dockerd from root in h's namespace with -b cbr0 and waits
+// until its chains are there. It returns what stops it (by its PID), which the
+// test's end also runs.
+func startDockerd(t *testing.T, root string, h *labHost) (stop func()) {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(root, "usr/bin") + ":" + filepath.Join(root, "usr/sbin") + ":/usr/sbin:/usr/bin:/sbin:/bin"
+	cmd := exec.Command("unshare", "--mount", "--propagation", "private",
+		"nsenter", "--net=/run/netns/"+h.ns.Name,
+		"env", "PATH="+path, "dockerd", "-b", "cbr0", "--storage-driver", "vfs",
+		"--data-root", filepath.Join(dir, "data"), "--exec-root", filepath.Join(dir, "exec"),
+		"--host", "unix://"+filepath.Join(dir, "docker.sock"), "--pidfile", filepath.Join(dir, "docker.pid"))
+	logf, err := os.Create(filepath.Join(dir, "dockerd.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		// unshare and nsenter exec: the PID is dockerd's. SIGTERM stops it and
+		// the containerd it started.
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		logf.Close()
+	}
+	t.Cleanup(stop)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if out, _ := h.ns.Try("iptables-nft-save", "-t", "nat"); strings.Contains(out, "MASQUERADE") {
+			return stop
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(filepath.Join(dir, "dockerd.log"))
+			t.Fatalf("dockerd on %s made no rules in 30 s:\n%s", h.name, b)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
