@@ -170,7 +170,7 @@ func Join(ctx context.Context, req JoinRequest, opts Options) (*Agent, error) {
 	}
 	cfg := Config{Network: e.Network, Host: e.Host.Name, Credential: e.Credential, URLs: jt.URLs, CAHash: jt.CAHash,
 		KeyFile: keyFile, Interface: req.Interface}
-	if err := writeJSON(filepath.Join(opts.Dir, ConfigFile), cfg); err != nil {
+	if err := writeJSON(filepath.Join(opts.Dir, ConfigFile), cfg, true); err != nil {
 		return nil, err
 	}
 	opts.Log.Info("joined", "network", e.Network, "host", e.Host.Name, "addresses", e.Host.Addresses, "endpoint", e.Host.Endpoint, "revision", e.Revision)
@@ -376,5 +376,5 @@ func (a *Agent) cacheLocked() error {
 	if a.applied == nil {
 		return nil
 	}
-	return writeJSON(filepath.Join(a.opts.Dir, StateFile), Cache{State: *a.applied, Followed: a.followed})
+	return writeJSON(filepath.Join(a.opts.Dir, StateFile), Cache{State: *a.applied, Followed: a.followed}, false)
 }

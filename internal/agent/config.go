@@ -56,8 +56,16 @@ func prepareDir(dir string) error {
 	return trust.Path(dir)
 }
 
-func writeJSON(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
+// writeJSON writes v to path (0600, atomically): indented for people to read,
+// or compact for the state, which is rewritten at every change.
+func writeJSON(path string, v any, indent bool) error {
+	var b []byte
+	var err error
+	if indent {
+		b, err = json.MarshalIndent(v, "", "  ")
+	} else {
+		b, err = json.Marshal(v)
+	}
 	if err != nil {
 		return err
 	}

@@ -2,13 +2,13 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
 	"net/url"
+	"reflect"
 	"sync"
 	"time"
 
@@ -208,9 +208,7 @@ func (a *Agent) apply(ctx context.Context, st *api.AgentState, fromController bo
 func sameState(a, b *api.AgentState) bool {
 	x, y := *a, *b
 	x.Revision, y.Revision = 0, 0
-	bx, _ := json.Marshal(x)
-	by, _ := json.Marshal(y)
-	return string(bx) == string(by)
+	return reflect.DeepEqual(x, y)
 }
 
 // safety is a change that altered the path to the controllers, waiting for
