@@ -37,6 +37,7 @@ type ctl struct {
 	hs          *http.Server
 	tls         *controller.TLS
 	addr        string
+	extra       []string // more URLs the controller advertises
 }
 
 // serve starts serving on addr (127.0.0.1:0 the first time) with a new
@@ -56,7 +57,7 @@ func (c *ctl) serve(t testing.TB, addr string) {
 	}
 	c.addr = ln.Addr().String()
 	c.url = "https://" + c.addr
-	c.srv = controller.New(c.st, controller.Config{URLs: []string{c.url}, CAHash: c.caHash})
+	c.srv = controller.New(c.st, controller.Config{URLs: append([]string{c.url}, c.extra...), CAHash: c.caHash})
 	c.hs = &http.Server{Handler: c.srv, TLSConfig: c.tls.Config}
 	go c.hs.ServeTLS(ln, "", "")
 }
@@ -483,4 +484,60 @@ func checkMetrics(t *testing.T, a *agent.Agent) {
 		perPeer["wgnet_agent_peer_handshake_age_seconds"] != 2 || perPeer["wgnet_agent_peer_receive_bytes_total"] != 2 || got["wgnet_agent_controller_reachable"] != 1 {
 		t.Errorf("metrics of the hub: %v, per peer %v", got, perPeer)
 	}
+}
+
+// TestLearnURLs: agents learn a second controller URL from their desired
+// state and fail over to it when the first controller goes away for good.
+func TestLearnURLs(t *testing.T) {
+	f := newFleet(t)
+	ctx := context.Background()
+	if _, err := f.c.admin.CreateNetwork(ctx, api.CreateNetwork{Name: "n", Topology: "mesh", Subnets: []string{"10.62.0.0/24"}}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := f.c.admin.CreateToken(ctx, "n", api.CreateToken{Uses: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.join(tok.Token, "a", "192.0.2.1:51820")
+	f.join(tok.Token, "b", "192.0.2.2:51820")
+	f.converge("two joined")
+	// A second controller on the same store; the first starts advertising it.
+	second := &ctl{st: f.c.st, tls: f.c.tls, caHash: f.c.caHash}
+	second.serve(t, "127.0.0.1:0")
+	t.Cleanup(second.stop)
+	f.c.stop()
+	f.c.extra = []string{second.url}
+	f.c.serve(t, f.c.addr)
+	k1, _ := wgkey.GeneratePrivate()
+	if _, _, err := f.c.st.AddHost(ctx, "n", storeHost("c", k1.Public(), "192.0.2.3:51820"), nil); err != nil {
+		t.Fatal(err)
+	}
+	f.waitApplied("the second URL advertised")
+	// The first controller goes for good: the agents follow through the second.
+	f.c.stop()
+	k2, _ := wgkey.GeneratePrivate()
+	if _, _, err := f.c.st.AddHost(ctx, "n", storeHost("d", k2.Public(), "192.0.2.4:51820"), nil); err != nil {
+		t.Fatal(err)
+	}
+	f.waitApplied("the first controller gone")
+}
+
+// waitApplied waits (bounded) until every agent has applied the store's
+// revision of network n.
+func (f *fleet) waitApplied(what string) {
+	f.t.Helper()
+	n, err := f.c.st.Network(context.Background(), "n")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for name, r := range f.agents {
+		for r.a.Applied() != n.Revision {
+			if time.Now().After(deadline) {
+				f.t.Fatalf("%s: %s at revision %d, want %d", what, name, r.a.Applied(), n.Revision)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	f.t.Logf("%s: every agent at revision %d", what, n.Revision)
 }
