@@ -15,8 +15,9 @@ import (
 // about them). A peer may have been touched without being named: one that
 // held a prefix the changes give another peer loses it (WireGuard moves an
 // allowed IP to the last peer given it), so those are read back too. It
-// returns nil when the device cannot read single peers, or the read failed:
-// then the whole device is read, as before.
+// returns nil when the device cannot read single peers, when the change
+// touched more than half of them (the up of a new device), or when the read
+// failed: then the whole device is read, as before.
 //
 // A one-peer change on 10,000 peers so reads back one peer, not 10,000.
 func readBackDevice(d device.Device, before *device.State, p *Plan) *device.State {
@@ -42,6 +43,9 @@ func readBackDevice(d device.Device, before *device.State, p *Plan) *device.Stat
 				break
 			}
 		}
+	}
+	if 2*len(touched) > len(before.Peers) {
+		return nil // most of the device: one full read is as cheap (up of a new one)
 	}
 	keys := make([]wgkey.Key, 0, len(touched))
 	for k := range touched {

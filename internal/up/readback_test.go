@@ -20,7 +20,7 @@ import (
 func TestReadBackDevice(t *testing.T) {
 	e := device.NewEmbedded("rb", tuntest.NewChannelTUN().TUN(), bindtest.NewChannelBinds()[0], device.EmbeddedOptions{})
 	defer e.Close()
-	keys := make([]wgkey.Key, 4)
+	keys := make([]wgkey.Key, 6)
 	var peers []device.PeerConfig
 	for i := range keys {
 		k, err := wgkey.GeneratePrivate()
@@ -63,6 +63,13 @@ func TestReadBackDevice(t *testing.T) {
 	}
 	if readBackDevice(deviceOnly{e}, before, plan) != nil {
 		t.Error("readBackDevice on a device without PeerStates is not nil")
+	}
+	most := &Plan{dev: &devconf.Changes{}}
+	for _, k := range keys[:4] {
+		most.dev.Peers = append(most.dev.Peers, devconf.PeerChange{Op: devconf.Remove, PublicKey: k})
+	}
+	if readBackDevice(e, before, most) != nil {
+		t.Error("readBackDevice of a change to most peers is not nil (a full read is as cheap)")
 	}
 }
 
