@@ -93,108 +93,138 @@ func checkConfig(c Config) error {
 // decodeUAPI parses the body of a UAPI get answer. The UAPI does not report the
 // public key; when the answer holds a private key, the public key is derived.
 func decodeUAPI(s string) (*State, error) {
-	st := &State{}
-	var p *PeerState
-	var hsSec, hsNsec int64
-	flush := func() {
-		if p != nil && (hsSec != 0 || hsNsec != 0) {
-			p.LastHandshake = time.Unix(hsSec, hsNsec)
-		}
-		hsSec, hsNsec = 0, 0
-	}
-	// Lines cut in place (an answer for 10,000 peers has 100,000 of them), a
-	// trailing "\r" dropped as bufio.ScanLines drops it.
-	for n, rest := 1, s; rest != ""; n++ {
+	var d uapiDecoder
+	// Lines cut in place: an answer for 10,000 peers has 100,000 of them.
+	for rest := s; rest != ""; {
 		var line string
 		line, rest, _ = strings.Cut(rest, "\n")
-		line = strings.TrimSuffix(line, "\r")
-		if line == "" {
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			return nil, fmt.Errorf("uapi line %d: %q: no '='", n, line)
-		}
-		bad := func(err error) error { return fmt.Errorf("uapi line %d: %s: %w", n, k, err) }
-		switch k {
-		case "private_key":
-			key, err := hexKey(v)
-			if err != nil {
-				return nil, bad(err)
-			}
-			if key != (wgkey.Key{}) {
-				st.PrivateKey = wgkey.Private(key)
-				st.PublicKey = st.PrivateKey.Public()
-			}
-		case "listen_port":
-			n, err := strconv.ParseUint(v, 10, 16)
-			if err != nil {
-				return nil, bad(err)
-			}
-			st.ListenPort = int(n)
-		case "fwmark":
-			n, err := strconv.ParseUint(v, 10, 32)
-			if err != nil {
-				return nil, bad(err)
-			}
-			st.FwMark = int(n)
-		case "public_key":
-			flush()
-			key, err := hexKey(v)
-			if err != nil {
-				return nil, bad(err)
-			}
-			st.Peers = append(st.Peers, PeerState{PublicKey: key})
-			p = &st.Peers[len(st.Peers)-1]
-		case "errno":
-			if v != "0" {
-				return nil, fmt.Errorf("uapi: errno=%s", v)
-			}
-		default:
-			if p == nil {
-				return nil, fmt.Errorf("uapi line %d: %q before any peer", n, k)
-			}
-			var err error
-			switch k {
-			case "preshared_key":
-				var key wgkey.Key
-				key, err = hexKey(v)
-				p.HasPresharedKey = !key.IsZero()
-				p.PresharedKey = wgkey.Private(key)
-			case "endpoint":
-				// Unmapped, as wgctrl's reading of the same answer gives it.
-				p.Endpoint, err = netip.ParseAddrPort(v)
-				p.Endpoint = netip.AddrPortFrom(p.Endpoint.Addr().Unmap(), p.Endpoint.Port())
-			case "last_handshake_time_sec":
-				hsSec, err = strconv.ParseInt(v, 10, 64)
-			case "last_handshake_time_nsec":
-				hsNsec, err = strconv.ParseInt(v, 10, 64)
-			case "tx_bytes":
-				p.TxBytes, err = strconv.ParseInt(v, 10, 64)
-			case "rx_bytes":
-				p.RxBytes, err = strconv.ParseInt(v, 10, 64)
-			case "persistent_keepalive_interval":
-				var n uint64
-				n, err = strconv.ParseUint(v, 10, 16)
-				p.PersistentKeepalive = time.Duration(n) * time.Second
-			case "allowed_ip":
-				var a netip.Prefix
-				a, err = netip.ParsePrefix(v)
-				p.AllowedIPs = append(p.AllowedIPs, a)
-			case "protocol_version":
-				if v != "1" {
-					err = fmt.Errorf("unsupported protocol version %q", v)
-				}
-			default:
-				// Newer daemons may add keys; ignoring them is what wg(8) does.
-			}
-			if err != nil {
-				return nil, bad(err)
-			}
+		if err := d.line(line); err != nil {
+			return nil, err
 		}
 	}
-	flush()
-	return st, nil
+	return d.finish(), nil
+}
+
+// uapiDecoder parses a get answer a line at a time, so that a reader can
+// parse while the daemon is still writing (uapiGet).
+type uapiDecoder struct {
+	st            *State
+	p             *PeerState // the peer being read
+	hsSec, hsNsec int64
+	n             int // lines so far
+}
+
+// flush finishes the peer being read.
+func (d *uapiDecoder) flush() {
+	if d.p != nil && (d.hsSec != 0 || d.hsNsec != 0) {
+		d.p.LastHandshake = time.Unix(d.hsSec, d.hsNsec)
+	}
+	d.hsSec, d.hsNsec = 0, 0
+}
+
+// finish returns the state read.
+func (d *uapiDecoder) finish() *State {
+	d.flush()
+	if d.st == nil {
+		d.st = &State{}
+	}
+	return d.st
+}
+
+// line reads one line, without its "\n"; a trailing "\r" is dropped as
+// bufio.ScanLines drops it, and an empty line is skipped.
+func (d *uapiDecoder) line(line string) error {
+	d.n++
+	if d.st == nil {
+		d.st = &State{}
+	}
+	st, n := d.st, d.n
+	line = strings.TrimSuffix(line, "\r")
+	if line == "" {
+		return nil
+	}
+	k, v, ok := strings.Cut(line, "=")
+	if !ok {
+		return fmt.Errorf("uapi line %d: %q: no '='", n, line)
+	}
+	bad := func(err error) error { return fmt.Errorf("uapi line %d: %s: %w", n, k, err) }
+	switch k {
+	case "private_key":
+		key, err := hexKey(v)
+		if err != nil {
+			return bad(err)
+		}
+		if key != (wgkey.Key{}) {
+			st.PrivateKey = wgkey.Private(key)
+			st.PublicKey = st.PrivateKey.Public()
+		}
+	case "listen_port":
+		n, err := strconv.ParseUint(v, 10, 16)
+		if err != nil {
+			return bad(err)
+		}
+		st.ListenPort = int(n)
+	case "fwmark":
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil {
+			return bad(err)
+		}
+		st.FwMark = int(n)
+	case "public_key":
+		d.flush()
+		key, err := hexKey(v)
+		if err != nil {
+			return bad(err)
+		}
+		st.Peers = append(st.Peers, PeerState{PublicKey: key})
+		d.p = &st.Peers[len(st.Peers)-1]
+	case "errno":
+		if v != "0" {
+			return fmt.Errorf("uapi: errno=%s", v)
+		}
+	default:
+		if d.p == nil {
+			return fmt.Errorf("uapi line %d: %q before any peer", n, k)
+		}
+		var err error
+		switch k {
+		case "preshared_key":
+			var key wgkey.Key
+			key, err = hexKey(v)
+			d.p.HasPresharedKey = !key.IsZero()
+			d.p.PresharedKey = wgkey.Private(key)
+		case "endpoint":
+			// Unmapped, as wgctrl's reading of the same answer gives it.
+			d.p.Endpoint, err = netip.ParseAddrPort(v)
+			d.p.Endpoint = netip.AddrPortFrom(d.p.Endpoint.Addr().Unmap(), d.p.Endpoint.Port())
+		case "last_handshake_time_sec":
+			d.hsSec, err = strconv.ParseInt(v, 10, 64)
+		case "last_handshake_time_nsec":
+			d.hsNsec, err = strconv.ParseInt(v, 10, 64)
+		case "tx_bytes":
+			d.p.TxBytes, err = strconv.ParseInt(v, 10, 64)
+		case "rx_bytes":
+			d.p.RxBytes, err = strconv.ParseInt(v, 10, 64)
+		case "persistent_keepalive_interval":
+			var n uint64
+			n, err = strconv.ParseUint(v, 10, 16)
+			d.p.PersistentKeepalive = time.Duration(n) * time.Second
+		case "allowed_ip":
+			var a netip.Prefix
+			a, err = netip.ParsePrefix(v)
+			d.p.AllowedIPs = append(d.p.AllowedIPs, a)
+		case "protocol_version":
+			if v != "1" {
+				err = fmt.Errorf("unsupported protocol version %q", v)
+			}
+		default:
+			// Newer daemons may add keys; ignoring them is what wg(8) does.
+		}
+		if err != nil {
+			return bad(err)
+		}
+	}
+	return nil
 }
 
 func hexKey(s string) (wgkey.Key, error) {

@@ -1,6 +1,9 @@
 package device
 
 import (
+	"errors"
+	"io"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -86,4 +89,44 @@ func FuzzDecodeUAPI(f *testing.F) {
 			t.Fatal("nil state without an error")
 		}
 	})
+}
+
+// TestReadState: an answer parsed as it arrives, in pieces cut anywhere
+// (here 7 bytes at a time), is the answer parsed whole; an answer cut off
+// before its blank line is io.ErrUnexpectedEOF; an errno answer is an error
+// with its first line.
+func TestReadState(t *testing.T) {
+	var peer wgkey.Key
+	peer[31] = 0xff
+	answer := "listen_port=51820\npublic_key=" + peer.Hex() + "\nprotocol_version=1\nendpoint=198.18.0.2:51820\n" +
+		"last_handshake_time_sec=1700000000\nlast_handshake_time_nsec=5\nallowed_ip=10.99.0.2/32\nallowed_ip=fd00::/64\nerrno=0\n"
+	want, err := decodeUAPI(answer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve := func(text string, step int) net.Conn {
+		client, server := net.Pipe()
+		go func() {
+			defer server.Close()
+			for i := 0; i < len(text); i += step {
+				if _, err := server.Write([]byte(text[i:min(i+step, len(text))])); err != nil {
+					return
+				}
+			}
+		}()
+		return client
+	}
+	got, _, err := readState(serve(answer+"\n", 7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got, cmpopts.EquateComparable(netip.Prefix{}, netip.AddrPort{})); diff != "" {
+		t.Errorf("read in pieces (-whole +pieces):\n%s", diff)
+	}
+	if _, _, err := readState(serve(answer, 7)); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("answer without its blank line: %v, want io.ErrUnexpectedEOF", err)
+	}
+	if _, first, err := readState(serve("errno=-22\n\n", 3)); err == nil || first != "errno=-22" {
+		t.Errorf("errno answer: first line %q, %v", first, err)
+	}
 }

@@ -2,7 +2,6 @@ package device
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -128,39 +127,48 @@ func uapiGet(name string, keys []wgkey.Key) (*State, error) {
 	if _, err := io.WriteString(c, req); err != nil {
 		return nil, fmt.Errorf("uapi write: %w", err)
 	}
-	body, err := readAnswer(c)
-	if err != nil {
-		if keys != nil && errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, errPeersUnsupported
-		}
-		return nil, err
-	}
-	st, err := decodeUAPI(body)
-	if err != nil && keys != nil && strings.HasPrefix(body, "errno=") {
+	st, first, err := readState(c)
+	if err != nil && keys != nil && (errors.Is(err, io.ErrUnexpectedEOF) || strings.HasPrefix(first, "errno=")) {
 		return nil, errPeersUnsupported
 	}
 	return st, err
 }
 
-// readAnswer reads one UAPI answer: lines up to the blank line that ends it
-// (the last line before it is "errno=N"). A connection closed before that is
+// readState reads one UAPI get answer and parses it as it arrives, so that
+// the parsing of 10,000 peers overlaps the daemon's writing of them: lines up
+// to the blank line that ends the answer (after "errno=N"). first is the
+// answer's first line. A connection closed before the blank line is
 // io.ErrUnexpectedEOF.
-func readAnswer(c net.Conn) (string, error) {
-	buf := make([]byte, 0, 64<<10)
+func readState(c net.Conn) (st *State, first string, err error) {
+	var d uapiDecoder
+	buf := make([]byte, 64<<10)
+	var tail string // a line cut by the end of a read
 	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
+		n, rerr := c.Read(buf)
+		chunk := tail + string(buf[:n])
+		for {
+			i := strings.IndexByte(chunk, '\n')
+			if i < 0 {
+				break
+			}
+			line := chunk[:i]
+			chunk = chunk[i+1:]
+			if line == "" {
+				return d.finish(), first, nil
+			}
+			if d.n == 0 {
+				first = line
+			}
+			if err := d.line(line); err != nil {
+				return nil, first, err
+			}
 		}
-		n, err := c.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if len(buf) == 1 && buf[0] == '\n' || bytes.HasSuffix(buf, []byte("\n\n")) {
-			return string(buf), nil
-		}
-		if err == io.EOF {
-			return "", io.ErrUnexpectedEOF
-		}
-		if err != nil {
-			return "", fmt.Errorf("uapi read: %w", err)
+		tail = chunk
+		switch {
+		case rerr == io.EOF:
+			return nil, first, io.ErrUnexpectedEOF
+		case rerr != nil:
+			return nil, first, fmt.Errorf("uapi read: %w", rerr)
 		}
 	}
 }
