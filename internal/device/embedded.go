@@ -1,6 +1,7 @@
 package device
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 
@@ -47,12 +48,20 @@ func NewEmbedded(name string, tdev tun.Device, bind conn.Bind, opts EmbeddedOpti
 	}
 }
 
+// wgLogger adapts l for wireguard-go. Its verbose messages are discarded
+// outright when l does not log debug messages, as wireguard-go's own logger
+// does below LogLevelVerbose: no Sprintf for a message nobody reads, on paths
+// wireguard-go takes per packet when something goes wrong (a failed send).
 func wgLogger(l *slog.Logger) *wgdevice.Logger {
 	if l == nil {
 		return &wgdevice.Logger{Verbosef: wgdevice.DiscardLogf, Errorf: wgdevice.DiscardLogf}
 	}
+	verbose := wgdevice.DiscardLogf
+	if l.Enabled(context.Background(), slog.LevelDebug) {
+		verbose = func(format string, args ...any) { l.Debug(fmt.Sprintf(format, args...)) }
+	}
 	return &wgdevice.Logger{
-		Verbosef: func(format string, args ...any) { l.Debug(fmt.Sprintf(format, args...)) },
+		Verbosef: verbose,
 		Errorf:   func(format string, args ...any) { l.Error(fmt.Sprintf(format, args...)) },
 	}
 }
