@@ -237,9 +237,15 @@ type running struct {
 	done   chan struct{}
 }
 
-func newFleet(t *testing.T) *fleet {
+// newFleet starts the controller and an empty lab; opts adjust the lab's
+// options (a policy the probes are held to, ports to probe).
+func newFleet(t *testing.T, opts ...func(*lab.Options)) *fleet {
 	c := startController(t)
-	l, err := lab.Start(context.Background(), nil, lab.Options{ProbeTimeout: 5 * time.Second})
+	lo := lab.Options{ProbeTimeout: 5 * time.Second}
+	for _, o := range opts {
+		o(&lo)
+	}
+	l, err := lab.Start(context.Background(), nil, lo)
 	if err != nil {
 		t.Fatal(err)
 	}
