@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -332,9 +333,17 @@ func (im *importing) interfaceOf(h *host) (*spec.Host, error) {
 	sh.Hooks.PreUp = ic.PreUp
 	sh.Hooks.PreDown = ic.PreDown
 	sh.Hooks.PostDown = ic.PostDown
+	// wgnet's own filter lines (a compiled policy) are typed intent, not the
+	// user's hooks: they are left out, and the policy must be written again.
+	filter := ownFilter(h.cfg)
+	if filter {
+		sh.Hooks.PreDown = slices.DeleteFunc(slices.Clone(ic.PreDown), intent.IsFilterHook)
+		im.note(h.file, ic.Pos.KeyLine(wgconf.KeyPostUp), "its segmentation filter (the nft lines wgnet renders from a policy) is not carried over: write the policy section in the spec again (docs/policy.md)")
+	}
 	for _, l := range ic.PostUp {
 		path, isKey := intent.KeyHookPath(l)
 		switch {
+		case filter && intent.IsFilterHook(l):
 		case intent.OwnForwardingHook(l):
 		case isKey:
 			sh.PrivateKeyFile = path
@@ -355,6 +364,12 @@ func (im *importing) interfaceOf(h *host) (*spec.Host, error) {
 		im.note(h.file, ic.Pos.KeyLine(wgconf.KeySaveConfig), "SaveConfig = true not carried over: the spec is the source of truth")
 	}
 	return sh, nil
+}
+
+// ownFilter reports whether c's hooks hold a filter exactly as wgnet renders it.
+func ownFilter(c *wgconf.Config) bool {
+	h, _ := intent.FromConfig(c)
+	return h.Firewall.Filter.Enabled
 }
 
 // peers takes what peers say about each host: endpoint, routes, preshared keys.

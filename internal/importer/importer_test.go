@@ -387,3 +387,52 @@ func TestImportSaysWhatItChanges(t *testing.T) {
 		}
 	}
 }
+
+// TestImportPolicyFilter: configs rendered from a spec with a policy carry its
+// filter as nft hook lines; import leaves them out of the hosts' hooks (they
+// are wgnet's, not the user's) and says the policy must be written again.
+func TestImportPolicyFilter(t *testing.T) {
+	s, sec := network(spec.TopologyHub)
+	r0, err := spec.ParseRule("deny s2 -> 10.0.7.0/24")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Policy = spec.Policy{Present: true, Rules: []spec.Rule{r0}}
+	hcs, err := compile.Compile(s, sec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	var cfgs []*wgconf.Config
+	for _, hc := range hcs {
+		names = append(names, hc.Name)
+		c, err := wgconf.Parse(hc.Name+".conf", hc.WgQuick())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfgs = append(cfgs, c)
+	}
+	r, err := Import("prod", names, cfgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	notes := 0
+	for _, n := range r.Notes {
+		if strings.Contains(n.Message, "segmentation filter") {
+			notes++
+		}
+	}
+	if notes != len(hcs) {
+		t.Errorf("%d notes about the filter, want one per host (%d): %v", notes, len(hcs), r.Notes)
+	}
+	for _, h := range r.Spec.Hosts {
+		for _, l := range append(slices.Clone(h.Hooks.PostUp), h.Hooks.PreDown...) {
+			if intent.IsFilterHook(l) {
+				t.Errorf("%s keeps a filter line as a user hook: %s", h.Name, l)
+			}
+		}
+		if h.Name == "s4" && !slices.Equal(h.Hooks.PostUp, []string{"echo up %i"}) {
+			t.Errorf("s4's own hook: %q", h.Hooks.PostUp)
+		}
+	}
+}
