@@ -318,3 +318,19 @@ func (a *applier) forgetFlows(fw *FirewallChange) bool {
 	}
 	return a.step(err)
 }
+
+// ruleSummary counts the policy's rule changes for a plan's summary line:
+// " (policy: 2 rules added, 1 removed)", or "" when there are none.
+func (fw *FirewallChange) ruleSummary() string {
+	added := 0
+	for _, r := range fw.Rules {
+		if r.Op == PeerAdd {
+			added++
+		}
+	}
+	removed := len(fw.Rules) - added
+	if added+removed == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (policy: %d rule(s) added, %d removed)", added, removed)
+}

@@ -160,7 +160,7 @@ func TestSyncPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := planText(plan)
-	for _, want := range []string{"+ rule ip daddr 10.99.0.4 drop", "from policy.rules[2]: deny * -> s3", "needs --confirm", "e.g. tcp 0.0.0.0 -> 10.99.0.4 (policy.rules[2]: deny * -> s3)"} {
+	for _, want := range []string{"wg0: firewall (policy: 1 rule(s) added, 0 removed)", "+ rule ip daddr 10.99.0.4 drop", "from policy.rules[2]: deny * -> s3", "needs --confirm", "e.g. tcp 0.0.0.0 -> 10.99.0.4 (policy.rules[2]: deny * -> s3)"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the plan has no %q:\n%s", want, text)
 		}

@@ -168,8 +168,8 @@ func (p *Plan) summary() string {
 	count(len(p.Addresses.Add)+len(p.Addresses.Remove), "address", "addresses")
 	count(len(p.Routes.Add)+len(p.Routes.Remove), "route", "routes")
 	count(len(p.Sysctls), "sysctl", "sysctls")
-	if p.Firewall != nil {
-		parts = append(parts, "firewall")
+	if fw := p.Firewall; fw != nil {
+		parts = append(parts, "firewall"+fw.ruleSummary())
 	}
 	parts = append(parts, p.tunnelSummary()...)
 	if p.HostFirewall != nil {
