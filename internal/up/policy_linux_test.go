@@ -491,6 +491,27 @@ func TestPolicySpecArticleCase(t *testing.T) {
 			t.Errorf("dry run on %s after the syncs: %v\n%s", h.name, err, out)
 		}
 	}
+	// A provisional change is rolled back, table and all: the policy taken off
+	// s3 with --confirm 2s, never confirmed.
+	list := func() string { return s3.ns.Run(t, "nft", "list", "table", "inet", up.FirewallTable(s3.ifname)) }
+	table, saved := list(), l.policy
+	l.policy = spec.Policy{}
+	l.compile()
+	if _, err := l.wgnetOut(s3, "sync", "--confirm", "2s", s3.conf); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(list(), "chain policy") {
+		t.Errorf("the provisional sync left the filter:\n%s", list())
+	}
+	rolledBack := false
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && !rolledBack; time.Sleep(250 * time.Millisecond) {
+		rolledBack = list() == table
+	}
+	if !rolledBack {
+		t.Errorf("the unconfirmed change was not rolled back to the old table:\n%s\nwant\n%s", list(), table)
+	}
+	l.policy = saved
+	l.compile()
 	for _, h := range l.hosts {
 		if out, err := l.wgnet(h, "down", h.ifname); err != nil {
 			t.Errorf("down on %s: %v\n%s", h.name, err, out)
