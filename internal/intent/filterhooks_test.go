@@ -52,3 +52,41 @@ func TestFilterHooksRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// FuzzFilterHooks: any PostUp and PreDown lines read without panicking; when
+// they read as a filter, that filter renders as the same lines.
+func FuzzFilterHooks(f *testing.F) {
+	h := &Host{Name: "x"}
+	h.Firewall.Filter = Filter{Enabled: true, Rules: []FilterRule{
+		{Accept: true, Src: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, Proto: "tcp", Ports: []PortRange{{5432, 5432}}},
+		{Accept: true, Proto: "icmp"},
+	}}
+	c := h.Config()
+	f.Add(strings.Join(c.Interface.PostUp, "\n"), strings.Join(c.Interface.PreDown, "\n"))
+	f.Add("nft 'add table inet wgnet-policy-%i'", "")
+	f.Fuzz(func(t *testing.T, postUp, preDown string) {
+		c := &wgconf.Config{Name: "x"}
+		c.Interface.PostUp = strings.Split(postUp, "\n")
+		c.Interface.PreDown = strings.Split(preDown, "\n")
+		back, _ := FromConfig(c)
+		if !back.Firewall.Filter.Enabled {
+			return
+		}
+		again := back.Config()
+		var filterLines []string
+		for _, l := range c.Interface.PostUp {
+			if IsFilterHook(l) {
+				filterLines = append(filterLines, l)
+			}
+		}
+		var rendered []string
+		for _, l := range again.Interface.PostUp {
+			if IsFilterHook(l) {
+				rendered = append(rendered, l)
+			}
+		}
+		if strings.Join(filterLines, "\n") != strings.Join(rendered, "\n") {
+			t.Fatalf("read as a filter, but renders differently:\n%s\n---\n%s", strings.Join(filterLines, "\n"), strings.Join(rendered, "\n"))
+		}
+	})
+}

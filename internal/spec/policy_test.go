@@ -144,3 +144,25 @@ func TestPolicyMarshal(t *testing.T) {
 		t.Errorf("policy changed by Marshal:\n%s", out)
 	}
 }
+
+// FuzzParseRule: a rule that parses renders (String) as a rule that parses
+// to the same, and no input panics.
+func FuzzParseRule(f *testing.F) {
+	for _, s := range []string{"allow app -> db tcp 5432", "deny any -> 10.0.0.0/8", "allow tag:web -> s[12] proto udp ports 53,1000-2000",
+		"allow fd00::/8 -> web-* icmp", "deny a -> b tcp 0", "allow -> ->"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := ParseRule(s)
+		if err != nil {
+			return
+		}
+		again, err := ParseRule(r.String())
+		if err != nil {
+			t.Fatalf("%q → %q does not parse: %v", s, r.String(), err)
+		}
+		if again.String() != r.String() {
+			t.Fatalf("%q → %q → %q", s, r.String(), again.String())
+		}
+	})
+}
