@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -154,8 +155,9 @@ func termOf(r spec.Rule, side string) spec.Term {
 	return r.To
 }
 
-// sharedHost returns a host that two different named terms (groups, tags,
-// patterns, hosts; not any or prefixes) both name, or "".
+// sharedHost returns a host, or a prefix listed in a group, that two
+// different named terms (groups, tags, patterns, hosts; not any or prefixes)
+// both name, or "".
 func (c *checker) sharedHost(a, b spec.Term) string {
 	if a == b || a.Kind == spec.TermAny || b.Kind == spec.TermAny || a.Kind == spec.TermPrefix || b.Kind == spec.TermPrefix {
 		return ""
@@ -166,7 +168,30 @@ func (c *checker) sharedHost(a, b spec.Term) string {
 			return h
 		}
 	}
+	pb := c.groupPrefixes(b)
+	for _, p := range c.groupPrefixes(a) {
+		for _, q := range pb {
+			if p.Overlaps(q) {
+				return Intersect([]netip.Prefix{p}, []netip.Prefix{q})[0].String()
+			}
+		}
+	}
 	return ""
+}
+
+// groupPrefixes returns the prefixes a group (t names one) lists as members.
+func (c *checker) groupPrefixes(t spec.Term) []netip.Prefix {
+	var out []netip.Prefix
+	for _, g := range c.s.Policy.Groups {
+		if t.Kind == spec.TermName && g.Name == t.Name {
+			for _, m := range g.Members {
+				if m.Kind == spec.TermPrefix {
+					out = append(out, m.Prefix)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // overlaps reports whether two terms share an address.

@@ -38,6 +38,22 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+// TestCheckConflictPrefix: a prefix listed in two groups whose rules differ.
+func TestCheckConflictPrefix(t *testing.T) {
+	src := strings.Replace(segSpec, "ops: [hub, \"app*\"]", "ops: [hub, \"app*\"]\n    lab: [10.9.1.0/24, 10.8.0.0/16]", 1)
+	src = strings.Replace(src, "    - allow db -> app\n", "    - allow db -> app\n    - deny lab -> app\n", 1)
+	var got []string
+	for _, d := range policy.Check(load(t, src)) {
+		if d.Code == policy.CodeConflict && strings.Contains(d.Message, "10.9.1.0/24") {
+			got = append(got, d.Message)
+		}
+	}
+	want := `policy.rules[7]: "deny lab -> app" and policy.rules[6] "allow db -> app" differ for 10.9.1.0/24, which is on both from sides (db, lab): the earlier decides for it`
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("conflicts about 10.9.1.0/24: %q, want %q", got, want)
+	}
+}
+
 func TestCheckUnreachable(t *testing.T) {
 	head, _, _ := strings.Cut(segSpec, "  rules:\n")
 	src := head + "  rules:\n    - allow app -> db tcp 5432\n"
