@@ -3,11 +3,24 @@ package up_test
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/wgnet/wgnet/internal/netnstest"
 )
+
+// peersSorted puts a config's [Peer] sections in a fixed order: both tools
+// write peers in the order the device lists them, and wireguard-go lists them
+// from a map, so two saves of one device may differ in that order only.
+func peersSorted(conf string) string {
+	parts := strings.Split(conf, "\n[Peer]\n")
+	for i := 1; i < len(parts); i++ {
+		parts[i] = strings.TrimSuffix(parts[i], "\n")
+	}
+	slices.Sort(parts[1:])
+	return strings.Join(parts, "\n[Peer]\n") + "\n"
+}
 
 // TestSaveConfigSameAsWgQuick brings one SaveConfig = true config up with the
 // stock wg-quick and with wgnet in turn, in one namespace, changes the running
@@ -84,7 +97,7 @@ PersistentKeepalive = 25
 				lines = append(lines, l)
 			}
 		}
-		saved[tool] = strings.Join(lines, "")
+		saved[tool] = peersSorted(strings.Join(lines, ""))
 	}
 	if saved["wgnet"] != saved["wg-quick"] {
 		t.Errorf("saved configs differ (- wg-quick, + wgnet):\n%s\n\nwg-quick:\n%s\nwgnet:\n%s", lineDiff(saved["wg-quick"], saved["wgnet"]), saved["wg-quick"], saved["wgnet"])
