@@ -547,3 +547,49 @@ func (f *fleet) waitApplied(what string) {
 	}
 	f.t.Logf("%s: every agent at revision %d", what, n.Revision)
 }
+
+// TestStoreBehind: a controller comes back on a store restored from an older
+// backup (its revision below the agents'): the agents take its state (the
+// host added after the backup goes), and follow its changes from there.
+func TestStoreBehind(t *testing.T) {
+	f := newFleet(t)
+	ctx := context.Background()
+	if _, err := f.c.admin.CreateNetwork(ctx, api.CreateNetwork{Name: "n", Topology: "mesh", Subnets: []string{"10.63.0.0/24"}}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := f.c.admin.CreateToken(ctx, "n", api.CreateToken{Uses: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.join(tok.Token, "a", "192.0.2.1:51820")
+	f.join(tok.Token, "b", "192.0.2.2:51820")
+	f.converge("two joined")
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	if err := f.c.st.Backup(ctx, backup); err != nil {
+		t.Fatal(err)
+	}
+	k, _ := wgkey.GeneratePrivate()
+	if _, _, err := f.c.st.AddHost(ctx, "n", storeHost("c", k.Public(), "192.0.2.3:51820"), nil); err != nil {
+		t.Fatal(err)
+	}
+	f.waitApplied("c added after the backup")
+	ahead := f.agents["a"].a.Applied()
+
+	f.c.stop()
+	restored, err := sqlitestore.Open(ctx, backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { restored.Close() })
+	f.c.st = restored
+	f.c.serve(t, f.c.addr)
+	f.waitApplied("the controller back on the older store")
+	if got := f.agents["a"].a.Applied(); got >= ahead {
+		t.Fatalf("a at revision %d after the restore, want the store's (below %d)", got, ahead)
+	}
+	k2, _ := wgkey.GeneratePrivate()
+	if _, _, err := restored.AddHost(ctx, "n", storeHost("d", k2.Public(), "192.0.2.4:51820"), nil); err != nil {
+		t.Fatal(err)
+	}
+	f.converge("d added on the restored store")
+}
