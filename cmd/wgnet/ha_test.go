@@ -150,6 +150,11 @@ func TestHAThreeControllers(t *testing.T) {
 	ctx := context.Background()
 	for i, p := range ps {
 		code, h := healthz(t, p)
+		// The change follower connects in the background: give it a moment.
+		for deadline := time.Now().Add(15 * time.Second); h.Following != nil && !*h.Following && time.Now().Before(deadline); {
+			time.Sleep(100 * time.Millisecond)
+			code, h = healthz(t, p)
+		}
 		if code != 200 || h.Status != "ok" || h.Database != "reachable" || h.Migrations != "current" || h.Store != "postgres" || h.Following == nil || !*h.Following {
 			t.Errorf("controller %d /healthz: %d %+v", i, code, h)
 		}
