@@ -53,35 +53,32 @@ func (b *Builder[V]) Grow(n int) { b.items = slices.Grow(b.items, n) }
 
 // Set returns the set of everything added so far.
 func (b *Builder[V]) Set() *Set[V] {
-	// The items are sorted by key and then by the order they were added (what a
-	// stable sort by prefix gives, values of one prefix in the order added) on
-	// keys that hold no pointer: no write barriers, word compares. They stay
-	// sorted in the builder, which remains usable: later ones come after.
-	order := make([]sortKey, len(b.items))
-	for i, it := range b.items {
+	// The items are ordered by key and then by the order they were added (what
+	// a stable sort by prefix gives: values of one prefix in the order added),
+	// sorting pointer-free keys: no write barriers, word compares. The builder
+	// keeps its items in the order added, so it stays usable: a later Set sorts
+	// old and new items alike, later ones after.
+	items := b.items
+	order := make([]sortKey, len(items))
+	for i, it := range items {
 		order[i] = sortKey{keyOf(it.p), int32(i)}
 	}
 	slices.SortFunc(order, func(x, y sortKey) int {
 		return cmp.Or(x.k.compare(y.k), cmp.Compare(x.i, y.i))
 	})
-	items := make([]item[V], len(b.items))
-	for i, o := range order {
-		items[i] = b.items[o.i]
-	}
-	b.items = items
 	s := &Set[V]{
 		values:   make([]V, len(items)),
 		prefixes: make([]netip.Prefix, 0, len(items)),
 		keys:     make([]key, 0, len(items)),
 		first:    make([]int32, 0, len(items)+1),
 	}
-	for i, it := range items {
-		if i == 0 || it.p != items[i-1].p {
-			s.prefixes = append(s.prefixes, it.p)
-			s.keys = append(s.keys, order[i].k)
+	for i, o := range order {
+		if i == 0 || o.k != order[i-1].k {
+			s.prefixes = append(s.prefixes, items[o.i].p)
+			s.keys = append(s.keys, o.k)
 			s.first = append(s.first, int32(i))
 		}
-		s.values[i] = it.v
+		s.values[i] = items[o.i].v
 	}
 	s.first = append(s.first, int32(len(items)))
 	// Sorted so, the prefixes containing one are exactly those on the stack of
