@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 
@@ -198,3 +200,41 @@ func TestRetry(t *testing.T) {
 	}
 	t.Log(fmt.Sprintf("deadlock resolved in %d attempts", attempts))
 }
+
+// TestConfigTLS: TLS to the database is the URL's: sslmode=verify-full with
+// sslrootcert verifies the server against that CA for the host's name, and a
+// password given apart replaces none in the URL.
+func TestConfigTLS(t *testing.T) {
+	ca := filepath.Join(t.TempDir(), "db-ca.pem")
+	if err := os.WriteFile(ca, []byte(testCA), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := pgstore.Config("postgres://wgnet@db.example.net:5433/wgnet?sslmode=verify-full&sslrootcert="+ca, pgstore.Options{Password: "from-file"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cfg.ConnConfig
+	if c.TLSConfig == nil || c.TLSConfig.RootCAs == nil || c.TLSConfig.ServerName != "db.example.net" || c.TLSConfig.InsecureSkipVerify && c.TLSConfig.VerifyPeerCertificate == nil {
+		t.Errorf("verify-full: TLS config %+v", c.TLSConfig)
+	}
+	if c.Password != "from-file" || c.Port != 5433 || c.User != "wgnet" {
+		t.Errorf("config: user %q port %d password given apart %v", c.User, c.Port, c.Password == "from-file")
+	}
+	if _, err := pgstore.Config("postgres://wgnet@db/wgnet?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem", pgstore.Options{}); err == nil {
+		t.Error("a missing sslrootcert was accepted")
+	}
+}
+
+// testCA is a self-signed CA certificate (ECDSA P-256), for TestConfigTLS.
+const testCA = `-----BEGIN CERTIFICATE-----
+MIIBjDCCATGgAwIBAgIUdUvB3VrHcCOiZ1QdaUcx03jp9hQwCgYIKoZIzj0EAwIw
+GzEZMBcGA1UEAwwQd2duZXQgdGVzdCBkYiBDQTAeFw0yNjExMzAxMjI3MTRaFw0z
+NjExMjcxMjI3MTRaMBsxGTAXBgNVBAMMEHdnbmV0IHRlc3QgZGIgQ0EwWTATBgcq
+hkjOPQIBBggqhkjOPQMBBwNCAAQz2cwT+sWVIR1sR8JZysbc4FGtQrUwtU8ivAlg
+gemfkHVXPcBpGJ2bh2m3HShaZKTrcfLJQbSlE/NIcsb7MsLYo1MwUTAdBgNVHQ4E
+FgQUx/8U4Vxw5qAi0GI6EJQsl7FUITcwHwYDVR0jBBgwFoAUx/8U4Vxw5qAi0GI6
+EJQsl7FUITcwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNJADBGAiEAtnsp
+0otx327CO8TGET0BeuFvOozBKatoUV58lFg4e5ACIQCFK17BhRwjok6Trdb0LyFR
+oSIrS30Kqc89kKpfmb9w/Q==
+-----END CERTIFICATE-----
+`
