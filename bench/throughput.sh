@@ -393,4 +393,7 @@ if [ "${WRITE_DOC:-}" = 1 ]; then
 else
 	go run ./bench/report -in "$RESULTS"
 fi
-[ "$RESULTS" = "$work/results.tsv" ] && cp "$RESULTS" "/tmp/wgbench-$id.tsv" && log "raw results: /tmp/wgbench-$id.tsv"
+# An if, not &&: with RESULTS given, a false test must not be the script's exit status.
+if [ "$RESULTS" = "$work/results.tsv" ]; then
+	cp "$RESULTS" "/tmp/wgbench-$id.tsv" && log "raw results: /tmp/wgbench-$id.tsv"
+fi
