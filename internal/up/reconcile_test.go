@@ -405,3 +405,58 @@ func waitFor(d time.Duration, cond func() bool) bool {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestReconcileReresolves: a peer whose Endpoint is a host name gets the
+// address the name resolves to now. Reconciling the same intent again after
+// the name moved changes that peer's endpoint and nothing else (what the
+// agent's periodic reconcile relies on, issue 15); while the name stays put,
+// a reconcile is a no-op.
+func TestReconcileReresolves(t *testing.T) {
+	fx := newEngineFx(t)
+	var mu sync.Mutex
+	addr := netip.MustParseAddr("198.18.0.30")
+	fx.opts.Resolve = func(_ context.Context, host string) (netip.Addr, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if host != "s2.example.test" {
+			return netip.Addr{}, fmt.Errorf("%s: no such host", host)
+		}
+		return addr, nil
+	}
+	c := hubConfig()
+	peerNamed(c, "s2").Endpoint = ep("s2.example.test:51820")
+	r := req("wg0", c, true, true)
+	fx.reconcile(t, "up", r)
+	endpointOf := func() string {
+		d, ok := fx.devs.dev("wg0")
+		if !ok {
+			t.Fatal("no device wg0")
+		}
+		st, err := d.State()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range st.Peers {
+			if p.PublicKey == peerNamed(c, "s2").PublicKey && p.Endpoint.IsValid() {
+				return p.Endpoint.String()
+			}
+		}
+		return ""
+	}
+	if got := endpointOf(); got != "198.18.0.30:51820" {
+		t.Fatalf("s2's endpoint after up = %q", got)
+	}
+	same := fx.reconcile(t, "same name, same address", r)
+	if !same.Empty() {
+		t.Errorf("reconcile with the name unmoved: plan not empty:\n%s", planText(same))
+	}
+	fx.touched(t, "wg0", same) // forget the peers up configured
+	mu.Lock()
+	addr = netip.MustParseAddr("198.18.0.31")
+	mu.Unlock()
+	plan := fx.reconcile(t, "the name moved", r)
+	made, _ := fx.touched(t, "wg0", plan)
+	if got := endpointOf(); got != "198.18.0.31:51820" || len(made) != 1 || made[0] != peerNamed(c, "s2").PublicKey {
+		t.Errorf("after the name moved: s2's endpoint %q, peers touched %v; want 198.18.0.31:51820 and s2 alone\n%s", got, made, planText(plan))
+	}
+}
