@@ -13,8 +13,11 @@ import (
 	"net/netip"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/wgnet/wgnet/internal/agent"
@@ -96,10 +99,15 @@ func startController(t testing.TB) *ctl {
 }
 
 // recorder keeps every request the agents send: method, URL, headers, body.
+// With cut set, every answer to an agent route loses the second half of its
+// body: a controller that dies while it answers.
 type recorder struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 	n   int
+	cut atomic.Bool
+	// cuts counts the answers cut.
+	cuts atomic.Int64
 }
 
 type recordingTransport struct {
@@ -121,7 +129,15 @@ func (r recordingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	r.rec.buf.WriteString("\n\n")
 	r.rec.n++
 	r.rec.mu.Unlock()
-	return r.next.RoundTrip(req)
+	resp, err := r.next.RoundTrip(req)
+	if err != nil || !r.rec.cut.Load() || !strings.Contains(req.URL.Path, "/agent/") {
+		return resp, err
+	}
+	r.rec.cuts.Add(1)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	resp.Body = io.NopCloser(io.MultiReader(bytes.NewReader(b[:len(b)/2]), iotest.ErrReader(io.ErrUnexpectedEOF)))
+	return resp, nil
 }
 
 func (r *recorder) transport(caHash string) (http.RoundTripper, error) {
