@@ -12,8 +12,9 @@ import (
 
 // TestCLIAgent: join --no-run against a controller process, the files it
 // writes (0600 in a 0700 directory, no private key outside the key file),
-// show -o json, the refusals (a second join, a default route, a route the
-// token does not allow, no token, not joined) with exit 2, and leave.
+// show -o json, the refusals (a second join, a default route, no token, not
+// joined) with exit 2, a route the token does not allow waiting for an
+// admin's approval, and leave.
 func TestCLIAgent(t *testing.T) {
 	remote := startController(t)
 	dir := t.TempDir()
@@ -64,7 +65,6 @@ func TestCLIAgent(t *testing.T) {
 	}{
 		{[]string{"agent", "join", "--token-file", tokenFile, "--dir", adir, "--no-run"}, "already joined"},
 		{[]string{"agent", "join", "--token-file", tokenFile, "--name", "s2", "--route", "0.0.0.0/0", "--dir", other, "--no-run"}, "default route"},
-		{[]string{"agent", "join", "--token-file", tokenFile, "--name", "s2", "--route", "10.99.0.0/24", "--dir", other, "--no-run"}, "does not allow"},
 		{[]string{"agent", "join", "--dir", other}, "give the join token"},
 		{[]string{"agent", "show", "--dir", other}, "not joined"},
 		{[]string{"agent", "run", "--dir", other, "--metrics", "0.0.0.0:9586"}, "loopback"},
@@ -74,6 +74,15 @@ func TestCLIAgent(t *testing.T) {
 			t.Errorf("wgnet %s: exit %d, %q; want 2 and %q", strings.Join(tc.args, " "), code, errs, tc.want)
 		}
 	}
+	// A route the token does not allow waits for an admin instead.
+	pend := filepath.Join(t.TempDir(), "pending")
+	if _, errs, code := cli(t, dir, "agent", "join", "--token-file", tokenFile, "--name", "s2", "--route", "10.99.0.0/24", "--dir", pend, "--no-run"); code != 0 || !strings.Contains(errs, "approval") {
+		t.Errorf("join asking for a route the token does not allow: exit %d, %q; want 0 and a word of the approval", code, errs)
+	}
+	if o := mustCLI(t, dir, append([]string{"list", "--network", "demo"}, remote...)...); !strings.Contains(o, "waiting for approval: 10.99.0.0/24") {
+		t.Errorf("list does not show s2's route waiting:\n%s", o)
+	}
+	mustCLI(t, dir, "agent", "leave", "--dir", pend, "--backend", "userspace")
 	if o := mustCLI(t, dir, "agent", "leave", "--dir", adir, "--backend", "userspace"); !strings.Contains(o, "s1 left network demo") {
 		t.Errorf("leave: %s", o)
 	}

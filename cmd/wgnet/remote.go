@@ -255,8 +255,12 @@ func remoteList(ctx context.Context, c *cobra.Command, cl *client.Client, networ
 		if h.Keepalive != 0 {
 			ka = fmt.Sprint(h.Keepalive)
 		}
+		routes := orDash(strings.Join(h.Routes, ","))
+		if len(h.PendingRoutes) > 0 {
+			routes += " (waiting for approval: " + strings.Join(h.PendingRoutes, ",") + ")"
+		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, role, strings.Join(h.Addresses, ","), ep,
-			orDash(strings.Join(h.Routes, ",")), ka, h.PublicKey)
+			routes, ka, h.PublicKey)
 	}
 	return w.Flush()
 }

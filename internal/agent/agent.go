@@ -174,6 +174,10 @@ func Join(ctx context.Context, req JoinRequest, opts Options) (*Agent, error) {
 		return nil, err
 	}
 	opts.Log.Info("joined", "network", e.Network, "host", e.Host.Name, "addresses", e.Host.Addresses, "endpoint", e.Host.Endpoint, "revision", e.Revision)
+	if len(e.Host.PendingRoutes) > 0 {
+		opts.Log.Warn("routes beyond the join token's wait for an admin's approval (wgnet set HOST --route P --controller ...)",
+			"host", e.Host.Name, "routes", e.Host.PendingRoutes)
+	}
 	return New(opts)
 }
 

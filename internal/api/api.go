@@ -98,7 +98,11 @@ type Host struct {
 	Routes    []string `json:"routes,omitempty"`
 	Keepalive int      `json:"keepalive,omitempty"`
 	Tags      []string `json:"tags,omitempty"` // name the host in policy groups (tag:TAG)
-	Hub       bool     `json:"hub,omitempty"`  // the network's hub (in AddHost: make it the hub)
+	// PendingRoutes are routes the host asked for when it joined beyond its
+	// token's: not routed until an admin approves one (set --route) or
+	// rejects it (set --remove-route). Read only.
+	PendingRoutes []string `json:"pending_routes,omitempty"`
+	Hub           bool     `json:"hub,omitempty"` // the network's hub (in AddHost: make it the hub)
 	// EndpointPort, in an enrollment without Endpoint, asks the controller to
 	// make the host's endpoint the address it sees the request come from with
 	// this port (the agent never guesses its address from local interfaces).

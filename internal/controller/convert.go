@@ -25,6 +25,9 @@ func toAPIHost(h store.Host) api.Host {
 	for _, p := range h.Routes {
 		out.Routes = append(out.Routes, p.String())
 	}
+	for _, p := range h.PendingRoutes {
+		out.PendingRoutes = append(out.PendingRoutes, p.String())
+	}
 	return out
 }
 

@@ -39,15 +39,22 @@ func SplitPrefixes(s string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// AllowedRoutes checks that every route a joining host asks for lies inside
-// one of its token's routes.
-func AllowedRoutes(t Token, routes []netip.Prefix) error {
+// SplitRoutes sorts the routes a joining host asks for: those inside one of
+// its token's routes are granted, the others wait for an admin's approval
+// (Host.PendingRoutes). A default route is never granted to a host that
+// asks for it itself (ErrInvalid).
+func SplitRoutes(t Token, routes []netip.Prefix) (granted, pending []netip.Prefix, err error) {
 	for _, r := range routes {
-		if !slices.ContainsFunc(t.Routes, func(p netip.Prefix) bool { return p.Bits() <= r.Bits() && p.Contains(r.Addr()) }) {
-			return fmt.Errorf("route %s: %w: the join token does not allow it (token create --route)", r, ErrInvalid)
+		switch {
+		case r.Bits() == 0:
+			return nil, nil, fmt.Errorf("route %s: %w: a host never claims a default route by itself", r, ErrInvalid)
+		case slices.ContainsFunc(t.Routes, func(p netip.Prefix) bool { return p.Bits() <= r.Bits() && p.Contains(r.Addr()) }):
+			granted = append(granted, r)
+		default:
+			pending = append(pending, r)
 		}
 	}
-	return nil
+	return granted, pending, nil
 }
 
 // peerJSON is how a peer's status is kept in a stored report.

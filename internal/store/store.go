@@ -63,6 +63,10 @@ type Host struct {
 	Keepalive int // seconds, 0 = none
 	// Tags name the host in policy groups (sorted, no repeats).
 	Tags []string
+	// PendingRoutes are routes the host asked for when it joined that its
+	// token did not allow: not routed (not in Routes) until an admin
+	// approves one (SetHost adding it to Routes) or rejects it (removing it).
+	PendingRoutes []netip.Prefix
 	// Hub says the host is its network's hub; AddHost with Hub set makes it
 	// the hub (hub topology only).
 	Hub bool
@@ -543,10 +547,19 @@ func (c HostChanges) Apply(n *Network, f Floors, h Host) (Host, error) {
 	if c.Endpoint != nil {
 		h.Endpoint = *c.Endpoint
 	}
+	// Removing a pending route rejects it; adding one approves it.
+	c.RemoveRoutes = slices.DeleteFunc(slices.Clone(c.RemoveRoutes), func(p netip.Prefix) bool {
+		i := slices.Index(h.PendingRoutes, p)
+		if i >= 0 {
+			h.PendingRoutes = slices.Delete(slices.Clone(h.PendingRoutes), i, i+1)
+		}
+		return i >= 0
+	})
 	var err error
 	if h.Routes, err = c.EditRoutes(h.Routes); err != nil {
 		return h, fmt.Errorf("host %s: %w", h.Name, err)
 	}
+	h.PendingRoutes = slices.DeleteFunc(slices.Clone(h.PendingRoutes), func(p netip.Prefix) bool { return slices.Contains(h.Routes, p) })
 	if c.Keepalive != nil {
 		h.Keepalive = *c.Keepalive
 	}

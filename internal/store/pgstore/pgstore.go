@@ -257,7 +257,7 @@ func (s *Store) Enroll(ctx context.Context, hash store.TokenHash, now time.Time,
 		}
 		h := h
 		h.Hub = false // a host never makes itself the hub
-		if err := store.AllowedRoutes(t, h.Routes); err != nil {
+		if h.Routes, h.PendingRoutes, err = store.SplitRoutes(t, h.Routes); err != nil {
 			return err
 		}
 		adopted, err := adoptTx(ctx, tx, t, h)
@@ -447,8 +447,8 @@ func setHostTx(ctx context.Context, tx pgx.Tx, network, name string, c store.Hos
 	if err := validateTx(ctx, tx, n, h, v); err != nil {
 		return h, 0, err
 	}
-	_, err = tx.Exec(ctx, `UPDATE hosts SET public_key = $1, endpoint = $2, routes = $3, keepalive = $4, tags = $5 WHERE network = $6 AND name = $7`,
-		h.PublicKey.String(), h.Endpoint, store.JoinPrefixes(h.Routes), h.Keepalive, strings.Join(h.Tags, ","), network, name)
+	_, err = tx.Exec(ctx, `UPDATE hosts SET public_key = $1, endpoint = $2, routes = $3, keepalive = $4, tags = $5, pending_routes = $6 WHERE network = $7 AND name = $8`,
+		h.PublicKey.String(), h.Endpoint, store.JoinPrefixes(h.Routes), h.Keepalive, strings.Join(h.Tags, ","), store.JoinPrefixes(h.PendingRoutes), network, name)
 	if isUnique(err) {
 		return h, 0, fmt.Errorf("host %s: %w", name, store.ErrConflict)
 	}
@@ -607,8 +607,8 @@ func setHub(ctx context.Context, tx pgx.Tx, n store.Network) error {
 }
 
 func insertHost(ctx context.Context, tx pgx.Tx, network string, h store.Host) error {
-	_, err := tx.Exec(ctx, `INSERT INTO hosts (network, name, public_key, endpoint, routes, keepalive, tags) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		network, h.Name, h.PublicKey.String(), h.Endpoint, store.JoinPrefixes(h.Routes), h.Keepalive, strings.Join(store.EditTags(h.Tags, nil, nil), ","))
+	_, err := tx.Exec(ctx, `INSERT INTO hosts (network, name, public_key, endpoint, routes, keepalive, tags, pending_routes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		network, h.Name, h.PublicKey.String(), h.Endpoint, store.JoinPrefixes(h.Routes), h.Keepalive, strings.Join(store.EditTags(h.Tags, nil, nil), ","), store.JoinPrefixes(h.PendingRoutes))
 	if isUnique(err) {
 		return fmt.Errorf("host %s: %w", h.Name, store.ErrConflict)
 	}
@@ -672,7 +672,7 @@ func hostsTx(ctx context.Context, tx pgx.Tx, network, cond string, args ...any) 
 		where += " AND " + cond
 	}
 	args = append([]any{network}, args...)
-	rows, err := tx.Query(ctx, `SELECT h.name, h.public_key, h.endpoint, h.routes, h.keepalive, h.tags,
+	rows, err := tx.Query(ctx, `SELECT h.name, h.public_key, h.endpoint, h.routes, h.keepalive, h.tags, h.pending_routes,
 		coalesce((SELECT array_agg(a.addr) FROM addresses a WHERE a.network = h.network AND a.host = h.name), '{}')
 		FROM hosts h WHERE `+where+` ORDER BY h.name COLLATE "C"`, args...)
 	if err != nil {
@@ -682,12 +682,15 @@ func hostsTx(ctx context.Context, tx pgx.Tx, network, cond string, args ...any) 
 	var hosts []store.Host
 	for rows.Next() {
 		var h store.Host
-		var key, routes, tags string
+		var key, routes, tags, pending string
 		var addrs []string
-		if err := rows.Scan(&h.Name, &key, &h.Endpoint, &routes, &h.Keepalive, &tags, &addrs); err != nil {
+		if err := rows.Scan(&h.Name, &key, &h.Endpoint, &routes, &h.Keepalive, &tags, &pending, &addrs); err != nil {
 			return nil, err
 		}
 		h.Tags = store.SplitTags(tags)
+		if h.PendingRoutes, err = store.SplitPrefixes(pending); err != nil {
+			return nil, err
+		}
 		if h.PublicKey, err = wgkey.ParseKey(key); err != nil {
 			return nil, fmt.Errorf("host %s: stored key: %w", h.Name, err)
 		}

@@ -111,6 +111,11 @@ CREATE TABLE ca (
 ALTER TABLE networks ADD COLUMN policy BYTEA NOT NULL DEFAULT '';
 ALTER TABLE hosts ADD COLUMN tags TEXT NOT NULL DEFAULT '';
 `},
+	// 3: routes a joining host asked for beyond its token's, for an admin to
+	// approve. Expand only.
+	{Version: 3, CompatibleFrom: 1, SQL: `
+ALTER TABLE hosts ADD COLUMN pending_routes TEXT NOT NULL DEFAULT '';
+`},
 }
 
 // SchemaVersion is the newest schema version this build knows.

@@ -116,6 +116,8 @@ var migrations = []string{
 	// 4: the segmentation policy and hosts' tags (issue 13).
 	`ALTER TABLE networks ADD COLUMN policy BLOB NOT NULL DEFAULT x'';
 	ALTER TABLE hosts ADD COLUMN tags TEXT NOT NULL DEFAULT '';`,
+	// 5: routes a joining host asked for beyond its token's, for an admin to approve.
+	`ALTER TABLE hosts ADD COLUMN pending_routes TEXT NOT NULL DEFAULT '';`,
 }
 
 // schemaVersion is the version this build writes.
@@ -330,7 +332,7 @@ func (s *Store) Enroll(ctx context.Context, hash store.TokenHash, now time.Time,
 			return fmt.Errorf("token: %w: it is for host %s, not %s", store.ErrInvalid, t.Host, h.Name)
 		}
 		h.Hub = false // a host never makes itself the hub
-		if err := store.AllowedRoutes(t, h.Routes); err != nil {
+		if h.Routes, h.PendingRoutes, err = store.SplitRoutes(t, h.Routes); err != nil {
 			return err
 		}
 		adopted, err := adoptTx(ctx, tx, t, h)
@@ -493,8 +495,8 @@ func (s *Store) SetHost(ctx context.Context, network, name string, c store.HostC
 		if err := validateTx(ctx, tx, n, h, v); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE hosts SET public_key = ?, endpoint = ?, routes = ?, keepalive = ?, tags = ? WHERE network = ? AND name = ?`,
-			h.PublicKey.String(), h.Endpoint, store.JoinPrefixes(h.Routes), h.Keepalive, strings.Join(h.Tags, ","), network, name)
+		_, err = tx.ExecContext(ctx, `UPDATE hosts SET public_key = ?, endpoint = ?, routes = ?, keepalive = ?, tags = ?, pending_routes = ? WHERE network = ? AND name = ?`,
+			h.PublicKey.String(), h.Endpoint, store.JoinPrefixes(h.Routes), h.Keepalive, strings.Join(h.Tags, ","), store.JoinPrefixes(h.PendingRoutes), network, name)
 		if isConstraint(err) {
 			return fmt.Errorf("host %s: %w", name, store.ErrConflict)
 		}
@@ -828,8 +830,8 @@ func setHub(ctx context.Context, tx *sql.Tx, n store.Network) error {
 }
 
 func insertHost(ctx context.Context, tx *sql.Tx, network string, h store.Host) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO hosts (network, name, public_key, endpoint, routes, keepalive, tags) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		network, h.Name, h.PublicKey.String(), h.Endpoint, store.JoinPrefixes(h.Routes), h.Keepalive, strings.Join(store.EditTags(h.Tags, nil, nil), ","))
+	_, err := tx.ExecContext(ctx, `INSERT INTO hosts (network, name, public_key, endpoint, routes, keepalive, tags, pending_routes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		network, h.Name, h.PublicKey.String(), h.Endpoint, store.JoinPrefixes(h.Routes), h.Keepalive, strings.Join(store.EditTags(h.Tags, nil, nil), ","), store.JoinPrefixes(h.PendingRoutes))
 	if isConstraint(err) {
 		return fmt.Errorf("host %s: %w", h.Name, store.ErrConflict)
 	}
@@ -898,7 +900,7 @@ func hostsTx(ctx context.Context, tx *sql.Tx, network, cond string, args ...any)
 		where += " AND " + cond
 	}
 	args = append([]any{network}, args...)
-	rows, err := tx.QueryContext(ctx, `SELECT name, public_key, endpoint, routes, keepalive, tags FROM hosts WHERE `+where+` ORDER BY name`, args...)
+	rows, err := tx.QueryContext(ctx, `SELECT name, public_key, endpoint, routes, keepalive, tags, pending_routes FROM hosts WHERE `+where+` ORDER BY name`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -906,12 +908,16 @@ func hostsTx(ctx context.Context, tx *sql.Tx, network, cond string, args ...any)
 	idx := map[string]int{}
 	for rows.Next() {
 		var h store.Host
-		var key, routes, tags string
-		if err := rows.Scan(&h.Name, &key, &h.Endpoint, &routes, &h.Keepalive, &tags); err != nil {
+		var key, routes, tags, pending string
+		if err := rows.Scan(&h.Name, &key, &h.Endpoint, &routes, &h.Keepalive, &tags, &pending); err != nil {
 			rows.Close()
 			return nil, err
 		}
 		h.Tags = store.SplitTags(tags)
+		if h.PendingRoutes, err = store.SplitPrefixes(pending); err != nil {
+			rows.Close()
+			return nil, err
+		}
 		if h.PublicKey, err = wgkey.ParseKey(key); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("host %s: stored key: %w", h.Name, err)

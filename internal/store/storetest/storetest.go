@@ -747,16 +747,30 @@ func testTokenRoutes(t *testing.T, s store.Store) {
 	if tok, err := s.LookupToken(ctx, h); err != nil || len(tok.Routes) != 1 || tok.Routes[0] != allowed[0] {
 		t.Errorf("LookupToken = %+v, %v", tok, err)
 	}
-	bad := store.Host{Name: "a", PublicKey: Key(1), Routes: []netip.Prefix{netip.MustParsePrefix("172.0.0.0/8")}}
-	if _, _, _, err := s.Enroll(ctx, h, time.Now(), bad, nil, store.TokenHash{}); !errors.Is(err, store.ErrInvalid) {
-		t.Errorf("enroll with a route outside the token's = %v, want ErrInvalid", err)
+	def := store.Host{Name: "a", PublicKey: Key(1), Routes: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}}
+	if _, _, _, err := s.Enroll(ctx, h, time.Now(), def, nil, store.TokenHash{}); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("enroll claiming a default route = %v, want ErrInvalid", err)
 	}
-	good := store.Host{Name: "a", PublicKey: Key(1), Routes: []netip.Prefix{netip.MustParsePrefix("172.18.5.0/24")}}
-	if _, got, _, err := s.Enroll(ctx, h, time.Now(), good, nil, store.TokenHash{}); err != nil || len(got.Routes) != 1 {
-		t.Errorf("enroll with an allowed route = %+v, %v", got, err)
+	p := netip.MustParsePrefix
+	asks := store.Host{Name: "a", PublicKey: Key(1), Routes: []netip.Prefix{p("172.18.5.0/24"), p("172.0.0.0/8"), p("10.9.0.0/24")}}
+	_, got, _, err := s.Enroll(ctx, h, time.Now(), asks, nil, store.TokenHash{})
+	if err != nil || fmt.Sprint(got.Routes) != "[172.18.5.0/24]" || fmt.Sprint(got.PendingRoutes) != "[172.0.0.0/8 10.9.0.0/24]" {
+		t.Fatalf("enroll with one route inside the token's and two outside = %+v, %v; want one granted, two pending", got, err)
 	}
 	if tok, _ := s.LookupToken(ctx, h); tok.Uses != 1 {
 		t.Errorf("uses left = %d, want 1 (the refused enrollment used none)", tok.Uses)
+	}
+	// An admin approves one pending route (adds it) and rejects the other (removes it).
+	got, _, err = s.SetHost(ctx, "n", "a", store.HostChanges{Routes: []netip.Prefix{p("10.9.0.0/24")}}, nil)
+	if err != nil || fmt.Sprint(got.Routes) != "[172.18.5.0/24 10.9.0.0/24]" || fmt.Sprint(got.PendingRoutes) != "[172.0.0.0/8]" {
+		t.Errorf("approve 10.9.0.0/24 = %+v, %v", got, err)
+	}
+	got, _, err = s.SetHost(ctx, "n", "a", store.HostChanges{RemoveRoutes: []netip.Prefix{p("172.0.0.0/8")}}, nil)
+	if err != nil || len(got.PendingRoutes) != 0 || len(got.Routes) != 2 {
+		t.Errorf("reject 172.0.0.0/8 = %+v, %v", got, err)
+	}
+	if _, hs, err := s.Hosts(ctx, "n"); err != nil || len(hs) != 1 || len(hs[0].PendingRoutes) != 0 || len(hs[0].Routes) != 2 {
+		t.Errorf("hosts after approval and rejection = %+v, %v", hs, err)
 	}
 }
 
