@@ -352,7 +352,7 @@ func (im *importing) interfaceOf(h *host) (*spec.Host, error) {
 		}
 	}
 	if len(ic.DNS) > 0 {
-		im.note(h.file, ic.Pos.KeyLine(wgconf.KeyDNS), "DNS = %s not carried over: wgnet does not manage resolvers", strings.Join(ic.DNS, ", "))
+		im.note(h.file, ic.Pos.KeyLine(wgconf.KeyDNS), "DNS = %s not carried over: a spec has no DNS setting yet (wgnet up applies DNS = from a wg-quick file itself, through resolvconf, as wg-quick does)", strings.Join(ic.DNS, ", "))
 	}
 	if ic.Table != "" {
 		im.note(h.file, ic.Pos.KeyLine(wgconf.KeyTable), "Table = %s not carried over", ic.Table)

@@ -143,7 +143,7 @@ func TestImportReportsWhatItDrops(t *testing.T) {
 		got = append(got, n.Message)
 	}
 	want := []string{
-		"DNS = 1.1.1.1 not carried over: wgnet does not manage resolvers",
+		"DNS = 1.1.1.1 not carried over: a spec has no DNS setting yet (wgnet up applies DNS = from a wg-quick file itself, through resolvconf, as wg-quick does)",
 		"SaveConfig = true not carried over: the spec is the source of truth",
 		"peer old: public key " + stranger.String() + " is held by no imported host; dropped",
 	}
