@@ -250,6 +250,20 @@ func (c HostChanges) EditRoutes(routes []netip.Prefix) ([]netip.Prefix, error) {
 	return out, nil
 }
 
+// Adopted decides an enrollment with a token bound to a host name: stored
+// are the network's hosts of that name (none or one). A host already there
+// (imported with its public key) is adopted when h joins with the same key,
+// and refused with another; none means h is new (nil).
+func Adopted(stored []Host, h Host) (*Host, error) {
+	if len(stored) == 0 {
+		return nil, nil
+	}
+	if stored[0].PublicKey != h.PublicKey {
+		return nil, fmt.Errorf("host %s: %w: it is in the network with another public key; join with its own key (--key-file)", stored[0].Name, ErrInvalid)
+	}
+	return &stored[0], nil
+}
+
 // EditTags returns tags with add added and remove removed, sorted, each once.
 func EditTags(tags, add, remove []string) []string {
 	out := slices.Clone(tags)

@@ -293,21 +293,17 @@ func (s *Store) Enroll(ctx context.Context, hash store.TokenHash, now time.Time,
 	return t, out, rev, err
 }
 
-// adoptTx returns the stored host a token bound to it adopts: one that is
-// already in the network (imported with its public key) and joins with the
-// same key. A different key is refused; nil means the host is new.
+// adoptTx returns the stored host a join with token t adopts (store.Adopted),
+// nil when the host is new.
 func adoptTx(ctx context.Context, tx pgx.Tx, t store.Token, h store.Host) (*store.Host, error) {
 	if t.Host == "" {
 		return nil, nil
 	}
 	hs, err := hostsTx(ctx, tx, t.Network, `name = $2`, t.Host)
-	if err != nil || len(hs) == 0 {
+	if err != nil {
 		return nil, err
 	}
-	if hs[0].PublicKey != h.PublicKey {
-		return nil, fmt.Errorf("host %s: %w: it is in the network with another public key; join with its own key (--key-file)", t.Host, store.ErrInvalid)
-	}
-	return &hs[0], nil
+	return store.Adopted(hs, h)
 }
 
 // SetPolicy implements store.Store.

@@ -369,27 +369,23 @@ func (s *Store) Enroll(ctx context.Context, hash store.TokenHash, now time.Time,
 	return t, h, rev, err
 }
 
-// addHostTx is AddHost inside tx. It reads what the change can conflict
-// with, not the whole network: the name, key and addresses by their unique
-// indexes (allocation probes up from the subnet's floor), and the hosts
-// Validate needs.
-// adoptTx returns the stored host a token bound to it adopts: one that is
-// already in the network (imported with its public key) and joins with the
-// same key. A different key is refused; nil means the host is new.
+// adoptTx returns the stored host a join with token t adopts (store.Adopted),
+// nil when the host is new.
 func adoptTx(ctx context.Context, tx *sql.Tx, t store.Token, h store.Host) (*store.Host, error) {
 	if t.Host == "" {
 		return nil, nil
 	}
 	hs, err := hostsTx(ctx, tx, t.Network, `name = ?`, t.Host)
-	if err != nil || len(hs) == 0 {
+	if err != nil {
 		return nil, err
 	}
-	if hs[0].PublicKey != h.PublicKey {
-		return nil, fmt.Errorf("host %s: %w: it is in the network with another public key; join with its own key (--key-file)", t.Host, store.ErrInvalid)
-	}
-	return &hs[0], nil
+	return store.Adopted(hs, h)
 }
 
+// addHostTx is AddHost inside tx. It reads what the change can conflict
+// with, not the whole network: the name, key and addresses by their unique
+// indexes (allocation probes up from the subnet's floor), and the hosts
+// Validate needs.
 func addHostTx(ctx context.Context, tx *sql.Tx, network string, h store.Host, v store.Validate) (store.Host, uint64, error) {
 	var rev uint64
 	err := func() error {
@@ -739,24 +735,31 @@ func (s *Store) AdminTokens(ctx context.Context) ([]store.TokenHash, error) {
 // LookupToken implements store.Store.
 func (s *Store) LookupToken(ctx context.Context, h store.TokenHash) (store.Token, error) {
 	t := store.Token{Hash: h}
-	err := s.read(ctx, func(tx *sql.Tx) error {
-		var kind string
-		var exp int64
-		var routes string
-		err := tx.QueryRowContext(ctx, `SELECT kind, network, host, uses, expires, routes FROM tokens WHERE hash = ?`, h[:]).
-			Scan(&kind, &t.Network, &t.Host, &t.Uses, &exp, &routes)
-		if err == nil {
-			t.Routes, err = store.SplitPrefixes(routes)
-		}
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("token: %w", store.ErrNotFound)
-		}
-		t.Kind = store.TokenKind(kind)
-		if exp != 0 {
-			t.Expires = time.Unix(0, exp).UTC()
-		}
+	err := s.read(ctx, func(tx *sql.Tx) (err error) {
+		t, err = tokenTx(ctx, tx, h)
 		return err
 	})
+	return t, err
+}
+
+// tokenTx reads the token of hash h in tx (ErrNotFound when there is none).
+func tokenTx(ctx context.Context, tx *sql.Tx, h store.TokenHash) (store.Token, error) {
+	t := store.Token{Hash: h}
+	var kind, routes string
+	var exp int64
+	err := tx.QueryRowContext(ctx, `SELECT kind, network, host, uses, expires, routes FROM tokens WHERE hash = ?`, h[:]).
+		Scan(&kind, &t.Network, &t.Host, &t.Uses, &exp, &routes)
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, fmt.Errorf("token: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return t, err
+	}
+	t.Kind = store.TokenKind(kind)
+	if exp != 0 {
+		t.Expires = time.Unix(0, exp).UTC()
+	}
+	t.Routes, err = store.SplitPrefixes(routes)
 	return t, err
 }
 
@@ -772,36 +775,19 @@ func (s *Store) UseToken(ctx context.Context, h store.TokenHash, now time.Time) 
 
 // useTokenTx checks and consumes one use of an enrollment token in tx.
 func useTokenTx(ctx context.Context, tx *sql.Tx, h store.TokenHash, now time.Time) (store.Token, error) {
-	t := store.Token{Hash: h}
-	err := func() error {
-		var kind string
-		var exp int64
-		var routes string
-		err := tx.QueryRowContext(ctx, `SELECT kind, network, host, uses, expires, routes FROM tokens WHERE hash = ?`, h[:]).
-			Scan(&kind, &t.Network, &t.Host, &t.Uses, &exp, &routes)
-		if err == nil {
-			t.Routes, err = store.SplitPrefixes(routes)
-		}
-		if errors.Is(err, sql.ErrNoRows) || (err == nil && kind != string(store.EnrollToken)) {
-			return fmt.Errorf("token: %w", store.ErrNotFound)
-		}
-		if err != nil {
-			return err
-		}
-		t.Kind = store.TokenKind(kind)
-		if exp != 0 {
-			t.Expires = time.Unix(0, exp).UTC()
-			if !now.Before(t.Expires) {
-				return fmt.Errorf("token: %w", store.ErrTokenExpired)
-			}
-		}
-		if t.Uses <= 0 {
-			return fmt.Errorf("token: %w", store.ErrTokenUsed)
-		}
-		t.Uses--
-		_, err = tx.ExecContext(ctx, `UPDATE tokens SET uses = ? WHERE hash = ?`, t.Uses, h[:])
-		return err
-	}()
+	t, err := tokenTx(ctx, tx, h)
+	switch {
+	case err == nil && t.Kind != store.EnrollToken:
+		return t, fmt.Errorf("token: %w", store.ErrNotFound)
+	case err != nil:
+		return t, err
+	case !t.Expires.IsZero() && !now.Before(t.Expires):
+		return t, fmt.Errorf("token: %w", store.ErrTokenExpired)
+	case t.Uses <= 0:
+		return t, fmt.Errorf("token: %w", store.ErrTokenUsed)
+	}
+	t.Uses--
+	_, err = tx.ExecContext(ctx, `UPDATE tokens SET uses = ? WHERE hash = ?`, t.Uses, h[:])
 	return t, err
 }
 
