@@ -67,11 +67,11 @@ func decodePolicy(b []byte) (spec.Policy, error) {
 	if err := json.Unmarshal(b, &sp); err != nil {
 		return spec.Policy{}, fmt.Errorf("stored policy: %w", err)
 	}
-	in := api.Policy{Default: sp.Default, Rules: sp.Rules}
-	for _, g := range sp.Groups {
-		in.Groups = append(in.Groups, api.PolicyGroup(g))
+	groups := make([]spec.GroupText, len(sp.Groups))
+	for i, g := range sp.Groups {
+		groups[i] = spec.GroupText(g)
 	}
-	p, err := parsePolicy(in)
+	p, err := spec.ParsePolicy(sp.Default, groups, sp.Rules)
 	if err != nil {
 		return p, fmt.Errorf("stored policy: %w", err)
 	}
