@@ -73,7 +73,7 @@ func adoptable(res *importer.Result) ([]api.Host, []string, error) {
 	if sp.ListenPort != 0 && sp.ListenPort != spec.DefaultListenPort {
 		note("listen port %d not carried: each agent declares its own with its endpoint", sp.ListenPort)
 	}
-	if sp.MTU != 0 && sp.MTU != spec.DefaultMTU {
+	if sp.MTU > 0 && sp.MTU != spec.DefaultMTU {
 		note("MTU %d not carried: agents work out their MTU", sp.MTU)
 	}
 	if len(sp.PresharedKeys) > 0 {
@@ -115,6 +115,27 @@ func hostNotes(h spec.Host, note func(string, ...any)) {
 	}
 	if len(h.Tags) > 0 {
 		lost = append(lost, "tags "+strings.Join(h.Tags, ","))
+	}
+	if len(h.AddressBits) > 0 {
+		lost = append(lost, "the addresses' own prefix lengths (agents take the subnet's)")
+	}
+	if h.MTU > 0 {
+		lost = append(lost, fmt.Sprintf("MTU %d", h.MTU))
+	}
+	if len(h.DNS) > 0 {
+		lost = append(lost, "DNS "+strings.Join(h.DNS, ","))
+	}
+	if h.Table != "" {
+		lost = append(lost, "Table "+h.Table)
+	}
+	if h.FwMark != 0 {
+		lost = append(lost, fmt.Sprintf("FwMark %#x", h.FwMark))
+	}
+	if len(h.FullTunnel) > 0 {
+		lost = append(lost, "full tunnel "+strings.Join(strs(h.FullTunnel), ",")+" (an agent never takes a default route)")
+	}
+	if h.AddressElsewhere {
+		lost = append(lost, "assign_address: false (an agent assigns its addresses)")
 	}
 	if len(lost) > 0 {
 		note("host %s: not carried: %s", h.Name, strings.Join(lost, "; "))

@@ -152,12 +152,20 @@ func (c *compiler) iface(h *spec.Host) intent.Host {
 		}
 	}
 	ih.Comments = []string{fmt.Sprintf("%s (%s). Generated; edit the spec, not this file.", Header(h.Name, s.Network), role)}
-	for _, a := range h.Addresses {
-		ih.Addresses = append(ih.Addresses, netip.PrefixFrom(a, overlayBits(s, a)))
+	if !h.AddressElsewhere {
+		for _, a := range h.Addresses {
+			ih.Addresses = append(ih.Addresses, s.AddressPrefix(h, a))
+		}
 	}
 	port := uint16(s.ListenPortOf(h))
 	ih.ListenPort = &port
-	ih.MTU = c.mtu
+	ih.MTU = c.mtu // the network's, worked out once
+	if h.MTU != 0 {
+		ih.MTU = s.MTUOf(h)
+	}
+	ih.DNS = slices.Clone(h.DNS)
+	ih.Table = h.Table
+	ih.FwMark = h.FwMark
 	if k, ok := c.sec.PrivateKeys[h.Name]; ok {
 		ih.PrivateKey = k
 	} else {
@@ -229,6 +237,10 @@ func (c *compiler) peers(h *spec.Host) []wgconf.Peer {
 			// through the hub.
 			p.AllowedIPs = c.viaHub.without(h)
 			p.Comments = []string{"hub: the overlay and every other host's routed subnets"}
+			if len(h.FullTunnel) > 0 {
+				p.AllowedIPs = fullTunnel(h.FullTunnel, p.AllowedIPs)
+				p.Comments = []string{"hub: all traffic (full tunnel " + joinPrefixes(h.FullTunnel) + ")"}
+			}
 		} else {
 			p.AllowedIPs = c.direct[o.Name]
 		}
@@ -273,15 +285,17 @@ func publicKey(h *spec.Host, sec spec.Secrets) (wgkey.Key, error) {
 	return wgkey.Key{}, fmt.Errorf("host %s: no public_key in the spec and no private key in the secrets", h.Name)
 }
 
-// overlayBits is the prefix length of the overlay subnet that holds a, so that
-// Address = 192.168.100.10/24 gives the host a connected route to the overlay.
-func overlayBits(s *spec.Spec, a netip.Addr) int {
-	for _, p := range s.Subnets {
-		if p.Contains(a) {
-			return p.Bits()
+// fullTunnel returns what a full-tunnel spoke routes to the hub: its default
+// routes, and of the hub's usual prefixes (viaHub) those of a family no
+// default route covers.
+func fullTunnel(defaults, viaHub []netip.Prefix) []netip.Prefix {
+	out := slices.Clone(defaults)
+	for _, p := range viaHub {
+		if !slices.ContainsFunc(defaults, func(d netip.Prefix) bool { return d.Addr().Is4() == p.Addr().Is4() }) {
+			out = append(out, p)
 		}
 	}
-	return a.BitLen()
+	return sortPrefixes(out)
 }
 
 // families returns the IP families (4, 6) in which h must forward.

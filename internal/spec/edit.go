@@ -113,7 +113,7 @@ func appendNetworkKeys(top *yaml.Node, s *Spec) {
 		appendKey(top, "listen_port", intNode(s.ListenPort))
 	}
 	if s.MTU != 0 {
-		appendKey(top, "mtu", intNode(s.MTU))
+		appendKey(top, "mtu", mtuNode(s.MTU))
 	}
 	appendKey(top, "topology", strNode(s.Topology))
 }
@@ -322,12 +322,19 @@ func (d *Document) SetHost(name string, c HostChanges) error {
 		if err != nil {
 			return fail("%v", err)
 		}
-		addrs := slices.DeleteFunc(cur, func(a netip.Addr) bool {
-			return slices.ContainsFunc(c.Addresses, func(b netip.Addr) bool { return a.Is4() == b.Is4() })
+		// An address kept keeps its text, and so its prefix length if it has one.
+		addrs := slices.DeleteFunc(cur, func(a addrText) bool {
+			return slices.ContainsFunc(c.Addresses, func(b netip.Addr) bool { return a.addr.Is4() == b.Is4() })
 		})
-		addrs = append(addrs, c.Addresses...)
-		slices.SortStableFunc(addrs, func(a, b netip.Addr) int { return a.BitLen() - b.BitLen() }) // IPv4 first
-		setKey(n, "address", addrList(addrs), hostKeys)
+		for _, a := range c.Addresses {
+			addrs = append(addrs, addrText{a, a.String()})
+		}
+		slices.SortStableFunc(addrs, func(a, b addrText) int { return a.addr.BitLen() - b.addr.BitLen() }) // IPv4 first
+		var texts []string
+		for _, a := range addrs {
+			texts = append(texts, a.text)
+		}
+		setKey(n, "address", flowList(texts), hostKeys)
 	}
 	if c.ReplaceRoutes || len(c.Routes) > 0 || len(c.RemoveRoutes) > 0 {
 		var routes []netip.Prefix
@@ -419,7 +426,13 @@ func setTags(n *yaml.Node, add, remove []string) error {
 	return nil
 }
 
-func (d *Document) currentAddrs(n *yaml.Node) ([]netip.Addr, error) {
+// addrText is an address of the spec and how it is written there.
+type addrText struct {
+	addr netip.Addr
+	text string
+}
+
+func (d *Document) currentAddrs(n *yaml.Node) ([]addrText, error) {
 	v := lookup(n, "address")
 	if v == nil || isNull(v) {
 		return nil, nil
@@ -428,13 +441,16 @@ func (d *Document) currentAddrs(n *yaml.Node) ([]netip.Addr, error) {
 	if v.Kind == yaml.ScalarNode {
 		items = []*yaml.Node{v}
 	}
-	var out []netip.Addr
+	var out []addrText
 	for _, it := range items {
 		a, err := netip.ParseAddr(it.Value)
+		if p, perr := netip.ParsePrefix(it.Value); err != nil && perr == nil {
+			a, err = p.Addr(), nil
+		}
 		if it.Kind != yaml.ScalarNode || err != nil {
 			return nil, fmt.Errorf("line %d: its addresses don't parse; fix them by hand", it.Line)
 		}
-		out = append(out, a)
+		out = append(out, addrText{a, it.Value})
 	}
 	return out, nil
 }
@@ -706,6 +722,28 @@ func prefixList(ps []netip.Prefix) *yaml.Node {
 	return flowList(s)
 }
 
+// mtuNode writes an MTU: a number, or auto (MTUAuto).
+func mtuNode(v int) *yaml.Node {
+	if v == MTUAuto {
+		return strNode("auto")
+	}
+	return intNode(v)
+}
+
+// hostAddrList writes h's addresses, each with its own prefix length when it
+// has one (AddressBits).
+func hostAddrList(h *Host) *yaml.Node {
+	var s []string
+	for _, a := range h.Addresses {
+		if bits, ok := h.AddressBits[a]; ok {
+			s = append(s, netip.PrefixFrom(a, bits).String())
+		} else {
+			s = append(s, a.String())
+		}
+	}
+	return flowList(s)
+}
+
 func addrList(as []netip.Addr) *yaml.Node {
 	var s []string
 	for _, a := range as {
@@ -724,10 +762,16 @@ func hostNode(h *Host) *yaml.Node {
 		appendKey(n, "endpoint", strNode(h.Endpoint))
 	}
 	if len(h.Addresses) > 0 {
-		appendKey(n, "address", addrList(h.Addresses))
+		appendKey(n, "address", hostAddrList(h))
+	}
+	if h.AddressElsewhere {
+		appendKey(n, "assign_address", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: "false"})
 	}
 	if len(h.Routes) > 0 {
 		appendKey(n, "routes", prefixList(h.Routes))
+	}
+	if len(h.FullTunnel) > 0 {
+		appendKey(n, "full_tunnel", prefixList(h.FullTunnel))
 	}
 	if !h.PublicKey.IsZero() {
 		appendKey(n, "public_key", strNode(h.PublicKey.String()))
@@ -738,8 +782,20 @@ func hostNode(h *Host) *yaml.Node {
 	if h.ListenPort != 0 {
 		appendKey(n, "listen_port", intNode(h.ListenPort))
 	}
+	if h.MTU != 0 {
+		appendKey(n, "mtu", mtuNode(h.MTU))
+	}
 	if h.UnderlayMTU != 0 {
 		appendKey(n, "underlay_mtu", intNode(h.UnderlayMTU))
+	}
+	if len(h.DNS) > 0 {
+		appendKey(n, "dns", flowList(h.DNS))
+	}
+	if h.Table != "" {
+		appendKey(n, "table", strNode(h.Table))
+	}
+	if h.FwMark != 0 {
+		appendKey(n, "fwmark", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "0x" + strconv.FormatUint(uint64(h.FwMark), 16)})
 	}
 	if h.PrivateKeyFile != "" {
 		appendKey(n, "private_key_file", strNode(h.PrivateKeyFile))

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -495,6 +496,17 @@ func TestPrivateKeyFileOf(t *testing.T) {
 func TestFromSpec(t *testing.T) {
 	s, err := Load("testdata/example.yaml")
 	must(t, err)
+	marshalRoundTrip(t, s)
+	path := filepath.Join(t.TempDir(), "imported.yaml")
+	must(t, FromSpec(path, s).Save())
+	if _, err := Load(path); err != nil {
+		t.Errorf("Load of a FromSpec file: %v", err)
+	}
+}
+
+// marshalRoundTrip checks that Marshal writes s as a spec that parses back to s.
+func marshalRoundTrip(t *testing.T, s *Spec) {
+	t.Helper()
 	out, err := Marshal(s)
 	must(t, err)
 	s2, err := Parse("marshalled", out)
@@ -503,11 +515,6 @@ func TestFromSpec(t *testing.T) {
 	}
 	if diff := cmp.Diff(s, s2, ignoreSource, cmpopts.IgnoreFields(Host{}, "Line")); diff != "" {
 		t.Errorf("Marshal/Parse (-want +got):\n%s", diff)
-	}
-	path := filepath.Join(t.TempDir(), "imported.yaml")
-	must(t, FromSpec(path, s).Save())
-	if _, err := Load(path); err != nil {
-		t.Errorf("Load of a FromSpec file: %v", err)
 	}
 }
 
@@ -549,4 +556,46 @@ hosts:
 	if strings.Contains(string(out), "10.0.4.0/24") {
 		t.Errorf("removed route still there:\n%s", out)
 	}
+}
+
+// TestWgQuickFields: the fields that keep a wg-quick file as it was (an
+// address with its own prefix length, a host's MTU or "auto", DNS, Table,
+// FwMark, full_tunnel, assign_address) parse, validate, and come back the same
+// through Marshal; and SetHost keeps the other family's prefix length.
+func TestWgQuickFields(t *testing.T) {
+	src, err := os.ReadFile("testdata/wgquick-fields.yaml")
+	must(t, err)
+	s, err := Parse("wgnet.yaml", src)
+	must(t, err)
+	srv, laptop, router := &s.Hosts[0], &s.Hosts[1], &s.Hosts[2]
+	if s.MTU != MTUAuto || s.EffectiveMTU() != 0 || s.MTUOf(srv) != 1380 || s.MTUOf(laptop) != 0 || router.MTU != MTUAuto {
+		t.Errorf("mtu: network %d (effective %d), server %d, laptop %d, router %d", s.MTU, s.EffectiveMTU(), s.MTUOf(srv), s.MTUOf(laptop), router.MTU)
+	}
+	if srv.FwMark != 51820 || laptop.Table != "1234" || !slices.Equal(laptop.DNS, []string{"10.8.0.1", "vpn.internal"}) {
+		t.Errorf("fwmark %d, table %q, dns %q", srv.FwMark, laptop.Table, laptop.DNS)
+	}
+	if router.Table != "off" || router.FwMark != 0xca6c {
+		t.Errorf("router: table %q, fwmark %#x", router.Table, router.FwMark)
+	}
+	if got := s.AddressPrefix(laptop, laptop.Addresses[1]); got != netip.MustParsePrefix("fd42::2/128") {
+		t.Errorf("laptop's v6 address %s, want fd42::2/128", got)
+	}
+	if got := s.AddressPrefix(srv, srv.Addresses[0]); got != netip.MustParsePrefix("10.8.0.1/24") {
+		t.Errorf("server's v4 address %s, want 10.8.0.1/24", got)
+	}
+	if !router.AddressElsewhere || !slices.Equal(laptop.FullTunnel, pfx("0.0.0.0/0")) {
+		t.Errorf("router elsewhere %v, laptop full tunnel %v", router.AddressElsewhere, laptop.FullTunnel)
+	}
+	marshalRoundTrip(t, s)
+	d, err := ParseDocument("wgnet.yaml", src)
+	must(t, err)
+	must(t, d.SetHost("laptop", HostChanges{Addresses: addrs("10.8.0.9")}))
+	s3, err := d.Spec()
+	must(t, err)
+	if got := hostAddrList(&s3.Hosts[1]); len(got.Content) != 2 || got.Content[0].Value != "10.8.0.9" || got.Content[1].Value != "fd42::2/128" {
+		t.Errorf("after SetHost: %v", got.Content)
+	}
+	// And a host without an address at all, when it is assigned elsewhere.
+	s.Hosts[2].Addresses = nil
+	must(t, s.Validate())
 }

@@ -221,7 +221,7 @@ func decode(file string, doc *yaml.Node) (*Spec, *decoder) {
 		case "listen_port":
 			s.ListenPort = d.nonZero(v, f, CodePort, "1-65535")
 		case "mtu":
-			s.MTU = d.nonZero(v, f, CodeMTU, fmt.Sprintf("%d-%d", MinMTU, MaxMTU))
+			s.MTU = d.mtu(v, f)
 		case "topology":
 			s.Topology, _ = d.str(v, f)
 		case "hub":
@@ -239,7 +239,7 @@ func decode(file string, doc *yaml.Node) (*Spec, *decoder) {
 
 var (
 	topKeys  = []string{"version", "network", "subnets", "interface", "listen_port", "mtu", "topology", "hub", "hosts", "preshared_keys", "policy"}
-	hostKeys = []string{"name", "endpoint", "address", "routes", "public_key", "keepalive", "listen_port", "underlay_mtu", "private_key_file", "hooks", "tags", "host_firewall"}
+	hostKeys = []string{"name", "endpoint", "address", "assign_address", "routes", "full_tunnel", "public_key", "keepalive", "listen_port", "mtu", "underlay_mtu", "dns", "table", "fwmark", "private_key_file", "hooks", "tags", "host_firewall"}
 	hookKeys = []string{"pre_up", "post_up", "pre_down", "post_down"}
 )
 
@@ -268,12 +268,37 @@ func (d *decoder) host(h *Host, n *yaml.Node, field string) {
 			h.Endpoint, _ = d.str(v, f)
 		case "address":
 			for _, it := range d.strs(v, f) {
-				h.Addresses = append(h.Addresses, d.addr(it))
+				a, bits := d.addr(it)
+				h.Addresses = append(h.Addresses, a)
+				if bits >= 0 {
+					if h.AddressBits == nil {
+						h.AddressBits = map[netip.Addr]int{}
+					}
+					h.AddressBits[a] = bits
+				}
+			}
+		case "assign_address":
+			if b, ok := d.bool(v, f); ok {
+				h.AddressElsewhere = !b
 			}
 		case "routes":
 			for _, it := range d.strs(v, f) {
 				h.Routes = append(h.Routes, d.prefix(it, CodeRoute, "a CIDR prefix like 10.0.4.0/24"))
 			}
+		case "full_tunnel":
+			for _, it := range d.strs(v, f) {
+				h.FullTunnel = append(h.FullTunnel, d.prefix(it, CodeFullTunnel, "a default route, 0.0.0.0/0 or ::/0"))
+			}
+		case "mtu":
+			h.MTU = d.mtu(v, f)
+		case "dns":
+			for _, it := range d.strs(v, f) {
+				h.DNS = append(h.DNS, it.s)
+			}
+		case "table":
+			h.Table, _ = d.str(v, f)
+		case "fwmark":
+			h.FwMark = d.fwmark(v, f)
 		case "public_key":
 			if s, ok := d.str(v, f); ok {
 				h.PublicKey = d.key(f, s)
@@ -604,19 +629,73 @@ func (d *decoder) prefix(it item, code, like string) netip.Prefix {
 	return p
 }
 
-func (d *decoder) addr(it item) netip.Addr {
+// addr decodes an overlay address, alone or with the prefix length its
+// rendered Address keeps ("10.8.0.2/32"); bits is -1 when it has none.
+func (d *decoder) addr(it item) (a netip.Addr, bits int) {
 	if d.failed[it.field] {
-		return netip.Addr{}
+		return netip.Addr{}, -1
 	}
 	if strings.Contains(it.s, "/") {
-		d.fail(it.field, CodeAddress, "%q: give the address alone; its prefix length comes from subnets", it.s)
-		return netip.Addr{}
+		p, err := netip.ParsePrefix(it.s)
+		if err != nil {
+			d.fail(it.field, CodeAddress, "%q: not an IP address, nor one with a prefix length (10.8.0.2/32)", it.s)
+			return netip.Addr{}, -1
+		}
+		return p.Addr(), p.Bits()
 	}
 	a, err := netip.ParseAddr(it.s)
 	if err != nil {
 		d.fail(it.field, CodeAddress, "%q: not an IP address", it.s)
 	}
-	return a
+	return a, -1
+}
+
+// mtu decodes an MTU: a number, or "auto" (MTUAuto).
+func (d *decoder) mtu(n *yaml.Node, field string) int {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!str" && n.Value == "auto" {
+		return MTUAuto
+	}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!str" {
+		d.fail(field, CodeMTU, "%q: must be a number (%d-%d) or auto", n.Value, MinMTU, MaxMTU)
+		return 0
+	}
+	v := d.nonZero(n, field, CodeMTU, fmt.Sprintf("%d-%d, or auto", MinMTU, MaxMTU))
+	if v < 0 {
+		d.fail(field, CodeMTU, "%d: must be %d-%d, or auto", v, MinMTU, MaxMTU)
+		return 0
+	}
+	return v
+}
+
+// fwmark decodes a firewall mark as wg(8) reads one: a number, decimal or
+// 0x hex; 0 and "off" mean none.
+func (d *decoder) fwmark(n *yaml.Node, field string) uint32 {
+	s, ok := d.str(n, field)
+	if !ok || s == "off" {
+		return 0
+	}
+	v, err := strconv.ParseUint(s, 0, 32)
+	if err != nil || strings.HasPrefix(s, "0o") || strings.HasPrefix(s, "0b") || (len(s) > 1 && s[0] == '0' && s[1] != 'x') {
+		d.fail(field, CodeFwMark, "%q: must be a number, decimal or 0x hex, below 2^32 (or off)", s)
+		return 0
+	}
+	return uint32(v)
+}
+
+// bool decodes true or false. Null means "not set".
+func (d *decoder) bool(n *yaml.Node, field string) (v, ok bool) {
+	if isNull(n) || !d.kind(n, field, yaml.ScalarNode) {
+		return false, false
+	}
+	if n.Tag != "!!bool" {
+		d.fail(field, CodeType, "%q: must be true or false", n.Value)
+		return false, false
+	}
+	if err := n.Decode(&v); err != nil {
+		d.fail(field, CodeType, "%q: must be true or false", n.Value)
+		return false, false
+	}
+	return v, true
 }
 
 func (d *decoder) key(field, s string) wgkey.Key {

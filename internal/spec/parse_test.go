@@ -209,13 +209,41 @@ var errorTests = []problemTest{
 		`spec-endpoint: wgnet.yaml:11: hosts[5].endpoint "bad host:51820": "bad host" is not an IP address or host name`,
 	}},
 	{"addresses", "version: 1\nnetwork: prod\nsubnets: [192.168.100.0/24]\ntopology: mesh\nhosts:\n  - name: s1\n    keepalive: 25\n    address:\n" +
-		"      - 192.168.100.0\n      - 192.168.100.255\n      - 10.0.0.1\n      - fd00::1\n      - 192.168.100.1/24\n      - banana\n", []string{
+		"      - 192.168.100.0\n      - 192.168.100.255\n      - 10.0.0.1\n      - fd00::1\n      - 192.168.100.1/0\n      - banana\n      - 192.168.100.7/33\n", []string{
 		`spec-address: wgnet.yaml:9: hosts[0].address[0] "192.168.100.0": is the network address of 192.168.100.0/24`,
 		`spec-address: wgnet.yaml:10: hosts[0].address[1] "192.168.100.255": is the broadcast address of 192.168.100.0/24`,
 		`spec-address: wgnet.yaml:11: hosts[0].address[2] "10.0.0.1": is outside 192.168.100.0/24`,
 		`spec-address: wgnet.yaml:12: hosts[0].address[3] "fd00::1": the network has no IPv6 subnet`,
-		`spec-address: wgnet.yaml:13: hosts[0].address[4] "192.168.100.1/24": give the address alone; its prefix length comes from subnets`,
+		`spec-address: wgnet.yaml:13: hosts[0].address[4] "192.168.100.1/0": a /0 address claims every address; give the address alone (the subnet's length) or with its own length (/32)`,
 		`spec-address: wgnet.yaml:14: hosts[0].address[5] "banana": not an IP address`,
+		`spec-address: wgnet.yaml:15: hosts[0].address[6] "192.168.100.7/33": not an IP address, nor one with a prefix length (10.8.0.2/32)`,
+	}},
+	{"assign_address", header + "hosts:\n  - name: s1\n    keepalive: 25\n    assign_address: no\n", []string{
+		"spec-address-missing: wgnet.yaml:6: hosts[0].address: host s1 has no overlay address",
+		`spec-type: wgnet.yaml:8: hosts[0].assign_address "no": must be true or false`}},
+	{"host mtu", "version: 1\nnetwork: prod\nsubnets: [192.168.100.0/24, fd00::/64]\ntopology: mesh\nmtu: -1\nhosts:\n" +
+		"  - {name: s1, address: [192.168.100.1, fd00::1], endpoint: 1.2.3.4:51820, mtu: 1200}\n" +
+		"  - {name: s2, address: 192.168.100.2, endpoint: 1.2.3.5:51820, mtu: 10000}\n" +
+		"  - {name: s3, address: 192.168.100.3, endpoint: 1.2.3.6:51820, mtu: automatic}\n", []string{
+		"spec-mtu: wgnet.yaml:5: mtu -1: must be 576-9216, or auto",
+		"spec-mtu: wgnet.yaml:7: hosts[0].mtu 1200: IPv6 needs at least 1280 and the host has an IPv6 address",
+		"spec-mtu: wgnet.yaml:8: hosts[1].mtu 10000: must be 576-9216, or auto",
+		`spec-mtu: wgnet.yaml:9: hosts[2].mtu "automatic": must be a number (576-9216) or auto`,
+	}},
+	{"dns table fwmark", header + "hosts:\n  - name: s1\n    keepalive: 25\n    address: 192.168.100.1\n" +
+		"    dns: [1.1.1.1, example.com, \"bad name\", a..b]\n    table: \"my table\"\n    fwmark: 0x1_0000_0000\n", []string{
+		`spec-dns: wgnet.yaml:9: hosts[0].dns[2] "bad name": must be an IP address (a resolver) or a domain name (a search domain)`,
+		`spec-dns: wgnet.yaml:9: hosts[0].dns[3] "a..b": must be an IP address (a resolver) or a domain name (a search domain)`,
+		`spec-table: wgnet.yaml:10: hosts[0].table "my table": must be off, auto, main, a table number or a name from rt_tables`,
+		`spec-fwmark: wgnet.yaml:11: hosts[0].fwmark "0x1_0000_0000": must be a number, decimal or 0x hex, below 2^32 (or off)`,
+	}},
+	{"full tunnel", "version: 1\nnetwork: prod\nsubnets: [192.168.100.0/24]\ntopology: hub\nhub: s1\nhosts:\n" +
+		"  - {name: s1, address: 192.168.100.1, endpoint: 1.2.3.4:51820, full_tunnel: [0.0.0.0/0]}\n" +
+		"  - {name: s2, address: 192.168.100.2, keepalive: 25, full_tunnel: [10.0.0.0/8, 0.0.0.0/0, 0.0.0.0/0, x]}\n", []string{
+		"spec-full-tunnel: wgnet.yaml:7: hosts[0].full_tunnel: only a spoke of a hub network sends all its traffic through the hub (topology hub, and not the hub itself)",
+		`spec-full-tunnel: wgnet.yaml:8: hosts[1].full_tunnel[0] "10.0.0.0/8": must be a default route, 0.0.0.0/0 or ::/0 (a subnet behind the hub is one of the hub's routes)`,
+		`spec-full-tunnel: wgnet.yaml:8: hosts[1].full_tunnel[2] "0.0.0.0/0": given twice`,
+		`spec-full-tunnel: wgnet.yaml:8: hosts[1].full_tunnel[3] "x": not a default route, 0.0.0.0/0 or ::/0`,
 	}},
 	{"address family", header + "hosts:\n  - name: s1\n    keepalive: 25\n    address: [192.168.100.1, 192.168.100.2]\n", []string{
 		`spec-address-family: wgnet.yaml:8: hosts[0].address[1] "192.168.100.2": a second IPv4 address; a host has at most one per family`}},

@@ -74,6 +74,10 @@ const (
 	CodePolicyRule     = "spec-policy-rule"    // a rule that does not parse or names nothing known
 	CodePolicyTag      = "spec-policy-tag"     // a host tag that is not a valid name
 	CodeHostFirewall   = "spec-host-firewall"  // not auto, docker, iptables or off
+	CodeDNS            = "spec-dns"            // a dns entry that is no IP address or domain name
+	CodeTable          = "spec-table"          // not off, auto, main, a number or an rt_tables name
+	CodeFwMark         = "spec-fwmark"         // a fwmark that is no 32-bit number
+	CodeFullTunnel     = "spec-full-tunnel"    // full_tunnel not a default route, or not on a spoke
 
 	// Warnings.
 	CodeDockerOverlap       = "spec-docker-overlap"        // overlaps Docker's 172.17.0.0/16

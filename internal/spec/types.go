@@ -29,6 +29,11 @@ const (
 	DefaultMTU        = 1420 // 1500-byte underlay minus 80
 )
 
+// MTUAuto is an mtu of "auto" (network or host): the rendered config has no MTU
+// line, and wg-quick (or wgnet up) works it out from the route to the endpoints
+// minus 80, as for a wg-quick file without one.
+const MTUAuto = -1
+
 // Spec is a whole network. Field comments give the YAML key.
 type Spec struct {
 	Version    int            // version
@@ -36,7 +41,7 @@ type Spec struct {
 	Subnets    []netip.Prefix // subnets: overlay subnets, at most one IPv4 and one IPv6
 	Interface  string         // interface: default wg0, must match ^[a-zA-Z0-9_=+.-]{1,15}$
 	ListenPort int            // listen_port: default 51820
-	MTU        int            // mtu: 0 = smallest host underlay_mtu minus 80, else 1420
+	MTU        int            // mtu: 0 = smallest host underlay_mtu minus 80, else 1420; MTUAuto = "auto"
 	Topology   string         // topology: hub | mesh
 	Hub        string         // hub: the hub host's name (topology hub)
 	Hosts      []Host         // hosts
@@ -65,13 +70,36 @@ type Host struct {
 	Name string // name
 	// Endpoint is where others reach this host: "host:port" or "[v6]:port"; empty
 	// when the host can't be dialled (behind NAT).
-	Endpoint    string         // endpoint
-	Addresses   []netip.Addr   // address: overlay address(es), one per subnet family
-	Routes      []netip.Prefix // routes: subnets routed behind this host (containers, sites)
-	Keepalive   int            // keepalive: seconds; set for hosts behind NAT
-	PublicKey   wgkey.Key      // public_key: zero = derived from the secrets directory
-	ListenPort  int            // listen_port: 0 = the network's
-	UnderlayMTU int            // underlay_mtu: 0 = unknown (1500 assumed)
+	Endpoint  string       // endpoint
+	Addresses []netip.Addr // address: overlay address(es), one per subnet family
+	// AddressBits holds the prefix length of an address written with one
+	// ("10.8.0.2/32"): its rendered Address keeps that length. An address
+	// without one (the usual) takes its overlay subnet's. Nil when none has one.
+	AddressBits map[netip.Addr]int
+	// AddressElsewhere (assign_address: false) leaves the addresses out of the
+	// rendered config and off the interface: something else assigns them, as
+	// for a `wg showconf` file. Peers still route the addresses to the host,
+	// and the host may then have none.
+	AddressElsewhere bool
+	Routes           []netip.Prefix // routes: subnets routed behind this host (containers, sites)
+	Keepalive        int            // keepalive: seconds; set for hosts behind NAT
+	PublicKey        wgkey.Key      // public_key: zero = derived from the secrets directory
+	ListenPort       int            // listen_port: 0 = the network's
+	UnderlayMTU      int            // underlay_mtu: 0 = unknown (1500 assumed)
+	// MTU is the host's own tunnel MTU: 0 = the network's, MTUAuto = automatic
+	// (no MTU line), else the value.
+	MTU int // mtu
+	// DNS are the resolvers and search domains its config's DNS = line holds
+	// (wg-quick hands them to resolvconf while the interface is up).
+	DNS []string // dns
+	// Table is wg-quick's Table: "" (auto), off, main, a number or an
+	// rt_tables name.
+	Table string // table
+	// FwMark is the firewall mark of the tunnel's own packets; 0 = none.
+	FwMark uint32 // fwmark
+	// FullTunnel lists the default routes (0.0.0.0/0, ::/0) a spoke sends
+	// through the hub: all its traffic of that family, as a VPN client does.
+	FullTunnel []netip.Prefix // full_tunnel
 	// PrivateKeyFile is set when the host keeps its own private key: the path of the
 	// key on that host, read by a PostUp hook. Default when PublicKey is given
 	// without a private key in the secrets directory: /etc/wireguard/IFACE.key.
@@ -143,9 +171,12 @@ func (s *Spec) InterfaceName() string {
 	return DefaultInterface
 }
 
-// EffectiveMTU returns the network MTU: the explicit mtu, else the smallest host
-// underlay_mtu minus 80, else DefaultMTU.
+// EffectiveMTU returns the network MTU: the explicit mtu (0 for "auto"), else
+// the smallest host underlay_mtu minus 80, else DefaultMTU.
 func (s *Spec) EffectiveMTU() int {
+	if s.MTU == MTUAuto {
+		return 0
+	}
 	if s.MTU != 0 {
 		return s.MTU
 	}
@@ -159,4 +190,31 @@ func (s *Spec) EffectiveMTU() int {
 		return DefaultMTU
 	}
 	return min - 80
+}
+
+// MTUOf returns the MTU of h's rendered config, 0 meaning automatic (no MTU
+// line): its own mtu, else the network's (EffectiveMTU).
+func (s *Spec) MTUOf(h *Host) int {
+	switch {
+	case h.MTU == MTUAuto:
+		return 0
+	case h.MTU != 0:
+		return h.MTU
+	}
+	return s.EffectiveMTU()
+}
+
+// AddressPrefix returns address a of h with the prefix length its rendered
+// Address carries: its own (AddressBits), else its overlay subnet's, so that
+// Address = 192.168.100.10/24 gives the host a connected route to the overlay.
+func (s *Spec) AddressPrefix(h *Host, a netip.Addr) netip.Prefix {
+	if bits, ok := h.AddressBits[a]; ok {
+		return netip.PrefixFrom(a, bits)
+	}
+	for _, p := range s.Subnets {
+		if p.Contains(a) {
+			return netip.PrefixFrom(a, p.Bits())
+		}
+	}
+	return netip.PrefixFrom(a, a.BitLen())
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/wgnet/wgnet/internal/diag"
@@ -113,7 +114,7 @@ func (s *Spec) lintNetwork(ps *problems) {
 	if s.ListenPort != 0 && !validPort(s.ListenPort) {
 		ps.errorf("listen_port", CodePort, "%d: must be 1-65535", s.ListenPort)
 	}
-	if s.MTU != 0 {
+	if s.MTU != 0 && s.MTU != MTUAuto {
 		switch {
 		case s.MTU < MinMTU || s.MTU > MaxMTU:
 			ps.errorf("mtu", CodeMTU, "%d: must be %d-%d", s.MTU, MinMTU, MaxMTU)
@@ -174,6 +175,8 @@ func (s *Spec) lintHosts(ps *problems) {
 		l.scalars(i, h, f)
 		l.privateKeyFile(h, f)
 		l.hooks(h, f)
+		l.wgQuickKeys(h, f)
+		l.fullTunnel(h, f)
 	}
 	l.mtu()
 	l.routeEndpoints()
@@ -229,6 +232,10 @@ func (l *hostsLint) addresses(i int, h *Host, f string) {
 			ps.errorf(af, CodeAddress, "%q: %s", a, strings.TrimPrefix(err.Error(), a.String()+" "))
 			continue
 		}
+		if bits, ok := h.AddressBits[a]; ok && bits == 0 {
+			ps.errorf(af, CodeAddress, "%q: a /0 address claims every address; give the address alone (the subnet's length) or with its own length (/%d)", netip.PrefixFrom(a, 0), a.BitLen())
+			continue
+		}
 		if fams[family(a)] {
 			ps.errorf(af, CodeAddressFamily, "%q: a second %s address; a host has at most one per family", a, familyName(family(a)))
 			continue
@@ -241,6 +248,7 @@ func (l *hostsLint) addresses(i int, h *Host, f string) {
 		l.addrs[a] = i
 	}
 	switch {
+	case len(h.Addresses) == 0 && h.AddressElsewhere:
 	case len(h.Addresses) == 0:
 		ps.errorf(f+".address", CodeAddressMissing, "host %s has no overlay address", h.Name)
 	case len(ps.errs) == nerrs: // only when every address is good
@@ -355,12 +363,77 @@ func (l *hostsLint) hooks(h *Host, f string) {
 	}
 }
 
+// tableRE is what wg-quick takes as a Table besides off, auto and main: a
+// number, or a name from /etc/iproute2/rt_tables.
+var tableRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
+// wgQuickKeys checks a host's own mtu, dns, table and fwmark.
+func (l *hostsLint) wgQuickKeys(h *Host, f string) {
+	ps := l.ps
+	if h.MTU > 0 {
+		v6 := slices.ContainsFunc(h.Addresses, netip.Addr.Is6)
+		switch {
+		case h.MTU < MinMTU || h.MTU > MaxMTU:
+			ps.errorf(f+".mtu", CodeMTU, "%d: must be %d-%d, or auto", h.MTU, MinMTU, MaxMTU)
+		case h.MTU < MinMTUIPv6 && v6:
+			ps.errorf(f+".mtu", CodeMTU, "%d: IPv6 needs at least %d and the host has an IPv6 address", h.MTU, MinMTUIPv6)
+		case h.UnderlayMTU != 0 && h.MTU > h.UnderlayMTU-Overhead:
+			ps.warnf(f+".mtu", CodeMTUUnderlay, "%d: above %d, its underlay_mtu minus %d: large packets will be fragmented or lost", h.MTU, h.UnderlayMTU-Overhead, Overhead)
+		}
+	}
+	for j, d := range h.DNS {
+		if _, err := netip.ParseAddr(d); err != nil && !validDomain(d) {
+			ps.errorf(index(f+".dns", j), CodeDNS, "%q: must be an IP address (a resolver) or a domain name (a search domain)", d)
+		}
+	}
+	if h.Table != "" && !tableRE.MatchString(h.Table) {
+		ps.errorf(f+".table", CodeTable, "%q: must be off, auto, main, a table number or a name from rt_tables", h.Table)
+	}
+}
+
+// validDomain reports whether d is a domain name: dot-separated labels of
+// letters, digits, '-' and '_', 253 characters at most.
+func validDomain(d string) bool {
+	if d == "" || len(d) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(d, "."), ".") {
+		if label == "" || len(label) > 63 || strings.Trim(label, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// fullTunnel checks a host's full_tunnel: default routes, one per family, on
+// a spoke of a hub network (the hub is who it sends everything through).
+func (l *hostsLint) fullTunnel(h *Host, f string) {
+	s, ps := l.s, l.ps
+	var fams [2]bool
+	for j, p := range h.FullTunnel {
+		pf := index(f+".full_tunnel", j)
+		switch {
+		case !p.IsValid():
+			continue // reported by the decoder
+		case p.Bits() != 0 || !p.Addr().IsUnspecified():
+			ps.errorf(pf, CodeFullTunnel, "%q: must be a default route, 0.0.0.0/0 or ::/0 (a subnet behind the hub is one of the hub's routes)", p)
+		case fams[family(p.Addr())]:
+			ps.errorf(pf, CodeFullTunnel, "%q: given twice", p)
+		default:
+			fams[family(p.Addr())] = true
+		}
+	}
+	if len(h.FullTunnel) > 0 && (s.Topology != TopologyHub || h.Name == s.Hub) {
+		ps.errorf(f+".full_tunnel", CodeFullTunnel, "only a spoke of a hub network sends all its traffic through the hub (topology hub, and not the hub itself)")
+	}
+}
+
 // mtu checks the network's MTU, explicit or derived, against the smallest underlay.
 func (l *hostsLint) mtu() {
 	s, ps := l.s, l.ps
 	minUnderlay, minHost := l.minUnderlay, l.minHost
 	switch {
-	case s.MTU != 0 && minHost >= 0 && s.MTU > minUnderlay-Overhead:
+	case s.MTU > 0 && minHost >= 0 && s.MTU > minUnderlay-Overhead:
 		ps.warnf("mtu", CodeMTUUnderlay, "%d: above %d, the underlay MTU of %s minus %d: large packets will be fragmented or lost", s.MTU, minUnderlay-Overhead, s.Hosts[minHost].Name, Overhead)
 	case s.MTU == 0 && minHost >= 0 && s.hasV6() && minUnderlay-Overhead < MinMTUIPv6:
 		ps.errorf(index("hosts", minHost)+".underlay_mtu", CodeMTU, "%d: leaves an overlay MTU of %d, below the %d IPv6 needs; set mtu or drop the IPv6 subnet", minUnderlay, minUnderlay-Overhead, MinMTUIPv6)
