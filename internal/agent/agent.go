@@ -75,6 +75,10 @@ type Options struct {
 	// OnApplied, when set, is called with each revision the agent has applied
 	// (for tests and benchmarks that time a change reaching every host).
 	OnApplied func(revision uint64)
+	// APIVersions are the API versions the agent says it speaks; nil:
+	// api.Versions. Tests and benchmarks give []string{api.Version} to
+	// follow as an agent one release older does (whole states, no deltas).
+	APIVersions []string
 }
 
 func (o *Options) defaults() {
@@ -287,6 +291,13 @@ func (a *Agent) Applied() uint64 {
 	return a.applied.Revision
 }
 
+// State returns the desired state applied last (nil: none); not to be changed.
+func (a *Agent) State() *api.AgentState {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.applied
+}
+
 // Interface is the name of the agent's interface.
 func (a *Agent) Interface() string {
 	a.mu.Lock()
@@ -328,7 +339,7 @@ func (a *Agent) client() (*client.Client, string, error) {
 	if err != nil {
 		return nil, u, err
 	}
-	c, err := client.New(client.Options{URL: u, Token: a.cfg.Credential, Transport: rt, Timeout: a.opts.Wait + 30*time.Second})
+	c, err := client.New(client.Options{URL: u, Token: a.cfg.Credential, Transport: rt, Timeout: a.opts.Wait + 30*time.Second, Versions: a.opts.APIVersions})
 	if err != nil {
 		return nil, u, err
 	}

@@ -245,6 +245,9 @@ type fleet struct {
 	keys   []wgkey.Private
 	agents map[string]*running
 	dirs   map[string]string
+	// versions are the API versions an agent speaks, by host (none: this
+	// release's).
+	versions map[string][]string
 }
 
 type running struct {
@@ -290,7 +293,8 @@ func (f *fleet) run(name string, a *agent.Agent) {
 func (f *fleet) options(name, dir string, k wgkey.Private) agent.Options {
 	return agent.Options{Dir: dir, Plane: &labPlane{net: f.net, host: name, key: k}, Transport: f.rec.transport,
 		Wait: 5 * time.Second, ReportEvery: 500 * time.Millisecond, BackoffMin: 20 * time.Millisecond, BackoffMax: 500 * time.Millisecond,
-		Log: slog.New(slog.NewTextHandler(testWriter{f.t}, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+		Log:         slog.New(slog.NewTextHandler(testWriter{f.t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		APIVersions: f.versions[name]}
 }
 
 // joinOnly joins host name and returns its agent, not running.
@@ -318,6 +322,18 @@ func (f *fleet) joinOnly(token, name, endpoint string, routes ...string) *agent.
 	}
 	f.dirs[name] = dir
 	return a
+}
+
+// leave has host name's agent leave the network, and stops it.
+func (f *fleet) leave(name string) {
+	f.t.Helper()
+	r := f.agents[name]
+	if err := r.a.Leave(context.Background(), false); err != nil {
+		f.t.Fatalf("%s leaves: %v", name, err)
+	}
+	r.cancel()
+	<-r.done
+	delete(f.agents, name)
 }
 
 func (f *fleet) stopAll() {
@@ -393,13 +409,7 @@ func TestInProcess(t *testing.T) {
 	f.join(tok.Token, "s3", "192.0.2.13:51820")
 	f.converge("a fourth joined")
 
-	r := f.agents["s2"]
-	if err := r.a.Leave(ctx, false); err != nil {
-		t.Fatalf("s2 leaves: %v", err)
-	}
-	r.cancel()
-	<-r.done
-	delete(f.agents, "s2")
+	f.leave("s2")
 	f.converge("s2 left")
 
 	if _, err := f.c.admin.SetHost(ctx, "n", "s3", api.SetHost{Routes: []string{"172.30.3.0/24"}}); err != nil {

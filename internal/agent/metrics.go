@@ -22,6 +22,7 @@ type metrics struct {
 	failures  prometheus.Counter
 	refused   prometheus.Counter
 	rollbacks prometheus.Counter
+	deltas    prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry, a *Agent) *metrics {
@@ -38,8 +39,10 @@ func newMetrics(reg *prometheus.Registry, a *Agent) *metrics {
 			Help: "Desired states the agent's guardrails refused."}),
 		rollbacks: prometheus.NewCounter(prometheus.CounterOpts{Name: "wgnet_agent_safety_rollbacks_total",
 			Help: "Changes rolled back because no controller answered after they altered the path to it."}),
+		deltas: prometheus.NewCounter(prometheus.CounterOpts{Name: "wgnet_agent_deltas_total",
+			Help: "Desired states received as a delta onto the one applied (API v2), each checked whole before it is applied."}),
 	}
-	reg.MustRegister(m.applied, m.reachable, m.reconcile, m.failures, m.refused, m.rollbacks, &peerCollector{a: a})
+	reg.MustRegister(m.applied, m.reachable, m.reconcile, m.failures, m.refused, m.rollbacks, m.deltas, &peerCollector{a: a})
 	return m
 }
 

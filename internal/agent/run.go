@@ -134,8 +134,9 @@ func (a *Agent) take(ctx context.Context, st *api.AgentState) error {
 }
 
 // poll waits for the change log to pass the revision followed, and applies
-// the desired state the answer carries when it moved; it says whether a
-// snapshot is still needed (a controller that sent no state).
+// the desired state the answer carries when it moved, whole or as a delta
+// onto the state the agent has; it says whether a snapshot is still needed
+// (a controller that sent no state, or a delta that does not apply here).
 func (a *Agent) poll(ctx context.Context, c *client.Client) (bool, error) {
 	a.mu.Lock()
 	since := a.followed
@@ -149,6 +150,17 @@ func (a *Agent) poll(ctx context.Context, c *client.Client) (bool, error) {
 	// way the desired state is taken whole.
 	if len(ch.Changes) == 0 && ch.Revision == since {
 		return false, nil
+	}
+	if ch.Delta != nil {
+		a.mu.Lock()
+		st, err := api.ApplyDelta(a.applied, ch.Delta)
+		a.mu.Unlock()
+		if err != nil {
+			a.opts.Log.Info("delta not applicable here: asking for the whole state", "err", err)
+			return true, nil
+		}
+		a.m.deltas.Inc()
+		return false, a.take(ctx, st)
 	}
 	if ch.State == nil {
 		return true, nil

@@ -15,11 +15,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
-// Version is the API version this build speaks; every route is under /Version/.
+// Version is the first API version; every route is under /Version/ (later
+// versions keep the routes and change what some answers may carry).
 const Version = "v1"
+
+// V2 is v1 plus per-agent deltas: to an agent that speaks v2, an answer of
+// GET /v1/agent/changes may carry an AgentDelta (what changed for that host
+// since the revision it has) instead of its whole AgentState. An agent that
+// speaks only v1 (one release older) gets whole states, as before.
+const V2 = "v2"
 
 // Versions are every API version this build speaks, newest first. A client
 // (an agent) sends its list in the VersionHeader of each request and the
@@ -28,7 +36,7 @@ const Version = "v1"
 // whose list has none it speaks (400, naming both lists). Within a version
 // fields are only ever added, and readers ignore fields they don't know, so
 // an agent one release older keeps working.
-var Versions = []string{Version}
+var Versions = []string{V2, Version}
 
 // VersionHeader carries the comma-separated API versions a side speaks.
 const VersionHeader = "Wgnet-Api"
@@ -368,6 +376,67 @@ type AgentChanges struct {
 	Revision uint64      `json:"revision"`
 	Changes  []Change    `json:"changes"`
 	State    *AgentState `json:"state,omitempty"`
+	// Delta replaces State (v2, to an agent that speaks it) when the
+	// controller knows what changed for the host between the revision asked
+	// for and Revision.
+	Delta *AgentDelta `json:"delta,omitempty"`
+}
+
+// AgentDelta (v2) is what changed in one host's desired state from revision
+// From to Revision: applied onto the AgentState of revision From, it gives
+// exactly the AgentState of Revision (ApplyDelta). The agent checks the
+// result as it checks a whole state: a delta is never trusted more.
+type AgentDelta struct {
+	From     uint64 `json:"from"`
+	Revision uint64 `json:"revision"`
+	// Head, when any field but the peers changed, is the whole state without
+	// its peers (Peers nil); nil when only peers changed.
+	Head *AgentState `json:"head,omitempty"`
+	// Peers are the peers added or changed, whole, sorted by name.
+	Peers []Peer `json:"peers,omitempty"`
+	// Removed names the peers that went.
+	Removed []string `json:"removed,omitempty"`
+	// URLs are the answering controller's URLs (AgentState.URLs).
+	URLs []string `json:"urls,omitempty"`
+}
+
+// ErrDeltaBase is a delta whose From is not the revision of the state it
+// is applied to.
+var ErrDeltaBase = errors.New("delta does not apply: its base revision is not the state's")
+
+// ApplyDelta returns the state of d.Revision from base, the state of
+// d.From; base is not changed. Peers stay sorted by name, as the controller
+// sends them.
+func ApplyDelta(base *AgentState, d *AgentDelta) (*AgentState, error) {
+	if base == nil || base.Revision != d.From {
+		have := uint64(0)
+		if base != nil {
+			have = base.Revision
+		}
+		return nil, fmt.Errorf("%w (delta %d->%d, state %d)", ErrDeltaBase, d.From, d.Revision, have)
+	}
+	out := *base
+	if d.Head != nil {
+		out = *d.Head
+	}
+	out.Revision, out.URLs = d.Revision, d.URLs
+	drop := make(map[string]bool, len(d.Removed)+len(d.Peers))
+	for _, n := range d.Removed {
+		drop[n] = true
+	}
+	for _, p := range d.Peers {
+		drop[p.Name] = true
+	}
+	peers := make([]Peer, 0, len(base.Peers)+len(d.Peers))
+	for _, p := range base.Peers {
+		if !drop[p.Name] {
+			peers = append(peers, p)
+		}
+	}
+	peers = append(peers, d.Peers...)
+	slices.SortStableFunc(peers, func(a, b Peer) int { return strings.Compare(a.Name, b.Name) })
+	out.Peers = peers
+	return &out, nil
 }
 
 // AgentReport is the body of POST /v1/agent/status: the calling host's peers

@@ -41,12 +41,17 @@ type Options struct {
 	// caller built with Transport(), to share its connections or to watch
 	// what is sent).
 	Transport http.RoundTripper
+	// Versions are the API versions the client says it speaks, newest
+	// first; nil: api.Versions. A test or a benchmark gives an older list to
+	// speak as an older release does.
+	Versions []string
 }
 
 // Client talks to one controller.
 type Client struct {
-	token string
-	hc    *http.Client
+	token    string
+	hc       *http.Client
+	versions []string // the API versions sent and accepted
 
 	mu    sync.Mutex // guards cur
 	bases []*url.URL // URL, then Fallback
@@ -76,6 +81,10 @@ func New(o Options) (*Client, error) {
 		return nil, err
 	}
 	c.bases = bases
+	c.versions = o.Versions
+	if c.versions == nil {
+		c.versions = api.Versions
+	}
 	return c, nil
 }
 
@@ -201,7 +210,7 @@ func (c *Client) doAt(ctx context.Context, base *url.URL, method, path string, i
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set(api.VersionHeader, strings.Join(api.Versions, ","))
+	req.Header.Set(api.VersionHeader, strings.Join(c.versions, ","))
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -215,7 +224,7 @@ func (c *Client) doAt(ctx context.Context, base *url.URL, method, path string, i
 	}
 	defer resp.Body.Close()
 	if h := resp.Header.Get(api.VersionHeader); h != "" {
-		if _, err := api.Negotiate(api.Versions, api.ParseVersions(h)); err != nil {
+		if _, err := api.Negotiate(c.versions, api.ParseVersions(h)); err != nil {
 			return fmt.Errorf("controller %s: %w", base.Host, err)
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/spec"
 	"github.com/wgnet/wgnet/internal/store"
+	"github.com/wgnet/wgnet/internal/wgconf"
 )
 
 // This file is the agents' side of the API (issue 15): the per-host agent
@@ -38,9 +39,10 @@ type agentKey struct{}
 type agentID struct{ network, host string }
 
 // CredentialCache is how long a controller trusts an agent credential it has
-// looked up in the store before it looks again: a removed host's credential
-// may pass for that long on a controller that saw it just before (its host
-// is gone, so it reads nothing).
+// looked up in the store before it looks again. A cached credential passes
+// only while the network's last compiled revision still has the host; once a
+// revision without it is compiled (the next long poll after the removal, on
+// any controller), the store is asked again and refuses it.
 var CredentialCache = 30 * time.Second
 
 // credCache remembers agent credentials found in the store, by hash.
@@ -67,7 +69,7 @@ func (s *Server) authenticateAgent(r *http.Request) (agentID, error) {
 	s.creds.mu.Lock()
 	e, hit := s.creds.m[h]
 	s.creds.mu.Unlock()
-	if hit && now.Before(e.expires) {
+	if hit && now.Before(e.expires) && s.agents.has(e.id.network, e.id.host) {
 		return e.id, nil
 	}
 	t, err := s.store.LookupToken(r.Context(), h)
@@ -124,6 +126,9 @@ type compiled struct {
 	approved []string
 	iface    string
 	port     int
+
+	headsMu sync.Mutex                 // guards heads
+	heads   map[string]*api.AgentState // each host's state without peers, made once (head)
 }
 
 // agentCache holds the last compiled revision of each network, and the
@@ -134,6 +139,7 @@ type agentCache struct {
 	nets  map[string]*compiled
 	locks map[string]*sync.Mutex // one compile of a network at a time
 	logs  map[logKey][]store.Change
+	steps map[string]steps // what changed between the revisions compiled, per network (delta.go)
 }
 
 // logKey names the entries of a network's log after since, read at revision rev.
@@ -182,14 +188,45 @@ func (c *agentCache) get(network string) (*compiled, *sync.Mutex) {
 	return c.nets[network], m
 }
 
-func (c *agentCache) put(network string, cp *compiled) {
+// put caches cp as network's compiled revision (nil: the network is gone)
+// and the step from the revision compiled before it, when there is one.
+func (c *agentCache) put(network string, cp *compiled, st *step) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if cp == nil {
 		delete(c.nets, network)
+		delete(c.steps, network)
 		return
 	}
 	c.nets[network] = cp
+	if st != nil {
+		if c.steps == nil {
+			c.steps = map[string]steps{}
+		}
+		c.steps[network] = c.steps[network].add(st)
+	}
+}
+
+// hostStep is what changed for host from revision since to revision to, as
+// far as the steps this controller compiled say.
+func (c *agentCache) hostStep(network, host string, since, to uint64) (hostStep, bool) {
+	c.mu.Lock()
+	ss := c.steps[network]
+	c.mu.Unlock()
+	return ss.forHost(host, since, to)
+}
+
+// has reports whether the last compiled revision of network this controller
+// knows still has host (true when it knows none).
+func (c *agentCache) has(network, host string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cp, ok := c.nets[network]
+	if !ok {
+		return true
+	}
+	_, ok = cp.hosts[host]
+	return ok
 }
 
 // compiledNetwork returns the network compiled at its current revision
@@ -199,7 +236,7 @@ func (s *Server) compiledNetwork(ctx context.Context, network string, n store.Ne
 		var err error
 		if n, err = s.store.Network(ctx, network); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
-				s.agents.put(network, nil)
+				s.agents.put(network, nil, nil)
 			}
 			return nil, err
 		}
@@ -210,8 +247,12 @@ func (s *Server) compiledNetwork(ctx context.Context, network string, n store.Ne
 	}
 	lock.Lock()
 	defer lock.Unlock()
+	old := cp
 	if cp, _ = s.agents.get(network); cp != nil && cp.rev >= n.Revision {
 		return cp, nil // compiled by another request meanwhile
+	}
+	if cp != nil {
+		old = cp
 	}
 	n, hs, err := s.store.Hosts(ctx, network)
 	if err != nil {
@@ -239,7 +280,11 @@ func (s *Server) compiledNetwork(ctx context.Context, network string, n store.Ne
 	}
 	slices.Sort(cp.approved)
 	cp.approved = slices.Compact(cp.approved)
-	s.agents.put(network, cp)
+	var st *step
+	if old != nil && old.rev < cp.rev && old.net.Name == cp.net.Name {
+		st = diffCompiled(old, cp)
+	}
+	s.agents.put(network, cp, st)
 	return cp, nil
 }
 
@@ -251,19 +296,44 @@ func (s *Server) agentState(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ih, ok := cp.hosts[id.host]
-	if !ok {
-		return fmt.Errorf("host %s: %w (removed from network %s)", id.host, store.ErrNotFound, id.network)
+	ih, err := s.member(cp, id)
+	if err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, toAgentState(cp, ih, s.cfg.URLs))
 	return nil
 }
 
+// member returns the calling agent's host in cp, the network compiled at its
+// current revision; a host that is gone there is refused as unauthorized and
+// its cached credential forgotten (another controller removed it: its
+// credential is gone from the store).
+func (s *Server) member(cp *compiled, id agentID) (*intent.Host, error) {
+	ih, ok := cp.hosts[id.host]
+	if !ok {
+		s.creds.forget(id)
+		return nil, unauthorized{fmt.Errorf("host %s is not in network %s at revision %d (removed): its credential is no longer valid", id.host, id.network, cp.rev)}
+	}
+	return ih, nil
+}
+
+// toAgentState is the host's whole desired state at cp's revision.
 func toAgentState(cp *compiled, ih *intent.Host, urls []string) api.AgentState {
-	out := api.AgentState{Network: cp.net.Name, Host: ih.Name, Revision: cp.rev, Interface: cp.iface, MTU: ih.MTU,
+	out := *cp.head(ih)
+	out.Revision, out.URLs = cp.rev, urls
+	out.Peers = make([]api.Peer, 0, len(ih.Peers))
+	for i := range ih.Peers {
+		out.Peers = append(out.Peers, wirePeer(&ih.Peers[i]))
+	}
+	return out
+}
+
+// toAgentHead is the host's desired state without its peers, URLs and
+// revision: every field a delta's Head carries.
+func toAgentHead(cp *compiled, ih *intent.Host) *api.AgentState {
+	out := &api.AgentState{Network: cp.net.Name, Host: ih.Name, Interface: cp.iface, MTU: ih.MTU,
 		ApprovedRoutes: cp.approved, ForwardV4: ih.Forward.V4, ForwardV6: ih.Forward.V6, ClampMSS: ih.Firewall.ClampMSS,
-		Filter: toAPIFilter(ih.Firewall.Filter),
-		Peers:  make([]api.Peer, 0, len(ih.Peers)), URLs: urls}
+		Filter: toAPIFilter(ih.Firewall.Filter)}
 	for _, p := range cp.net.Subnets {
 		out.Subnets = append(out.Subnets, p.String())
 	}
@@ -276,17 +346,20 @@ func toAgentState(cp *compiled, ih *intent.Host, urls []string) api.AgentState {
 	for _, p := range ih.Routes {
 		out.Routes = append(out.Routes, p.String())
 	}
-	for _, p := range ih.Peers {
-		ap := api.Peer{Name: p.Name, PublicKey: p.PublicKey.String(), Keepalive: p.PersistentKeepalive, AllowedIPs: make([]string, 0, len(p.AllowedIPs))}
-		if p.Endpoint != nil {
-			ap.Endpoint = p.Endpoint.String()
-		}
-		for _, a := range p.AllowedIPs {
-			ap.AllowedIPs = append(ap.AllowedIPs, a.String())
-		}
-		out.Peers = append(out.Peers, ap)
-	}
 	return out
+}
+
+// wirePeer is one peer as the agent gets it (samePeer compares exactly the
+// fields read here).
+func wirePeer(p *wgconf.Peer) api.Peer {
+	ap := api.Peer{Name: p.Name, PublicKey: p.PublicKey.String(), Keepalive: p.PersistentKeepalive, AllowedIPs: make([]string, 0, len(p.AllowedIPs))}
+	if p.Endpoint != nil {
+		ap.Endpoint = p.Endpoint.String()
+	}
+	for _, a := range p.AllowedIPs {
+		ap.AllowedIPs = append(ap.AllowedIPs, a.String())
+	}
+	return ap
 }
 
 // agentChanges answers GET /v1/agent/changes?since=N&wait=D&state=1: the
@@ -347,15 +420,30 @@ func (s *Server) agentChanges(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		ih, ok := cp.hosts[id.host]
-		if !ok {
-			return fmt.Errorf("host %s: %w (removed from network %s)", id.host, store.ErrNotFound, network)
+		ih, err := s.member(cp, id)
+		if err != nil {
+			return err
 		}
-		st := toAgentState(cp, ih, s.cfg.URLs)
-		out.State = &st
+		out.State, out.Delta = s.stateOrDelta(r, cp, ih, since)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// stateOrDelta is what a long poll's answer carries for the host ih at cp:
+// to an agent that speaks v2, what changed since its revision, when the
+// steps this controller compiled reach from there (not when the store is
+// behind the agent); else the whole state.
+func (s *Server) stateOrDelta(r *http.Request, cp *compiled, ih *intent.Host, since uint64) (*api.AgentState, *api.AgentDelta) {
+	if apiVersion(r) == api.V2 && since > 0 && since < cp.rev {
+		if hs, ok := s.agents.hostStep(cp.net.Name, ih.Name, since, cp.rev); ok {
+			s.answers.WithLabelValues("delta").Inc()
+			return nil, cp.delta(ih, hs, since, s.cfg.URLs)
+		}
+	}
+	s.answers.WithLabelValues("state").Inc()
+	st := toAgentState(cp, ih, s.cfg.URLs)
+	return &st, nil
 }
 
 func lastRevision(cs []store.Change) uint64 {

@@ -81,9 +81,11 @@ func TestAgentRoutes(t *testing.T) {
 	}
 	select {
 	case ch := <-done:
+		// A v2 client gets what changed for s1 (its hub peer did not): nothing but the revision.
 		if ch.Revision != 4 || len(ch.Changes) != 1 || ch.Changes[0].Host != "s2" || ch.Changes[0].Kind != "host-added" ||
-			ch.State == nil || ch.State.Revision != 4 || ch.State.Host != "s1" {
-			t.Errorf("long poll = %+v (with the state at revision 4)", ch)
+			ch.State != nil || ch.Delta == nil || ch.Delta.From != 3 || ch.Delta.Revision != 4 || ch.Delta.Head != nil ||
+			len(ch.Delta.Peers) != 0 || len(ch.Delta.Removed) != 0 {
+			t.Errorf("long poll = %+v, delta %+v (a delta from 3 to 4 with nothing in it)", ch, ch.Delta)
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the long poll did not wake on the change")
@@ -139,7 +141,7 @@ func TestAPIVersions(t *testing.T) {
 		t.Fatal(err)
 	}
 	hc := &http.Client{Transport: f.transport(t)}
-	for _, tc := range []struct{ speaks, want string }{{"", "200"}, {"v1", "200"}, {"v0,v1", "200"}, {"v9", "400"}} {
+	for _, tc := range []struct{ speaks, want string }{{"", "200"}, {"v1", "200"}, {"v0,v1", "200"}, {"v2,v1", "200"}, {"v2", "200"}, {"v9", "400"}} {
 		req, _ := http.NewRequest("GET", f.url+"/v1/networks", nil)
 		req.Header.Set("Authorization", "Bearer "+f.token)
 		if tc.speaks != "" {
@@ -150,8 +152,8 @@ func TestAPIVersions(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if got := resp.Header.Get(api.VersionHeader); got != "v1" || resp.Status[:3] != tc.want {
-			t.Errorf("client speaking %q: %s, controller says it speaks %q; want %s and v1", tc.speaks, resp.Status, got, tc.want)
+		if got := resp.Header.Get(api.VersionHeader); got != "v2,v1" || resp.Status[:3] != tc.want {
+			t.Errorf("client speaking %q: %s, controller says it speaks %q; want %s and v2,v1", tc.speaks, resp.Status, got, tc.want)
 		}
 	}
 }

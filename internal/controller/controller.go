@@ -59,6 +59,9 @@ type Server struct {
 	reports reportBatch  // agents' status reports waiting to be written
 	polling atomic.Int64 // agents waiting in a long poll: "agents connected"
 	creds   credCache    // agent credentials recently found in the store
+	// answers counts the desired states sent to agents, by kind: "state"
+	// (whole) or "delta" (v2).
+	answers *prometheus.CounterVec
 }
 
 // Auth says which credential a route needs.
@@ -97,6 +100,11 @@ func New(s store.Store, cfg Config) *Server {
 		Name: "wgnet_controller_agents_connected",
 		Help: "Agents waiting on this controller in a long poll of their change log.",
 	}, func() float64 { return float64(srv.polling.Load()) }))
+	srv.answers = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wgnet_controller_agent_states_total",
+		Help: "Desired states sent to agents in long poll answers, by kind: state (whole) or delta (API v2).",
+	}, []string{"kind"})
+	srv.reg.MustRegister(srv.answers)
 	metrics := promhttp.HandlerFor(srv.reg, promhttp.HandlerOpts{})
 	v := "/" + api.Version
 	srv.routes = []Route{
@@ -175,12 +183,15 @@ func (s *Server) wrap(rt Route) http.Handler {
 			s.latency.WithLabelValues(rt.Pattern, rt.Method, fmt.Sprint(sw.code)).Observe(time.Since(start).Seconds())
 		}()
 		sw.Header().Set(api.VersionHeader, strings.Join(api.Versions, ","))
+		version := api.Version // a client that says nothing: v1
 		if h := r.Header.Get(api.VersionHeader); h != "" {
-			if _, err := api.Negotiate(api.Versions, api.ParseVersions(h)); err != nil {
+			var err error
+			if version, err = api.Negotiate(api.Versions, api.ParseVersions(h)); err != nil {
 				writeError(sw, http.StatusBadRequest, "controller: "+err.Error())
 				return
 			}
 		}
+		r = r.WithContext(context.WithValue(r.Context(), versionKey{}, version))
 		switch rt.Auth {
 		case AuthAgent:
 			id, err := s.authenticateAgent(r)
@@ -209,6 +220,17 @@ func (s *Server) wrap(rt Route) http.Handler {
 			writeError(sw, code, msg)
 		}
 	})
+}
+
+// versionKey is the context key of the API version negotiated for a request.
+type versionKey struct{}
+
+// apiVersion is the API version negotiated for r (v1 when none was).
+func apiVersion(r *http.Request) string {
+	if v, ok := r.Context().Value(versionKey{}).(string); ok {
+		return v
+	}
+	return api.Version
 }
 
 var errUnauthorized = errors.New("missing or wrong credential: give the admin token as Authorization: Bearer TOKEN")

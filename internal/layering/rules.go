@@ -55,7 +55,7 @@ var Rules = map[string][]string{
 	// compile every change; no store implementation, the command picks one)
 	// and the admin client (wire types only).
 	"internal/api":        nil,
-	"internal/controller": {"internal/api", "internal/atomicfile", "internal/check", "internal/compile", "internal/diag", "internal/intent", "internal/spec", "internal/store", "internal/wgkey"},
+	"internal/controller": {"internal/api", "internal/atomicfile", "internal/check", "internal/compile", "internal/diag", "internal/intent", "internal/spec", "internal/store", "internal/wgconf", "internal/wgkey"},
 	"internal/client":     {"internal/api"},
 	// The agent: a host following its network (the data plane through up).
 	"internal/agent": {"internal/api", "internal/atomicfile", "internal/client", "internal/device", "internal/intent", "internal/trust", "internal/up", "internal/wgconf", "internal/wgkey"},
