@@ -2,7 +2,8 @@
 // per host, keeping their keys and addresses, and reports everything it could not
 // carry over. It is pure: callers parse the files and write the results. Who
 // peers with whom comes from the network model (netmodel). It imports diag,
-// spec, intent (which knows the hook lines wgnet writes), netmodel, wgconf and wgkey;
+// spec, compile (to compare what it renders with each file), intent (which
+// knows the hook lines wgnet writes), netmodel, wgconf and wgkey;
 // it must not import any data plane.
 package importer
 
@@ -42,6 +43,10 @@ type host struct {
 	pub  wgkey.Key
 	spec *spec.Host
 	m    *netmodel.Host // its place in the network model
+	// addrs are its addresses with their prefix lengths: the file's Address,
+	// or for a file without one (elsewhere), what its peers route to it alone.
+	addrs     []netip.Prefix
+	elsewhere bool
 }
 
 // Import rebuilds the network that configs describe. configs[i] belongs to the host
@@ -63,10 +68,11 @@ func Import(network string, names []string, configs []*wgconf.Config) (*Result, 
 	if err := im.keyless(); err != nil {
 		return nil, err
 	}
+	im.topology()
+	im.addresses()
 	if err := im.subnets(); err != nil {
 		return nil, err
 	}
-	im.topology()
 	im.interfaceName()
 	if err := im.interfaces(); err != nil {
 		return nil, err
@@ -75,11 +81,13 @@ func Import(network string, names []string, configs []*wgconf.Config) (*Result, 
 	im.hubRoutes()
 	r := im.r
 	for _, h := range im.hosts {
+		slices.SortFunc(h.spec.FullTunnel, func(a, b netip.Prefix) int { return a.Addr().BitLen() - b.Addr().BitLen() })
 		r.Spec.Hosts = append(r.Spec.Hosts, *h.spec)
 	}
 	sort.Slice(r.Spec.PresharedKeys, func(i, j int) bool {
 		return r.Spec.PresharedKeys[i][0]+"+"+r.Spec.PresharedKeys[i][1] < r.Spec.PresharedKeys[j][0]+"+"+r.Spec.PresharedKeys[j][1]
 	})
+	im.differences()
 	return r, nil
 }
 
@@ -138,85 +146,124 @@ func (im *importing) keyless() error {
 	return nil
 }
 
-// subnets takes the overlay subnets from the interface addresses.
-func (im *importing) subnets() error {
-	subnets := map[netip.Prefix]bool{}
+// addresses takes each host's addresses from its Address line, with their
+// prefix lengths; a file without one (`wg showconf` writes none) keeps none
+// (assign_address: false), and the host's addresses in the spec are the
+// single addresses its peers route to it, one per family.
+func (im *importing) addresses() {
 	for _, h := range im.hosts {
-		for _, a := range h.cfg.Interface.Addresses {
-			if a.Bits() < a.Addr().BitLen() {
-				subnets[a.Masked()] = true
+		ic := &h.cfg.Interface
+		if len(ic.Addresses) > 0 || ic.Pos.Unknown(wgconf.KeyAddress) {
+			h.addrs = ic.Addresses
+			continue
+		}
+		h.elsewhere = true
+		var fams [2]bool
+		for _, o := range im.hosts {
+			for j, p := range o.cfg.Peers {
+				if o == h || peerHost(o, j, im.hosts) != h {
+					continue
+				}
+				for _, a := range p.AllowedIPs {
+					if f := fam(a.Addr()); a.IsSingleIP() && !fams[f] {
+						fams[f] = true
+						h.addrs = append(h.addrs, a)
+					}
+				}
 			}
 		}
+		sort.Slice(h.addrs, func(i, j int) bool { return h.addrs[i].Addr().Less(h.addrs[j].Addr()) })
+		what := "no peer routes a single address to it, so it has no overlay address in the spec"
+		if len(h.addrs) > 0 {
+			what = "its peers route " + joinPrefixes(h.addrs) + " to it: that is its address in the spec"
+		}
+		im.note(h.file, ic.Pos.Line, "no Address (a `wg showconf`-style file): the interface's addresses are set elsewhere, and the rendered config has no Address either (assign_address: false); %s", what)
 	}
-	s := im.r.Spec
-	for p := range subnets {
-		s.Subnets = append(s.Subnets, p)
-	}
-	if len(s.Subnets) == 0 {
-		s.Subnets = im.hostOnlySubnets()
-	}
-	sort.Slice(s.Subnets, func(i, j int) bool { return s.Subnets[i].Addr().Less(s.Subnets[j].Addr()) })
-	if len(s.Subnets) == 0 {
-		return fmt.Errorf("import: no Address in any config (a `wg showconf` file has none): cannot tell the overlay subnet; add each host's Address (like 192.168.100.10/24)")
-	}
-	im.noteHostAddresses()
-	return nil
 }
 
-// hostOnlySubnets guesses the overlay of a fleet whose every Address is a
-// single address (/32, /128, or written without a prefix): per family, the /24
-// (/64) that holds them all, else the smallest prefix that does, each guess
-// noted at the first Address it covers.
-func (im *importing) hostOnlySubnets() []netip.Prefix {
-	var out []netip.Prefix
+func fam(a netip.Addr) int {
+	if a.Is4() {
+		return 0
+	}
+	return 1
+}
+
+// subnets works out the overlay subnet of each family: the prefix that the
+// Address lines and the peers' AllowedIPs give most often among those that
+// hold a host's address (the widest on a tie), else the /24 (/64) of the first
+// address; widened until it holds every host's address, each guess noted at
+// the first Address it covers.
+func (im *importing) subnets() error {
+	s := im.r.Spec
 	for _, six := range []bool{false, true} {
 		var addrs []netip.Addr
 		var first *host
+		counts := map[netip.Prefix]int{}
 		for _, h := range im.hosts {
-			for _, a := range h.cfg.Interface.Addresses {
-				if a.Addr().Is6() == six {
-					addrs = append(addrs, a.Addr())
-					if first == nil {
-						first = h
-					}
+			for _, a := range h.addrs {
+				if a.Addr().Is6() != six {
+					continue
+				}
+				addrs = append(addrs, a.Addr())
+				if first == nil {
+					first = h
+				}
+				if !a.IsSingleIP() {
+					counts[a.Masked()]++
 				}
 			}
 		}
 		if len(addrs) == 0 {
 			continue
 		}
+		for _, h := range im.hosts {
+			for _, p := range h.cfg.Peers {
+				for _, a := range p.AllowedIPs {
+					if a.Addr().Is6() == six && a.Bits() > 0 && !a.IsSingleIP() && slices.ContainsFunc(addrs, a.Contains) {
+						counts[a.Masked()]++
+					}
+				}
+			}
+		}
+		s.Subnets = append(s.Subnets, im.subnetOf(first, addrs, counts, six))
+	}
+	sort.Slice(s.Subnets, func(i, j int) bool { return s.Subnets[i].Addr().Less(s.Subnets[j].Addr()) })
+	if len(s.Subnets) == 0 {
+		return fmt.Errorf("import: no Address in any config, and no peer routes a single address to a host: cannot tell the overlay subnet; add each host's Address (like 192.168.100.10/24)")
+	}
+	return nil
+}
+
+// subnetOf picks one family's overlay subnet (see subnets).
+func (im *importing) subnetOf(first *host, addrs []netip.Addr, counts map[netip.Prefix]int, six bool) netip.Prefix {
+	line := first.cfg.Interface.Pos.KeyLine(wgconf.KeyAddress)
+	var best netip.Prefix
+	for p, n := range counts {
+		if !best.IsValid() || n > counts[best] || n == counts[best] && (p.Bits() < best.Bits() || p.Bits() == best.Bits() && p.Addr().Less(best.Addr())) {
+			best = p
+		}
+	}
+	p := best
+	if !p.IsValid() {
 		bits := 24
 		if six {
 			bits = 64
 		}
-		p := netip.PrefixFrom(addrs[0], bits).Masked()
-		for _, a := range addrs {
-			for !p.Contains(a) {
-				p = netip.PrefixFrom(p.Addr(), p.Bits()-1).Masked()
-			}
-		}
-		out = append(out, p)
-		im.note(first.file, first.cfg.Interface.Pos.KeyLine(wgconf.KeyAddress),
-			"every Address is a single address, so the files don't say the overlay subnet: taken to be %s, the smallest /%d or wider that holds them all", p, bits)
+		p = netip.PrefixFrom(addrs[0], bits).Masked()
 	}
-	return out
-}
-
-// noteHostAddresses says, at each Address line, where the rendered config will
-// differ from the file: a spec host has addresses in the overlay subnets, which
-// its rendered Address carries as its prefix length.
-func (im *importing) noteHostAddresses() {
-	for _, h := range im.hosts {
-		ic := &h.cfg.Interface
-		for _, a := range ic.Addresses {
-			for _, s := range im.r.Spec.Subnets {
-				if s.Contains(a.Addr()) && s.Bits() != a.Bits() {
-					im.note(h.file, ic.Pos.KeyLine(wgconf.KeyAddress), "Address %s becomes %s in the rendered config: a spec host's address carries the overlay subnet's prefix length (%s)",
-						a, netip.PrefixFrom(a.Addr(), s.Bits()), s)
-				}
-			}
+	guess := p
+	for _, a := range addrs {
+		for !p.Contains(a) {
+			p = netip.PrefixFrom(p.Addr(), p.Bits()-1).Masked()
 		}
 	}
+	switch {
+	case !best.IsValid():
+		im.note(first.file, line, "every Address is a single address, so the files don't say the overlay subnet: taken to be %s, the smallest /%d or wider that holds them all (each Address keeps its own length)", p, guess.Bits())
+	case p != best:
+		im.note(first.file, line, "the hosts' addresses are not all in %s, the prefix the files give most: the overlay subnet is taken to be %s, which holds them all", best, p)
+	}
+	return p
 }
 
 // inOverlay reports whether p lies inside one of the overlay subnets.
@@ -233,14 +280,32 @@ func (im *importing) inOverlay(p netip.Prefix) bool {
 func (im *importing) topology() {
 	s := im.r.Spec
 	s.Topology = spec.TopologyMesh
-	if len(im.hosts) > 2 {
-		for _, h := range im.hosts {
-			if isHub(h, im.hosts) {
-				s.Topology, s.Hub = spec.TopologyHub, h.name
-				break
+	for _, h := range im.hosts {
+		if isHub(h, im.hosts) && (len(im.hosts) > 2 || im.routesAllThrough(h)) {
+			s.Topology, s.Hub = spec.TopologyHub, h.name
+			break
+		}
+	}
+}
+
+// routesAllThrough reports, of a network of two, whether the other host sends
+// its whole network through h: a peer for h whose AllowedIPs hold a default
+// route or a prefix holding the other's own address (a VPN client and its
+// server, as against two sites that route each other's LAN).
+func (im *importing) routesAllThrough(h *host) bool {
+	for _, o := range im.hosts {
+		for j, p := range o.cfg.Peers {
+			if o == h || peerHost(o, j, im.hosts) != h {
+				continue
+			}
+			for _, a := range p.AllowedIPs {
+				if a.Bits() == 0 || !a.IsSingleIP() && slices.ContainsFunc(o.cfg.Interface.Addresses, func(own netip.Prefix) bool { return a.Contains(own.Addr()) }) {
+					return true
+				}
 			}
 		}
 	}
+	return false
 }
 
 // interfaceName finds one interface name for the network: the files' common name
@@ -259,8 +324,9 @@ func (im *importing) interfaceName() {
 	}
 }
 
-// interfaces makes each host's spec from its [Interface], and the network's port
-// and MTU from the most common ones.
+// interfaces makes each host's spec from its [Interface], and the network's
+// port and MTU from the most common ones; a host whose MTU differs keeps its
+// own (a number, or automatic where its file has none).
 func (im *importing) interfaces() error {
 	ports := map[int]int{}
 	mtus := map[int]int{}
@@ -272,51 +338,37 @@ func (im *importing) interfaces() error {
 		if h.cfg.Interface.ListenPort != nil {
 			ports[sh.ListenPort]++
 		}
-		mtus[h.cfg.Interface.MTU]++
+		mtus[mtuOf(h)]++
 		h.spec = sh
 	}
 	s := im.r.Spec
 	s.ListenPort = mostCommon(ports, spec.DefaultListenPort)
-	if mtu := mostCommon(mtus, 0); len(mtus) == 1 && mtu != 0 {
-		s.MTU = mtu
-	} else {
-		im.noteMTUs(len(mtus) > 1)
-	}
+	s.MTU = mostCommon(mtus, spec.MTUAuto)
 	for _, h := range im.hosts {
 		if h.spec.ListenPort == s.ListenPort {
 			h.spec.ListenPort = 0
+		}
+		if m := mtuOf(h); m != s.MTU {
+			h.spec.MTU = m
 		}
 	}
 	return nil
 }
 
-// noteMTUs says, at each host's MTU line (or its [Interface] when it has none),
-// what its rendered config's MTU will be: a spec has one MTU for the network,
-// and writes it (the default, 1420, when the files don't agree on one) where
-// wg-quick worked it out from the route to the endpoint.
-func (im *importing) noteMTUs(differ bool) {
-	rendered := im.r.Spec.EffectiveMTU()
-	for _, h := range im.hosts {
-		ic := &h.cfg.Interface
-		switch {
-		case ic.MTU != 0 && ic.MTU != rendered:
-			im.note(h.file, ic.Pos.KeyLine(wgconf.KeyMTU), "MTU = %d becomes %d: the spec has one MTU for the network, and the files differ (set mtu: in the spec)", ic.MTU, rendered)
-		case ic.MTU == 0 && differ:
-			im.note(h.file, ic.Pos.Line, "no MTU (wg-quick works it out: the route MTU to the endpoint minus 80); the rendered config says MTU = %d", rendered)
-		case ic.MTU == 0:
-			im.note(h.file, ic.Pos.Line, "no MTU (wg-quick works it out: the route MTU to the endpoint minus 80); the rendered config says MTU = %d (set mtu: or underlay_mtu: in the spec)", rendered)
-		}
+// mtuOf is h's MTU as a spec says it: MTUAuto where wg-quick works it out.
+func mtuOf(h *host) int {
+	if h.cfg.Interface.MTU == 0 {
+		return spec.MTUAuto
 	}
+	return h.cfg.Interface.MTU
 }
 
 // interfaceOf is the spec host of h's [Interface]: addresses, port, keepalive,
 // hooks and key file, with a note for each setting it does not carry over.
 func (im *importing) interfaceOf(h *host) (*spec.Host, error) {
-	sh := &spec.Host{Name: h.name, PublicKey: h.pub}
+	sh := &spec.Host{Name: h.name, PublicKey: h.pub, AddressElsewhere: h.elsewhere}
 	ic := &h.cfg.Interface
-	for _, a := range ic.Addresses {
-		sh.Addresses = append(sh.Addresses, a.Addr())
-	}
+	im.hostAddresses(h, sh)
 	if ic.ListenPort != nil {
 		sh.ListenPort = int(*ic.ListenPort)
 	} else {
@@ -351,19 +403,43 @@ func (im *importing) interfaceOf(h *host) (*spec.Host, error) {
 			sh.Hooks.PostUp = append(sh.Hooks.PostUp, l)
 		}
 	}
-	if len(ic.DNS) > 0 {
-		im.note(h.file, ic.Pos.KeyLine(wgconf.KeyDNS), "DNS = %s not carried over: a spec has no DNS setting yet (wgnet up applies DNS = from a wg-quick file itself, through resolvconf, as wg-quick does)", strings.Join(ic.DNS, ", "))
-	}
-	if ic.Table != "" {
-		im.note(h.file, ic.Pos.KeyLine(wgconf.KeyTable), "Table = %s not carried over", ic.Table)
-	}
-	if ic.FwMark != 0 {
-		im.note(h.file, ic.Pos.KeyLine(wgconf.KeyFwMark), "FwMark = %d not carried over", ic.FwMark)
-	}
+	sh.DNS = slices.Clone(ic.DNS)
+	sh.Table = ic.Table
+	sh.FwMark = ic.FwMark
 	if ic.SaveConfig {
 		im.note(h.file, ic.Pos.KeyLine(wgconf.KeySaveConfig), "SaveConfig = true not carried over: the spec is the source of truth")
 	}
 	return sh, nil
+}
+
+// hostAddresses gives sh h's addresses, one per family (a spec host has no
+// more), each keeping its prefix length where it is not the overlay subnet's.
+func (im *importing) hostAddresses(h *host, sh *spec.Host) {
+	var fams [2]bool
+	for _, a := range h.addrs {
+		if fams[fam(a.Addr())] {
+			im.note(h.file, h.cfg.Interface.Pos.KeyLine(wgconf.KeyAddress), "Address %s left out: a second address of its family, and a spec host has one per family", a)
+			continue
+		}
+		fams[fam(a.Addr())] = true
+		sh.Addresses = append(sh.Addresses, a.Addr())
+		if a.Bits() != subnetBits(im.r.Spec.Subnets, a.Addr()) {
+			if sh.AddressBits == nil {
+				sh.AddressBits = map[netip.Addr]int{}
+			}
+			sh.AddressBits[a.Addr()] = a.Bits()
+		}
+	}
+}
+
+// subnetBits is the prefix length of the subnet that holds a.
+func subnetBits(subnets []netip.Prefix, a netip.Addr) int {
+	for _, p := range subnets {
+		if p.Contains(a) {
+			return p.Bits()
+		}
+	}
+	return a.BitLen()
 }
 
 // ownFilter reports whether c's hooks hold a filter exactly as wgnet renders it.
@@ -467,20 +543,36 @@ func (im *importing) hubRoutes() {
 }
 
 // fullTunnel reports whether a, in AllowedIPs of h's peer p (host o), is a
-// default route, and says at its line what import makes of it: a spec routes
-// subnets to hosts, and has no full-tunnel client, so the /0 is left out.
+// default route. A spoke's for its hub becomes its full_tunnel; any other is
+// left out, and said so at its line.
 func (im *importing) fullTunnel(h *host, p *wgconf.Peer, o *host, a netip.Prefix) bool {
 	if a.Bits() != 0 {
 		return false
+	}
+	s := im.r.Spec
+	if s.Topology == spec.TopologyHub && o.name == s.Hub && h != o {
+		if !slices.Contains(h.spec.FullTunnel, a) {
+			h.spec.FullTunnel = append(h.spec.FullTunnel, a)
+		}
+		return true
 	}
 	how := "a full tunnel: all of " + h.name + "'s traffic goes through " + o.name
 	if t := strings.ToLower(h.cfg.Interface.Table); t != "" && t != "auto" {
 		how = "a default route into Table = " + h.cfg.Interface.Table
 	}
 	im.note(h.file, p.Pos.KeyLine(wgconf.KeyAllowedIPs),
-		"peer %s: AllowedIPs %s is %s; a spec has no full-tunnel clients yet, so %s's rendered config routes only the network to %s: keep %s's own config for its full tunnel (wgnet up brings it up as wg-quick does), or add %s back to its rendered config by hand",
+		"peer %s: AllowedIPs %s is %s; a spec has full tunnels only from a spoke to its hub, so %s's rendered config routes only the network to %s: keep %s's own config for its full tunnel (wgnet up brings it up as wg-quick does), or add %s back to its rendered config by hand",
 		o.name, a, how, h.name, o.name, h.name, a)
 	return true
+}
+
+// joinPrefixes writes prefixes as a wg-quick list does: "a, b".
+func joinPrefixes(ps []netip.Prefix) string {
+	var out []string
+	for _, p := range ps {
+		out = append(out, p.String())
+	}
+	return strings.Join(out, ", ")
 }
 
 func nameOr(p wgconf.Peer) string {

@@ -142,8 +142,10 @@ func TestImportReportsWhatItDrops(t *testing.T) {
 	for _, n := range r.Notes {
 		got = append(got, n.Message)
 	}
+	if h, _ := r.Spec.HostByName(names[1]); !slices.Equal(h.DNS, []string{"1.1.1.1"}) {
+		t.Errorf("%s's DNS: %q, want it kept", names[1], h.DNS)
+	}
 	want := []string{
-		"DNS = 1.1.1.1 not carried over: a spec has no DNS setting yet (wgnet up applies DNS = from a wg-quick file itself, through resolvconf, as wg-quick does)",
 		"SaveConfig = true not carried over: the spec is the source of truth",
 		"peer old: public key " + stranger.String() + " is held by no imported host; dropped",
 	}
@@ -285,9 +287,9 @@ func TestImportRefusesKeyHookInjection(t *testing.T) {
 }
 
 // TestImportFullTunnelClient: a spoke whose peer for the hub holds 0.0.0.0/0 and
-// ::/0 (a full-tunnel client) no longer fails the import with an overlap
-// without a file: the /0s are left out, each with a note at its file:line that
-// says what it was and what the spec makes of it.
+// ::/0 (a full-tunnel client) becomes a full_tunnel spoke of the hub, so its
+// rendered config keeps both default routes; the prefixes the file also
+// listed under them are left out, which a note at its AllowedIPs line says.
 func TestImportFullTunnelClient(t *testing.T) {
 	s, sec := network(spec.TopologyHub)
 	hcs, _ := compile.Compile(s, sec)
@@ -307,14 +309,19 @@ func TestImportFullTunnelClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var tunnel []string
-	for _, n := range r.Notes {
-		if strings.Contains(n.Message, "full tunnel") {
-			tunnel = append(tunnel, n.Located())
-		}
+	if err := r.Spec.Validate(); err != nil {
+		t.Fatal(err)
 	}
-	if len(tunnel) != 2 || !strings.HasPrefix(tunnel[0], "s4.conf:") || !strings.Contains(tunnel[0], "AllowedIPs 0.0.0.0/0 is a full tunnel: all of s4's traffic goes through s1") {
-		t.Errorf("notes about the full tunnel: %q", tunnel)
+	s4, _ := r.Spec.HostByName("s4")
+	if want := []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}; !slices.Equal(s4.FullTunnel, want) {
+		t.Errorf("s4's full_tunnel %v, want %v", s4.FullTunnel, want)
+	}
+	var got []string
+	for _, n := range r.Notes {
+		got = append(got, n.Located())
+	}
+	if len(got) != 1 || !strings.HasPrefix(got[0], "s4.conf:9: peer s1: AllowedIPs: the rendered config leaves out 10.0.4.0/24, 10.0.5.0/24, 10.0.7.0/24, 10.0.8.0/24, 192.168.100.0/24") {
+		t.Errorf("notes %q, want one at s4.conf:9 naming what the default routes make redundant", got)
 	}
 	for _, h := range r.Spec.Hosts {
 		for _, rt := range h.Routes {
@@ -328,11 +335,10 @@ func TestImportFullTunnelClient(t *testing.T) {
 	}
 }
 
-// TestImportSaysWhatItChanges: a fleet whose every Address is a single address
-// (one written without a prefix), with a per-host MTU on one host and none on
-// the others, imports, and every change the rendered configs will carry is a
-// note at its file:line.
-func TestImportSaysWhatItChanges(t *testing.T) {
+// singleAddressFleet is a hub and two spokes whose every Address is a single
+// address (one written without a prefix), with an MTU on the hub only; each
+// spoke routes spokeAllowed to the hub.
+func singleAddressFleet(t *testing.T, spokeAllowed string) []*wgconf.Config {
 	var cfgs []*wgconf.Config
 	names := []string{"hub", "a", "b"}
 	for i, n := range names {
@@ -351,7 +357,7 @@ func TestImportSaysWhatItChanges(t *testing.T) {
 			}
 			allowed := fmt.Sprintf("10.8.0.%d/32", j+1)
 			if n != "hub" {
-				allowed = "10.8.0.0/24"
+				allowed = spokeAllowed
 			}
 			src += "\n[Peer]\nPublicKey = " + key(byte(20+j)).Public().String() + "\nAllowedIPs = " + allowed + "\n"
 			if o == "hub" {
@@ -364,23 +370,62 @@ func TestImportSaysWhatItChanges(t *testing.T) {
 		}
 		cfgs = append(cfgs, c)
 	}
-	r, err := Import("fleet", names, cfgs)
+	return cfgs
+}
+
+// TestImportKeepsAddressesAndMTU: a fleet whose every Address is a single
+// address, with an MTU on one host and none on the others, imports with each
+// Address and MTU as it was: the spec keeps the /32s, the hub's MTU and the
+// others' automatic one. The only note is the hub's forwarding, which the
+// rendered config adds.
+func TestImportKeepsAddressesAndMTU(t *testing.T) {
+	r, err := Import("fleet", []string{"hub", "a", "b"}, singleAddressFleet(t, "10.8.0.0/24"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := r.Spec.Validate(); err != nil {
+		t.Fatal(err)
+	}
 	if !slices.Equal(r.Spec.Subnets, []netip.Prefix{netip.MustParsePrefix("10.8.0.0/24")}) {
-		t.Errorf("subnets %v, want 10.8.0.0/24", r.Spec.Subnets)
+		t.Errorf("subnets %v, want 10.8.0.0/24 (what the spokes route to the hub)", r.Spec.Subnets)
+	}
+	if r.Spec.MTU != spec.MTUAuto || r.Spec.Hosts[0].MTU != 1380 {
+		t.Errorf("mtu %d, hub's %d: want auto and 1380", r.Spec.MTU, r.Spec.Hosts[0].MTU)
+	}
+	hcs, err := compile.Compile(r.Spec, r.Secrets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, hc := range hcs {
+		want := map[string]string{"hub": "10.8.0.1/32", "a": "10.8.0.2/32", "b": "10.8.0.3/32"}[hc.Name]
+		if len(hc.Addresses) != 1 || hc.Addresses[0].String() != want {
+			t.Errorf("%s: Address %v, want %s", hc.Name, hc.Addresses, want)
+		}
+		if want := map[string]int{"hub": 1380}[hc.Name]; hc.MTU != want {
+			t.Errorf("%s: MTU %d, want %d", hc.Name, hc.MTU, want)
+		}
 	}
 	var got []string
 	for _, n := range r.Notes {
 		got = append(got, n.Located())
 	}
+	if len(got) != 1 || !strings.HasPrefix(got[0], "hub.conf:1: the rendered config also turns on IPv4 forwarding") {
+		t.Errorf("notes:\n%s\nwant only the hub's forwarding", strings.Join(got, "\n"))
+	}
+
+	// Spokes that route only the hub's address don't say the overlay: it is
+	// guessed, and what the rendered spokes route to the hub is noted.
+	r, err = Import("fleet", []string{"hub", "a", "b"}, singleAddressFleet(t, "10.8.0.1/32"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = nil
+	for _, n := range r.Notes {
+		got = append(got, n.Located())
+	}
 	for _, w := range []string{
 		"hub.conf:4: every Address is a single address, so the files don't say the overlay subnet: taken to be 10.8.0.0/24",
-		"hub.conf:4: Address 10.8.0.1/32 becomes 10.8.0.1/24 in the rendered config",
-		"a.conf:4: Address 10.8.0.2/32 becomes 10.8.0.2/24",
-		"hub.conf:5: MTU = 1380 becomes 1420",
-		"a.conf:1: no MTU (wg-quick works it out",
+		"a.conf:8: peer hub: AllowedIPs: the rendered config adds 10.8.0.0/24 and leaves out 10.8.0.1/32",
 	} {
 		if !slices.ContainsFunc(got, func(g string) bool { return strings.HasPrefix(g, w) }) {
 			t.Errorf("no note %q in:\n%s", w, strings.Join(got, "\n"))

@@ -24,7 +24,7 @@ var Rules = map[string][]string{
 	// The offline core.
 	"internal/spec":              {"internal/atomicfile", "internal/diag", "internal/inputfile", "internal/ipam", "internal/trust", "internal/wgconf", "internal/wgkey"},
 	"internal/compile":           {"internal/intent", "internal/policy", "internal/spec", "internal/wgconf", "internal/wgkey"},
-	"internal/importer":          {"internal/diag", "internal/intent", "internal/netmodel", "internal/spec", "internal/wgconf", "internal/wgkey"},
+	"internal/importer":          {"internal/compile", "internal/diag", "internal/intent", "internal/netmodel", "internal/spec", "internal/wgconf", "internal/wgkey"},
 	"internal/netmodel":          {"internal/intent", "internal/prefixset", "internal/wgconf", "internal/wgkey"},
 	"internal/policy":            {"internal/diag", "internal/intent", "internal/spec"},
 	"internal/policy/policytest": {"internal/policy", "internal/spec"},
