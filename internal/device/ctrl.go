@@ -27,6 +27,10 @@ type ctrl struct {
 
 	removalOnce sync.Once
 	removal     bool // the daemon understands "allowed_ip=-PREFIX"; set by removalOnce
+
+	// direct: the daemon answered stateOp at Open (wgnet's own), so State and
+	// PeerStates read through it.
+	direct bool
 }
 
 // Open returns a handle on the existing WireGuard interface name, whatever runs it.
@@ -44,13 +48,19 @@ func OpenState(name string) (Device, *State, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("open %s: %w", name, err)
 	}
-	// A userspace daemon is read with uapiGet, not wgctrl's slower reader;
-	// wgctrl asks the kernel first, and so does this (the socket directory is
-	// shared by every namespace, the kernel link is this namespace's).
+	// A userspace daemon is read with stateOp when it is wgnet's, else with
+	// uapiGet, not wgctrl's slower reader; wgctrl asks the kernel first, and
+	// so does this (the socket directory is shared by every namespace, the
+	// kernel link is this namespace's).
 	if !isKernelLink(name) {
-		if st, err := uapiGet(name, nil); err == nil {
+		st, err := stateGet(name, nil)
+		direct := err == nil
+		if errors.Is(err, errStateUnsupported) {
+			st, err = uapiGet(name)
+		}
+		if err == nil {
 			st.Name, st.Backend = name, BackendUserspace
-			return &ctrl{c: c, name: name, typ: wgtypes.Userspace, pub: wgtypes.Key(st.PublicKey)}, st, nil
+			return &ctrl{c: c, name: name, typ: wgtypes.Userspace, pub: wgtypes.Key(st.PublicKey), direct: direct}, st, nil
 		}
 		// No socket, or a stale one: wgctrl says which, as before.
 	}
@@ -163,7 +173,14 @@ func explainErrno(err error, c Config) error {
 
 func (d *ctrl) State() (*State, error) {
 	if d.typ == wgtypes.Userspace {
-		st, err := uapiGet(d.name, nil)
+		var st *State
+		err := errStateUnsupported
+		if d.direct {
+			st, err = stateGet(d.name, nil)
+		}
+		if errors.Is(err, errStateUnsupported) {
+			st, err = uapiGet(d.name)
+		}
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				return nil, fmt.Errorf("state of %s: %w", d.name, ErrNotFound)
@@ -186,13 +203,13 @@ func (d *ctrl) State() (*State, error) {
 // PeerStates reads back single peers from wgnet's own daemon (see PeerReader);
 // any other daemon, and the kernel, make it fail with errors.ErrUnsupported.
 func (d *ctrl) PeerStates(keys []wgkey.Key) (*State, error) {
-	if d.typ != wgtypes.Userspace {
-		return nil, fmt.Errorf("state of %s: single peers: %w", d.name, errors.ErrUnsupported)
+	if !d.direct {
+		return nil, fmt.Errorf("state of %s: single peers: %w", d.name, errStateUnsupported)
 	}
 	if keys == nil {
-		keys = []wgkey.Key{} // nil asks uapiGet for everything
+		keys = []wgkey.Key{} // nil asks stateGet for everything
 	}
-	st, err := uapiGet(d.name, keys)
+	st, err := stateGet(d.name, keys)
 	if err != nil {
 		return nil, fmt.Errorf("state of %s: %w", d.name, err)
 	}

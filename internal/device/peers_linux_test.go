@@ -33,7 +33,7 @@ func newPeers(t testing.TB, n int) []device.PeerConfig {
 }
 
 // TestPeerStates reads single peers back from wgnet's daemon over its UAPI
-// socket (the peersOp extension) and checks them against a full read: the
+// socket (the stateOp extension) and checks them against a full read: the
 // device's own fields and exactly the peers asked for, a missing one left out.
 // Debian's wireguard-go, which does not know the operation, is covered by
 // TestDebianWireguardGoConformance's check that it says ErrUnsupported.
@@ -103,9 +103,9 @@ func TestPeerStates(t *testing.T) {
 
 // BenchmarkState10k reads a userspace device with 10,000 peers over its UAPI
 // socket, as `wgnet sync` does before and after a change: wgctrl's reader (the
-// baseline, what wgnet used before), wgnet's own reader of the full answer,
-// and the read of one peer from wgnet's daemon that a one-peer change's
-// read-back now is. It reports each in milliseconds and the ratios to wgctrl.
+// baseline, what wgnet used before), wgnet's full read from its own daemon
+// (stateOp: no text formatted or parsed), and the read of one peer from it
+// that a one-peer change's read-back is. It reports each in milliseconds and the ratios to wgctrl.
 // It creates the device in a throw-away namespace; needs root.
 func BenchmarkState10k(b *testing.B) {
 	netnstest.RequireRoot(b)

@@ -2,6 +2,7 @@ package device
 
 import (
 	"bufio"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -30,12 +31,11 @@ func (e errnoError) Error() string { return "uapi: errno=" + strconv.Itoa(int(e)
 // single allowed IPs). A daemon applies a set line by line and stops at the first
 // line it refuses, so a refused set may be partly applied: probe first.
 func uapiSet(name, body string) error {
-	c, err := net.DialTimeout("unix", filepath.Join(SocketDir, name+".sock"), uapiTimeout)
+	c, err := dialUAPI(name)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(uapiTimeout))
 	if _, err := c.Write([]byte("set=1\n" + body + "\n")); err != nil {
 		return fmt.Errorf("uapi write: %w", err)
 	}
@@ -92,46 +92,70 @@ func hasRemovals(c Config) bool {
 	return false
 }
 
-// peersOp is the UAPI operation wgnet's own daemon adds to get and set: the
-// device's own lines (private_key, listen_port, fwmark) and the peers named
-// by the public_key lines that follow it, up to a blank line, in the answer
-// format of get, a peer the device lacks left out. Other daemons close the
-// connection on an operation they do not know (wireguard-go) or answer with an
-// errno; uapiGet reports either as errPeersUnsupported.
-const peersOp = "wgnet_get_peers=1\n"
-
-// errPeersUnsupported is uapiGet's error for a daemon without peersOp.
-var errPeersUnsupported = fmt.Errorf("uapi: the daemon does not read single peers: %w", errors.ErrUnsupported)
-
-// uapiGet reads the device behind interface name from its UAPI socket: all of
-// it (keys nil, a plain get) or only the peers with these keys (peersOp). It
-// reads the answer whole and parses it with decodeUAPI, in a fraction of the
-// time wgctrl's reader takes for ten thousand peers.
-func uapiGet(name string, keys []wgkey.Key) (*State, error) {
-	c, err := net.DialTimeout("unix", filepath.Join(SocketDir, name+".sock"), uapiTimeout)
+// uapiGet reads the device behind interface name from its UAPI socket with a
+// plain get, parsing the answer as it arrives (readState), in a fraction of
+// the time wgctrl's reader takes for ten thousand peers.
+func uapiGet(name string) (*State, error) {
+	c, err := dialUAPI(name)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(uapiTimeout))
-	req := "get=1\n\n"
-	if keys != nil {
-		var b strings.Builder
-		b.WriteString(peersOp)
-		for _, k := range keys {
-			b.WriteString("public_key=" + k.Hex() + "\n")
-		}
-		b.WriteString("\n")
-		req = b.String()
-	}
-	if _, err := io.WriteString(c, req); err != nil {
+	if _, err := io.WriteString(c, "get=1\n\n"); err != nil {
 		return nil, fmt.Errorf("uapi write: %w", err)
 	}
-	st, first, err := readState(c)
-	if err != nil && keys != nil && (errors.Is(err, io.ErrUnexpectedEOF) || strings.HasPrefix(first, "errno=")) {
-		return nil, errPeersUnsupported
-	}
+	st, _, err := readState(c)
 	return st, err
+}
+
+// dialUAPI connects to the UAPI socket of interface name, with uapiTimeout
+// as the deadline of the whole exchange.
+func dialUAPI(name string) (net.Conn, error) {
+	c, err := net.DialTimeout("unix", filepath.Join(SocketDir, name+".sock"), uapiTimeout)
+	if err != nil {
+		return nil, err
+	}
+	_ = c.SetDeadline(time.Now().Add(uapiTimeout))
+	return c, nil
+}
+
+// stateGet reads the device behind interface name with stateOp: all of it
+// (keys nil) or only the peers with these keys. A daemon without stateOp is
+// errStateUnsupported.
+func stateGet(name string, keys []wgkey.Key) (*State, error) {
+	c, err := dialUAPI(name)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	var b strings.Builder
+	b.WriteString(stateOp)
+	if keys == nil {
+		b.WriteString("peers=all\n")
+	}
+	for _, k := range keys {
+		b.WriteString("public_key=" + k.Hex() + "\n")
+	}
+	b.WriteString("\n")
+	if _, err := io.WriteString(c, b.String()); err != nil {
+		return nil, fmt.Errorf("uapi write: %w", err)
+	}
+	br := bufio.NewReaderSize(c, 64<<10)
+	head := make([]byte, len(stateMagic)+4)
+	if _, err := io.ReadFull(br, head); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, errStateUnsupported
+		}
+		return nil, fmt.Errorf("uapi read: %w", err)
+	}
+	if string(head[:len(stateMagic)]) != stateMagic {
+		return nil, errStateUnsupported // "errno=N": refused, or not known
+	}
+	body := make([]byte, binary.LittleEndian.Uint32(head[len(stateMagic):]))
+	if _, err := io.ReadFull(br, body); err != nil {
+		return nil, fmt.Errorf("uapi read: %w", err)
+	}
+	return decodeState(body)
 }
 
 // readState reads one UAPI get answer and parses it as it arrives, so that

@@ -2,6 +2,7 @@ package device
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -122,7 +123,7 @@ func (u *Userspace) Close() error {
 	return u.closeErr
 }
 
-// serve answers one UAPI connection: peersOp itself, everything else (get,
+// serve answers one UAPI connection: stateOp itself, everything else (get,
 // set, and what wireguard-go refuses) by wireguard-go's handler, which gets
 // the connection with the bytes read here put back in front.
 func (u *Userspace) serve(c net.Conn) {
@@ -132,34 +133,41 @@ func (u *Userspace) serve(c net.Conn) {
 		c.Close()
 		return
 	}
-	if op != peersOp {
+	if op != stateOp {
 		u.dev.IpcHandle(&replayConn{Conn: c, r: io.MultiReader(strings.NewReader(op), br)}) // closes c
 		return
 	}
 	defer c.Close()
-	var keys []wgkey.Key
+	keys := []wgkey.Key{}
 	for {
 		line, err := br.ReadString('\n')
 		if err != nil {
 			return
 		}
-		if line == "\n" {
+		line = strings.TrimSuffix(line, "\n")
+		if line == "" {
 			break
 		}
-		v, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "public_key=")
+		if line == "peers=all" {
+			keys = nil
+			continue
+		}
+		v, ok := strings.CutPrefix(line, "public_key=")
 		k, kerr := hexKey(v)
-		if !ok || kerr != nil {
+		if !ok || kerr != nil || keys == nil {
 			_, _ = io.WriteString(c, "errno=-22\n\n") // EINVAL, as wireguard-go answers a bad set
 			return
 		}
 		keys = append(keys, k)
 	}
-	st, err := u.dev.IpcGet()
+	st, err := directState(u.dev, keys)
 	if err != nil {
-		_, _ = io.WriteString(c, "errno=-5\n\n") // EIO
+		_, _ = io.WriteString(c, "errno=-95\n\n") // EOPNOTSUPP: read with a get
 		return
 	}
-	_, _ = io.WriteString(c, onlyPeers(st, hexSet(keys))+"errno=0\n\n")
+	b := appendState(append([]byte(stateMagic), 0, 0, 0, 0), st)
+	binary.LittleEndian.PutUint32(b[len(stateMagic):], uint32(len(b)-len(stateMagic)-4))
+	_, _ = c.Write(b)
 }
 
 // replayConn is a connection whose first bytes were already read: Read gives

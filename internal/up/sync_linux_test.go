@@ -19,6 +19,7 @@ import (
 
 	"github.com/wgnet/wgnet/internal/netnstest"
 	"github.com/wgnet/wgnet/internal/up"
+	"github.com/wgnet/wgnet/internal/wgkey"
 )
 
 // The tests in this file change running networks built by newLab (see
@@ -566,5 +567,104 @@ func TestSyncAdoptsWgQuick(t *testing.T) {
 	}
 	if routes := s1.ns.Run(t, "ip", "route", "show", "table", "all"); strings.Contains(routes, extra.String()) {
 		t.Errorf("route left after down:\n%s", routes)
+	}
+}
+
+// TestSyncSeesDriftBehindItsBack changes the hub's running device with wg(8)
+// behind wgnet's back (a peer's allowed IPs rewritten, another's keepalive
+// set, a peer nobody configured added), then syncs: the plan names exactly
+// that drift, the sync puts the config back, and a second sync finds nothing
+// to do. wgnet reads its own daemon through stateOp, straight from
+// wireguard-go's peers, so this holds that read to what wg(8) changed.
+func TestSyncSeesDriftBehindItsBack(t *testing.T) {
+	l := newLab(t, "hub", "s1", "s2")
+	hub, s1, s2 := l.hosts[0], l.hosts[1], l.hosts[2]
+	for _, h := range l.hosts {
+		l.up(h)
+	}
+	// wg showconf with each peer's allowed IPs sorted: a prefix put back comes
+	// last in wireguard-go's list.
+	showconf := func() string {
+		lines := strings.Split(hub.ns.Run(t, "wg", "showconf", hub.ifname), "\n")
+		for i, line := range lines {
+			if v, ok := strings.CutPrefix(line, "AllowedIPs = "); ok {
+				ips := strings.Split(v, ", ")
+				slices.Sort(ips)
+				lines[i] = "AllowedIPs = " + strings.Join(ips, ", ")
+			}
+		}
+		return strings.Join(lines, "\n")
+	}
+	clean := showconf()
+
+	k1, k2 := s1.priv.Public().String(), s2.priv.Public().String()
+	var s1IPs []string
+	for _, line := range strings.Split(hub.ns.Run(t, "wg", "show", hub.ifname, "allowed-ips"), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == k1 {
+			s1IPs = f[1:]
+		}
+	}
+	if !slices.Contains(s1IPs, s1.route6.String()) {
+		t.Fatalf("hub's peer s1 has allowed IPs %v, without %v", s1IPs, s1.route6)
+	}
+	drifted := append(slices.DeleteFunc(slices.Clone(s1IPs), func(s string) bool { return s == s1.route6.String() }), "10.77.0.0/24")
+	foreign, err := wgkey.GeneratePrivate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub.ns.Run(t, "wg", "set", hub.ifname,
+		"peer", k1, "allowed-ips", strings.Join(drifted, ","),
+		"peer", k2, "persistent-keepalive", "17",
+		"peer", foreign.Public().String(), "allowed-ips", "10.78.0.1/32")
+
+	out, err := l.wgnetOut(hub, "-o", "json", "sync", "--dry-run", hub.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plan struct {
+		Peers []struct {
+			Op                  string         `json:"op"`
+			PublicKey           string         `json:"public_key"`
+			AddAllowedIPs       []netip.Prefix `json:"add_allowed_ips"`
+			RemoveAllowedIPs    []netip.Prefix `json:"remove_allowed_ips"`
+			PersistentKeepalive *struct {
+				Old, New any
+			} `json:"persistent_keepalive"`
+		} `json:"peers"`
+	}
+	if err := json.Unmarshal([]byte(out), &plan); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, p := range plan.Peers {
+		seen[p.PublicKey] = true
+		switch p.PublicKey {
+		case k1:
+			if p.Op != "~" || !slices.Equal(p.AddAllowedIPs, []netip.Prefix{s1.route6}) ||
+				!slices.Equal(p.RemoveAllowedIPs, prefixes("10.77.0.0/24")) {
+				t.Errorf("plan for s1: want +%v -10.77.0.0/24: %+v", s1.route6, p)
+			}
+		case k2:
+			if p.Op != "~" || p.PersistentKeepalive == nil || len(p.AddAllowedIPs)+len(p.RemoveAllowedIPs) != 0 {
+				t.Errorf("plan for s2: want its keepalive put back, nothing else: %+v", p)
+			}
+		case foreign.Public().String():
+			if p.Op != "-" {
+				t.Errorf("plan for the peer added behind wgnet's back: want it removed: %+v", p)
+			}
+		default:
+			t.Errorf("plan changes peer %s, which nobody touched: %+v", p.PublicKey, p)
+		}
+	}
+	if len(seen) != 3 {
+		t.Errorf("plan: want the three drifted peers, got:\n%s", out)
+	}
+
+	l.sync(hub, hub.conf)
+	if got := showconf(); got != clean {
+		t.Errorf("after sync, wg showconf differs from before the drift:\nbefore:\n%s\nafter:\n%s", clean, got)
+	}
+	if again := l.sync(hub, hub.conf); len(again.Peers) != 0 {
+		t.Errorf("a second sync still changes peers: %+v", again.Peers)
 	}
 }
