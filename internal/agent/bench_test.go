@@ -3,7 +3,9 @@ package agent_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -71,21 +73,57 @@ func (a *applyTimes) waitAll(rev uint64, n int, bound time.Duration) ([]time.Tim
 	}
 }
 
-// procStat reads a process's CPU time (user+system) and memory.
-func procStat(pid int) (cpu time.Duration, rss, hwm int64, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+// proc reads a process's CPU time and memory from /proc through files opened
+// once, before the benchmark opens thousands of connections: a read then
+// needs no new descriptor (the 10,000-agent run had read zeros when opening
+// /proc failed with every descriptor in use).
+type proc struct {
+	stat, status *os.File
+	buf          []byte
+}
+
+func openProc(pid string) (*proc, error) {
+	stat, err := os.Open("/proc/" + pid + "/stat")
+	if err != nil {
+		return nil, err
+	}
+	status, err := os.Open("/proc/" + pid + "/status")
+	if err != nil {
+		stat.Close()
+		return nil, err
+	}
+	return &proc{stat: stat, status: status, buf: make([]byte, 16<<10)}, nil
+}
+
+func (p *proc) Close() { p.stat.Close(); p.status.Close() }
+
+func (p *proc) read(f *os.File) (string, error) {
+	n, err := f.ReadAt(p.buf, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	return string(p.buf[:n]), nil
+}
+
+// sample is the process's CPU time (user+system), resident memory and its
+// peak since the last resetPeak.
+func (p *proc) sample() (cpu time.Duration, rss, hwm int64, err error) {
+	b, err := p.read(p.stat)
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
+	f := strings.Fields(b[strings.LastIndexByte(b, ')')+2:])
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, 0, 0, fmt.Errorf("/proc stat %q: %v %v", b, err1, err2)
+	}
 	cpu = time.Duration(ut+st) * time.Second / 100 // USER_HZ
-	s, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	s, err := p.read(p.status)
 	if err != nil {
 		return cpu, 0, 0, err
 	}
-	for _, line := range strings.Split(string(s), "\n") {
+	for _, line := range strings.Split(s, "\n") {
 		k, v, _ := strings.Cut(line, ":")
 		n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 		switch k {
@@ -95,8 +133,15 @@ func procStat(pid int) (cpu time.Duration, rss, hwm int64, err error) {
 			hwm = n << 10
 		}
 	}
+	if rss == 0 {
+		return cpu, 0, 0, fmt.Errorf("/proc status: no VmRSS")
+	}
 	return cpu, rss, hwm, nil
 }
+
+// resetPeak resets the process's peak resident memory (VmHWM), so that a
+// phase's peak is its own (Linux clear_refs 5; best effort).
+func resetPeak(pid string) { os.WriteFile("/proc/"+pid+"/clear_refs", []byte("5"), 0) }
 
 func percentile(ds []time.Duration, p float64) time.Duration {
 	s := slices.Clone(ds)
@@ -105,14 +150,28 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 	return s[i]
 }
 
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	return strings.Join(f[:3], " ")
+}
+
 // BenchmarkAgentsFollow (issue 15): WGNET_BENCH_AGENTS agents (default
-// 1,000) in this process, no data plane, follow a network on a `wgnet
-// controller` process (SQLite, TLS on loopback); an admin adds a host
-// WGNET_BENCH_CHANGES times (default 20); each time, the delay from the add
-// request to each agent having applied its revision. The baseline, measured
-// first in the same run: one agent following the same controller alone.
-// Reports p50 and p99 over every agent and change, the slowest agent per
-// change, the ratio p99(N)/p99(1), and the controller's CPU and memory.
+// 1,000) in this process, no data plane, follow a network
+// (WGNET_BENCH_TOPOLOGY hub or mesh) on a `wgnet controller` process
+// (SQLite, TLS on loopback); an admin adds a host WGNET_BENCH_CHANGES times
+// (default 20); each time, the delay from the add request to each agent
+// having applied its revision (bounded: one minute per add). It runs once
+// per protocol of WGNET_BENCH_PROTOCOLS (default "v1,v2": the whole-state
+// protocol of one release older first, as the baseline, then per-agent
+// deltas), the same agents and controller each time, and before them one
+// agent following alone. Reports p50, p99 and max over every agent and
+// change, the slowest agent per change, the controller's CPU per add above
+// its idle rate, its resident memory (now and the phase's peak) and the
+// agents' process CPU per add, with the load average.
 // WGNET_BENCH_CONTROLLER_PKG builds the controller from another package
 // (a baseline build). Run with -benchtime=1x (the setup joins every agent once):
 //
@@ -120,18 +179,34 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 func BenchmarkAgentsFollow(b *testing.B) {
 	n := envInt("WGNET_BENCH_AGENTS", 1000)
 	changes := envInt("WGNET_BENCH_CHANGES", 20)
-	topology := os.Getenv("WGNET_BENCH_TOPOLOGY")
-	if topology == "" {
-		topology = "hub"
-	}
+	topology := envOr("WGNET_BENCH_TOPOLOGY", "hub")
+	protocols := strings.Split(envOr("WGNET_BENCH_PROTOCOLS", "v1,v2"), ",")
 	var lim syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Cur < uint64(4*n+256) {
-		lim.Cur = min(lim.Max, uint64(4*n+256))
-		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim) // the controller child inherits it
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Cur < uint64(6*n+256) {
+		// Two connections an agent (its long poll and a report) on each side,
+		// its cache file: the controller child inherits the limit. Root may
+		// raise the hard limit too.
+		want := uint64(6*n + 256)
+		lim.Cur, lim.Max = want, max(lim.Max, want)
+		if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim) != nil {
+			syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
+			lim.Cur = lim.Max
+			syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
 	defer cancel()
 	url, caHash, adminTok, pid := startControllerProcess(b, ctx)
+	ctlProc, err := openProc(strconv.Itoa(pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ctlProc.Close()
+	selfProc, err := openProc("self")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer selfProc.Close()
 	admin, err := client.New(client.Options{URL: url, Token: adminTok, CAHash: caHash, Timeout: time.Minute})
 	if err != nil {
 		b.Fatal(err)
@@ -157,8 +232,11 @@ func BenchmarkAgentsFollow(b *testing.B) {
 	} else {
 		b.Cleanup(func() { os.RemoveAll(root) })
 	}
+	options := func(i int, versions []string) agent.Options {
+		return agent.Options{Dir: filepath.Join(root, strconv.Itoa(i)), Plane: nullPlane{}, OnApplied: times.record,
+			BackoffMin: 50 * time.Millisecond, BackoffMax: 5 * time.Second, APIVersions: versions}
+	}
 	joinStart := time.Now()
-	agents := make([]*agent.Agent, n)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 16)
 	for i := range n {
@@ -167,14 +245,10 @@ func BenchmarkAgentsFollow(b *testing.B) {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			dir := filepath.Join(root, strconv.Itoa(i))
-			opts := agent.Options{Dir: dir, Plane: nullPlane{}, OnApplied: times.record, BackoffMin: 50 * time.Millisecond, BackoffMax: 5 * time.Second}
-			a, err := agent.Join(ctx, agent.JoinRequest{Token: tok.Token, Name: fmt.Sprintf("h%04d", i), Endpoint: fmt.Sprintf("198.18.%d.%d:51820", i/250, i%250+1)}, opts)
+			_, err := agent.Join(ctx, agent.JoinRequest{Token: tok.Token, Name: fmt.Sprintf("h%04d", i), Endpoint: fmt.Sprintf("198.18.%d.%d:51820", i/250, i%250+1)}, options(i, nil))
 			if err != nil {
 				b.Error(err)
-				return
 			}
-			agents[i] = a
 		}()
 	}
 	wg.Wait()
@@ -182,80 +256,125 @@ func BenchmarkAgentsFollow(b *testing.B) {
 		return
 	}
 	b.Logf("%d agents joined in %s", n, time.Since(joinStart).Round(time.Millisecond))
-	runCtx, stop := context.WithCancel(ctx)
-	var running sync.WaitGroup
-	defer func() { stop(); running.Wait() }()
-	startAgents := func(as []*agent.Agent) {
-		for _, a := range as {
+	// start runs agents [from, to) speaking versions until the returned stop.
+	start := func(from, to int, versions []string) (stop func()) {
+		runCtx, cancel := context.WithCancel(ctx)
+		var running sync.WaitGroup
+		for i := from; i < to; i++ {
+			a, err := agent.New(options(i, versions))
+			if err != nil {
+				b.Fatal(err)
+			}
 			running.Add(1)
 			go func() { defer running.Done(); a.Run(runCtx) }()
 		}
+		return func() { cancel(); running.Wait() }
+	}
+	caughtUp := func(k int) {
+		cur, err := admin.Hosts(ctx, "n")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := times.waitAll(cur.Network.Revision, k, 5*time.Minute); err != nil {
+			b.Fatal(err)
+		}
 	}
 	added := 0
-	measure := func(k int) (lat []time.Duration, slowest []time.Duration, cpu time.Duration) {
-		cpu0, _, _, _ := procStat(pid)
+	// measure adds a host changes times and times each add until k agents
+	// applied it; it stops early (done false) when an add is not applied by
+	// all within the bound.
+	measure := func(k int) (lat, slowest []time.Duration, cpu, agentsCPU time.Duration, done bool, err error) {
+		cpu0, _, _, err := ctlProc.sample()
+		if err != nil {
+			return
+		}
+		self0, _, _, _ := selfProc.sample()
 		for range changes {
 			time.Sleep(200 * time.Millisecond) // let every agent be back in its long poll
 			added++
 			key, _ := wgkey.GeneratePrivate()
 			t0 := time.Now()
-			res, err := admin.AddHost(ctx, "n", api.Host{Name: fmt.Sprintf("new%03d", added), PublicKey: key.Public().String()})
-			if err != nil {
-				b.Fatal(err)
+			res, aerr := admin.AddHost(ctx, "n", api.Host{Name: fmt.Sprintf("new%03d", added), PublicKey: key.Public().String()})
+			if aerr != nil {
+				b.Fatal(aerr)
 			}
-			got, err := times.waitAll(res.Revision, k, time.Minute)
-			if err != nil {
-				b.Fatal(err)
-			}
+			got, werr := times.waitAll(res.Revision, k, time.Minute)
 			worst := time.Duration(0)
-			for _, at := range got[:k] {
+			for _, at := range got[:min(k, len(got))] {
 				d := at.Sub(t0)
 				lat = append(lat, d)
 				worst = max(worst, d)
 			}
 			slowest = append(slowest, worst)
+			if werr != nil {
+				b.Log(werr)
+				break
+			}
 		}
-		cpu1, _, _, _ := procStat(pid)
-		return lat, slowest, cpu1 - cpu0
+		cpu1, _, _, err := ctlProc.sample()
+		self1, _, _, _ := selfProc.sample()
+		return lat, slowest, cpu1 - cpu0, self1 - self0, len(slowest) == changes && len(lat) == changes*k, err
 	}
 	b.ResetTimer()
-	// Baseline: one agent alone.
-	startAgents(agents[:1])
-	cur, _ := admin.Hosts(ctx, "n")
-	if _, err := times.waitAll(cur.Network.Revision, 1, time.Minute); err != nil {
+	// Baseline: one agent alone, this release's protocol.
+	stop := start(0, 1, nil)
+	caughtUp(1)
+	base, _, baseCPU, _, _, err := measure(1)
+	stop()
+	if err != nil {
 		b.Fatal(err)
 	}
-	base, _, baseCPU := measure(1)
-	// All of them.
-	startAgents(agents[1:])
-	cur, _ = admin.Hosts(ctx, "n")
-	if _, err := times.waitAll(cur.Network.Revision, n, 5*time.Minute); err != nil {
-		b.Fatal(err)
-	}
-	time.Sleep(time.Second)
-	// The controller's CPU with every agent connected and nothing changing
-	// (long polls, status reports), over as long as the adds take below.
-	idleStart := time.Now()
-	idle0, _, _, _ := procStat(pid)
-	time.Sleep(10 * time.Second)
-	idle1, _, _, _ := procStat(pid)
-	idleRate := float64(idle1-idle0) / float64(time.Since(idleStart))
-	addsStart := time.Now()
-	lat, slowest, cpu := measure(n)
-	above := cpu - time.Duration(idleRate*float64(time.Since(addsStart)))
-	b.StopTimer()
-	_, rss, hwm, _ := procStat(pid)
-	p50, p99 := percentile(lat, 0.50), percentile(lat, 0.99)
 	b1 := percentile(base, 0.99)
-	b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
-	b.ReportMetric(float64(p99)/float64(b1), "p99/p99-one-agent")
-	fmt.Printf("agents follow (%s, %d agents, %d adds): host added -> applied by each agent: p50 %s p99 %s max %s; slowest agent per add: p50 %s max %s\n",
-		topology, n, changes, p50.Round(time.Microsecond), p99.Round(time.Microsecond), percentile(lat, 1).Round(time.Microsecond),
-		percentile(slowest, 0.5).Round(time.Microsecond), percentile(slowest, 1).Round(time.Microsecond))
-	fmt.Printf("baseline, one agent alone: p50 %s p99 %s; ratio p99(%d)/p99(1) = %.1f\n", percentile(base, 0.5).Round(time.Microsecond), b1.Round(time.Microsecond), n, float64(p99)/float64(b1))
-	fmt.Printf("controller process: CPU %s over the %d adds with %d agents, %s per add above its idle rate (%.1f%% of a core with every agent connected and nothing changing); %s per add with one agent; RSS %d MiB, peak %d MiB\n",
-		cpu.Round(time.Millisecond), changes, n, (above / time.Duration(changes)).Round(time.Millisecond), 100*idleRate, (baseCPU / time.Duration(changes)).Round(time.Millisecond), rss>>20, hwm>>20)
+	fmt.Printf("agents follow (%s, %d agents, %d adds a phase): one agent alone: p50 %s p99 %s; controller CPU %s per add\n", topology, n, changes,
+		percentile(base, 0.5).Round(time.Microsecond), b1.Round(time.Microsecond), (baseCPU / time.Duration(changes)).Round(time.Millisecond))
+	for _, proto := range protocols {
+		var versions []string // this release's: deltas
+		if proto == api.Version {
+			versions = []string{api.Version} // one release older: whole states
+		}
+		stop := start(0, n, versions)
+		caughtUp(n)
+		time.Sleep(time.Second)
+		// The controller's CPU with every agent connected and nothing
+		// changing (long polls, status reports).
+		idle0, _, _, err := ctlProc.sample()
+		if err != nil {
+			b.Fatal(err)
+		}
+		idleStart := time.Now()
+		time.Sleep(10 * time.Second)
+		idle1, _, _, _ := ctlProc.sample()
+		idleRate := float64(idle1-idle0) / float64(time.Since(idleStart))
+		resetPeak(strconv.Itoa(pid))
+		load0 := loadavg()
+		addsStart := time.Now()
+		lat, slowest, cpu, agentsCPU, done, err := measure(n)
+		if err != nil {
+			b.Fatal(err)
+		}
+		adds := time.Duration(len(slowest))
+		above := cpu - time.Duration(idleRate*float64(time.Since(addsStart)))
+		_, rss, hwm, err := ctlProc.sample()
+		if err != nil {
+			b.Fatal(err)
+		}
+		stop()
+		verdict := "every add applied by every agent"
+		if !done {
+			verdict = fmt.Sprintf("NOT CONVERGED: an add was not applied by every agent within 1 minute (%d of %d adds measured)", len(slowest), changes)
+		}
+		p50, p99 := percentile(lat, 0.50), percentile(lat, 0.99)
+		if proto == protocols[len(protocols)-1] {
+			b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
+			b.ReportMetric(float64(p99)/float64(b1), "p99/p99-one-agent")
+		}
+		fmt.Printf("protocol %s (%s, %d agents): host added -> applied by each agent: p50 %s p99 %s max %s; slowest agent per add: p50 %s max %s; p99/p99(one agent) %.1f; %s\n",
+			proto, topology, n, p50.Round(time.Microsecond), p99.Round(time.Microsecond), percentile(lat, 1).Round(time.Microsecond),
+			percentile(slowest, 0.5).Round(time.Microsecond), percentile(slowest, 1).Round(time.Microsecond), float64(p99)/float64(b1), verdict)
+		fmt.Printf("protocol %s: controller CPU %s per add above its idle rate (%.1f%% of a core idle with every agent connected); RSS %d MiB, peak %d MiB during the adds; agents' process CPU %s per add; load average %s at the start, %s at the end\n",
+			proto, (above / adds).Round(time.Millisecond), 100*idleRate, rss>>20, hwm>>20, (agentsCPU / adds).Round(time.Millisecond), load0, loadavg())
+	}
 }
 
 func envInt(name string, def int) int {
@@ -274,6 +393,9 @@ func startControllerProcess(b *testing.B, ctx context.Context) (url, caHash, tok
 		b.Fatalf("build wgnet: %v\n%s", err, out)
 	}
 	cmd := exec.CommandContext(ctx, bin, "controller", "--listen", "127.0.0.1:0", "--data", b.TempDir())
+	// Stopped gracefully (a profiling build writes its profile then).
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 30 * time.Second
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		b.Fatal(err)

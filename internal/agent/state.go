@@ -19,54 +19,13 @@ import (
 var ErrRefused = errors.New("refused")
 
 // Intent turns a desired state from the controller into the interface's
-// intent, after the guardrails (Guard). The private key stays where it is:
-// keyFile, read on the host by the data plane. Nothing the controller sends
-// becomes a hook, a command, DNS or a routing table setting: the wire type
-// has no field for them, and the intent gets none.
+// intent, after the guardrails (Guard): each field is parsed once, and
+// judged as it is. The private key stays where it is: keyFile, read on the
+// host by the data plane. Nothing the controller sends becomes a hook, a
+// command, DNS or a routing table setting: the wire type has no field for
+// them, and the intent gets none.
 func Intent(st *api.AgentState, keyFile string, own wgkey.Key) (*intent.Host, error) {
-	if err := Guard(st, own); err != nil {
-		return nil, err
-	}
-	h := &intent.Host{Name: st.Host, KeyFile: keyFile, MTU: st.MTU,
-		Comments: []string{fmt.Sprintf("wgnet agent: host %s of network %s, revision %d", st.Host, st.Network, st.Revision)},
-		Forward:  intent.Forwarding{V4: st.ForwardV4, V6: st.ForwardV6}}
-	h.Firewall.ClampMSS = st.ClampMSS
-	if st.Filter != nil {
-		f, err := filterOf(st.Filter)
-		if err != nil {
-			return nil, err
-		}
-		h.Firewall.Filter = f
-	}
-	if st.ListenPort > 0 {
-		port := uint16(st.ListenPort)
-		h.ListenPort = &port
-	}
-	var err error
-	if h.Addresses, err = prefixes("addresses", st.Addresses); err != nil {
-		return nil, err
-	}
-	if h.Routes, err = prefixes("routes", st.Routes); err != nil {
-		return nil, err
-	}
-	for _, p := range st.Peers {
-		wp := wgconf.Peer{Name: p.Name, PersistentKeepalive: p.Keepalive}
-		if wp.PublicKey, err = wgkey.ParseKey(p.PublicKey); err != nil {
-			return nil, fmt.Errorf("peer %s: public_key: %w", p.Name, err)
-		}
-		if p.Endpoint != "" {
-			ep, err := wgconf.ParseEndpoint(p.Endpoint)
-			if err != nil {
-				return nil, fmt.Errorf("peer %s: %w", p.Name, err)
-			}
-			wp.Endpoint = &ep
-		}
-		if wp.AllowedIPs, err = prefixes("peer "+p.Name+" allowed_ips", p.AllowedIPs); err != nil {
-			return nil, err
-		}
-		h.Peers = append(h.Peers, wp)
-	}
-	return h, nil
+	return guarded(st, keyFile, own)
 }
 
 // Guard checks a desired state against the agent's rules before anything is
@@ -76,65 +35,102 @@ func Intent(st *api.AgentState, keyFile string, own wgkey.Key) (*intent.Host, er
 // controller's word); no peer claims the host's own routed subnets or its
 // own key; interface settings are in range.
 func Guard(st *api.AgentState, own wgkey.Key) error {
+	_, err := guarded(st, "", own)
+	return err
+}
+
+// guarded is Intent and Guard in one pass: a state the guardrails refuse is
+// ErrRefused; one that can't be read otherwise is another error.
+func guarded(st *api.AgentState, keyFile string, own wgkey.Key) (*intent.Host, error) {
 	refuse := func(format string, a ...any) error {
 		return fmt.Errorf("revision %d: %w: %s", st.Revision, ErrRefused, fmt.Sprintf(format, a...))
 	}
 	subnets, err := prefixes("subnets", st.Subnets)
 	if err != nil {
-		return refuse("%v", err)
+		return nil, refuse("%v", err)
 	}
 	approved, err := prefixes("approved_routes", st.ApprovedRoutes)
 	if err != nil {
-		return refuse("%v", err)
+		return nil, refuse("%v", err)
 	}
 	mine, err := prefixes("routes", st.Routes)
 	if err != nil {
-		return refuse("%v", err)
+		return nil, refuse("%v", err)
 	}
 	for _, p := range append(slices.Clone(approved), mine...) {
 		if p.Bits() == 0 {
-			return refuse("route %s is a default route: an agent never takes one from the controller", p)
+			return nil, refuse("route %s is a default route: an agent never takes one from the controller", p)
 		}
 	}
 	for _, r := range mine {
 		if !within(r, approved) {
-			return refuse("own route %s is not among the network's approved routes", r)
+			return nil, refuse("own route %s is not among the network's approved routes", r)
 		}
 	}
 	addrs, err := prefixes("addresses", st.Addresses)
 	if err != nil {
-		return refuse("%v", err)
+		return nil, refuse("%v", err)
 	}
 	for _, a := range addrs {
 		if !within(netip.PrefixFrom(a.Addr(), a.Addr().BitLen()), subnets) {
-			return refuse("address %s is outside the network's subnets %v", a, subnets)
+			return nil, refuse("address %s is outside the network's subnets %v", a, subnets)
 		}
 	}
 	if st.ListenPort < 0 || st.ListenPort > 65535 || st.MTU < 0 || (st.MTU != 0 && (st.MTU < 1280 || st.MTU > 65535)) {
-		return refuse("listen port %d or MTU %d out of range", st.ListenPort, st.MTU)
+		return nil, refuse("listen port %d or MTU %d out of range", st.ListenPort, st.MTU)
+	}
+	h := &intent.Host{Name: st.Host, KeyFile: keyFile, MTU: st.MTU, Addresses: addrs, Routes: mine,
+		Comments: []string{fmt.Sprintf("wgnet agent: host %s of network %s, revision %d", st.Host, st.Network, st.Revision)},
+		Forward:  intent.Forwarding{V4: st.ForwardV4, V6: st.ForwardV6}}
+	h.Firewall.ClampMSS = st.ClampMSS
+	if st.ListenPort > 0 {
+		port := uint16(st.ListenPort)
+		h.ListenPort = &port
 	}
 	allowed := append(slices.Clone(subnets), approved...)
-	for _, p := range st.Peers {
+	// Filled in place: a peer is a large struct, and a mesh has many.
+	h.Peers = make([]wgconf.Peer, len(st.Peers))
+	var unreadable error // a peer's endpoint; said once every peer is judged
+	for i, p := range st.Peers {
+		wp := &h.Peers[i]
+		wp.Name, wp.PersistentKeepalive = p.Name, p.Keepalive
 		k, err := wgkey.ParseKey(p.PublicKey)
 		if err != nil || k.IsZero() || k == own {
-			return refuse("peer %s: public key %q is not another host's", p.Name, p.PublicKey)
+			return nil, refuse("peer %s: public key %q is not another host's", p.Name, p.PublicKey)
 		}
-		ps, err := prefixes("peer "+p.Name+" allowed_ips", p.AllowedIPs)
-		if err != nil {
-			return refuse("%v", err)
+		wp.PublicKey = k
+		if wp.AllowedIPs, err = prefixes("", p.AllowedIPs); err != nil {
+			return nil, refuse("peer %s allowed_ips: %v", p.Name, err)
 		}
-		for _, q := range ps {
+		for _, q := range wp.AllowedIPs {
 			switch {
 			case q.Bits() == 0:
-				return refuse("peer %s: %s is a default route", p.Name, q)
+				return nil, refuse("peer %s: %s is a default route", p.Name, q)
 			case !within(q, allowed):
-				return refuse("peer %s: %s is outside the network's subnets and approved routes", p.Name, q)
+				return nil, refuse("peer %s: %s is outside the network's subnets and approved routes", p.Name, q)
 			case overlapsAny(q, mine):
-				return refuse("peer %s: %s overlaps this host's own routed subnets %v", p.Name, q, mine)
+				return nil, refuse("peer %s: %s overlaps this host's own routed subnets %v", p.Name, q, mine)
 			}
 		}
+		if p.Endpoint != "" {
+			ep, err := wgconf.ParseEndpoint(p.Endpoint)
+			if err != nil && unreadable == nil {
+				unreadable = fmt.Errorf("peer %s: %w", p.Name, err)
+			}
+			wp.Endpoint = &ep
+		}
 	}
-	return nil
+	if unreadable != nil {
+		return nil, unreadable
+	}
+	if st.Filter != nil {
+		f, err := filterOf(st.Filter)
+		if err != nil {
+			return nil, err
+		}
+		h.Firewall.Filter = f
+	}
+	return h, nil
 }
 
 // CheckOwnRoutes is the rule for the routes an agent asks for itself: never a
@@ -162,10 +158,14 @@ func overlapsAny(p netip.Prefix, ps []netip.Prefix) bool {
 	return slices.ContainsFunc(ps, p.Overlaps)
 }
 
+// prefixes parses in; an error names field (when not "").
 func prefixes(field string, in []string) ([]netip.Prefix, error) {
 	out := make([]netip.Prefix, 0, len(in))
 	for _, s := range in {
 		p, err := netip.ParsePrefix(s)
+		if err != nil && field == "" {
+			return nil, err
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", field, err)
 		}
