@@ -21,12 +21,15 @@ import (
 // Builder. Prefixes are addressed by index, 0 to Len()-1, in sorted order
 // (IPv4 first, then by address, a shorter prefix before the longer ones that
 // start at the same address).
+//
+// A set holds no pointers of its own (its prefixes are kept as keys, and made
+// into netip.Prefix values when asked for): a million-entry set of a big mesh
+// costs the garbage collector nothing to scan when its values hold none.
 type Set[V any] struct {
-	prefixes []netip.Prefix
-	keys     []key   // keys[i] is prefixes[i] as a key, for searching
-	first    []int32 // values[first[i]:first[i+1]] are prefix i's
-	values   []V
-	parent   []int32 // the index of the longest other prefix containing i; -1 if none
+	keys   []key   // the prefixes, sorted
+	first  []int32 // values[first[i]:first[i+1]] are prefix i's
+	values []V
+	parent []int32 // the index of the longest other prefix containing i; -1 if none
 }
 
 // Builder collects prefixes and values for a Set. The zero value is ready to use.
@@ -35,7 +38,7 @@ type Builder[V any] struct {
 }
 
 type item[V any] struct {
-	p netip.Prefix
+	k key // the masked prefix
 	v V
 }
 
@@ -45,7 +48,7 @@ func (b *Builder[V]) Add(p netip.Prefix, v V) {
 	if !p.IsValid() {
 		return
 	}
-	b.items = append(b.items, item[V]{p.Masked(), v})
+	b.items = append(b.items, item[V]{keyOf(p.Masked()), v})
 }
 
 // Grow makes room for n more prefixes.
@@ -61,20 +64,24 @@ func (b *Builder[V]) Set() *Set[V] {
 	items := b.items
 	order := make([]sortKey, len(items))
 	for i, it := range items {
-		order[i] = sortKey{keyOf(it.p), int32(i)}
+		order[i] = sortKey{it.k, int32(i)}
 	}
 	slices.SortFunc(order, func(x, y sortKey) int {
-		return cmp.Or(x.k.compare(y.k), cmp.Compare(x.i, y.i))
+		if x.k != y.k {
+			if x.k.less(y.k) {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(x.i, y.i)
 	})
 	s := &Set[V]{
-		values:   make([]V, len(items)),
-		prefixes: make([]netip.Prefix, 0, len(items)),
-		keys:     make([]key, 0, len(items)),
-		first:    make([]int32, 0, len(items)+1),
+		values: make([]V, len(items)),
+		keys:   make([]key, 0, len(items)),
+		first:  make([]int32, 0, len(items)+1),
 	}
 	for i, o := range order {
 		if i == 0 || o.k != order[i-1].k {
-			s.prefixes = append(s.prefixes, items[o.i].p)
 			s.keys = append(s.keys, o.k)
 			s.first = append(s.first, int32(i))
 		}
@@ -83,10 +90,10 @@ func (b *Builder[V]) Set() *Set[V] {
 	s.first = append(s.first, int32(len(items)))
 	// Sorted so, the prefixes containing one are exactly those on the stack of
 	// prefixes still open when it comes: each is a parent of the next.
-	s.parent = make([]int32, len(s.prefixes))
+	s.parent = make([]int32, len(s.keys))
 	var stack []int32
-	for i, p := range s.prefixes {
-		for len(stack) > 0 && !Contains(s.prefixes[stack[len(stack)-1]], p) {
+	for i, k := range s.keys {
+		for len(stack) > 0 && !s.keys[stack[len(stack)-1]].contains(k) {
 			stack = stack[:len(stack)-1]
 		}
 		s.parent[i] = -1
@@ -99,8 +106,8 @@ func (b *Builder[V]) Set() *Set[V] {
 }
 
 // key is a valid masked prefix as Compare orders it, without the pointer a
-// netip.Addr holds (its zone): IPv6 or not, the 16 bytes of the address (IPv4
-// mapped), the length.
+// netip.Addr holds (its zone, which a prefix never has): IPv6 or not, the 16
+// bytes of the address (IPv4 mapped), the length.
 type key struct {
 	hi, lo uint64
 	v6     bool
@@ -117,20 +124,65 @@ func keyOf(p netip.Prefix) key {
 	return key{binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(a[8:]), p.Addr().Is6(), uint8(p.Bits())}
 }
 
-// compare is Compare on keys.
-func (x key) compare(y key) int {
-	if x.v6 != y.v6 {
-		if y.v6 {
-			return -1
-		}
-		return 1
+// prefix returns the prefix k stands for.
+func (k key) prefix() netip.Prefix {
+	var a [16]byte
+	binary.BigEndian.PutUint64(a[:8], k.hi)
+	binary.BigEndian.PutUint64(a[8:], k.lo)
+	if k.v6 {
+		return netip.PrefixFrom(netip.AddrFrom16(a), int(k.bits))
 	}
-	return cmp.Or(cmp.Compare(x.hi, y.hi), cmp.Compare(x.lo, y.lo), cmp.Compare(x.bits, y.bits))
+	return netip.PrefixFrom(netip.AddrFrom4([4]byte(a[12:])), int(k.bits))
 }
 
-// search returns where p (valid, masked) is or would be in s.prefixes.
-func (s *Set[V]) search(p netip.Prefix) (int, bool) {
-	return slices.BinarySearchFunc(s.keys, keyOf(p), key.compare)
+// less is Compare on keys: x before y.
+func (x key) less(y key) bool {
+	switch {
+	case x.v6 != y.v6:
+		return y.v6
+	case x.hi != y.hi:
+		return x.hi < y.hi
+	case x.lo != y.lo:
+		return x.lo < y.lo
+	}
+	return x.bits < y.bits
+}
+
+// contains is Contains on keys: x holds all of y (or is y).
+func (x key) contains(y key) bool {
+	if x.v6 != y.v6 || x.bits > y.bits {
+		return false
+	}
+	bits := uint(x.bits)
+	if !x.v6 {
+		bits += 96 // an IPv4 address is the last 32 bits of its 16 bytes
+	}
+	hi, lo := y.hi, y.lo
+	switch {
+	case bits == 0:
+		hi, lo = 0, 0
+	case bits < 64:
+		hi &= ^uint64(0) << (64 - bits)
+		lo = 0
+	case bits < 128:
+		lo &= ^uint64(0) << (128 - bits)
+	}
+	return hi == x.hi && lo == x.lo
+}
+
+// search returns where k is or would be in s.keys: a binary search written
+// out, with the comparison inlined (it runs a million times on a big mesh).
+func (s *Set[V]) search(k key) (int, bool) {
+	lo, hi := 0, len(s.keys)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if s.keys[m].less(k) {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo, lo < len(s.keys) && s.keys[lo] == k
 }
 
 // Compare orders masked prefixes as a Set does: IPv4 before IPv6, then by
@@ -145,10 +197,10 @@ func Contains(a, b netip.Prefix) bool {
 }
 
 // Len returns the number of distinct prefixes.
-func (s *Set[V]) Len() int { return len(s.prefixes) }
+func (s *Set[V]) Len() int { return len(s.keys) }
 
 // Prefix returns the i-th prefix.
-func (s *Set[V]) Prefix(i int) netip.Prefix { return s.prefixes[i] }
+func (s *Set[V]) Prefix(i int) netip.Prefix { return s.keys[i].prefix() }
 
 // Values returns the values of the i-th prefix in the order they were added.
 // The caller must not change the slice.
@@ -164,7 +216,7 @@ func (s *Set[V]) Find(p netip.Prefix) (int, bool) {
 	if !p.IsValid() {
 		return 0, false // before everything, as Compare puts it
 	}
-	return s.search(p.Masked())
+	return s.search(keyOf(p.Masked()))
 }
 
 // Lookup returns the index of the longest prefix that contains a: the route
@@ -175,12 +227,13 @@ func (s *Set[V]) Lookup(a netip.Addr) (i int, ok bool) {
 	if !a.IsValid() {
 		return -1, false
 	}
-	i, found := s.search(netip.PrefixFrom(a, a.BitLen()))
-	if !found {
-		i--
+	k := keyOf(netip.PrefixFrom(a, a.BitLen()))
+	i, found := s.search(k)
+	if found {
+		return i, true
 	}
-	for ; i >= 0; i = int(s.parent[i]) {
-		if s.prefixes[i].Contains(a) {
+	for i--; i >= 0; i = int(s.parent[i]) {
+		if s.keys[i].contains(k) {
 			return i, true
 		}
 	}
@@ -193,10 +246,10 @@ func (s *Set[V]) Within(p netip.Prefix) (lo, hi int) {
 	if !p.IsValid() {
 		return 0, 0
 	}
-	p = p.Masked()
-	lo, _ = s.search(p)
+	k := keyOf(p.Masked())
+	lo, _ = s.search(k)
 	hi = lo
-	for hi < len(s.prefixes) && Contains(p, s.prefixes[hi]) {
+	for hi < len(s.keys) && k.contains(s.keys[hi]) {
 		hi++
 	}
 	return lo, hi

@@ -12,10 +12,15 @@ import (
 // slowSet is the obvious version every answer of Set is checked against, as
 // wireguard-go checks its trie against SlowRouter: a list, scanned whole.
 type slowSet struct {
-	items []item[int]
+	items []slowItem
 }
 
-func (s *slowSet) add(p netip.Prefix, v int) { s.items = append(s.items, item[int]{p.Masked(), v}) }
+type slowItem struct {
+	p netip.Prefix
+	v int
+}
+
+func (s *slowSet) add(p netip.Prefix, v int) { s.items = append(s.items, slowItem{p.Masked(), v}) }
 
 // lookup returns the longest prefix containing a and its values in order.
 func (s *slowSet) lookup(a netip.Addr) (netip.Prefix, []int) {
@@ -71,7 +76,16 @@ func randPrefix(r *rand.Rand) netip.Prefix {
 		var b [16]byte
 		b[0] = 0xfd
 		b[13], b[14], b[15] = byte(low>>16), byte(low>>8), byte(low)
-		return netip.PrefixFrom(netip.AddrFrom16(b), 108+r.IntN(21))
+		bits := 108 + r.IntN(21)
+		switch r.IntN(10) {
+		case 0:
+			bits = r.IntN(108) // a wide one, either half of the address, /0 included
+			b[1], b[7], b[8] = byte(low), byte(low>>4), byte(low>>8)
+		case 1:
+			b[0], b[10], b[11] = 0, 0xff, 0xff // IPv4-mapped: IPv6 all the same
+			bits = 96 + r.IntN(33)
+		}
+		return netip.PrefixFrom(netip.AddrFrom16(b), bits)
 	}
 	a := netip.AddrFrom4([4]byte{10, byte(low >> 16), byte(low >> 8), byte(low)})
 	bits := 12 + r.IntN(21)
