@@ -3,6 +3,7 @@ package check
 import (
 	"cmp"
 	"os"
+	"runtime"
 	"slices"
 
 	"github.com/wgnet/wgnet/internal/diag"
@@ -46,8 +47,12 @@ type Input struct {
 // what did parse: a check that depends on a value a bad line left unknown
 // (wgconf.Pos.Bad) says nothing, rather than echo the syntax error; every other
 // check runs.
-func Configs(in Input) diag.List {
-	n := newNetwork(in)
+func Configs(in Input) diag.List { return configs(in, runtime.GOMAXPROCS(0)) }
+
+// configs is Configs on up to workers goroutines (one: everything in order,
+// as TestParallelSameAsSerial compares).
+func configs(in Input, workers int) diag.List {
+	n := newNetworkOn(in, workers)
 	n.checkAll()
 	return sortFindings(n.findings)
 }

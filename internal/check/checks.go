@@ -6,9 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
-	"github.com/wgnet/wgnet/internal/diag"
 	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/prefixset"
 	"github.com/wgnet/wgnet/internal/wgconf"
@@ -18,43 +16,22 @@ import (
 // dockerBridge is the subnet of Docker's default bridge network, docker0.
 var dockerBridge = netip.MustParsePrefix("172.17.0.0/16")
 
+// checkAll runs the checks one after the other, each on every core, host by
+// host (eachHost): the work is a few lookups for each of a mesh's million
+// peers, spread evenly that way. The order matters: checkKeys marks the hosts
+// that share a key (broken), which every report reads, and checkAllowedIPs the
+// prefixes a host gives two peers (dups), which checkAddresses and
+// checkForwarding read.
 func (n *network) checkAll() {
-	n.checkKeys() // marks the hosts that share a key (broken), which every report reads
-	// The other checks run on every core, in two rounds: checkAllowedIPs marks
-	// the prefixes a host gives two peers (dups), which checkAddresses and
-	// checkForwarding read. Their findings are kept in the order of one run.
-	var pairs, allowed, addrs, endpoints, fwd, mtu, modes, hooks diag.List
-	n.parallel(map[*diag.List]func(*network){
-		&pairs:     (*network).checkPairs,
-		&allowed:   func(n *network) { n.checkAllowedIPs(n.routedSubnets()) },
-		&endpoints: (*network).checkEndpoints,
-		&mtu:       (*network).checkMTU,
-		&modes:     (*network).checkModes,
-		&hooks:     (*network).checkKeyHooks,
-	})
-	n.parallel(map[*diag.List]func(*network){
-		&addrs: (*network).checkAddresses,
-		&fwd:   (*network).checkForwarding,
-	})
-	for _, l := range []diag.List{pairs, allowed, addrs, endpoints, fwd, mtu, modes, hooks} {
-		n.findings = append(n.findings, l...)
-	}
-}
-
-// parallel runs each check at once on a copy of n with findings of its own,
-// which it leaves in the list the check is keyed by. A check run here must
-// change nothing that another check of the same call reads.
-func (n *network) parallel(checks map[*diag.List]func(*network)) {
-	var wg sync.WaitGroup
-	for out, check := range checks {
-		wg.Go(func() {
-			own := *n
-			own.findings = nil
-			check(&own)
-			*out = own.findings
-		})
-	}
-	wg.Wait()
+	n.checkKeys()
+	n.checkPairs()
+	n.checkAllowedIPs(n.routedSubnets())
+	n.checkAddresses()
+	n.checkEndpoints()
+	n.checkForwarding()
+	n.checkMTU()
+	n.checkModes()
+	n.checkKeyHooks()
 }
 
 // checkKeys finds keys that don't identify hosts: shared private keys, peers with
@@ -84,7 +61,7 @@ func (n *network) checkKeys() {
 	for _, h := range n.hosts {
 		keyless = keyless || !h.keyed
 	}
-	for _, h := range n.hosts {
+	n.eachHost(func(n *network, h *host) {
 		for _, p := range h.peers {
 			k := p.p.PublicKey
 			switch {
@@ -111,7 +88,7 @@ func (n *network) checkKeys() {
 					p.label(), k)
 			}
 		}
-	}
+	})
 }
 
 // evidence explains why a peer with an unknown key is probably its host.
@@ -133,8 +110,8 @@ func (n *network) evidence(p *peer) string {
 // checkPairs checks each pair of hosts: both sides list each other, with the same
 // preshared key and an Endpoint on at least one side, and the topology's pairs peer.
 func (n *network) checkPairs() {
-	for i, a := range n.hosts {
-		for _, b := range n.hosts[i+1:] {
+	n.eachHost(func(n *network, a *host) {
+		for _, b := range n.hosts[a.idx+1:] {
 			pa, pb := a.peerOf(b), b.peerOf(a)
 			switch {
 			case pa == nil && pb == nil:
@@ -155,7 +132,7 @@ func (n *network) checkPairs() {
 				}
 			}
 		}
-	}
+	})
 }
 
 // noEndpoint reports that neither a nor b has an Endpoint for the other, at the
@@ -413,7 +390,7 @@ func (n *network) checkAllowedIPs(owned []routed) {
 		isOwned[key{r.prefix, r.owner}] = true
 	}
 	ownedBy := func(q netip.Prefix, h *host) bool { return isOwned[key{q, h}] }
-	for _, h := range n.hosts {
+	n.eachHost(func(n *network, h *host) {
 		samePeer := func(a, b entry) bool {
 			return a.p == b.p || a.p.p.PublicKey == b.p.p.PublicKey // dup-peer's
 		}
@@ -466,7 +443,7 @@ func (n *network) checkAllowedIPs(owned []routed) {
 				}
 			}
 		}
-	}
+	})
 }
 
 // dupAllowedIP reports one prefix given to several peers of h (es: its entries
@@ -516,7 +493,7 @@ func (n *network) checkAddresses() {
 			owner[a] = h
 		}
 	}
-	for _, a := range n.hosts {
+	n.eachHost(func(n *network, a *host) {
 		for _, p := range a.peers {
 			b := p.to
 			if b == nil || a.peerOf(b) != p || a.routesUnknown {
@@ -554,7 +531,7 @@ func (n *network) checkAddresses() {
 			n.report(CodeAddressNotRouted, a.file, p.keyLine(wgconf.KeyAllowedIPs), []*host{a, b},
 				"%s: %s", p.label(), strings.Join(msg, "; "))
 		}
-	}
+	})
 	n.checkNoRoute(dup)
 }
 
@@ -562,12 +539,12 @@ func (n *network) checkAddresses() {
 // it and no peer whose AllowedIPs cover its address (as when spokes are scoped to
 // the hub's own address).
 func (n *network) checkNoRoute(dup map[netip.Addr]bool) {
-	for _, a := range n.hosts {
+	n.eachHost(func(n *network, a *host) {
 		if a.routesUnknown || a.incomplete {
-			continue // a route may be on a line that did not parse
+			return // a route may be on a line that did not parse
 		}
 		if slices.ContainsFunc(n.hosts, func(c *host) bool { return n.explicitMissing(a, c) }) {
-			continue // missing-peer's
+			return // missing-peer's
 		}
 		var unreachable []*host
 		var missing []string
@@ -590,7 +567,7 @@ func (n *network) checkNoRoute(dup map[netip.Addr]bool) {
 			}
 		}
 		if len(unreachable) == 0 {
-			continue
+			return
 		}
 		line, fix := a.ifaceLine(), "add a [Peer] for them, or their addresses to a relay's AllowedIPs"
 		if n.hub != nil && a != n.hub {
@@ -602,7 +579,7 @@ func (n *network) checkNoRoute(dup map[netip.Addr]bool) {
 		n.report(CodeNoRoute, a.file, line, append([]*host{a}, unreachable...),
 			"%s has no route to %s: no peer's AllowedIPs cover %s; %s",
 			a.name, names(unreachable), strings.Join(missing, ", "), fix)
-	}
+	})
 }
 
 // explicitMissing reports whether missing-peer covers the pair a, c.
@@ -616,9 +593,9 @@ func (n *network) explicitMissing(a, c *host) bool {
 // checkEndpoints checks what depends on who dials whom: routing loops, ports,
 // default routes on servers and keepalives from behind NAT.
 func (n *network) checkEndpoints() {
-	for _, a := range n.hosts {
+	n.eachHost(func(n *network, a *host) {
 		n.checkEndpointLoop(a)
-		var nat []*peer
+		var nat []*peer // the peers it dials without keepalive, when nobody dials it
 		dialled := n.dialled(a)
 		for _, p := range a.peers {
 			if e := p.p.Endpoint; e != nil && p.to != nil {
@@ -627,7 +604,7 @@ func (n *network) checkEndpoints() {
 						"%s: Endpoint port %d is not %s's ListenPort %d (%s): handshakes go to a port nobody listens on, unless a NAT forwards %d to %d",
 						p.label(), e.Port, p.to.name, *lp, where(p.to.file, p.to.keyLine(wgconf.KeyListenPort)), e.Port, *lp)
 				}
-				if p.p.PersistentKeepalive == 0 && !p.p.Pos.Unknown(wgconf.KeyPersistentKeepalive) {
+				if !dialled && p.p.PersistentKeepalive == 0 && !p.p.Pos.Unknown(wgconf.KeyPersistentKeepalive) {
 					nat = append(nat, p)
 				}
 			}
@@ -653,7 +630,7 @@ func (n *network) checkEndpoints() {
 				"no config has an Endpoint for %s, so it is behind NAT or unreachable, yet it sets no PersistentKeepalive for %s: once the NAT forgets the mapping, they can't reach it until it sends again; add PersistentKeepalive = 25",
 				a.name, strings.Join(labels, ", "))
 		}
-	}
+	})
 }
 
 // checkDefaultRoutes reports a /0 in p's AllowedIPs on a: a server others dial
@@ -735,36 +712,50 @@ func (n *network) checkEndpointLoop(a *host) {
 // forwarding too: it gets no finding.
 func (n *network) checkForwarding() {
 	// Why each host must forward, by family: the first reason in file order.
-	// One pass over every config's peers, in order, finds the same first
-	// reasons as asking host by host, without visiting all peers per host.
+	// One pass over every config's peers finds the same first reasons as
+	// asking host by host, without visiting all peers per host: each config's
+	// reasons found on every core, then taken in the order of the configs.
 	type reasons struct {
 		v4, v6 string
 		// exit4 is set when a peer routes 0.0.0.0/0 to it: its clients'
 		// traffic leaves by the uplink and the replies come in there.
 		exit4 bool
 	}
+	type reason struct {
+		x     *host
+		v6    bool
+		why   string
+		exit4 bool
+	}
+	found := make([][]reason, len(n.hosts)) // by config (host idx), in file order
+	parallelFor(n.workers, len(n.hosts), func(_, lo, hi int) {
+		for _, a := range n.hosts[lo:hi] {
+			for _, p := range a.peers {
+				x := p.to
+				if x == nil {
+					continue
+				}
+				for _, q := range p.p.AllowedIPs {
+					q = q.Masked()
+					if !n.beyond(q, x, a) || slices.ContainsFunc(found[a.idx], func(r reason) bool { return r.x == x && r.v6 == q.Addr().Is6() }) {
+						continue // not a reason, or not a first one
+					}
+					found[a.idx] = append(found[a.idx], reason{x, q.Addr().Is6(), fmt.Sprintf("%s routes %s to it", a.name, q), q.Bits() == 0})
+				}
+			}
+		}
+	})
 	need := make(map[*host]*reasons, len(n.hosts))
 	for _, h := range n.hosts {
 		need[h] = &reasons{}
 	}
-	for _, a := range n.hosts {
-		for _, p := range a.peers {
-			x := p.to
-			if x == nil {
-				continue
-			}
-			r := need[x]
-			for _, q := range p.p.AllowedIPs {
-				q = q.Masked()
-				if (q.Addr().Is4() && r.v4 != "") || (q.Addr().Is6() && r.v6 != "") || !n.beyond(q, x, a) {
-					continue
-				}
-				why := fmt.Sprintf("%s routes %s to it", a.name, q)
-				if q.Addr().Is4() {
-					r.v4, r.exit4 = why, q.Bits() == 0
-				} else {
-					r.v6 = why
-				}
+	for _, rs := range found {
+		for _, f := range rs {
+			switch r := need[f.x]; {
+			case !f.v6 && r.v4 == "":
+				r.v4, r.exit4 = f.why, f.exit4
+			case f.v6 && r.v6 == "":
+				r.v6 = f.why
 			}
 		}
 	}
@@ -816,6 +807,8 @@ func (n *network) beyond(q netip.Prefix, x, a *host) bool {
 		return false // dup-allowedip's
 	case q.Bits() == 0:
 		return true
+	case q.IsSingleIP() && slices.Contains(x.addrs, q.Addr()):
+		return false // x's own address: what a mesh routes, a million times
 	}
 	for _, ha := range n.addrsIn(q) {
 		if ha.h != x && ha.h != a && !slices.Contains(x.addrs, ha.a) { // not dup-address's

@@ -21,6 +21,11 @@ import (
 // (HostNames). The error is for files that could not be read (ReadFile says
 // which), and for ctx done before the end.
 func Files(ctx context.Context, paths []string) (diag.List, error) {
+	return files(ctx, paths, runtime.GOMAXPROCS(0))
+}
+
+// files is Files on up to workers goroutines (one: everything in order).
+func files(ctx context.Context, paths []string, workers int) (diag.List, error) {
 	seen := map[string]bool{}
 	var uniq []string
 	for _, p := range paths {
@@ -42,7 +47,7 @@ func Files(ctx context.Context, paths []string) (diag.List, error) {
 	// thousand peers each. Each worker stops when ctx is done.
 	var wg sync.WaitGroup
 	next := make(chan int)
-	for range min(runtime.GOMAXPROCS(0), len(uniq)) {
+	for range min(workers, len(uniq)) {
 		wg.Go(func() {
 			for i := range next {
 				if ctx.Err() != nil {
@@ -94,7 +99,7 @@ func Files(ctx context.Context, paths []string) (diag.List, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	found := Configs(Input{Configs: cfgs, Modes: modes})
+	found := configs(Input{Configs: cfgs, Modes: modes}, workers)
 	// A PublicKey given twice is both a parser warning and dup-peer; keep the
 	// finding that says what it means for the network.
 	out = slices.DeleteFunc(out, func(f diag.Diagnostic) bool {

@@ -182,3 +182,55 @@ func TestMeshGolden(t *testing.T) {
 		t.Errorf("findings on the faulty mesh (-want +got):\n%s", diff)
 	}
 }
+
+// TestParallelSameAsSerial: check on every core says exactly what it says in
+// order on one, byte for byte: on every case of testdata (as TestCorpus reads
+// them: copyCase) and on a faulty 200-host mesh, with 1, 2 and 7 workers (runs
+// of hosts that don't divide evenly).
+func TestParallelSameAsSerial(t *testing.T) {
+	same := func(t *testing.T, paths []string, atLeast int) {
+		t.Helper()
+		serial, err := files(context.Background(), paths, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(serial) < atLeast {
+			t.Fatalf("%d findings, want at least %d", len(serial), atLeast)
+		}
+		for _, workers := range []int{2, 7} {
+			got, err := files(context.Background(), paths, workers)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(findingsText(serial), findingsText(got)); diff != "" {
+				t.Errorf("%d workers (-serial +parallel):\n%s", workers, diff)
+			}
+		}
+	}
+	t.Run("mesh-200", func(t *testing.T) {
+		same(t, faultyMesh(t, t.TempDir(), 200), 100)
+	})
+	dirs, err := os.ReadDir("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dirs {
+		if d.IsDir() {
+			t.Run(d.Name(), func(t *testing.T) {
+				src, err := filepath.Abs(filepath.Join("testdata", d.Name()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				same(t, copyCase(t, src), 0)
+			})
+		}
+	}
+}
+
+func findingsText(fs diag.List) string {
+	var b strings.Builder
+	for _, f := range fs {
+		fmt.Fprintln(&b, f)
+	}
+	return b.String()
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -84,6 +85,8 @@ type network struct {
 	// endpointUnknown holds the hosts that a peer with an Endpoint that did not
 	// parse stands for (nil: a peer that stands for no known host).
 	endpointUnknown map[*host]bool
+	// workers is how many goroutines a check may run at once (eachHost).
+	workers int
 }
 
 // hostAddr is one address of a host.
@@ -92,8 +95,12 @@ type hostAddr struct {
 	h *host
 }
 
-func newNetwork(in Input) *network {
-	n := &network{byName: map[string]*host{}, modes: in.Modes, apart: in.Apart}
+func newNetwork(in Input) *network { return newNetworkOn(in, runtime.GOMAXPROCS(0)) }
+
+// newNetworkOn is newNetwork with its work, and the checks' (eachHost), on up
+// to workers goroutines; one runs everything in order.
+func newNetworkOn(in Input, workers int) *network {
+	n := &network{byName: map[string]*host{}, modes: in.Modes, apart: in.Apart, workers: workers}
 	if n.apart == nil {
 		n.apart = func(string, string) bool { return false }
 	}
@@ -106,6 +113,16 @@ func newNetwork(in Input) *network {
 		}
 	}
 	derived := HostNames(files)
+	// Deriving a public key is a scalar multiplication: a thousand of them
+	// are worth every core.
+	pubs := make([]wgkey.Key, len(cfgs))
+	parallelFor(workers, len(cfgs), func(_, lo, hi int) {
+		for i := lo; i < hi; i++ {
+			if k := cfgs[i].Interface.PrivateKey; !k.IsZero() {
+				pubs[i] = k.Public()
+			}
+		}
+	})
 	for i, c := range cfgs {
 		h := &host{cfg: c, name: c.Name, file: c.Interface.Pos.File, dups: map[netip.Prefix]bool{}}
 		if h.name == "" {
@@ -118,7 +135,7 @@ func newNetwork(in Input) *network {
 			h.file = h.name
 		}
 		if !c.Interface.PrivateKey.IsZero() {
-			h.pub, h.keyed = c.Interface.PrivateKey.Public(), true
+			h.pub, h.keyed = pubs[i], true
 		} else if k := in.PublicKeys[h.name]; !k.IsZero() {
 			h.pub, h.keyed = k, true
 		}
@@ -144,13 +161,17 @@ func newNetwork(in Input) *network {
 		if _, dup := n.byName[h.name]; !dup {
 			n.byName[h.name] = h
 		}
-		slab := make([]peer, len(h.cfg.Peers)) // one allocation, not one per peer
-		h.peers = make([]*peer, 0, len(h.cfg.Peers))
-		for j := range h.cfg.Peers {
-			slab[j].p = &h.cfg.Peers[j]
-			h.peers = append(h.peers, &slab[j])
-		}
 	}
+	parallelFor(workers, len(n.hosts), func(_, lo, hi int) {
+		for _, h := range n.hosts[lo:hi] {
+			slab := make([]peer, len(h.cfg.Peers)) // one allocation, not one per peer
+			h.peers = make([]*peer, 0, len(h.cfg.Peers))
+			for j := range h.cfg.Peers {
+				slab[j].p = &h.cfg.Peers[j]
+				h.peers = append(h.peers, &slab[j])
+			}
+		}
+	})
 	n.resolve()
 	n.index()
 	n.markUnknown()
@@ -176,13 +197,17 @@ func modelInputs(hosts []*host) []netmodel.Input {
 // index builds what the checks look things up in: each host's peers by the host
 // they stand for, and the sorted addresses of all hosts.
 func (n *network) index() {
-	for _, h := range n.hosts {
-		h.peerFor = make([]*peer, len(n.hosts))
-		for _, p := range h.peers {
-			if p.to != nil && h.peerFor[p.to.idx] == nil {
-				h.peerFor[p.to.idx] = p
+	parallelFor(n.workers, len(n.hosts), func(_, lo, hi int) {
+		for _, h := range n.hosts[lo:hi] {
+			h.peerFor = make([]*peer, len(n.hosts))
+			for _, p := range h.peers {
+				if p.to != nil && h.peerFor[p.to.idx] == nil {
+					h.peerFor[p.to.idx] = p
+				}
 			}
 		}
+	})
+	for _, h := range n.hosts {
 		for _, a := range h.addrs {
 			n.addrs = append(n.addrs, hostAddr{a, h})
 		}
@@ -206,22 +231,35 @@ func (n *network) addrsIn(q netip.Prefix) []hostAddr {
 // echo the syntax error, and every other check still runs.
 func (n *network) markUnknown() {
 	n.endpointUnknown = map[*host]bool{}
-	for _, h := range n.hosts {
-		_, lost := h.cfg.Interface.Pos.Bad[""]
-		h.incomplete = lost
-		h.routesUnknown = lost
-		for _, p := range h.peers {
-			pos := p.p.Pos
-			if p.to == nil && pos.Unknown(wgconf.KeyPublicKey) {
-				h.incomplete = true
+	// The hosts each host's peers with an unknown Endpoint stand for: found
+	// host by host on every core, then put together.
+	dialledUnknown := make([][]*host, len(n.hosts))
+	parallelFor(n.workers, len(n.hosts), func(_, lo, hi int) {
+		for _, h := range n.hosts[lo:hi] {
+			_, lost := h.cfg.Interface.Pos.Bad[""]
+			h.incomplete = lost
+			h.routesUnknown = lost
+			for _, p := range h.peers {
+				pos := &p.p.Pos
+				if pos.Bad == nil {
+					continue // every line parsed: nothing unknown
+				}
+				if p.to == nil && pos.Unknown(wgconf.KeyPublicKey) {
+					h.incomplete = true
+				}
+				if !p.self && pos.Unknown(wgconf.KeyAllowedIPs) {
+					h.routesUnknown = true
+				}
+				if pos.Unknown(wgconf.KeyEndpoint) {
+					// Some host may be dialled that looks as if nobody dials it.
+					dialledUnknown[h.idx] = append(dialledUnknown[h.idx], p.to)
+				}
 			}
-			if !p.self && pos.Unknown(wgconf.KeyAllowedIPs) {
-				h.routesUnknown = true
-			}
-			if pos.Unknown(wgconf.KeyEndpoint) {
-				// Some host may be dialled that looks as if nobody dials it.
-				n.endpointUnknown[p.to] = true
-			}
+		}
+	})
+	for _, hs := range dialledUnknown {
+		for _, h := range hs {
+			n.endpointUnknown[h] = true
 		}
 	}
 }
@@ -238,21 +276,33 @@ func HostNames(files []string) []string { return wgconf.HostNames(files) }
 // model's), or else by the evidence a wrong key leaves (the peer's name comment,
 // an endpoint others use for a host, the host address its AllowedIPs cover best).
 func (n *network) resolve() {
+	// By key, host by host on every core.
+	unresolved := make([]bool, len(n.hosts)) // by host idx: a peer is left to guess
+	parallelFor(n.workers, len(n.hosts), func(_, lo, hi int) {
+		for _, h := range n.hosts[lo:hi] {
+			for j, p := range h.peers {
+				mp := &h.m.Peers[j]
+				switch {
+				case mp.Self:
+					p.self = true
+				case mp.DupOf >= 0:
+					p.dupOf = h.peers[mp.DupOf]
+					unresolved[h.idx] = true
+				case mp.To >= 0:
+					p.to = n.hosts[mp.To]
+				default:
+					unresolved[h.idx] = true
+				}
+			}
+		}
+	})
+	if !slices.Contains(unresolved, true) {
+		return // every peer by key: nothing to guess (a million peers of a mesh)
+	}
 	endpoints := map[wgconf.Endpoint]*host{} // endpoint → host, nil when ambiguous
 	for _, h := range n.hosts {
-		for j, p := range h.peers {
-			mp := &h.m.Peers[j]
-			if mp.Self {
-				p.self = true
-				continue
-			}
-			if mp.DupOf >= 0 {
-				p.dupOf = h.peers[mp.DupOf]
-				continue
-			}
-			if mp.To >= 0 {
-				to := n.hosts[mp.To]
-				p.to = to
+		for _, p := range h.peers {
+			if to := p.to; to != nil {
 				if e := p.p.Endpoint; e != nil {
 					if prev, seen := endpoints[*e]; seen && prev != to {
 						endpoints[*e] = nil
@@ -263,17 +313,22 @@ func (n *network) resolve() {
 			}
 		}
 	}
-	for _, h := range n.hosts {
-		for _, p := range h.peers {
-			if p.to != nil || p.self {
+	parallelFor(n.workers, len(n.hosts), func(_, lo, hi int) {
+		for _, h := range n.hosts[lo:hi] {
+			if !unresolved[h.idx] {
 				continue
 			}
-			p.to, p.how = n.guess(h, p.p, endpoints)
-			if d := p.dupOf; d != nil && (p.to == nil || p.to == d.to) {
-				p.to, p.how = d.to, "" // the same host in two sections
+			for _, p := range h.peers {
+				if p.to != nil || p.self {
+					continue
+				}
+				p.to, p.how = n.guess(h, p.p, endpoints)
+				if d := p.dupOf; d != nil && (p.to == nil || p.to == d.to) {
+					p.to, p.how = d.to, "" // the same host in two sections
+				}
 			}
 		}
-	}
+	})
 }
 
 func (n *network) guess(from *host, p *wgconf.Peer, endpoints map[wgconf.Endpoint]*host) (*host, string) {
@@ -315,21 +370,24 @@ func (n *network) guess(from *host, p *wgconf.Peer, endpoints map[wgconf.Endpoin
 // every other while some pair of others does not peer, or a mesh when all do.
 func (n *network) inferTopology(topology, hub string) {
 	n.topology, n.explicit = topology, topology != ""
-	degree := map[*host]int{}
-	for _, h := range n.hosts {
-		for _, o := range n.hosts {
-			if h != o && n.peered(h, o) {
-				degree[h]++
+	degrees := make([]int, len(n.hosts)) // by host idx
+	parallelFor(n.workers, len(n.hosts), func(_, lo, hi int) {
+		for _, h := range n.hosts[lo:hi] {
+			for _, o := range n.hosts {
+				if h != o && n.peered(h, o) {
+					degrees[h.idx]++
+				}
 			}
 		}
-	}
+	})
+	degree := func(h *host) int { return degrees[h.idx] }
 	pickHub := func() *host {
 		if h, ok := n.byName[hub]; ok {
 			return h
 		}
 		var best *host
 		for _, h := range n.hosts {
-			if best == nil || degree[h] > degree[best] {
+			if best == nil || degree(h) > degree(best) {
 				best = h
 			}
 		}
@@ -344,7 +402,7 @@ func (n *network) inferTopology(topology, hub string) {
 	all := len(n.hosts) - 1
 	full := 0
 	for _, h := range n.hosts {
-		if degree[h] == all {
+		if degree(h) == all {
 			full++
 		}
 	}

@@ -100,9 +100,10 @@ type Route struct {
 type Network struct {
 	Hosts []*Host
 	byKey map[wgkey.Key]int
-	// addrs holds every host's addresses, sorted; overlay the overlay subnets
-	// (masked Address prefixes shorter than one address).
-	addrs   []netip.Addr
+	// addrs holds every host's addresses (as full-length prefixes), to find
+	// those inside a prefix; overlay the overlay subnets (masked Address
+	// prefixes shorter than one address).
+	addrs   *prefixset.Set[struct{}]
 	overlay []netip.Prefix
 }
 
@@ -110,6 +111,7 @@ type Network struct {
 // key is the one peers with that key stand for.
 func New(hosts []Input) *Network {
 	n := &Network{Hosts: make([]*Host, len(hosts)), byKey: make(map[wgkey.Key]int, len(hosts))}
+	var addrs prefixset.Builder[struct{}]
 	for i, in := range hosts {
 		h := &Host{Input: in, Index: i, SameKey: -1}
 		if !in.Key.IsZero() {
@@ -121,21 +123,23 @@ func New(hosts []Input) *Network {
 		}
 		n.Hosts[i] = h
 		for _, a := range in.Addresses {
-			n.addrs = append(n.addrs, a.Addr().Unmap())
+			u := a.Addr().Unmap()
+			addrs.Add(netip.PrefixFrom(u, u.BitLen()), struct{}{})
 			if m := a.Masked(); a.Bits() < a.Addr().BitLen() && !slices.Contains(n.overlay, m) {
 				n.overlay = append(n.overlay, m)
 			}
 		}
 	}
-	slices.SortFunc(n.addrs, netip.Addr.Compare)
+	n.addrs = addrs.Set()
 	// Each host's peers and table are its own: built on every core.
 	var wg sync.WaitGroup
 	workers := min(runtime.GOMAXPROCS(0), len(n.Hosts))
 	for w := range workers {
 		wg.Go(func() {
 			seen := map[wgkey.Key]int{} // one host's keys so far, reused
+			var b prefixset.Builder[Route]
 			for i := w; i < len(n.Hosts); i += workers {
-				n.resolvePeers(n.Hosts[i], seen)
+				n.resolvePeers(n.Hosts[i], seen, &b)
 			}
 		})
 	}
@@ -143,11 +147,12 @@ func New(hosts []Input) *Network {
 	return n
 }
 
-// resolvePeers resolves h's peers by key and builds its table; seen is scratch.
-func (n *Network) resolvePeers(h *Host, seen map[wgkey.Key]int) {
+// resolvePeers resolves h's peers by key and builds its table; seen and b are
+// scratch.
+func (n *Network) resolvePeers(h *Host, seen map[wgkey.Key]int, b *prefixset.Builder[Route]) {
 	clear(seen)
 	h.Peers = make([]Peer, len(h.Input.Peers))
-	var b prefixset.Builder[Route]
+	b.Reset()
 	b.Grow(len(h.Peers))
 	seq := 0
 	for j := range h.Input.Peers {

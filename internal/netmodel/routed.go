@@ -2,7 +2,9 @@ package netmodel
 
 import (
 	"net/netip"
+	"runtime"
 	"slices"
+	"sync"
 )
 
 // Routed is one AllowedIPs entry that routes a subnet: a prefix that is not a
@@ -30,8 +32,8 @@ func (n *Network) IsSubnet(q netip.Prefix) bool {
 	if q.Bits() == 0 {
 		return false
 	}
-	if i, _ := slices.BinarySearchFunc(n.addrs, q.Addr(), netip.Addr.Compare); i < len(n.addrs) && q.Contains(n.addrs[i]) {
-		return false
+	if lo, hi := n.addrs.Within(q); lo < hi {
+		return false // holds a host's address
 	}
 	return !(q.IsSingleIP() && slices.ContainsFunc(n.overlay, func(o netip.Prefix) bool { return o.Contains(q.Addr()) }))
 }
@@ -41,24 +43,42 @@ func (n *Network) IsSubnet(q netip.Prefix) bool {
 // peer and entry order, with the host it ends at. to resolves peer j of host h
 // to the index of the host it stands for (-1: none); nil means by key (Peer.To).
 // check and the lab both ask it.
+//
+// to is called from several goroutines at once: it must only read.
 func (n *Network) RoutedSubnets(to func(h, peer int) int) []Routed {
 	if to == nil {
 		to = func(h, j int) int { return n.Hosts[h].Peers[j].To }
 	}
-	var out []Routed
-	for hi, h := range n.Hosts {
-		for j := range h.Peers {
-			for e, q := range h.Peers[j].AllowedIPs {
-				q = q.Masked()
-				if !n.IsSubnet(q) {
-					continue
-				}
-				r := Routed{Prefix: q, Via: hi, Peer: j, Entry: e, Owner: -1}
-				if o := to(hi, j); o >= 0 && !n.relays(o, q, hi, to) {
-					r.Owner = o
-				}
-				out = append(out, r)
+	// Each host's entries are its own: found on every core, a run of hosts
+	// each, and joined in host order.
+	workers := min(runtime.GOMAXPROCS(0), len(n.Hosts))
+	parts := make([][]Routed, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for hi := w * len(n.Hosts) / workers; hi < (w+1)*len(n.Hosts)/workers; hi++ {
+				parts[w] = n.routedVia(parts[w], hi, to)
 			}
+		})
+	}
+	wg.Wait()
+	return slices.Concat(parts...)
+}
+
+// routedVia appends to out the entries of host hi that route a subnet.
+func (n *Network) routedVia(out []Routed, hi int, to func(h, peer int) int) []Routed {
+	h := n.Hosts[hi]
+	for j := range h.Peers {
+		for e, q := range h.Peers[j].AllowedIPs {
+			q = q.Masked()
+			if !n.IsSubnet(q) {
+				continue
+			}
+			r := Routed{Prefix: q, Via: hi, Peer: j, Entry: e, Owner: -1}
+			if o := to(hi, j); o >= 0 && !n.relays(o, q, hi, to) {
+				r.Owner = o
+			}
+			out = append(out, r)
 		}
 	}
 	return out

@@ -35,6 +35,7 @@ type Set[V any] struct {
 // Builder collects prefixes and values for a Set. The zero value is ready to use.
 type Builder[V any] struct {
 	items []item[V]
+	order []sortKey // Set's scratch, kept for the next Set
 }
 
 type item[V any] struct {
@@ -54,6 +55,10 @@ func (b *Builder[V]) Add(p netip.Prefix, v V) {
 // Grow makes room for n more prefixes.
 func (b *Builder[V]) Grow(n int) { b.items = slices.Grow(b.items, n) }
 
+// Reset empties the builder and keeps its memory, to build another set: one
+// builder can make the tables of a thousand hosts in turn.
+func (b *Builder[V]) Reset() { b.items = b.items[:0] }
+
 // Set returns the set of everything added so far.
 func (b *Builder[V]) Set() *Set[V] {
 	// The items are ordered by key and then by the order they were added (what
@@ -62,7 +67,8 @@ func (b *Builder[V]) Set() *Set[V] {
 	// keeps its items in the order added, so it stays usable: a later Set sorts
 	// old and new items alike, later ones after.
 	items := b.items
-	order := make([]sortKey, len(items))
+	order := slices.Grow(b.order[:0], len(items))[:len(items)]
+	b.order = order
 	for i, it := range items {
 		order[i] = sortKey{it.k, int32(i)}
 	}

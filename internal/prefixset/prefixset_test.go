@@ -212,6 +212,36 @@ func BenchmarkLookup(b *testing.B) {
 	})
 }
 
+// TestBuilderReset: a Builder after Reset builds a set as a new one does, and
+// the sets it built before stay as they were.
+func TestBuilderReset(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	var reused Builder[int]
+	var sets []*Set[int]
+	var wants []*Set[int]
+	for round := 0; round < 20; round++ {
+		reused.Reset()
+		var fresh Builder[int]
+		for i := range r.IntN(300) {
+			p := randPrefix(r)
+			reused.Add(p, i)
+			fresh.Add(p, i)
+		}
+		sets, wants = append(sets, reused.Set()), append(wants, fresh.Set())
+	}
+	for round, s := range sets {
+		want := wants[round]
+		if s.Len() != want.Len() {
+			t.Fatalf("round %d: Len %d, want %d", round, s.Len(), want.Len())
+		}
+		for i := range s.Len() {
+			if s.Prefix(i) != want.Prefix(i) || !slices.Equal(s.Values(i), want.Values(i)) || s.Parent(i) != want.Parent(i) {
+				t.Fatalf("round %d: prefix %d: %s %v, want %s %v", round, i, s.Prefix(i), s.Values(i), want.Prefix(i), want.Values(i))
+			}
+		}
+	}
+}
+
 // TestBuilderReused: a Builder stays usable after Set; values added later come
 // after the earlier ones of the same prefix, as in one long build.
 func TestBuilderReused(t *testing.T) {
