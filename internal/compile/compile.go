@@ -43,6 +43,9 @@ func Compile(s *spec.Spec, sec spec.Secrets) ([]intent.Host, error) {
 	c.shared()
 	out := make([]intent.Host, 0, len(c.hosts))
 	for _, h := range c.hosts {
+		if h.External {
+			continue // wgnet writes no config for it; the others peer with it
+		}
 		ih := c.iface(h)
 		ih.Peers = c.peers(h)
 		out = append(out, ih)

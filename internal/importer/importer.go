@@ -47,6 +47,13 @@ type host struct {
 	// or for a file without one (elsewhere), what its peers route to it alone.
 	addrs     []netip.Prefix
 	elsewhere bool
+	// external is a peer no imported file is for (a VPN provider's server):
+	// cfg is empty, seenIn and seenPeer say where it was first listed, and
+	// dropped is set when it can't be a host of the spec (a mesh host not
+	// every other host lists).
+	external, dropped bool
+	seenIn            *host
+	seenPeer          int
 }
 
 // Import rebuilds the network that configs describe. configs[i] belongs to the host
@@ -68,7 +75,9 @@ func Import(network string, names []string, configs []*wgconf.Config) (*Result, 
 	if err := im.keyless(); err != nil {
 		return nil, err
 	}
+	im.externals()
 	im.topology()
+	im.pruneExternals()
 	im.addresses()
 	if err := im.subnets(); err != nil {
 		return nil, err
@@ -81,6 +90,9 @@ func Import(network string, names []string, configs []*wgconf.Config) (*Result, 
 	im.hubRoutes()
 	r := im.r
 	for _, h := range im.hosts {
+		if h.dropped {
+			continue
+		}
 		slices.SortFunc(h.spec.FullTunnel, func(a, b netip.Prefix) int { return a.Addr().BitLen() - b.Addr().BitLen() })
 		r.Spec.Hosts = append(r.Spec.Hosts, *h.spec)
 	}
@@ -153,11 +165,11 @@ func (im *importing) keyless() error {
 func (im *importing) addresses() {
 	for _, h := range im.hosts {
 		ic := &h.cfg.Interface
-		if len(ic.Addresses) > 0 || ic.Pos.Unknown(wgconf.KeyAddress) {
+		if len(ic.Addresses) > 0 || h.dropped {
 			h.addrs = ic.Addresses
 			continue
 		}
-		h.elsewhere = true
+		h.elsewhere = !h.external
 		var fams [2]bool
 		for _, o := range im.hosts {
 			for j, p := range o.cfg.Peers {
@@ -173,6 +185,9 @@ func (im *importing) addresses() {
 			}
 		}
 		sort.Slice(h.addrs, func(i, j int) bool { return h.addrs[i].Addr().Less(h.addrs[j].Addr()) })
+		if h.external {
+			continue
+		}
 		what := "no peer routes a single address to it, so it has no overlay address in the spec"
 		if len(h.addrs) > 0 {
 			what = "its peers route " + joinPrefixes(h.addrs) + " to it: that is its address in the spec"
@@ -201,7 +216,7 @@ func (im *importing) subnets() error {
 		counts := map[netip.Prefix]int{}
 		for _, h := range im.hosts {
 			for _, a := range h.addrs {
-				if a.Addr().Is6() != six {
+				if a.Addr().Is6() != six || h.external {
 					continue
 				}
 				addrs = append(addrs, a.Addr())
@@ -228,6 +243,13 @@ func (im *importing) subnets() error {
 		s.Subnets = append(s.Subnets, im.subnetOf(first, addrs, counts, six))
 	}
 	sort.Slice(s.Subnets, func(i, j int) bool { return s.Subnets[i].Addr().Less(s.Subnets[j].Addr()) })
+	for _, h := range im.hosts {
+		if h.external {
+			// An external host's address is one inside the overlay; what
+			// else its peers route to it becomes its routes.
+			h.addrs = slices.DeleteFunc(h.addrs, func(a netip.Prefix) bool { return !im.inOverlay(a) })
+		}
+	}
 	if len(s.Subnets) == 0 {
 		return fmt.Errorf("import: no Address in any config, and no peer routes a single address to a host: cannot tell the overlay subnet; add each host's Address (like 192.168.100.10/24)")
 	}
@@ -314,6 +336,9 @@ func (im *importing) routesAllThrough(h *host) bool {
 func (im *importing) interfaceName() {
 	iface := strings.TrimSuffix(filepath.Base(im.hosts[0].file), ".conf")
 	for _, h := range im.hosts {
+		if h.external {
+			continue
+		}
 		if strings.TrimSuffix(filepath.Base(h.file), ".conf") != iface || iface == h.name {
 			iface = ""
 			break
@@ -331,6 +356,11 @@ func (im *importing) interfaces() error {
 	ports := map[int]int{}
 	mtus := map[int]int{}
 	for _, h := range im.hosts {
+		if h.external {
+			h.spec = &spec.Host{Name: h.name, PublicKey: h.pub, External: true}
+			im.hostAddresses(h, h.spec)
+			continue
+		}
 		sh, err := im.interfaceOf(h)
 		if err != nil {
 			return err
@@ -345,6 +375,9 @@ func (im *importing) interfaces() error {
 	s.ListenPort = mostCommon(ports, spec.DefaultListenPort)
 	s.MTU = mostCommon(mtus, spec.MTUAuto)
 	for _, h := range im.hosts {
+		if h.external {
+			continue
+		}
 		if h.spec.ListenPort == s.ListenPort {
 			h.spec.ListenPort = 0
 		}
@@ -458,9 +491,12 @@ func (im *importing) peers() {
 				im.note(h.file, p.Pos.KeyLine(wgconf.KeyPublicKey), "peer %s has %s's own public key: wg ignores it; dropped", nameOr(p), h.name)
 				continue
 			}
-			if o == nil {
+			if o == nil || o.dropped {
 				im.note(h.file, p.Pos.KeyLine(wgconf.KeyPublicKey), "peer %s: public key %s is held by no imported host; dropped", nameOr(p), p.PublicKey)
 				continue
+			}
+			if o.external && o.seenIn == h && o.seenPeer == j {
+				im.note(h.file, p.Pos.KeyLine(wgconf.KeyPublicKey), "peer %s: public key %s is held by no imported host: kept as the external host %s (external: true), which its peers keep peering with and wgnet writes no config for", nameOr(p), p.PublicKey, o.name)
 			}
 			im.endpointAndPSK(h, &h.cfg.Peers[j], o)
 			// Routes: what a peer routes to o beyond o's own addresses. In a hub network
@@ -620,6 +656,9 @@ func peerHost(h *host, j int, hosts []*host) *host {
 // reported and dropped.
 func isHub(h *host, hosts []*host) bool {
 	inSet := func(o *host) []*host {
+		if o.external {
+			return listers(o, hosts)
+		}
 		var out []*host
 		for j := range o.m.Peers {
 			if to := peerHost(o, j, hosts); to != nil {
@@ -640,6 +679,79 @@ func isHub(h *host, hosts []*host) bool {
 		}
 	}
 	return true
+}
+
+// listers returns the hosts whose files list o as a peer.
+func listers(o *host, hosts []*host) []*host {
+	var out []*host
+	for _, h := range hosts {
+		for j := range h.cfg.Peers {
+			if h != o && peerHost(h, j, hosts) == o {
+				out = append(out, h)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// externals makes a host of each peer whose key no imported file holds (a VPN
+// provider's server, a laptop nobody exported), named after the peer's name
+// comment, else FILEHOST-peerN; then places every host in the network model again.
+func (im *importing) externals() {
+	n := len(im.hosts)
+	used := map[string]bool{}
+	for _, h := range im.hosts {
+		used[h.name] = true
+	}
+	for _, h := range im.hosts[:n] {
+		for j, p := range h.cfg.Peers {
+			if mp := h.m.Peers[j]; mp.To >= 0 || mp.Self || mp.DupOf >= 0 {
+				continue
+			}
+			name := strings.ToLower(p.Name)
+			if !spec.ValidName(name) || used[name] {
+				name = fmt.Sprintf("%s-peer%d", h.name, j+1)
+			}
+			used[name] = true
+			im.hosts = append(im.hosts, &host{name: name, cfg: &wgconf.Config{}, file: h.file, pub: p.PublicKey,
+				external: true, seenIn: h, seenPeer: j})
+		}
+	}
+	if len(im.hosts) == n {
+		return
+	}
+	net := netmodel.New(inputs(im.hosts))
+	for i, h := range im.hosts {
+		h.m = net.Hosts[i]
+	}
+}
+
+// pruneExternals drops the external hosts a spec can't hold as its files
+// have them: in a hub network, one that is neither the hub nor a peer of the
+// hub; in a mesh, one that not every other host lists (a mesh host peers with
+// all). Their peers are dropped with a note.
+func (im *importing) pruneExternals() {
+	s := im.r.Spec
+	hub := hostByName(im.hosts, s.Hub)
+	own := 0
+	for _, h := range im.hosts {
+		if !h.external {
+			own++
+		}
+	}
+	for _, o := range im.hosts {
+		if !o.external {
+			continue
+		}
+		ls := listers(o, im.hosts)
+		switch {
+		case hub != nil:
+			o.dropped = o != hub && !slices.Contains(ls, hub)
+		default:
+			o.dropped = len(ls) != own
+		}
+	}
 }
 
 // keyByAddress returns the key of the first peer, in any config, whose

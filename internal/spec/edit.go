@@ -758,6 +758,9 @@ func pairNode(p Pair) *yaml.Node { return flowList(p[:]) }
 func hostNode(h *Host) *yaml.Node {
 	n := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
 	appendKey(n, "name", strNode(h.Name))
+	if h.External {
+		appendKey(n, "external", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: "true"})
+	}
 	if h.Endpoint != "" {
 		appendKey(n, "endpoint", strNode(h.Endpoint))
 	}

@@ -583,6 +583,9 @@ func TestWgQuickFields(t *testing.T) {
 	if got := s.AddressPrefix(srv, srv.Addresses[0]); got != netip.MustParsePrefix("10.8.0.1/24") {
 		t.Errorf("server's v4 address %s, want 10.8.0.1/24", got)
 	}
+	if !s.Hosts[3].External || len(s.Hosts[3].Addresses) != 0 {
+		t.Errorf("partner: external %v, addresses %v", s.Hosts[3].External, s.Hosts[3].Addresses)
+	}
 	if !router.AddressElsewhere || !slices.Equal(laptop.FullTunnel, pfx("0.0.0.0/0")) {
 		t.Errorf("router elsewhere %v, laptop full tunnel %v", router.AddressElsewhere, laptop.FullTunnel)
 	}

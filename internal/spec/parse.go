@@ -239,7 +239,7 @@ func decode(file string, doc *yaml.Node) (*Spec, *decoder) {
 
 var (
 	topKeys  = []string{"version", "network", "subnets", "interface", "listen_port", "mtu", "topology", "hub", "hosts", "preshared_keys", "policy"}
-	hostKeys = []string{"name", "endpoint", "address", "assign_address", "routes", "full_tunnel", "public_key", "keepalive", "listen_port", "mtu", "underlay_mtu", "dns", "table", "fwmark", "private_key_file", "hooks", "tags", "host_firewall"}
+	hostKeys = []string{"name", "external", "endpoint", "address", "assign_address", "routes", "full_tunnel", "public_key", "keepalive", "listen_port", "mtu", "underlay_mtu", "dns", "table", "fwmark", "private_key_file", "hooks", "tags", "host_firewall"}
 	hookKeys = []string{"pre_up", "post_up", "pre_down", "post_down"}
 )
 
@@ -277,6 +277,8 @@ func (d *decoder) host(h *Host, n *yaml.Node, field string) {
 					h.AddressBits[a] = bits
 				}
 			}
+		case "external":
+			h.External, _ = d.bool(v, f)
 		case "assign_address":
 			if b, ok := d.bool(v, f); ok {
 				h.AddressElsewhere = !b

@@ -221,6 +221,8 @@ var errorTests = []problemTest{
 	{"assign_address", header + "hosts:\n  - name: s1\n    keepalive: 25\n    assign_address: no\n", []string{
 		"spec-address-missing: wgnet.yaml:6: hosts[0].address: host s1 has no overlay address",
 		`spec-type: wgnet.yaml:8: hosts[0].assign_address "no": must be true or false`}},
+	{"external", header + "hosts:\n  - {name: s1, external: true, endpoint: 1.2.3.4:4500}\n", []string{
+		"spec-public-key-missing: wgnet.yaml:6: hosts[0].external: an external host needs public_key: wgnet writes no config for it and never holds its key"}},
 	{"host mtu", "version: 1\nnetwork: prod\nsubnets: [192.168.100.0/24, fd00::/64]\ntopology: mesh\nmtu: -1\nhosts:\n" +
 		"  - {name: s1, address: [192.168.100.1, fd00::1], endpoint: 1.2.3.4:51820, mtu: 1200}\n" +
 		"  - {name: s2, address: 192.168.100.2, endpoint: 1.2.3.5:51820, mtu: 10000}\n" +

@@ -97,6 +97,10 @@ type Host struct {
 	Table string // table
 	// FwMark is the firewall mark of the tunnel's own packets; 0 = none.
 	FwMark uint32 // fwmark
+	// External (external: true) is a peer wgnet writes no config for: a VPN
+	// provider's server, a host another tool manages. The others peer with it
+	// as with any host; it needs public_key and may have no address.
+	External bool // external
 	// FullTunnel lists the default routes (0.0.0.0/0, ::/0) a spoke sends
 	// through the hub: all its traffic of that family, as a VPN client does.
 	FullTunnel []netip.Prefix // full_tunnel

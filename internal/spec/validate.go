@@ -177,6 +177,9 @@ func (s *Spec) lintHosts(ps *problems) {
 		l.hooks(h, f)
 		l.wgQuickKeys(h, f)
 		l.fullTunnel(h, f)
+		if h.External && h.PublicKey.IsZero() {
+			ps.errorf(f+".external", CodePublicKeyNeed, "an external host needs public_key: wgnet writes no config for it and never holds its key")
+		}
 	}
 	l.mtu()
 	l.routeEndpoints()
@@ -206,7 +209,7 @@ func (l *hostsLint) endpoint(h *Host, f string) {
 	if ep, err := wgconf.ParseEndpoint(h.Endpoint); err != nil {
 		msg := strings.TrimPrefix(err.Error(), fmt.Sprintf("endpoint %q: ", h.Endpoint))
 		l.ps.errorf(f+".endpoint", CodeEndpoint, "%q: %s", h.Endpoint, msg)
-	} else if port := l.s.ListenPortOf(h); int(ep.Port) != port {
+	} else if port := l.s.ListenPortOf(h); int(ep.Port) != port && !h.External {
 		l.ps.warnf(f+".endpoint", CodeEndpointPort, "%q: port %d is not the host's listen port %d (fine only if something forwards it)", h.Endpoint, ep.Port, port)
 	}
 }
@@ -248,7 +251,7 @@ func (l *hostsLint) addresses(i int, h *Host, f string) {
 		l.addrs[a] = i
 	}
 	switch {
-	case len(h.Addresses) == 0 && h.AddressElsewhere:
+	case len(h.Addresses) == 0 && (h.AddressElsewhere || h.External):
 	case len(h.Addresses) == 0:
 		ps.errorf(f+".address", CodeAddressMissing, "host %s has no overlay address", h.Name)
 	case len(ps.errs) == nerrs: // only when every address is good
@@ -341,7 +344,7 @@ func (l *hostsLint) privateKeyFile(h *Host, f string) {
 	case !wgkey.ValidPath(h.PrivateKeyFile):
 		ps.errorf(f+".private_key_file", CodePrivateKeyFile, "%q: must be %s", h.PrivateKeyFile, wgkey.PathRule)
 	}
-	if h.PublicKey.IsZero() {
+	if h.PublicKey.IsZero() && !h.External {
 		ps.errorf(f+".private_key_file", CodePublicKeyNeed, "a host that keeps its own private key needs public_key in the spec")
 	}
 }
