@@ -78,6 +78,7 @@ func runSync(ctx context.Context, stdout, stderr io.Writer, args []string, f syn
 	if f.confirmSet && f.confirm <= 0 {
 		return usageError{fmt.Errorf("--confirm %v: must be positive", f.confirm)}
 	}
+	shortLivedGC()
 	req, err := upRequest(args, f.host, g.specFile, stderr)
 	if err != nil {
 		return err

@@ -109,6 +109,7 @@ func runUp(ctx context.Context, stdout, stderr io.Writer, args []string, f upFla
 	default:
 		return usageError{fmt.Errorf("--backend %q: want auto, kernel or userspace", f.backend)}
 	}
+	shortLivedGC()
 	req, err := upRequest(args, f.host, g.specFile, stderr)
 	if err != nil {
 		return err

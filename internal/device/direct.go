@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -123,8 +124,32 @@ func at[T any](base unsafe.Pointer, off uintptr) *T { return (*T)(unsafe.Add(bas
 // own fields and every peer (keys nil) or only the peers with these keys (a
 // key dev has no peer for left out), in no particular order.
 func directState(dev *wgdevice.Device, keys []wgkey.Key) (*State, error) {
+	st := &State{}
+	err := directRead(dev, keys, func(head *State, peers int) {
+		*st = *head
+		st.Peers = make([]PeerState, 0, peers)
+	}, func(ps *PeerState) {
+		p := *ps
+		p.AllowedIPs = nil
+		if len(ps.AllowedIPs) > 0 {
+			p.AllowedIPs = slices.Clone(ps.AllowedIPs)
+		}
+		st.Peers = append(st.Peers, p)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// directRead reads what directState does, under IpcGetOperation's locks,
+// without keeping it: head gets the device's own fields and the number of
+// peers that follow, then each gets every peer, one at a time, in a
+// PeerState it is handed again for the next (its AllowedIPs reused), so
+// that stateOp encodes 10,000 peers without an allocation for each.
+func directRead(dev *wgdevice.Device, keys []wgkey.Key, head func(st *State, peers int), each func(*PeerState)) error {
 	if directFieldsErr != nil {
-		return nil, directFieldsErr
+		return directFieldsErr
 	}
 	f := &directFields
 	d := unsafe.Pointer(dev)
@@ -141,29 +166,36 @@ func directState(dev *wgdevice.Device, keys []wgkey.Key) (*State, error) {
 		st.PublicKey = st.PrivateKey.Public()
 	}
 	keyMap := *at[map[wgdevice.NoisePublicKey]*wgdevice.Peer](d, f.keyMap)
-	allowed := at[wgdevice.AllowedIPs](d, f.allowedIPs)
+	var peers []*wgdevice.Peer
 	if keys == nil {
-		st.Peers = make([]PeerState, 0, len(keyMap))
+		peers = make([]*wgdevice.Peer, 0, len(keyMap))
 		for _, p := range keyMap {
-			st.Peers = append(st.Peers, f.peer(p, allowed))
+			peers = append(peers, p)
 		}
-		return st, nil
-	}
-	st.Peers = make([]PeerState, 0, len(keys))
-	for _, k := range keys {
-		if p := keyMap[wgdevice.NoisePublicKey(k)]; p != nil {
-			st.Peers = append(st.Peers, f.peer(p, allowed))
+	} else {
+		for _, k := range keys {
+			if p := keyMap[wgdevice.NoisePublicKey(k)]; p != nil {
+				peers = append(peers, p)
+			}
 		}
 	}
-	return st, nil
+	head(st, len(peers))
+	allowed := at[wgdevice.AllowedIPs](d, f.allowedIPs)
+	var ps PeerState
+	for _, p := range peers {
+		f.peer(p, allowed, &ps)
+		each(&ps)
+	}
+	return nil
 }
 
-// peer reads one peer as IpcGetOperation does.
-func (f *wgFields) peer(peer *wgdevice.Peer, allowed *wgdevice.AllowedIPs) PeerState {
+// peer reads one peer into ps as IpcGetOperation reads it.
+func (f *wgFields) peer(peer *wgdevice.Peer, allowed *wgdevice.AllowedIPs, ps *PeerState) {
 	p := unsafe.Pointer(peer)
+	*ps = PeerState{AllowedIPs: ps.AllowedIPs[:0]}
 	hs := at[sync.RWMutex](p, f.handshakeMu)
 	hs.RLock()
-	ps := PeerState{PublicKey: wgkey.Key(*at[[32]byte](p, f.remote))}
+	ps.PublicKey = wgkey.Key(*at[[32]byte](p, f.remote))
 	psk := *at[[32]byte](p, f.psk)
 	hs.RUnlock()
 	ps.HasPresharedKey = psk != [32]byte{}
@@ -186,7 +218,6 @@ func (f *wgFields) peer(peer *wgdevice.Peer, allowed *wgdevice.AllowedIPs) PeerS
 		ps.AllowedIPs = append(ps.AllowedIPs, a)
 		return true
 	})
-	return ps
 }
 
 // endpointAddr is the endpoint's destination as a get reports it (its

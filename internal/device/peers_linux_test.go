@@ -68,6 +68,27 @@ func TestPeerStates(t *testing.T) {
 	if len(full.Peers) != 5 || full.PublicKey != priv.Public() || full.ListenPort != port {
 		t.Fatalf("full read: %d peers, key %v, port %d", len(full.Peers), full.PublicKey, full.ListenPort)
 	}
+	// The full read went through stateOp; wgctrl's, through the plain get,
+	// must say the same.
+	c, err := wgctrl.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ref, err := c.Device(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rp := range ref.Peers {
+		p, ok := full.Peer(wgkey.Key(rp.PublicKey))
+		var ips []string
+		for _, n := range rp.AllowedIPs {
+			ips = append(ips, n.String())
+		}
+		if !ok || p.Endpoint.String() != rp.Endpoint.String() || fmt.Sprint(p.AllowedIPs) != fmt.Sprint(ips) {
+			t.Errorf("peer %v: stateOp read %+v; wgctrl read endpoint %v, allowed IPs %v", rp.PublicKey, p, rp.Endpoint, ips)
+		}
+	}
 	var gone wgkey.Key
 	gone[0] = 7
 	want := &device.State{Name: name, Backend: device.BackendUserspace, PublicKey: full.PublicKey,

@@ -56,35 +56,46 @@ var errStateUnsupported = fmt.Errorf("uapi: the daemon does not answer %q: %w", 
 
 // appendState appends st in stateOp's binary answer form (after stateMagic
 // and the body's length, which the caller writes): little-endian, a byte of
-// length before each address, endpoint and prefix (net/netip's binary forms).
+// length before each endpoint and prefix (net/netip's binary forms).
 //
 //	private key [32] | listen port u16 | fwmark u32 | peers u32 | peer...
 //	peer: public key [32] | preshared key [32] | endpoint len u8 + bytes |
 //	      keepalive seconds u32 | last handshake unix ns i64 (0: never) |
 //	      tx u64 | rx u64 | allowed IPs u32 | prefix len u8 + bytes...
 func appendState(b []byte, st *State) []byte {
+	b = appendHead(b, st, len(st.Peers))
+	for i := range st.Peers {
+		b = appendPeer(b, &st.Peers[i])
+	}
+	return b
+}
+
+// appendHead appends the device's own fields and the number of peers.
+func appendHead(b []byte, st *State, peers int) []byte {
 	le := binary.LittleEndian
 	b = append(b, st.PrivateKey[:]...)
 	b = le.AppendUint16(b, uint16(st.ListenPort))
 	b = le.AppendUint32(b, uint32(st.FwMark))
-	b = le.AppendUint32(b, uint32(len(st.Peers)))
-	for i := range st.Peers {
-		p := &st.Peers[i]
-		b = append(b, p.PublicKey[:]...)
-		b = append(b, p.PresharedKey[:]...)
-		b = appendSized(b, p.Endpoint.AppendBinary)
-		b = le.AppendUint32(b, uint32(p.PersistentKeepalive/time.Second))
-		var hs int64
-		if !p.LastHandshake.IsZero() {
-			hs = p.LastHandshake.UnixNano()
-		}
-		b = le.AppendUint64(b, uint64(hs))
-		b = le.AppendUint64(b, uint64(p.TxBytes))
-		b = le.AppendUint64(b, uint64(p.RxBytes))
-		b = le.AppendUint32(b, uint32(len(p.AllowedIPs)))
-		for _, a := range p.AllowedIPs {
-			b = appendSized(b, a.AppendBinary)
-		}
+	return le.AppendUint32(b, uint32(peers))
+}
+
+// appendPeer appends one peer.
+func appendPeer(b []byte, p *PeerState) []byte {
+	le := binary.LittleEndian
+	b = append(b, p.PublicKey[:]...)
+	b = append(b, p.PresharedKey[:]...)
+	b = appendSized(b, p.Endpoint.AppendBinary)
+	b = le.AppendUint32(b, uint32(p.PersistentKeepalive/time.Second))
+	var hs int64
+	if !p.LastHandshake.IsZero() {
+		hs = p.LastHandshake.UnixNano()
+	}
+	b = le.AppendUint64(b, uint64(hs))
+	b = le.AppendUint64(b, uint64(p.TxBytes))
+	b = le.AppendUint64(b, uint64(p.RxBytes))
+	b = le.AppendUint32(b, uint32(len(p.AllowedIPs)))
+	for _, a := range p.AllowedIPs {
+		b = appendSized(b, a.AppendBinary)
 	}
 	return b
 }

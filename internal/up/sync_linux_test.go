@@ -582,8 +582,9 @@ func TestSyncSeesDriftBehindItsBack(t *testing.T) {
 	for _, h := range l.hosts {
 		l.up(h)
 	}
-	// wg showconf with each peer's allowed IPs sorted: a prefix put back comes
-	// last in wireguard-go's list.
+	// wg showconf with its peers, and each peer's allowed IPs, sorted: a
+	// prefix put back comes last in wireguard-go's list, and peers come in
+	// the order of its map.
 	showconf := func() string {
 		lines := strings.Split(hub.ns.Run(t, "wg", "showconf", hub.ifname), "\n")
 		for i, line := range lines {
@@ -593,7 +594,9 @@ func TestSyncSeesDriftBehindItsBack(t *testing.T) {
 				lines[i] = "AllowedIPs = " + strings.Join(ips, ", ")
 			}
 		}
-		return strings.Join(lines, "\n")
+		sections := strings.Split(strings.Join(lines, "\n"), "\n\n")
+		slices.Sort(sections[1:])
+		return strings.Join(sections, "\n\n")
 	}
 	clean := showconf()
 
