@@ -81,6 +81,10 @@ func adoptable(res *importer.Result) ([]api.Host, []string, error) {
 	}
 	var hosts []api.Host
 	for _, h := range sp.Hosts {
+		if h.External {
+			note("host %s not carried: it is external (no file of the fleet is for it), and a controller network holds only hosts that join it", h.Name)
+			continue
+		}
 		key := h.PublicKey
 		if key.IsZero() {
 			priv, ok := res.Secrets.PrivateKeys[h.Name]
@@ -133,6 +137,9 @@ func hostNotes(h spec.Host, note func(string, ...any)) {
 	}
 	if len(h.FullTunnel) > 0 {
 		lost = append(lost, "full tunnel "+strings.Join(strs(h.FullTunnel), ",")+" (an agent never takes a default route)")
+	}
+	if h.RandomPort {
+		lost = append(lost, "listen_port: random")
 	}
 	if h.AddressElsewhere {
 		lost = append(lost, "assign_address: false (an agent assigns its addresses)")

@@ -129,6 +129,9 @@ func TestWgQuickFields(t *testing.T) {
 			t.Errorf("%s's MTU is automatic (mtu: auto), yet its config says:\n%s", host, byName[host])
 		}
 	}
+	if strings.Contains(byName["laptop"], "ListenPort") {
+		t.Errorf("laptop's port is random (listen_port: random), yet its config says:\n%s", byName["laptop"])
+	}
 	if strings.Contains(byName["router"], "Address") {
 		t.Errorf("router's addresses are assigned elsewhere, yet its config says:\n%s", byName["router"])
 	}

@@ -160,8 +160,10 @@ func (c *compiler) iface(h *spec.Host) intent.Host {
 			ih.Addresses = append(ih.Addresses, s.AddressPrefix(h, a))
 		}
 	}
-	port := uint16(s.ListenPortOf(h))
-	ih.ListenPort = &port
+	if !h.RandomPort {
+		port := uint16(s.ListenPortOf(h))
+		ih.ListenPort = &port
+	}
 	ih.MTU = c.mtu // the network's, worked out once
 	if h.MTU != 0 {
 		ih.MTU = s.MTUOf(h)

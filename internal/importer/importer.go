@@ -88,6 +88,7 @@ func Import(network string, names []string, configs []*wgconf.Config) (*Result, 
 	}
 	im.peers()
 	im.hubRoutes()
+	im.fixedPorts()
 	r := im.r
 	for _, h := range im.hosts {
 		if h.dropped {
@@ -405,7 +406,7 @@ func (im *importing) interfaceOf(h *host) (*spec.Host, error) {
 	if ic.ListenPort != nil {
 		sh.ListenPort = int(*ic.ListenPort)
 	} else {
-		im.note(h.file, ic.Pos.Line, "no ListenPort: wg picks a random one; the spec's default port is used instead")
+		sh.RandomPort = true // unless its peers dial it: fixedPorts
 	}
 	for _, p := range h.cfg.Peers {
 		if p.PersistentKeepalive > sh.Keepalive {
@@ -520,6 +521,26 @@ func (im *importing) peers() {
 				addRoute(o.spec, a)
 			}
 		}
+	}
+}
+
+// fixedPorts gives a host without ListenPort that its peers dial (they have
+// its Endpoint) the port they dial, with a note: a spec host that others dial
+// listens on a fixed port.
+func (im *importing) fixedPorts() {
+	for _, h := range im.hosts {
+		if !h.spec.RandomPort || h.spec.Endpoint == "" {
+			continue
+		}
+		ep, err := wgconf.ParseEndpoint(h.spec.Endpoint)
+		if err != nil {
+			continue // the spec's validation says why
+		}
+		h.spec.RandomPort = false
+		if h.spec.ListenPort = int(ep.Port); h.spec.ListenPort == im.r.Spec.ListenPort {
+			h.spec.ListenPort = 0
+		}
+		im.note(h.file, h.cfg.Interface.Pos.Line, "no ListenPort (wg picks a random one), yet its peers dial it at %s: the rendered config has ListenPort = %d", h.spec.Endpoint, ep.Port)
 	}
 }
 

@@ -481,3 +481,39 @@ func TestImportPolicyFilter(t *testing.T) {
 		}
 	}
 }
+
+// TestImportPorts: a client's file without ListenPort keeps a random port
+// (listen_port: random: its rendered config has none either); a host without
+// one that its peers dial gets the port they dial, with a note.
+func TestImportPorts(t *testing.T) {
+	srv, cl := key(30), key(31)
+	src := map[string]string{
+		"server": "[Interface]\nPrivateKey = " + srv.Base64() + "\nAddress = 10.5.0.1/24\n\n[Peer]\nPublicKey = " + cl.Public().String() + "\nAllowedIPs = 10.5.0.2/32\n",
+		"client": "[Interface]\nPrivateKey = " + cl.Base64() + "\nAddress = 10.5.0.2/24\n\n[Peer]\nPublicKey = " + srv.Public().String() + "\nAllowedIPs = 10.5.0.0/24\nEndpoint = 198.18.0.1:51999\n",
+	}
+	var cfgs []*wgconf.Config
+	for _, n := range []string{"server", "client"} {
+		c, err := wgconf.Parse(n+".conf", []byte(src[n]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfgs = append(cfgs, c)
+	}
+	r, err := Import("vpn", []string{"server", "client"}, cfgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Spec.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	s, c := r.Spec.Hosts[0], r.Spec.Hosts[1]
+	if r.Spec.Topology != spec.TopologyHub || r.Spec.Hub != "server" {
+		t.Errorf("topology %s hub %q, want a hub network around server", r.Spec.Topology, r.Spec.Hub)
+	}
+	if r.Spec.ListenPortOf(&s) != 51999 || s.RandomPort || !c.RandomPort {
+		t.Errorf("server port %d (random %v), client random %v: want 51999, and a random port on the client", r.Spec.ListenPortOf(&s), s.RandomPort, c.RandomPort)
+	}
+	if len(r.Notes) != 2 || r.Notes[0].Located() != "server.conf:1: no ListenPort (wg picks a random one), yet its peers dial it at 198.18.0.1:51999: the rendered config has ListenPort = 51999" {
+		t.Errorf("notes %v, want the server's port and its forwarding", r.Notes)
+	}
+}

@@ -785,6 +785,9 @@ func hostNode(h *Host) *yaml.Node {
 	if h.ListenPort != 0 {
 		appendKey(n, "listen_port", intNode(h.ListenPort))
 	}
+	if h.RandomPort {
+		appendKey(n, "listen_port", strNode("random"))
+	}
 	if h.MTU != 0 {
 		appendKey(n, "mtu", mtuNode(h.MTU))
 	}

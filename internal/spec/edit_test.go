@@ -574,6 +574,9 @@ func TestWgQuickFields(t *testing.T) {
 	if srv.FwMark != 51820 || laptop.Table != "1234" || !slices.Equal(laptop.DNS, []string{"10.8.0.1", "vpn.internal"}) {
 		t.Errorf("fwmark %d, table %q, dns %q", srv.FwMark, laptop.Table, laptop.DNS)
 	}
+	if !laptop.RandomPort || srv.RandomPort {
+		t.Errorf("random port: laptop %v, server %v", laptop.RandomPort, srv.RandomPort)
+	}
 	if router.Table != "off" || router.FwMark != 0xca6c {
 		t.Errorf("router: table %q, fwmark %#x", router.Table, router.FwMark)
 	}

@@ -308,7 +308,11 @@ func (d *decoder) host(h *Host, n *yaml.Node, field string) {
 		case "keepalive":
 			h.Keepalive, _ = d.int(v, f)
 		case "listen_port":
-			h.ListenPort = d.nonZero(v, f, CodePort, "1-65535")
+			if v.Kind == yaml.ScalarNode && v.Tag == "!!str" && v.Value == "random" {
+				h.RandomPort = true
+				break
+			}
+			h.ListenPort = d.nonZero(v, f, CodePort, "1-65535, or random")
 		case "underlay_mtu":
 			h.UnderlayMTU = d.nonZero(v, f, CodeUnderlayMTU, fmt.Sprintf("%d-65535", MinMTU+Overhead))
 		case "private_key_file":

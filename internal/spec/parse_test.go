@@ -171,9 +171,12 @@ var errorTests = []problemTest{
 		`spec-subnet-family: wgnet.yaml:3: subnets[2] "10.0.0.0/24": a second IPv4 subnet (first: 192.168.100.0/24); at most one IPv4 and one IPv6`}},
 	{"interface", header + "interface: wg0/../x\n", []string{
 		`spec-interface: wgnet.yaml:5: interface "wg0/../x": must be 1-15 of a-z A-Z 0-9 _ = + . - (as wg-quick requires)`}},
-	{"ports", header + "listen_port: 65536\nhosts:\n  - name: s1\n    address: 192.168.100.1\n    keepalive: 25\n    listen_port: 0\n", []string{
+	{"ports", header + "listen_port: 65536\nhosts:\n  - name: s1\n    address: 192.168.100.1\n    keepalive: 25\n    listen_port: 0\n" +
+		"  - {name: s2, address: 192.168.100.2, endpoint: 1.2.3.4:51820, listen_port: random}\n  - {name: s3, address: 192.168.100.3, keepalive: 25, listen_port: any}\n", []string{
 		"spec-port: wgnet.yaml:5: listen_port 65536: must be 1-65535",
-		"spec-port: wgnet.yaml:10: hosts[0].listen_port 0: must be 1-65535 (leave it out for the default)",
+		"spec-port: wgnet.yaml:10: hosts[0].listen_port 0: must be 1-65535, or random (leave it out for the default)",
+		"spec-port: wgnet.yaml:11: hosts[1].listen_port \"random\": the others dial s2 at its endpoint 1.2.3.4:51820, so it needs a fixed port",
+		`spec-type: wgnet.yaml:12: hosts[2].listen_port "any": must be a whole number`,
 	}},
 	{"mtu range", header + "mtu: 500\n", []string{"spec-mtu: wgnet.yaml:5: mtu 500: must be 576-9216"}},
 	{"mtu ipv6", "version: 1\nnetwork: prod\nsubnets: [fd00::/64]\ntopology: mesh\nmtu: 1200\n", []string{

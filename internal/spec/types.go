@@ -85,7 +85,11 @@ type Host struct {
 	Keepalive        int            // keepalive: seconds; set for hosts behind NAT
 	PublicKey        wgkey.Key      // public_key: zero = derived from the secrets directory
 	ListenPort       int            // listen_port: 0 = the network's
-	UnderlayMTU      int            // underlay_mtu: 0 = unknown (1500 assumed)
+	// RandomPort (listen_port: random) leaves ListenPort out of the rendered
+	// config, so that wg picks a port when the interface is made, as for a
+	// VPN client's file without one. Only for a host nobody dials (no endpoint).
+	RandomPort  bool
+	UnderlayMTU int // underlay_mtu: 0 = unknown (1500 assumed)
 	// MTU is the host's own tunnel MTU: 0 = the network's, MTUAuto = automatic
 	// (no MTU line), else the value.
 	MTU int // mtu

@@ -322,6 +322,9 @@ func (l *hostsLint) scalars(i int, h *Host, f string) {
 	if h.ListenPort != 0 && !validPort(h.ListenPort) {
 		ps.errorf(f+".listen_port", CodePort, "%d: must be 1-65535", h.ListenPort)
 	}
+	if h.RandomPort && h.Endpoint != "" && !h.External {
+		ps.errorf(f+".listen_port", CodePort, "\"random\": the others dial %s at its endpoint %s, so it needs a fixed port", h.Name, h.Endpoint)
+	}
 	if h.UnderlayMTU != 0 {
 		if h.UnderlayMTU < MinMTU+Overhead || h.UnderlayMTU > 65535 {
 			ps.errorf(f+".underlay_mtu", CodeUnderlayMTU, "%d: must be %d-65535", h.UnderlayMTU, MinMTU+Overhead)
