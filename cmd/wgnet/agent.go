@@ -26,12 +26,14 @@ func init() { register(newAgentCmd) }
 // agentFlags are the flags of agent run and join.
 type agentFlags struct {
 	dir, backend, metrics string
+	resolveEvery          time.Duration
 }
 
 func (f *agentFlags) bind(c *cobra.Command) {
 	c.Flags().StringVar(&f.dir, "dir", agent.DefaultDir, "the agent's directory (0700): its config, credential, cached state and key")
 	c.Flags().StringVar(&f.backend, "backend", "auto", "WireGuard backend: auto|kernel|userspace")
 	c.Flags().StringVar(&f.metrics, "metrics", "", "serve Prometheus /metrics on this loopback address (e.g. 127.0.0.1:9586)")
+	c.Flags().DurationVar(&f.resolveEvery, "resolve-every", 5*time.Minute, "reconcile the applied state again this often, resolving endpoint host names again (at least 1s)")
 }
 
 // load loads the joined agent of f.dir.
@@ -56,10 +58,13 @@ func (f *agentFlags) options() (agent.Options, error) {
 			return agent.Options{}, usageError{fmt.Errorf("--metrics %q: want a loopback address and port, such as 127.0.0.1:9586", f.metrics)}
 		}
 	}
+	if f.resolveEvery < time.Second {
+		return agent.Options{}, usageError{fmt.Errorf("--resolve-every %s: want 1s or more", f.resolveEvery)}
+	}
 	var so up.SyncOptions
 	so.Backend = f.backend
 	so.Log = os.Stderr
-	return agent.Options{Dir: f.dir, Plane: &agent.UpPlane{Options: so},
+	return agent.Options{Dir: f.dir, Plane: &agent.UpPlane{Options: so}, ResolveEvery: f.resolveEvery,
 		Log: slog.New(slog.NewTextHandler(os.Stderr, nil))}, nil
 }
 

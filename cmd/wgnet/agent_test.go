@@ -68,6 +68,7 @@ func TestCLIAgent(t *testing.T) {
 		{[]string{"agent", "join", "--dir", other}, "give the join token"},
 		{[]string{"agent", "show", "--dir", other}, "not joined"},
 		{[]string{"agent", "run", "--dir", other, "--metrics", "0.0.0.0:9586"}, "loopback"},
+		{[]string{"agent", "run", "--dir", other, "--resolve-every", "500ms"}, "1s or more"},
 	} {
 		_, errs, code := cli(t, dir, tc.args...)
 		if code != 2 || !strings.Contains(errs, tc.want) {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -98,12 +97,7 @@ func TestHAAgentsNetns(t *testing.T) {
 		t.Skip("about a minute of real processes")
 	}
 	d := newHADB(t)
-	l := &agentLab{t: t, bin: wgnetBin(t), shared: t.TempDir(), confDir: t.TempDir(), data: t.TempDir()}
-	l.lan = netnstest.New(t, "lan")
-	l.lan.Run(t, "ip", "link", "add", "br0", "type", "bridge")
-	l.lan.Run(t, "ip", "link", "set", "br0", "up")
-	l.ctl = netnstest.New(t, "ctl")
-	l.plug(l.ctl, "198.18.0.1")
+	l := newAgentLab(t)
 	l.ctl.Run(t, "ip", "addr", "add", "198.18.0.2/24", "dev", "eth0")
 	l.ctl.Run(t, "ip", "addr", "add", "198.18.0.3/24", "dev", "eth0")
 	urls := []string{"https://198.18.0.1:7443", "https://198.18.0.2:7443", "https://198.18.0.3:7443"}
@@ -111,25 +105,19 @@ func TestHAAgentsNetns(t *testing.T) {
 	for i := range urls {
 		ctls = append(ctls, l.startHAController(d, i, urls))
 	}
-	l.admin("network", "create", "demo", "--subnet", "10.70.0.0/24", "--topology", "mesh")
-	var tok struct {
-		Token string `json:"token"`
-	}
-	if err := json.Unmarshal([]byte(l.admin("token", "create", "demo", "--uses", "4", "--route", "172.31.0.0/16", "-o", "json")), &tok); err != nil {
-		t.Fatal(err)
-	}
-	a1 := l.join("a1", 1, tokenVia(t, tok.Token, urls[1]))
-	a2 := l.join("a2", 2, tokenVia(t, tok.Token, urls[2]))
+	token := l.demoToken(4)
+	a1 := l.join("a1", 1, tokenVia(t, token, urls[1]))
+	a2 := l.join("a2", 2, tokenVia(t, token, urls[2]))
 	agents := []*agentHost{a1, a2}
 	l.converge("a1 through B, a2 through C", agents)
-	agents = append(agents, l.join("a3", 3, tokenVia(t, tok.Token, urls[0])))
+	agents = append(agents, l.join("a3", 3, tokenVia(t, token, urls[0])))
 	l.converge("a3 joined through A, applied by the agents on B and C", agents)
 
 	if err := ctls[1].Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	ctls[1].Wait()
-	agents = append(agents, l.join("a4", 4, tokenVia(t, tok.Token, urls[2])))
+	agents = append(agents, l.join("a4", 4, tokenVia(t, token, urls[2])))
 	l.converge("B killed, a4 joined through C", agents)
 	// a1 followed B; it says it lost B and which controller took over.
 	log := a1.logText()

@@ -3,8 +3,6 @@ package agent_test
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -159,15 +157,8 @@ func (r *recorder) scan(t *testing.T, keys []wgkey.Private) {
 	if r.n == 0 || len(b) == 0 {
 		t.Fatal("no request recorded")
 	}
-	for _, k := range keys {
-		raw := k[:]
-		for _, enc := range [][]byte{raw, []byte(base64.StdEncoding.EncodeToString(raw)), []byte(base64.RawStdEncoding.EncodeToString(raw)),
-			[]byte(base64.URLEncoding.EncodeToString(raw)), []byte(base64.RawURLEncoding.EncodeToString(raw)),
-			[]byte(hex.EncodeToString(raw)), bytes.ToUpper([]byte(hex.EncodeToString(raw)))} {
-			if bytes.Contains(b, enc) {
-				t.Errorf("a request holds a private key (%d bytes of encoding)", len(enc))
-			}
-		}
+	if wgkey.Leaked(b, keys...) {
+		t.Errorf("a request holds a private key")
 	}
 	t.Logf("scanned %d requests (%d bytes) for %d private keys in 7 encodings: none", r.n, len(b), len(keys))
 }

@@ -3,6 +3,11 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"sync"
 
 	"github.com/wgnet/wgnet/internal/device"
 	"github.com/wgnet/wgnet/internal/intent"
@@ -27,12 +32,50 @@ type DataPlane interface {
 // agent, so the network stays up while the agent restarts).
 type UpPlane struct {
 	Options up.SyncOptions
+
+	mu   sync.Mutex
+	last map[string]netip.Addr // the address each endpoint host name last resolved to
 }
 
 // Apply implements DataPlane.
 func (p *UpPlane) Apply(ctx context.Context, name string, h *intent.Host) error {
-	_, err := up.Reconcile(ctx, up.Request{Name: name, Host: h, Source: "wgnet agent"}, p.Options)
+	opts := p.Options
+	opts.Resolve = p.resolve
+	_, err := up.Reconcile(ctx, up.Request{Name: name, Host: h, Source: "wgnet agent"}, opts)
 	return err
+}
+
+// resolve resolves an endpoint host name (Options.Resolve; nil: the system's
+// resolver) and remembers the address. When the name does not resolve, the
+// address it had last is kept (and said): a plan fails as a whole, so a name
+// failing for a while would otherwise stop every change the agent applies,
+// and the periodic reconcile would fail too. A name that never resolved still
+// fails the plan.
+func (p *UpPlane) resolve(ctx context.Context, host string) (netip.Addr, error) {
+	resolve := p.Options.Resolve
+	if resolve == nil {
+		resolve = up.ResolveSystem
+	}
+	a, err := resolve(ctx, host)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err == nil {
+		if p.last == nil {
+			p.last = map[string]netip.Addr{}
+		}
+		p.last[host] = a
+		return a, nil
+	}
+	last, ok := p.last[host]
+	if !ok {
+		return netip.Addr{}, err
+	}
+	var log io.Writer = os.Stderr
+	if p.Options.Log != nil {
+		log = p.Options.Log
+	}
+	fmt.Fprintf(log, "[#] endpoint %s: %v; keeping its last address %s\n", host, err, last)
+	return last, nil
 }
 
 // Peers implements DataPlane.

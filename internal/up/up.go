@@ -135,11 +135,14 @@ func (o *Options) defaults() {
 		}
 	}
 	if o.Resolve == nil {
-		o.Resolve = resolveSystem
+		o.Resolve = ResolveSystem
 	}
 }
 
-func resolveSystem(ctx context.Context, host string) (netip.Addr, error) {
+// ResolveSystem resolves an endpoint host name with the system's resolver
+// (bounded to 10 s), preferring an IPv4 address: what Options.Resolve does
+// when nil.
+func ResolveSystem(ctx context.Context, host string) (netip.Addr, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)

@@ -4,6 +4,7 @@
 package wgkey
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
@@ -148,6 +149,23 @@ func (p Private) Base64() string { return b64.EncodeToString(p[:]) }
 
 // Hex returns the UAPI form. Only for handing the key to a device.
 func (p Private) Hex() string { return hex.EncodeToString(p[:]) }
+
+// Leaked reports whether b holds one of keys in any form it could travel in:
+// raw bytes, base64 (with and without padding, standard and URL-safe), hex in
+// either case. For tests and audits that check a key never left its host.
+func Leaked(b []byte, keys ...Private) bool {
+	for _, k := range keys {
+		raw := k[:]
+		h := hex.EncodeToString(raw)
+		for _, enc := range []string{string(raw), base64.StdEncoding.EncodeToString(raw), base64.RawStdEncoding.EncodeToString(raw),
+			base64.URLEncoding.EncodeToString(raw), base64.RawURLEncoding.EncodeToString(raw), h, strings.ToUpper(h)} {
+			if bytes.Contains(b, []byte(enc)) {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 // String never reveals the key.
 func (p Private) String() string { return "(redacted)" }

@@ -124,3 +124,22 @@ func TestValidPath(t *testing.T) {
 		}
 	}
 }
+
+// TestLeaked: a key is found in each form it could travel in, and not in a
+// text that holds only its public half.
+func TestLeaked(t *testing.T) {
+	k, err := GeneratePrivate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := k[:]
+	for _, form := range []string{string(raw), k.Base64(), strings.TrimRight(k.Base64(), "="),
+		base64.URLEncoding.EncodeToString(raw), base64.RawURLEncoding.EncodeToString(raw), k.Hex(), strings.ToUpper(k.Hex())} {
+		if !Leaked([]byte(`{"x":"`+form+`"}`), k) {
+			t.Errorf("a key written as %q not found", form)
+		}
+	}
+	if Leaked([]byte(`{"public_key":"`+k.Public().String()+`"}`), k) {
+		t.Error("the public key taken for the private one")
+	}
+}
