@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -327,6 +330,75 @@ func TestCLIImportReproduces(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "imported.secrets", "s4.key")); err == nil {
 		t.Error("import invented a private key for s4, which keeps its own")
 	}
+}
+
+// TestCLIImportWgEasy adopts a wg-easy fleet from the import corpus with the
+// command, renders it in both forms, and finds every host's file again: the
+// peers (keys, AllowedIPs as sets, endpoints, keepalives, preshared keys) in
+// the stripped form `render -o wg` writes, and Address, MTU, DNS and the hooks
+// in the wg-quick form; the one change, the hub's forwarding, is printed at its
+// file:line. (internal/importer's TestCorpusRoundTrip does this for every fleet
+// of the corpus through the real wg-quick strip.)
+func TestCLIImportWgEasy(t *testing.T) {
+	dir := t.TempDir()
+	fleet, err := filepath.Abs("../../internal/importer/testdata/corpus/wg-easy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(fleet, "*.conf"))
+	_, stderr, code := cli(t, dir, append([]string{"import", "--network", "easy"}, files...)...)
+	if code != 0 {
+		t.Fatalf("import: exit %d: %s", code, stderr)
+	}
+	if want := filepath.Join(fleet, "server.conf") + ":5: the rendered config also turns on IPv4 forwarding"; !strings.Contains(stderr, want) || strings.Count(stderr, "wgnet: import: ") != 1 {
+		t.Errorf("import printed:\n%s\nwant exactly one note: %s", stderr, want)
+	}
+	mustCLI(t, dir, "render", "-o", "wg", "--out", "wg")
+	mustCLI(t, dir, "render", "--out", "quick")
+	for _, f := range files {
+		host := strings.TrimSuffix(filepath.Base(f), ".conf")
+		in := parseFile(t, f)
+		stripped := parseFile(t, filepath.Join(dir, "wg", host, "wg0.conf"))
+		quick := parseFile(t, filepath.Join(dir, "quick", host, "wg0.conf"))
+		if diff := cmp.Diff(peerSet(in), peerSet(stripped)); diff != "" {
+			t.Errorf("%s: peers (-file +render -o wg):\n%s", host, diff)
+		}
+		if len(stripped.Interface.Addresses) != 0 || stripped.Interface.PrivateKey != in.Interface.PrivateKey {
+			t.Errorf("%s: the stripped form has Address %v, or another private key", host, stripped.Interface.Addresses)
+		}
+		ic, qc := in.Interface, quick.Interface
+		if fmt.Sprint(ic.Addresses, ic.MTU, ic.DNS, ic.PreUp, ic.PreDown, ic.PostDown, ic.ListenPort == nil) !=
+			fmt.Sprint(qc.Addresses, qc.MTU, qc.DNS, qc.PreUp, qc.PreDown, qc.PostDown, qc.ListenPort == nil) {
+			t.Errorf("%s: [Interface] %v, rendered %v", host, ic, qc)
+		}
+		if host != "server" && !slices.Equal(ic.PostUp, qc.PostUp) || host == "server" && !slices.Equal(ic.PostUp, qc.PostUp[1:]) {
+			t.Errorf("%s: PostUp %q, rendered %q (the server's with wgnet's forwarding first)", host, ic.PostUp, qc.PostUp)
+		}
+	}
+}
+
+func parseFile(t *testing.T, path string) *wgconf.Config {
+	t.Helper()
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := wgconf.Parse(path, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// peerSet is what wg keeps of each peer, by public key, AllowedIPs sorted.
+func peerSet(c *wgconf.Config) map[string]string {
+	out := map[string]string{}
+	for _, p := range c.Peers {
+		allowed := slices.Clone(p.AllowedIPs)
+		slices.SortFunc(allowed, func(a, b netip.Prefix) int { return strings.Compare(a.String(), b.String()) })
+		out[p.PublicKey.String()] = fmt.Sprint(allowed, p.Endpoint, p.PersistentKeepalive, p.PresharedKey.String())
+	}
+	return out
 }
 
 func TestCLIEdits(t *testing.T) {

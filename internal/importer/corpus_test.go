@@ -137,6 +137,7 @@ func roundTrip(t *testing.T, dir string) corpusFigures {
 		want := compareHost(t, tmp, path, cfgs[i], hc, &fig)
 		for _, e := range want {
 			fig.diffs++
+			t.Logf("%s:%d: %s", path, e.line, e.what)
 			if !hasNote(r.Notes, path, e.line, e.about) {
 				t.Errorf("%s:%d: %s, and no note there names %q", path, e.line, e.what, e.about)
 			}
@@ -157,6 +158,12 @@ func compareHost(t *testing.T, tmp, path string, in *wgconf.Config, hc *intent.H
 		t.Fatal(err)
 	}
 	sin, sgot := strip(t, tmp, src), strip(t, tmp, hc.WgQuick())
+	// What `render -o wg` writes is what wg-quick strips of the wg-quick form.
+	if wgForm, err := wgconf.Parse("render -o wg", hc.Stripped()); err != nil {
+		t.Fatal(err)
+	} else if diff := cmp.Diff(sgot.WgQuick(), wgForm.WgQuick()); diff != "" {
+		t.Errorf("%s: render -o wg differs from wg-quick strip of the rendered file (-strip +render):\n%s", path, diff)
+	}
 	var diffs []expected
 	add := func(line int, about, format string, a ...any) {
 		diffs = append(diffs, expected{line, about, fmt.Sprintf(format, a...)})

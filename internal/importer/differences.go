@@ -114,7 +114,11 @@ func (d *differ) hooks() {
 		more = append(more, "IPv6")
 	}
 	if len(more) > 0 {
-		d.say(pos.Line, "forward", "the rendered config also turns on %s forwarding on the interface itself (a PostUp line wgnet writes for a hub or a host with routes, and undoes on down; with wgnet up, wgnet does it) and clamps the TCP MSS of what it forwards: its role in the spec needs it", strings.Join(more, " and "))
+		already := ""
+		if v4, v6 := intent.HooksForward(d.h.cfg.Interface.PostUp); (v4 || !got.Forward.V4) && (v6 || !got.Forward.V6) {
+			already = "; the file's own PostUp already turns forwarding on, and still runs"
+		}
+		d.say(pos.Line, "forward", "the rendered config also turns on %s forwarding on the interface itself (a PostUp line wgnet writes for a hub or a host with routes, and undoes on down; with wgnet up, wgnet does it) and clamps the TCP MSS of what it forwards: its role in the spec needs it%s", strings.Join(more, " and "), already)
 	}
 }
 
