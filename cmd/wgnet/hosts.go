@@ -238,10 +238,11 @@ type hostRow struct {
 	Addresses  []string `json:"addresses"`
 	Endpoint   string   `json:"endpoint,omitempty"`
 	Routes     []string `json:"routes,omitempty"`
-	ListenPort int      `json:"listen_port"`
+	ListenPort int      `json:"listen_port"` // 0: random (listen_port: random)
 	Keepalive  int      `json:"keepalive,omitempty"`
 	PublicKey  string   `json:"public_key"`
 	OwnKey     bool     `json:"keeps_own_key"`
+	External   bool     `json:"external,omitempty"`
 }
 
 func newListCmd() *cobra.Command {
@@ -279,6 +280,10 @@ func newListCmd() *cobra.Command {
 						r.Role = "hub"
 					}
 				}
+				if h.RandomPort {
+					r.ListenPort = 0 // wg picks one
+				}
+				r.External = h.External
 				_, hasKey := sec.PrivateKeys[h.Name]
 				r.OwnKey = !hasKey
 				for _, a := range h.Addresses {
@@ -311,8 +316,15 @@ func newListCmd() *cobra.Command {
 				case r.OwnKey:
 					key += " (own key)"
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Name, r.Role, strings.Join(r.Addresses, ","), ep,
-					orDash(strings.Join(r.Routes, ",")), r.ListenPort, ka, key)
+				role, port := r.Role, fmt.Sprint(r.ListenPort)
+				if r.External {
+					role += " (external)"
+				}
+				if r.ListenPort == 0 {
+					port = "random"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, role, strings.Join(r.Addresses, ","), ep,
+					orDash(strings.Join(r.Routes, ",")), port, ka, key)
 			}
 			return w.Flush()
 		},

@@ -68,7 +68,7 @@ func TestBrokenCorpus(t *testing.T) {
 // Document without edits) to YAML that parses to the same spec.
 func FuzzParse(f *testing.F) {
 	seeds, _ := filepath.Glob("testdata/broken/*.yaml")
-	seeds = append(seeds, "testdata/example.yaml", "testdata/edit/commented.yaml")
+	seeds = append(seeds, "testdata/example.yaml", "testdata/edit/commented.yaml", "testdata/wgquick-fields.yaml")
 	for _, p := range seeds {
 		b, err := os.ReadFile(p)
 		if err != nil {
