@@ -81,19 +81,23 @@ func newImportCmd() *cobra.Command {
 }
 
 // importFiles reads and parses the configs and rebuilds their network, which
-// must validate.
+// must validate. The parser's warnings (a second [Interface] merged, an IPv6
+// endpoint without brackets) come first among the notes: what the rendered
+// config writes differently.
 func importFiles(name string, paths []string) (*importer.Result, error) {
 	var cfgs []*wgconf.Config
 	var errs []error
+	var warns diag.List
 	for _, path := range paths {
 		src, err := os.ReadFile(path)
 		if err != nil {
 			return nil, err
 		}
-		cfg, err := wgconf.Parse(path, src)
+		cfg, w, err := wgconf.ParseWithWarnings(path, src)
 		if err != nil {
 			errs = append(errs, err)
 		}
+		warns = append(warns, w...)
 		cfgs = append(cfgs, cfg)
 	}
 	if len(errs) > 0 {
@@ -103,6 +107,7 @@ func importFiles(name string, paths []string) (*importer.Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.Notes = append(warns, r.Notes...)
 	if err := r.Spec.Validate(); err != nil {
 		return nil, fmt.Errorf("import: the configs don't make a valid network:\n%w", err)
 	}
