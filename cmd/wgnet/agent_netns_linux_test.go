@@ -307,6 +307,38 @@ func pingWithin(h *nsHost, dst string, d time.Duration) bool {
 
 var receivedRE = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`)
 
+// pingRing starts n pings, 5 a second, from each agent to the next one's
+// container subnet (the last to the first's), and returns a function that
+// waits for them and says each pair that lost one.
+func pingRing(agents []*agentHost, n int) func() []string {
+	var wg sync.WaitGroup
+	losses := make(chan string, len(agents))
+	for i, a := range agents {
+		b := agents[(i+1)%len(agents)]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Duration(n)*200*time.Millisecond+20*time.Second)
+			defer cancel()
+			dst := fmt.Sprintf("172.31.%d.1", agentIndex(b))
+			out, _ := exec.CommandContext(ctx, "nsenter", "-t", strconv.Itoa(a.h.holder), "-n", "--",
+				"ping", "-c", strconv.Itoa(n), "-i", "0.2", "-W", "1", dst).CombinedOutput()
+			if m := receivedRE.FindStringSubmatch(string(out)); m == nil || m[1] != strconv.Itoa(n) || m[2] != m[1] {
+				losses <- fmt.Sprintf("%s -> %s (%s): %s", a.name, b.name, dst, strings.TrimSpace(string(out)))
+			}
+		}()
+	}
+	return func() []string {
+		wg.Wait()
+		close(losses)
+		var out []string
+		for m := range losses {
+			out = append(out, m)
+		}
+		return out
+	}
+}
+
 // TestAgentNetns is issue 15's test with real processes: a controller in one
 // namespace, agents in others (userspace WireGuard), joined to each other by
 // a bridge on the underlay 198.18.0.0/24 and to nothing else. The network, with
@@ -333,32 +365,8 @@ func TestAgentNetns(t *testing.T) {
 
 	// The controller goes away: the network stays up, without a lost ping.
 	stopProc(l.ctlCmd)
-	var wg sync.WaitGroup
-	losses := make(chan string, len(agents))
-	for i, a := range agents {
-		b := agents[(i+1)%len(agents)]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
-			defer cancel()
-			dst := fmt.Sprintf("172.31.%d.1", agentIndex(b))
-			out, _ := exec.CommandContext(ctx, "nsenter", "-t", strconv.Itoa(a.h.holder), "-n", "--",
-				"ping", "-c", "100", "-i", "0.2", "-W", "1", dst).CombinedOutput()
-			m := receivedRE.FindStringSubmatch(string(out))
-			if m == nil || m[1] != "100" || m[2] != "100" {
-				losses <- fmt.Sprintf("%s -> %s (%s): %s", a.name, b.name, dst, strings.TrimSpace(string(out)))
-				return
-			}
-			losses <- ""
-		}()
-	}
-	wg.Wait()
-	close(losses)
-	for m := range losses {
-		if m != "" {
-			t.Errorf("controller stopped: pings lost: %s", m)
-		}
+	for _, m := range pingRing(agents, 100)() {
+		t.Errorf("controller stopped: pings lost: %s", m)
 	}
 	t.Logf("controller stopped: 3 x 100 pings over 20 s, none lost")
 

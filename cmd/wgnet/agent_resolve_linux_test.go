@@ -162,8 +162,8 @@ func TestAgentReresolveNetns(t *testing.T) {
 	// address it lost, and it hears of changes when that poll times out.)
 	setName("")
 	time.Sleep(7 * time.Second) // a resolve period and Go's hosts cache
-	l.admin("set", "a2", "--network", "demo", "--route", "172.31.12.0/24")
 	changed = time.Now()
+	l.admin("set", "a2", "--network", "demo", "--route", "172.31.12.0/24")
 	for _, a := range []*agentHost{a1, a3} {
 		deadline := changed.Add(20 * time.Second)
 		for !strings.Contains(peerShow(t, a, "allowed-ips", pub), "172.31.12.0/24") {
@@ -172,7 +172,7 @@ func TestAgentReresolveNetns(t *testing.T) {
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
-		t.Logf("%s applied a2's new route in %.1f s while a2's name does not resolve", a.name, time.Since(changed).Seconds())
+		t.Logf("%s applied a2's new route in %.1f s while a2's name does not resolve (from the admin's command)", a.name, time.Since(changed).Seconds())
 	}
 	for _, a := range []*agentHost{a1, a3} {
 		if got := endpointOf(t, a, pub); got != "198.18.0.52:51820" {
