@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
 
@@ -52,6 +54,14 @@ func newCheckCmd() *cobra.Command {
 // runCheck prints the findings on stdout and a summary on stderr: of files, or
 // without files of the spec named by -f.
 func runCheck(ctx context.Context, files []string, specFile, format string, stdout, stderr io.Writer) error {
+	if os.Getenv("GOGC") == "" {
+		// What check builds lives to its end (a 1,000-host mesh: a million
+		// peers, about 700 MB), and it makes little garbage besides; at the
+		// default the collector runs each time the heap doubles and scans it
+		// all again for nothing: 15% of check's CPU on that mesh. At 400, 3 to
+		// 4 fewer cycles for about 7% more memory at the peak.
+		defer debug.SetGCPercent(debug.SetGCPercent(400))
+	}
 	var findings diag.List
 	var err error
 	if len(files) == 0 {

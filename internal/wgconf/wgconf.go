@@ -237,7 +237,9 @@ func parseEndpoint(s string) (Endpoint, string) {
 // reports that case, which a person may have meant otherwise. wgnet's own spec
 // and flags keep wanting the brackets (ParseEndpoint).
 func parseEndpointAsWg(s string) (e Endpoint, unbracketed bool, reason string) {
-	if i := strings.LastIndexByte(s, ':'); i > 0 && s[0] != '[' {
+	// Only a host with a colon can be an IPv6 literal: the others (every
+	// IPv4 endpoint, a million in a big mesh) are not parsed twice.
+	if i := strings.LastIndexByte(s, ':'); i > 0 && s[0] != '[' && strings.IndexByte(s[:i], ':') >= 0 {
 		if a, err := netip.ParseAddr(s[:i]); err == nil && a.Is6() {
 			e, reason := parseEndpoint("[" + s[:i] + "]" + s[i:])
 			return e, reason == "", reason
