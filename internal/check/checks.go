@@ -123,11 +123,10 @@ func (n *network) checkPairs() {
 			case pb == nil:
 				n.asymmetric(a, pa, b)
 			default:
-				if !pa.p.Pos.Unknown(wgconf.KeyPresharedKey) && !pb.p.Pos.Unknown(wgconf.KeyPresharedKey) {
+				if !pa.pskUnknown && !pb.pskUnknown && (pa.hasPSK || pb.hasPSK) { // none on either side: the same
 					n.checkPSK(a, pa, b, pb)
 				}
-				if pa.p.Endpoint == nil && pb.p.Endpoint == nil &&
-					!pa.p.Pos.Unknown(wgconf.KeyEndpoint) && !pb.p.Pos.Unknown(wgconf.KeyEndpoint) {
+				if !pa.hasEndpoint && !pb.hasEndpoint && !pa.epUnknown && !pb.epUnknown {
 					n.noEndpoint(a, pa, b, pb)
 				}
 			}

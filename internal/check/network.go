@@ -66,6 +66,10 @@ type peer struct {
 	// earlier peer with the same key. Neither resolves by key.
 	self  bool
 	dupOf *peer
+	// What checkPairs asks of both peers of each pair, read off the config
+	// in one pass in file order rather than pair by pair all over the heap.
+	hasPSK, hasEndpoint   bool
+	pskUnknown, epUnknown bool // wgconf.Pos.Unknown of PresharedKey, Endpoint
 }
 
 type network struct {
@@ -167,8 +171,13 @@ func newNetworkOn(in Input, workers int) *network {
 			slab := make([]peer, len(h.cfg.Peers)) // one allocation, not one per peer
 			h.peers = make([]*peer, 0, len(h.cfg.Peers))
 			for j := range h.cfg.Peers {
-				slab[j].p = &h.cfg.Peers[j]
-				h.peers = append(h.peers, &slab[j])
+				c, p := &h.cfg.Peers[j], &slab[j]
+				p.p = c
+				p.hasPSK, p.hasEndpoint = !c.PresharedKey.IsZero(), c.Endpoint != nil
+				if c.Pos.Bad != nil {
+					p.pskUnknown, p.epUnknown = c.Pos.Unknown(wgconf.KeyPresharedKey), c.Pos.Unknown(wgconf.KeyEndpoint)
+				}
+				h.peers = append(h.peers, p)
 			}
 		}
 	})

@@ -74,6 +74,9 @@ type Host struct {
 	// Table holds every AllowedIPs entry of its peers (self-peers included)
 	// in file order, by prefix: its cryptokey routing table.
 	Table *prefixset.Set[Route]
+	// entries counts the AllowedIPs entries of its peers, valid or not (the
+	// table leaves out the invalid).
+	entries int
 }
 
 // Peer is one [Peer] section of a host, resolved by its public key.
@@ -176,6 +179,7 @@ func (n *Network) resolvePeers(h *Host, seen map[wgkey.Key]int, b *prefixset.Bui
 		}
 	}
 	h.Table = b.Set()
+	h.entries = seq
 }
 
 // Host returns the host called name, or nil.

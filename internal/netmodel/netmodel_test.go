@@ -3,6 +3,7 @@ package netmodel
 import (
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/wgnet/wgnet/internal/wgconf"
@@ -105,5 +106,50 @@ func TestAgainstSlow(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestRoutedSubnetsTable: RoutedSubnets, which asks each host's table, finds
+// what asking IsSubnet entry by entry finds, in the same order, on random
+// networks with host addresses (/32), overlay /31s, default routes, now and
+// then an invalid prefix, and repeated entries.
+func TestRoutedSubnetsTable(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	total, fallbacks := 0, 0
+	for iter := range 2000 {
+		in := randomNetwork(r)
+		for i := range in {
+			if r.IntN(3) == 0 {
+				in[i].Addresses = append(in[i].Addresses, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, 3, byte(i)}), 31))
+			}
+			for j := range in[i].Peers {
+				if r.IntN(20) == 0 {
+					in[i].Peers[j].AllowedIPs = append(in[i].Peers[j].AllowedIPs, netip.Prefix{})
+				}
+			}
+		}
+		n := New(in)
+		got := n.RoutedSubnets(nil)
+		var want []Routed
+		for hi := range n.Hosts {
+			want = n.routedViaEntries(want, hi, func(h, j int) int { return n.Hosts[h].Peers[j].To })
+		}
+		if len(got) != len(want) {
+			t.Fatalf("network %d: %d routed entries, want %d:\n%v\n%v", iter, len(got), len(want), got, want)
+		}
+		for k := range got {
+			if got[k] != want[k] {
+				t.Fatalf("network %d: entry %d: %+v, want %+v", iter, k, got[k], want[k])
+			}
+		}
+		total += len(got)
+		for _, h := range n.Hosts {
+			if h.Table.Len() > 0 && slices.ContainsFunc(h.Input.Peers, func(p wgconf.Peer) bool { return slices.Contains(p.AllowedIPs, netip.Prefix{}) }) {
+				fallbacks++
+			}
+		}
+	}
+	if total < 1000 || fallbacks < 50 {
+		t.Fatalf("only %d routed entries, %d hosts with an invalid prefix: the random networks test little", total, fallbacks)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+
+	"github.com/wgnet/wgnet/internal/prefixset"
 )
 
 // Routed is one AllowedIPs entry that routes a subnet: a prefix that is not a
@@ -35,7 +37,12 @@ func (n *Network) IsSubnet(q netip.Prefix) bool {
 	if lo, hi := n.addrs.Within(q); lo < hi {
 		return false // holds a host's address
 	}
-	return !(q.IsSingleIP() && slices.ContainsFunc(n.overlay, func(o netip.Prefix) bool { return o.Contains(q.Addr()) }))
+	return !n.overlayAddr(q)
+}
+
+// overlayAddr reports whether q is a single address inside an overlay subnet.
+func (n *Network) overlayAddr(q netip.Prefix) bool {
+	return q.IsSingleIP() && slices.ContainsFunc(n.overlay, func(o netip.Prefix) bool { return o.Contains(q.Addr()) })
 }
 
 // RoutedSubnets infers which subnets sit behind which host, which configs do
@@ -65,8 +72,50 @@ func (n *Network) RoutedSubnets(to func(h, peer int) int) []Routed {
 	return slices.Concat(parts...)
 }
 
-// routedVia appends to out the entries of host hi that route a subnet.
+// routedVia appends to out the entries of host hi that route a subnet, in
+// peer and entry order. It asks IsSubnet's question of the host's table, one
+// walk along it and the sorted host addresses (prefixset.Holding), rather than
+// a search for each entry: in a mesh nearly every entry holds an address.
 func (n *Network) routedVia(out []Routed, hi int, to func(h, peer int) int) []Routed {
+	h := n.Hosts[hi]
+	t := h.Table
+	holding := prefixset.Holding(t, n.addrs)
+	var found []Route
+	var prefix []netip.Prefix // of each found, by its Seq
+	entries := 0
+	for i := range t.Len() {
+		vs := t.Values(i)
+		entries += len(vs)
+		if holding[i] {
+			continue
+		}
+		if q := t.Prefix(i); q.Bits() != 0 && !n.overlayAddr(q) {
+			for _, r := range vs {
+				found = append(found, r)
+				for len(prefix) <= r.Seq {
+					prefix = append(prefix, netip.Prefix{})
+				}
+				prefix[r.Seq] = q
+			}
+		}
+	}
+	if entries != h.entries {
+		return n.routedViaEntries(out, hi, to) // an invalid prefix, which the table leaves out
+	}
+	slices.SortFunc(found, func(a, b Route) int { return a.Seq - b.Seq }) // file order
+	for _, r := range found {
+		q := prefix[r.Seq]
+		m := Routed{Prefix: q, Via: hi, Peer: r.Peer, Entry: r.Entry, Owner: -1}
+		if o := to(hi, r.Peer); o >= 0 && !n.relays(o, q, hi, to) {
+			m.Owner = o
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// routedViaEntries is routedVia entry by entry, each asked of IsSubnet.
+func (n *Network) routedViaEntries(out []Routed, hi int, to func(h, peer int) int) []Routed {
 	h := n.Hosts[hi]
 	for j := range h.Peers {
 		for e, q := range h.Peers[j].AllowedIPs {

@@ -260,3 +260,18 @@ func (s *Set[V]) Within(p netip.Prefix) (lo, hi int) {
 	}
 	return lo, hi
 }
+
+// Holding reports, by index of s, whether each prefix of s contains some
+// prefix of t (or is one): what Within asks of one prefix, answered for all of
+// s in one walk along both sorted sets instead of a search for each.
+func Holding[V, W any](s *Set[V], t *Set[W]) []bool {
+	out := make([]bool, len(s.keys))
+	j := 0
+	for i, k := range s.keys {
+		for j < len(t.keys) && t.keys[j].less(k) {
+			j++ // the first of t at or after k, as search finds it
+		}
+		out[i] = j < len(t.keys) && k.contains(t.keys[j])
+	}
+	return out
+}

@@ -289,3 +289,29 @@ func BenchmarkSet(b *testing.B) {
 		bl.Set()
 	}
 }
+
+// TestHolding compares Holding with Within, prefix by prefix, on random sets.
+func TestHolding(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	for round := 0; round < 200; round++ {
+		var a, b Builder[int]
+		for i := range r.IntN(200) {
+			a.Add(randPrefix(r), i)
+		}
+		for i := range r.IntN(200) {
+			p := randPrefix(r)
+			if r.IntN(2) == 0 { // addresses, as netmodel asks it
+				p = netip.PrefixFrom(p.Addr(), p.Addr().BitLen())
+			}
+			b.Add(p, i)
+		}
+		s, u := a.Set(), b.Set()
+		got := Holding(s, u)
+		for i := range s.Len() {
+			lo, hi := u.Within(s.Prefix(i))
+			if want := lo < hi; got[i] != want {
+				t.Fatalf("round %d: Holding[%d] (%s) = %v, Within says %v", round, i, s.Prefix(i), got[i], want)
+			}
+		}
+	}
+}
