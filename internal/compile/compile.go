@@ -10,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"slices"
 	"sort"
+	"sync"
 
 	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/policy"
@@ -41,14 +43,35 @@ func Compile(s *spec.Spec, sec spec.Secrets) ([]intent.Host, error) {
 		return nil, err
 	}
 	c.shared()
+	// Each host's config is its own: built on every core (a 1,000-host mesh is
+	// a million peers), each by a copy of the compiler with errors of its own,
+	// joined in host order as one run in order gives them. iface and peers
+	// only read what the compiler shares (the policy's index locks itself).
+	built := make([]intent.Host, len(c.hosts))
+	errs := make([][]error, len(c.hosts))
+	workers := min(runtime.GOMAXPROCS(0), len(c.hosts))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(c.hosts); i += workers {
+				if c.hosts[i].External {
+					continue // wgnet writes no config for it; the others peer with it
+				}
+				own := *c
+				own.errs = nil
+				built[i] = own.iface(c.hosts[i])
+				built[i].Peers = own.peers(c.hosts[i])
+				errs[i] = own.errs
+			}
+		})
+	}
+	wg.Wait()
 	out := make([]intent.Host, 0, len(c.hosts))
-	for _, h := range c.hosts {
-		if h.External {
-			continue // wgnet writes no config for it; the others peer with it
+	for i, h := range c.hosts {
+		if !h.External {
+			out = append(out, built[i])
 		}
-		ih := c.iface(h)
-		ih.Peers = c.peers(h)
-		out = append(out, ih)
+		c.errs = append(c.errs, errs[i]...)
 	}
 	if len(c.errs) > 0 {
 		return nil, errors.Join(c.errs...)
