@@ -228,7 +228,9 @@ func Stop(pid int, match Match, grace time.Duration) error {
 
 // WritePIDFile writes pid to path, 0600, atomically (a symbolic link at path
 // is replaced, never followed), in a directory that must be trusted
-// (trust.Path) and is created 0700 if missing.
+// (trust.Path) and is created 0700 if missing. Not fsync'd
+// (atomicfile.WriteRuntime): a process's pid means nothing after a reboot,
+// and the daemon that writes it is not ready until it is written.
 func WritePIDFile(path string, pid int) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -237,7 +239,7 @@ func WritePIDFile(path string, pid int) error {
 	if err := trust.Path(dir); err != nil {
 		return fmt.Errorf("pid file: %w", err)
 	}
-	return atomicfile.Write(path, []byte(strconv.Itoa(pid)+"\n"), 0o600, 0o700)
+	return atomicfile.WriteRuntime(path, []byte(strconv.Itoa(pid)+"\n"), 0o600, 0o700)
 }
 
 // ReadPIDFile reads a PID written by WritePIDFile; the file must be trusted

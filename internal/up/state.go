@@ -122,7 +122,9 @@ func (st *State) save(dir string) error {
 	if err := trust.Path(dir); err != nil {
 		return fmt.Errorf("state of %s: %w", st.Name, err)
 	}
-	return atomicfile.Write(statePath(dir, st.Name), append(b, '\n'), 0o600, 0o700)
+	// Not fsync'd: the record describes interfaces that a reboot ends, and
+	// up writes it once per step (see atomicfile.WriteRuntime).
+	return atomicfile.WriteRuntime(statePath(dir, st.Name), append(b, '\n'), 0o600, 0o700)
 }
 
 // LoadState reads the state file of interface name from dir ("" means

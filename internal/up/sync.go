@@ -764,7 +764,7 @@ func (s *syncer) restore() error {
 	o.logf("restoring %s as it was", s.p.name)
 	err := restoreSnapshot(s.opts, s.p.name, newSnapshot(s.before), s.scope, s.names)
 	if s.prevRaw != nil {
-		err = errors.Join(err, atomicfile.Write(statePath(o.StateDir, s.p.name), s.prevRaw, 0o600, 0o700))
+		err = errors.Join(err, atomicfile.WriteRuntime(statePath(o.StateDir, s.p.name), s.prevRaw, 0o600, 0o700))
 	} else {
 		err = errors.Join(err, removeState(o.StateDir, s.p.name))
 	}
