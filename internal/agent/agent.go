@@ -63,6 +63,9 @@ type Options struct {
 	// ResolveEvery is how often the applied state is reconciled again, so
 	// that endpoint host names are resolved again; 0: 5 minutes.
 	ResolveEvery time.Duration
+	// SnapshotEvery is how often the agent takes its whole desired state
+	// though deltas keep it current (API v2); 0: 10 minutes.
+	SnapshotEvery time.Duration
 	// BackoffMin and BackoffMax bound the wait between failed attempts
 	// (full jitter, doubling); 0: 250 ms and 30 s.
 	BackoffMin, BackoffMax time.Duration
@@ -102,6 +105,9 @@ func (o *Options) defaults() {
 	}
 	if o.ResolveEvery == 0 {
 		o.ResolveEvery = 5 * time.Minute
+	}
+	if o.SnapshotEvery == 0 {
+		o.SnapshotEvery = 10 * time.Minute
 	}
 	if o.BackoffMin == 0 {
 		o.BackoffMin = 250 * time.Millisecond

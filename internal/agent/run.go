@@ -53,10 +53,20 @@ func (a *Agent) Run(ctx context.Context) error {
 // agent), then the change log from the revision followed.
 func (a *Agent) follow(ctx context.Context) {
 	snapshot, fails := true, 0
+	var fresh time.Time // the last whole state taken
 	for ctx.Err() == nil {
 		c, u, err := a.client()
+		// A whole state now and then, though deltas keep coming: a state
+		// built from deltas equals the controller's whole one when the same
+		// compiler made both (controllers of two releases during an upgrade
+		// may differ); this bounds how long a difference can last.
+		if time.Since(fresh) > a.opts.SnapshotEvery {
+			snapshot = true
+		}
 		if err == nil && snapshot {
-			err = a.snapshot(ctx, c)
+			if err = a.snapshot(ctx, c); err == nil {
+				fresh = time.Now().Add(-rand.N(a.opts.SnapshotEvery/4 + 1)) // spread agents out
+			}
 		}
 		if err == nil {
 			snapshot, err = a.poll(ctx, c)

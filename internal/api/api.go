@@ -420,21 +420,44 @@ func ApplyDelta(base *AgentState, d *AgentDelta) (*AgentState, error) {
 		out = *d.Head
 	}
 	out.Revision, out.URLs = d.Revision, d.URLs
-	drop := make(map[string]bool, len(d.Removed)+len(d.Peers))
+	removed := make(map[string]bool, len(d.Removed))
 	for _, n := range d.Removed {
-		drop[n] = true
+		removed[n] = true
 	}
-	for _, p := range d.Peers {
-		drop[p.Name] = true
-	}
+	byName := func(a, b Peer) int { return strings.Compare(a.Name, b.Name) }
 	peers := make([]Peer, 0, len(base.Peers)+len(d.Peers))
-	for _, p := range base.Peers {
-		if !drop[p.Name] {
-			peers = append(peers, p)
+	if !slices.IsSortedFunc(base.Peers, byName) || !slices.IsSortedFunc(d.Peers, byName) {
+		// Not as a controller sends them: the slow way, same result.
+		for _, p := range d.Peers {
+			removed[p.Name] = true
+		}
+		for _, p := range base.Peers {
+			if !removed[p.Name] {
+				peers = append(peers, p)
+			}
+		}
+		peers = append(peers, d.Peers...)
+		slices.SortStableFunc(peers, byName)
+		out.Peers = peers
+		return &out, nil
+	}
+	// Both sorted by name: one merge walk, a sent peer replacing its namesake.
+	i, j := 0, 0
+	for i < len(base.Peers) || j < len(d.Peers) {
+		switch {
+		case j == len(d.Peers) || (i < len(base.Peers) && base.Peers[i].Name < d.Peers[j].Name):
+			if !removed[base.Peers[i].Name] {
+				peers = append(peers, base.Peers[i])
+			}
+			i++
+		case i == len(base.Peers) || d.Peers[j].Name < base.Peers[i].Name:
+			peers = append(peers, d.Peers[j])
+			j++
+		default:
+			peers = append(peers, d.Peers[j])
+			i, j = i+1, j+1
 		}
 	}
-	peers = append(peers, d.Peers...)
-	slices.SortStableFunc(peers, func(a, b Peer) int { return strings.Compare(a.Name, b.Name) })
 	out.Peers = peers
 	return &out, nil
 }

@@ -329,7 +329,8 @@ func toAgentState(cp *compiled, ih *intent.Host, urls []string) api.AgentState {
 }
 
 // toAgentHead is the host's desired state without its peers, URLs and
-// revision: every field a delta's Head carries.
+// revision: every field a delta's Head carries. sameHeadInputs (delta.go)
+// compares every field of the host read here; keep them together.
 func toAgentHead(cp *compiled, ih *intent.Host) *api.AgentState {
 	out := &api.AgentState{Network: cp.net.Name, Host: ih.Name, Interface: cp.iface, MTU: ih.MTU,
 		ApprovedRoutes: cp.approved, ForwardV4: ih.Forward.V4, ForwardV6: ih.Forward.V6, ClampMSS: ih.Firewall.ClampMSS,

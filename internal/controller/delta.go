@@ -43,13 +43,20 @@ type step struct {
 // revision, not once per agent).
 func diffCompiled(old, cur *compiled) *step {
 	st := &step{from: old.rev, to: cur.rev, hosts: map[string]hostStep{}}
+	sameNet := old.net.Name == cur.net.Name && old.iface == cur.iface &&
+		slices.Equal(old.net.Subnets, cur.net.Subnets) && slices.Equal(old.approved, cur.approved)
 	for name, nh := range cur.hosts {
 		oh, ok := old.hosts[name]
 		if !ok {
 			st.hosts[name] = hostStep{whole: true}
 			continue
 		}
-		hs := hostStep{head: !reflect.DeepEqual(old.head(oh), cur.head(nh))}
+		var hs hostStep
+		if sameNet && sameHeadInputs(oh, nh) {
+			cur.shareHead(old, oh, nh) // the same head: made once, not again
+		} else {
+			hs.head = !reflect.DeepEqual(old.head(oh), cur.head(nh))
+		}
 		var sorted bool
 		hs.peers, sorted = peersChanged(oh.Peers, nh.Peers)
 		hs.whole = !sorted
@@ -96,6 +103,33 @@ func samePeer(a, b *wgconf.Peer) bool {
 		return false
 	}
 	return slices.Equal(a.AllowedIPs, b.AllowedIPs)
+}
+
+// sameHeadInputs reports whether two hosts' intents agree on every field
+// toAgentHead reads from a host (the network's fields are compared apart):
+// then their heads are equal without making them. A difference here may still
+// make equal heads; the heads are compared then.
+func sameHeadInputs(a, b *intent.Host) bool {
+	return a.Name == b.Name && a.MTU == b.MTU && a.Forward == b.Forward && a.Firewall.ClampMSS == b.Firewall.ClampMSS &&
+		(a.ListenPort == nil) == (b.ListenPort == nil) && (a.ListenPort == nil || *a.ListenPort == *b.ListenPort) &&
+		slices.Equal(a.Addresses, b.Addresses) && slices.Equal(a.Routes, b.Routes) &&
+		reflect.DeepEqual(a.Firewall.Filter, b.Firewall.Filter)
+}
+
+// shareHead gives cp's nh the head old made for oh, when it made one.
+func (cp *compiled) shareHead(old *compiled, oh, nh *intent.Host) {
+	old.headsMu.Lock()
+	h, ok := old.heads[oh.Name]
+	old.headsMu.Unlock()
+	if !ok {
+		return
+	}
+	cp.headsMu.Lock()
+	defer cp.headsMu.Unlock()
+	if cp.heads == nil {
+		cp.heads = map[string]*api.AgentState{}
+	}
+	cp.heads[nh.Name] = h
 }
 
 // head is ih's desired state without peers, URLs or revision: what a
