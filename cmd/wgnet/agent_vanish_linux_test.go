@@ -332,8 +332,10 @@ func TestAgentVanishNetns(t *testing.T) {
 	t.Logf("controller gone mid-change: every agent kept wg0 and its cached state as they were; 3 x 60 pings over 12 s, none lost")
 
 	// The controller returns: everyone applies the change.
+	back := time.Now()
 	l.startController()
 	l.converge("controller back", agents)
+	t.Logf("controller back: every agent applied the change and every pair pings %.1f s after the restart", time.Since(back).Seconds())
 	for _, a := range []*agentHost{agents[0], agents[2]} {
 		if !pingWithin(a.h, "172.31.12.1", 20*time.Second) {
 			t.Errorf("%s can't reach a2's new subnet after the controller returned", a.name)
