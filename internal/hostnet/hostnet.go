@@ -3,7 +3,9 @@
 // all behind the small HostNet interface so that the code deciding what to change
 // (package up) can be tested against the fake in hostnettest. The Linux
 // implementation (New) uses rtnetlink and nf_tables directly, not the ip and nft
-// commands. It operates on the network namespace of the calling process.
+// commands; only the full tunnel's iptables fallback runs programs
+// (iptables-restore, iptables-save and their IPv6 twins, with argv, never a
+// shell). It operates on the network namespace of the calling process.
 //
 // It imports nothing of wgnet; it must not import device, up or anything above.
 package hostnet
@@ -85,14 +87,20 @@ type HostNet interface {
 	// family, through any link (wg-quick's test for a free table).
 	TableInUse(table int) (bool, error)
 
+	// TunnelFirewallBackend says what ApplyTunnelFirewall writes with when
+	// tf.Backend is "": TunnelNftables or TunnelIptables.
+	TunnelFirewallBackend() (string, error)
 	// ApplyTunnelFirewall creates the tables tf describes (see TunnelFirewall),
-	// replacing any of that name in families ip and ip6, in one transaction.
+	// replacing any of that name in families ip and ip6 (and any iptables
+	// rules of it), with tf.Backend or else the host's backend: with nftables
+	// in one transaction, with iptables one iptables-restore per family.
 	ApplyTunnelFirewall(tf TunnelFirewall) error
 	// TunnelFirewall reads back tables written by ApplyTunnelFirewall;
 	// ErrNotFound when neither family has one.
 	TunnelFirewall(table string) (TunnelFirewall, error)
-	// DeleteTunnelFirewall removes the tables of both families; ErrNotFound
-	// when neither is there.
+	// DeleteTunnelFirewall removes the tables of both families, and the
+	// iptables rules of the table, as wg-quick's down does; ErrNotFound when
+	// there are none.
 	DeleteTunnelFirewall(table string) error
 }
 

@@ -18,10 +18,17 @@ import (
 type Linux struct {
 	// SysctlRoot is where sysctls are read and written; "" means /proc/sys.
 	SysctlRoot string
+	// TunnelBackend is what writes a full tunnel's firewall (see
+	// TunnelFirewall): "" or "auto" decides per call (nftables when the
+	// kernel's nf_tables answers over netlink, else iptables, as wg-quick
+	// falls back when it finds no nft), TunnelNftables or TunnelIptables
+	// forces one.
+	TunnelBackend string
 }
 
-// New returns the HostNet of the current network namespace.
-func New() *Linux { return &Linux{} }
+// New returns the HostNet of the current network namespace, with the tunnel
+// firewall backend named by $WGNET_TUNNEL_FIREWALL (auto when unset).
+func New() *Linux { return &Linux{TunnelBackend: os.Getenv(TunnelBackendEnv)} }
 
 var _ HostNet = (*Linux)(nil)
 

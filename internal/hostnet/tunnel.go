@@ -96,8 +96,27 @@ func DefaultRulePriority(rules []Rule) int {
 // interface (from anywhere but the host itself); the mangle chains save the
 // fwmark of the encrypted UDP in its conntrack entry and put it back on the
 // replies, so that rp_filter (with src_valid_mark) accepts them.
+//
+// Where the kernel has no nf_tables (or when asked: see Linux.TunnelBackend),
+// the same rules are written with iptables-restore and ip6tables-restore, as
+// wg-quick writes them when it finds no nft, each rule carrying the comment
+// IptablesComment(Table):
+//
+//	*raw
+//	-I PREROUTING ! -i wg0 -d 10.0.0.2 -m addrtype ! --src-type LOCAL -j DROP -m comment --comment "wg-quick(8) rule for wg0"
+//	COMMIT
+//	*mangle
+//	-I POSTROUTING -m mark --mark 51820 -p udp -j CONNMARK --save-mark -m comment --comment "wg-quick(8) rule for wg0"
+//	-I PREROUTING -p udp -j CONNMARK --restore-mark -m comment --comment "wg-quick(8) rule for wg0"
+//	COMMIT
 type TunnelFirewall struct {
 	Table string `json:"table"`
+	// Backend is TunnelNftables or TunnelIptables: what the rules are written
+	// with. Read back, it says where they were found (TunnelMixed: in both);
+	// "" asks ApplyTunnelFirewall for the host's backend
+	// (TunnelFirewallBackend). Equal compares it only when both sides name
+	// one, and never finds TunnelMixed equal.
+	Backend string `json:"backend,omitempty"`
 	// V4 and V6 say which family's table exists: the families that have a
 	// default route through the tunnel.
 	V4 bool `json:"v4,omitempty"`
@@ -126,6 +145,9 @@ func (tf TunnelFirewall) Equal(o TunnelFirewall) bool {
 		return t
 	}
 	a, b := norm(tf), norm(o)
+	if a.Backend == TunnelMixed || b.Backend == TunnelMixed || (a.Backend != "" && b.Backend != "" && a.Backend != b.Backend) {
+		return false
+	}
 	return a.Table == b.Table && a.V4 == b.V4 && a.V6 == b.V6 && a.Iface == b.Iface && a.Mark == b.Mark && slices.Equal(a.Addrs, b.Addrs)
 }
 
@@ -144,4 +166,41 @@ func (tf TunnelFirewall) FamilyAddrs() []netip.Addr {
 		}
 	}
 	return out
+}
+
+// The backends of the tunnel firewall.
+const (
+	TunnelNftables = "nftables"
+	TunnelIptables = "iptables"
+	// TunnelMixed is read back when both hold rules of the table: never
+	// what anything wants, so that the next apply replaces them with one.
+	TunnelMixed = "nftables+iptables"
+)
+
+// TunnelBackendEnv is the environment variable New reads the tunnel
+// firewall's backend from: auto (the default), nftables or iptables.
+const TunnelBackendEnv = "WGNET_TUNNEL_FIREWALL"
+
+// TunnelTablePrefix begins the name of every full tunnel's nftables tables:
+// wg-quick's "wg-quick-IFACE".
+const TunnelTablePrefix = "wg-quick-"
+
+// IptablesComment is the comment every iptables rule of the tunnel firewall
+// table carries: wg-quick's "wg-quick(8) rule for IFACE", IFACE being the
+// table's name after TunnelTablePrefix. It is how the rules are found again
+// (by either tool's down).
+func IptablesComment(table string) string {
+	return "wg-quick(8) rule for " + strings.TrimPrefix(table, TunnelTablePrefix)
+}
+
+// ParseTunnelBackend checks a backend named by a user: "" or "auto" (the
+// host decides), "nftables", "iptables".
+func ParseTunnelBackend(s string) (string, error) {
+	switch s {
+	case "", "auto":
+		return "", nil
+	case TunnelNftables, TunnelIptables:
+		return s, nil
+	}
+	return "", fmt.Errorf("tunnel firewall backend %q: want auto, nftables or iptables", s)
 }

@@ -142,18 +142,9 @@ func tunnelFamilies(tf TunnelFirewall) []nftables.TableFamily {
 
 var bothFamilies = []nftables.TableFamily{nftables.TableFamilyIPv4, nftables.TableFamilyIPv6}
 
-// ApplyTunnelFirewall replaces the tunnel tables in one transaction.
-func (l *Linux) ApplyTunnelFirewall(tf TunnelFirewall) error {
-	if len(tf.Iface) >= unix.IFNAMSIZ {
-		return fmt.Errorf("tunnel firewall %s: interface name %q too long", tf.Table, tf.Iface)
-	}
-	if tf.V6 && tf.Iface != "" {
-		ll, err := l.linkLocal(tf.Iface)
-		if err != nil {
-			return fmt.Errorf("tunnel firewall %s: %w", tf.Table, err)
-		}
-		tf.Addrs = append(slices.DeleteFunc(slices.Clone(tf.Addrs), netip.Addr.IsLinkLocalUnicast), ll...)
-	}
+// applyNftTunnel replaces the tunnel tables in one transaction; tf's
+// addresses are complete (withLinkLocal).
+func (l *Linux) applyNftTunnel(tf TunnelFirewall) error {
 	c, err := nftables.New()
 	if err != nil {
 		return fmt.Errorf("tunnel firewall %s: %w", tf.Table, err)
@@ -270,14 +261,14 @@ func notFoundNft(err error) bool {
 	return errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EPROTONOSUPPORT)
 }
 
-// TunnelFirewall reads back the tunnel tables; rules wgnet did not write are an
+// readNftTunnel reads back the tunnel tables; rules wgnet did not write are an
 // error, so that a changed table is never mistaken for wgnet's.
-func (l *Linux) TunnelFirewall(table string) (TunnelFirewall, error) {
+func (l *Linux) readNftTunnel(table string) (TunnelFirewall, error) {
 	c, err := nftables.New()
 	if err != nil {
 		return TunnelFirewall{}, fmt.Errorf("tunnel firewall %s: %w", table, err)
 	}
-	tf := TunnelFirewall{Table: table}
+	tf := TunnelFirewall{Table: table, Backend: TunnelNftables}
 	foreign := func(fam nftables.TableFamily, chain string) error {
 		return fmt.Errorf("tunnel firewall %s: family %d chain %s holds a rule wgnet did not write", table, fam, chain)
 	}
@@ -347,8 +338,8 @@ func matchDropToAddr(es []expr.Any) (string, netip.Addr, bool) {
 	return iface, a, slices.Equal(exprsText(es), exprsText(dropToAddr(iface, a)))
 }
 
-// DeleteTunnelFirewall removes the tunnel tables of both families.
-func (l *Linux) DeleteTunnelFirewall(table string) error {
+// deleteNftTunnel removes the tunnel tables of both families.
+func (l *Linux) deleteNftTunnel(table string) error {
 	c, err := nftables.New()
 	if err != nil {
 		return fmt.Errorf("delete tunnel firewall %s: %w", table, err)

@@ -10,7 +10,10 @@ import (
 var errUnsupported = errors.New("hostnet: not supported on this operating system")
 
 // Linux is the HostNet of Linux; elsewhere every method fails.
-type Linux struct{ SysctlRoot string }
+type Linux struct {
+	SysctlRoot    string
+	TunnelBackend string
+}
 
 // New returns a HostNet whose every method fails on this operating system.
 func New() *Linux { return &Linux{} }
@@ -40,6 +43,7 @@ func (*Linux) Rules(int) ([]Rule, error)                     { return nil, errUn
 func (*Linux) AddRule(Rule) error                            { return errUnsupported }
 func (*Linux) DelRule(Rule) error                            { return errUnsupported }
 func (*Linux) TableInUse(int) (bool, error)                  { return false, errUnsupported }
+func (*Linux) TunnelFirewallBackend() (string, error)        { return "", errUnsupported }
 func (*Linux) ApplyTunnelFirewall(TunnelFirewall) error      { return errUnsupported }
 func (*Linux) TunnelFirewall(string) (TunnelFirewall, error) { return TunnelFirewall{}, errUnsupported }
 func (*Linux) DeleteTunnelFirewall(string) error             { return errUnsupported }

@@ -363,9 +363,16 @@ func diffHost(plan *Plan, r *running, t *target) {
 // patches turns the plan's device changes into two patches (see
 // devconf.Changes.Patches): the first adds and updates, the second removes.
 // Between them the host gets its new addresses and routes.
+//
+// A fwmark going to 0 (a full tunnel taken down) is in the second patch: it is
+// reset only after the tunnel's rules are gone (see removeRules).
 func (p *Plan) patches() (add, remove device.Config) {
 	if p.dev == nil {
 		return add, remove
 	}
-	return p.dev.Patches()
+	add, remove = p.dev.Patches()
+	if add.FwMark != nil && *add.FwMark == 0 {
+		add.FwMark, remove.FwMark = nil, add.FwMark
+	}
+	return add, remove
 }

@@ -30,6 +30,10 @@ import (
 // tools' interfaces are made one after the other.
 var linkIndexRE = regexp.MustCompile(`^[0-9]+: `)
 
+// nftCounterRE is a rule's packet counter in `nft list ruleset` (iptables-nft
+// counts every rule).
+var nftCounterRE = regexp.MustCompile(`counter packets [0-9]+ bytes [0-9]+`)
+
 type tunnelLab struct {
 	client, server, inet *netnstest.NS
 	dir, stateDir        string
@@ -197,6 +201,7 @@ func nsDump(t *testing.T, ns *netnstest.NS, ifname string, withDevice bool) stri
 				continue
 			}
 			line = linkIndexRE.ReplaceAllString(line, "N: ")
+			line = nftCounterRE.ReplaceAllString(line, "counter")
 			lines = append(lines, linkLocalRE.ReplaceAllString(line, "fe80::LL"))
 		}
 		slices.Sort(lines)

@@ -73,6 +73,9 @@ func createLocked(ctx context.Context, req Request, p *plan, opts *SyncOptions) 
 	if err := p.needResolvconf(o); err != nil {
 		return nil, nil, err
 	}
+	if err := p.needTunnelBackend(o.Host); err != nil {
+		return nil, nil, err
+	}
 	h := o.Host
 	mtu := p.mtu
 	if mtu == 0 {

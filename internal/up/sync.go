@@ -789,7 +789,9 @@ func restoreSnapshot(opts *SyncOptions, name string, snap *snapshot, sc readScop
 		return err
 	}
 	plan := diff(name, now, t, device.RemovesAllowedIPs(d), names)
-	return applyPlan(plan, d, o, true, nil)
+	err = applyPlan(plan, d, o, true, nil)
+	reportKeptOnRestore(snap.Sysctls, o)
+	return err
 }
 
 // applied is one recorded step of applyPlan.
@@ -813,7 +815,10 @@ type applied struct {
 
 // applyPlan makes the plan's changes in an order that keeps traffic flowing:
 // forwarding on first; then new peers, keys and prefixes; then new addresses and
-// routes; then removals (single prefixes, peers, routes); forwarding off last. It
+// routes; then removals (single prefixes, peers, routes); forwarding off last.
+// A full tunnel's policy rules are added after everything they lead to (the
+// fwmark, the /0 allowed IPs, the table's default route, the conntrack mark
+// rules) and removed before any of it goes (see removeRules in tunnel.go). It
 // stops at the first error, unless keepGoing (for restores), when it does what it
 // can and reports every error. record, when set, is called after each sysctl and
 // firewall step, before addresses or routes are added (with all of them, as
@@ -826,9 +831,10 @@ func applyPlan(plan *Plan, d device.Device, o *Options, keepGoing bool, record f
 	ok = ok && a.linkUp()
 	ok = a.removeAddresses(ok)
 	ok = ok && a.addRoutes()
-	ok = ok && a.addRules() && a.tunnelFirewall(true)
+	ok = ok && a.tunnelFirewall(true) && a.addRules()
+	ok = ok && a.removeRules()
 	ok = ok && a.configure(remove, "remove")
-	ok = ok && a.tunnelFirewall(false) && a.removeRules()
+	ok = ok && a.tunnelFirewall(false)
 	ok = ok && a.removeRoutes()
 	_ = ok && a.forwarding(false)
 	return errors.Join(a.errs...)
@@ -903,7 +909,10 @@ func (a *applier) configure(c device.Config, what string) bool {
 		return true
 	}
 	lines := a.plan.peerLog(what == "remove")
-	if len(lines) == 0 {
+	if c.FwMark != nil {
+		a.o.logf("wg set %s fwmark %d", a.name, *c.FwMark)
+	}
+	if len(lines) == 0 && (len(c.Peers) > 0 || c.FwMark == nil) {
 		a.o.logf("wg: %s on %s: %d peer(s)", what, a.name, len(c.Peers))
 	}
 	for _, l := range lines {
@@ -1095,7 +1104,7 @@ func (s *snapshot) target(name string) *target {
 		dev:             &devconf.Want{ListenPort: &port, FwMark: &fw},
 		mtu:             s.MTU,
 		addresses:       sortedAddrs(s.Addresses),
-		sysctls:         s.Sysctls,
+		sysctls:         restoredSysctls(s.Sysctls),
 		firewallManaged: true,
 		firewall:        s.Firewall,
 		firewallTable:   FirewallTable(name),

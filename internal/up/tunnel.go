@@ -1,8 +1,10 @@
 package up
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -40,7 +42,7 @@ type TunnelState struct {
 
 // TunnelTable is the name of the nftables tables (ip and ip6) of interface
 // name's full tunnel: wg-quick's.
-func TunnelTable(name string) string { return "wg-quick-" + name }
+func TunnelTable(name string) string { return hostnet.TunnelTablePrefix + name }
 
 // srcValidMark is the sysctl a full tunnel turns on, and leaves on.
 const srcValidMark = "net/ipv4/conf/all/src_valid_mark"
@@ -77,6 +79,11 @@ type tunnelTarget struct {
 	table int
 	rules []hostnet.Rule
 	fw    *hostnet.TunnelFirewall
+	// backend is what tables created or replaced are written with: fw's
+	// Backend when it names one (a snapshot's), else the host's. Tables
+	// already there stay in the backend they are in when nothing else
+	// changes.
+	backend string
 }
 
 // addTunnel adds to t the full tunnel of p (or none: then running tunnel parts
@@ -131,6 +138,22 @@ func addTunnel(t *target, p *plan, prev *State, h hostnet.HostNet, adopt bool) e
 	}
 	fw.Addrs = fw.FamilyAddrs()
 	t.tunnel.fw = fw
+	if t.tunnel.backend, err = h.TunnelFirewallBackend(); err != nil {
+		return fmt.Errorf("full tunnel: %w", err)
+	}
+	return nil
+}
+
+// needTunnelBackend checks, before anything is touched, that the host can
+// say what a full tunnel's firewall is written with (a bad
+// WGNET_TUNNEL_FIREWALL is refused here, not half-way through up).
+func (p *plan) needTunnelBackend(h hostnet.HostNet) error {
+	if v4, v6 := p.tunnelFamilies(); !v4 && !v6 {
+		return nil
+	}
+	if _, err := h.TunnelFirewallBackend(); err != nil {
+		return fmt.Errorf("up %s: full tunnel: %w", p.name, err)
+	}
 	return nil
 }
 
@@ -234,6 +257,9 @@ type RuleChanges struct {
 type TunnelFirewallChange struct {
 	Action string `json:"action"` // "create", "replace" or "delete"
 	Table  string `json:"table"`
+	// Backend is "nftables" or "iptables" (iptables-restore, as wg-quick
+	// without nft); a delete clears both.
+	Backend string `json:"backend,omitempty"`
 	// Families are "ip", "ip6" or both; Mark the UDP's fwmark; Drop the
 	// addresses whose packets from other interfaces are dropped.
 	Families []string     `json:"families,omitempty"`
@@ -259,22 +285,40 @@ func diffTunnel(plan *Plan, r *running, t *target) {
 			rc.Remove = append(rc.Remove, x)
 		}
 	}
+	// A rule into the tunnel's table is added after and removed before the
+	// suppress rules (each has its priority already), so that routes more
+	// specific than the default in main never lose to the tunnel's default
+	// route for a moment (see removeRules).
+	intoTable := func(r hostnet.Rule) int {
+		if r.Table == hostnet.TableMain {
+			return 0
+		}
+		return 1
+	}
+	slices.SortStableFunc(rc.Add, func(a, b hostnet.Rule) int { return cmp.Compare(intoTable(a), intoTable(b)) })
+	slices.SortStableFunc(rc.Remove, func(a, b hostnet.Rule) int { return cmp.Compare(intoTable(b), intoTable(a)) })
 	if len(rc.Add)+len(rc.Remove) > 0 {
 		plan.Rules = rc // omitted from JSON when nothing changes
 	}
 	tw, rw := t.tunnel.fw, r.tunnel.fw
+	backend := t.tunnel.backend
+	if tw != nil && tw.Backend != "" {
+		backend = tw.Backend
+	}
 	switch {
 	case tw == nil && rw != nil:
-		plan.TunnelFirewall = &TunnelFirewallChange{Action: "delete", Table: rw.Table}
+		plan.TunnelFirewall = &TunnelFirewallChange{Action: "delete", Table: rw.Table, Backend: rw.Backend}
 	case tw != nil && rw == nil:
-		plan.TunnelFirewall = tunnelFirewallChange("create", tw)
+		plan.TunnelFirewall = tunnelFirewallChange("create", tw, backend)
 	case tw != nil && !tw.Equal(*rw):
-		plan.TunnelFirewall = tunnelFirewallChange("replace", tw)
+		plan.TunnelFirewall = tunnelFirewallChange("replace", tw, backend)
 	}
 }
 
-func tunnelFirewallChange(action string, tf *hostnet.TunnelFirewall) *TunnelFirewallChange {
-	c := &TunnelFirewallChange{Action: action, Table: tf.Table, Mark: tf.Mark, Drop: tf.FamilyAddrs(), want: tf}
+func tunnelFirewallChange(action string, tf *hostnet.TunnelFirewall, backend string) *TunnelFirewallChange {
+	want := *tf
+	want.Backend = backend
+	c := &TunnelFirewallChange{Action: action, Table: tf.Table, Backend: backend, Mark: tf.Mark, Drop: tf.FamilyAddrs(), want: &want}
 	if tf.V4 {
 		c.Families = append(c.Families, "ip")
 	}
@@ -313,13 +357,30 @@ func tunnelText(p *Plan, line func(op, format string, a ...any)) {
 	if c := p.TunnelFirewall; c != nil {
 		switch c.Action {
 		case "delete":
-			line(PeerRemove, "nft tables ip/ip6 %s", c.Table)
+			line(PeerRemove, "%s", c.where())
 		case "create":
-			line(PeerAdd, "nft table %s %s (%s)", strings.Join(c.Families, ", "), c.Table, c.what())
+			line(PeerAdd, "%s (%s)", c.where(), c.what())
 		default:
-			line(PeerUpdate, "nft table %s %s (%s)", strings.Join(c.Families, ", "), c.Table, c.what())
+			line(PeerUpdate, "%s (%s)", c.where(), c.what())
 		}
 	}
+}
+
+// where names the tables, or the iptables rules, of the change.
+func (c *TunnelFirewallChange) where() string {
+	switch {
+	case c.Action == "delete" && c.Backend == hostnet.TunnelIptables:
+		return fmt.Sprintf("iptables rules %q (raw, mangle)", hostnet.IptablesComment(c.Table))
+	case c.Action == "delete":
+		return "nft tables ip/ip6 " + c.Table
+	case c.Backend == hostnet.TunnelIptables:
+		var progs []string
+		for _, f := range c.Families {
+			progs = append(progs, f+"tables") // iptables, ip6tables
+		}
+		return fmt.Sprintf("%s rules %q (raw, mangle)", strings.Join(progs, ", "), hostnet.IptablesComment(c.Table))
+	}
+	return fmt.Sprintf("nft table %s %s", strings.Join(c.Families, ", "), c.Table)
 }
 
 // tunnelSummary counts the full tunnel's changes for a plan's summary.
@@ -354,7 +415,18 @@ func (a *applier) addRules() bool {
 	return true
 }
 
-// removeRules removes the old rules, then records it.
+// removeRules removes the old rules, then records it. applyPlan calls it
+// before anything a rule leads to goes: while `not fwmark M lookup M` is there,
+// a fwmark reset to 0 would send WireGuard's own UDP into table M, back into
+// the tunnel (a loop: every packet lost), a /0 taken off the peer would drop
+// what table M sends to the device, and table M's default route taken away
+// would let the traffic fall through to main, outside the tunnel (a leak).
+// Without the rules, traffic takes the main table at once, which is what the
+// plan wants. So a full tunnel goes: rules, then the fwmark and the /0
+// (configure remove), the nftables tables, table M's route; and comes in the
+// reverse order, its rules last. Within the rules, the `not fwmark` one goes
+// first, as wg-quick's down does, so that routes more specific than the
+// default in main never lose to the tunnel.
 func (a *applier) removeRules() bool {
 	rs := a.plan.Rules.Remove
 	if len(rs) == 0 {
@@ -398,12 +470,22 @@ func (a *applier) tunnelFirewall(on bool) bool {
 		return true
 	}
 	if on {
-		a.o.logf("nft: table %s %s: %s", strings.Join(c.Families, ", "), c.Table, c.what())
+		if c.Backend == hostnet.TunnelIptables {
+			a.o.logf("iptables-restore -n: %s: %s", c.where(), c.what())
+		} else {
+			a.o.logf("nft: table %s %s: %s", strings.Join(c.Families, ", "), c.Table, c.what())
+		}
 		return a.step(a.rec(applied{tunnelFW: c.Table})) && a.step(a.h.ApplyTunnelFirewall(*c.want))
 	}
-	a.o.logf("nft delete table ip/ip6 %s", c.Table)
+	logDeleteTunnelFirewall(a.o, c.Table)
 	return a.step(tolerate(a.h.DeleteTunnelFirewall(c.Table), hostnet.ErrNotFound)) &&
 		a.step(a.rec(applied{tunnelFW: c.Table, removed: true}))
+}
+
+// logDeleteTunnelFirewall says what deleting the tunnel firewall does: both
+// backends are cleared, as wg-quick's down clears them.
+func logDeleteTunnelFirewall(o *Options, table string) {
+	o.logf("nft delete table ip/ip6 %s; iptables -D the rules %q", table, hostnet.IptablesComment(table))
 }
 
 // recordTunnel keeps State.Tunnel up to date with one applied step.
@@ -452,7 +534,7 @@ func teardownTunnel(st *State, o *Options) []error {
 	gone := func(err error) bool { return err == nil || errors.Is(err, hostnet.ErrNotFound) }
 	var errs []error
 	if tu.Firewall != "" {
-		o.logf("nft delete table ip/ip6 %s", tu.Firewall)
+		logDeleteTunnelFirewall(o, tu.Firewall)
 		if err := o.Host.DeleteTunnelFirewall(tu.Firewall); !gone(err) {
 			errs = append(errs, err)
 		} else {
@@ -481,6 +563,32 @@ func reportKept(st *State, o *Options) {
 		if cur, err := o.Host.Sysctl(c.Key); err != nil || cur != c.New {
 			continue // a PostDown put it back, or it is gone
 		}
-		o.logf("%s=%s stays set (it was %s): wg-quick leaves it set on down too, as other tunnels and services (Docker) may rely on it", hostnet.SysctlName(c.Key), c.New, c.Old)
+		logKept(o, c)
+	}
+}
+
+func logKept(o *Options, c SysctlChange) {
+	o.logf("%s=%s stays set (it was %s): wg-quick leaves it set on down too, as other tunnels and services (Docker) may rely on it", hostnet.SysctlName(c.Key), c.New, c.Old)
+}
+
+// restoredSysctls are the sysctls a rollback puts back: all it read before the
+// change but those wg-quick leaves set (keptSysctl), which a rollback leaves
+// set as down does.
+func restoredSysctls(before map[string]string) map[string]string {
+	out := maps.Clone(before)
+	maps.DeleteFunc(out, func(k, _ string) bool { return keptSysctl(k) })
+	return out
+}
+
+// reportKeptOnRestore says, after a rollback to a snapshot whose sysctls were
+// before, which kept sysctls the undone change had set and stay set.
+func reportKeptOnRestore(before map[string]string, o *Options) {
+	for _, k := range slices.Sorted(maps.Keys(before)) {
+		if !keptSysctl(k) {
+			continue
+		}
+		if cur, err := o.Host.Sysctl(k); err == nil && cur != before[k] {
+			logKept(o, SysctlChange{Key: k, Old: before[k], New: cur})
+		}
 	}
 }

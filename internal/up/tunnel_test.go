@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -221,5 +222,142 @@ func writeFile(t *testing.T, path, text string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestFullTunnelSplitOrder: a sync from full tunnel to split tunnel removes
+// the policy rules before anything they lead to (the fwmark, the /0 allowed
+// IPs, table 51820's default routes, the nftables tables), the `not fwmark`
+// rule of each family before its suppress rule; the sync back adds the rules
+// after all of it, in the reverse order. (src_valid_mark stays 1 in between,
+// as it is never reset.) The steps are read from the engine's log, which it writes
+// before each step.
+func TestFullTunnelSplitOrder(t *testing.T) {
+	fx := newFixture(t)
+	if _, _, err := upWithPlan(t, fx, clientConfig()); err != nil {
+		t.Fatal(err)
+	}
+	split := clientConfig()
+	split.Peers[0].AllowedIPs = pfxs("10.66.0.0/24")
+	steps := func(c *wgconf.Config) []string {
+		t.Helper()
+		fx.log.Reset()
+		if _, err := Sync(context.Background(), req("wg0", c, false, false), fx.syncOpts()); err != nil {
+			t.Fatalf("Sync: %v\n%s", err, fx.log.String())
+		}
+		return strings.Split(strings.TrimSpace(fx.log.String()), "\n")
+	}
+	at := func(lines []string, what string) int {
+		t.Helper()
+		i := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, what) })
+		if i < 0 {
+			t.Fatalf("no step %q in:\n%s", what, strings.Join(lines, "\n"))
+		}
+		return i
+	}
+	toSplit := steps(split)
+	t.Logf("full -> split:\n%s", strings.Join(toSplit, "\n"))
+	lastRule := 0
+	for _, fam := range []string{"-4", "-6"} {
+		notMark := at(toSplit, "ip rule del "+fam+" not fwmark 51820 table 51820")
+		suppress := at(toSplit, "ip rule del "+fam+" table main suppress_prefixlength 0")
+		if notMark > suppress {
+			t.Errorf("family %s: the suppress rule goes before the not-fwmark rule", fam)
+		}
+		lastRule = max(lastRule, notMark, suppress)
+	}
+	for _, after := range []string{"wg set wg0 fwmark 0", "-allowed ip 0.0.0.0/0", "-allowed ip ::/0",
+		"nft delete table ip/ip6 wg-quick-wg0", "ip route del 0.0.0.0/0 dev wg0 table 51820", "ip route del ::/0 dev wg0 table 51820"} {
+		if i := at(toSplit, after); i < lastRule {
+			t.Errorf("%q (step %d) comes before the last rule is removed (step %d)", after, i, lastRule)
+		}
+	}
+	toFull := steps(clientConfig())
+	t.Logf("split -> full:\n%s", strings.Join(toFull, "\n"))
+	firstRule := at(toFull, "ip rule add")
+	for _, fam := range []string{"-4", "-6"} {
+		if at(toFull, "ip rule add "+fam+" table main suppress_prefixlength 0") > at(toFull, "ip rule add "+fam+" not fwmark 51820 table 51820") {
+			t.Errorf("family %s: the not-fwmark rule is added before the suppress rule", fam)
+		}
+	}
+	for _, before := range []string{"fwmark 51820", "+allowed ip 0.0.0.0/0", "+allowed ip ::/0",
+		"nft: table ip, ip6 wg-quick-wg0", "ip route add 0.0.0.0/0 dev wg0 table 51820", "ip route add ::/0 dev wg0 table 51820"} {
+		if i := at(toFull, before); i > firstRule {
+			t.Errorf("%q (step %d) comes after the first rule is added (step %d)", before, i, firstRule)
+		}
+	}
+}
+
+// TestFullTunnelRollbackKeepsSrcValidMark: the rollback of a sync that made a
+// split tunnel full takes every part of the tunnel away but leaves
+// src_valid_mark set, as down (and wg-quick's down) does, and says so.
+func TestFullTunnelRollbackKeepsSrcValidMark(t *testing.T) {
+	fx := newFixture(t)
+	split := clientConfig()
+	split.Peers[0].AllowedIPs = pfxs("10.66.0.0/24")
+	if _, _, err := upWithPlan(t, fx, split); err != nil {
+		t.Fatal(err)
+	}
+	before := fx.world(t, "wg0")
+	if v := before.Host.Sysctls[srcValidMark]; v != "0" {
+		t.Fatalf("src_valid_mark = %q before the full tunnel", v)
+	}
+	opts := fx.syncOpts()
+	opts.Confirm.Within = time.Minute
+	if _, err := Sync(context.Background(), req("wg0", clientConfig(), false, false), opts); err != nil {
+		t.Fatal(err)
+	}
+	if v := fx.host.Snapshot().Sysctls[srcValidMark]; v != "1" {
+		t.Fatalf("src_valid_mark = %q with the full tunnel", v)
+	}
+	fx.log.Reset()
+	if _, err := Rollback(context.Background(), "wg0", opts); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("rollback:\n%s", fx.log.String())
+	if !strings.Contains(fx.log.String(), "net.ipv4.conf.all.src_valid_mark=1 stays set (it was 0)") {
+		t.Errorf("the rollback does not say src_valid_mark stays set:\n%s", fx.log.String())
+	}
+	after := fx.world(t, "wg0")
+	if v := after.Host.Sysctls[srcValidMark]; v != "1" {
+		t.Errorf("src_valid_mark = %q after the rollback, want 1 (as down leaves it)", v)
+	}
+	after.Host.Sysctls[srcValidMark] = "0"
+	if diff := cmp.Diff(before, after, worldOpts...); diff != "" {
+		t.Errorf("not rolled back but for src_valid_mark (-before +after):\n%s", diff)
+	}
+}
+
+// TestFullTunnelIptablesPlan: on a host whose tunnel firewall backend is
+// iptables the plan says it writes iptables rules, the tables are written with
+// that backend, and a sync of the same config changes nothing.
+func TestFullTunnelIptablesPlan(t *testing.T) {
+	fx := newFixture(t)
+	fx.host.SetTunnelBackend(hostnet.TunnelIptables)
+	_, plan, err := upWithPlan(t, fx, clientConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := planText(plan)
+	if w := `+ iptables, ip6tables rules "wg-quick(8) rule for wg0" (raw, mangle) (drop packets to 10.66.0.2, fd00:66::2`; !strings.Contains(text, w) {
+		t.Errorf("plan text lacks %q:\n%s", w, text)
+	}
+	if tf := fx.host.Snapshot().TunnelFirewalls["wg-quick-wg0"]; tf.Backend != hostnet.TunnelIptables {
+		t.Errorf("tables written with %q, want iptables", tf.Backend)
+	}
+	if p, err := Sync(context.Background(), req("wg0", clientConfig(), false, false), fx.syncOpts()); err != nil || !p.Empty() {
+		t.Fatalf("Sync of the same config: %v\n%s", err, planText(p))
+	}
+	// Forced back to nftables, a sync that changes nothing else leaves them.
+	fx.host.SetTunnelBackend(hostnet.TunnelNftables)
+	if p, err := Sync(context.Background(), req("wg0", clientConfig(), false, false), fx.syncOpts()); err != nil || !p.Empty() {
+		t.Fatalf("Sync with the other backend: %v\n%s", err, planText(p))
+	}
+	fx.log.Reset()
+	if err := Down(context.Background(), "wg0", fx.opts); err != nil {
+		t.Fatal(err)
+	}
+	if w := `iptables -D the rules "wg-quick(8) rule for wg0"`; !strings.Contains(fx.log.String(), w) {
+		t.Errorf("down does not say %q:\n%s", w, fx.log.String())
 	}
 }

@@ -145,3 +145,9 @@ func mustNotFoundT(t *testing.T, what string, err error) {
 		t.Errorf("%s: got %v, want an error wrapping ErrNotFound", what, err)
 	}
 }
+
+// RunTunnel runs only the full-tunnel part of Run: for a second setting of the
+// same HostNet (the Linux one writing its tunnel firewall with iptables).
+func RunTunnel(t *testing.T, newHost func(t *testing.T) (hostnet.HostNet, string)) {
+	runTunnel(t, newHost)
+}

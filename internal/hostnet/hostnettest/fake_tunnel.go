@@ -9,8 +9,9 @@ import (
 
 // tunnelParts are the fake's policy routing rules and tunnel tables.
 type tunnelParts struct {
-	rules map[int][]hostnet.Rule // by family, in priority order
-	tfws  map[string]hostnet.TunnelFirewall
+	rules   map[int][]hostnet.Rule // by family, in priority order
+	tfws    map[string]hostnet.TunnelFirewall
+	backend string // "" is nftables
 }
 
 // newTunnelParts holds the kernel's default rules: local, main and (IPv4) default.
@@ -95,11 +96,34 @@ func (f *Fake) TableInUse(table int) (bool, error) {
 	return slices.ContainsFunc(f.routes, func(r hostnet.Route) bool { return r.Table == normTable(table) }), nil
 }
 
+// SetTunnelBackend makes the fake's tunnel firewall backend b
+// (hostnet.TunnelNftables, the default, or hostnet.TunnelIptables).
+func (f *Fake) SetTunnelBackend(b string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tunnel.backend = b
+}
+
+func (f *Fake) TunnelFirewallBackend() (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.tunnel.backend == "" {
+		return hostnet.TunnelNftables, nil
+	}
+	return f.tunnel.backend, nil
+}
+
 func (f *Fake) ApplyTunnelFirewall(tf hostnet.TunnelFirewall) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.beginLocked("ApplyTunnelFirewall", tf.Table, tf.Mark, tf.Addrs); err != nil {
 		return err
+	}
+	if tf.Backend != hostnet.TunnelNftables && tf.Backend != hostnet.TunnelIptables {
+		tf.Backend = f.tunnel.backend
+		if tf.Backend == "" {
+			tf.Backend = hostnet.TunnelNftables
+		}
 	}
 	// As read back from nftables: only the families' tables, each address in
 	// its family's, and no interface without a rule to name it.

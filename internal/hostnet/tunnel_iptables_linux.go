@@ -1,0 +1,370 @@
+package hostnet
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/nftables"
+	"golang.org/x/sys/unix"
+)
+
+// The tunnel firewall in either backend: nftables tables written over netlink
+// (tunnel_linux.go), or, where nf_tables is not there or when asked, the same
+// rules written with iptables-restore as wg-quick writes them without nft. An
+// apply or a delete clears both backends, as wg-quick's down does, so that a
+// switch of backend (or the other tool) never leaves rules behind.
+
+// iptablesTimeout bounds one run of an iptables program.
+const iptablesTimeout = 20 * time.Second
+
+// errNoProgram: the iptables program is not installed.
+var errNoProgram = errors.New("not installed")
+
+// TunnelFirewallBackend implements HostNet: l.TunnelBackend when it names
+// one, else nftables when the kernel's nf_tables answers, else iptables.
+func (l *Linux) TunnelFirewallBackend() (string, error) {
+	b, err := ParseTunnelBackend(l.TunnelBackend)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", TunnelBackendEnv, err)
+	}
+	if b != "" {
+		return b, nil
+	}
+	if nftUsable() {
+		return TunnelNftables, nil
+	}
+	return TunnelIptables, nil
+}
+
+// nftUsable reports whether nf_tables answers over netlink (the module is
+// there and the namespace may use it).
+func nftUsable() bool {
+	c, err := nftables.New()
+	if err != nil {
+		return false
+	}
+	_, err = c.ListTables()
+	return err == nil
+}
+
+// ApplyTunnelFirewall implements HostNet.
+func (l *Linux) ApplyTunnelFirewall(tf TunnelFirewall) error {
+	if len(tf.Iface) >= unix.IFNAMSIZ {
+		return fmt.Errorf("tunnel firewall %s: interface name %q too long", tf.Table, tf.Iface)
+	}
+	backend := tf.Backend
+	if backend != TunnelNftables && backend != TunnelIptables {
+		var err error
+		if backend, err = l.TunnelFirewallBackend(); err != nil {
+			return fmt.Errorf("tunnel firewall %s: %w", tf.Table, err)
+		}
+	}
+	if tf.V6 && tf.Iface != "" {
+		ll, err := l.linkLocal(tf.Iface)
+		if err != nil {
+			return fmt.Errorf("tunnel firewall %s: %w", tf.Table, err)
+		}
+		tf.Addrs = append(slices.DeleteFunc(slices.Clone(tf.Addrs), netip.Addr.IsLinkLocalUnicast), ll...)
+	}
+	if backend == TunnelNftables {
+		// The nftables tables are replaced in one transaction; iptables rules
+		// of an earlier apply go first.
+		if err := deleteIptablesTunnel(tf.Table); err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		return l.applyNftTunnel(tf)
+	}
+	if err := l.DeleteTunnelFirewall(tf.Table); err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return applyIptablesTunnel(tf)
+}
+
+// TunnelFirewall implements HostNet: the tables in nftables (when nf_tables is
+// there) or the rules in iptables (when it is installed).
+func (l *Linux) TunnelFirewall(table string) (TunnelFirewall, error) {
+	var nft, ipt TunnelFirewall
+	var nerr error = ErrNotFound
+	if nftUsable() {
+		nft, nerr = l.readNftTunnel(table)
+	}
+	ipt, ierr := readIptablesTunnel(table)
+	switch {
+	case nerr != nil && !errors.Is(nerr, ErrNotFound):
+		return TunnelFirewall{}, nerr
+	case ierr != nil && !errors.Is(ierr, ErrNotFound):
+		return TunnelFirewall{}, ierr
+	case nerr == nil && ierr == nil:
+		nft.Backend = TunnelMixed
+		return nft, nil
+	case nerr == nil:
+		return nft, nil
+	case ierr == nil:
+		return ipt, nil
+	}
+	return TunnelFirewall{}, fmt.Errorf("tunnel firewall %s: %w", table, ErrNotFound)
+}
+
+// DeleteTunnelFirewall implements HostNet.
+func (l *Linux) DeleteTunnelFirewall(table string) error {
+	nerr := error(ErrNotFound)
+	if nftUsable() {
+		nerr = l.deleteNftTunnel(table)
+	}
+	ierr := deleteIptablesTunnel(table)
+	for _, err := range []error{nerr, ierr} {
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+	}
+	if nerr != nil && ierr != nil {
+		return fmt.Errorf("delete tunnel firewall %s: %w", table, ErrNotFound)
+	}
+	return nil
+}
+
+// iptablesPrograms are the family's restore and save programs.
+func iptablesPrograms(six bool) (restore, save string) {
+	if six {
+		return "ip6tables-restore", "ip6tables-save"
+	}
+	return "iptables-restore", "iptables-save"
+}
+
+// runIptables runs prog with args and input on its standard input.
+func runIptables(input string, prog string, args ...string) (string, error) {
+	path, err := exec.LookPath(prog)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", prog, errNoProgram)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), iptablesTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Stdin = strings.NewReader(input)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("%s %s: %w: %s", prog, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return string(out), nil
+}
+
+// checkComment refuses a table whose comment iptables-restore could not read
+// back as one word.
+func checkComment(table string) (string, error) {
+	c := IptablesComment(table)
+	if strings.ContainsFunc(c, func(r rune) bool { return r == '"' || r == '\\' || r < ' ' || r > '~' }) || len(c) > 255 {
+		return "", fmt.Errorf("tunnel firewall %s: the name cannot be an iptables comment", table)
+	}
+	return c, nil
+}
+
+// iptablesRestoreInput is wg-quick's add_default input to iptables-restore
+// -n for one family, character for character.
+func iptablesRestoreInput(tf TunnelFirewall, comment string, six bool) string {
+	marker := `-m comment --comment "` + comment + `"`
+	var b strings.Builder
+	b.WriteString("*raw\n")
+	for _, a := range tf.Addrs {
+		if a.Is6() == six {
+			fmt.Fprintf(&b, "-I PREROUTING ! -i %s -d %s -m addrtype ! --src-type LOCAL -j DROP %s\n", tf.Iface, a, marker)
+		}
+	}
+	fmt.Fprintf(&b, "COMMIT\n*mangle\n-I POSTROUTING -m mark --mark %d -p udp -j CONNMARK --save-mark %s\n-I PREROUTING -p udp -j CONNMARK --restore-mark %s\nCOMMIT\n", tf.Mark, marker, marker)
+	return b.String()
+}
+
+// applyIptablesTunnel writes tf's rules, one iptables-restore -n per family
+// (the rules of other tools stay); tf's addresses are complete.
+func applyIptablesTunnel(tf TunnelFirewall) error {
+	comment, err := checkComment(tf.Table)
+	if err != nil {
+		return err
+	}
+	if tf.Iface == "" && len(tf.Addrs) > 0 {
+		return fmt.Errorf("tunnel firewall %s: addresses without an interface", tf.Table)
+	}
+	for _, six := range []bool{false, true} {
+		if (six && !tf.V6) || (!six && !tf.V4) {
+			continue
+		}
+		restore, _ := iptablesPrograms(six)
+		if _, err := runIptables(iptablesRestoreInput(tf, comment, six), restore, "-n"); err != nil {
+			return fmt.Errorf("tunnel firewall %s: %w", tf.Table, err)
+		}
+	}
+	return nil
+}
+
+// The rules of iptablesRestoreInput as iptables-save prints them (legacy and
+// nf_tables backends alike).
+var (
+	iptDropRE    = regexp.MustCompile(`^-A PREROUTING -d (\S+) ! -i (\S+) -m addrtype ! --src-type LOCAL -m comment --comment "(.*)" -j DROP$`)
+	iptSaveRE    = regexp.MustCompile(`^-A POSTROUTING -p udp -m mark --mark (0x[0-9a-f]+) -m comment --comment "(.*)" -j CONNMARK --save-mark --nfmask 0xffffffff --ctmask 0xffffffff$`)
+	iptRestoreRE = regexp.MustCompile(`^-A PREROUTING -p udp -m comment --comment "(.*)" -j CONNMARK --restore-mark --nfmask 0xffffffff --ctmask 0xffffffff$`)
+)
+
+// ourIptablesRules returns the family's iptables-save output and, by table,
+// the rules that carry comment.
+func ourIptablesRules(comment string, six bool) (string, map[string][]string, error) {
+	_, save := iptablesPrograms(six)
+	out, err := runIptables("", save)
+	if err != nil {
+		return "", nil, err
+	}
+	rules := map[string][]string{}
+	table := ""
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "*"):
+			table = line[1:]
+		case isOurs(line, comment):
+			rules[table] = append(rules[table], line)
+		}
+	}
+	return out, rules, nil
+}
+
+// isOurs reports whether an iptables-save line is a rule with the comment:
+// wg-quick's test (`-A *-m comment --comment "COMMENT"*`).
+func isOurs(line, comment string) bool {
+	return strings.HasPrefix(line, "-A ") && strings.Contains(line, `-m comment --comment "`+comment+`"`)
+}
+
+// readIptablesTunnel reads back the rules applyIptablesTunnel wrote (or
+// wg-quick without nft). A rule with the comment that is not one of them is
+// an error, so that a changed rule is never mistaken for wgnet's.
+func readIptablesTunnel(table string) (TunnelFirewall, error) {
+	comment, err := checkComment(table)
+	if err != nil {
+		return TunnelFirewall{}, err
+	}
+	tf := TunnelFirewall{Table: table, Backend: TunnelIptables}
+	for _, six := range []bool{false, true} {
+		_, rules, err := ourIptablesRules(comment, six)
+		if errors.Is(err, errNoProgram) {
+			continue
+		} else if err != nil {
+			return TunnelFirewall{}, fmt.Errorf("tunnel firewall %s: %w", table, err)
+		}
+		if len(rules) == 0 {
+			continue
+		}
+		if err := readIptablesFamily(&tf, rules, comment, six); err != nil {
+			return TunnelFirewall{}, fmt.Errorf("tunnel firewall %s: %w", table, err)
+		}
+	}
+	if !tf.V4 && !tf.V6 {
+		return TunnelFirewall{}, fmt.Errorf("tunnel firewall %s: %w", table, ErrNotFound)
+	}
+	return tf, nil
+}
+
+// readIptablesFamily adds one family's rules (by table) to tf.
+func readIptablesFamily(tf *TunnelFirewall, rules map[string][]string, comment string, six bool) error {
+	prog, _ := iptablesPrograms(six)
+	prog = strings.TrimSuffix(prog, "-restore")
+	foreign := func(line string) error {
+		return fmt.Errorf("%s holds a rule with the comment %q that wgnet did not write: %s", prog, comment, line)
+	}
+	if six {
+		tf.V6 = true
+	} else {
+		tf.V4 = true
+	}
+	var addrs []netip.Addr
+	for _, line := range rules["raw"] {
+		m := iptDropRE.FindStringSubmatch(line)
+		if m == nil || m[3] != comment || (tf.Iface != "" && m[2] != tf.Iface) {
+			return foreign(line)
+		}
+		p, err := netip.ParsePrefix(m[1])
+		if err != nil || !p.IsSingleIP() || p.Addr().Is6() != six {
+			return foreign(line)
+		}
+		tf.Iface = m[2]
+		addrs = append(addrs, p.Addr())
+	}
+	// -I put each rule first: the chain holds them in the reverse order.
+	slices.Reverse(addrs)
+	tf.Addrs = append(tf.Addrs, addrs...)
+	var saves, restores int
+	for _, line := range rules["mangle"] {
+		if m := iptRestoreRE.FindStringSubmatch(line); m != nil && m[1] == comment {
+			restores++
+			continue
+		}
+		m := iptSaveRE.FindStringSubmatch(line)
+		if m == nil || m[2] != comment {
+			return foreign(line)
+		}
+		mark, err := strconv.ParseUint(m[1], 0, 32)
+		if err != nil || (tf.Mark != 0 && uint32(mark) != tf.Mark) {
+			return foreign(line)
+		}
+		tf.Mark = uint32(mark)
+		saves++
+	}
+	for t, lines := range rules {
+		if t != "raw" && t != "mangle" {
+			return foreign(lines[0])
+		}
+	}
+	if saves != 1 || restores != 1 {
+		return fmt.Errorf("%s: %d save-mark and %d restore-mark rules with the comment %q, want one each", prog, saves, restores, comment)
+	}
+	return nil
+}
+
+// deleteIptablesTunnel deletes every rule with the table's comment, both
+// families, as wg-quick's remove_firewall does: the tables' headers and
+// COMMITs of iptables-save, each of the rules with -A turned into -D, into
+// iptables-restore -n. A family whose programs are not installed is skipped.
+func deleteIptablesTunnel(table string) error {
+	comment, err := checkComment(table)
+	if err != nil {
+		return err
+	}
+	found := false
+	for _, six := range []bool{false, true} {
+		out, rules, err := ourIptablesRules(comment, six)
+		if errors.Is(err, errNoProgram) {
+			continue
+		} else if err != nil {
+			return fmt.Errorf("delete tunnel firewall %s: %w", table, err)
+		}
+		if len(rules) == 0 {
+			continue
+		}
+		var b strings.Builder
+		for _, line := range strings.Split(out, "\n") {
+			switch {
+			case strings.HasPrefix(line, "*"), line == "COMMIT":
+				b.WriteString(line + "\n")
+			case isOurs(line, comment):
+				b.WriteString("-D" + strings.TrimPrefix(line, "-A") + "\n")
+			}
+		}
+		restore, _ := iptablesPrograms(six)
+		if _, err := runIptables(b.String(), restore, "-n"); err != nil {
+			return fmt.Errorf("delete tunnel firewall %s: %w", table, err)
+		}
+		found = true
+	}
+	if !found {
+		return fmt.Errorf("delete tunnel firewall %s: iptables: %w", table, ErrNotFound)
+	}
+	return nil
+}

@@ -1,0 +1,172 @@
+package up_test
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// pingLossRE reads ping's summary.
+var pingLossRE = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`)
+
+// TestFullTunnelSyncSplitAndBack: a wgnet full tunnel synced to a split
+// tunnel (AllowedIPs the tunnel's subnets only) and back, with a ping to the
+// server's tunnel address running all through each sync (its route goes from
+// table 51820's default to main's 10.66.0.0/24 and back, through the tunnel
+// both times): no packet lost while the rules, the fwmark, the /0 and table
+// 51820 come and go, the internet reached through the tunnel before and after
+// and not while split, the full tunnel after the round trip the same as
+// before it, and down restoring the namespace.
+func TestFullTunnelSyncSplitAndBack(t *testing.T) {
+	l := newTunnelLab(t)
+	l.startServer(t)
+	notRootNetns(t, l.client)
+	before := l.tunnelDump(t, false)
+	if out, err := l.wgnet(t, "up", l.clientConf); err != nil {
+		t.Fatalf("wgnet up: %v\n%s", err, out)
+	}
+	full := l.tunnelDump(t, true)
+	l.reach(t, "full tunnel")
+	src, err := os.ReadFile(l.clientConf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	splitConf := strings.TrimSuffix(l.clientConf, ".conf") + "-split.conf"
+	writeConf(t, splitConf, strings.Replace(string(src), "AllowedIPs = 0.0.0.0/0, ::/0", "AllowedIPs = 10.66.0.0/24, fd00:66::/64", 1))
+	server := netip.MustParseAddr("10.66.0.1")
+	if err := ping(t, l.client, server); err != nil {
+		t.Fatalf("the client does not reach the server's tunnel address: %v", err)
+	}
+	// syncUnderPing runs a sync while the client pings the server's tunnel
+	// address every 10 ms, and returns the sync's output and the pings lost.
+	syncUnderPing := func(conf string) (string, int) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		p := l.client.Command(ctx, "ping", "-i", "0.01", "-c", "300", "-W", "1", server.String())
+		var pout strings.Builder
+		p.Stdout, p.Stderr = &pout, &pout
+		if err := p.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(500 * time.Millisecond) // pings before the sync
+		out, err := l.wgnet(t, "sync", l.clientIf, conf)
+		if err != nil {
+			t.Fatalf("wgnet sync %s: %v\n%s", conf, err, out)
+		}
+		p.Wait() // exits 1 when a reply is missing; the summary says how many
+		m := pingLossRE.FindStringSubmatch(pout.String())
+		if m == nil {
+			t.Fatalf("ping: no summary:\n%s", pout.String())
+		}
+		sent, _ := strconv.Atoi(m[1])
+		got, _ := strconv.Atoi(m[2])
+		t.Logf("sync to %s: %d of %d pings answered\n%s", conf, got, sent, out)
+		return out, sent - got
+	}
+	out, lost := syncUnderPing(splitConf)
+	for _, w := range []string{"- ip rule 32765: not from all fwmark 0xca6c lookup 51820", "- nft tables ip/ip6 wg-quick-" + l.clientIf, "fwmark 0xca6c -> 0x0"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("the sync to split does not say %q", w)
+		}
+	}
+	if lost != 0 {
+		t.Errorf("full -> split: %d pings to the server's tunnel address lost during the sync", lost)
+	}
+	split := l.tunnelDump(t, true)
+	for _, gone := range []string{"fwmark 0xca6c", "table 51820", "wg-quick-" + l.clientIf} {
+		if strings.Contains(split, gone) {
+			t.Errorf("split tunnel still has %q:\n%s", gone, split)
+		}
+	}
+	if !noPing(l.client, l.target4) {
+		t.Error("split tunnel: the client still reaches the internet (its only way is the full tunnel)")
+	}
+	out, lost = syncUnderPing(l.clientConf)
+	if lost != 0 {
+		t.Errorf("split -> full: %d pings to the server's tunnel address lost during the sync", lost)
+	}
+	if !strings.Contains(out, "+ ip rule 32765: not from all fwmark 0xca6c lookup 51820") {
+		t.Errorf("the sync back to full does not add the rule:\n%s", out)
+	}
+	l.reach(t, "full tunnel again")
+	if again := l.tunnelDump(t, true); again != full {
+		t.Errorf("the full tunnel after the round trip differs (- first, + again):\n%s", lineDiff(full, again))
+	}
+	if out, err := l.wgnet(t, "down", l.clientIf); err != nil {
+		t.Fatalf("wgnet down: %v\n%s", err, out)
+	}
+	want := strings.Replace(before, "src_valid_mark = 0", "src_valid_mark = 1", 1)
+	if after := l.tunnelDump(t, false); after != want {
+		t.Errorf("down did not restore the namespace but for src_valid_mark (- before, + after):\n%s", lineDiff(want, after))
+	}
+}
+
+// TestFullTunnelForeignRemoval: a wgnet full tunnel removed by another tool
+// (`ip link del`, which leaves the rules and the firewall behind; `wg-quick
+// down` of the same file, which removes most of it itself), with nftables
+// and with the iptables fallback: the next `wgnet up` finds the record of an
+// interface that is gone, removes what is left, and brings up the same full
+// tunnel as the first time (no rule twice, no second table); down then
+// restores the namespace.
+func TestFullTunnelForeignRemoval(t *testing.T) {
+	l := newTunnelLab(t)
+	l.startServer(t)
+	notRootNetns(t, l.client)
+	touchIptables(t, l.client)
+	dump := func() string { return l.tunnelDump(t, true) + iptablesDump(t, l.client) }
+	before := l.tunnelDump(t, false) + iptablesDump(t, l.client)
+	for _, c := range []struct{ how, backend string }{
+		{"ip link del", "nftables"}, {"ip link del", "iptables"}, {"wg-quick down", "nftables"},
+	} {
+		t.Run(strings.ReplaceAll(c.how, " ", "-")+"/"+c.backend, func(t *testing.T) {
+			up := func() string {
+				t.Helper()
+				notRootNetns(t, l.client)
+				out, err := l.client.Try("env", "WGNET_TUNNEL_FIREWALL="+c.backend, "WGNET_STATE_DIR="+l.stateDir, wgnet(t), "up", l.clientConf)
+				if err != nil {
+					t.Fatalf("wgnet up: %v\n%s", err, out)
+				}
+				return out
+			}
+			up()
+			first := dump()
+			l.reach(t, "first up")
+			if c.how == "ip link del" {
+				l.client.Run(t, "ip", "link", "del", l.clientIf)
+				left := l.tunnelDump(t, false) + iptablesDump(t, l.client)
+				for _, w := range []string{"not from all fwmark 0xca6c lookup 51820", "from all lookup main suppress_prefixlength 0", "wg-quick(8) rule for " + l.clientIf} {
+					if c.backend == "nftables" && strings.HasPrefix(w, "wg-quick(8)") {
+						w = "table ip wg-quick-" + l.clientIf
+					}
+					if !strings.Contains(left, w) {
+						t.Errorf("after ip link del, %q is not left behind (nothing to clean):\n%s", w, left)
+					}
+				}
+			} else if out, err := l.client.Try("wg-quick", "down", l.clientConf); err != nil {
+				t.Fatalf("wg-quick down: %v\n%s", err, out)
+			}
+			out := up()
+			if !strings.Contains(out, "is gone but its record") {
+				t.Errorf("up does not say it cleans up after the interface removed by %s:\n%s", c.how, out)
+			}
+			t.Logf("wgnet up after %s:\n%s", c.how, out)
+			if again := dump(); again != first {
+				t.Errorf("the full tunnel after %s and up differs from the first (- first, + again):\n%s", c.how, lineDiff(first, again))
+			}
+			l.reach(t, "up after "+c.how)
+			if out, err := l.wgnet(t, "down", l.clientIf); err != nil {
+				t.Fatalf("wgnet down: %v\n%s", err, out)
+			}
+			want := strings.Replace(before, "src_valid_mark = 0", "src_valid_mark = 1", 1)
+			if after := l.tunnelDump(t, false) + iptablesDump(t, l.client); after != want {
+				t.Errorf("down did not restore the namespace but for src_valid_mark (- before, + after):\n%s", lineDiff(want, after))
+			}
+		})
+	}
+}
