@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -217,6 +218,9 @@ var (
 // ourIptablesRules returns the family's iptables-save output and, by table,
 // the rules that carry comment.
 func ourIptablesRules(comment string, six bool) (string, map[string][]string, error) {
+	if !iptablesMayHold(six) {
+		return "", nil, nil
+	}
 	_, save := iptablesPrograms(six)
 	out, err := runIptables("", save)
 	if err != nil {
@@ -241,6 +245,34 @@ func ourIptablesRules(comment string, six bool) (string, map[string][]string, er
 // wg-quick's test (`-A *-m comment --comment "COMMENT"*`).
 func isOurs(line, comment string) bool {
 	return strings.HasPrefix(line, "-A ") && strings.Contains(line, `-m comment --comment "`+comment+`"`)
+}
+
+// iptablesMayHold reports whether the family has a raw or mangle table in
+// either iptables backend: iptables-legacy's (/proc/net/ip_tables_names) or
+// iptables-nft's (nftables tables "raw" and "mangle" of family ip or ip6). It
+// is read over netlink and procfs, so that an interface without a full
+// tunnel costs no iptables-save run per read.
+func iptablesMayHold(six bool) bool {
+	names, fam := "/proc/net/ip_tables_names", nftables.TableFamilyIPv4
+	if six {
+		names, fam = "/proc/net/ip6_tables_names", nftables.TableFamilyIPv6
+	}
+	if b, err := os.ReadFile(names); err == nil {
+		for _, t := range strings.Fields(string(b)) {
+			if t == "raw" || t == "mangle" {
+				return true
+			}
+		}
+	}
+	c, err := nftables.New()
+	if err != nil {
+		return false
+	}
+	ts, err := c.ListTablesOfFamily(fam)
+	if err != nil {
+		return false
+	}
+	return slices.ContainsFunc(ts, func(t *nftables.Table) bool { return t.Name == "raw" || t.Name == "mangle" })
 }
 
 // readIptablesTunnel reads back the rules applyIptablesTunnel wrote (or

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -168,5 +169,57 @@ func TestFullTunnelForeignRemoval(t *testing.T) {
 				t.Errorf("down did not restore the namespace but for src_valid_mark (- before, + after):\n%s", lineDiff(want, after))
 			}
 		})
+	}
+}
+
+// TestFullTunnelRollbackNetns: a split tunnel made full by `sync --confirm`
+// with the iptables fallback, then rolled back (`wgnet confirm --rollback`,
+// what the timer does at the deadline): the rules, the fwmark, table 51820
+// and the iptables rules go, the split tunnel is as it was, and
+// src_valid_mark stays 1, as down leaves it, which the rollback says.
+func TestFullTunnelRollbackNetns(t *testing.T) {
+	l := newTunnelLab(t)
+	l.startServer(t)
+	notRootNetns(t, l.client)
+	touchIptables(t, l.client)
+	src, err := os.ReadFile(l.clientConf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same name in another directory: up names the interface after the file.
+	splitConf := filepath.Join(t.TempDir(), filepath.Base(l.clientConf))
+	writeConf(t, splitConf, strings.Replace(string(src), "AllowedIPs = 0.0.0.0/0, ::/0", "AllowedIPs = 10.66.0.0/24, fd00:66::/64", 1))
+	ipt := func(args ...string) (string, error) {
+		return l.client.Try(append([]string{"env", "WGNET_TUNNEL_FIREWALL=iptables", "WGNET_STATE_DIR=" + l.stateDir, wgnet(t)}, args...)...)
+	}
+	if out, err := ipt("up", splitConf); err != nil {
+		t.Fatalf("wgnet up (split): %v\n%s", err, out)
+	}
+	split := l.tunnelDump(t, true) + iptablesDump(t, l.client)
+	notRootNetns(t, l.client)
+	if out, err := ipt("sync", l.clientIf, l.clientConf, "--confirm", "2m"); err != nil {
+		t.Fatalf("wgnet sync --confirm: %v\n%s", err, out)
+	}
+	full := l.tunnelDump(t, true) + iptablesDump(t, l.client)
+	for _, w := range []string{"not from all fwmark 0xca6c lookup 51820", "src_valid_mark = 1", `--comment "wg-quick(8) rule for ` + l.clientIf + `" -j CONNMARK --save-mark`} {
+		if !strings.Contains(full, w) {
+			t.Errorf("the pending full tunnel lacks %q:\n%s", w, full)
+		}
+	}
+	l.reach(t, "pending full tunnel")
+	out, err := ipt("confirm", l.clientIf, "--rollback")
+	if err != nil {
+		t.Fatalf("wgnet confirm --rollback: %v\n%s", err, out)
+	}
+	t.Logf("rollback:\n%s", out)
+	if !strings.Contains(out, "net.ipv4.conf.all.src_valid_mark=1 stays set (it was 0)") {
+		t.Errorf("the rollback does not say src_valid_mark stays set:\n%s", out)
+	}
+	back := l.tunnelDump(t, true) + iptablesDump(t, l.client)
+	if want := strings.Replace(split, "src_valid_mark = 0", "src_valid_mark = 1", 1); back != want {
+		t.Errorf("after the rollback (- split but src_valid_mark, + now):\n%s", lineDiff(want, back))
+	}
+	if out, err := l.wgnet(t, "down", l.clientIf); err != nil {
+		t.Fatalf("wgnet down: %v\n%s", err, out)
 	}
 }
