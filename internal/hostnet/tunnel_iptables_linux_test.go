@@ -2,7 +2,9 @@ package hostnet_test
 
 import (
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -19,6 +21,10 @@ func TestLinuxTunnelIptablesConformance(t *testing.T) {
 	if !netnstest.InNetns(t) {
 		return
 	}
+	runIptablesConformance(t)
+}
+
+func runIptablesConformance(t *testing.T) {
 	hostnettest.RunTunnel(t, func(t *testing.T) (hostnet.HostNet, string) {
 		name := "wgt" + netnstest.Unique(6)
 		if out, err := exec.Command("ip", "link", "add", name, "type", "veth", "peer", "name", name+"p").CombinedOutput(); err != nil {
@@ -27,6 +33,32 @@ func TestLinuxTunnelIptablesConformance(t *testing.T) {
 		t.Cleanup(func() { exec.Command("ip", "link", "del", name).Run() })
 		return &hostnet.Linux{TunnelBackend: hostnet.TunnelIptables}, name
 	})
+}
+
+// TestLinuxTunnelIptablesLegacyConformance: the same with iptables-legacy
+// first in PATH (Debian's iptables is iptables-nft; a host without nf_tables
+// has legacy): its iptables-save prints the rules the same way, and the
+// tables are found through /proc/net/ip_tables_names.
+func TestLinuxTunnelIptablesLegacyConformance(t *testing.T) {
+	netnstest.NeedsTool(t, "iptables-legacy", "iptables-legacy-restore", "ip6tables-legacy-restore", "iptables-legacy-save", "ip6tables-legacy-save")
+	dir := t.TempDir()
+	for _, p := range []string{"iptables", "ip6tables", "iptables-restore", "ip6tables-restore", "iptables-save", "ip6tables-save"} {
+		legacy, err := exec.LookPath(strings.Replace(p, "tables", "tables-legacy", 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(legacy, filepath.Join(dir, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("PATH", dir+string(filepath.ListSeparator)+os.Getenv("PATH"))
+	if !netnstest.InNetns(t) {
+		return
+	}
+	if out, err := exec.Command("iptables-save", "--version").CombinedOutput(); err != nil || strings.Contains(string(out), "nf_tables") {
+		t.Fatalf("iptables-save is not the legacy one: %v: %s", err, out)
+	}
+	runIptablesConformance(t)
 }
 
 // TestLinuxTunnelBackendSwitch: an apply in one backend replaces the tables
