@@ -596,18 +596,19 @@ func (n *network) checkEndpoints() {
 		n.checkEndpointLoop(a)
 		var nat []*peer // the peers it dials without keepalive, when nobody dials it
 		dialled := n.dialled(a)
+		auto := autoTable(a)
 		for _, p := range a.peers {
-			if e := p.p.Endpoint; e != nil && p.to != nil {
-				if lp := p.to.cfg.Interface.ListenPort; lp != nil && *lp != e.Port {
+			if p.hasEndpoint && p.to != nil {
+				if lp := p.to.cfg.Interface.ListenPort; lp != nil && *lp != p.epPort {
 					n.report(CodeEndpointPort, a.file, p.keyLine(wgconf.KeyEndpoint), []*host{a, p.to},
 						"%s: Endpoint port %d is not %s's ListenPort %d (%s): handshakes go to a port nobody listens on, unless a NAT forwards %d to %d",
-						p.label(), e.Port, p.to.name, *lp, where(p.to.file, p.to.keyLine(wgconf.KeyListenPort)), e.Port, *lp)
+						p.label(), p.epPort, p.to.name, *lp, where(p.to.file, p.to.keyLine(wgconf.KeyListenPort)), p.epPort, *lp)
 				}
-				if !dialled && p.p.PersistentKeepalive == 0 && !p.p.Pos.Unknown(wgconf.KeyPersistentKeepalive) {
+				if !dialled && p.noKeepalive {
 					nat = append(nat, p)
 				}
 			}
-			if autoTable(a) {
+			if auto && p.hasDefault {
 				n.checkDefaultRoutes(a, p, dialled)
 			}
 		}
@@ -672,14 +673,10 @@ func (n *network) checkEndpointLoop(a *host) {
 		return
 	}
 	for _, p := range a.peers {
-		if p.p.Endpoint == nil {
-			continue
+		ea := p.ep
+		if !ea.IsValid() {
+			continue // no Endpoint, or a name
 		}
-		ea, ok := p.p.Endpoint.Addr()
-		if !ok {
-			continue
-		}
-		ea = ea.Unmap()
 		i, ok := a.routes.Lookup(ea)
 		for ; ok && i >= 0; i = a.routes.Parent(i) { // every prefix holding ea
 			if a.routes.Prefix(i).Bits() == 0 {

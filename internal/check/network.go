@@ -66,10 +66,34 @@ type peer struct {
 	// earlier peer with the same key. Neither resolves by key.
 	self  bool
 	dupOf *peer
-	// What checkPairs asks of both peers of each pair, read off the config
-	// in one pass in file order rather than pair by pair all over the heap.
+	// What checkPairs and checkEndpoints ask of every peer, read off the
+	// config in one pass in file order (newNetwork) rather than in a pass of
+	// their own, or pair by pair all over the heap: in a 1,000-host mesh each
+	// pass that touches the million wgconf.Peer structs costs about 0.1 s.
 	hasPSK, hasEndpoint   bool
-	pskUnknown, epUnknown bool // wgconf.Pos.Unknown of PresharedKey, Endpoint
+	pskUnknown, epUnknown bool       // wgconf.Pos.Unknown of PresharedKey, Endpoint
+	ep                    netip.Addr // the Endpoint's address, unmapped, when it is an IP
+	epPort                uint16     // the Endpoint's port
+	noKeepalive           bool       // PersistentKeepalive is off, and no bad line hid it
+	hasDefault            bool       // a /0 in AllowedIPs
+}
+
+// read sets what p keeps of c (see peer).
+func (p *peer) read(c *wgconf.Peer) {
+	p.p = c
+	p.hasPSK = !c.PresharedKey.IsZero()
+	if e := c.Endpoint; e != nil {
+		p.hasEndpoint, p.epPort = true, e.Port
+		if a, ok := e.Addr(); ok {
+			p.ep = a.Unmap()
+		}
+	}
+	p.noKeepalive = c.PersistentKeepalive == 0
+	if c.Pos.Bad != nil {
+		p.pskUnknown, p.epUnknown = c.Pos.Unknown(wgconf.KeyPresharedKey), c.Pos.Unknown(wgconf.KeyEndpoint)
+		p.noKeepalive = p.noKeepalive && !c.Pos.Unknown(wgconf.KeyPersistentKeepalive)
+	}
+	p.hasDefault = slices.ContainsFunc(c.AllowedIPs, func(q netip.Prefix) bool { return q.Bits() == 0 })
 }
 
 type network struct {
@@ -171,13 +195,8 @@ func newNetworkOn(in Input, workers int) *network {
 			slab := make([]peer, len(h.cfg.Peers)) // one allocation, not one per peer
 			h.peers = make([]*peer, 0, len(h.cfg.Peers))
 			for j := range h.cfg.Peers {
-				c, p := &h.cfg.Peers[j], &slab[j]
-				p.p = c
-				p.hasPSK, p.hasEndpoint = !c.PresharedKey.IsZero(), c.Endpoint != nil
-				if c.Pos.Bad != nil {
-					p.pskUnknown, p.epUnknown = c.Pos.Unknown(wgconf.KeyPresharedKey), c.Pos.Unknown(wgconf.KeyEndpoint)
-				}
-				h.peers = append(h.peers, p)
+				slab[j].read(&h.cfg.Peers[j])
+				h.peers = append(h.peers, &slab[j])
 			}
 		}
 	})
