@@ -1,6 +1,7 @@
 #!/bin/sh
 # uproutes.sh: `wgnet up` of configs whose 1,000, 4,000 and 10,000 peers each need
-# a route, next to `ip -batch` adding the same routes and to `wgnet up` of the
+# a route, next to upstream wireguard-go (bench/wggo-upstream) given the same
+# peers and routes, to `ip -batch` adding the same routes and to `wgnet up` of the
 # same config with Table = off (no routes), interleaved. Runs BenchmarkUpRoutes
 # (internal/up/bench_routes_linux_test.go) inside a throw-away network namespace
 # (netnsbench.sh). Needs root.
