@@ -167,3 +167,39 @@ func TestFullTunnelIptablesSameAsWgQuick(t *testing.T) {
 		t.Errorf("wgnet down did not restore the namespace but for src_valid_mark (- before, + after):\n%s", lineDiff(want, afterOurs))
 	}
 }
+
+// TestFullTunnelAdoptIptablesFromWgQuick: a full tunnel the stock wg-quick
+// brought up without nft (its rules in iptables) is adopted by `wgnet sync`
+// of the same file, in the default (auto) mode, with nothing to change: the
+// rules stay in iptables; `wgnet down` then removes all of it.
+func TestFullTunnelAdoptIptablesFromWgQuick(t *testing.T) {
+	netnstest.NeedsTool(t, "iptables", "iptables-restore", "ip6tables-restore", "iptables-save", "ip6tables-save")
+	l := newTunnelLab(t)
+	l.startServer(t)
+	touchIptables(t, l.client)
+	notRootNetns(t, l.client)
+	before := l.tunnelDump(t, false) + iptablesDump(t, l.client)
+	if out, err := l.client.Try("env", "PATH="+pathWithout(t, "nft"), "wg-quick", "up", l.clientConf); err != nil {
+		t.Fatalf("wg-quick up: %v\n%s", err, out)
+	}
+	quick := l.tunnelDump(t, true) + iptablesDump(t, l.client)
+	out, err := l.wgnet(t, "sync", l.clientIf, l.clientConf)
+	if err != nil {
+		t.Fatalf("wgnet sync: %v\n%s", err, out)
+	}
+	t.Logf("wgnet sync:\n%s", out)
+	if !strings.Contains(out, "already matches the config") {
+		t.Errorf("sync of wg-quick's full tunnel with iptables rules changes something:\n%s", out)
+	}
+	if now := l.tunnelDump(t, true) + iptablesDump(t, l.client); now != quick {
+		t.Errorf("the adopting sync changed the namespace (- wg-quick, + after sync):\n%s", lineDiff(quick, now))
+	}
+	l.reach(t, "adopted")
+	if out, err := l.wgnet(t, "down", l.clientIf); err != nil {
+		t.Fatalf("wgnet down: %v\n%s", err, out)
+	}
+	want := strings.Replace(before, "src_valid_mark = 0", "src_valid_mark = 1", 1)
+	if after := l.tunnelDump(t, false) + iptablesDump(t, l.client); after != want {
+		t.Errorf("wgnet down of the adopted full tunnel left (- before, + after):\n%s", lineDiff(want, after))
+	}
+}
