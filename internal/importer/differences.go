@@ -46,12 +46,9 @@ type differ struct {
 // say notes a difference at line unless a note there already names about
 // (the key or the peer it is about).
 func (d *differ) say(line int, about, format string, a ...any) {
-	for _, n := range d.im.r.Notes {
-		if n.File == d.h.file && n.Line == line && strings.Contains(n.Message, about) {
-			return
-		}
+	if !d.noted(line, about) {
+		d.im.note(d.h.file, line, format, a...)
 	}
-	d.im.note(d.h.file, line, format, a...)
 }
 
 // iface compares the [Interface] keys the rendered config writes.
@@ -151,15 +148,8 @@ func (d *differ) peers() {
 	}
 }
 
-// noted reports whether a note at line names about.
-func (d *differ) noted(line int, about string) bool {
-	for _, n := range d.im.r.Notes {
-		if n.File == d.h.file && n.Line == line && strings.Contains(n.Message, about) {
-			return true
-		}
-	}
-	return false
-}
+// noted reports whether a note at line of this host's file names about.
+func (d *differ) noted(line int, about string) bool { return d.im.noted(d.h.file, line, about) }
 
 // peer compares one peer of the file (p) with the rendered one (g).
 func (d *differ) peer(p, g *wgconf.Peer) {

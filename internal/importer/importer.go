@@ -108,10 +108,32 @@ func Import(network string, names []string, configs []*wgconf.Config) (*Result, 
 type importing struct {
 	r     *Result
 	hosts []*host
+	// at holds the notes' messages by file and line, for noted.
+	at map[fileLine][]string
+}
+
+type fileLine struct {
+	file string
+	line int
 }
 
 func (im *importing) note(file string, line int, format string, a ...any) {
-	im.r.Notes = append(im.r.Notes, diag.Diagnostic{File: file, Line: line, Severity: diag.Warning, Code: CodeNote, Message: fmt.Sprintf(format, a...)})
+	msg := fmt.Sprintf(format, a...)
+	im.r.Notes = append(im.r.Notes, diag.Diagnostic{File: file, Line: line, Severity: diag.Warning, Code: CodeNote, Message: msg})
+	if im.at == nil {
+		im.at = map[fileLine][]string{}
+	}
+	im.at[fileLine{file, line}] = append(im.at[fileLine{file, line}], msg)
+}
+
+// noted reports whether a note at file:line names about.
+func (im *importing) noted(file string, line int, about string) bool {
+	for _, m := range im.at[fileLine{file, line}] {
+		if strings.Contains(m, about) {
+			return true
+		}
+	}
+	return false
 }
 
 // readHosts makes a host of each config, with its private key when the file has it.
