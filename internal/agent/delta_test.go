@@ -23,27 +23,29 @@ import (
 func TestInProcessDeltas(t *testing.T) {
 	f := newFleet(t)
 	f.versions = map[string][]string{"old": {api.Version}}
+	f.snapshotEvery = map[string]time.Duration{"fresh": time.Nanosecond} // a whole state before every poll
 	ctx := context.Background()
 	admin := f.c.admin
 	if _, err := admin.CreateNetwork(ctx, api.CreateNetwork{Name: "n", Topology: "mesh", Subnets: []string{"10.63.0.0/24", "fd63::/64"}}); err != nil {
 		t.Fatal(err)
 	}
-	tok, err := admin.CreateToken(ctx, "n", api.CreateToken{Uses: 6, Routes: []string{"172.29.0.0/16"}})
+	tok, err := admin.CreateToken(ctx, "n", api.CreateToken{Uses: 7, Routes: []string{"172.29.0.0/16"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.join(tok.Token, "m1", "192.0.2.21:51820", "172.29.1.0/24")
 	f.join(tok.Token, "m2", "192.0.2.22:51820")
 	f.join(tok.Token, "old", "192.0.2.23:51820")
-	f.converge("three joined")
-	f.sameAsSnapshots("three joined")
+	f.join(tok.Token, "fresh", "192.0.2.26:51820")
+	f.converge("four joined")
+	f.sameAsSnapshots("four joined")
 
 	f.join(tok.Token, "m4", "192.0.2.24:51820")
-	f.converge("a fourth joined")
-	f.sameAsSnapshots("a fourth joined")
+	f.converge("a fifth joined")
+	f.sameAsSnapshots("a fifth joined")
 
 	f.join(tok.Token, "m5", "192.0.2.25:51820")
-	f.converge("a fifth joined")
+	f.converge("a sixth joined")
 	f.leave("m2")
 	f.converge("m2 left")
 	f.sameAsSnapshots("m2 left")
@@ -80,14 +82,18 @@ func TestInProcessDeltas(t *testing.T) {
 	}
 
 	for name, r := range f.agents {
-		n := metric(t, r.a, "wgnet_agent_deltas_total")
+		n, whole := metric(t, r.a, "wgnet_agent_deltas_total"), metric(t, r.a, "wgnet_agent_whole_states_total")
 		switch {
-		case name == "old" && n != 0:
-			t.Errorf("the v1 agent received %v deltas, want none", n)
+		case name == "old" && (n != 0 || whole < 6):
+			t.Errorf("the v1 agent received %v deltas and %v whole states, want none and one a change", n, whole)
+		case name == "fresh" && whole < 6:
+			t.Errorf("the agent with a whole state due at every poll received %v whole states and %v deltas", whole, n)
 		case name != "old" && n == 0:
 			t.Errorf("%s received no delta", name)
+		case name != "old" && name != "fresh" && whole >= n:
+			t.Errorf("%s received %v whole states and %v deltas, want mostly deltas", name, whole, n)
 		}
-		t.Logf("%s: %v deltas", name, n)
+		t.Logf("%s: %v deltas, %v whole states", name, n, whole)
 	}
 	f.rec.scan(t, f.keys)
 }

@@ -239,6 +239,8 @@ type fleet struct {
 	// versions are the API versions an agent speaks, by host (none: this
 	// release's).
 	versions map[string][]string
+	// snapshotEvery is an agent's Options.SnapshotEvery, by host (none: the default).
+	snapshotEvery map[string]time.Duration
 }
 
 type running struct {
@@ -285,7 +287,7 @@ func (f *fleet) options(name, dir string, k wgkey.Private) agent.Options {
 	return agent.Options{Dir: dir, Plane: &labPlane{net: f.net, host: name, key: k}, Transport: f.rec.transport,
 		Wait: 5 * time.Second, ReportEvery: 500 * time.Millisecond, BackoffMin: 20 * time.Millisecond, BackoffMax: 500 * time.Millisecond,
 		Log:         slog.New(slog.NewTextHandler(testWriter{f.t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		APIVersions: f.versions[name]}
+		APIVersions: f.versions[name], SnapshotEvery: f.snapshotEvery[name]}
 }
 
 // joinOnly joins host name and returns its agent, not running.

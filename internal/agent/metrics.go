@@ -23,6 +23,7 @@ type metrics struct {
 	refused   prometheus.Counter
 	rollbacks prometheus.Counter
 	deltas    prometheus.Counter
+	wholes    prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry, a *Agent) *metrics {
@@ -41,8 +42,10 @@ func newMetrics(reg *prometheus.Registry, a *Agent) *metrics {
 			Help: "Changes rolled back because no controller answered after they altered the path to it."}),
 		deltas: prometheus.NewCounter(prometheus.CounterOpts{Name: "wgnet_agent_deltas_total",
 			Help: "Desired states received as a delta onto the one applied (API v2), each checked whole before it is applied."}),
+		wholes: prometheus.NewCounter(prometheus.CounterOpts{Name: "wgnet_agent_whole_states_total",
+			Help: "Desired states received whole (at start, when a delta does not apply, from a v1 controller, and every SnapshotEvery)."}),
 	}
-	reg.MustRegister(m.applied, m.reachable, m.reconcile, m.failures, m.refused, m.rollbacks, m.deltas, &peerCollector{a: a})
+	reg.MustRegister(m.applied, m.reachable, m.reconcile, m.failures, m.refused, m.rollbacks, m.deltas, m.wholes, &peerCollector{a: a})
 	return m
 }
 

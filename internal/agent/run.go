@@ -115,6 +115,7 @@ func (a *Agent) snapshot(ctx context.Context, c *client.Client) error {
 		return err
 	}
 	a.answered()
+	a.m.wholes.Inc()
 	return a.take(ctx, &st)
 }
 
@@ -175,6 +176,7 @@ func (a *Agent) poll(ctx context.Context, c *client.Client) (bool, error) {
 	if ch.State == nil {
 		return true, nil
 	}
+	a.m.wholes.Inc()
 	return false, a.take(ctx, ch.State)
 }
 
