@@ -594,7 +594,10 @@ func TestSyncSeesDriftBehindItsBack(t *testing.T) {
 				lines[i] = "AllowedIPs = " + strings.Join(ips, ", ")
 			}
 		}
-		sections := strings.Split(strings.Join(lines, "\n"), "\n\n")
+		sections := strings.Split(strings.TrimSpace(strings.Join(lines, "\n")), "\n\n")
+		for i := range sections {
+			sections[i] = strings.TrimSpace(sections[i])
+		}
 		slices.Sort(sections[1:])
 		return strings.Join(sections, "\n\n")
 	}
