@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -76,5 +77,69 @@ func TestImportedFleetNetns(t *testing.T) {
 		if out, code := hosts["boat"].run(t, nil, "ping", "-c", "3", "-i", "0.2", "-W", "2", dst); code != 0 {
 			t.Errorf("boat cannot reach %s through the imported network:\n%s", dst, out)
 		}
+	}
+}
+
+// TestImportedFullTunnelNetns: the wg-easy fleet of the import corpus (a server
+// that MASQUERADEs to eth0, clients with AllowedIPs = 0.0.0.0/0, ::/0, DNS and a
+// preshared key) is adopted with `wgnet import`; the client alice, a full_tunnel
+// spoke in the spec, is brought up from the spec with `wgnet up --host` in a
+// network namespace and reaches an address beyond the server, through the
+// tunnel, with its DNS handed to a stub resolvconf. The server's namespace
+// forwards host-wide, as wg-easy's container does (sysctl net.ipv4.ip_forward=1).
+func TestImportedFullTunnelNetns(t *testing.T) {
+	netnstest.RequireRoot(t)
+	netnstest.NeedsTool(t, "util-linux, iproute2, wireguard-tools, iputils-ping, iptables", "unshare", "nsenter", "ip", "wg", "ping", "iptables")
+	bin := wgnetBin(t)
+	dir := t.TempDir()
+	files, _ := filepath.Glob("../../internal/importer/testdata/corpus/wg-easy/*.conf")
+	for i, f := range files {
+		files[i], _ = filepath.Abs(f)
+	}
+	spec := filepath.Join(dir, "wgnet.yaml")
+	mustCLI(t, dir, append([]string{"-f", spec, "import", "--network", "easy"}, files...)...)
+	mustCLI(t, dir, "-f", spec, "set", "server", "--endpoint", "198.18.77.1:51820")
+
+	shared := t.TempDir()
+	server := newNSHost(t, "srv", shared, t.TempDir())
+	alice := newNSHost(t, "alice", shared, t.TempDir())
+	if self, err := nsInode("/proc/self/ns/net"); err != nil || alice.inode(t) == self {
+		t.Fatalf("alice's namespace is this process's (%v): a full tunnel there would take over its default route", err)
+	}
+	beyond := netnstest.New(t, "inet")
+	netnstest.Veth(t, server.ns, "to-alice", alice.ns, "eth0")
+	server.ns.Run(t, "ip", "addr", "add", "198.18.77.1/24", "dev", "to-alice")
+	alice.ns.Run(t, "ip", "addr", "add", "198.18.77.2/24", "dev", "eth0")
+	netnstest.Veth(t, server.ns, "eth0", beyond, "eth0")
+	server.ns.Run(t, "ip", "addr", "add", "198.18.78.1/24", "dev", "eth0")
+	beyond.Run(t, "ip", "addr", "add", "198.18.78.2/24", "dev", "eth0")
+	server.ns.Sysctl(t, "net.ipv4.ip_forward", "1")
+
+	stub := t.TempDir()
+	calls := filepath.Join(stub, "calls")
+	if err := os.WriteFile(filepath.Join(stub, "resolvconf"), []byte("#!/bin/sh\n{ echo \"resolvconf $*\"; [ \"$1\" = -a ] && cat; } >> "+calls+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := []string{"PATH=" + stub + ":" + os.Getenv("PATH")}
+	server.must(t, nil, bin, "-f", spec, "up", "--backend", "userspace", "--host", "server")
+	defer server.run(t, nil, bin, "down", "wg0")
+	alice.must(t, path, bin, "-f", spec, "up", "--backend", "userspace", "--host", "alice")
+	defer alice.run(t, path, bin, "down", "wg0")
+
+	for _, dst := range []string{"10.8.0.1", "198.18.78.2"} {
+		if out, code := alice.run(t, nil, "ping", "-c", "3", "-i", "0.2", "-W", "2", dst); code != 0 {
+			t.Errorf("alice cannot reach %s through her full tunnel:\n%s", dst, out)
+		}
+	}
+	// A full tunnel as wg-quick makes one: its default routes in a table of
+	// their own, reached by the rule that leaves the tunnel's own packets out.
+	if out := alice.must(t, nil, "ip", "rule"); !strings.Contains(out, "suppress_prefixlength 0") || !strings.Contains(out, "not from all fwmark") {
+		t.Errorf("alice's rules, want wg-quick's full-tunnel pair:\n%s", out)
+	}
+	if out := alice.must(t, nil, "ip", "-o", "addr", "show", "dev", "wg0"); !strings.Contains(out, "10.8.0.2/24") {
+		t.Errorf("alice's wg0, want 10.8.0.2/24 as her file had:\n%s", out)
+	}
+	if got, err := os.ReadFile(calls); err != nil || !strings.Contains(string(got), "nameserver 1.1.1.1") {
+		t.Errorf("resolvconf calls (%v):\n%s\nwant alice's DNS = 1.1.1.1", err, got)
 	}
 }
