@@ -1,6 +1,9 @@
 // Package importer rebuilds a spec from an existing network's wg-quick configs, one
-// per host, keeping their keys and addresses, and reports everything it could not
-// carry over. It is pure: callers parse the files and write the results. Who
+// per host, keeping what they say (keys, addresses with their prefix lengths,
+// ports, MTUs, DNS, Table, FwMark, hooks, full tunnels, peers no file is for),
+// and reports at file:line everything it could not carry over: having compiled
+// the spec, every difference between a host's rendered config and its file that
+// no other note explains. It is pure: callers parse the files and write the results. Who
 // peers with whom comes from the network model (netmodel). It imports diag,
 // spec, compile (to compare what it renders with each file), intent (which
 // knows the hook lines wgnet writes), netmodel, wgconf and wgkey;
