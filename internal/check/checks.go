@@ -63,6 +63,9 @@ func (n *network) checkKeys() {
 	}
 	n.eachHost(func(n *network, h *host) {
 		for _, p := range h.peers {
+			if p.to != nil && p.how == "" && !p.self && p.dupOf == nil {
+				continue // resolved by its key: none of the cases below
+			}
 			k := p.p.PublicKey
 			switch {
 			case k.IsZero():
@@ -728,8 +731,8 @@ func (n *network) checkForwarding() {
 		for _, a := range n.hosts[lo:hi] {
 			for _, p := range a.peers {
 				x := p.to
-				if x == nil {
-					continue
+				if x == nil || p.only.IsValid() && slices.Contains(x.addrs, p.only) {
+					continue // none, or x's own address alone: no reason (beyond)
 				}
 				for _, q := range p.p.AllowedIPs {
 					q = q.Masked()

@@ -76,6 +76,11 @@ type peer struct {
 	epPort                uint16     // the Endpoint's port
 	noKeepalive           bool       // PersistentKeepalive is off, and no bad line hid it
 	hasDefault            bool       // a /0 in AllowedIPs
+	// only is the address when AllowedIPs is that one address (a mesh's
+	// peers): what checkForwarding asks without reading the config again.
+	only netip.Addr
+	// bad is set when a line of the section did not parse (Pos.Bad).
+	bad bool
 }
 
 // read sets what p keeps of c (see peer).
@@ -89,11 +94,15 @@ func (p *peer) read(c *wgconf.Peer) {
 		}
 	}
 	p.noKeepalive = c.PersistentKeepalive == 0
-	if c.Pos.Bad != nil {
+	p.bad = c.Pos.Bad != nil
+	if p.bad {
 		p.pskUnknown, p.epUnknown = c.Pos.Unknown(wgconf.KeyPresharedKey), c.Pos.Unknown(wgconf.KeyEndpoint)
 		p.noKeepalive = p.noKeepalive && !c.Pos.Unknown(wgconf.KeyPersistentKeepalive)
 	}
 	p.hasDefault = slices.ContainsFunc(c.AllowedIPs, func(q netip.Prefix) bool { return q.Bits() == 0 })
+	if len(c.AllowedIPs) == 1 && c.AllowedIPs[0].IsSingleIP() {
+		p.only = c.AllowedIPs[0].Addr()
+	}
 }
 
 type network struct {
@@ -268,10 +277,10 @@ func (n *network) markUnknown() {
 			h.incomplete = lost
 			h.routesUnknown = lost
 			for _, p := range h.peers {
-				pos := &p.p.Pos
-				if pos.Bad == nil {
+				if !p.bad {
 					continue // every line parsed: nothing unknown
 				}
+				pos := &p.p.Pos
 				if p.to == nil && pos.Unknown(wgconf.KeyPublicKey) {
 					h.incomplete = true
 				}
