@@ -676,12 +676,12 @@ func (n *network) checkEndpointLoop(a *host) {
 		return
 	}
 	for _, p := range a.peers {
-		ea := p.ep
-		if !ea.IsValid() {
-			continue // no Endpoint, or a name
+		if p.epRoute < 0 {
+			continue // no Endpoint, a name, or no route holds it
 		}
-		i, ok := a.routes.Lookup(ea)
-		for ; ok && i >= 0; i = a.routes.Parent(i) { // every prefix holding ea
+		ea, _ := p.p.Endpoint.Addr()
+		ea = ea.Unmap()
+		for i := int(p.epRoute); i >= 0; i = a.routes.Parent(i) { // every prefix holding ea
 			if a.routes.Prefix(i).Bits() == 0 {
 				continue
 			}
@@ -731,7 +731,7 @@ func (n *network) checkForwarding() {
 		for _, a := range n.hosts[lo:hi] {
 			for _, p := range a.peers {
 				x := p.to
-				if x == nil || p.only.IsValid() && slices.Contains(x.addrs, p.only) {
+				if x == nil || p.onlyAddrOf(x) {
 					continue // none, or x's own address alone: no reason (beyond)
 				}
 				for _, q := range p.p.AllowedIPs {

@@ -71,26 +71,33 @@ type peer struct {
 	// their own, or pair by pair all over the heap: in a 1,000-host mesh each
 	// pass that touches the million wgconf.Peer structs costs about 0.1 s.
 	hasPSK, hasEndpoint   bool
-	pskUnknown, epUnknown bool       // wgconf.Pos.Unknown of PresharedKey, Endpoint
-	ep                    netip.Addr // the Endpoint's address, unmapped, when it is an IP
-	epPort                uint16     // the Endpoint's port
-	noKeepalive           bool       // PersistentKeepalive is off, and no bad line hid it
-	hasDefault            bool       // a /0 in AllowedIPs
-	// only is the address when AllowedIPs is that one address (a mesh's
-	// peers): what checkForwarding asks without reading the config again.
-	only netip.Addr
+	pskUnknown, epUnknown bool   // wgconf.Pos.Unknown of PresharedKey, Endpoint
+	epPort                uint16 // the Endpoint's port
+	// epRoute is the entry of its host's table that routes the Endpoint's
+	// address (the longest prefix holding it); -1 when none does or the
+	// Endpoint is no IP address.
+	epRoute     int32
+	noKeepalive bool // PersistentKeepalive is off, and no bad line hid it
+	hasDefault  bool // a /0 in AllowedIPs
+	// only4 is the address when AllowedIPs is that one IPv4 address (a
+	// mesh's peers; hasOnly4 then), what checkForwarding asks.
+	only4    [4]byte
+	hasOnly4 bool
 	// bad is set when a line of the section did not parse (Pos.Bad).
 	bad bool
 }
 
-// read sets what p keeps of c (see peer).
-func (p *peer) read(c *wgconf.Peer) {
+// read sets what p, a peer of h (its table built), keeps of c (see peer).
+func (p *peer) read(h *host, c *wgconf.Peer) {
 	p.p = c
 	p.hasPSK = !c.PresharedKey.IsZero()
+	p.epRoute = -1
 	if e := c.Endpoint; e != nil {
 		p.hasEndpoint, p.epPort = true, e.Port
 		if a, ok := e.Addr(); ok {
-			p.ep = a.Unmap()
+			if i, ok := h.routes.Lookup(a.Unmap()); ok {
+				p.epRoute = int32(i)
+			}
 		}
 	}
 	p.noKeepalive = c.PersistentKeepalive == 0
@@ -100,9 +107,14 @@ func (p *peer) read(c *wgconf.Peer) {
 		p.noKeepalive = p.noKeepalive && !c.Pos.Unknown(wgconf.KeyPersistentKeepalive)
 	}
 	p.hasDefault = slices.ContainsFunc(c.AllowedIPs, func(q netip.Prefix) bool { return q.Bits() == 0 })
-	if len(c.AllowedIPs) == 1 && c.AllowedIPs[0].IsSingleIP() {
-		p.only = c.AllowedIPs[0].Addr()
+	if len(c.AllowedIPs) == 1 && c.AllowedIPs[0].IsSingleIP() && c.AllowedIPs[0].Addr().Is4() {
+		p.only4, p.hasOnly4 = c.AllowedIPs[0].Addr().As4(), true
 	}
+}
+
+// onlyAddrOf reports whether p's AllowedIPs are one IPv4 address of x's.
+func (p *peer) onlyAddrOf(x *host) bool {
+	return p.hasOnly4 && slices.ContainsFunc(x.addrs, func(a netip.Addr) bool { return a.Is4() && a.As4() == p.only4 })
 }
 
 type network struct {
@@ -204,7 +216,7 @@ func newNetworkOn(in Input, workers int) *network {
 			slab := make([]peer, len(h.cfg.Peers)) // one allocation, not one per peer
 			h.peers = make([]*peer, 0, len(h.cfg.Peers))
 			for j := range h.cfg.Peers {
-				slab[j].read(&h.cfg.Peers[j])
+				slab[j].read(h, &h.cfg.Peers[j])
 				h.peers = append(h.peers, &slab[j])
 			}
 		}
