@@ -85,13 +85,15 @@ type compiler struct {
 	s     *spec.Spec
 	sec   spec.Secrets
 	hosts []*spec.Host // sorted by name
-	pub   map[string]wgkey.Key
-	hub   *spec.Host // nil in a mesh
+	pub   []wgkey.Key  // by host, as hosts
+	hub   *spec.Host   // nil in a mesh
+	hubAt int          // the hub's index in hosts
 	psk   map[spec.Pair]bool
 	// direct is what a host that peers with o directly routes to it, and
-	// endpoints o's endpoint: the same in every config that lists o.
-	direct    map[string][]netip.Prefix
-	endpoints map[string]*wgconf.Endpoint
+	// endpoints o's endpoint: the same in every config that lists o. By host,
+	// as hosts: a million lookups in a big mesh, by index, not by name.
+	direct    [][]netip.Prefix
+	endpoints []*wgconf.Endpoint
 	mtu       int
 	viaHub    hubRoutes
 	// policy is the spec's policy resolved against its hosts.
@@ -109,13 +111,13 @@ func newCompiler(s *spec.Spec, sec spec.Secrets) (*compiler, error) {
 	sort.Slice(c.hosts, func(i, j int) bool { return c.hosts[i].Name < c.hosts[j].Name })
 
 	var errs []error
-	c.pub = make(map[string]wgkey.Key, len(c.hosts))
-	for _, h := range c.hosts {
+	c.pub = make([]wgkey.Key, len(c.hosts))
+	for i, h := range c.hosts {
 		k, err := publicKey(h, sec)
 		if err != nil {
 			errs = append(errs, err)
 		}
-		c.pub[h.Name] = k
+		c.pub[i] = k
 	}
 	switch s.Topology {
 	case spec.TopologyHub:
@@ -123,6 +125,7 @@ func newCompiler(s *spec.Spec, sec spec.Secrets) (*compiler, error) {
 		if c.hub, ok = s.HostByName(s.Hub); !ok {
 			errs = append(errs, fmt.Errorf("hub %q is not a host of the network", s.Hub))
 		}
+		c.hubAt = slices.Index(c.hosts, c.hub)
 	case spec.TopologyMesh:
 	default:
 		errs = append(errs, fmt.Errorf("topology %q: want hub or mesh", s.Topology))
@@ -140,21 +143,21 @@ func newCompiler(s *spec.Spec, sec spec.Secrets) (*compiler, error) {
 // shared works out what every config that lists a host shares: its AllowedIPs
 // when peered directly, its endpoint; and the MTU and the hub's routes.
 func (c *compiler) shared() {
-	c.direct = make(map[string][]netip.Prefix, len(c.hosts))
-	c.endpoints = make(map[string]*wgconf.Endpoint, len(c.hosts))
-	for _, o := range c.hosts {
+	c.direct = make([][]netip.Prefix, len(c.hosts))
+	c.endpoints = make([]*wgconf.Endpoint, len(c.hosts))
+	for i, o := range c.hosts {
 		var allowed []netip.Prefix
 		for _, a := range o.Addresses {
 			allowed = append(allowed, netip.PrefixFrom(a, a.BitLen()))
 		}
 		allowed = sortPrefixes(append(allowed, o.Routes...))
-		c.direct[o.Name] = allowed[:len(allowed):len(allowed)]
+		c.direct[i] = allowed[:len(allowed):len(allowed)]
 		if o.Endpoint != "" {
 			ep, err := wgconf.ParseEndpoint(o.Endpoint)
 			if err != nil {
 				c.errs = append(c.errs, fmt.Errorf("host %s: %w", o.Name, err))
 			} else {
-				c.endpoints[o.Name] = &ep
+				c.endpoints[i] = &ep
 			}
 		}
 	}
@@ -236,21 +239,26 @@ func (c *compiler) iface(h *spec.Host) intent.Host {
 // spoke (with the overlay and every other host's routes).
 func (c *compiler) peers(h *spec.Host) []wgconf.Peer {
 	hub := c.hub
-	var others []*spec.Host
+	var others []int // by index in hosts
 	switch {
 	case hub == nil, h.Name == hub.Name: // mesh, or the hub: everyone
-		others = make([]*spec.Host, 0, len(c.hosts))
-		for _, o := range c.hosts {
+		others = make([]int, 0, len(c.hosts))
+		for i, o := range c.hosts {
 			if o.Name != h.Name {
-				others = append(others, o)
+				others = append(others, i)
 			}
 		}
 	default:
-		others = []*spec.Host{hub}
+		others = []int{c.hubAt}
 	}
+	// Each peer is filled in where it stays: a wgconf.Peer is some 300 bytes,
+	// and a 1,000-host mesh has a million.
 	peers := make([]wgconf.Peer, 0, len(others))
-	for _, o := range others {
-		p := wgconf.Peer{Name: o.Name, PublicKey: c.pub[o.Name], PersistentKeepalive: h.Keepalive, Endpoint: c.endpoints[o.Name]}
+	for _, i := range others {
+		o := c.hosts[i]
+		peers = peers[:len(peers)+1]
+		p := &peers[len(peers)-1]
+		p.Name, p.PublicKey, p.PersistentKeepalive, p.Endpoint = o.Name, c.pub[i], h.Keepalive, c.endpoints[i]
 		if len(c.psk) > 0 { // else no pair to build and hash per peer
 			if pair := (spec.Pair{h.Name, o.Name}).Key(); c.psk[pair] {
 				k, ok := c.sec.PresharedKeys[pair]
@@ -270,16 +278,17 @@ func (c *compiler) peers(h *spec.Host) []wgconf.Peer {
 				p.Comments = []string{"hub: all traffic (full tunnel " + joinPrefixes(h.FullTunnel) + ")"}
 			}
 		} else {
-			p.AllowedIPs = c.direct[o.Name]
+			p.AllowedIPs = c.direct[i]
 		}
 		if hub == nil && c.policy.Present {
 			// A mesh peer carries only the prefixes the policy lets talk with
 			// this host in some direction; none: the two never talk, no peer.
 			if p.AllowedIPs = c.talking(h, p.AllowedIPs); len(p.AllowedIPs) == 0 {
+				*p = wgconf.Peer{}
+				peers = peers[:len(peers)-1]
 				continue
 			}
 		}
-		peers = append(peers, p)
 	}
 	return peers
 }

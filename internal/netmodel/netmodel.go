@@ -139,10 +139,11 @@ func New(hosts []Input) *Network {
 	workers := min(runtime.GOMAXPROCS(0), len(n.Hosts))
 	for w := range workers {
 		wg.Go(func() {
-			seen := map[wgkey.Key]int{} // one host's keys so far, reused
+			seen := map[wgkey.Key]int{}          // one host's keys no host holds so far, reused
+			first := make([]int32, len(n.Hosts)) // one host's first peer for each host, reused
 			var b prefixset.Builder[Route]
 			for i := w; i < len(n.Hosts); i += workers {
-				n.resolvePeers(n.Hosts[i], seen, &b)
+				n.resolvePeers(n.Hosts[i], seen, first, &b)
 			}
 		})
 	}
@@ -150,10 +151,14 @@ func New(hosts []Input) *Network {
 	return n
 }
 
-// resolvePeers resolves h's peers by key and builds its table; seen and b are
-// scratch.
-func (n *Network) resolvePeers(h *Host, seen map[wgkey.Key]int, b *prefixset.Builder[Route]) {
+// resolvePeers resolves h's peers by key and builds its table; seen, first
+// and b are scratch. A key some host holds is looked up once, and a repeat of
+// it found by that host's index (first), not in a map of the keys seen.
+func (n *Network) resolvePeers(h *Host, seen map[wgkey.Key]int, first []int32, b *prefixset.Builder[Route]) {
 	clear(seen)
+	for i := range first {
+		first[i] = -1
+	}
 	h.Peers = make([]Peer, len(h.Input.Peers))
 	b.Reset()
 	b.Grow(len(h.Peers))
@@ -162,16 +167,18 @@ func (n *Network) resolvePeers(h *Host, seen map[wgkey.Key]int, b *prefixset.Bui
 		p := &h.Peers[j]
 		*p = Peer{Peer: &h.Input.Peers[j], To: -1, DupOf: -1}
 		k := p.PublicKey
-		switch first, dup := seen[k]; {
-		case !h.Key.IsZero() && k == h.Key:
+		if !h.Key.IsZero() && k == h.Key {
 			p.Self = true
-		case dup:
-			p.DupOf = first
-		default:
-			seen[k] = j
-			if to, ok := n.byKey[k]; ok {
-				p.To = to
+		} else if to, held := n.byKey[k]; held {
+			if f := first[to]; f >= 0 {
+				p.DupOf = int(f)
+			} else {
+				first[to], p.To = int32(j), to
 			}
+		} else if f, dup := seen[k]; dup {
+			p.DupOf = f
+		} else {
+			seen[k] = j
 		}
 		for e, q := range p.AllowedIPs {
 			b.Add(q, Route{j, e, seq})
