@@ -99,6 +99,7 @@ func touchIptables(t *testing.T, ns *netnstest.NS) {
 func TestFullTunnelIptablesSameAsWgQuick(t *testing.T) {
 	netnstest.NeedsTool(t, "iptables", "iptables-restore", "ip6tables-restore", "iptables-save", "ip6tables-save")
 	l := newTunnelLab(t)
+	l.downAtCleanup(t)
 	l.startServer(t)
 	noNft := "PATH=" + pathWithout(t, "nft")
 	touchIptables(t, l.client)
@@ -175,6 +176,7 @@ func TestFullTunnelIptablesSameAsWgQuick(t *testing.T) {
 func TestFullTunnelAdoptIptablesFromWgQuick(t *testing.T) {
 	netnstest.NeedsTool(t, "iptables", "iptables-restore", "ip6tables-restore", "iptables-save", "ip6tables-save")
 	l := newTunnelLab(t)
+	l.downAtCleanup(t)
 	l.startServer(t)
 	touchIptables(t, l.client)
 	notRootNetns(t, l.client)

@@ -12,6 +12,16 @@ import (
 	"time"
 )
 
+// downAtCleanup takes the client's interface down when the test ends, in
+// case a failure stopped it before its own down: the userspace daemon would
+// otherwise outlive the namespace. (It fails harmlessly when it is down.)
+func (l *tunnelLab) downAtCleanup(t *testing.T) {
+	t.Cleanup(func() {
+		l.client.Try("env", "WGNET_STATE_DIR="+l.stateDir, wgnet(t), "down", l.clientIf)
+		l.client.Try("wg-quick", "down", l.clientConf)
+	})
+}
+
 // pingLossRE reads ping's summary.
 var pingLossRE = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`)
 
@@ -31,6 +41,7 @@ var pingLossRE = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`)
 // and down restoring the namespace.
 func TestFullTunnelSyncSplitAndBack(t *testing.T) {
 	l := newTunnelLab(t)
+	l.downAtCleanup(t)
 	l.server.Run(t, "ip", "addr", "add", "198.18.0.254/24", "dev", "eth0", "nodad")
 	l.server.Run(t, "ip", "addr", "add", "198.18.1.1/32", "dev", "eth0", "nodad")
 	conf, err := os.ReadFile(l.clientConf)
@@ -155,6 +166,7 @@ func TestFullTunnelSyncSplitAndBack(t *testing.T) {
 // restores the namespace.
 func TestFullTunnelForeignRemoval(t *testing.T) {
 	l := newTunnelLab(t)
+	l.downAtCleanup(t)
 	l.startServer(t)
 	notRootNetns(t, l.client)
 	touchIptables(t, l.client)
@@ -217,6 +229,7 @@ func TestFullTunnelForeignRemoval(t *testing.T) {
 // src_valid_mark stays 1, as down leaves it, which the rollback says.
 func TestFullTunnelRollbackNetns(t *testing.T) {
 	l := newTunnelLab(t)
+	l.downAtCleanup(t)
 	l.startServer(t)
 	notRootNetns(t, l.client)
 	touchIptables(t, l.client)
