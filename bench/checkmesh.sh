@@ -26,7 +26,8 @@ bins="after"
 [ -n "${BEFORE_BIN:-}" ] && bins="before after"
 bin() { if [ "$1" = before ]; then echo "$BEFORE_BIN"; else echo "$after"; fi; }
 
-# The mesh: host i is 10.64.I/16... as BenchmarkCheckMesh1000's, keys from genkey.
+# The mesh, as BenchmarkCheckMesh1000's: host hI at 10.64.x.y in 10.64.0.0/16,
+# dialled at 198.18.x.y:51820; keys from wgnet genkey.
 mesh=$dir/mesh
 mkdir -p "$mesh/wgnet.secrets"
 chmod 700 "$mesh/wgnet.secrets"
