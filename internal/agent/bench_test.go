@@ -181,6 +181,14 @@ func BenchmarkAgentsFollow(b *testing.B) {
 	changes := envInt("WGNET_BENCH_CHANGES", 20)
 	topology := envOr("WGNET_BENCH_TOPOLOGY", "hub")
 	protocols := strings.Split(envOr("WGNET_BENCH_PROTOCOLS", "v1,v2"), ",")
+	// A report takes a second connection while the long poll holds the
+	// first: 10,000 agents need 20,000 descriptors on each side, the hard
+	// limit here (which even root may not raise in this container). A long
+	// WGNET_BENCH_REPORT_EVERY (24h) keeps the agents from reporting at all.
+	reportEvery, err := time.ParseDuration(envOr("WGNET_BENCH_REPORT_EVERY", "10s"))
+	if err != nil {
+		b.Fatal(err)
+	}
 	var lim syscall.Rlimit
 	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Cur < uint64(6*n+256) {
 		// Two connections an agent (its long poll and a report) on each side,
@@ -197,6 +205,9 @@ func BenchmarkAgentsFollow(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
 	defer cancel()
 	url, caHash, adminTok, pid := startControllerProcess(b, ctx)
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Cur < uint64(4*n+256) && reportEvery < time.Hour {
+		b.Logf("descriptor limit %d: %d agents with reports need about %d (set WGNET_BENCH_REPORT_EVERY=24h)", lim.Cur, n, 4*n+256)
+	}
 	ctlProc, err := openProc(strconv.Itoa(pid))
 	if err != nil {
 		b.Fatal(err)
@@ -234,7 +245,7 @@ func BenchmarkAgentsFollow(b *testing.B) {
 	}
 	options := func(i int, versions []string) agent.Options {
 		return agent.Options{Dir: filepath.Join(root, strconv.Itoa(i)), Plane: nullPlane{}, OnApplied: times.record,
-			BackoffMin: 50 * time.Millisecond, BackoffMax: 5 * time.Second, APIVersions: versions}
+			BackoffMin: 50 * time.Millisecond, BackoffMax: 5 * time.Second, APIVersions: versions, ReportEvery: reportEvery}
 	}
 	joinStart := time.Now()
 	var wg sync.WaitGroup
