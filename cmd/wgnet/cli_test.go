@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/netnstest"
+	"github.com/wgnet/wgnet/internal/spec"
 	"github.com/wgnet/wgnet/internal/wgconf"
 )
 
@@ -483,4 +484,95 @@ func TestSetHostFirewall(t *testing.T) {
 	if _, errs, code := cli(t, dir, "set", "s2", "--host-firewall", "ufw"); code != 2 || !strings.Contains(errs, "must be auto, docker or iptables") {
 		t.Errorf("ufw: exit %d: %s", code, errs)
 	}
+}
+
+// TestCLIWgQuickFlags: add and set write the per-host wg-quick fields into the
+// spec (keeping its comments), render carries them into the host's file, a bad
+// value is refused with the error a hand-edited file gets, and set takes each
+// back out.
+func TestCLIWgQuickFlags(t *testing.T) {
+	dir := t.TempDir()
+	mustCLI(t, dir, "init", "vpn", "--subnet", "10.8.0.0/24", "--subnet", "fd00:8::/64", "--topology", "hub")
+	mustCLI(t, dir, "add", "hub", "--endpoint", "198.18.0.1:51820")
+	path := filepath.Join(dir, "wgnet.yaml")
+	src, _ := os.ReadFile(path)
+	os.WriteFile(path, []byte(strings.Replace(string(src), "network: vpn", "network: vpn # kept comment", 1)), 0o644)
+	mustCLI(t, dir, "add", "phone", "--full-tunnel", "0.0.0.0/0", "--full-tunnel", "::/0", "--dns", "10.8.0.1",
+		"--dns", "vpn.internal", "--mtu", "auto", "--listen-port", "random", "--table", "off", "--fwmark", "0xca6c")
+	pub := "q58mKMMlwUHp+yQw8QaFD2KTC8PwsS3zmpuEpJx8HRI="
+	mustCLI(t, dir, "add", "prov", "--external", "--public-key", pub, "--endpoint", "198.18.0.9:51820", "--no-address")
+	s, err := spec.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ph, _ := s.HostByName("phone")
+	prov, _ := s.HostByName("prov")
+	if diff := cmp.Diff([]string{"0.0.0.0/0", "::/0", "10.8.0.1", "vpn.internal", "off"},
+		append(append(sortedPrefixes(ph.FullTunnel), ph.DNS...), ph.Table)); diff != "" || ph.MTU != spec.MTUAuto || !ph.RandomPort || ph.FwMark != 0xca6c {
+		t.Errorf("phone as added: %+v (-want +got):\n%s", ph, diff)
+	}
+	if !prov.External || !prov.AddressElsewhere {
+		t.Errorf("prov as added: external %v, assign_address false %v; want both", prov.External, prov.AddressElsewhere)
+	}
+	if b, _ := os.ReadFile(path); !strings.Contains(string(b), "# kept comment") {
+		t.Errorf("the comment went:\n%s", b)
+	}
+	mustCLI(t, dir, "render")
+	conf, _ := os.ReadFile(filepath.Join(dir, "out", "phone", "wg0.conf"))
+	for _, want := range []string{"DNS = 10.8.0.1, vpn.internal", "Table = off", "FwMark = 0xca6c", "AllowedIPs = 0.0.0.0/0, ::/0"} {
+		if !strings.Contains(string(conf), want) {
+			t.Errorf("phone's file has no %q:\n%s", want, conf)
+		}
+	}
+	if strings.Contains(string(conf), "MTU") || strings.Contains(string(conf), "ListenPort") {
+		t.Errorf("phone's file has an MTU or ListenPort (auto, random):\n%s", conf)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out", "prov")); err == nil {
+		t.Error("render wrote a file for the external prov")
+	}
+
+	// A bad value: the same error as the same value written into the file.
+	mustCLI(t, dir, "add", "bare")
+	for _, c := range []struct{ flag, value, key, yaml string }{
+		{"--mtu", "abc", "mtu", "abc"}, {"--fwmark", "09", "fwmark", `"09"`},
+		{"--table", "a b", "table", `"a b"`}, {"--dns", "not a name", "dns", `["not a name"]`},
+	} {
+		before, _ := os.ReadFile(path)
+		_, errs, code := cli(t, dir, "set", "bare", c.flag, c.value)
+		after, _ := os.ReadFile(path)
+		hand := strings.Replace(string(before), "  - name: bare\n", "  - name: bare\n    "+c.key+": "+c.yaml+"\n", 1)
+		_, want, _ := spec.Check("wgnet.yaml", []byte(hand))
+		wantMsg := ""
+		for _, p := range want {
+			if strings.Contains(p.Message, "."+c.key) {
+				wantMsg = p.Message
+			}
+		}
+		if code != 2 || wantMsg == "" || !strings.Contains(errs, wantMsg) || string(after) != string(before) {
+			t.Errorf("set %s %q: exit %d %q; want 2 with the file's error %q, spec unchanged", c.flag, c.value, code, errs, wantMsg)
+		}
+	}
+
+	mustCLI(t, dir, "set", "phone", "--mtu", "", "--dns", "", "--table", "", "--fwmark", "", "--full-tunnel", "", "--listen-port", "51830")
+	mustCLI(t, dir, "set", "prov", "--external=false", "--assign-address")
+	b, _ := os.ReadFile(path)
+	for _, k := range []string{"mtu:", "dns:", "table:", "fwmark:", "full_tunnel:", "random", "external:", "assign_address:"} {
+		if strings.Contains(string(b), k) {
+			t.Errorf("%s still in the spec after set took it out:\n%s", k, b)
+		}
+	}
+	if !strings.Contains(string(b), "listen_port: 51830") || !strings.Contains(string(b), "# kept comment") {
+		t.Errorf("spec after set:\n%s", b)
+	}
+	if _, errs, code := cli(t, dir, "set", "phone", "--listen-port", "any"); code != 2 || !strings.Contains(errs, "must be 1-65535, or random") {
+		t.Errorf("--listen-port any: exit %d %q", code, errs)
+	}
+}
+
+func sortedPrefixes(ps []netip.Prefix) []string {
+	var s []string
+	for _, p := range ps {
+		s = append(s, p.String())
+	}
+	return s
 }

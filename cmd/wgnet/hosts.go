@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -27,8 +29,13 @@ type hostFlags struct {
 	tags, removeTags                    []string
 	presharedWith                       []string
 	hub, replaceRoutes                  bool
-	keepalive, listenPort, underlayMTU  int
+	keepalive, underlayMTU              int
+	listenPort                          string // N or random
 	hostFirewall                        string // set --host-firewall
+	// wg-quick's keys, written as text into the spec (spec.WgQuickChanges)
+	mtu, table, fwmark                 string
+	dns, fullTunnel                    []string
+	external, noAddress, assignAddress bool
 }
 
 func (f *hostFlags) bind(c *cobra.Command, forSet bool) {
@@ -39,11 +46,19 @@ func (f *hostFlags) bind(c *cobra.Command, forSet bool) {
 	fl.BoolVar(&f.hub, "hub", false, "make the host the hub (topology hub)")
 	fl.IntVar(&f.keepalive, "keepalive", 0, "persistent keepalive in seconds, for a host behind NAT")
 	fl.StringVar(&f.publicKey, "public-key", "", "the host keeps its own private key; this is its public key")
-	fl.IntVar(&f.listenPort, "listen-port", 0, "listen port, where it differs from the network's")
+	fl.StringVar(&f.listenPort, "listen-port", "", "listen port, where it differs from the network's; random: wg picks one (a host nobody dials)")
 	fl.IntVar(&f.underlayMTU, "underlay-mtu", 0, "MTU of the host's underlay network")
 	fl.StringVar(&f.privateKeyFile, "private-key-file", "", "where a host that keeps its own key holds it")
 	fl.StringArrayVar(&f.tags, "tag", nil, "a tag naming the host in policy groups (tag:TAG), repeatable")
+	fl.StringVar(&f.mtu, "mtu", "", "the host's own tunnel MTU: a number or auto (default: the network's)")
+	fl.StringArrayVar(&f.dns, "dns", nil, "DNS = : a resolver address or search domain, repeatable")
+	fl.StringVar(&f.table, "table", "", "Table = : off, auto, main, a number or an rt_tables name")
+	fl.StringVar(&f.fwmark, "fwmark", "", "FwMark = : decimal or 0x hex")
+	fl.StringArrayVar(&f.fullTunnel, "full-tunnel", nil, "a default route (0.0.0.0/0, ::/0) this spoke sends through the hub, repeatable")
+	fl.BoolVar(&f.external, "external", false, "a peer wgnet writes no config for (a VPN provider's server); needs --public-key")
+	fl.BoolVar(&f.noAddress, "no-address", false, "assign_address: false: no Address in its config, the address is set elsewhere")
 	if forSet {
+		fl.BoolVar(&f.assignAddress, "assign-address", false, "undo --no-address: its config has its Address again")
 		fl.StringArrayVar(&f.removeRoutes, "remove-route", nil, "routed subnet to remove, repeatable")
 		fl.BoolVar(&f.replaceRoutes, "replace-routes", false, "--route replaces the host's routes instead of adding")
 		fl.StringArrayVar(&f.removeTags, "remove-tag", nil, "tag to remove, repeatable")
@@ -64,7 +79,11 @@ func newAddCmd() *cobra.Command {
 				return err
 			}
 			h := spec.Host{Name: args[0], Endpoint: f.endpoint, Keepalive: f.keepalive,
-				ListenPort: f.listenPort, UnderlayMTU: f.underlayMTU, Tags: f.tags}
+				UnderlayMTU: f.underlayMTU, Tags: f.tags}
+			var ch spec.HostChanges
+			if err := f.wgQuick(c.Flags(), &ch); err != nil {
+				return err
+			}
 			if h.PrivateKeyFile, err = parseKeyFile(f.privateKeyFile); err != nil {
 				return err
 			}
@@ -82,6 +101,9 @@ func newAddCmd() *cobra.Command {
 			var added spec.Host
 			err = editSpec(global.specFile, func(d *spec.Document) error {
 				if added, err = d.AddHost(h); err != nil {
+					return err
+				}
+				if err := d.SetHost(h.Name, ch); err != nil {
 					return err
 				}
 				if f.hub {
@@ -102,6 +124,57 @@ func newAddCmd() *cobra.Command {
 	}
 	f.bind(c, false)
 	return c
+}
+
+// wgQuick puts the flags given of wg-quick's keys (and --listen-port) into ch.
+// Their values go into the spec as text: a bad one is refused when the spec is
+// saved, with the error a hand-edited file gets.
+func (f *hostFlags) wgQuick(fl *pflag.FlagSet, ch *spec.HostChanges) error {
+	w := &ch.WgQuick
+	if fl.Changed("listen-port") {
+		switch p, err := strconv.Atoi(f.listenPort); {
+		case f.listenPort == "random":
+			w.RandomPort = true
+		case err != nil:
+			return usageError{fmt.Errorf("--listen-port %q: must be 1-65535, or random", f.listenPort)}
+		default:
+			ch.ListenPort = &p
+		}
+	}
+	for _, s := range []struct {
+		flag string
+		v    string
+		to   **string
+	}{{"mtu", f.mtu, &w.MTU}, {"table", f.table, &w.Table}, {"fwmark", f.fwmark, &w.FwMark}} {
+		if fl.Changed(s.flag) {
+			v := s.v
+			*s.to = &v
+		}
+	}
+	for _, l := range []struct {
+		flag string
+		v    []string
+		to   **[]string
+	}{{"dns", f.dns, &w.DNS}, {"full-tunnel", f.fullTunnel, &w.FullTunnel}} {
+		if fl.Changed(l.flag) {
+			v := slices.DeleteFunc(slices.Clone(l.v), func(s string) bool { return s == "" }) // --dns '' removes them
+			*l.to = &v
+		}
+	}
+	if fl.Changed("external") {
+		w.External = &f.external
+	}
+	if fl.Changed("no-address") && fl.Changed("assign-address") {
+		return usageError{fmt.Errorf("--no-address and --assign-address: give one")}
+	}
+	if fl.Changed("no-address") {
+		v := !f.noAddress
+		w.AssignAddress = &v
+	}
+	if fl.Changed("assign-address") {
+		w.AssignAddress = &f.assignAddress
+	}
+	return nil
 }
 
 func parsePublicKey(s string) (wgkey.Key, error) {
@@ -158,8 +231,8 @@ func newSetCmd() *cobra.Command {
 				}
 				ch.PublicKey = &k
 			}
-			if fl.Changed("listen-port") {
-				ch.ListenPort = &f.listenPort
+			if err := f.wgQuick(fl, &ch); err != nil {
+				return err
 			}
 			if fl.Changed("underlay-mtu") {
 				ch.UnderlayMTU = &f.underlayMTU

@@ -302,6 +302,58 @@ type HostChanges struct {
 	// Tags are added to the host's tags (those there are kept once);
 	// RemoveTags are removed after that.
 	Tags, RemoveTags []string
+	WgQuick          WgQuickChanges
+}
+
+// WgQuickChanges patch the host fields that carry wg-quick's keys. Their
+// values are text as the spec file holds it, so that Save refuses a bad one
+// with the same error, at the same field, as a hand-edited file gets.
+type WgQuickChanges struct {
+	MTU    *string // mtu: a number or auto; "" removes it (the network's)
+	Table  *string // table; "" removes it (auto)
+	FwMark *string // fwmark: decimal or 0x hex; "" removes it
+	// DNS and FullTunnel replace the host's lists; an empty list removes the key.
+	DNS, FullTunnel *[]string
+	RandomPort      bool  // listen_port: random
+	External        *bool // external: true; false removes the key
+	AssignAddress   *bool // false writes assign_address: false; true removes it
+}
+
+// setWgQuick applies c to host mapping n.
+func setWgQuick(n *yaml.Node, c WgQuickChanges) {
+	text := func(key string, v *string, node func(string) *yaml.Node) {
+		if v != nil {
+			setOrDel(n, key, *v != "", func() *yaml.Node { return node(*v) })
+		}
+	}
+	text("mtu", c.MTU, func(v string) *yaml.Node {
+		if _, err := strconv.Atoi(v); err == nil {
+			return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: v}
+		}
+		return strNode(v) // auto, or refused by Save as the file would be
+	})
+	text("table", c.Table, strNode)
+	text("fwmark", c.FwMark, strNode)
+	for _, l := range []struct {
+		key   string
+		items *[]string
+	}{{"dns", c.DNS}, {"full_tunnel", c.FullTunnel}} {
+		if l.items != nil {
+			setOrDel(n, l.key, len(*l.items) > 0, func() *yaml.Node { return flowList(*l.items) })
+		}
+	}
+	if c.RandomPort {
+		setKey(n, "listen_port", strNode("random"), hostKeys)
+	}
+	boolNode := func(v bool) *yaml.Node {
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: strconv.FormatBool(v)}
+	}
+	if c.External != nil {
+		setOrDel(n, "external", *c.External, func() *yaml.Node { return boolNode(true) })
+	}
+	if c.AssignAddress != nil {
+		setOrDel(n, "assign_address", !*c.AssignAddress, func() *yaml.Node { return boolNode(false) })
+	}
 }
 
 // SetHost changes the host called name.
@@ -383,6 +435,7 @@ func (d *Document) SetHost(name string, c HostChanges) error {
 		v := *c.HostFirewall
 		setOrDel(n, "host_firewall", v != "" && v != "off", func() *yaml.Node { return strNode(v) })
 	}
+	setWgQuick(n, c.WgQuick)
 	if c.Hooks != nil {
 		hn := hooksNode(*c.Hooks)
 		setOrDel(n, "hooks", hn != nil, func() *yaml.Node { return hn })
