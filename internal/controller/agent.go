@@ -73,6 +73,9 @@ func (s *Server) authenticateAgent(r *http.Request) (agentID, error) {
 		return e.id, nil
 	}
 	t, err := s.store.LookupToken(r.Context(), h)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return agentID{}, fmt.Errorf("%w: %v", errAuthStore, err)
+	}
 	if err != nil || t.Kind != store.AgentToken || t.Network == "" || t.Host == "" {
 		return agentID{}, errAgent
 	}

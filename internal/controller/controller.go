@@ -196,8 +196,7 @@ func (s *Server) wrap(rt Route) http.Handler {
 		case AuthAgent:
 			id, err := s.authenticateAgent(r)
 			if err != nil {
-				sw.Header().Set("WWW-Authenticate", `Bearer realm="wgnet"`)
-				writeError(sw, http.StatusUnauthorized, err.Error())
+				s.refuse(sw, r, err)
 				return
 			}
 			ctx := context.WithValue(r.Context(), agentKey{}, id)
@@ -205,8 +204,7 @@ func (s *Server) wrap(rt Route) http.Handler {
 		case AuthAdmin:
 			who, err := s.authenticate(r)
 			if err != nil {
-				sw.Header().Set("WWW-Authenticate", `Bearer realm="wgnet"`)
-				writeError(sw, http.StatusUnauthorized, err.Error())
+				s.refuse(sw, r, err)
 				return
 			}
 			r = r.WithContext(store.WithActor(r.Context(), who))
@@ -233,6 +231,24 @@ func apiVersion(r *http.Request) string {
 	return api.Version
 }
 
+// errAuthStore marks a credential that could not be checked because the
+// store did not answer (a read-connection pool exhausted, a database down):
+// 503 with Retry-After, never 401, which tells an agent its host was removed.
+var errAuthStore = errors.New("controller: the credential could not be checked now (store unavailable); retry")
+
+// refuse answers a request whose credential was not accepted: 503 with
+// Retry-After when the store could not be read, else 401.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, errAuthStore) {
+		s.log.Error("authentication: store unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, errAuthStore.Error())
+		return
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="wgnet"`)
+	writeError(w, http.StatusUnauthorized, err.Error())
+}
+
 var errUnauthorized = errors.New("missing or wrong credential: give the admin token as Authorization: Bearer TOKEN")
 
 // authenticate checks the request's bearer token against every admin token's
@@ -245,7 +261,7 @@ func (s *Server) authenticate(r *http.Request) (string, error) {
 	}
 	hashes, err := s.store.AdminTokens(r.Context())
 	if err != nil {
-		return "", errUnauthorized
+		return "", fmt.Errorf("%w: %v", errAuthStore, err)
 	}
 	h := store.HashToken(tok)
 	match := 0
