@@ -239,6 +239,13 @@ type Agent struct {
 	pub  wgkey.Key
 	m    *metrics
 
+	// applying is held (a token in it) while a desired state is read, applied
+	// to the data plane and recorded: by apply, the periodic reconcile and the
+	// safety rollback, so that none puts an older state back over a newer
+	// one. Taken before mu, never while holding mu. A channel, not a mutex,
+	// so that waiting for it can end with a context.
+	applying chan struct{}
+
 	mu sync.Mutex // guards the fields below
 	// applied is the last good state, applied; nil before the first.
 	applied *api.AgentState
@@ -268,7 +275,8 @@ func New(opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{opts: opts, cfg: cfg, pub: k.Public(), urls: slices.Clone(cfg.URLs), clients: map[string]*client.Client{}, kick: make(chan struct{}, 1)}
+	a := &Agent{opts: opts, cfg: cfg, pub: k.Public(), urls: slices.Clone(cfg.URLs), clients: map[string]*client.Client{}, kick: make(chan struct{}, 1),
+		applying: make(chan struct{}, 1)}
 	a.m = newMetrics(opts.Registry, a)
 	c, err := LoadCache(opts.Dir)
 	if err != nil {

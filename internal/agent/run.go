@@ -180,9 +180,30 @@ func (a *Agent) poll(ctx context.Context, c *client.Client) (bool, error) {
 	return false, a.take(ctx, ch.State)
 }
 
+// lockApply takes the apply lock (Agent.applying); false when ctx ended first.
+func (a *Agent) lockApply(ctx context.Context) bool {
+	select {
+	case a.applying <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (a *Agent) unlockApply() { <-a.applying }
+
 // apply guards and applies st; fromController marks a state just received
 // (a cached one is applied at start).
 func (a *Agent) apply(ctx context.Context, st *api.AgentState, fromController bool) error {
+	if !a.lockApply(ctx) {
+		return ctx.Err()
+	}
+	defer a.unlockApply()
+	return a.applyHeld(ctx, st, fromController)
+}
+
+// applyHeld is apply with the apply lock held.
+func (a *Agent) applyHeld(ctx context.Context, st *api.AgentState, fromController bool) error {
 	h, err := Intent(st, a.cfg.KeyFile, a.pub)
 	if err != nil {
 		return err
@@ -295,37 +316,60 @@ func (a *Agent) houseLoop(ctx context.Context) {
 			continue
 		}
 		resolved = time.Now()
-		a.mu.Lock()
-		st, name := a.applied, a.cfg.Interface
-		a.mu.Unlock()
-		if st == nil {
-			continue
-		}
-		if name == "" {
-			name = st.Interface
-		}
-		if h, err := Intent(st, a.cfg.KeyFile, a.pub); err == nil {
-			if err := a.opts.Plane.Apply(ctx, name, h); err != nil {
-				a.opts.Log.Warn("periodic reconcile", "err", err)
-			}
+		a.reconcile(ctx)
+	}
+}
+
+// reconcile applies the applied state again (endpoint host names resolved
+// again), reading it under the apply lock: a newer state applied meanwhile
+// is the one reconciled, never the one read before it.
+func (a *Agent) reconcile(ctx context.Context) {
+	if !a.lockApply(ctx) {
+		return
+	}
+	defer a.unlockApply()
+	a.mu.Lock()
+	st, name := a.applied, a.cfg.Interface
+	a.mu.Unlock()
+	if st == nil {
+		return
+	}
+	if name == "" {
+		name = st.Interface
+	}
+	if h, err := Intent(st, a.cfg.KeyFile, a.pub); err == nil {
+		if err := a.opts.Plane.Apply(ctx, name, h); err != nil {
+			a.opts.Log.Warn("periodic reconcile", "err", err)
 		}
 	}
 }
 
 // checkSafety rolls the guarded change back when its window has passed and
-// no controller answered since it.
+// no controller answered since it. The guard is read again under the apply
+// lock: a change applied meanwhile replaced it or a controller answered.
 func (a *Agent) checkSafety(ctx context.Context) {
-	a.mu.Lock()
-	g, lastOK := a.guard, a.lastOK
-	a.mu.Unlock()
-	if g == nil || time.Since(g.start) < a.opts.SafetyWindow || lastOK.After(g.start) {
+	due := func() *safety {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		g := a.guard
+		if g == nil || time.Since(g.start) < a.opts.SafetyWindow || a.lastOK.After(g.start) {
+			return nil
+		}
+		return g
+	}
+	if due() == nil || !a.lockApply(ctx) {
+		return
+	}
+	defer a.unlockApply()
+	g := due()
+	if g == nil {
 		return
 	}
 	a.opts.Log.Error("no controller answered within the safety window of a change that altered the path to it: rolling it back", "revision", g.rev, "to", g.prev.Revision)
 	a.mu.Lock()
 	a.guard, a.rolledBack = nil, g.rev
 	a.mu.Unlock()
-	if err := a.apply(ctx, g.prev, false); err != nil {
+	if err := a.applyHeld(ctx, g.prev, false); err != nil {
 		a.opts.Log.Error("roll back", "err", err)
 		return
 	}
