@@ -85,7 +85,8 @@ func (n *network) checkKeys() {
 				n.report(CodeUnknownPeerKey, h.file, p.keyLine(wgconf.KeyPublicKey), []*host{h, p.to},
 					"%s: public key %s is held by no host of this set; %s, whose key is %s",
 					p.label(), k, n.evidence(p), p.to.pub)
-			case p.to == nil && !keyless:
+			case p.to == nil && !keyless && !intent.CommentedExternal(p.p.Comments):
+				// a peer the spec calls external is meant to be outside the set
 				n.report(CodePeerNotInSet, h.file, p.keyLine(wgconf.KeyPublicKey), []*host{h},
 					"%s: public key %s is held by no host of this set and nothing points to one; its config is not in the set, so this peer was not cross-checked",
 					p.label(), k)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/spec"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
@@ -110,7 +111,7 @@ func TestWgQuickFields(t *testing.T) {
 	}
 	for host, want := range map[string][]string{
 		"server": {"Address = 10.8.0.1/24, fd42::1/64\n", "FwMark = 0xca6c\n", "MTU = 1380\n", "AllowedIPs = 10.8.0.3/32\n",
-			"# partner\n[Peer]\nPublicKey = CbkMeKsD0Hfq8CR5lgftzc9WZhXskEr+NyT+hY+5XEM=\nAllowedIPs = 172.30.0.0/16\nEndpoint = 203.0.113.9:4500\n"},
+			"# partner\n[Peer]\n# " + intent.ExternalPeerComment() + "\nPublicKey = CbkMeKsD0Hfq8CR5lgftzc9WZhXskEr+NyT+hY+5XEM=\nAllowedIPs = 172.30.0.0/16\nEndpoint = 203.0.113.9:4500\n"},
 		"laptop": {"Address = 10.8.0.2/32, fd42::2/128\n", "DNS = 10.8.0.1, vpn.internal\n", "Table = 1234\n",
 			"AllowedIPs = 0.0.0.0/0, fd42::/64\n"},
 		"router": {"AllowedIPs = 10.8.0.0/24, 10.20.0.0/16, 172.30.0.0/16, fd42::/64\n", "Table = off\n", "FwMark = 0xca6c\n"},

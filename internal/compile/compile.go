@@ -280,6 +280,9 @@ func (c *compiler) peers(h *spec.Host) []wgconf.Peer {
 		} else {
 			p.AllowedIPs = c.direct[i]
 		}
+		if o.External {
+			p.Comments = append(p.Comments, intent.ExternalPeerComment())
+		}
 		if hub == nil && c.policy.Present {
 			// A mesh peer carries only the prefixes the policy lets talk with
 			// this host in some direction; none: the two never talk, no peer.
