@@ -22,9 +22,10 @@ type labJSON struct {
 				Host string `json:"host"`
 				Addr string `json:"addr"`
 			} `json:"to"`
-			OK      bool   `json:"ok"`
-			Problem bool   `json:"problem"`
-			Why     string `json:"why"`
+			OK        bool   `json:"ok"`
+			Problem   bool   `json:"problem"`
+			Why       string `json:"why"`
+			NotProbed string `json:"not_probed"`
 		} `json:"probes"`
 	} `json:"matrix"`
 	Problems int `json:"problems"`
@@ -125,5 +126,55 @@ func TestCLIDemo(t *testing.T) {
 	}
 	if r.Problems != 0 || len(r.Sessions) != 4 {
 		t.Errorf("demo -o json: %+v", r)
+	}
+}
+
+// TestCLILabAddresslessHost: the imported dsnet fleet's server has no address
+// in its file (assign_address: false: dsnet assigns it outside the files).
+// lab sends nothing from it by overlay address and says so ("not probed: no
+// overlay address", in text and json) instead of failing those probes; every
+// probe it does send passes (the spokes reach the server's LAN and each other
+// through it), and the exit code is 0.
+func TestCLILabAddresslessHost(t *testing.T) {
+	dir := t.TempDir()
+	mustCLI(t, dir, append([]string{"import"}, corpusCopy(t, "dsnet", nil)...)...)
+	if b, _ := os.ReadFile(filepath.Join(dir, "wgnet.yaml")); !strings.Contains(string(b), "assign_address: false") {
+		t.Fatalf("the import has no address-less host:\n%s", b)
+	}
+	out, errs, code := cli(t, dir, "lab", "-o", "json")
+	if code != 0 {
+		t.Fatalf("lab -o json: exit %d, want 0\n%s\n%s", code, errs, out)
+	}
+	var r labJSON
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	skipped, sent := 0, 0
+	for _, p := range r.Matrix.Probes {
+		switch {
+		case p.NotProbed != "":
+			skipped++
+			if p.From != "dsnet" || p.NotProbed != "no overlay address" || p.Problem {
+				t.Errorf("not probed: %+v; want only from dsnet, no overlay address, no problem", p)
+			}
+		default:
+			sent++
+			if !p.OK || p.Problem {
+				t.Errorf("probe %s -> %s %s: ok %v problem %v (%s)", p.From, p.To.Host, p.To.Addr, p.OK, p.Problem, p.Why)
+			}
+			if p.From == "dsnet" {
+				t.Errorf("probe sent from dsnet, which has no overlay address: %+v", p)
+			}
+		}
+	}
+	// dsnet to each of 3 clients' 2 addresses; 3 clients to dsnet's LAN and
+	// to the 2 other clients' 2 addresses each.
+	if skipped != 6 || sent != 15 || r.Problems != 0 {
+		t.Errorf("%d not probed, %d sent, %d problems; want 6, 15, 0", skipped, sent, r.Problems)
+	}
+	out, _, code = cli(t, dir, "lab")
+	if code != 0 || strings.Count(out, "not probed: no overlay address") != 6 || strings.Contains(out, "FAIL") ||
+		strings.Contains(out, "not as intended") {
+		t.Errorf("lab text, exit %d:\n%s", code, out)
 	}
 }

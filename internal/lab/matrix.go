@@ -51,7 +51,15 @@ type Probe struct {
 	Checks []Check `json:"checks,omitempty"`
 	// Why explains an unexpected result from the configs (see Explain).
 	Why string `json:"why,omitempty"`
+	// NotProbed says why the probe was not sent ("": it was): From has no
+	// overlay address (assign_address: false, a `wg showconf` file), so
+	// nothing can be sent from it by overlay address. Not a problem.
+	NotProbed string `json:"not_probed,omitempty"`
 }
+
+// NoOverlayAddress is the NotProbed of a probe from a host without an overlay
+// address.
+const NoOverlayAddress = "no overlay address"
 
 // Check is one protocol and port of a probe.
 type Check struct {
@@ -83,8 +91,12 @@ func (p Probe) OK() bool {
 	return p.ICMP.OK && p.TCP.OK
 }
 
-// Problem reports whether the result differs from the intent.
+// Problem reports whether the result differs from the intent. A probe not
+// sent is none.
 func (p Probe) Problem() bool {
+	if p.NotProbed != "" {
+		return false
+	}
 	if len(p.Checks) > 0 {
 		return slices.ContainsFunc(p.Checks, Check.Problem)
 	}
@@ -135,8 +147,12 @@ func (l *Lab) Probe(ctx context.Context) (*Matrix, error) {
 			}
 			for _, t := range l.targetsLocked(dst) {
 				for _, from := range froms {
-					jobs = append(jobs, job{len(m.Probes), src.node})
 					p := l.newProbe(src, t, from)
+					if !from.IsValid() && len(src.hc.Addresses) == 0 {
+						p.NotProbed = NoOverlayAddress // no source to send it from
+					} else {
+						jobs = append(jobs, job{len(m.Probes), src.node})
+					}
 					m.Probes = append(m.Probes, p)
 				}
 			}

@@ -79,8 +79,12 @@ func WriteMatrix(w io.Writer, m *Matrix) {
 		if p.To.Subnet.IsValid() {
 			addr += " in " + p.To.Subnet.String()
 		}
+		icmp, tcp := rttText(p.ICMP), rttText(p.TCP)
+		if p.NotProbed != "" {
+			icmp, tcp = "-", "-"
+		}
 		fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.From, p.To.Host, addr, wantText(p.Want),
-			rttText(p.ICMP), rttText(p.TCP), verdict(p))
+			icmp, tcp, verdict(p))
 	}
 	t.Flush()
 }
@@ -94,6 +98,10 @@ func writeChecks(w io.Writer, m *Matrix) {
 		addr := p.To.Addr.String()
 		if p.To.Subnet.IsValid() {
 			addr += " in " + p.To.Subnet.String()
+		}
+		if p.NotProbed != "" {
+			fmt.Fprintf(t, "%s\t%s\t%s\t-\t-\t-\t%s\t-\n", p.fromText(), p.To.Host, addr, verdict(p))
+			continue
 		}
 		for _, c := range p.Checks {
 			got, res := "blocked", "ok"
@@ -163,9 +171,11 @@ func gridCell(m *Matrix, from, to string) string {
 	if from == to {
 		return "-"
 	}
-	n, bad := 0, 0
+	n, bad, skipped := 0, 0, 0
 	for _, p := range m.Probes {
-		if p.From == from && p.To.Host == to {
+		if p.From == from && p.To.Host == to && p.NotProbed != "" {
+			skipped++
+		} else if p.From == from && p.To.Host == to {
 			n++
 			if p.Problem() {
 				bad++
@@ -173,6 +183,8 @@ func gridCell(m *Matrix, from, to string) string {
 		}
 	}
 	switch {
+	case n == 0 && skipped > 0:
+		return "not probed"
 	case n == 0:
 		return "?"
 	case bad == 0:
@@ -190,6 +202,8 @@ func wantText(want bool) string {
 
 func verdict(p Probe) string {
 	switch {
+	case p.NotProbed != "":
+		return "not probed: " + p.NotProbed
 	case !p.Problem():
 		return "ok"
 	case p.Want:
