@@ -124,6 +124,7 @@ func observedEndpoint(r *http.Request, port int) (string, error) {
 // answers the same.
 type compiled struct {
 	rev      uint64
+	mark     store.Change // the log's entry at rev: with rev, what the compilation is known by
 	net      store.Network
 	hosts    map[string]*intent.Host
 	approved []string
@@ -141,7 +142,7 @@ type agentCache struct {
 	mu    sync.Mutex // guards the fields below
 	nets  map[string]*compiled
 	locks map[string]*sync.Mutex // one compile of a network at a time
-	logs  map[logKey][]store.Change
+	logs  map[logKey]logEntries
 	steps map[string]steps // what changed between the revisions compiled, per network (delta.go)
 }
 
@@ -151,16 +152,32 @@ type logKey struct {
 	since, at uint64
 }
 
+// logEntries is a log read, and when.
+type logEntries struct {
+	cs   []store.Change
+	read time.Time
+}
+
+// LogCache is how long the entries of a log read for one agent serve the
+// others that ask for the same (after a change, every agent of a network
+// does, within about a second). Bounded because a revision alone does not
+// name a log: a network deleted and created again, or a store restored,
+// reaches the same revisions with other entries (a deletion through this
+// controller forgets them at once).
+var LogCache = 5 * time.Second
+
 // changes returns the log of network after since as of revision at (at most
-// 1,000 entries), from the cache when another agent asked for the same.
+// 1,000 entries), from the cache when another agent asked for the same
+// within LogCache.
 func (c *agentCache) changes(ctx context.Context, st store.Store, network string, since, at uint64) ([]store.Change, error) {
 	k := logKey{network, since, at}
 	c.mu.Lock()
-	cs, ok := c.logs[k]
+	le, ok := c.logs[k]
 	c.mu.Unlock()
-	if ok {
-		return cs, nil
+	if ok && time.Since(le.read) < LogCache {
+		return le.cs, nil
 	}
+	read := time.Now()
 	cs, err := st.Changes(ctx, network, since, 1000)
 	if err != nil {
 		return nil, err
@@ -171,10 +188,23 @@ func (c *agentCache) changes(ctx context.Context, st store.Store, network string
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.logs == nil || len(c.logs) > 256 {
-		c.logs = map[logKey][]store.Change{}
+		c.logs = map[logKey]logEntries{}
 	}
-	c.logs[k] = cs
+	c.logs[k] = logEntries{cs, read}
 	return cs, nil
+}
+
+// forget drops all this controller knows of network (deleted through it).
+func (c *agentCache) forget(network string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.nets, network)
+	delete(c.steps, network)
+	for k := range c.logs {
+		if k.network == network {
+			delete(c.logs, k)
+		}
+	}
 }
 
 func (c *agentCache) get(network string) (*compiled, *sync.Mutex) {
@@ -194,13 +224,12 @@ func (c *agentCache) get(network string) (*compiled, *sync.Mutex) {
 // put caches cp as network's compiled revision (nil: the network is gone)
 // and the step from the revision compiled before it, when there is one.
 func (c *agentCache) put(network string, cp *compiled, st *step) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if cp == nil {
-		delete(c.nets, network)
-		delete(c.steps, network)
+		c.forget(network)
 		return
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.nets[network] = cp
 	if st != nil {
 		if c.steps == nil {
@@ -232,9 +261,14 @@ func (c *agentCache) has(network, host string) bool {
 	return ok
 }
 
-// compiledNetwork returns the network compiled at its current revision
-// (n, when the caller has just read it; else read here).
-func (s *Server) compiledNetwork(ctx context.Context, network string, n store.Network) (*compiled, error) {
+// compiledNetwork returns the network compiled at its current revision (n
+// and the log after some revision, cs, when the caller has just read them;
+// else read here). A compilation is known by its revision and the log's
+// entry at that revision (its time, kind and host), never by its revision
+// alone: a network deleted and created again, or a store restored from a
+// backup, reaches the same revisions again with other contents, and its
+// revision may go down.
+func (s *Server) compiledNetwork(ctx context.Context, network string, n store.Network, cs []store.Change) (*compiled, error) {
 	if n.Name == "" {
 		var err error
 		if n, err = s.store.Network(ctx, network); err != nil {
@@ -244,20 +278,61 @@ func (s *Server) compiledNetwork(ctx context.Context, network string, n store.Ne
 			return nil, err
 		}
 	}
+	mark, known := entryAt(cs, n.Revision)
+	if !known {
+		var err error
+		if mark, err = s.logEntry(ctx, network, n.Revision); err != nil {
+			return nil, err
+		}
+	}
 	cp, lock := s.agents.get(network)
-	if cp != nil && cp.rev == n.Revision {
+	if cp.is(mark) {
 		return cp, nil
 	}
 	lock.Lock()
 	defer lock.Unlock()
 	old := cp
-	if cp, _ = s.agents.get(network); cp != nil && cp.rev >= n.Revision {
+	if cp, _ = s.agents.get(network); cp.is(mark) {
 		return cp, nil // compiled by another request meanwhile
 	}
 	if cp != nil {
 		old = cp
+		if cp.rev > n.Revision {
+			// Compiled by another request at a revision the store reached
+			// since n was read: still the store's, if its log says so.
+			if e, err := s.logEntry(ctx, network, cp.rev); err == nil && cp.is(e) {
+				return cp, nil
+			}
+		}
 	}
+	cp, err := s.compile(ctx, network)
+	if err != nil {
+		return nil, err
+	}
+	if old == nil {
+		s.agents.put(network, cp, nil)
+		return cp, nil
+	}
+	// A step only within one history: the log still has old's entry. Else
+	// (deleted and created again, a store restored) nothing this controller
+	// knew of the network holds: its steps and logs go with old.
+	if e, err := s.logEntry(ctx, network, old.rev); err == nil && old.rev < cp.rev && old.is(e) {
+		s.agents.put(network, cp, diffCompiled(old, cp))
+	} else {
+		s.agents.forget(network)
+		s.agents.put(network, cp, nil)
+	}
+	return cp, nil
+}
+
+// compile reads network from the store and compiles it at its current
+// revision, known by the log's entry there.
+func (s *Server) compile(ctx context.Context, network string) (*compiled, error) {
 	n, hs, err := s.store.Hosts(ctx, network)
+	if err != nil {
+		return nil, err
+	}
+	mark, err := s.logEntry(ctx, network, n.Revision)
 	if err != nil {
 		return nil, err
 	}
@@ -265,7 +340,7 @@ func (s *Server) compiledNetwork(ctx context.Context, network string, n store.Ne
 	if err != nil {
 		return nil, err
 	}
-	cp = &compiled{rev: n.Revision, net: n, hosts: map[string]*intent.Host{}, iface: sp.InterfaceName()}
+	cp := &compiled{rev: n.Revision, mark: mark, net: n, hosts: map[string]*intent.Host{}, iface: sp.InterfaceName()}
 	if len(hs) > 0 {
 		hcs, err := compile.Compile(sp, spec.Secrets{})
 		if err != nil {
@@ -283,19 +358,45 @@ func (s *Server) compiledNetwork(ctx context.Context, network string, n store.Ne
 	}
 	slices.Sort(cp.approved)
 	cp.approved = slices.Compact(cp.approved)
-	var st *step
-	if old != nil && old.rev < cp.rev && old.net.Name == cp.net.Name {
-		st = diffCompiled(old, cp)
-	}
-	s.agents.put(network, cp, st)
 	return cp, nil
+}
+
+// entryAt is the entry of cs (a log read in order) at revision rev.
+func entryAt(cs []store.Change, rev uint64) (store.Change, bool) {
+	if len(cs) > 0 && cs[len(cs)-1].Revision == rev {
+		return cs[len(cs)-1], true
+	}
+	return store.Change{}, false
+}
+
+// logEntry reads the entry of network's log at revision rev: what the
+// compilation at rev is known by. A store whose log lacks it (none should:
+// every revision is a change) gives the revision alone.
+func (s *Server) logEntry(ctx context.Context, network string, rev uint64) (store.Change, error) {
+	if rev == 0 {
+		return store.Change{}, nil
+	}
+	cs, err := s.store.Changes(ctx, network, rev-1, 1)
+	if err != nil {
+		return store.Change{}, err
+	}
+	if e, ok := entryAt(cs, rev); ok {
+		return e, nil
+	}
+	return store.Change{Revision: rev}, nil
+}
+
+// is reports whether cp is the compilation of the revision whose log entry
+// is e (false for nil).
+func (cp *compiled) is(e store.Change) bool {
+	return cp != nil && cp.rev == e.Revision && cp.mark.Kind == e.Kind && cp.mark.Host == e.Host && cp.mark.Time.Equal(e.Time)
 }
 
 // agentState answers GET /v1/agent/state: the calling host's compiled intent
 // as wire data, without a key, hooks or anything to run.
 func (s *Server) agentState(w http.ResponseWriter, r *http.Request) error {
 	id := agentOf(r)
-	cp, err := s.compiledNetwork(r.Context(), id.network, store.Network{})
+	cp, err := s.compiledNetwork(r.Context(), id.network, store.Network{}, nil)
 	if err != nil {
 		return err
 	}
@@ -389,6 +490,7 @@ func (s *Server) agentChanges(w http.ResponseWriter, r *http.Request) error {
 	network := id.network
 	var out api.AgentChanges
 	var n store.Network
+	var log []store.Change // the entries read, when they were
 	if wait > 0 {
 		// The wait's answer says the revision: the log is read only when it moved.
 		s.polling.Add(1)
@@ -411,7 +513,7 @@ func (s *Server) agentChanges(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		n = store.Network{Name: network, Revision: max(rev, lastRevision(cs))}
-		out = api.AgentChanges{Revision: n.Revision, Changes: toAPIChanges(cs)}
+		out, log = api.AgentChanges{Revision: n.Revision, Changes: toAPIChanges(cs)}, cs
 	} else {
 		ch, rn, err := s.readChanges(r.Context(), network, since)
 		if err != nil {
@@ -420,7 +522,7 @@ func (s *Server) agentChanges(w http.ResponseWriter, r *http.Request) error {
 		out, n = api.AgentChanges{Revision: ch.Revision, Changes: ch.Changes}, rn
 	}
 	if r.URL.Query().Get("state") == "1" && n.Revision != since {
-		cp, err := s.compiledNetwork(r.Context(), network, n)
+		cp, err := s.compiledNetwork(r.Context(), network, n, log)
 		if err != nil {
 			return err
 		}

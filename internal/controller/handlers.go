@@ -91,6 +91,7 @@ func (s *Server) deleteNetwork(w http.ResponseWriter, r *http.Request) error {
 	if err := s.store.DeleteNetwork(r.Context(), name); err != nil {
 		return err
 	}
+	s.agents.forget(name)
 	s.log.Info("network deleted", "network", name)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
