@@ -37,6 +37,7 @@ import (
 	"github.com/wgnet/wgnet/internal/api"
 	"github.com/wgnet/wgnet/internal/atomicfile"
 	"github.com/wgnet/wgnet/internal/client"
+	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/up"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
@@ -262,6 +263,23 @@ type Agent struct {
 	// up says the interface was reconciled by this process at least once.
 	up   bool
 	kick chan struct{} // asks for a report now
+	// made is the last intent made of a state (IntentAfter's memo).
+	made made
+}
+
+// intent is Intent(st) for this agent, made after the last one: a peer the
+// state shares with the one before it is not judged again (IntentAfter).
+func (a *Agent) intent(st *api.AgentState) (*intent.Host, error) {
+	a.mu.Lock()
+	prev := a.made
+	a.mu.Unlock()
+	h, err := IntentAfter(prev.st, prev.h, st, a.cfg.KeyFile, a.pub)
+	if err == nil {
+		a.mu.Lock()
+		a.made = made{st, h}
+		a.mu.Unlock()
+	}
+	return h, err
 }
 
 // New loads a joined agent from opts.Dir.

@@ -204,7 +204,7 @@ func (a *Agent) apply(ctx context.Context, st *api.AgentState, fromController bo
 
 // applyHeld is apply with the apply lock held.
 func (a *Agent) applyHeld(ctx context.Context, st *api.AgentState, fromController bool) error {
-	h, err := Intent(st, a.cfg.KeyFile, a.pub)
+	h, err := a.intent(st)
 	if err != nil {
 		return err
 	}

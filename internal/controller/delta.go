@@ -4,8 +4,10 @@ import (
 	"cmp"
 	"maps"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/wgnet/wgnet/internal/api"
 	"github.com/wgnet/wgnet/internal/intent"
@@ -40,31 +42,52 @@ type step struct {
 
 // diffCompiled works out the step from old to cur, comparing every host's
 // state once (work in proportion to the compiled network, once per
-// revision, not once per agent).
+// revision, not once per agent), the hosts shared out among the cores as
+// compile does: in a 1,000-host mesh that is a million peers compared.
 func diffCompiled(old, cur *compiled) *step {
 	st := &step{from: old.rev, to: cur.rev, hosts: map[string]hostStep{}}
 	sameNet := old.net.Name == cur.net.Name && old.iface == cur.iface &&
 		slices.Equal(old.net.Subnets, cur.net.Subnets) && slices.Equal(old.approved, cur.approved)
-	for name, nh := range cur.hosts {
-		oh, ok := old.hosts[name]
-		if !ok {
-			st.hosts[name] = hostStep{whole: true}
-			continue
-		}
-		var hs hostStep
-		if sameNet && sameHeadInputs(oh, nh) {
-			cur.shareHead(old, oh, nh) // the same head: made once, not again
-		} else {
-			hs.head = !reflect.DeepEqual(old.head(oh), cur.head(nh))
-		}
-		var sorted bool
-		hs.peers, sorted = peersChanged(oh.Peers, nh.Peers)
-		hs.whole = !sorted
-		if hs.head || hs.whole || len(hs.peers) > 0 {
-			st.hosts[name] = hs
-		}
+	names := slices.Collect(maps.Keys(cur.hosts))
+	workers := max(1, min(runtime.GOMAXPROCS(0), len(names)/64))
+	found := make([]map[string]hostStep, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			out := map[string]hostStep{}
+			for i := w; i < len(names); i += workers {
+				if hs, changed := diffHost(old, cur, names[i], sameNet); changed {
+					out[names[i]] = hs
+				}
+			}
+			found[w] = out
+		})
+	}
+	wg.Wait()
+	for _, m := range found {
+		maps.Copy(st.hosts, m)
 	}
 	return st
+}
+
+// diffHost is what changed for host name from old to cur, and whether
+// anything did.
+func diffHost(old, cur *compiled, name string, sameNet bool) (hostStep, bool) {
+	nh := cur.hosts[name]
+	oh, ok := old.hosts[name]
+	if !ok {
+		return hostStep{whole: true}, true
+	}
+	var hs hostStep
+	if sameNet && sameHeadInputs(oh, nh) {
+		cur.shareHead(old, oh, nh) // the same head: made once, not again
+	} else {
+		hs.head = !reflect.DeepEqual(old.head(oh), cur.head(nh))
+	}
+	var sorted bool
+	hs.peers, sorted = peersChanged(oh.Peers, nh.Peers)
+	hs.whole = !sorted
+	return hs, hs.head || hs.whole || len(hs.peers) > 0
 }
 
 // peersChanged returns the names of the peers that differ between two lists
