@@ -423,5 +423,9 @@ func (a *Agent) cacheLocked() error {
 	if a.applied == nil {
 		return nil
 	}
-	return writeJSON(filepath.Join(a.opts.Dir, StateFile), Cache{State: *a.applied, Followed: a.followed}, false)
+	b, err := marshalCache(Cache{State: *a.applied, Followed: a.followed})
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(filepath.Join(a.opts.Dir, StateFile), append(b, '\n'), 0o600, 0o700)
 }
