@@ -274,14 +274,15 @@ func comparePeers(in, sin, sgot *wgconf.Config, fig *corpusFigures) []expected {
 	return diffs
 }
 
-// filePeer returns the position of the file's first peer with key k.
-func filePeer(c *wgconf.Config, k string) *wgconf.Pos {
+// filePeer returns the position of the file's first peer with key k, or the
+// [Interface]'s line.
+func filePeer(c *wgconf.Config, k string) wgconf.PeerPos {
 	for i := range c.Peers {
 		if c.Peers[i].PublicKey.String() == k {
-			return &c.Peers[i].Pos
+			return c.Peers[i].Pos
 		}
 	}
-	return &c.Interface.Pos
+	return wgconf.PeerPos{Line: c.Interface.Pos.Line}
 }
 
 // strip runs the real `wg-quick strip` on a config and parses what it prints.

@@ -304,7 +304,7 @@ func TestImportFullTunnelClient(t *testing.T) {
 	// s4 is a spoke of the hub s1: make it a full-tunnel client.
 	c := cfgs[3]
 	c.Peers[0].AllowedIPs = append(c.Peers[0].AllowedIPs, netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0"))
-	c.Peers[0].Pos = wgconf.Pos{File: "s4.conf", Line: 9}
+	c.Peers[0].Pos = wgconf.PeerPos{Line: 9} // the file is Interface.Pos.File, s4.conf
 	r, err := Import("prod", names, cfgs)
 	if err != nil {
 		t.Fatal(err)

@@ -134,7 +134,7 @@ func TestRoundTrip(t *testing.T) {
 		got, _ := FromConfig(c)
 		got.Pos = wgconf.Pos{}
 		for i := range got.Peers {
-			got.Peers[i].Pos = wgconf.Pos{}
+			got.Peers[i].Pos = wgconf.PeerPos{}
 		}
 		if d := cmp.Diff(h, got, cmpopts.EquateEmpty(), cmpopts.EquateComparable(netip.Prefix{})); d != "" {
 			t.Errorf("%s: round trip (-want +got):\n%s\n%s", h.Name, d, text)

@@ -47,7 +47,7 @@ func (pl *planner) hostFirewallMode() {
 	}
 	m, err := dockerfw.ParseMode(s)
 	if err != nil {
-		pl.bad("%shost firewall %v", where(ic.Pos, ""), err)
+		pl.bad("%shost firewall %v", where(ic.Pos.File, ic.Pos.KeyLine("")), err)
 	}
 	pl.p.hostFirewall, pl.p.hostFirewallSet = m, s != ""
 }

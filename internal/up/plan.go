@@ -68,11 +68,11 @@ type plan struct {
 }
 
 // where prefixes a problem with file:line when the config came from a file.
-func where(pos wgconf.Pos, key string) string {
-	if pos.File == "" {
+func where(file string, line int) string {
+	if file == "" {
 		return ""
 	}
-	return fmt.Sprintf("%s:%d: ", pos.File, pos.KeyLine(key))
+	return fmt.Sprintf("%s:%d: ", file, line)
 }
 
 // makePlan checks the request and works out what to do. It returns every problem
@@ -125,7 +125,7 @@ func (pl *planner) iface() {
 		if ic.Pos.File == "" {
 			pl.bad("SaveConfig = true: needs a config file to write back to")
 		} else if path, err := saveConfigPath(ic.Pos.File); err != nil {
-			pl.bad("%sSaveConfig = true: %v", where(ic.Pos, wgconf.KeySaveConfig), err)
+			pl.bad("%sSaveConfig = true: %v", where(ic.Pos.File, ic.Pos.KeyLine(wgconf.KeySaveConfig)), err)
 		} else {
 			p.saveConfig = path
 		}
@@ -133,7 +133,7 @@ func (pl *planner) iface() {
 	if ic.KeyFile != "" {
 		k, err := ReadKeyFile(ic.KeyFile)
 		if err != nil {
-			pl.bad("%sprivate key: %v", where(ic.Pos, wgconf.KeyPostUp), err)
+			pl.bad("%sprivate key: %v", where(ic.Pos.File, ic.Pos.KeyLine(wgconf.KeyPostUp)), err)
 		} else {
 			pl.key = &k
 		}
@@ -151,14 +151,14 @@ func (pl *planner) iface() {
 			id, ok, rerr := lookupRtTable(t, pl.rtTables)
 			switch {
 			case rerr != nil:
-				pl.bad("%sTable = %s: %v", where(ic.Pos, wgconf.KeyTable), t, rerr)
+				pl.bad("%sTable = %s: %v", where(ic.Pos.File, ic.Pos.KeyLine(wgconf.KeyTable)), t, rerr)
 			case !ok:
-				pl.bad("%sTable = %s: no table of that name in %s", where(ic.Pos, wgconf.KeyTable), t, strings.Join(rtTablesFiles(pl.rtTables), ", "))
+				pl.bad("%sTable = %s: no table of that name in %s", where(ic.Pos.File, ic.Pos.KeyLine(wgconf.KeyTable)), t, strings.Join(rtTablesFiles(pl.rtTables), ", "))
 			}
 			n, err = uint64(id), nil
 		}
 		if err == nil && (n == 0 || n == 255) {
-			pl.bad("%sTable = %s: wgnet accepts auto, off, main, a table number or a table name from rt_tables, other than 0 (unspec) and 255 (local)", where(ic.Pos, wgconf.KeyTable), t)
+			pl.bad("%sTable = %s: wgnet accepts auto, off, main, a table number or a table name from rt_tables, other than 0 (unspec) and 255 (local)", where(ic.Pos.File, ic.Pos.KeyLine(wgconf.KeyTable)), t)
 		}
 		p.table = int(n)
 	}
@@ -168,15 +168,15 @@ func (pl *planner) iface() {
 			minMTU = 1280
 		}
 		if a.Addr().Zone() != "" || !a.IsValid() {
-			pl.bad("%sAddress %s: invalid", where(ic.Pos, wgconf.KeyAddress), a)
+			pl.bad("%sAddress %s: invalid", where(ic.Pos.File, ic.Pos.KeyLine(wgconf.KeyAddress)), a)
 		}
 	}
 	if ic.MTU != 0 && (ic.MTU < minMTU || ic.MTU > 65535) {
-		pl.bad("%sMTU = %d: must be %d-65535", where(ic.Pos, wgconf.KeyMTU), ic.MTU, minMTU)
+		pl.bad("%sMTU = %d: must be %d-65535", where(ic.Pos.File, ic.Pos.KeyLine(wgconf.KeyMTU)), ic.MTU, minMTU)
 	}
 	p.addresses = slices.Clone(ic.Addresses)
 	if dup := firstDup(p.addresses); dup.IsValid() {
-		pl.bad("%sAddress %s: given twice", where(ic.Pos, wgconf.KeyAddress), dup)
+		pl.bad("%sAddress %s: given twice", where(ic.Pos.File, ic.Pos.KeyLine(wgconf.KeyAddress)), dup)
 	}
 }
 
@@ -197,7 +197,12 @@ func (pl *planner) peers(ctx context.Context, resolve func(context.Context, stri
 	}
 	for i := range ic.Peers {
 		peer := &ic.Peers[i]
-		w := func(key string) string { return where(peer.Pos, key) }
+		w := func(key string) string {
+			if peer.Pos.Line == 0 { // not read from a file
+				return ""
+			}
+			return where(ic.Pos.File, peer.Pos.KeyLine(key))
+		}
 		if peer.PublicKey.IsZero() {
 			pl.bad("%speer %s: no public key", w(wgconf.KeyPublicKey), labelOf(peer))
 			continue
@@ -262,7 +267,7 @@ func (pl *planner) hostParts() {
 	// that is not plain data (`/k; curl x | sh`): never hand it to a shell.
 	for _, h := range ic.Hooks.PostUp {
 		if _, ok := intent.KeyHookPath(h); intent.IsKeyHook(h) && !ok {
-			pl.bad("%sPostUp = %.80q: the key file path must be %s; refusing to run it", where(ic.Pos, wgconf.KeyPostUp), h, wgkey.PathRule)
+			pl.bad("%sPostUp = %.80q: the key file path must be %s; refusing to run it", where(ic.Pos.File, ic.Pos.KeyLine(wgconf.KeyPostUp)), h, wgkey.PathRule)
 		}
 	}
 }

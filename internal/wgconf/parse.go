@@ -271,12 +271,22 @@ func trimSpaces(s string) string {
 
 func (p *parser) curPeer() *Peer { return &p.cfg.Peers[len(p.cfg.Peers)-1] }
 
-func (p *parser) curPos() *Pos {
+// curKeys returns the key lines of the current section, a known one, and the
+// place in keyNames of their first.
+func (p *parser) curKeys() ([]int32, int) {
+	if p.sec == sectionPeer {
+		return p.curPeer().Pos.Keys[:], firstPeerKey
+	}
+	return p.cfg.Interface.Pos.Keys[:], 0
+}
+
+// curBad returns the Bad map of the current section, nil outside a known one.
+func (p *parser) curBad() *map[string]int {
 	switch p.sec {
 	case sectionInterface:
-		return &p.cfg.Interface.Pos
+		return &p.cfg.Interface.Pos.Bad
 	case sectionPeer:
-		return &p.curPeer().Pos
+		return &p.curPeer().Pos.Bad
 	}
 	return nil
 }
@@ -335,15 +345,20 @@ func (p *parser) line(n int, raw string) {
 // markBad records that line n, a setting of key ("" when the key is not known
 // or not in its place), did not parse: that value is unknown.
 func (p *parser) markBad(n int, key string) {
-	pos := p.curPos()
-	if pos == nil { // outside any known section: the file lost something
-		pos, key = &p.cfg.Interface.Pos, ""
+	bad := p.curBad()
+	if bad == nil { // outside any known section: the file lost something
+		bad, key = &p.cfg.Interface.Pos.Bad, ""
 	}
-	if pos.Bad == nil {
-		pos.Bad = map[string]int{}
+	setBad(bad, key, n)
+}
+
+// setBad records line n as the first bad line of key, unless one is known.
+func setBad(bad *map[string]int, key string, n int) {
+	if *bad == nil {
+		*bad = map[string]int{}
 	}
-	if _, seen := pos.Bad[key]; !seen {
-		pos.Bad[key] = n
+	if _, seen := (*bad)[key]; !seen {
+		(*bad)[key] = n
 	}
 }
 
@@ -393,9 +408,9 @@ func (p *parser) setting(n int, content string, cut bool) string {
 		return ""
 	}
 
-	pos := p.curPos()
-	if first := int(pos.Keys[idx]); first == 0 {
-		pos.Keys[idx] = int32(n)
+	keys, base := p.curKeys()
+	if first := int(keys[idx-base]); first == 0 {
+		keys[idx-base] = int32(n)
 	} else if !repeatable[idx] {
 		p.warnf(n, "%s set again (first at line %d); the last one wins", name, first)
 	}
@@ -443,7 +458,7 @@ func (p *parser) header(n int, cleaned, trimmed string) {
 		p.quickKeys = strings.EqualFold(trimmed, "[Interface]")
 		dst = &p.cfg.Interface.Comments
 	case lowerIs(cleaned, "[peer]"):
-		p.cfg.Peers = append(p.cfg.Peers, Peer{Pos: Pos{File: p.file, Line: n}})
+		p.cfg.Peers = append(p.cfg.Peers, Peer{Pos: PeerPos{Line: n}})
 		p.sec = sectionPeer
 		target = len(p.cfg.Peers) - 1
 		peer := p.curPeer()
@@ -487,12 +502,7 @@ func (p *parser) finish() {
 				who = " " + strconv.Quote(peer.Name)
 			}
 			p.errorf(peer.Pos.Line, "[Peer]%s has no PublicKey", who)
-			if peer.Pos.Bad == nil {
-				peer.Pos.Bad = map[string]int{}
-			}
-			if _, seen := peer.Pos.Bad[KeyPublicKey]; !seen {
-				peer.Pos.Bad[KeyPublicKey] = peer.Pos.Line
-			}
+			setBad(&peer.Pos.Bad, KeyPublicKey, peer.Pos.Line)
 			continue
 		}
 		if peer.PublicKey.IsZero() {

@@ -304,16 +304,16 @@ PersistentKeepalive = off
 				},
 				Endpoint:            &Endpoint{Host: "198.18.0.2", Port: 51820},
 				PersistentKeepalive: 25,
-				Pos: Pos{File: "s1.conf", Line: 18, AllowedIPs: []int{21, 21, 22},
-					Keys: keyLines(map[string]int{KeyPublicKey: 19, KeyPresharedKey: 20, KeyAllowedIPs: 21, KeyEndpoint: 23, KeyPersistentKeepalive: 24})},
+				Pos: PeerPos{Line: 18, AllowedIPs: []int{21, 21, 22},
+					Keys: peerKeyLines(map[string]int{KeyPublicKey: 19, KeyPresharedKey: 20, KeyAllowedIPs: 21, KeyEndpoint: 23, KeyPersistentKeepalive: 24})},
 			},
 			{
 				Name:      "s3",
 				PublicKey: wgkey.MustParseKey(testPub3),
 				Endpoint:  &Endpoint{Host: "fd18::3", Port: 51821},
 				Comments:  []string{"the relay"},
-				Pos: Pos{File: "s1.conf", Line: 26,
-					Keys: keyLines(map[string]int{KeyPublicKey: 29, KeyEndpoint: 30, KeyPersistentKeepalive: 31})},
+				Pos: PeerPos{Line: 26,
+					Keys: peerKeyLines(map[string]int{KeyPublicKey: 29, KeyEndpoint: 30, KeyPersistentKeepalive: 31})},
 			},
 		},
 	}
@@ -517,4 +517,22 @@ func keyLines(m map[string]int) KeyLines {
 		k.set(name, n)
 	}
 	return k
+}
+
+func peerKeyLines(m map[string]int) PeerKeyLines {
+	var k PeerKeyLines
+	for name, n := range m {
+		k[keyIndex(name)-firstPeerKey] = int32(n)
+	}
+	return k
+}
+
+// TestPeerKeysLast checks what PeerKeyLines relies on: the [Peer] keys are the
+// last of keyNames, from firstPeerKey on.
+func TestPeerKeysLast(t *testing.T) {
+	for i, k := range keyNames {
+		if peerKey[i] != (i >= firstPeerKey) {
+			t.Errorf("keyNames[%d] = %s: a [Peer] key is %v, want %v", i, k, peerKey[i], i >= firstPeerKey)
+		}
+	}
 }
