@@ -364,6 +364,16 @@ func TestConfigs(t *testing.T) {
 			want:  []string{"s2.conf:8 error endpoint-loop"},
 		},
 		{
+			// The finding is on the line of the entry that holds the Endpoint,
+			// not on the first AllowedIPs line of the section. 203.0.113.0/24
+			// sorts after it, so its place in the route table (1) is not its
+			// place in the peer's AllowedIPs (2).
+			name:  "endpoint-loop on a second AllowedIPs line",
+			edits: []edit{{"s2.conf", "AllowedIPs = 10.0.0.0/24", "AllowedIPs = 10.0.0.0/24, 203.0.113.0/24\nAllowedIPs = 198.18.0.0/24"}},
+			want:  []string{"s2.conf:9 error endpoint-loop"},
+			msgs:  map[int][]string{0: {"AllowedIPs 198.18.0.0/24 cover its own Endpoint"}},
+		},
+		{
 			name: "endpoint-loop: not with Table = off",
 			edits: []edit{
 				{"s2.conf", "AllowedIPs = 10.0.0.0/24", "AllowedIPs = 10.0.0.0/24, 198.18.0.0/24"},

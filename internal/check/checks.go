@@ -690,11 +690,11 @@ func (n *network) checkEndpointLoop(a *host) {
 				o := a.peerAt(r)
 				q := o.p.AllowedIPs[r.Entry]
 				if o == p {
-					n.report(CodeEndpointLoop, a.file, o.aipLine(i), []*host{a},
+					n.report(CodeEndpointLoop, a.file, o.aipLine(r.Entry), []*host{a},
 						"%s: AllowedIPs %s cover its own Endpoint %s: the encrypted packets would be routed into the tunnel itself; leave %s out of AllowedIPs",
 						p.label(), q, ea, ea)
 				} else {
-					n.report(CodeEndpointLoop, a.file, o.aipLine(i), []*host{a},
+					n.report(CodeEndpointLoop, a.file, o.aipLine(r.Entry), []*host{a},
 						"AllowedIPs %s of %s cover the Endpoint %s of %s: the handshake packets for it would go into the tunnel to %s; leave %s out of AllowedIPs",
 						q, o.label(), ea, p.label(), o.label(), ea)
 				}
