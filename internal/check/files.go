@@ -56,7 +56,7 @@ func files(ctx context.Context, paths []string, workers int) (diag.List, error) 
 				f := &files[i]
 				var src []byte
 				if src, f.mode, f.read = ReadFile(ctx, uniq[i]); f.read == nil {
-					f.cfg, f.warns, f.err = wgconf.ParseWithWarnings(uniq[i], src)
+					f.cfg, f.warns, f.err = wgconf.ParseOwnedWithWarnings(uniq[i], src) // src is ours alone
 				}
 			}
 		})

@@ -1,10 +1,14 @@
 package wgconf
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/wgnet/wgnet/internal/diag"
 )
@@ -56,5 +60,24 @@ func TestCorpusDiagnostics(t *testing.T) {
 			}
 			golden(t, strings.TrimSuffix(path, ".conf")+".want", []byte(diagnostics(filepath.Base(path), src)))
 		})
+	}
+}
+
+// TestParseOwned checks that ParseOwnedWithWarnings, which shares src's memory,
+// gives what ParseWithWarnings gives on every file of the corpus.
+func TestParseOwned(t *testing.T) {
+	for _, file := range corpus(t) {
+		src, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, wantWarns, wantErr := ParseWithWarnings(file, src)
+		got, gotWarns, gotErr := ParseOwnedWithWarnings(file, slices.Clone(src))
+		if diff := cmp.Diff(want, got, cmpConfig); diff != "" {
+			t.Errorf("%s: config (-ParseWithWarnings +ParseOwnedWithWarnings):\n%s", file, diff)
+		}
+		if fmt.Sprint(wantWarns, wantErr) != fmt.Sprint(gotWarns, gotErr) {
+			t.Errorf("%s: %v %v, want %v %v", file, gotWarns, gotErr, wantWarns, wantErr)
+		}
 	}
 }
