@@ -506,7 +506,7 @@ func (p *parser) finish() {
 		p.cfg.Interface.Comments = append(p.cfg.Interface.Comments, p.top...)
 		p.top = nil
 	}
-	seen := make(map[wgkey.Key]int, len(p.cfg.Peers))
+	keyed := make([]int32, 0, len(p.cfg.Peers)) // the peers with a key
 	for i := range p.cfg.Peers {
 		peer := &p.cfg.Peers[i]
 		if peer.Pos.Keys.Line(KeyPublicKey) == 0 {
@@ -518,14 +518,32 @@ func (p *parser) finish() {
 			setBad(&peer.Pos.Bad, KeyPublicKey, peer.Pos.Line)
 			continue
 		}
-		if peer.PublicKey.IsZero() {
-			continue // already reported
+		if !peer.PublicKey.IsZero() { // zero: already reported
+			keyed = append(keyed, int32(i))
 		}
-		if first, dup := seen[peer.PublicKey]; dup {
-			p.warnf(peer.Pos.KeyLine(KeyPublicKey), "PublicKey %q also in the [Peer] at line %d; wg merges the two and the later settings win", peer.PublicKey, first)
+	}
+	p.repeatedKeys(keyed)
+}
+
+// repeatedKeys warns of each peer of keyed (indexes in file order) whose
+// PublicKey an earlier peer has. It sorts them by key, in file order among
+// equal keys, rather than fill a map of a thousand 32-byte keys per file.
+func (p *parser) repeatedKeys(keyed []int32) {
+	peers := p.cfg.Peers
+	slices.SortFunc(keyed, func(a, b int32) int {
+		if c := bytes.Compare(peers[a].PublicKey[:], peers[b].PublicKey[:]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
+	first := 0 // the first of the run of equal keys
+	for j := 1; j < len(keyed); j++ {
+		peer := &peers[keyed[j]]
+		if peer.PublicKey != peers[keyed[first]].PublicKey {
+			first = j
 			continue
 		}
-		seen[peer.PublicKey] = peer.Pos.Line
+		p.warnf(peer.Pos.KeyLine(KeyPublicKey), "PublicKey %q also in the [Peer] at line %d; wg merges the two and the later settings win", peer.PublicKey, peers[keyed[first]].Pos.Line)
 	}
 }
 

@@ -196,6 +196,13 @@ func TestParseWarnings(t *testing.T) {
 			[]string{`t.conf:2: PrivateKey is all zeros: wg reads that as "no private key"`}},
 		{"same public key twice", "[Peer]\nPublicKey = " + testPub2 + "\n[Peer]\nPublicKey = " + testPub2 + "\n",
 			[]string{`t.conf:4: PublicKey "` + testPub2 + `" also in the [Peer] at line 1; wg merges the two and the later settings win`}},
+		{"a public key three times among others", "[Peer]\nPublicKey = " + testPub3 + "\n[Peer]\nPublicKey = " + testPub2 +
+			"\n[Peer]\nPublicKey = " + testPub3 + "\n[Peer]\nPublicKey = " + testPub3 + "\n[Peer]\nPublicKey = " + testPub2 + "\n",
+			[]string{
+				`t.conf:6: PublicKey "` + testPub3 + `" also in the [Peer] at line 1; wg merges the two and the later settings win`,
+				`t.conf:8: PublicKey "` + testPub3 + `" also in the [Peer] at line 1; wg merges the two and the later settings win`,
+				`t.conf:10: PublicKey "` + testPub2 + `" also in the [Peer] at line 3; wg merges the two and the later settings win`,
+			}},
 		{"table in the wrong case", "[Interface]\nTable = Off\n",
 			[]string{`t.conf:2: Table "Off": wg-quick compares this case-sensitively and reads it as a table name; write "off"`}},
 		{"second [Interface] merges", "[Interface]\nListenPort = 1\n\n[interface]\nFwMark = 1\nListenPort = 2\n",
