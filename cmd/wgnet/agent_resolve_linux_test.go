@@ -185,4 +185,27 @@ func TestAgentReresolveNetns(t *testing.T) {
 			t.Errorf("%s does not say it keeps a2's last address:\n%s", a.name, a.logText())
 		}
 	}
+
+	// a3's agent restarts: in its new process a2's name has never resolved.
+	// It still applies its cached state and the next change, a2's peer
+	// without an endpoint, and says so; a2 reaches it by dialling in.
+	stopProc(a3.cmd)
+	l.runAgent(a3, "run", "--backend", "userspace", "--dir", a3.dir, "--resolve-every", "2s")
+	changed = time.Now()
+	l.admin("set", "a2", "--network", "demo", "--route", "172.31.22.0/24")
+	deadline := changed.Add(20 * time.Second)
+	for !strings.Contains(peerShow(t, a3, "allowed-ips", pub), "172.31.22.0/24") {
+		if time.Now().After(deadline) {
+			t.Fatalf("a3, restarted, did not apply a2's new route in 20 s while a2's name has never resolved in it\n%s", a3.logText())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("a3, restarted, applied a2's new route in %.1f s while a2's name has never resolved in it", time.Since(changed).Seconds())
+	if !strings.Contains(a3.logText(), "endpoint host names that have never resolved") || !strings.Contains(a3.logText(), "a2.wgnet.test") {
+		t.Errorf("a3 does not say a2's endpoint name never resolved:\n%s", a3.logText())
+	}
+	a3addr, _, _ := strings.Cut(peerShow(t, a2, "allowed-ips", strings.TrimSpace(a3.h.must(t, nil, "wg", "show", "wg0", "public-key"))), "/")
+	if !pingWithin(a2.h, a3addr, 10*time.Second) || !pingWithin(a3.h, a2addr, 10*time.Second) {
+		t.Errorf("a2 and a3 (%s, %s) do not reach each other after a3 configured a2 without an endpoint", a2addr, a3addr)
+	}
 }

@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -83,6 +84,10 @@ type Options struct {
 	// api.Versions. Tests and benchmarks give []string{api.Version} to
 	// follow as an agent one release older does (whole states, no deltas).
 	APIVersions []string
+	// LocalAddrs returns the host's addresses, against which the long poll's
+	// local address is checked every second (a poll from an address the host
+	// lost is sent again at once); nil: the host's interfaces' addresses.
+	LocalAddrs func() ([]netip.Addr, error)
 }
 
 func (o *Options) defaults() {
@@ -122,6 +127,24 @@ func (o *Options) defaults() {
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
 	}
+	if o.LocalAddrs == nil {
+		o.LocalAddrs = hostAddrs
+	}
+}
+
+// hostAddrs is the addresses of the host's interfaces.
+func hostAddrs() ([]netip.Addr, error) {
+	as, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]netip.Addr, 0, len(as))
+	for _, a := range as {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			out = append(out, p.Addr().Unmap())
+		}
+	}
+	return out, nil
 }
 
 // JoinRequest is what `wgnet agent join` is given.
@@ -260,6 +283,13 @@ type Agent struct {
 	guard *safety
 	// rolledBack is the revision a safety window rolled back, not applied again.
 	rolledBack uint64
+	// unresolved are the peers configured without an endpoint at the last
+	// apply, their host name never resolved ("peer (host: error)").
+	unresolved []string
+	// pollLocal is the local address of the long poll in flight (invalid:
+	// none, or not known yet); pollCancel stops it.
+	pollLocal  netip.Addr
+	pollCancel context.CancelCauseFunc
 	// up says the interface was reconciled by this process at least once.
 	up   bool
 	kick chan struct{} // asks for a report now
@@ -328,6 +358,14 @@ func (a *Agent) State() *api.AgentState {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.applied
+}
+
+// Unresolved names the peers the last apply configured without an endpoint
+// because its host name has never resolved ("peer (host: error)"); nil: none.
+func (a *Agent) Unresolved() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.unresolved)
 }
 
 // Interface is the name of the agent's interface.

@@ -24,6 +24,9 @@ type metrics struct {
 	rollbacks prometheus.Counter
 	deltas    prometheus.Counter
 	wholes    prometheus.Counter
+	// unresolved counts the peers configured without an endpoint, their
+	// host name never resolved.
+	unresolved prometheus.Gauge
 }
 
 func newMetrics(reg *prometheus.Registry, a *Agent) *metrics {
@@ -44,8 +47,10 @@ func newMetrics(reg *prometheus.Registry, a *Agent) *metrics {
 			Help: "Desired states received as a delta onto the one applied (API v2), each checked whole before it is applied."}),
 		wholes: prometheus.NewCounter(prometheus.CounterOpts{Name: "wgnet_agent_whole_states_total",
 			Help: "Desired states received whole (at start, when a delta does not apply, from a v1 controller, and every SnapshotEvery)."}),
+		unresolved: prometheus.NewGauge(prometheus.GaugeOpts{Name: "wgnet_agent_endpoints_unresolved",
+			Help: "Peers configured without an endpoint at the last reconcile because their host name has never resolved (resolved again at each periodic reconcile)."}),
 	}
-	reg.MustRegister(m.applied, m.reachable, m.reconcile, m.failures, m.refused, m.rollbacks, m.deltas, m.wholes, &peerCollector{a: a})
+	reg.MustRegister(m.unresolved, m.applied, m.reachable, m.reconcile, m.failures, m.refused, m.rollbacks, m.deltas, m.wholes, &peerCollector{a: a})
 	return m
 }
 

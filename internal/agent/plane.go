@@ -7,11 +7,13 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 
 	"github.com/wgnet/wgnet/internal/device"
 	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/up"
+	"github.com/wgnet/wgnet/internal/wgconf"
 )
 
 // DataPlane is where the agent's intent becomes an interface. UpPlane is the
@@ -33,24 +35,85 @@ type DataPlane interface {
 type UpPlane struct {
 	Options up.SyncOptions
 
-	mu   sync.Mutex
-	last map[string]netip.Addr // the address each endpoint host name last resolved to
+	mu         sync.Mutex
+	last       map[string]netip.Addr // the address each endpoint host name last resolved to
+	unresolved []string              // the peers Apply configured without their endpoint
 }
 
-// Apply implements DataPlane.
+// Apply implements DataPlane. Endpoint host names are resolved first: a peer
+// whose name has never resolved is configured without an endpoint (it can
+// still dial in: WireGuard learns a peer's address from its packets) and is
+// named by Unresolved, so that one name does not stop every other change; the
+// next Apply (the agent's periodic reconcile) resolves it again.
 func (p *UpPlane) Apply(ctx context.Context, name string, h *intent.Host) error {
+	h, resolved, unresolved := p.endpoints(ctx, h)
+	p.mu.Lock()
+	p.unresolved = unresolved
+	p.mu.Unlock()
 	opts := p.Options
-	opts.Resolve = p.resolve
+	opts.Resolve = func(ctx context.Context, host string) (netip.Addr, error) {
+		if a, ok := resolved[host]; ok {
+			return a, nil
+		}
+		return p.resolve(ctx, host)
+	}
 	_, err := up.Reconcile(ctx, up.Request{Name: name, Host: h, Source: "wgnet agent"}, opts)
 	return err
+}
+
+// Unresolved names the peers the last Apply configured without an endpoint,
+// as "peer (host name: error)"; nil: none.
+func (p *UpPlane) Unresolved() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.unresolved)
+}
+
+// endpoints resolves h's endpoint host names once each. It returns h, or a
+// copy whose peers with a name that never resolved have no endpoint, the
+// addresses found, and those peers ("peer (host: error)").
+func (p *UpPlane) endpoints(ctx context.Context, h *intent.Host) (*intent.Host, map[string]netip.Addr, []string) {
+	resolved := map[string]netip.Addr{}
+	failed := map[string]error{}
+	var unresolved []string
+	var peers []wgconf.Peer // h.Peers copied at the first peer to change
+	for i := range h.Peers {
+		e := h.Peers[i].Endpoint
+		if e == nil {
+			continue
+		}
+		if _, literal := e.Addr(); literal {
+			continue
+		}
+		if _, ok := resolved[e.Host]; !ok && failed[e.Host] == nil {
+			if a, err := p.resolve(ctx, e.Host); err != nil {
+				failed[e.Host] = err
+			} else {
+				resolved[e.Host] = a
+			}
+		}
+		if err := failed[e.Host]; err != nil {
+			if peers == nil {
+				peers = slices.Clone(h.Peers)
+			}
+			peers[i].Endpoint = nil
+			unresolved = append(unresolved, fmt.Sprintf("%s (%s: %v)", h.Peers[i].Name, e.Host, err))
+		}
+	}
+	if peers != nil {
+		c := *h
+		c.Peers = peers
+		h = &c
+	}
+	return h, resolved, unresolved
 }
 
 // resolve resolves an endpoint host name (Options.Resolve; nil: the system's
 // resolver) and remembers the address. When the name does not resolve, the
 // address it had last is kept (and said): a plan fails as a whole, so a name
 // failing for a while would otherwise stop every change the agent applies,
-// and the periodic reconcile would fail too. A name that never resolved still
-// fails the plan.
+// and the periodic reconcile would fail too. A name that never resolved is an
+// error (Apply then leaves that peer's endpoint out).
 func (p *UpPlane) resolve(ctx context.Context, host string) (netip.Addr, error) {
 	resolve := p.Options.Resolve
 	if resolve == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -54,12 +55,15 @@ func (p *gatePlane) Remove(context.Context, string) error                      {
 
 // testAgent is an agent on plane without a controller, its files in a
 // temporary directory.
-func testAgent(t *testing.T, plane DataPlane) *Agent {
+func testAgent(t *testing.T, plane DataPlane, more ...func(*Options)) *Agent {
 	k, err := wgkey.GeneratePrivate()
 	if err != nil {
 		t.Fatal(err)
 	}
 	opts := Options{Dir: t.TempDir(), Plane: plane, Log: slog.New(slog.DiscardHandler), Registry: prometheus.NewRegistry(), SafetyWindow: -1}
+	for _, f := range more {
+		f(&opts)
+	}
 	opts.defaults()
 	a := &Agent{opts: opts, cfg: Config{Interface: "wgt", KeyFile: "/nonexistent"}, pub: k.Public(),
 		kick: make(chan struct{}, 1), applying: make(chan struct{}, 1), clients: map[string]*client.Client{}}
@@ -109,4 +113,52 @@ func TestReconcileRace(t *testing.T) {
 			t.Errorf("interface left at %q, agent says revision %d; want %s", plane.last, a.Applied(), want)
 		}
 	})
+}
+
+// unresolvedPlane is a data plane that says some peers' endpoint host names
+// never resolved.
+type unresolvedPlane struct {
+	gatePlane
+	names []string
+}
+
+func (p *unresolvedPlane) Unresolved() []string { return p.names }
+
+// TestUnresolvedReported: peers a data plane configured without their
+// endpoint are counted in wgnet_agent_endpoints_unresolved and named by
+// Agent.Unresolved, until a reconcile finds every name resolving.
+func TestUnresolvedReported(t *testing.T) {
+	ctx := context.Background()
+	plane := &unresolvedPlane{gatePlane: gatePlane{gate: make(chan struct{}), entered: make(chan struct{}, 4)}, names: []string{"b (b.test: no such host)"}}
+	close(plane.gate)
+	a := testAgent(t, plane)
+	if err := a.apply(ctx, testState(t, 1, "b"), true); err != nil {
+		t.Fatal(err)
+	}
+	<-plane.entered
+	if got := gauge(t, a, "wgnet_agent_endpoints_unresolved"); got != 1 || !slices.Equal(a.Unresolved(), plane.names) {
+		t.Errorf("after an apply with b unresolved: metric %v, Unresolved %q", got, a.Unresolved())
+	}
+	plane.names = nil
+	a.reconcile(ctx)
+	<-plane.entered
+	if got := gauge(t, a, "wgnet_agent_endpoints_unresolved"); got != 0 || a.Unresolved() != nil {
+		t.Errorf("after a reconcile with every name resolving: metric %v, Unresolved %q", got, a.Unresolved())
+	}
+}
+
+// gauge is the value of the agent's gauge name, as a scrape reads it.
+func gauge(t *testing.T, a *Agent, name string) float64 {
+	t.Helper()
+	mfs, err := a.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no gauge %s", name)
+	return 0
 }

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http/httptrace"
 	"net/netip"
 	"net/url"
 	"reflect"
+	"slices"
 	"sync"
 	"time"
 
@@ -71,6 +73,9 @@ func (a *Agent) follow(ctx context.Context) {
 		if err == nil {
 			snapshot, err = a.poll(ctx, c)
 		}
+		if errors.Is(err, errAddrGone) {
+			continue // at once, from an address the host has
+		}
 		if err == nil {
 			if fails > 0 {
 				a.opts.Log.Info("controller reachable again", "controller", u, "after_failures", fails)
@@ -103,6 +108,29 @@ func (a *Agent) follow(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// errAddrGone is a long poll stopped because the host lost the address it
+// was sent from: the answer would never arrive.
+var errAddrGone = errors.New("the long poll's local address is gone from this host")
+
+// checkPollAddr stops the long poll in flight when the address it was sent
+// from is no longer on the host (the underlay moved): its answer would never
+// arrive, and the agent would hear of changes only when it times out.
+func (a *Agent) checkPollAddr() {
+	a.mu.Lock()
+	local, cancel := a.pollLocal, a.pollCancel
+	a.mu.Unlock()
+	if !local.IsValid() || cancel == nil {
+		return
+	}
+	addrs, err := a.opts.LocalAddrs()
+	// (Every loopback address is the host's while it has one: 127.0.0.0/8.)
+	if err != nil || slices.Contains(addrs, local) || (local.IsLoopback() && slices.ContainsFunc(addrs, netip.Addr.IsLoopback)) {
+		return
+	}
+	a.opts.Log.Info("the long poll's local address is gone from this host: polling again now", "address", local)
+	cancel(errAddrGone)
 }
 
 // errPlane marks a failure of the data plane, not of the controller.
@@ -149,11 +177,28 @@ func (a *Agent) take(ctx context.Context, st *api.AgentState) error {
 // onto the state the agent has; it says whether a snapshot is still needed
 // (a controller that sent no state, or a delta that does not apply here).
 func (a *Agent) poll(ctx context.Context, c *client.Client) (bool, error) {
+	pctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	pctx = httptrace.WithClientTrace(pctx, &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) {
+		if ap, err := netip.ParseAddrPort(i.Conn.LocalAddr().String()); err == nil {
+			a.mu.Lock()
+			a.pollLocal = ap.Addr().WithZone("").Unmap()
+			a.mu.Unlock()
+		}
+	}})
 	a.mu.Lock()
 	since := a.followed
+	a.pollCancel = cancel
 	a.mu.Unlock()
-	ch, err := c.AgentChanges(ctx, since, a.opts.Wait, true)
+	ch, err := c.AgentChanges(pctx, since, a.opts.Wait, true)
+	a.mu.Lock()
+	a.pollLocal, a.pollCancel = netip.Addr{}, nil
+	a.mu.Unlock()
 	if err != nil {
+		if ctx.Err() == nil && errors.Is(context.Cause(pctx), errAddrGone) {
+			c.Close() // idle connections may be from the lost address too
+			return false, errAddrGone
+		}
 		return false, err
 	}
 	a.answered()
@@ -227,6 +272,7 @@ func (a *Agent) applyHeld(ctx context.Context, st *api.AgentState, fromControlle
 			return err
 		}
 		a.opts.Log.Info("applied", "revision", st.Revision, "peers", len(st.Peers), "took", time.Since(start).Round(time.Microsecond))
+		a.noteUnresolved()
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -312,6 +358,7 @@ func (a *Agent) houseLoop(ctx context.Context) {
 		case <-tick.C:
 		}
 		a.checkSafety(ctx)
+		a.checkPollAddr()
 		if time.Since(resolved) < a.opts.ResolveEvery {
 			continue
 		}
@@ -340,7 +387,35 @@ func (a *Agent) reconcile(ctx context.Context) {
 	if h, err := Intent(st, a.cfg.KeyFile, a.pub); err == nil {
 		if err := a.opts.Plane.Apply(ctx, name, h); err != nil {
 			a.opts.Log.Warn("periodic reconcile", "err", err)
+		} else {
+			a.noteUnresolved()
 		}
+	}
+}
+
+// unresolver is a data plane that configures a peer whose endpoint host name
+// has never resolved without an endpoint, and says which (UpPlane).
+type unresolver interface{ Unresolved() []string }
+
+// noteUnresolved, after an apply, says and counts the peers whose endpoint
+// host name has never resolved; the apply lock is held.
+func (a *Agent) noteUnresolved() {
+	u, ok := a.opts.Plane.(unresolver)
+	if !ok {
+		return
+	}
+	peers := u.Unresolved()
+	a.m.unresolved.Set(float64(len(peers)))
+	a.mu.Lock()
+	had := len(a.unresolved)
+	a.unresolved = peers
+	a.mu.Unlock()
+	switch {
+	case len(peers) > 0:
+		a.opts.Log.Warn("endpoint host names that have never resolved: these peers are configured without an endpoint (they can still dial in); resolved again at each reconcile",
+			"peers", peers, "every", a.opts.ResolveEvery)
+	case had > 0:
+		a.opts.Log.Info("every endpoint host name resolves now")
 	}
 }
 
