@@ -133,17 +133,25 @@ func guarded(st *api.AgentState, keyFile string, own wgkey.Key, prev made) (*int
 	h.Peers = make([]wgconf.Peer, len(st.Peers))
 	var unreadable error // a peer's endpoint; said once every peer is judged
 	j := 0               // the next peer of prev.st to match
+	// Peers kept from prev are copied a run at a time (h.Peers[ri:ri+rn]
+	// from prev.h.Peers[rj:]), not one 300-byte struct at a time.
+	ri, rj, rn := 0, 0, 0
 	for i, p := range st.Peers {
 		wp := &h.Peers[i]
 		if prev.st != nil {
 			if i > 0 && st.Peers[i-1].Name >= p.Name {
-				prev = made{} // not sorted: judged one by one
+				copy(h.Peers[ri:ri+rn], prev.h.Peers[rj:rj+rn])
+				prev, rn = made{}, 0 // not sorted: judged one by one
 			} else {
 				for j < len(prev.st.Peers) && prev.st.Peers[j].Name < p.Name {
 					j++
 				}
 				if j < len(prev.st.Peers) && samePeer(&prev.st.Peers[j], &st.Peers[i]) {
-					*wp = prev.h.Peers[j]
+					if rn == 0 || ri+rn != i || rj+rn != j {
+						copy(h.Peers[ri:ri+rn], prev.h.Peers[rj:rj+rn])
+						ri, rj, rn = i, j, 0
+					}
+					rn++
 					continue
 				}
 			}
@@ -174,6 +182,9 @@ func guarded(st *api.AgentState, keyFile string, own wgkey.Key, prev made) (*int
 			}
 			wp.Endpoint = &ep
 		}
+	}
+	if rn > 0 {
+		copy(h.Peers[ri:ri+rn], prev.h.Peers[rj:rj+rn])
 	}
 	if unreadable != nil {
 		return nil, unreadable
