@@ -127,6 +127,22 @@ func TestAgentReresolveNetns(t *testing.T) {
 	// secondary ones of its subnet with it.)
 	a2.h.must(t, nil, "ip", "addr", "del", "198.18.0.12/24", "dev", "eth0")
 	a2.h.must(t, nil, "ip", "addr", "add", "198.18.0.52/24", "dev", "eth0")
+	// a2's long poll went out from the address it lost: a2 sees that (every
+	// second) and polls again from its new one, so a change reaches it at
+	// once, not when that poll times out (30 s).
+	appliedAt := func(a *agentHost) int { return strings.Count(a.logText(), "msg=applied ") }
+	before, moved := appliedAt(a2), time.Now()
+	l.admin("set", "a2", "--network", "demo", "--route", "172.31.2.0/24", "--route", "172.31.42.0/24")
+	for appliedAt(a2) == before {
+		if time.Since(moved) > 8*time.Second {
+			t.Fatalf("a2 did not apply a change within 8 s of losing the address its long poll went out from\n%s", a2.logText())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("a2 applied a change %.1f s after losing its poll's address (from the admin's command)", time.Since(moved).Seconds())
+	if !strings.Contains(a2.logText(), "the long poll's local address is gone from this host") {
+		t.Errorf("a2 does not say its long poll's address went:\n%s", a2.logText())
+	}
 	time.Sleep(2500 * time.Millisecond) // more than a resolve period
 	for _, a := range []*agentHost{a1, a3} {
 		if got := endpointOf(t, a, pub); got != "198.18.0.12:51820" {
@@ -158,8 +174,7 @@ func TestAgentReresolveNetns(t *testing.T) {
 	// The name stops resolving (gone from the file; DNS in the namespace
 	// answers nothing). A change (a2 routes one more subnet) is still applied
 	// by the agents that have a2 by name, and they keep the address the name
-	// had. (a2 is not asked: its long poll went out from the
-	// address it lost, and it hears of changes when that poll times out.)
+	// had.
 	setName("")
 	time.Sleep(7 * time.Second) // a resolve period and Go's hosts cache
 	changed = time.Now()
