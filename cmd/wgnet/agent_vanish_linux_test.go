@@ -220,7 +220,7 @@ func (r *tlsRelay) cutsFor(from string) []cutAnswer {
 
 // ifaceState is what an agent has applied on its host: wg0's peers (key,
 // endpoint, allowed IPs, keepalive; not handshakes or counters), addresses
-// and routes, and the last good state it cached.
+// and routes, and the last good state it cached (base and journal).
 func ifaceState(t *testing.T, a *agentHost) string {
 	t.Helper()
 	var lines []string
@@ -233,7 +233,11 @@ func ifaceState(t *testing.T, a *agentHost) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return strings.Join(lines, "\n") + "\nstate.json " + string(cache)
+	journal, err := os.ReadFile(filepath.Join(a.dir, "state.journal")) // the changes after state.json
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(lines, "\n") + "\nstate.json " + string(cache) + "\nstate.journal " + string(journal)
 }
 
 // TestAgentVanishNetns is issue 15's "an agent whose controller vanishes

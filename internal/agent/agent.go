@@ -295,6 +295,8 @@ type Agent struct {
 	kick chan struct{} // asks for a report now
 	// made is the last intent made of a state (IntentAfter's memo).
 	made made
+	// cache is what the cache files hold (journal.go).
+	cache cacheFiles
 }
 
 // intent is Intent(st) for this agent, made after the last one: a peer the
@@ -326,12 +328,12 @@ func New(opts Options) (*Agent, error) {
 	a := &Agent{opts: opts, cfg: cfg, pub: k.Public(), urls: slices.Clone(cfg.URLs), clients: map[string]*client.Client{}, kick: make(chan struct{}, 1),
 		applying: make(chan struct{}, 1)}
 	a.m = newMetrics(opts.Registry, a)
-	c, err := LoadCache(opts.Dir)
+	c, files, err := loadCache(opts.Dir, opts.Log)
 	if err != nil {
 		return nil, err
 	}
 	if c != nil {
-		a.applied, a.followed = &c.State, c.Followed
+		a.applied, a.followed, a.cache = &c.State, c.Followed, files
 		a.learn(c.State.URLs)
 	}
 	return a, nil
@@ -454,16 +456,4 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
-}
-
-// cacheLocked writes the last good state and the revision followed.
-func (a *Agent) cacheLocked() error {
-	if a.applied == nil {
-		return nil
-	}
-	b, err := marshalCache(Cache{State: *a.applied, Followed: a.followed})
-	if err != nil {
-		return err
-	}
-	return atomicfile.Write(filepath.Join(a.opts.Dir, StateFile), append(b, '\n'), 0o600, 0o700)
 }

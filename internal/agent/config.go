@@ -97,16 +97,3 @@ func LoadConfig(dir string) (Config, error) {
 	}
 	return c, err
 }
-
-// LoadCache reads the last good state (nil when there is none).
-func LoadCache(dir string) (*Cache, error) {
-	var c Cache
-	err := readJSON(filepath.Join(dir, StateFile), &c)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &c, nil
-}

@@ -7,11 +7,11 @@ import (
 	"path/filepath"
 )
 
-// removeFiles deletes what join wrote in dir: the state, the config (with the
+// removeFiles deletes what join wrote in dir: the state (base and journal), the config (with the
 // credential) and the private key when it is the one join made there.
 func removeFiles(dir, keyFile string) error {
 	var errs []error
-	for _, f := range []string{StateFile, ConfigFile} {
+	for _, f := range []string{StateFile, JournalFile, ConfigFile} {
 		if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}
