@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -247,10 +246,5 @@ func readTrusted(path string) ([]byte, error) {
 	if err := trust.Path(path); err != nil {
 		return nil, err
 	}
-	f, err := trust.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return io.ReadAll(f)
+	return trust.ReadFile(path)
 }

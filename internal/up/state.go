@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -188,10 +187,5 @@ func readStateFile(dir, path string) ([]byte, error) {
 	if err := trust.Path(dir); err != nil {
 		return nil, err
 	}
-	f, err := trust.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return io.ReadAll(f)
+	return trust.ReadFile(path)
 }
