@@ -692,7 +692,9 @@ func TestPolicyArticleCase(t *testing.T) {
 }
 
 // settleHandshakes waits (at most 20 s) until every host's latest handshake is
-// at least quiet old.
+// at least quiet old. wg reports handshake times in whole seconds, cut down: a
+// handshake shown at second N happened before N+1, so that is where quiet
+// starts.
 func (l *lab) settleHandshakes(quiet time.Duration) {
 	l.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -705,7 +707,7 @@ func (l *lab) settleHandshakes(quiet time.Duration) {
 				newest = max(newest, n)
 			}
 		}
-		wait := time.Unix(newest, 0).Add(quiet).Sub(time.Now())
+		wait := time.Unix(newest+1, 0).Add(quiet).Sub(time.Now())
 		if wait <= 0 || time.Now().After(deadline) {
 			return
 		}
@@ -743,13 +745,15 @@ type liveCheck struct {
 	}
 }
 
-// startLive waits for the sessions to settle (a spoke's first session is made
-// again REKEY_TIMEOUT, 5 s, after up), then starts count pings, every 50 ms,
+// startLive waits for the sessions to settle (an initiation left unanswered
+// when two peers dial each other at once is sent again REKEY_TIMEOUT, 5 s,
+// plus up to 1/3 s of jitter, later; 7 s leaves room for a loaded machine's
+// timers), then starts count pings, every 50 ms,
 // on flows the article's policy still allows.
 func (l *lab) startLive(hs *handshakeCounter, count int) *liveCheck {
 	t := l.t
 	s1, s2, s3, s4 := l.hosts[1], l.hosts[2], l.hosts[3], l.hosts[4]
-	l.settleHandshakes(6 * time.Second)
+	l.settleHandshakes(7 * time.Second)
 	c := &liveCheck{l: l, hs: hs, hsBefore: hs.read(), before: map[string]map[string]string{}}
 	for _, h := range l.hosts {
 		c.before[h.name] = latestHandshakes(t, h)
