@@ -163,7 +163,7 @@ func TestFullTunnelIptablesSameAsWgQuick(t *testing.T) {
 	if afterOurs != afterQuick {
 		t.Errorf("after down, wgnet and wg-quick leave different namespaces (- wg-quick, + wgnet):\n%s", lineDiff(afterQuick, afterOurs))
 	}
-	want := strings.Replace(before, "src_valid_mark = 0", "src_valid_mark = 1", 1)
+	want := leftByDown(before)
 	if afterOurs != want {
 		t.Errorf("wgnet down did not restore the namespace but for src_valid_mark (- before, + after):\n%s", lineDiff(want, afterOurs))
 	}
@@ -197,11 +197,5 @@ func TestFullTunnelAdoptIptablesFromWgQuick(t *testing.T) {
 		t.Errorf("the adopting sync changed the namespace (- wg-quick, + after sync):\n%s", lineDiff(quick, now))
 	}
 	l.reach(t, "adopted")
-	if out, err := l.wgnet(t, "down", l.clientIf); err != nil {
-		t.Fatalf("wgnet down: %v\n%s", err, out)
-	}
-	want := strings.Replace(before, "src_valid_mark = 0", "src_valid_mark = 1", 1)
-	if after := l.tunnelDump(t, false) + iptablesDump(t, l.client); after != want {
-		t.Errorf("wgnet down of the adopted full tunnel left (- before, + after):\n%s", lineDiff(want, after))
-	}
+	l.downRestores(t, before, func() string { return l.tunnelDump(t, false) + iptablesDump(t, l.client) }, "wgnet down of the adopted full tunnel left")
 }

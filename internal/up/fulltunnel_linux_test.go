@@ -165,6 +165,25 @@ func (l *tunnelLab) wgnet(t *testing.T, args ...string) (string, error) {
 	return l.client.Try(argv...)
 }
 
+// leftByDown is the namespace dump before, as down leaves it: the same, but
+// for src_valid_mark, which down leaves at 1 as wg-quick does.
+func leftByDown(before string) string {
+	return strings.Replace(before, "src_valid_mark = 0", "src_valid_mark = 1", 1)
+}
+
+// downRestores takes the client's tunnel down with wgnet and checks that dump
+// reads the namespace as leftByDown(before); what says what failed.
+func (l *tunnelLab) downRestores(t *testing.T, before string, dump func() string, what string) {
+	t.Helper()
+	if out, err := l.wgnet(t, "down", l.clientIf); err != nil {
+		t.Fatalf("wgnet down: %v\n%s", err, out)
+	}
+	want := leftByDown(before)
+	if after := dump(); after != want {
+		t.Errorf("%s (- before, + after):\n%s", what, lineDiff(want, after))
+	}
+}
+
 // tunnelDump is what a full tunnel changes in the client's namespace: rules,
 // routes of every table, the nft ruleset, the device's fwmark and the sysctls,
 // each section's lines sorted (compared as sets).
@@ -279,7 +298,7 @@ func TestFullTunnelSameAsWgQuick(t *testing.T) {
 	if afterOurs != afterQuick {
 		t.Errorf("after down, wgnet and wg-quick leave different namespaces (- wg-quick, + wgnet):\n%s", lineDiff(afterQuick, afterOurs))
 	}
-	want := strings.Replace(before, "src_valid_mark = 0", "src_valid_mark = 1", 1)
+	want := leftByDown(before)
 	if afterOurs != want {
 		t.Errorf("wgnet down did not restore the namespace but for src_valid_mark (- before, + after):\n%s", lineDiff(want, afterOurs))
 	}
@@ -418,14 +437,7 @@ func TestFullTunnelAdoptFromWgQuick(t *testing.T) {
 		t.Errorf("sync does not say it adopts the interface:\n%s", out)
 	}
 	l.reach(t, "adopted")
-	if out, err := l.wgnet(t, "down", l.clientIf); err != nil {
-		t.Fatalf("wgnet down: %v\n%s", err, out)
-	}
-	after := l.tunnelDump(t, false)
-	want := strings.Replace(before, "src_valid_mark = 0", "src_valid_mark = 1", 1)
-	if after != want {
-		t.Errorf("wgnet down of the adopted full tunnel left (- before, + after):\n%s", lineDiff(want, after))
-	}
+	l.downRestores(t, before, func() string { return l.tunnelDump(t, false) }, "wgnet down of the adopted full tunnel left")
 }
 
 // TestDNSSameAsWgQuick: `DNS = ` with a stub resolvconf first in PATH (the real

@@ -148,13 +148,7 @@ func TestFullTunnelSyncSplitAndBack(t *testing.T) {
 	if again := l.tunnelDump(t, true); again != full {
 		t.Errorf("the full tunnel after the round trip differs (- first, + again):\n%s", lineDiff(full, again))
 	}
-	if out, err := l.wgnet(t, "down", l.clientIf); err != nil {
-		t.Fatalf("wgnet down: %v\n%s", err, out)
-	}
-	want := strings.Replace(before, "src_valid_mark = 0", "src_valid_mark = 1", 1)
-	if after := l.tunnelDump(t, false); after != want {
-		t.Errorf("down did not restore the namespace but for src_valid_mark (- before, + after):\n%s", lineDiff(want, after))
-	}
+	l.downRestores(t, before, func() string { return l.tunnelDump(t, false) }, "down did not restore the namespace but for src_valid_mark")
 }
 
 // TestFullTunnelForeignRemoval: a wgnet full tunnel removed by another tool
@@ -211,13 +205,7 @@ func TestFullTunnelForeignRemoval(t *testing.T) {
 				t.Errorf("the full tunnel after %s and up differs from the first (- first, + again):\n%s", c.how, lineDiff(first, again))
 			}
 			l.reach(t, "up after "+c.how)
-			if out, err := l.wgnet(t, "down", l.clientIf); err != nil {
-				t.Fatalf("wgnet down: %v\n%s", err, out)
-			}
-			want := strings.Replace(before, "src_valid_mark = 0", "src_valid_mark = 1", 1)
-			if after := l.tunnelDump(t, false) + iptablesDump(t, l.client); after != want {
-				t.Errorf("down did not restore the namespace but for src_valid_mark (- before, + after):\n%s", lineDiff(want, after))
-			}
+			l.downRestores(t, before, func() string { return l.tunnelDump(t, false) + iptablesDump(t, l.client) }, "down did not restore the namespace but for src_valid_mark")
 		})
 	}
 }
@@ -267,7 +255,7 @@ func TestFullTunnelRollbackNetns(t *testing.T) {
 		t.Errorf("the rollback does not say src_valid_mark stays set:\n%s", out)
 	}
 	back := l.tunnelDump(t, true) + iptablesDump(t, l.client)
-	if want := strings.Replace(split, "src_valid_mark = 0", "src_valid_mark = 1", 1); back != want {
+	if want := leftByDown(split); back != want {
 		t.Errorf("after the rollback (- split but src_valid_mark, + now):\n%s", lineDiff(want, back))
 	}
 	if out, err := l.wgnet(t, "down", l.clientIf); err != nil {
