@@ -281,11 +281,13 @@ func (l *lab) stopDaemons() {
 	}
 }
 
-// ping checks that from reaches addr, retrying while handshakes complete.
+// ping checks that from reaches addr, retrying while handshakes complete: 7
+// one-second tries outlast a first initiation lost and sent again after
+// REKEY_TIMEOUT (5 s) plus jitter.
 func ping(t *testing.T, from *netnstest.NS, addr netip.Addr) error {
 	t.Helper()
 	var err error
-	for try := 0; try < 4; try++ {
+	for try := 0; try < 7; try++ {
 		if _, err = from.Try("ping", "-c", "1", "-W", "1", addr.String()); err == nil {
 			return nil
 		}
