@@ -59,7 +59,9 @@ func (c *ctl) serve(t testing.TB, addr string) {
 	c.addr = ln.Addr().String()
 	c.url = "https://" + c.addr
 	c.srv = controller.New(c.st, controller.Config{URLs: append([]string{c.url}, c.extra...), CAHash: c.caHash})
-	c.hs = &http.Server{Handler: c.srv, TLSConfig: c.tls.Config}
+	// A clone per server: ServeTLS adds HTTP/2 to its TLSConfig's NextProtos
+	// (a write), and two servers on one config race (go test -race).
+	c.hs = &http.Server{Handler: c.srv, TLSConfig: c.tls.Config.Clone()}
 	go c.hs.ServeTLS(ln, "", "")
 }
 
