@@ -328,13 +328,13 @@ func (s *Server) compiledNetwork(ctx context.Context, network string, n store.Ne
 // compile reads network from the store and compiles it at its current
 // revision, known by the log's entry there.
 func (s *Server) compile(ctx context.Context, network string) (*compiled, error) {
-	n, hs, err := s.store.Hosts(ctx, network)
+	n, hs, log, err := s.store.HostsAndLog(ctx, network, 0, 1) // one transaction: the hosts at the log's entry
 	if err != nil {
 		return nil, err
 	}
-	mark, err := s.logEntry(ctx, network, n.Revision)
-	if err != nil {
-		return nil, err
+	mark, ok := entryAt(log, n.Revision)
+	if !ok {
+		mark = store.Change{Revision: n.Revision}
 	}
 	sp, err := toSpec(n, hs)
 	if err != nil {

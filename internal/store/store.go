@@ -300,6 +300,13 @@ type Store interface {
 	Hosts(ctx context.Context, network string) (Network, []Host, error)
 	// Changes returns the log entries after revision since, oldest first, at most limit (0: all).
 	Changes(ctx context.Context, network string, since uint64, limit int) ([]Change, error)
+	// HostsAndLog is Hosts and the log's entries after revision since (the
+	// newest last of them when last > 0; oldest first) read in one
+	// transaction: both at the network's revision, so that the log's last
+	// entry, when the revision is above since, is the one at n.Revision and
+	// no entry is of a later revision than the hosts. Hosts then Changes, two
+	// reads, can disagree: a change committed between them.
+	HostsAndLog(ctx context.Context, network string, since uint64, last int) (Network, []Host, []Change, error)
 
 	// CreateToken stores a token by its hash.
 	CreateToken(ctx context.Context, t Token) error

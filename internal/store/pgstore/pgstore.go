@@ -546,6 +546,30 @@ func (s *Store) Changes(ctx context.Context, network string, since uint64, limit
 	return out, err
 }
 
+// HostsAndLog implements store.Store: one REPEATABLE READ transaction, one
+// snapshot.
+func (s *Store) HostsAndLog(ctx context.Context, network string, since uint64, last int) (store.Network, []store.Host, []store.Change, error) {
+	var n store.Network
+	var hs []store.Host
+	var cs []store.Change
+	err := s.read(ctx, func(tx pgx.Tx) (err error) {
+		if n, err = networkTx(ctx, tx, network, false); err != nil {
+			return err
+		}
+		if hs, err = hostsTx(ctx, tx, network, ""); err != nil {
+			return err
+		}
+		store.MarkHub(n, hs)
+		q, args := limited(`SELECT revision, kind, host, time FROM changes WHERE network = $1 AND revision > $2 ORDER BY revision DESC`, last, network, int64(since))
+		if cs, err = collect(ctx, tx, scanChange, q, args...); err != nil {
+			return err
+		}
+		slices.Reverse(cs)
+		return nil
+	})
+	return n, hs, cs, err
+}
+
 // limited adds a LIMIT to q when limit > 0.
 func limited(q string, limit int, args ...any) (string, []any) {
 	if limit > 0 {

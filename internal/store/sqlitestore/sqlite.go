@@ -615,32 +615,58 @@ func (s *Store) Hosts(ctx context.Context, network string) (store.Network, []sto
 
 // Changes implements store.Store.
 func (s *Store) Changes(ctx context.Context, network string, since uint64, limit int) ([]store.Change, error) {
-	if limit <= 0 {
-		limit = -1
-	}
 	var out []store.Change
-	err := s.read(ctx, func(tx *sql.Tx) error {
+	err := s.read(ctx, func(tx *sql.Tx) (err error) {
 		if _, err := networkTx(ctx, tx, network); err != nil {
 			return err
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT revision, kind, host, time FROM changes
-			WHERE network = ? AND revision > ? ORDER BY revision LIMIT ?`, network, since, limit)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var c store.Change
-			var t int64
-			if err := rows.Scan(&c.Revision, &c.Kind, &c.Host, &t); err != nil {
-				return err
-			}
-			c.Time = time.Unix(0, t).UTC()
-			out = append(out, c)
-		}
-		return rows.Err()
+		out, err = changesTx(ctx, tx, network, since, limit, false)
+		return err
 	})
 	return out, err
+}
+
+// HostsAndLog implements store.Store: one read transaction, one snapshot.
+func (s *Store) HostsAndLog(ctx context.Context, network string, since uint64, last int) (store.Network, []store.Host, []store.Change, error) {
+	var n store.Network
+	var hs []store.Host
+	var cs []store.Change
+	err := s.read(ctx, func(tx *sql.Tx) (err error) {
+		if n, hs, err = snapshotTx(ctx, tx, network); err != nil {
+			return err
+		}
+		cs, err = changesTx(ctx, tx, network, since, last, true)
+		return err
+	})
+	return n, hs, cs, err
+}
+
+// changesTx reads the log of network after since, oldest first: at most
+// limit entries (0: all), the oldest of them, or the newest with newest.
+func changesTx(ctx context.Context, tx *sql.Tx, network string, since uint64, limit int, newest bool) ([]store.Change, error) {
+	if limit <= 0 {
+		limit = -1
+	}
+	q := `SELECT revision, kind, host, time FROM changes WHERE network = ? AND revision > ? ORDER BY revision LIMIT ?`
+	if newest {
+		q = `SELECT * FROM (SELECT revision, kind, host, time FROM changes WHERE network = ? AND revision > ? ORDER BY revision DESC LIMIT ?) ORDER BY revision`
+	}
+	rows, err := tx.QueryContext(ctx, q, network, since, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Change
+	for rows.Next() {
+		var c store.Change
+		var t int64
+		if err := rows.Scan(&c.Revision, &c.Kind, &c.Host, &t); err != nil {
+			return nil, err
+		}
+		c.Time = time.Unix(0, t).UTC()
+		out = append(out, c)
+	}
+	return out, rows.Err()
 }
 
 // CreateToken implements store.Store.

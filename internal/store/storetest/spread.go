@@ -44,6 +44,9 @@ func (p *spread) RemoveHost(ctx context.Context, n, name string) (uint64, error)
 func (p *spread) Hosts(ctx context.Context, n string) (store.Network, []store.Host, error) {
 	return p.next().Hosts(ctx, n)
 }
+func (p *spread) HostsAndLog(ctx context.Context, n string, since uint64, last int) (store.Network, []store.Host, []store.Change, error) {
+	return p.next().HostsAndLog(ctx, n, since, last)
+}
 func (p *spread) Changes(ctx context.Context, n string, since uint64, limit int) ([]store.Change, error) {
 	return p.next().Changes(ctx, n, since, limit)
 }

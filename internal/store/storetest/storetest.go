@@ -36,6 +36,7 @@ func Run(t *testing.T, open Open) {
 		{"TokenSingleUseConcurrent", testTokenSingleUse},
 		{"TokenExpiryAndUses", testTokenExpiry},
 		{"ChangesSince", testChangesSince},
+		{"HostsAndLog", testHostsAndLog},
 		{"EnrollConcurrent", testEnrollConcurrent},
 		{"EnrollAtomic", testEnrollAtomic},
 		{"Validate", testValidate},
