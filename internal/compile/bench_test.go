@@ -112,3 +112,41 @@ func TestHubRoutesAgainstSlow(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkPrepareDiff is the controller's work per change with Prepare and
+// Diff instead of Compile and a comparison of every peer: a host added to a
+// big network, the new network prepared and diffed against the old.
+func BenchmarkPrepareDiff(b *testing.B) {
+	for _, tc := range []struct {
+		name     string
+		n        int
+		topology string
+	}{
+		{"mesh-1000", 1000, spec.TopologyMesh},
+		{"hub-10000", 10000, spec.TopologyHub},
+	} {
+		s, priv := bigNetwork(b, tc.n+1, tc.topology, false)
+		for i := range s.Hosts { // public keys only, as a controller has
+			s.Hosts[i].PublicKey = priv.PrivateKeys[s.Hosts[i].Name].Public()
+		}
+		sec := spec.Secrets{}
+		before := *s
+		before.Hosts = s.Hosts[:tc.n]
+		old, err := Prepare(&before, sec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(tc.name+"-add", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				cur, err := Prepare(s, sec)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if ch := Diff(old, cur); !ch.Incremental || len(ch.Hosts) != tc.n+1 && tc.topology == spec.TopologyMesh {
+					b.Fatalf("%d hosts changed, incremental %v", len(ch.Hosts), ch.Incremental)
+				}
+			}
+		})
+	}
+}

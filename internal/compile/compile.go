@@ -7,12 +7,14 @@
 package compile
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
 	"runtime"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/wgnet/wgnet/internal/intent"
@@ -36,47 +38,46 @@ func DefaultPrivateKeyFile(iface string) string { return "/etc/wireguard/" + ifa
 // read-only parts (a peer's AllowedIPs and Endpoint are the same in every config
 // that lists it): Clone a host before changing it. The spec should have
 // passed spec validation; Compile still refuses, with every reason, what it cannot
-// compile (a host with no key at all, a missing preshared key).
+// compile (a host with no key at all, a missing preshared key). It is Prepare
+// and every host's peers (network.go).
 func Compile(s *spec.Spec, sec spec.Secrets) ([]intent.Host, error) {
-	c, err := newCompiler(s, sec)
+	n, err := Prepare(s, sec)
 	if err != nil {
 		return nil, err
 	}
-	c.shared()
-	// Each host's config is its own: built on every core (a 1,000-host mesh is
-	// a million peers), each by a copy of the compiler with errors of its own,
-	// joined in host order as one run in order gives them. iface and peers
-	// only read what the compiler shares (the policy's index locks itself).
-	built := make([]intent.Host, len(c.hosts))
-	errs := make([][]error, len(c.hosts))
+	// Each host's peers are its own: built on every core (a 1,000-host mesh
+	// is a million peers).
+	c := n.c
+	built := make([][]wgconf.Peer, len(c.hosts))
+	c.each(func(i int) { built[i] = c.peers(i) })
+	out := make([]intent.Host, 0, len(c.hosts))
+	for i, h := range c.hosts {
+		if !h.External { // wgnet writes no config for it; the others peer with it
+			hc := n.heads[i]
+			hc.Peers = built[i]
+			out = append(out, hc)
+		}
+	}
+	return out, nil
+}
+
+// each calls f with the index of every host wgnet writes a config for (not
+// an external one), the hosts shared out among the cores. f only reads what
+// the compiler shares (the policy's index locks itself) and writes its own
+// host's slot.
+func (c *compiler) each(f func(i int)) {
 	workers := min(runtime.GOMAXPROCS(0), len(c.hosts))
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
 			for i := w; i < len(c.hosts); i += workers {
-				if c.hosts[i].External {
-					continue // wgnet writes no config for it; the others peer with it
+				if !c.hosts[i].External {
+					f(i)
 				}
-				own := *c
-				own.errs = nil
-				built[i] = own.iface(c.hosts[i])
-				built[i].Peers = own.peers(c.hosts[i])
-				errs[i] = own.errs
 			}
 		})
 	}
 	wg.Wait()
-	out := make([]intent.Host, 0, len(c.hosts))
-	for i, h := range c.hosts {
-		if !h.External {
-			out = append(out, built[i])
-		}
-		c.errs = append(c.errs, errs[i]...)
-	}
-	if len(c.errs) > 0 {
-		return nil, errors.Join(c.errs...)
-	}
-	return out, nil
 }
 
 // compiler is one Compile under way: the spec, its secrets, the hosts by name, and
@@ -235,65 +236,99 @@ func (c *compiler) iface(h *spec.Host) intent.Host {
 	return ih
 }
 
-// peers is h's peer list: everyone in a mesh and on the hub, the hub alone on a
-// spoke (with the overlay and every other host's routes).
-func (c *compiler) peers(h *spec.Host) []wgconf.Peer {
-	hub := c.hub
-	var others []int // by index in hosts
-	switch {
-	case hub == nil, h.Name == hub.Name: // mesh, or the hub: everyone
-		others = make([]int, 0, len(c.hosts))
-		for i, o := range c.hosts {
-			if o.Name != h.Name {
-				others = append(others, i)
-			}
-		}
-	default:
-		others = []int{c.hubAt}
+// peers is the peer list of hosts[h]: everyone in a mesh and on the hub, the
+// hub alone on a spoke (with the overlay and every other host's routes).
+func (c *compiler) peers(h int) []wgconf.Peer {
+	n := 1
+	if c.hub == nil || h == c.hubAt {
+		n = len(c.hosts) - 1
 	}
 	// Each peer is filled in where it stays: a wgconf.Peer is some 300 bytes,
 	// and a 1,000-host mesh has a million.
-	peers := make([]wgconf.Peer, 0, len(others))
-	for _, i := range others {
-		o := c.hosts[i]
+	peers := make([]wgconf.Peer, 0, max(n, 0))
+	for o := range c.hosts {
+		if !c.lists(h, o) {
+			continue
+		}
 		peers = peers[:len(peers)+1]
-		p := &peers[len(peers)-1]
-		p.Name, p.PublicKey, p.PersistentKeepalive, p.Endpoint = o.Name, c.pub[i], h.Keepalive, c.endpoints[i]
-		if len(c.psk) > 0 { // else no pair to build and hash per peer
-			if pair := (spec.Pair{h.Name, o.Name}).Key(); c.psk[pair] {
-				k, ok := c.sec.PresharedKeys[pair]
-				if !ok && pair[0] == h.Name { // say it once per pair
-					c.errs = append(c.errs, fmt.Errorf("preshared key for %s+%s is missing from the secrets (`wgnet set %s --preshared-with %s` makes one)", pair[0], pair[1], pair[0], pair[1]))
-				}
-				p.PresharedKey = k
-			}
-		}
-		if hub != nil && h.Name != hub.Name {
-			// A spoke reaches the whole overlay and every other host's subnets
-			// through the hub.
-			p.AllowedIPs = c.viaHub.without(h)
-			p.Comments = []string{"hub: the overlay and every other host's routed subnets"}
-			if len(h.FullTunnel) > 0 {
-				p.AllowedIPs = fullTunnel(h.FullTunnel, p.AllowedIPs)
-				p.Comments = []string{"hub: all traffic (full tunnel " + joinPrefixes(h.FullTunnel) + ")"}
-			}
-		} else {
-			p.AllowedIPs = c.direct[i]
-		}
-		if o.External {
-			p.Comments = append(p.Comments, intent.ExternalPeerComment())
-		}
-		if hub == nil && c.policy.Present {
-			// A mesh peer carries only the prefixes the policy lets talk with
-			// this host in some direction; none: the two never talk, no peer.
-			if p.AllowedIPs = c.talking(h, p.AllowedIPs); len(p.AllowedIPs) == 0 {
-				*p = wgconf.Peer{}
-				peers = peers[:len(peers)-1]
-				continue
-			}
+		if p := &peers[len(peers)-1]; !c.peer(p, h, o) {
+			*p = wgconf.Peer{}
+			peers = peers[:len(peers)-1]
 		}
 	}
 	return peers
+}
+
+// lists reports whether the config of hosts[h] has a place for hosts[o],
+// before the policy is asked: everyone else in a mesh and on the hub, the hub
+// alone on a spoke.
+func (c *compiler) lists(h, o int) bool {
+	if c.hosts[o].Name == c.hosts[h].Name {
+		return false
+	}
+	return c.hub == nil || h == c.hubAt || o == c.hubAt
+}
+
+// peer fills in p, the entry of hosts[o] in the config of hosts[h] (which
+// lists it), and reports whether there is one: in a mesh with a policy, none
+// when the two never talk.
+func (c *compiler) peer(p *wgconf.Peer, h, o int) bool {
+	hh, oh, hub := c.hosts[h], c.hosts[o], c.hub
+	p.Name, p.PublicKey, p.PersistentKeepalive, p.Endpoint = oh.Name, c.pub[o], hh.Keepalive, c.endpoints[o]
+	if len(c.psk) > 0 { // else no pair to build and hash per peer
+		if pair := (spec.Pair{hh.Name, oh.Name}).Key(); c.psk[pair] {
+			p.PresharedKey = c.sec.PresharedKeys[pair] // Prepare said which are missing
+		}
+	}
+	if hub != nil && h != c.hubAt {
+		// A spoke reaches the whole overlay and every other host's subnets
+		// through the hub.
+		p.AllowedIPs = c.viaHub.without(hh)
+		p.Comments = []string{"hub: the overlay and every other host's routed subnets"}
+		if len(hh.FullTunnel) > 0 {
+			p.AllowedIPs = fullTunnel(hh.FullTunnel, p.AllowedIPs)
+			p.Comments = []string{"hub: all traffic (full tunnel " + joinPrefixes(hh.FullTunnel) + ")"}
+		}
+	} else {
+		p.AllowedIPs = c.direct[o]
+	}
+	if oh.External {
+		p.Comments = append(p.Comments, intent.ExternalPeerComment())
+	}
+	if hub == nil && c.policy.Present {
+		// A mesh peer carries only the prefixes the policy lets talk with
+		// this host in some direction; none: the two never talk, no peer.
+		if p.AllowedIPs = c.talking(hh, p.AllowedIPs); len(p.AllowedIPs) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// pairErrors is an error for each preshared key missing from the secrets
+// whose pair peers (before the policy is asked), said once per pair, by the
+// host of the pair that comes first (if wgnet writes its config), in the
+// order of the hosts and their peers.
+func (c *compiler) pairErrors() []error {
+	var missing []spec.Pair
+	for pair := range c.psk {
+		if _, ok := c.sec.PresharedKeys[pair]; ok {
+			continue
+		}
+		h := slices.IndexFunc(c.hosts, func(x *spec.Host) bool { return x.Name == pair[0] })
+		o := slices.IndexFunc(c.hosts, func(x *spec.Host) bool { return x.Name == pair[1] })
+		if h >= 0 && o >= 0 && !c.hosts[h].External && c.lists(h, o) {
+			missing = append(missing, pair)
+		}
+	}
+	slices.SortFunc(missing, func(a, b spec.Pair) int {
+		return cmp.Or(strings.Compare(a[0], b[0]), strings.Compare(a[1], b[1]))
+	})
+	errs := make([]error, len(missing))
+	for i, pair := range missing {
+		errs[i] = fmt.Errorf("preshared key for %s+%s is missing from the secrets (`wgnet set %s --preshared-with %s` makes one)", pair[0], pair[1], pair[0], pair[1])
+	}
+	return errs
 }
 
 // talking returns the prefixes of allowed (a peer's) with which the policy lets

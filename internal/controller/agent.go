@@ -118,15 +118,17 @@ func observedEndpoint(r *http.Request, port int) (string, error) {
 	return net.JoinHostPort(ap.Addr().Unmap().WithZone("").String(), strconv.Itoa(port)), nil
 }
 
-// compiled is one revision of a network compiled for its agents: every
-// host's intent, the same for every agent that asks (one compile per
-// revision, not per agent). A cache rebuilt from the store: any controller
-// answers the same.
+// compiled is one revision of a network compiled for its agents, the same
+// for every agent that asks (one compile per revision, not per agent): every
+// host's intent without its peers, and a host's peers made when an answer
+// needs them (compile.Prepare: a delta needs only the peers that changed, a
+// 1,000-host mesh's million peers are never made at once). A cache rebuilt
+// from the store: any controller answers the same.
 type compiled struct {
 	rev      uint64
 	mark     store.Change // the log's entry at rev: with rev, what the compilation is known by
 	net      store.Network
-	hosts    map[string]*intent.Host
+	hosts    *compile.Network // nil when the network has no host
 	approved []string
 	iface    string
 	port     int
@@ -134,6 +136,9 @@ type compiled struct {
 	headsMu sync.Mutex                 // guards heads
 	heads   map[string]*api.AgentState // each host's state without peers, made once (head)
 }
+
+// host is the intent of the host called name without its peers (read-only).
+func (cp *compiled) host(name string) (*intent.Host, bool) { return cp.hosts.Head(name) }
 
 // agentCache holds the last compiled revision of each network, and the
 // change log entries agents asked for last: after a change every agent of a
@@ -257,7 +262,7 @@ func (c *agentCache) has(network, host string) bool {
 	if !ok {
 		return true
 	}
-	_, ok = cp.hosts[host]
+	_, ok = cp.host(host)
 	return ok
 }
 
@@ -340,14 +345,10 @@ func (s *Server) compile(ctx context.Context, network string) (*compiled, error)
 	if err != nil {
 		return nil, err
 	}
-	cp := &compiled{rev: n.Revision, mark: mark, net: n, hosts: map[string]*intent.Host{}, iface: sp.InterfaceName()}
+	cp := &compiled{rev: n.Revision, mark: mark, net: n, iface: sp.InterfaceName()}
 	if len(hs) > 0 {
-		hcs, err := compile.Compile(sp, spec.Secrets{})
-		if err != nil {
+		if cp.hosts, err = compile.Prepare(sp, spec.Secrets{}); err != nil {
 			return nil, fmt.Errorf("compile %s: %w", n.Name, err)
-		}
-		for i := range hcs {
-			cp.hosts[hcs[i].Name] = &hcs[i]
 		}
 		cp.port = sp.ListenPortOf(&sp.Hosts[0])
 	}
@@ -408,12 +409,12 @@ func (s *Server) agentState(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// member returns the calling agent's host in cp, the network compiled at its
-// current revision; a host that is gone there is refused as unauthorized and
+// member returns the calling agent's host in cp (without its peers), the
+// network compiled at its current revision; a host that is gone there is refused as unauthorized and
 // its cached credential forgotten (another controller removed it: its
 // credential is gone from the store).
 func (s *Server) member(cp *compiled, id agentID) (*intent.Host, error) {
-	ih, ok := cp.hosts[id.host]
+	ih, ok := cp.host(id.host)
 	if !ok {
 		s.creds.forget(id)
 		return nil, unauthorized{fmt.Errorf("host %s is not in network %s at revision %d (removed): its credential is no longer valid", id.host, id.network, cp.rev)}
@@ -425,16 +426,19 @@ func (s *Server) member(cp *compiled, id agentID) (*intent.Host, error) {
 func toAgentState(cp *compiled, ih *intent.Host, urls []string) api.AgentState {
 	out := *cp.head(ih)
 	out.Revision, out.URLs = cp.rev, urls
-	out.Peers = make([]api.Peer, 0, len(ih.Peers))
-	for i := range ih.Peers {
-		out.Peers = append(out.Peers, wirePeer(&ih.Peers[i]))
+	peers := cp.hosts.Peers(ih.Name) // made for this answer: few ask for a whole state
+	out.Peers = make([]api.Peer, 0, len(peers))
+	for i := range peers {
+		out.Peers = append(out.Peers, wirePeer(&peers[i]))
 	}
 	return out
 }
 
 // toAgentHead is the host's desired state without its peers, URLs and
-// revision: every field a delta's Head carries. sameHeadInputs (delta.go)
-// compares every field of the host read here; keep them together.
+// revision: every field a delta's Head carries. It reads the host's intent
+// (no peers) and, of the network, only what diffCompiled's sameNet compares:
+// keep them together (a head is shared between revisions when both are
+// unchanged).
 func toAgentHead(cp *compiled, ih *intent.Host) *api.AgentState {
 	out := &api.AgentState{Network: cp.net.Name, Host: ih.Name, Interface: cp.iface, MTU: ih.MTU,
 		ApprovedRoutes: cp.approved, ForwardV4: ih.Forward.V4, ForwardV6: ih.Forward.V6, ClampMSS: ih.Firewall.ClampMSS,
@@ -454,8 +458,7 @@ func toAgentHead(cp *compiled, ih *intent.Host) *api.AgentState {
 	return out
 }
 
-// wirePeer is one peer as the agent gets it (samePeer compares exactly the
-// fields read here).
+// wirePeer is one peer as the agent gets it.
 func wirePeer(p *wgconf.Peer) api.Peer {
 	ap := api.Peer{Name: p.Name, PublicKey: p.PublicKey.String(), Keepalive: p.PersistentKeepalive, AllowedIPs: make([]string, 0, len(p.AllowedIPs))}
 	if p.Endpoint != nil {

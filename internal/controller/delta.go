@@ -1,17 +1,14 @@
 package controller
 
 import (
-	"cmp"
 	"maps"
 	"reflect"
-	"runtime"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/wgnet/wgnet/internal/api"
+	"github.com/wgnet/wgnet/internal/compile"
 	"github.com/wgnet/wgnet/internal/intent"
-	"github.com/wgnet/wgnet/internal/wgconf"
 )
 
 // This file is the per-agent deltas of API v2 (issue 15): when a network is
@@ -30,7 +27,7 @@ const MaxSteps = 64
 type hostStep struct {
 	head  bool     // a field other than the peers changed
 	peers []string // the names of the peers added, changed or removed
-	whole bool     // no delta: the host is new, or its peers are not sorted by name
+	whole bool     // no delta: the host is new
 }
 
 // step is what changed between two compiled revisions of a network: the
@@ -40,103 +37,45 @@ type step struct {
 	hosts    map[string]hostStep
 }
 
-// diffCompiled works out the step from old to cur, comparing every host's
-// state once (work in proportion to the compiled network, once per
-// revision, not once per agent), the hosts shared out among the cores as
-// compile does: in a 1,000-host mesh that is a million peers compared.
+// diffCompiled works out the step from old to cur: what changed in each
+// host's intent, from compile.Diff (a host added to a mesh of 1,000 is one
+// peer more in every host's list, found without comparing the other 999 of
+// each), then each head that may differ on the wire compared. Work in
+// proportion to the hosts and what changed, once per revision, not once
+// per agent; in proportion to the square of the hosts only for the changes
+// compile.Diff does not work out incrementally (a mesh with a policy, a
+// new topology or hub, other preshared keys).
 func diffCompiled(old, cur *compiled) *step {
 	st := &step{from: old.rev, to: cur.rev, hosts: map[string]hostStep{}}
 	sameNet := old.net.Name == cur.net.Name && old.iface == cur.iface &&
 		slices.Equal(old.net.Subnets, cur.net.Subnets) && slices.Equal(old.approved, cur.approved)
-	names := slices.Collect(maps.Keys(cur.hosts))
-	workers := max(1, min(runtime.GOMAXPROCS(0), len(names)/64))
-	found := make([]map[string]hostStep, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			out := map[string]hostStep{}
-			for i := w; i < len(names); i += workers {
-				if hs, changed := diffHost(old, cur, names[i], sameNet); changed {
-					out[names[i]] = hs
-				}
-			}
-			found[w] = out
-		})
+	ch := compile.Diff(old.hosts, cur.hosts)
+	for name, hc := range ch.Hosts {
+		if hc.New {
+			st.hosts[name] = hostStep{whole: true}
+		} else if len(hc.Peers) > 0 {
+			// The compiler's peers differ in some field the wire does not
+			// carry only in what a controller never sets (preshared keys,
+			// external hosts' comments): each is a change on the wire.
+			st.hosts[name] = hostStep{peers: hc.Peers}
+		}
 	}
-	wg.Wait()
-	for _, m := range found {
-		maps.Copy(st.hosts, m)
+	for name := range cur.hosts.Names() {
+		hc := ch.Hosts[name]
+		if hc.New {
+			continue
+		}
+		oh, _ := old.host(name)
+		nh, _ := cur.host(name)
+		if sameNet && !hc.Head {
+			cur.shareHead(old, oh, nh) // the same head: made once, not again
+		} else if !reflect.DeepEqual(old.head(oh), cur.head(nh)) {
+			hs := st.hosts[name]
+			hs.head = true
+			st.hosts[name] = hs
+		}
 	}
 	return st
-}
-
-// diffHost is what changed for host name from old to cur, and whether
-// anything did.
-func diffHost(old, cur *compiled, name string, sameNet bool) (hostStep, bool) {
-	nh := cur.hosts[name]
-	oh, ok := old.hosts[name]
-	if !ok {
-		return hostStep{whole: true}, true
-	}
-	var hs hostStep
-	if sameNet && sameHeadInputs(oh, nh) {
-		cur.shareHead(old, oh, nh) // the same head: made once, not again
-	} else {
-		hs.head = !reflect.DeepEqual(old.head(oh), cur.head(nh))
-	}
-	var sorted bool
-	hs.peers, sorted = peersChanged(oh.Peers, nh.Peers)
-	hs.whole = !sorted
-	return hs, hs.head || hs.whole || len(hs.peers) > 0
-}
-
-// peersChanged returns the names of the peers that differ between two lists
-// sorted by name (a merge walk), and false when either is not sorted.
-func peersChanged(old, cur []wgconf.Peer) ([]string, bool) {
-	var out []string
-	i, j := 0, 0
-	for i < len(old) || j < len(cur) {
-		if (i > 0 && i < len(old) && old[i-1].Name >= old[i].Name) || (j > 0 && j < len(cur) && cur[j-1].Name >= cur[j].Name) {
-			return nil, false
-		}
-		switch {
-		case j == len(cur) || (i < len(old) && old[i].Name < cur[j].Name):
-			out = append(out, old[i].Name)
-			i++
-		case i == len(old) || cur[j].Name < old[i].Name:
-			out = append(out, cur[j].Name)
-			j++
-		default:
-			if !samePeer(&old[i], &cur[j]) {
-				out = append(out, cur[j].Name)
-			}
-			i, j = i+1, j+1
-		}
-	}
-	return out, true
-}
-
-// samePeer reports whether two peers have the same wire form (wirePeer
-// reads exactly these fields).
-func samePeer(a, b *wgconf.Peer) bool {
-	if a.Name != b.Name || a.PublicKey != b.PublicKey || a.PersistentKeepalive != b.PersistentKeepalive {
-		return false
-	}
-	if (a.Endpoint == nil) != (b.Endpoint == nil) || (a.Endpoint != nil && *a.Endpoint != *b.Endpoint) {
-		return false
-	}
-	return slices.Equal(a.AllowedIPs, b.AllowedIPs)
-}
-
-// sameHeadInputs reports whether two hosts' intents agree on every field
-// toAgentHead reads from a host (the network's fields are compared apart):
-// then their heads are equal without making them. A difference here may still
-// make equal heads; the heads are compared then.
-func sameHeadInputs(a, b *intent.Host) bool {
-	return a.Name == b.Name && a.MTU == b.MTU && a.Forward == b.Forward && a.Firewall.ClampMSS == b.Firewall.ClampMSS &&
-		(a.ListenPort == nil) == (b.ListenPort == nil) && (a.ListenPort == nil || *a.ListenPort == *b.ListenPort) &&
-		slices.Equal(a.Addresses, b.Addresses) && slices.Equal(a.Routes, b.Routes) &&
-		reflect.DeepEqual(a.Firewall.Filter, b.Firewall.Filter)
 }
 
 // shareHead gives cp's nh the head old made for oh, when it made one.
@@ -223,9 +162,8 @@ func (cp *compiled) delta(ih *intent.Host, hs hostStep, since uint64, urls []str
 		d.Head = &h
 	}
 	for _, n := range hs.peers {
-		i, ok := slices.BinarySearchFunc(ih.Peers, n, func(p wgconf.Peer, n string) int { return cmp.Compare(p.Name, n) })
-		if ok {
-			d.Peers = append(d.Peers, wirePeer(&ih.Peers[i]))
+		if p, ok := cp.hosts.Peer(ih.Name, n); ok {
+			d.Peers = append(d.Peers, wirePeer(&p))
 		} else {
 			d.Removed = append(d.Removed, n)
 		}
