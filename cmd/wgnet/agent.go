@@ -261,6 +261,10 @@ func newAgentShowCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			unresolved, err := agent.LoadUnresolved(dir)
+			if err != nil {
+				return err
+			}
 			out := struct {
 				Network   string   `json:"network"`
 				Host      string   `json:"host"`
@@ -269,15 +273,28 @@ func newAgentShowCmd() *cobra.Command {
 				KeyFile   string   `json:"key_file"`
 				Revision  uint64   `json:"revision_applied"`
 				Interface string   `json:"interface,omitempty"`
-			}{Network: cfg.Network, Host: cfg.Host, URLs: cfg.URLs, CAHash: cfg.CAHash, KeyFile: cfg.KeyFile, Interface: cfg.Interface}
+				// Unresolved are the peers the running agent configured
+				// without an endpoint, their host name never resolved.
+				Unresolved []agent.UnresolvedPeer `json:"unresolved"`
+			}{Network: cfg.Network, Host: cfg.Host, URLs: cfg.URLs, CAHash: cfg.CAHash, KeyFile: cfg.KeyFile, Interface: cfg.Interface,
+				Unresolved: append([]agent.UnresolvedPeer{}, unresolved...)}
 			if cache != nil {
 				out.Revision = cache.State.Revision
 			}
 			text := fmt.Sprintf("host %s of network %s\ncontrollers %s (ca %s)\nkey file %s\nrevision applied %d",
 				out.Host, out.Network, strings.Join(out.URLs, " "), out.CAHash, out.KeyFile, out.Revision)
+			for _, u := range unresolved {
+				text += "\n" + unresolvedText(u.Peer, u.Host, u.Error, u.Since.Format(time.RFC3339))
+			}
 			return report(c.OutOrStdout(), format, out, text)
 		},
 	}
 	c.Flags().StringVar(&dir, "dir", agent.DefaultDir, "the agent's directory")
 	return c
+}
+
+// unresolvedText says that a peer's endpoint host name has never resolved
+// on a host, for `agent show` and `status`.
+func unresolvedText(peer, host, why, since string) string {
+	return fmt.Sprintf("peer %s: endpoint host name %s has not resolved since %s (%s); configured without an endpoint, it can still dial in", peer, host, since, why)
 }

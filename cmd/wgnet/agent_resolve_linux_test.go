@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -222,5 +223,75 @@ func TestAgentReresolveNetns(t *testing.T) {
 	a3addr, _, _ := strings.Cut(peerShow(t, a2, "allowed-ips", strings.TrimSpace(a3.h.must(t, nil, "wg", "show", "wg0", "public-key"))), "/")
 	if !pingWithin(a2.h, a3addr, 10*time.Second) || !pingWithin(a3.h, a2addr, 10*time.Second) {
 		t.Errorf("a2 and a3 (%s, %s) do not reach each other after a3 configured a2 without an endpoint", a2addr, a3addr)
+	}
+	unresolvedShown(t, l, a3, changed)
+}
+
+// unresolvedShown: a3 has a2 without an endpoint, its name never resolved in
+// a3's agent (since about after): `wgnet agent show` on a3 says so, and a3's
+// status report brings it to the controller, whose `wgnet status` says so.
+func unresolvedShown(t *testing.T, l *agentLab, a3 *agentHost, after time.Time) {
+	var shown struct {
+		Unresolved []struct {
+			Peer, Host, Error string
+			Since             time.Time
+		} `json:"unresolved"`
+	}
+	out := mustCLI(t, t.TempDir(), "agent", "show", "--dir", a3.dir, "-o", "json")
+	if err := json.Unmarshal([]byte(out), &shown); err != nil || len(shown.Unresolved) != 1 {
+		t.Fatalf("agent show -o json on a3: %v\n%s", err, out)
+	}
+	u := shown.Unresolved[0]
+	if u.Peer != "a2" || u.Host != "a2.wgnet.test" || !strings.Contains(u.Error, "a2.wgnet.test") || u.Since.Before(after.Add(-20*time.Second)) || u.Since.After(time.Now()) {
+		t.Errorf("agent show on a3: unresolved %+v; want a2, a2.wgnet.test, since about %s", u, after.Format(time.RFC3339))
+	}
+	if text := mustCLI(t, t.TempDir(), "agent", "show", "--dir", a3.dir); !strings.Contains(text, "peer a2: endpoint host name a2.wgnet.test has not resolved since") {
+		t.Errorf("agent show on a3 does not name a2 unresolved:\n%s", text)
+	}
+	// The controller hears it in a3's next status report (every 10 s).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var st struct {
+			Hosts []struct {
+				Name  string `json:"name"`
+				Peers []struct {
+					Host       string `json:"host"`
+					Unresolved *struct {
+						Host, Error, Since string
+					} `json:"unresolved"`
+				} `json:"peers"`
+			} `json:"hosts"`
+		}
+		if err := json.Unmarshal([]byte(l.admin("status", "demo", "-o", "json")), &st); err != nil {
+			t.Fatal(err)
+		}
+		var got, others []string
+		for _, h := range st.Hosts {
+			for _, p := range h.Peers {
+				if p.Unresolved == nil {
+					continue
+				}
+				if h.Name == "a3" && p.Host == "a2" && p.Unresolved.Host == "a2.wgnet.test" && p.Unresolved.Since == u.Since.UTC().Format(time.RFC3339) {
+					got = append(got, h.Name+">"+p.Host)
+				} else {
+					others = append(others, fmt.Sprintf("%s>%s %+v", h.Name, p.Host, *p.Unresolved))
+				}
+			}
+		}
+		if len(others) > 0 {
+			t.Fatalf("status names other peers unresolved: %v", others)
+		}
+		if len(got) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("wgnet status does not name a3's peer a2 unresolved 30 s after a3 configured it so")
+		}
+		time.Sleep(time.Second)
+	}
+	if text := l.admin("status", "demo"); !strings.Contains(text, "note: a3: peer a2: endpoint host name a2.wgnet.test has not resolved since "+u.Since.UTC().Format(time.RFC3339)) {
+		t.Errorf("wgnet status does not name a3's peer a2 unresolved:\n%s", text)
+	} else {
+		t.Logf("wgnet status:\n%s", text)
 	}
 }

@@ -20,8 +20,8 @@ func newStatusCmd() *cobra.Command {
 		Short: "Show each host of a controller's network: address, endpoint, last seen, revision applied",
 		Long: "status shows each host of NETWORK as the controller holds it (addresses, endpoint)\n" +
 			"and as its agent last reported it (last seen, the revision it has applied, each\n" +
-			"peer). Agents are not built yet (issue 15): until a host's agent reports, it\n" +
-			"shows \"never reported\".",
+			"peer; a note for each peer whose endpoint host name has never resolved there).\n" +
+			"Until a host's agent reports, it shows \"never reported\".",
 		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			return r.run(c, func(cl *client.Client, format string) error {
@@ -58,6 +58,11 @@ func newStatusCmd() *cobra.Command {
 					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", name, strings.Join(h.Addresses, ","), orDash(h.Endpoint), seen, rev, peers)
 					for _, n := range h.Notes {
 						notes = append(notes, h.Name+": "+n)
+					}
+					for _, p := range h.Peers {
+						if u := p.Unresolved; u != nil {
+							notes = append(notes, h.Name+": "+unresolvedText(orDash(p.Host), u.Host, u.Error, u.Since))
+						}
 					}
 				}
 				if err := w.Flush(); err != nil {

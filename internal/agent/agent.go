@@ -284,8 +284,8 @@ type Agent struct {
 	// rolledBack is the revision a safety window rolled back, not applied again.
 	rolledBack uint64
 	// unresolved are the peers configured without an endpoint at the last
-	// apply, their host name never resolved ("peer (host: error)").
-	unresolved []string
+	// apply, their host name never resolved, with since when.
+	unresolved []UnresolvedPeer
 	// pollLocal is the local address of the long poll in flight (invalid:
 	// none, or not known yet); pollCancel stops it.
 	pollLocal  netip.Addr
@@ -336,6 +336,7 @@ func New(opts Options) (*Agent, error) {
 		a.applied, a.followed, a.cache = &c.State, c.Followed, files
 		a.learn(c.State.URLs)
 	}
+	a.loadUnresolved()
 	return a, nil
 }
 
@@ -363,8 +364,8 @@ func (a *Agent) State() *api.AgentState {
 }
 
 // Unresolved names the peers the last apply configured without an endpoint
-// because its host name has never resolved ("peer (host: error)"); nil: none.
-func (a *Agent) Unresolved() []string {
+// because its host name has never resolved, with since when; nil: none.
+func (a *Agent) Unresolved() []UnresolvedPeer {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return slices.Clone(a.unresolved)

@@ -11,7 +11,7 @@ import (
 // credential) and the private key when it is the one join made there.
 func removeFiles(dir, keyFile string) error {
 	var errs []error
-	for _, f := range []string{StateFile, JournalFile, ConfigFile} {
+	for _, f := range []string{StateFile, JournalFile, UnresolvedFile, ConfigFile} {
 		if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}

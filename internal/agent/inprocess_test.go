@@ -243,6 +243,8 @@ type fleet struct {
 	versions map[string][]string
 	// snapshotEvery is an agent's Options.SnapshotEvery, by host (none: the default).
 	snapshotEvery map[string]time.Duration
+	// adjust, when set, changes each agent's options last.
+	adjust func(host string, o *agent.Options)
 }
 
 type running struct {
@@ -286,10 +288,14 @@ func (f *fleet) run(name string, a *agent.Agent) {
 
 // options are the agent options of host name in the fleet.
 func (f *fleet) options(name, dir string, k wgkey.Private) agent.Options {
-	return agent.Options{Dir: dir, Plane: &labPlane{net: f.net, host: name, key: k}, Transport: f.rec.transport,
+	o := agent.Options{Dir: dir, Plane: &labPlane{net: f.net, host: name, key: k}, Transport: f.rec.transport,
 		Wait: 5 * time.Second, ReportEvery: 500 * time.Millisecond, BackoffMin: 20 * time.Millisecond, BackoffMax: 500 * time.Millisecond,
 		Log:         slog.New(slog.NewTextHandler(testWriter{f.t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		APIVersions: f.versions[name], SnapshotEvery: f.snapshotEvery[name]}
+	if f.adjust != nil {
+		f.adjust(name, &o)
+	}
+	return o
 }
 
 // joinOnly joins host name and returns its agent, not running.
@@ -427,13 +433,7 @@ func TestInProcess(t *testing.T) {
 func TestOutage(t *testing.T) {
 	f := newFleet(t)
 	ctx := context.Background()
-	if _, err := f.c.admin.CreateNetwork(ctx, api.CreateNetwork{Name: "n", Topology: "mesh", Subnets: []string{"10.61.0.0/24"}}); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := f.c.admin.CreateToken(ctx, "n", api.CreateToken{Uses: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := f.mesh("10.61.0.0/24", 3)
 	f.join(tok.Token, "a", "192.0.2.1:51820")
 	f.join(tok.Token, "b", "192.0.2.2:51820")
 	f.converge("two joined")
@@ -518,13 +518,7 @@ func checkMetrics(t *testing.T, a *agent.Agent) {
 func TestLearnURLs(t *testing.T) {
 	f := newFleet(t)
 	ctx := context.Background()
-	if _, err := f.c.admin.CreateNetwork(ctx, api.CreateNetwork{Name: "n", Topology: "mesh", Subnets: []string{"10.62.0.0/24"}}); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := f.c.admin.CreateToken(ctx, "n", api.CreateToken{Uses: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := f.mesh("10.62.0.0/24", 2)
 	f.join(tok.Token, "a", "192.0.2.1:51820")
 	f.join(tok.Token, "b", "192.0.2.2:51820")
 	f.converge("two joined")
@@ -547,6 +541,21 @@ func TestLearnURLs(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.waitApplied("the first controller gone")
+}
+
+// mesh creates network n, a mesh on subnet, and returns a join token for
+// uses hosts.
+func (f *fleet) mesh(subnet string, uses int) api.Token {
+	f.t.Helper()
+	ctx := context.Background()
+	if _, err := f.c.admin.CreateNetwork(ctx, api.CreateNetwork{Name: "n", Topology: "mesh", Subnets: []string{subnet}}); err != nil {
+		f.t.Fatal(err)
+	}
+	tok, err := f.c.admin.CreateToken(ctx, "n", api.CreateToken{Uses: uses})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return tok
 }
 
 // waitApplied waits (bounded) until every agent has applied the store's
@@ -575,13 +584,7 @@ func (f *fleet) waitApplied(what string) {
 func TestStoreBehind(t *testing.T) {
 	f := newFleet(t)
 	ctx := context.Background()
-	if _, err := f.c.admin.CreateNetwork(ctx, api.CreateNetwork{Name: "n", Topology: "mesh", Subnets: []string{"10.63.0.0/24"}}); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := f.c.admin.CreateToken(ctx, "n", api.CreateToken{Uses: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := f.mesh("10.63.0.0/24", 2)
 	f.join(tok.Token, "a", "192.0.2.1:51820")
 	f.join(tok.Token, "b", "192.0.2.2:51820")
 	f.converge("two joined")
@@ -613,4 +616,98 @@ func TestStoreBehind(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.converge("d added on the restored store")
+}
+
+// unresolvingPlane is a data plane that says the peers in its list have an
+// endpoint host name that never resolved (as UpPlane does).
+type unresolvingPlane struct {
+	agent.DataPlane
+	mu    sync.Mutex
+	peers []agent.UnresolvedPeer
+}
+
+func (p *unresolvingPlane) Unresolved() []agent.UnresolvedPeer {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.peers)
+}
+
+// TestUnresolvedStatus: a peer that an agent configured without an endpoint
+// (its host name never resolved) reaches the controller in the agent's
+// status report (API v3) and `wgnet status` (the controller's status view)
+// names it, the name and since when; once the name resolves, the next
+// report clears it. An agent that speaks only v2 keeps reporting, without.
+func TestUnresolvedStatus(t *testing.T) {
+	f := newFleet(t)
+	ctx := context.Background()
+	b := agent.UnresolvedPeer{Peer: "b", Host: "b.example.invalid", Error: "lookup b.example.invalid: no such host"}
+	planes := map[string]*unresolvingPlane{}
+	f.adjust = func(host string, o *agent.Options) {
+		p := &unresolvingPlane{DataPlane: o.Plane}
+		if host != "b" {
+			p.peers = []agent.UnresolvedPeer{b}
+		}
+		planes[host], o.Plane, o.ResolveEvery = p, p, time.Second
+	}
+	f.versions = map[string][]string{"c": {api.V2, api.Version}}
+	tok := f.mesh("10.63.0.0/24", 3)
+	f.join(tok.Token, "a", "192.0.2.1:51820")
+	f.join(tok.Token, "b", "192.0.2.2:51820")
+	f.join(tok.Token, "c", "192.0.2.3:51820")
+	f.converge("three joined, a and c without b's endpoint")
+
+	// peerB is a host's peer b in the controller's status view.
+	peerB := func(st api.Status, host string) (api.PeerStatus, bool) {
+		for _, h := range st.Hosts {
+			for _, p := range h.Peers {
+				if h.Name == host && p.Host == "b" {
+					return p, true
+				}
+			}
+		}
+		return api.PeerStatus{}, false
+	}
+	waitStatus := func(what string, ok func(api.Status) bool) api.Status {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			st, err := f.c.admin.Status(ctx, "n")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok(st) {
+				return st
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not in the controller's status after 15 s: %+v", what, st.Hosts)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	// c reports too (v2), without the field: its report is taken.
+	st := waitStatus("a's b unresolved, c reporting", func(st api.Status) bool {
+		pa, oka := peerB(st, "a")
+		_, okc := peerB(st, "c")
+		return oka && pa.Unresolved != nil && okc
+	})
+	pa, _ := peerB(st, "a")
+	since, err := time.Parse(time.RFC3339, pa.Unresolved.Since)
+	if want := f.agents["a"].a.Unresolved(); pa.Unresolved.Host != b.Host || pa.Unresolved.Error != b.Error || err != nil || len(want) != 1 ||
+		!since.Equal(want[0].Since.Truncate(time.Second)) {
+		t.Errorf("a's peer b in the status: %+v; want %s, %q, since %v", pa.Unresolved, b.Host, b.Error, want)
+	}
+	if pc, _ := peerB(st, "c"); pc.Unresolved != nil {
+		t.Errorf("c, a v2 agent, reported b unresolved: %+v", pc.Unresolved)
+	}
+	t.Logf("a's peer b in the controller's status: %+v", *pa.Unresolved)
+
+	// b's name resolves now: a's next periodic reconcile finds it so, and
+	// its next report clears it.
+	planes["a"].mu.Lock()
+	planes["a"].peers = nil
+	planes["a"].mu.Unlock()
+	waitStatus("a's b resolved", func(st api.Status) bool {
+		pa, ok := peerB(st, "a")
+		return ok && pa.Unresolved == nil
+	})
 }

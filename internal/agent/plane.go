@@ -37,7 +37,7 @@ type UpPlane struct {
 
 	mu         sync.Mutex
 	last       map[string]netip.Addr // the address each endpoint host name last resolved to
-	unresolved []string              // the peers Apply configured without their endpoint
+	unresolved []UnresolvedPeer      // the peers Apply configured without their endpoint
 }
 
 // Apply implements DataPlane. Endpoint host names are resolved first: a peer
@@ -61,9 +61,9 @@ func (p *UpPlane) Apply(ctx context.Context, name string, h *intent.Host) error 
 	return err
 }
 
-// Unresolved names the peers the last Apply configured without an endpoint,
-// as "peer (host name: error)"; nil: none.
-func (p *UpPlane) Unresolved() []string {
+// Unresolved names the peers the last Apply configured without an endpoint
+// (Since unset); nil: none.
+func (p *UpPlane) Unresolved() []UnresolvedPeer {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return slices.Clone(p.unresolved)
@@ -71,11 +71,11 @@ func (p *UpPlane) Unresolved() []string {
 
 // endpoints resolves h's endpoint host names once each. It returns h, or a
 // copy whose peers with a name that never resolved have no endpoint, the
-// addresses found, and those peers ("peer (host: error)").
-func (p *UpPlane) endpoints(ctx context.Context, h *intent.Host) (*intent.Host, map[string]netip.Addr, []string) {
+// addresses found, and those peers.
+func (p *UpPlane) endpoints(ctx context.Context, h *intent.Host) (*intent.Host, map[string]netip.Addr, []UnresolvedPeer) {
 	resolved := map[string]netip.Addr{}
 	failed := map[string]error{}
-	var unresolved []string
+	var unresolved []UnresolvedPeer
 	var peers []wgconf.Peer // h.Peers copied at the first peer to change
 	for i := range h.Peers {
 		e := h.Peers[i].Endpoint
@@ -97,7 +97,7 @@ func (p *UpPlane) endpoints(ctx context.Context, h *intent.Host) (*intent.Host, 
 				peers = slices.Clone(h.Peers)
 			}
 			peers[i].Endpoint = nil
-			unresolved = append(unresolved, fmt.Sprintf("%s (%s: %v)", h.Peers[i].Name, e.Host, err))
+			unresolved = append(unresolved, UnresolvedPeer{Peer: h.Peers[i].Name, Host: e.Host, Error: err.Error()})
 		}
 	}
 	if peers != nil {

@@ -102,7 +102,7 @@ func TestUpPlaneNeverResolved(t *testing.T) {
 	if asked["ok.test"] != 1 || asked["never.test"] != 1 {
 		t.Errorf("names asked: %v; want each once", asked)
 	}
-	want := []string{"never (never.test: no such host)", "never2 (never.test: no such host)"}
+	want := []UnresolvedPeer{{Peer: "never", Host: "never.test", Error: "no such host"}, {Peer: "never2", Host: "never.test", Error: "no such host"}}
 	if !slices.Equal(unresolved, want) {
 		t.Errorf("unresolved: %q; want %q", unresolved, want)
 	}

@@ -395,10 +395,11 @@ func (a *Agent) reconcile(ctx context.Context) {
 
 // unresolver is a data plane that configures a peer whose endpoint host name
 // has never resolved without an endpoint, and says which (UpPlane).
-type unresolver interface{ Unresolved() []string }
+type unresolver interface{ Unresolved() []UnresolvedPeer }
 
 // noteUnresolved, after an apply, says and counts the peers whose endpoint
-// host name has never resolved; the apply lock is held.
+// host name has never resolved, keeps since when (for the status report),
+// and writes them to UnresolvedFile when they changed; the apply lock is held.
 func (a *Agent) noteUnresolved() {
 	u, ok := a.opts.Plane.(unresolver)
 	if !ok {
@@ -407,15 +408,21 @@ func (a *Agent) noteUnresolved() {
 	peers := u.Unresolved()
 	a.m.unresolved.Set(float64(len(peers)))
 	a.mu.Lock()
-	had := len(a.unresolved)
+	had := a.unresolved
+	since(peers, had, time.Now().UTC())
 	a.unresolved = peers
 	a.mu.Unlock()
 	switch {
 	case len(peers) > 0:
 		a.opts.Log.Warn("endpoint host names that have never resolved: these peers are configured without an endpoint (they can still dial in); resolved again at each reconcile",
 			"peers", peers, "every", a.opts.ResolveEvery)
-	case had > 0:
+	case len(had) > 0:
 		a.opts.Log.Info("every endpoint host name resolves now")
+	}
+	if !sameUnresolved(had, peers) {
+		if err := saveUnresolved(a.opts.Dir, peers); err != nil {
+			a.opts.Log.Warn("unresolved endpoints not written for wgnet agent show", "err", err)
+		}
 	}
 }
 
@@ -487,11 +494,16 @@ func (a *Agent) Report(ctx context.Context) error {
 	a.mu.Lock()
 	st := a.applied
 	name := a.ifaceLocked()
+	unresolved := a.unresolved
 	a.mu.Unlock()
 	if st == nil {
 		return nil
 	}
 	peers, err := a.opts.Plane.Peers(ctx, name)
+	if err != nil {
+		return err
+	}
+	c, _, err := a.client()
 	if err != nil {
 		return err
 	}
@@ -506,9 +518,8 @@ func (a *Agent) Report(ctx context.Context) error {
 		}
 		r.Peers = append(r.Peers, ps)
 	}
-	c, _, err := a.client()
-	if err != nil {
-		return err
+	if c.Speaks(api.V3) { // a v2 controller refuses a field it does not know
+		markUnresolved(&r, st, unresolved)
 	}
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

@@ -36,7 +36,20 @@ const V2 = "v2"
 // whose list has none it speaks (400, naming both lists). Within a version
 // fields are only ever added, and readers ignore fields they don't know, so
 // an agent one release older keeps working.
-var Versions = []string{V2, Version}
+var Versions = []string{V3, V2, Version}
+
+// V3 is v2 plus, in a status report, the peers whose endpoint host name has
+// never resolved on the reporting host (PeerStatus.Unresolved). A controller
+// that speaks only v2 refuses a report with a field it does not know, so an
+// agent sends it only to a controller that says it speaks v3.
+const V3 = "v3"
+
+// Includes reports whether version v has what version w brought: v is w or
+// newer among Versions (false for a version this build does not know).
+func Includes(v, w string) bool {
+	i, j := slices.Index(Versions, v), slices.Index(Versions, w)
+	return i >= 0 && j >= 0 && i <= j
+}
 
 // VersionHeader carries the comma-separated API versions a side speaks.
 const VersionHeader = "Wgnet-Api"
@@ -256,6 +269,17 @@ type PeerStatus struct {
 	LastHandshake string `json:"last_handshake,omitempty"` // RFC 3339
 	RxBytes       uint64 `json:"rx_bytes"`
 	TxBytes       uint64 `json:"tx_bytes"`
+	// Unresolved (v3) says the reporting host configured this peer without
+	// an endpoint: the peer's endpoint host name has never resolved there.
+	Unresolved *UnresolvedEndpoint `json:"unresolved,omitempty"`
+}
+
+// UnresolvedEndpoint is a peer's endpoint host name that has never resolved
+// on a host (the peer can still dial in: WireGuard learns its address).
+type UnresolvedEndpoint struct {
+	Host  string `json:"host"`            // the endpoint's host name
+	Error string `json:"error,omitempty"` // the resolver's last error
+	Since string `json:"since"`           // RFC 3339: the first failed attempt the agent knows of
 }
 
 // HostStatus is one host in GET /v1/networks/{network}/status.

@@ -16,9 +16,11 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wgnet/wgnet/internal/api"
@@ -52,6 +54,8 @@ type Client struct {
 	token    string
 	hc       *http.Client
 	versions []string // the API versions sent and accepted
+	// theirs are the API versions the last answer said the controller speaks.
+	theirs atomic.Pointer[[]string]
 
 	mu    sync.Mutex // guards cur
 	bases []*url.URL // URL, then Fallback
@@ -224,9 +228,11 @@ func (c *Client) doAt(ctx context.Context, base *url.URL, method, path string, i
 	}
 	defer resp.Body.Close()
 	if h := resp.Header.Get(api.VersionHeader); h != "" {
-		if _, err := api.Negotiate(c.versions, api.ParseVersions(h)); err != nil {
+		theirs := api.ParseVersions(h)
+		if _, err := api.Negotiate(c.versions, theirs); err != nil {
 			return fmt.Errorf("controller %s: %w", base.Host, err)
 		}
+		c.theirs.Store(&theirs)
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
@@ -421,6 +427,13 @@ func (c *Client) AgentChanges(ctx context.Context, since uint64, wait time.Durat
 		q += "&state=1"
 	}
 	return out, c.do(ctx, "GET", "/"+api.Version+"/agent/changes"+q, nil, &out)
+}
+
+// Speaks reports whether API version v is spoken by the client (Versions)
+// and by the controller that answered last (false before any answer).
+func (c *Client) Speaks(v string) bool {
+	theirs := c.theirs.Load()
+	return theirs != nil && slices.Contains(*theirs, v) && slices.Contains(c.versions, v)
 }
 
 // AgentReport sends the agent's status report.

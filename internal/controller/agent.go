@@ -544,7 +544,7 @@ func (s *Server) agentChanges(w http.ResponseWriter, r *http.Request) error {
 // steps this controller compiled reach from there (not when the store is
 // behind the agent); else the whole state.
 func (s *Server) stateOrDelta(r *http.Request, cp *compiled, ih *intent.Host, since uint64) (*api.AgentState, *api.AgentDelta) {
-	if apiVersion(r) == api.V2 && since > 0 && since < cp.rev {
+	if api.Includes(apiVersion(r), api.V2) && since > 0 && since < cp.rev {
 		if hs, ok := s.agents.hostStep(cp.net.Name, ih.Name, since, cp.rev); ok {
 			s.answers.WithLabelValues("delta").Inc()
 			return nil, cp.delta(ih, hs, since, s.cfg.URLs)
@@ -584,11 +584,9 @@ func (s *Server) agentReport(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		ps := store.PeerStatus{PublicKey: k, Endpoint: p.Endpoint, RxBytes: p.RxBytes, TxBytes: p.TxBytes}
-		if p.LastHandshake != "" {
-			if ps.LastHandshake, err = time.Parse(time.RFC3339Nano, p.LastHandshake); err != nil {
-				return badRequest{fmt.Errorf("peer %s: last_handshake: %w", p.PublicKey, err)}
-			}
+		ps, err := peerStatus(k, p)
+		if err != nil {
+			return badRequest{fmt.Errorf("peer %s: %w", p.PublicKey, err)}
 		}
 		st.Peers = append(st.Peers, ps)
 	}

@@ -101,10 +101,19 @@ func TestAgentRoutes(t *testing.T) {
 	if _, err := a.AgentChanges(ctx, 0, time.Hour, false); err != nil {
 		t.Errorf("a wait over the maximum is capped, not refused: %v", err)
 	}
-	// Status: written by the batch, visible to status.
+	// Status: written by the batch, visible to status; with a peer whose
+	// endpoint host name never resolved on s1 (v3).
+	since := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	unresolved := &api.UnresolvedEndpoint{Host: "hub.example.test", Error: "no such host", Since: since.Format(time.RFC3339Nano)}
 	if err := a.AgentReport(ctx, api.AgentReport{Revision: 4, Time: time.Now().UTC().Format(time.RFC3339Nano),
-		Peers: []api.PeerStatus{{PublicKey: hubKey, Endpoint: "192.0.2.1:51820", RxBytes: 5, TxBytes: 7, LastHandshake: time.Now().UTC().Format(time.RFC3339)}}}); err != nil {
+		Peers: []api.PeerStatus{{PublicKey: hubKey, RxBytes: 5, TxBytes: 7, LastHandshake: time.Now().UTC().Format(time.RFC3339), Unresolved: unresolved}}}); err != nil {
 		t.Fatal(err)
+	}
+	for _, bad := range []api.UnresolvedEndpoint{{Host: "h.test", Since: "yesterday"}, {Since: since.Format(time.RFC3339)}} {
+		err := a.AgentReport(ctx, api.AgentReport{Revision: 4, Peers: []api.PeerStatus{{PublicKey: hubKey, Unresolved: &bad}}})
+		if status(err) != 400 || !strings.Contains(err.Error(), "unresolved") {
+			t.Errorf("a report with unresolved %+v: %v; want 400 naming it", bad, err)
+		}
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -113,6 +122,9 @@ func TestAgentRoutes(t *testing.T) {
 			t.Fatal(err)
 		}
 		if s.Hosts[1].Name == "s1" && s.Hosts[1].Revision == 4 && len(s.Hosts[1].Peers) == 1 && s.Hosts[1].Peers[0].Host == "hub" {
+			if u := s.Hosts[1].Peers[0].Unresolved; u == nil || u.Host != unresolved.Host || u.Error != unresolved.Error || u.Since != since.Format(time.RFC3339) {
+				t.Errorf("s1's hub peer in the status: unresolved %+v; want %+v", u, unresolved)
+			}
 			break
 		}
 		if time.Now().After(deadline) {
@@ -141,7 +153,7 @@ func TestAPIVersions(t *testing.T) {
 		t.Fatal(err)
 	}
 	hc := &http.Client{Transport: f.transport(t)}
-	for _, tc := range []struct{ speaks, want string }{{"", "200"}, {"v1", "200"}, {"v0,v1", "200"}, {"v2,v1", "200"}, {"v2", "200"}, {"v9", "400"}} {
+	for _, tc := range []struct{ speaks, want string }{{"", "200"}, {"v1", "200"}, {"v0,v1", "200"}, {"v2,v1", "200"}, {"v2", "200"}, {"v3,v2,v1", "200"}, {"v9", "400"}} {
 		req, _ := http.NewRequest("GET", f.url+"/v1/networks", nil)
 		req.Header.Set("Authorization", "Bearer "+f.token)
 		if tc.speaks != "" {
@@ -152,8 +164,8 @@ func TestAPIVersions(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if got := resp.Header.Get(api.VersionHeader); got != "v2,v1" || resp.Status[:3] != tc.want {
-			t.Errorf("client speaking %q: %s, controller says it speaks %q; want %s and v2,v1", tc.speaks, resp.Status, got, tc.want)
+		if got := resp.Header.Get(api.VersionHeader); got != "v3,v2,v1" || resp.Status[:3] != tc.want {
+			t.Errorf("client speaking %q: %s, controller says it speaks %q; want %s and v3,v2,v1", tc.speaks, resp.Status, got, tc.want)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -42,11 +43,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 			hst.LastSeen = st.Time.Format(time.RFC3339)
 			hst.Revision = st.Revision
 			for _, p := range st.Peers {
-				ps := api.PeerStatus{Host: names[p.PublicKey], PublicKey: p.PublicKey.String(), Endpoint: p.Endpoint, RxBytes: p.RxBytes, TxBytes: p.TxBytes}
-				if !p.LastHandshake.IsZero() {
-					ps.LastHandshake = p.LastHandshake.Format(time.RFC3339)
-				}
-				hst.Peers = append(hst.Peers, ps)
+				hst.Peers = append(hst.Peers, toAPIPeerStatus(p, names[p.PublicKey]))
 			}
 		}
 		if n.Topology == "mesh" && h.Endpoint == "" {
@@ -59,6 +56,41 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// toAPIPeerStatus is a reported peer as `wgnet status` shows it; host is
+// the peer's name in the network ("": a key the network does not have).
+func toAPIPeerStatus(p store.PeerStatus, host string) api.PeerStatus {
+	ps := api.PeerStatus{Host: host, PublicKey: p.PublicKey.String(), Endpoint: p.Endpoint, RxBytes: p.RxBytes, TxBytes: p.TxBytes}
+	if !p.LastHandshake.IsZero() {
+		ps.LastHandshake = p.LastHandshake.Format(time.RFC3339)
+	}
+	if p.Unresolved != "" {
+		ps.Unresolved = &api.UnresolvedEndpoint{Host: p.Unresolved, Error: p.ResolveError, Since: p.UnresolvedSince.Format(time.RFC3339)}
+	}
+	return ps
+}
+
+// peerStatus is a peer of an agent's report (API v3 adds Unresolved) as the
+// store keeps it.
+func peerStatus(k wgkey.Key, p api.PeerStatus) (store.PeerStatus, error) {
+	ps := store.PeerStatus{PublicKey: k, Endpoint: p.Endpoint, RxBytes: p.RxBytes, TxBytes: p.TxBytes}
+	var err error
+	if p.LastHandshake != "" {
+		if ps.LastHandshake, err = time.Parse(time.RFC3339Nano, p.LastHandshake); err != nil {
+			return ps, fmt.Errorf("last_handshake: %w", err)
+		}
+	}
+	if u := p.Unresolved; u != nil {
+		if u.Host == "" {
+			return ps, errors.New("unresolved: no host name")
+		}
+		if ps.UnresolvedSince, err = time.Parse(time.RFC3339Nano, u.Since); err != nil {
+			return ps, fmt.Errorf("unresolved: since: %w", err)
+		}
+		ps.Unresolved, ps.ResolveError = u.Host, u.Error
+	}
+	return ps, nil
 }
 
 // audit answers the audit log after ?since=SEQ, at most 1,000 entries.

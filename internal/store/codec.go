@@ -64,6 +64,10 @@ type peerJSON struct {
 	Handshake int64  `json:"h,omitempty"`
 	Rx        uint64 `json:"rx,omitempty"`
 	Tx        uint64 `json:"tx,omitempty"`
+	// Added after the first release; older readers ignore them.
+	Unresolved string `json:"uh,omitempty"`
+	ResolveErr string `json:"ue,omitempty"`
+	Since      int64  `json:"us,omitempty"`
 }
 
 // UnixNano is t in nanoseconds since 1970, 0 for the zero time.
@@ -86,7 +90,8 @@ func FromUnixNano(n int64) time.Time {
 func EncodePeers(peers []PeerStatus) (string, error) {
 	out := make([]peerJSON, len(peers))
 	for i, p := range peers {
-		out[i] = peerJSON{Key: p.PublicKey.String(), Endpoint: p.Endpoint, Handshake: UnixNano(p.LastHandshake), Rx: p.RxBytes, Tx: p.TxBytes}
+		out[i] = peerJSON{Key: p.PublicKey.String(), Endpoint: p.Endpoint, Handshake: UnixNano(p.LastHandshake), Rx: p.RxBytes, Tx: p.TxBytes,
+			Unresolved: p.Unresolved, ResolveErr: p.ResolveError, Since: UnixNano(p.UnresolvedSince)}
 	}
 	b, err := json.Marshal(out)
 	return string(b), err
@@ -104,7 +109,8 @@ func DecodePeers(s string) ([]PeerStatus, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, PeerStatus{PublicKey: k, Endpoint: p.Endpoint, LastHandshake: FromUnixNano(p.Handshake), RxBytes: p.Rx, TxBytes: p.Tx})
+		out = append(out, PeerStatus{PublicKey: k, Endpoint: p.Endpoint, LastHandshake: FromUnixNano(p.Handshake), RxBytes: p.Rx, TxBytes: p.Tx,
+			Unresolved: p.Unresolved, ResolveError: p.ResolveErr, UnresolvedSince: FromUnixNano(p.Since)})
 	}
 	return out, nil
 }

@@ -192,6 +192,12 @@ type PeerStatus struct {
 	LastHandshake time.Time
 	RxBytes       uint64
 	TxBytes       uint64
+	// Unresolved is the peer's endpoint host name when it has never resolved
+	// on the reporting host, which configured the peer without an endpoint
+	// ("": not so); ResolveError and UnresolvedSince say why and since when.
+	Unresolved      string
+	ResolveError    string
+	UnresolvedSince time.Time
 }
 
 // StatusReport is one host's report in a batch.

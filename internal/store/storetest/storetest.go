@@ -685,6 +685,9 @@ func testStatus(t *testing.T, s store.Store) {
 			Peers: []store.PeerStatus{{PublicKey: Key(9), Endpoint: "192.0.2.9:51820", LastHandshake: at.Add(-time.Minute), RxBytes: 10, TxBytes: 20}}}}
 	}
 	batch := []store.StatusReport{report("h0", 4, now), report("h1", 3, now), report("h2", 4, now), report("gone", 4, now)}
+	// A peer whose endpoint host name never resolved on h2 (no endpoint then).
+	unresolved := store.PeerStatus{PublicKey: Key(8), Unresolved: "h8.example.test", ResolveError: "no such host", UnresolvedSince: now.Add(-time.Hour)}
+	batch[2].Status.Peers = append(batch[2].Status.Peers, unresolved)
 	if k, err := s.ReportStatus(ctx, batch); err != nil || k != 3 {
 		t.Fatalf("ReportStatus = %d, %v; want 3 stored (an unknown host skipped)", k, err)
 	}
@@ -696,12 +699,15 @@ func testStatus(t *testing.T, s store.Store) {
 	if err != nil || len(st) != 3 {
 		t.Fatalf("Status = %+v, %v", st, err)
 	}
-	if st[0].Host != "h0" || st[0].Revision != 4 || !st[0].Time.Equal(now) || st[1].Revision != 4 || len(st[2].Peers) != 1 {
-		t.Errorf("Status = %+v", st)
+	if st[0].Host != "h0" || st[0].Revision != 4 || !st[0].Time.Equal(now) || st[1].Revision != 4 || len(st[2].Peers) != 2 {
+		t.Fatalf("Status = %+v", st)
 	}
 	p := st[2].Peers[0]
-	if p.PublicKey != Key(9) || p.Endpoint != "192.0.2.9:51820" || !p.LastHandshake.Equal(now.Add(-time.Minute)) || p.RxBytes != 10 || p.TxBytes != 20 {
+	if p.PublicKey != Key(9) || p.Endpoint != "192.0.2.9:51820" || !p.LastHandshake.Equal(now.Add(-time.Minute)) || p.RxBytes != 10 || p.TxBytes != 20 || p.Unresolved != "" {
 		t.Errorf("peer status = %+v", p)
+	}
+	if u := st[2].Peers[1]; u.PublicKey != Key(8) || u.Unresolved != unresolved.Unresolved || u.ResolveError != unresolved.ResolveError || !u.UnresolvedSince.Equal(unresolved.UnresolvedSince) {
+		t.Errorf("unresolved peer status = %+v, want %+v", u, unresolved)
 	}
 	// Concurrent batches from several controllers all land.
 	var wg sync.WaitGroup
