@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -73,16 +75,13 @@ func adoptable(res *importer.Result) ([]api.Host, []string, error) {
 	if sp.ListenPort != 0 && sp.ListenPort != spec.DefaultListenPort {
 		note("listen port %d not carried: each agent declares its own with its endpoint", sp.ListenPort)
 	}
-	if sp.MTU > 0 && sp.MTU != spec.DefaultMTU {
-		note("MTU %d not carried: agents work out their MTU", sp.MTU)
-	}
 	if len(sp.PresharedKeys) > 0 {
 		note("%d preshared keys not carried: they would pass through the controller, so agent mode offers none", len(sp.PresharedKeys))
 	}
 	var hosts []api.Host
 	for _, h := range sp.Hosts {
-		if h.External {
-			note("host %s not carried: it is external (no file of the fleet is for it), and a controller network holds only hosts that join it", h.Name)
+		if h.External && len(h.Addresses) == 0 {
+			note("host %s not carried: it is external (no file of the fleet is for it) with no overlay address, and the controller would give it one", h.Name)
 			continue
 		}
 		key := h.PublicKey
@@ -93,8 +92,22 @@ func adoptable(res *importer.Result) ([]api.Host, []string, error) {
 			}
 			key = priv.Public()
 		}
-		a := api.Host{Name: h.Name, PublicKey: key.String(), Endpoint: h.Endpoint, Keepalive: h.Keepalive,
-			Addresses: strs(h.Addresses), Routes: strs(h.Routes), Hub: sp.Topology == spec.TopologyHub && h.Name == sp.Hub}
+		a := api.Host{Name: h.Name, PublicKey: key.String(), Endpoint: h.Endpoint, Keepalive: h.Keepalive, Tags: h.Tags,
+			Addresses: hostAddrs(h), Routes: strs(h.Routes), Hub: sp.Topology == spec.TopologyHub && h.Name == sp.Hub,
+			Settings: api.Settings{DNS: h.DNS, Table: h.Table, FwMark: h.FwMark, FullTunnel: strs(h.FullTunnel),
+				External: h.External, NoAddress: h.AddressElsewhere, RandomPort: h.RandomPort}}
+		// The network's MTU, when not the controller's, becomes each host's own.
+		switch mtu := h.MTU; {
+		case mtu == 0 && sp.MTU != 0 && sp.MTU != spec.DefaultMTU:
+			a.MTU = strconv.Itoa(sp.MTU)
+			if sp.MTU == spec.MTUAuto {
+				a.MTU = "auto"
+			}
+		case mtu == spec.MTUAuto:
+			a.MTU = "auto"
+		case mtu > 0:
+			a.MTU = strconv.Itoa(mtu)
+		}
 		hostNotes(h, note)
 		if a.Hub {
 			hosts = append([]api.Host{a}, hosts...)
@@ -105,7 +118,8 @@ func adoptable(res *importer.Result) ([]api.Host, []string, error) {
 	return hosts, notes, nil
 }
 
-// hostNotes notes what of one host a controller network does not carry.
+// hostNotes notes what of one host a controller network does not carry:
+// hooks (never sent to a host) and what is about the host's local setup.
 func hostNotes(h spec.Host, note func(string, ...any)) {
 	var lost []string
 	if n := len(h.Hooks.PreUp) + len(h.Hooks.PostUp) + len(h.Hooks.PreDown) + len(h.Hooks.PostDown); n > 0 {
@@ -117,36 +131,22 @@ func hostNotes(h spec.Host, note func(string, ...any)) {
 	if h.UnderlayMTU != 0 {
 		lost = append(lost, fmt.Sprintf("underlay MTU %d", h.UnderlayMTU))
 	}
-	if len(h.Tags) > 0 {
-		lost = append(lost, "tags "+strings.Join(h.Tags, ","))
-	}
-	if len(h.AddressBits) > 0 {
-		lost = append(lost, "the addresses' own prefix lengths (agents take the subnet's)")
-	}
-	if h.MTU > 0 {
-		lost = append(lost, fmt.Sprintf("MTU %d", h.MTU))
-	}
-	if len(h.DNS) > 0 {
-		lost = append(lost, "DNS "+strings.Join(h.DNS, ","))
-	}
-	if h.Table != "" {
-		lost = append(lost, "Table "+h.Table)
-	}
-	if h.FwMark != 0 {
-		lost = append(lost, fmt.Sprintf("FwMark %#x", h.FwMark))
-	}
-	if len(h.FullTunnel) > 0 {
-		lost = append(lost, "full tunnel "+strings.Join(strs(h.FullTunnel), ",")+" (an agent never takes a default route)")
-	}
-	if h.RandomPort {
-		lost = append(lost, "listen_port: random")
-	}
-	if h.AddressElsewhere {
-		lost = append(lost, "assign_address: false (an agent assigns its addresses)")
-	}
 	if len(lost) > 0 {
 		note("host %s: not carried: %s", h.Name, strings.Join(lost, "; "))
 	}
+}
+
+// hostAddrs are h's addresses as the API takes them, each with its own
+// prefix length when it has one.
+func hostAddrs(h spec.Host) []string {
+	out := make([]string, len(h.Addresses))
+	for i, a := range h.Addresses {
+		out[i] = a.String()
+		if bits, ok := h.AddressBits[a]; ok {
+			out[i] = netip.PrefixFrom(a, bits).String()
+		}
+	}
+	return out
 }
 
 // strs renders addresses or prefixes as strings.

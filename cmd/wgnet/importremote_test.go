@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -30,8 +31,9 @@ func TestImportToController(t *testing.T) {
 	mustCLI(t, dir, "init", "fleet", "--subnet", "10.70.0.0/24")
 	mustCLI(t, dir, "add", "hub", "--endpoint", "198.18.7.1:51820")
 	mustCLI(t, dir, "add", "s1", "--endpoint", "198.18.7.2:51820", "--route", "172.30.1.0/24")
-	mustCLI(t, dir, "add", "s2", "--keepalive", "25")
+	mustCLI(t, dir, "add", "s2", "--keepalive", "25", "--mtu", "1380", "--dns", "10.70.0.1", "--table", "off", "--fwmark", "0x20")
 	mustCLI(t, dir, "set", "s2", "--preshared-with", "hub")
+	mustCLI(t, dir, "add", "s3", "--keepalive", "25", "--full-tunnel", "0.0.0.0/0", "--listen-port", "51999")
 	mustCLI(t, dir, "render", "--out", "out")
 	sp, err := spec.Load(filepath.Join(dir, "wgnet.yaml"))
 	if err != nil {
@@ -41,15 +43,26 @@ func TestImportToController(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := []string{"out/hub/wg0.conf", "out/s1/wg0.conf", "out/s2/wg0.conf"}
+	files := []string{"out/hub/wg0.conf", "out/s1/wg0.conf", "out/s2/wg0.conf", "out/s3/wg0.conf"}
 
 	stdout, stderr, code := cli(t, dir, append(append([]string{"import", "--network", "fleet"}, remote...), files...)...)
 	if code != 0 {
 		t.Fatalf("import --controller: exit %d\n%s%s", code, stdout, stderr)
 	}
 	t.Logf("import --controller:\n%s%s", stdout, stderr)
-	if !strings.Contains(stdout, "adopted 3 hosts (hub) into network fleet") || !strings.Contains(stderr, "preshared keys not carried") {
+	if !strings.Contains(stdout, "adopted 4 hosts (hub) into network fleet") || !strings.Contains(stderr, "preshared keys not carried") {
 		t.Errorf("import said:\n%s%s", stdout, stderr)
+	}
+	// What the controller can't keep is listed, and only that: the host's
+	// own settings (MTU, DNS, Table, FwMark, full tunnel) are kept.
+	var notCarried []string
+	for _, l := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		if strings.Contains(l, "not carried") {
+			notCarried = append(notCarried, l)
+		}
+	}
+	if len(notCarried) != 2 || !strings.Contains(stderr, "host s3: not carried: listen port 51999") {
+		t.Errorf("not carried: %q, want the preshared keys and s3's listen port", notCarried)
 	}
 
 	var listed struct {
@@ -61,6 +74,11 @@ func TestImportToController(t *testing.T) {
 			Routes    []string `json:"routes"`
 			Keepalive int      `json:"keepalive"`
 			Hub       bool     `json:"hub"`
+			MTU       string   `json:"mtu"`
+			DNS       []string `json:"dns"`
+			Table     string   `json:"table"`
+			FwMark    uint32   `json:"fwmark"`
+			Full      []string `json:"full_tunnel"`
 		} `json:"hosts"`
 	}
 	out := mustCLI(t, dir, append([]string{"list", "-o", "json", "--network", "fleet"}, remote...)...)
@@ -85,6 +103,22 @@ func TestImportToController(t *testing.T) {
 			t.Errorf("%s on the controller: %+v; in the spec: key %s addresses %v endpoint %q routes %v keepalive %d hub %v",
 				got.Name, got, key, wantAddrs, want.Endpoint, wantRoutes, want.Keepalive, want.Name == sp.Hub)
 		}
+	}
+
+	for _, got := range listed.Hosts {
+		want, _ := sp.HostByName(got.Name)
+		mtu := ""
+		if want.MTU > 0 {
+			mtu = fmt.Sprint(want.MTU)
+		}
+		if got.MTU != mtu || strings.Join(got.DNS, ",") != strings.Join(want.DNS, ",") || got.Table != want.Table || got.FwMark != want.FwMark ||
+			strings.Join(got.Full, ",") != strings.Join(strs(want.FullTunnel), ",") {
+			t.Errorf("%s's settings on the controller: %+v; in the spec: mtu %d dns %v table %q fwmark %#x full tunnel %v",
+				got.Name, got, want.MTU, want.DNS, want.Table, want.FwMark, want.FullTunnel)
+		}
+	}
+	if len(listed.Hosts) == 4 && (listed.Hosts[2].FwMark != 0x20 || len(listed.Hosts[3].Full) != 1) {
+		t.Errorf("s2 and s3 on the controller: %+v %+v", listed.Hosts[2], listed.Hosts[3])
 	}
 
 	// No secret in anything the controller stored.
@@ -115,7 +149,7 @@ func TestImportToController(t *testing.T) {
 	if _, errs, code := cli(t, dir, append(append([]string{"import", "--network", "fleet"}, remote...), files...)...); code == 0 || !strings.Contains(errs, "fleet") {
 		t.Errorf("second import into fleet: exit %d, %s", code, errs)
 	}
-	if out := mustCLI(t, dir, append([]string{"list", "--network", "fleet"}, remote...)...); strings.Count(out, "10.70.0.") != 3 {
+	if out := mustCLI(t, dir, append([]string{"list", "--network", "fleet"}, remote...)...); strings.Count(out, "10.70.0.") != 4 {
 		t.Errorf("after the refused import:\n%s", out)
 	}
 }

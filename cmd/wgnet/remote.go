@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/wgnet/wgnet/internal/api"
 	"github.com/wgnet/wgnet/internal/client"
 	"github.com/wgnet/wgnet/internal/diag"
+	"github.com/wgnet/wgnet/internal/spec"
 )
 
 // remoteFlags say which controller a command talks to and how it trusts it.
@@ -100,9 +103,73 @@ var remoteVerbs = map[string]func(ctx context.Context, c *cobra.Command, cl *cli
 }
 
 var remoteOK = map[string][]string{
-	"add":    {"endpoint", "address", "route", "hub", "keepalive", "public-key", "tag"},
-	"set":    {"endpoint", "address", "route", "remove-route", "replace-routes", "hub", "keepalive", "public-key", "tag", "remove-tag"},
+	"add": {"endpoint", "address", "route", "hub", "keepalive", "public-key", "tag",
+		"mtu", "dns", "table", "fwmark", "full-tunnel", "external", "no-address", "listen-port"},
+	"set": {"endpoint", "address", "route", "remove-route", "replace-routes", "hub", "keepalive", "public-key", "tag", "remove-tag",
+		"mtu", "dns", "table", "fwmark", "full-tunnel", "external", "no-address", "assign-address", "listen-port"},
 	"render": {"out"},
+}
+
+// remoteSettings reads the flags of a host's own settings that were given
+// (api.SetHost's settings; nil: not given). Their values are checked by the
+// controller with a spec's rules (validation of the network as it would be).
+func remoteSettings(fl *pflag.FlagSet) (api.SetHost, error) {
+	var s api.SetHost
+	for _, f := range []struct {
+		name string
+		to   **string
+	}{{"mtu", &s.MTU}, {"table", &s.Table}} {
+		if fl.Changed(f.name) {
+			v, _ := fl.GetString(f.name)
+			*f.to = &v
+		}
+	}
+	for _, f := range []struct {
+		name string
+		to   **[]string
+	}{{"dns", &s.DNS}, {"full-tunnel", &s.FullTunnel}} {
+		if fl.Changed(f.name) {
+			v, _ := fl.GetStringArray(f.name)
+			v = slices.DeleteFunc(v, func(s string) bool { return s == "" }) // --dns '' removes them
+			*f.to = &v
+		}
+	}
+	if fl.Changed("fwmark") {
+		v, _ := fl.GetString("fwmark")
+		m := uint32(0) // "" removes it
+		if v != "" {
+			var err error
+			if m, err = spec.ParseFwMark(v); err != nil {
+				return s, usageError{fmt.Errorf("--fwmark %w", err)}
+			}
+		}
+		s.FwMark = &m
+	}
+	if fl.Changed("external") {
+		v, _ := fl.GetBool("external")
+		s.External = &v
+	}
+	if fl.Changed("no-address") && fl.Changed("assign-address") {
+		return s, usageError{fmt.Errorf("--no-address and --assign-address: give one")}
+	}
+	if fl.Changed("no-address") {
+		v, _ := fl.GetBool("no-address")
+		s.NoAddress = &v
+	}
+	if fl.Changed("assign-address") {
+		v, _ := fl.GetBool("assign-address")
+		v = !v
+		s.NoAddress = &v
+	}
+	if fl.Changed("listen-port") {
+		v, _ := fl.GetString("listen-port")
+		random := v == "random"
+		if !random && v != strconv.Itoa(spec.DefaultListenPort) {
+			return s, usageError{fmt.Errorf("--listen-port %q: a controller network's hosts listen on its port (%d) or on one wg picks (random); a port of a host's own is not kept", v, spec.DefaultListenPort)}
+		}
+		s.RandomPort = &random
+	}
+	return s, nil
 }
 
 // wireRemote adds --controller and --network to the verbs that can act on a
@@ -169,6 +236,12 @@ func remoteAdd(ctx context.Context, c *cobra.Command, cl *client.Client, network
 	h.Keepalive, _ = fl.GetInt("keepalive")
 	h.Hub, _ = fl.GetBool("hub")
 	h.PublicKey, _ = fl.GetString("public-key")
+	set, err := remoteSettings(fl)
+	if err != nil {
+		return err
+	}
+	h.Settings = api.Settings{MTU: deref(set.MTU), DNS: deref(set.DNS), Table: deref(set.Table), FwMark: deref(set.FwMark),
+		FullTunnel: deref(set.FullTunnel), External: deref(set.External), NoAddress: deref(set.NoAddress), RandomPort: deref(set.RandomPort)}
 	if h.PublicKey == "" {
 		return usageError{errors.New("add --controller: give --public-key; a controller never holds a private key (make the pair on the host: wg genkey | tee wg0.key | wg pubkey)")}
 	}
@@ -188,8 +261,12 @@ func remoteSet(ctx context.Context, c *cobra.Command, cl *client.Client, network
 	if onlyGlobalFlags(c) || !anyChanged(fl, remoteOK["set"]...) {
 		return usageError{fmt.Errorf("set %s: nothing to change; give at least one flag (see wgnet set --help)", args[0])}
 	}
-	s := api.SetHost{Addresses: stringsFlag(c, "address"), Routes: stringsFlag(c, "route"), RemoveRoutes: stringsFlag(c, "remove-route"),
-		AddTags: stringsFlag(c, "tag"), RemoveTags: stringsFlag(c, "remove-tag")}
+	s, err := remoteSettings(fl)
+	if err != nil {
+		return err
+	}
+	s.Addresses, s.Routes, s.RemoveRoutes = stringsFlag(c, "address"), stringsFlag(c, "route"), stringsFlag(c, "remove-route")
+	s.AddTags, s.RemoveTags = stringsFlag(c, "tag"), stringsFlag(c, "remove-tag")
 	s.ReplaceRoutes, _ = fl.GetBool("replace-routes")
 	s.Hub, _ = fl.GetBool("hub")
 	if fl.Changed("endpoint") {
@@ -213,6 +290,15 @@ func remoteSet(ctx context.Context, c *cobra.Command, cl *client.Client, network
 	}
 	return report(c.OutOrStdout(), format, editResult{Action: "changed", Host: args[0], Addresses: r.Host.Addresses},
 		fmt.Sprintf("changed %s (revision %d)", args[0], r.Revision))
+}
+
+// deref is *p, or the zero value for nil.
+func deref[T any](p *T) T {
+	var v T
+	if p != nil {
+		v = *p
+	}
+	return v
 }
 
 func anyChanged(fl *pflag.FlagSet, names ...string) bool {

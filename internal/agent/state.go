@@ -23,8 +23,9 @@ var ErrRefused = errors.New("refused")
 // intent, after the guardrails (Guard): each field is parsed once, and
 // judged as it is. The private key stays where it is: keyFile, read on the
 // host by the data plane. Nothing the controller sends becomes a hook, a
-// command, DNS or a routing table setting: the wire type has no field for
-// them, and the intent gets none.
+// command, DNS, a routing table or a firewall mark: the wire type has no
+// field for a hook or command, and a state with DNS, Table or FwMark (or a
+// full tunnel's default route) is refused.
 func Intent(st *api.AgentState, keyFile string, own wgkey.Key) (*intent.Host, error) {
 	return guarded(st, keyFile, own, made{})
 }
@@ -119,6 +120,9 @@ func guarded(st *api.AgentState, keyFile string, own wgkey.Key, prev made) (*int
 	}
 	if st.ListenPort < 0 || st.ListenPort > 65535 || st.MTU < 0 || (st.MTU != 0 && (st.MTU < 1280 || st.MTU > 65535)) {
 		return nil, refuse("listen port %d or MTU %d out of range", st.ListenPort, st.MTU)
+	}
+	if len(st.DNS) > 0 || st.Table != "" || st.FwMark != 0 {
+		return nil, refuse("DNS %v, table %q, fwmark %#x: an agent takes no resolver, routing table or firewall mark from the controller", st.DNS, st.Table, st.FwMark)
 	}
 	h := &intent.Host{Name: st.Host, KeyFile: keyFile, MTU: st.MTU, Addresses: addrs, Routes: mine,
 		Comments: []string{fmt.Sprintf("wgnet agent: host %s of network %s, revision %d", st.Host, st.Network, st.Revision)},

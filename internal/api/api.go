@@ -128,6 +128,21 @@ type Host struct {
 	// make the host's endpoint the address it sees the request come from with
 	// this port (the agent never guesses its address from local interfaces).
 	EndpointPort int `json:"endpoint_port,omitempty"`
+	Settings
+}
+
+// Settings are a host's own settings, as a spec's host has them (wg-quick
+// parity, issue 10); an address given with its own prefix length
+// ("10.8.0.2/32") in Addresses keeps it. Absent: the network's defaults.
+type Settings struct {
+	MTU        string   `json:"mtu,omitempty"` // a number or "auto"; "": the network's
+	DNS        []string `json:"dns,omitempty"`
+	Table      string   `json:"table,omitempty"`  // off, auto, main, a number or a name
+	FwMark     uint32   `json:"fwmark,omitempty"` // 0: none
+	FullTunnel []string `json:"full_tunnel,omitempty"`
+	External   bool     `json:"external,omitempty"`
+	NoAddress  bool     `json:"no_address,omitempty"`  // assign_address: false
+	RandomPort bool     `json:"random_port,omitempty"` // listen_port: random
 }
 
 // Hosts is the answer of GET /v1/networks/{network}/hosts: one revision's view.
@@ -160,6 +175,16 @@ type SetHost struct {
 	Hub           bool     `json:"hub,omitempty"`
 	AddTags       []string `json:"add_tags,omitempty"`
 	RemoveTags    []string `json:"remove_tags,omitempty"`
+	// The host's Settings: nil leaves one unchanged, "" or an empty list
+	// removes it.
+	MTU        *string   `json:"mtu,omitempty"`
+	DNS        *[]string `json:"dns,omitempty"`
+	Table      *string   `json:"table,omitempty"`
+	FwMark     *uint32   `json:"fwmark,omitempty"`
+	FullTunnel *[]string `json:"full_tunnel,omitempty"`
+	External   *bool     `json:"external,omitempty"`
+	NoAddress  *bool     `json:"no_address,omitempty"`
+	RandomPort *bool     `json:"random_port,omitempty"`
 }
 
 // Config is a host's rendered wg-quick config: public data only. The host's
@@ -339,6 +364,12 @@ type AgentState struct {
 	ForwardV4      bool     `json:"forward_v4,omitempty"`
 	ForwardV6      bool     `json:"forward_v6,omitempty"`
 	ClampMSS       bool     `json:"clamp_mss,omitempty"`
+	// DNS, Table and FwMark are the host's own settings of those wg-quick
+	// keys (an admin's wgnet set); an agent refuses a state with any of them
+	// (docs/agent.md), one of an older release ignores them.
+	DNS    []string `json:"dns,omitempty"`
+	Table  string   `json:"table,omitempty"`
+	FwMark uint32   `json:"fwmark,omitempty"`
 	// Filter is the network's segmentation policy compiled for this host
 	// (what it accepts over the tunnel); nil when the network has none.
 	Filter *Filter `json:"filter,omitempty"`

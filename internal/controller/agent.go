@@ -442,7 +442,7 @@ func toAgentState(cp *compiled, ih *intent.Host, urls []string) api.AgentState {
 func toAgentHead(cp *compiled, ih *intent.Host) *api.AgentState {
 	out := &api.AgentState{Network: cp.net.Name, Host: ih.Name, Interface: cp.iface, MTU: ih.MTU,
 		ApprovedRoutes: cp.approved, ForwardV4: ih.Forward.V4, ForwardV6: ih.Forward.V6, ClampMSS: ih.Firewall.ClampMSS,
-		Filter: toAPIFilter(ih.Firewall.Filter)}
+		Filter: toAPIFilter(ih.Firewall.Filter), DNS: ih.DNS, Table: ih.Table, FwMark: ih.FwMark}
 	for _, p := range cp.net.Subnets {
 		out.Subnets = append(out.Subnets, p.String())
 	}

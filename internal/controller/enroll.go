@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"time"
 
 	"github.com/wgnet/wgnet/internal/api"
@@ -85,6 +86,9 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) error {
 	}
 	if len(req.Addresses) > 0 || req.Hub {
 		return badRequest{errors.New("enroll: a joining host can't set its addresses or hub role; an admin does (wgnet set)")}
+	}
+	if !reflect.DeepEqual(req.Settings, api.Settings{}) {
+		return badRequest{errors.New("enroll: a joining host can't set its MTU, DNS, table, fwmark, full tunnel or the like; an admin does (wgnet set)")}
 	}
 	if req.EndpointPort != 0 {
 		if req.Endpoint != "" {

@@ -677,15 +677,27 @@ func (d *decoder) mtu(n *yaml.Node, field string) int {
 // 0x hex; 0 and "off" mean none.
 func (d *decoder) fwmark(n *yaml.Node, field string) uint32 {
 	s, ok := d.str(n, field)
-	if !ok || s == "off" {
+	if !ok {
 		return 0
+	}
+	v, err := ParseFwMark(s)
+	if err != nil {
+		d.fail(field, CodeFwMark, "%v", err)
+	}
+	return v
+}
+
+// ParseFwMark reads a firewall mark as wg(8) and a spec's fwmark do: a
+// number, decimal or 0x hex, below 2^32; 0 and "off" mean none.
+func ParseFwMark(s string) (uint32, error) {
+	if s == "off" {
+		return 0, nil
 	}
 	v, err := strconv.ParseUint(s, 0, 32)
 	if err != nil || strings.HasPrefix(s, "0o") || strings.HasPrefix(s, "0b") || (len(s) > 1 && s[0] == '0' && s[1] != 'x') {
-		d.fail(field, CodeFwMark, "%q: must be a number, decimal or 0x hex, below 2^32 (or off)", s)
-		return 0
+		return 0, fmt.Errorf("%q: must be a number, decimal or 0x hex, below 2^32 (or off)", s)
 	}
-	return uint32(v)
+	return uint32(v), nil
 }
 
 // bool decodes true or false. Null means "not set".

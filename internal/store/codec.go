@@ -2,7 +2,9 @@ package store
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"slices"
 	"strings"
@@ -121,4 +123,73 @@ func SplitTags(s string) []string {
 		return nil
 	}
 	return strings.Split(s, ",")
+}
+
+// SettingsColumns are the columns of a host's Settings in both stores'
+// hosts table (schema 6), in the order of StoredSettings' Args and Dests.
+const SettingsColumns = "address_bits, address_elsewhere, random_port, mtu, dns, table_name, fwmark, external, full_tunnel"
+
+// StoredSettings is a host's Settings as the columns hold them: lists joined
+// by commas, an address's own prefix length as ADDR/BITS, the mark as a
+// 64-bit integer (a column of PostgreSQL's BIGINT holds 2^32-1).
+type StoredSettings struct {
+	AddressBits                            string
+	AddressElsewhere, RandomPort, External bool
+	MTU                                    int
+	DNS, Table                             string
+	FwMark                                 int64
+	FullTunnel                             string
+}
+
+// Store is the stored form of s (the bits of addresses the host does not
+// have are dropped).
+func (s Settings) Store(addrs []netip.Addr) StoredSettings {
+	var bits []netip.Prefix
+	for a, b := range KeepBits(s.AddressBits, addrs) {
+		bits = append(bits, netip.PrefixFrom(a, b))
+	}
+	slices.SortFunc(bits, func(p, q netip.Prefix) int { return p.Addr().Compare(q.Addr()) })
+	return StoredSettings{AddressBits: JoinPrefixes(bits), AddressElsewhere: s.AddressElsewhere, RandomPort: s.RandomPort,
+		External: s.External, MTU: s.MTU, DNS: strings.Join(s.DNS, ","), Table: s.Table, FwMark: int64(s.FwMark),
+		FullTunnel: JoinPrefixes(s.FullTunnel)}
+}
+
+// Args are the values of SettingsColumns, for an INSERT or UPDATE.
+func (st *StoredSettings) Args() []any {
+	return []any{st.AddressBits, st.AddressElsewhere, st.RandomPort, st.MTU, st.DNS, st.Table, st.FwMark, st.External, st.FullTunnel}
+}
+
+// Dests are where a row's SettingsColumns are scanned to.
+func (st *StoredSettings) Dests() []any {
+	return []any{&st.AddressBits, &st.AddressElsewhere, &st.RandomPort, &st.MTU, &st.DNS, &st.Table, &st.FwMark, &st.External, &st.FullTunnel}
+}
+
+// Settings reads the stored form back.
+func (st StoredSettings) Settings() (Settings, error) {
+	s := Settings{AddressElsewhere: st.AddressElsewhere, RandomPort: st.RandomPort, External: st.External, MTU: st.MTU,
+		DNS: SplitTags(st.DNS), Table: st.Table}
+	if st.FwMark < 0 || st.FwMark > math.MaxUint32 {
+		return s, fmt.Errorf("stored fwmark %d: out of range", st.FwMark)
+	}
+	s.FwMark = uint32(st.FwMark)
+	bits, err1 := SplitPrefixes(st.AddressBits)
+	for _, p := range bits {
+		if s.AddressBits == nil {
+			s.AddressBits = map[netip.Addr]int{}
+		}
+		s.AddressBits[p.Addr()] = p.Bits()
+	}
+	var err2 error
+	s.FullTunnel, err2 = SplitPrefixes(st.FullTunnel)
+	return s, errors.Join(err1, err2)
+}
+
+// SettingsUpdate is the SET list of an UPDATE of SettingsColumns, its
+// parameters numbered by param from first on (SQLite: "?", PostgreSQL: $N).
+func SettingsUpdate(param func(n int) string, first int) string {
+	cols := strings.Split(SettingsColumns, ", ")
+	for i, c := range cols {
+		cols[i] = c + " = " + param(first+i)
+	}
+	return strings.Join(cols, ", ")
 }

@@ -70,6 +70,30 @@ type Host struct {
 	// Hub says the host is its network's hub; AddHost with Hub set makes it
 	// the hub (hub topology only).
 	Hub bool
+	Settings
+}
+
+// Settings are a host's own settings beyond its place in the network: the
+// fields of a spec's host for wg-quick parity (issue 10), kept as the spec
+// has them (schema 6). The zero value is what a host had before they were
+// kept, and compiles as it did then.
+type Settings struct {
+	// AddressBits holds the prefix length of an address given with its own
+	// ("10.8.0.2/32"); an address without one takes its subnet's.
+	AddressBits map[netip.Addr]int
+	// AddressElsewhere (assign_address: false): the host's config has no
+	// Address; something else assigns it.
+	AddressElsewhere bool
+	// RandomPort (listen_port: random): wg picks the port (a host nobody dials).
+	RandomPort bool
+	MTU        int      // 0: the network's; -1: automatic (spec.MTUAuto)
+	DNS        []string // resolvers and search domains
+	Table      string   // wg-quick's Table: "" (auto), off, main, a number or a name
+	FwMark     uint32   // 0: none
+	// External: a peer wgnet writes no config for (a VPN provider's server).
+	External bool
+	// FullTunnel are the default routes a spoke sends through the hub.
+	FullTunnel []netip.Prefix
 }
 
 // MarkHub sets every host's Hub flag from n.Hub; implementations call it on
@@ -233,6 +257,73 @@ type HostChanges struct {
 	// AddTags and RemoveTags edit the host's tags in the writing transaction;
 	// removing a tag the host doesn't have is not an error.
 	AddTags, RemoveTags []string
+	// AddressBits are the prefix lengths of those of Addresses given with
+	// one; an address of Addresses without one takes its subnet's.
+	AddressBits map[netip.Addr]int
+	// The host's settings (Settings); nil leaves one unchanged, an empty
+	// list removes one.
+	AddressElsewhere, RandomPort, External *bool
+	MTU                                    *int
+	DNS                                    *[]string
+	Table                                  *string
+	FwMark                                 *uint32
+	FullTunnel                             *[]netip.Prefix
+}
+
+// applySettings applies the settings part of c to h.
+func (c HostChanges) applySettings(h *Host) {
+	set := func(to *bool, v *bool) {
+		if v != nil {
+			*to = *v
+		}
+	}
+	set(&h.AddressElsewhere, c.AddressElsewhere)
+	set(&h.RandomPort, c.RandomPort)
+	set(&h.External, c.External)
+	if c.MTU != nil {
+		h.MTU = *c.MTU
+	}
+	if c.DNS != nil {
+		h.DNS = slices.Clone(*c.DNS)
+	}
+	if c.Table != nil {
+		h.Table = *c.Table
+	}
+	if c.FwMark != nil {
+		h.FwMark = *c.FwMark
+	}
+	if c.FullTunnel != nil {
+		h.FullTunnel = slices.Clone(*c.FullTunnel)
+	}
+	if len(c.Addresses) > 0 {
+		bits := maps.Clone(h.AddressBits)
+		for _, a := range c.Addresses {
+			delete(bits, a)
+			if b, ok := c.AddressBits[a]; ok {
+				if bits == nil {
+					bits = map[netip.Addr]int{}
+				}
+				bits[a] = b
+			}
+		}
+		h.AddressBits = bits
+	}
+	h.AddressBits = KeepBits(h.AddressBits, h.Addresses)
+}
+
+// KeepBits returns bits without the addresses not in addrs (nil when none
+// is left).
+func KeepBits(bits map[netip.Addr]int, addrs []netip.Addr) map[netip.Addr]int {
+	var out map[netip.Addr]int
+	for a, b := range bits {
+		if slices.Contains(addrs, a) {
+			if out == nil {
+				out = map[netip.Addr]int{}
+			}
+			out[a] = b
+		}
+	}
+	return out
 }
 
 // EditRoutes applies the route part of c to routes.
@@ -605,6 +696,7 @@ func (c HostChanges) Apply(n *Network, f Floors, h Host) (Host, error) {
 			return h, err
 		}
 	}
+	c.applySettings(&h)
 	if c.Hub {
 		if n.Topology != "hub" {
 			return h, fmt.Errorf("host %s: %w: hub in a mesh network", h.Name, ErrInvalid)

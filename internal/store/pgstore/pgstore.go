@@ -445,6 +445,9 @@ func setHostTx(ctx context.Context, tx pgx.Tx, network, name string, c store.Hos
 	}
 	_, err = tx.Exec(ctx, `UPDATE hosts SET public_key = $1, endpoint = $2, routes = $3, keepalive = $4, tags = $5, pending_routes = $6 WHERE network = $7 AND name = $8`,
 		h.PublicKey.String(), h.Endpoint, store.JoinPrefixes(h.Routes), h.Keepalive, strings.Join(h.Tags, ","), store.JoinPrefixes(h.PendingRoutes), network, name)
+	if err == nil {
+		err = setSettings(ctx, tx, network, h, true)
+	}
 	if isUnique(err) {
 		return h, 0, fmt.Errorf("host %s: %w", name, store.ErrConflict)
 	}
@@ -638,7 +641,24 @@ func insertHost(ctx context.Context, tx pgx.Tx, network string, h store.Host) er
 	if _, err := tx.Exec(ctx, `UPDATE networks SET hosts = hosts + 1 WHERE name = $1`, network); err != nil {
 		return err
 	}
+	if err := setSettings(ctx, tx, network, h, false); err != nil {
+		return err
+	}
 	return insertAddrs(ctx, tx, network, h)
+}
+
+// setSettings stores h's Settings; a new host (always false) with none
+// keeps the columns' defaults without a statement.
+func setSettings(ctx context.Context, tx pgx.Tx, network string, h store.Host, always bool) error {
+	st := h.Settings.Store(h.Addresses)
+	if !always && st == (store.StoredSettings{}) {
+		return nil
+	}
+	args := st.Args()
+	set := store.SettingsUpdate(func(n int) string { return fmt.Sprintf("$%d", n) }, 1)
+	_, err := tx.Exec(ctx, fmt.Sprintf(`UPDATE hosts SET %s WHERE network = $%d AND name = $%d`, set, len(args)+1, len(args)+2),
+		append(args, network, h.Name)...)
+	return err
 }
 
 func insertAddrs(ctx context.Context, tx pgx.Tx, network string, h store.Host) error {
@@ -692,7 +712,7 @@ func hostsTx(ctx context.Context, tx pgx.Tx, network, cond string, args ...any) 
 		where += " AND " + cond
 	}
 	args = append([]any{network}, args...)
-	rows, err := tx.Query(ctx, `SELECT h.name, h.public_key, h.endpoint, h.routes, h.keepalive, h.tags, h.pending_routes,
+	rows, err := tx.Query(ctx, `SELECT h.name, h.public_key, h.endpoint, h.routes, h.keepalive, h.tags, h.pending_routes, `+store.SettingsColumns+`,
 		coalesce((SELECT array_agg(a.addr) FROM addresses a WHERE a.network = h.network AND a.host = h.name), '{}')
 		FROM hosts h WHERE `+where+` ORDER BY h.name COLLATE "C"`, args...)
 	if err != nil {
@@ -704,8 +724,12 @@ func hostsTx(ctx context.Context, tx pgx.Tx, network, cond string, args ...any) 
 		var h store.Host
 		var key, routes, tags, pending string
 		var addrs []string
-		if err := rows.Scan(&h.Name, &key, &h.Endpoint, &routes, &h.Keepalive, &tags, &pending, &addrs); err != nil {
+		var st store.StoredSettings
+		if err := rows.Scan(append(append([]any{&h.Name, &key, &h.Endpoint, &routes, &h.Keepalive, &tags, &pending}, st.Dests()...), &addrs)...); err != nil {
 			return nil, err
+		}
+		if h.Settings, err = st.Settings(); err != nil {
+			return nil, fmt.Errorf("host %s: %w", h.Name, err)
 		}
 		h.Tags = store.SplitTags(tags)
 		if h.PendingRoutes, err = store.SplitPrefixes(pending); err != nil {

@@ -116,6 +116,20 @@ ALTER TABLE hosts ADD COLUMN tags TEXT NOT NULL DEFAULT '';
 	{Version: 3, CompatibleFrom: 1, SQL: `
 ALTER TABLE hosts ADD COLUMN pending_routes TEXT NOT NULL DEFAULT '';
 `},
+	// 4: a host's own settings (store.Settings, issue 10; SQLite's schema
+	// 6): the defaults are what every host had before, and compile as they
+	// did. Expand only.
+	{Version: 4, CompatibleFrom: 1, SQL: `
+ALTER TABLE hosts ADD COLUMN address_bits TEXT NOT NULL DEFAULT '';
+ALTER TABLE hosts ADD COLUMN address_elsewhere BOOLEAN NOT NULL DEFAULT false;
+ALTER TABLE hosts ADD COLUMN random_port BOOLEAN NOT NULL DEFAULT false;
+ALTER TABLE hosts ADD COLUMN mtu INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE hosts ADD COLUMN dns TEXT NOT NULL DEFAULT '';
+ALTER TABLE hosts ADD COLUMN table_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE hosts ADD COLUMN fwmark BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE hosts ADD COLUMN external BOOLEAN NOT NULL DEFAULT false;
+ALTER TABLE hosts ADD COLUMN full_tunnel TEXT NOT NULL DEFAULT '';
+`},
 }
 
 // SchemaVersion is the newest schema version this build knows.

@@ -118,6 +118,17 @@ var migrations = []string{
 	ALTER TABLE hosts ADD COLUMN tags TEXT NOT NULL DEFAULT '';`,
 	// 5: routes a joining host asked for beyond its token's, for an admin to approve.
 	`ALTER TABLE hosts ADD COLUMN pending_routes TEXT NOT NULL DEFAULT '';`,
+	// 6: a host's own settings (store.Settings, issue 10); the defaults are
+	// what every host had before, and compile as they did.
+	`ALTER TABLE hosts ADD COLUMN address_bits TEXT NOT NULL DEFAULT '';
+	ALTER TABLE hosts ADD COLUMN address_elsewhere INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE hosts ADD COLUMN random_port INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE hosts ADD COLUMN mtu INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE hosts ADD COLUMN dns TEXT NOT NULL DEFAULT '';
+	ALTER TABLE hosts ADD COLUMN table_name TEXT NOT NULL DEFAULT '';
+	ALTER TABLE hosts ADD COLUMN fwmark INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE hosts ADD COLUMN external INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE hosts ADD COLUMN full_tunnel TEXT NOT NULL DEFAULT '';`,
 }
 
 // schemaVersion is the version this build writes.
@@ -493,6 +504,9 @@ func (s *Store) SetHost(ctx context.Context, network, name string, c store.HostC
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE hosts SET public_key = ?, endpoint = ?, routes = ?, keepalive = ?, tags = ?, pending_routes = ? WHERE network = ? AND name = ?`,
 			h.PublicKey.String(), h.Endpoint, store.JoinPrefixes(h.Routes), h.Keepalive, strings.Join(h.Tags, ","), store.JoinPrefixes(h.PendingRoutes), network, name)
+		if err == nil {
+			err = setSettings(ctx, tx, network, h, true)
+		}
 		if isConstraint(err) {
 			return fmt.Errorf("host %s: %w", name, store.ErrConflict)
 		}
@@ -853,7 +867,22 @@ func insertHost(ctx context.Context, tx *sql.Tx, network string, h store.Host) e
 	if _, err := tx.ExecContext(ctx, `UPDATE networks SET hosts = hosts + 1 WHERE name = ?`, network); err != nil {
 		return err
 	}
+	if err := setSettings(ctx, tx, network, h, false); err != nil {
+		return err
+	}
 	return insertAddrs(ctx, tx, network, h)
+}
+
+// setSettings stores h's Settings; a new host (always false) with none
+// keeps the columns' defaults without a statement.
+func setSettings(ctx context.Context, tx *sql.Tx, network string, h store.Host, always bool) error {
+	st := h.Settings.Store(h.Addresses)
+	if !always && st == (store.StoredSettings{}) {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `UPDATE hosts SET `+store.SettingsUpdate(func(int) string { return "?" }, 1)+` WHERE network = ? AND name = ?`,
+		append(st.Args(), network, h.Name)...)
+	return err
 }
 
 func insertAddrs(ctx context.Context, tx *sql.Tx, network string, h store.Host) error {
@@ -912,7 +941,7 @@ func hostsTx(ctx context.Context, tx *sql.Tx, network, cond string, args ...any)
 		where += " AND " + cond
 	}
 	args = append([]any{network}, args...)
-	rows, err := tx.QueryContext(ctx, `SELECT name, public_key, endpoint, routes, keepalive, tags, pending_routes FROM hosts WHERE `+where+` ORDER BY name`, args...)
+	rows, err := tx.QueryContext(ctx, `SELECT name, public_key, endpoint, routes, keepalive, tags, pending_routes, `+store.SettingsColumns+` FROM hosts WHERE `+where+` ORDER BY name`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -921,9 +950,14 @@ func hostsTx(ctx context.Context, tx *sql.Tx, network, cond string, args ...any)
 	for rows.Next() {
 		var h store.Host
 		var key, routes, tags, pending string
-		if err := rows.Scan(&h.Name, &key, &h.Endpoint, &routes, &h.Keepalive, &tags, &pending); err != nil {
+		var st store.StoredSettings
+		if err := rows.Scan(append([]any{&h.Name, &key, &h.Endpoint, &routes, &h.Keepalive, &tags, &pending}, st.Dests()...)...); err != nil {
 			rows.Close()
 			return nil, err
+		}
+		if h.Settings, err = st.Settings(); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("host %s: %w", h.Name, err)
 		}
 		h.Tags = store.SplitTags(tags)
 		if h.PendingRoutes, err = store.SplitPrefixes(pending); err != nil {

@@ -37,6 +37,7 @@ func Run(t *testing.T, open Open) {
 		{"TokenExpiryAndUses", testTokenExpiry},
 		{"ChangesSince", testChangesSince},
 		{"HostsAndLog", testHostsAndLog},
+		{"Settings", testSettings},
 		{"EnrollConcurrent", testEnrollConcurrent},
 		{"EnrollAtomic", testEnrollAtomic},
 		{"Validate", testValidate},
