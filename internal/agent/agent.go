@@ -272,7 +272,7 @@ type Agent struct {
 
 	mu sync.Mutex // guards the fields below
 	// applied is the last good state, applied; nil before the first.
-	applied *api.AgentState
+	applied *held
 	// followed is the revision of the change log the agent has seen up to.
 	followed uint64
 	urls     []string // known controller URLs, the token's first
@@ -293,22 +293,24 @@ type Agent struct {
 	// up says the interface was reconciled by this process at least once.
 	up   bool
 	kick chan struct{} // asks for a report now
-	// made is the last intent made of a state (IntentAfter's memo).
-	made made
+	// made is the last intent made of a state (heldIntent's memo); its
+	// peers are patched in place into the next, under the apply lock.
+	made memo
 	// cache is what the cache files hold (journal.go).
 	cache cacheFiles
 }
 
-// intent is Intent(st) for this agent, made after the last one: a peer the
-// state shares with the one before it is not judged again (IntentAfter).
-func (a *Agent) intent(st *api.AgentState) (*intent.Host, error) {
+// intent is Intent(st) for this agent, made after the last one: only the
+// peers that differ from the state before are judged, and patched into its
+// intent in place (heldIntent). The apply lock is held.
+func (a *Agent) intent(st *held) (*intent.Host, error) {
 	a.mu.Lock()
 	prev := a.made
 	a.mu.Unlock()
-	h, err := IntentAfter(prev.st, prev.h, st, a.cfg.KeyFile, a.pub)
+	h, err := heldIntent(prev, st, a.cfg.KeyFile, a.pub)
 	if err == nil {
 		a.mu.Lock()
-		a.made = made{st, h}
+		a.made = memo{st, h}
 		a.mu.Unlock()
 	}
 	return h, err
@@ -328,13 +330,13 @@ func New(opts Options) (*Agent, error) {
 	a := &Agent{opts: opts, cfg: cfg, pub: k.Public(), urls: slices.Clone(cfg.URLs), clients: map[string]*client.Client{}, kick: make(chan struct{}, 1),
 		applying: make(chan struct{}, 1)}
 	a.m = newMetrics(opts.Registry, a)
-	c, files, err := loadCache(opts.Dir, opts.Log)
+	st, followed, files, err := loadCache(opts.Dir, opts.Log)
 	if err != nil {
 		return nil, err
 	}
-	if c != nil {
-		a.applied, a.followed, a.cache = &c.State, c.Followed, files
-		a.learn(c.State.URLs)
+	if st != nil {
+		a.applied, a.followed, a.cache = st, followed, files
+		a.learn(st.URLs)
 	}
 	a.loadUnresolved()
 	return a, nil
@@ -360,7 +362,7 @@ func (a *Agent) Applied() uint64 {
 func (a *Agent) State() *api.AgentState {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.applied
+	return a.applied.Flat()
 }
 
 // Unresolved names the peers the last apply configured without an endpoint

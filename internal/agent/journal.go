@@ -53,7 +53,7 @@ type journalEntry struct {
 // cacheFiles is what the cache on disk holds: the state base and journal
 // make (nil: unknown, the next write is a base), and their sizes.
 type cacheFiles struct {
-	st               *api.AgentState
+	st               *held
 	baseSize, jrSize int64
 }
 
@@ -112,7 +112,7 @@ func (a *Agent) cacheLocked() error {
 // follows it.
 func (a *Agent) writeBase() error {
 	a.cache = cacheFiles{}
-	b, err := marshalCache(Cache{State: *a.applied, Followed: a.followed})
+	b, err := marshalCache(Cache{State: *a.applied.Flat(), Followed: a.followed})
 	if err != nil {
 		return err
 	}
@@ -146,29 +146,22 @@ func appendSync(path string, b []byte) error {
 }
 
 // deltaOf is the delta from old to st when only their peers, revision and
-// URLs differ and both lists are sorted by name (so that api.ApplyDelta
-// makes st again, byte for byte once marshalled); nil otherwise.
-func deltaOf(old, st *api.AgentState) *api.AgentDelta {
-	if old == nil || old.Peers == nil || st.Peers == nil || !sortedPeers(old.Peers) || !sortedPeers(st.Peers) || !sameHead(old, st) {
+// URLs differ and both hold their peers sorted by name (so that
+// api.ApplyDelta makes st again, byte for byte once marshalled); nil
+// otherwise. Only the peers that differ are read (diffPeers).
+func deltaOf(old, st *held) *api.AgentDelta {
+	if old == nil || old.Peers == nil || st.Peers == nil || !sameHead(&old.AgentState, &st.AgentState) {
 		return nil
 	}
 	d := &api.AgentDelta{From: old.Revision, Revision: st.Revision, URLs: st.URLs}
-	i, j := 0, 0
-	for i < len(old.Peers) || j < len(st.Peers) {
-		switch {
-		case j == len(st.Peers) || (i < len(old.Peers) && old.Peers[i].Name < st.Peers[j].Name):
-			d.Removed = append(d.Removed, old.Peers[i].Name)
-			i++
-		case i == len(old.Peers) || st.Peers[j].Name < old.Peers[i].Name:
-			d.Peers = append(d.Peers, st.Peers[j])
-			j++
-		default:
-			if !samePeer(&old.Peers[i], &st.Peers[j]) || (old.Peers[i].AllowedIPs == nil) != (st.Peers[j].AllowedIPs == nil) {
-				d.Peers = append(d.Peers, st.Peers[j])
-			}
-			i, j = i+1, j+1
+	diffPeers(old.Peers, st.Peers, func(o, p *api.Peer) bool {
+		if p == nil {
+			d.Removed = append(d.Removed, o.Name)
+		} else {
+			d.Peers = append(d.Peers, *p)
 		}
-	}
+		return true
+	})
 	return d
 }
 
@@ -185,60 +178,63 @@ func sortedPeers(ps []api.Peer) bool {
 // LoadCache reads the last good state (nil when there is none): the base
 // and the journal's valid records replayed onto it.
 func LoadCache(dir string) (*Cache, error) {
-	c, _, err := loadCache(dir, slog.New(slog.DiscardHandler))
-	return c, err
+	st, followed, _, err := loadCache(dir, slog.New(slog.DiscardHandler))
+	if st == nil || err != nil {
+		return nil, err
+	}
+	return &Cache{State: *st.Flat(), Followed: followed}, nil
 }
 
-// loadCache is LoadCache, and what the files hold when the next change can
-// be appended to them (a clean journal; zero otherwise). What it ignores it
-// says in log.
-func loadCache(dir string, log *slog.Logger) (*Cache, cacheFiles, error) {
+// loadCache is LoadCache, the state held (the journal's records replayed
+// sharing the peers they do not name), and what the files hold when the
+// next change can be appended to them (a clean journal; zero otherwise).
+// What it ignores it says in log.
+func loadCache(dir string, log *slog.Logger) (*held, uint64, cacheFiles, error) {
 	path := filepath.Join(dir, StateFile)
 	b, err := readTrusted(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, cacheFiles{}, nil
+		return nil, 0, cacheFiles{}, nil
 	}
 	if err != nil {
-		return nil, cacheFiles{}, err
+		return nil, 0, cacheFiles{}, err
 	}
 	var c Cache
 	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, cacheFiles{}, fmt.Errorf("%s: %w", path, err)
+		return nil, 0, cacheFiles{}, fmt.Errorf("%s: %w", path, err)
 	}
+	st := hold(&c.State)
 	jpath := filepath.Join(dir, JournalFile)
 	jb, err := readTrusted(jpath)
 	if errors.Is(err, fs.ErrNotExist) {
-		return &c, cacheFiles{}, nil // a cache of a release without the journal
+		return st, c.Followed, cacheFiles{}, nil // a cache of a release without the journal
 	}
 	if err != nil {
-		return nil, cacheFiles{}, err
+		return nil, 0, cacheFiles{}, err
 	}
 	recs, end := records(jb)
 	var head journalHead
 	if len(recs) == 0 || json.Unmarshal(recs[0], &head) != nil || head.BaseCRC != crc32.Checksum(b, castagnoli) || head.BaseSize != int64(len(b)) {
 		log.Warn("state journal does not follow the cached state: ignored", "file", jpath)
-		return &c, cacheFiles{}, nil
+		return st, c.Followed, cacheFiles{}, nil
 	}
-	st := &c.State
 	for k, p := range recs[1:] {
 		var e journalEntry
 		err := json.Unmarshal(p, &e)
-		var next *api.AgentState
+		var next *held
 		if err == nil {
-			next, err = api.ApplyDelta(st, &e.Delta)
+			next, err = st.apply(&e.Delta)
 		}
 		if err != nil {
 			log.Warn("state journal record not applicable: the records from it on are ignored", "file", jpath, "record", k+1, "err", err)
-			return &Cache{State: *st, Followed: c.Followed}, cacheFiles{}, nil
+			return st, c.Followed, cacheFiles{}, nil
 		}
 		st, c.Followed = next, e.Followed
 	}
 	if end < len(jb) {
 		log.Warn("state journal ends in a torn or corrupt record (a crash mid-write?): ignored", "file", jpath, "offset", end, "bytes", len(jb)-end)
-		return &Cache{State: *st, Followed: c.Followed}, cacheFiles{}, nil
+		return st, c.Followed, cacheFiles{}, nil
 	}
-	out := &Cache{State: *st, Followed: c.Followed}
-	return out, cacheFiles{st: &out.State, baseSize: int64(len(b)), jrSize: int64(len(jb))}, nil
+	return st, c.Followed, cacheFiles{st: st, baseSize: int64(len(b)), jrSize: int64(len(jb))}, nil
 }
 
 // readTrusted reads a file the agent wrote, refusing one others could have changed.

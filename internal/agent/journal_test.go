@@ -16,13 +16,13 @@ import (
 
 // cacheAgent is an agent with only what cacheLocked uses.
 func cacheAgent(t *testing.T, dir string, log *slog.Logger) *Agent {
-	c, files, err := loadCache(dir, log)
+	st, followed, files, err := loadCache(dir, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	a := &Agent{opts: Options{Dir: dir, Log: log}, cache: files}
-	if c != nil {
-		a.applied, a.followed = &c.State, c.Followed
+	if st != nil {
+		a.applied, a.followed = st, followed
 	}
 	return a
 }
@@ -30,11 +30,11 @@ func cacheAgent(t *testing.T, dir string, log *slog.Logger) *Agent {
 // cached is the marshalled cache loaded from dir.
 func cached(t *testing.T, dir string, log *slog.Logger) []byte {
 	t.Helper()
-	c, _, err := loadCache(dir, log)
-	if err != nil || c == nil {
-		t.Fatalf("load: %v %v", c, err)
+	st, followed, _, err := loadCache(dir, log)
+	if err != nil || st == nil {
+		t.Fatalf("load: %v %v", st, err)
 	}
-	b, err := marshalCache(*c)
+	b, err := marshalCache(Cache{State: *st.Flat(), Followed: followed})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func cached(t *testing.T, dir string, log *slog.Logger) []byte {
 
 func want(t *testing.T, a *Agent) []byte {
 	t.Helper()
-	b, err := marshalCache(Cache{State: *a.applied, Followed: a.followed})
+	b, err := marshalCache(Cache{State: *a.applied.Flat(), Followed: a.followed})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestCacheJournal(t *testing.T) {
 	appended, bases := 0, 0
 	for i := range 400 {
 		st = nextState(rng, st)
-		a.applied, a.followed = st, st.Revision+uint64(rng.IntN(2))
+		a.applied, a.followed = hold(st), st.Revision+uint64(rng.IntN(2))
 		before := a.cache.jrSize
 		if err := a.cacheLocked(); err != nil {
 			t.Fatal(err)
@@ -148,11 +148,11 @@ func TestCacheJournalTorn(t *testing.T) {
 			var states [][]byte
 			for len(states) < 20 {
 				next := nextState(rng, st)
-				if deltaOf(st, next) == nil {
+				if deltaOf(hold(st), hold(next)) == nil {
 					continue // peers only: each change one record
 				}
 				st = next
-				a.applied, a.followed = st, st.Revision
+				a.applied, a.followed = hold(st), st.Revision
 				if err := a.cacheLocked(); err != nil {
 					t.Fatal(err)
 				}
@@ -204,7 +204,7 @@ func TestCacheJournalTorn(t *testing.T) {
 			if a.cache.st != nil {
 				t.Fatal("a damaged journal would be appended to")
 			}
-			a.applied = nextState(rng, a.applied)
+			a.applied = hold(nextState(rng, a.applied.Flat()))
 			a.followed = a.applied.Revision
 			if err := a.cacheLocked(); err != nil {
 				t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wgnet/wgnet/internal/api"
 	"github.com/wgnet/wgnet/internal/wgkey"
 )
 
@@ -76,9 +77,7 @@ func (c *peerCollector) Collect(ch chan<- prometheus.Metric) {
 	name := a.ifaceLocked()
 	names := map[wgkey.Key]string{}
 	if a.applied != nil {
-		for _, p := range a.applied.Peers {
-			names[keyOf(p.PublicKey)] = p.Name
-		}
+		a.applied.each(func(p *api.Peer) { names[keyOf(p.PublicKey)] = p.Name })
 	}
 	a.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

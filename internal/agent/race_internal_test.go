@@ -100,12 +100,12 @@ func TestReconcileRace(t *testing.T) {
 		ctx := context.Background()
 		plane := &gatePlane{gate: make(chan struct{}), entered: make(chan struct{}, 4)}
 		a := testAgent(t, plane)
-		a.applied, a.up = testState(t, 1, "b"), true
+		a.applied, a.up = hold(testState(t, 1, "b")), true
 		var wg sync.WaitGroup
 		wg.Go(func() { a.reconcile(ctx) })
 		<-plane.entered // the reconcile holds revision 1, inside Apply
 		done := make(chan error, 1)
-		go func() { done <- a.apply(ctx, testState(t, 2, "b", "c"), true) }()
+		go func() { done <- a.apply(ctx, hold(testState(t, 2, "b", "c")), true) }()
 		synctest.Wait() // revision 2 applied (the race) or waiting for the reconcile
 		close(plane.gate)
 		if err := <-done; err != nil {
@@ -155,7 +155,7 @@ func TestUnresolvedReported(t *testing.T) {
 	plane.set(b)
 	a := testAgent(t, plane)
 	before := time.Now()
-	if err := a.apply(ctx, testState(t, 1, "b"), true); err != nil {
+	if err := a.apply(ctx, hold(testState(t, 1, "b")), true); err != nil {
 		t.Fatal(err)
 	}
 	got := a.Unresolved()
@@ -182,7 +182,7 @@ func TestUnresolvedReported(t *testing.T) {
 	if g := gauge(t, b2, "wgnet_agent_endpoints_unresolved"); g != 1 {
 		t.Errorf("restarted: metric %v before the first apply; want 1", g)
 	}
-	if err := b2.apply(ctx, testState(t, 1, "b"), false); err != nil {
+	if err := b2.apply(ctx, hold(testState(t, 1, "b")), false); err != nil {
 		t.Fatal(err)
 	}
 	if got := b2.Unresolved(); len(got) != 1 || !got[0].Since.Equal(first) {
@@ -261,7 +261,7 @@ func TestReportUnresolvedVersions(t *testing.T) {
 			a := testAgent(t, plane)
 			a.urls, a.cfg.CAHash, a.cfg.Credential = []string{srv.URL}, api.CAHash(srv.Certificate()), api.AgentCredentialPrefix+"test"
 			st := testState(t, 1, "a", "b")
-			if err := a.apply(ctx, st, true); err != nil {
+			if err := a.apply(ctx, hold(st), true); err != nil {
 				t.Fatal(err)
 			}
 			// The first report goes before any answer said what the

@@ -9,7 +9,6 @@ import (
 	"net/http/httptrace"
 	"net/netip"
 	"net/url"
-	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -144,12 +143,12 @@ func (a *Agent) snapshot(ctx context.Context, c *client.Client) error {
 	}
 	a.answered()
 	a.m.wholes.Inc()
-	return a.take(ctx, &st)
+	return a.take(ctx, hold(&st))
 }
 
 // take applies a desired state received from a controller: a refused one is
 // logged and counted, and the interface stays as it is.
-func (a *Agent) take(ctx context.Context, st *api.AgentState) error {
+func (a *Agent) take(ctx context.Context, st *held) error {
 	a.mu.Lock()
 	a.learn(st.URLs)
 	followed := a.followed
@@ -209,7 +208,7 @@ func (a *Agent) poll(ctx context.Context, c *client.Client) (bool, error) {
 	}
 	if ch.Delta != nil {
 		a.mu.Lock()
-		st, err := api.ApplyDelta(a.applied, ch.Delta)
+		st, err := a.applied.apply(ch.Delta)
 		a.mu.Unlock()
 		if err != nil {
 			a.opts.Log.Info("delta not applicable here: asking for the whole state", "err", err)
@@ -222,7 +221,7 @@ func (a *Agent) poll(ctx context.Context, c *client.Client) (bool, error) {
 		return true, nil
 	}
 	a.m.wholes.Inc()
-	return false, a.take(ctx, ch.State)
+	return false, a.take(ctx, hold(ch.State))
 }
 
 // lockApply takes the apply lock (Agent.applying); false when ctx ended first.
@@ -239,7 +238,7 @@ func (a *Agent) unlockApply() { <-a.applying }
 
 // apply guards and applies st; fromController marks a state just received
 // (a cached one is applied at start).
-func (a *Agent) apply(ctx context.Context, st *api.AgentState, fromController bool) error {
+func (a *Agent) apply(ctx context.Context, st *held, fromController bool) error {
 	if !a.lockApply(ctx) {
 		return ctx.Err()
 	}
@@ -248,7 +247,7 @@ func (a *Agent) apply(ctx context.Context, st *api.AgentState, fromController bo
 }
 
 // applyHeld is apply with the apply lock held.
-func (a *Agent) applyHeld(ctx context.Context, st *api.AgentState, fromController bool) error {
+func (a *Agent) applyHeld(ctx context.Context, st *held, fromController bool) error {
 	h, err := a.intent(st)
 	if err != nil {
 		return err
@@ -263,7 +262,7 @@ func (a *Agent) applyHeld(ctx context.Context, st *api.AgentState, fromControlle
 	if name == "" {
 		name = st.Interface
 	}
-	if !(wasUp && prev != nil && sameState(prev, st)) {
+	if !(wasUp && prev != nil && sameHeld(prev, st)) {
 		start := time.Now()
 		err := a.opts.Plane.Apply(ctx, name, h)
 		a.m.reconcile.Observe(time.Since(start).Seconds())
@@ -271,7 +270,7 @@ func (a *Agent) applyHeld(ctx context.Context, st *api.AgentState, fromControlle
 			a.m.failures.Inc()
 			return err
 		}
-		a.opts.Log.Info("applied", "revision", st.Revision, "peers", len(st.Peers), "took", time.Since(start).Round(time.Microsecond))
+		a.opts.Log.Info("applied", "revision", st.Revision, "peers", st.Len(), "took", time.Since(start).Round(time.Microsecond))
 		a.noteUnresolved()
 	}
 	a.mu.Lock()
@@ -295,17 +294,10 @@ func (a *Agent) applyHeld(ctx context.Context, st *api.AgentState, fromControlle
 	return a.cacheLocked()
 }
 
-// sameState reports whether two states differ only in their revision.
-func sameState(a, b *api.AgentState) bool {
-	x, y := *a, *b
-	x.Revision, y.Revision = 0, 0
-	return reflect.DeepEqual(x, y)
-}
-
 // safety is a change that altered the path to the controllers, waiting for
 // one to answer.
 type safety struct {
-	prev  *api.AgentState
+	prev  *held
 	rev   uint64
 	start time.Time
 }
@@ -313,7 +305,7 @@ type safety struct {
 // pathChanged reports whether, for some controller URL whose host is an
 // address, the peer whose AllowedIPs would carry traffic to it (longest
 // match; none: the host's own routes) differs between two states.
-func pathChanged(prev, next *api.AgentState, urls []string) bool {
+func pathChanged(prev, next *held, urls []string) bool {
 	for _, u := range urls {
 		pu, err := url.Parse(u)
 		if err != nil {
@@ -323,7 +315,7 @@ func pathChanged(prev, next *api.AgentState, urls []string) bool {
 		if err != nil {
 			continue // a name: resolved by the system, not judged here
 		}
-		if carrier(prev, addr) != carrier(next, addr) {
+		if carrierChanged(prev, next, addr) {
 			return true
 		}
 	}
@@ -384,7 +376,7 @@ func (a *Agent) reconcile(ctx context.Context) {
 	if name == "" {
 		name = st.Interface
 	}
-	if h, err := Intent(st, a.cfg.KeyFile, a.pub); err == nil {
+	if h, err := a.intent(st); err == nil {
 		if err := a.opts.Plane.Apply(ctx, name, h); err != nil {
 			a.opts.Log.Warn("periodic reconcile", "err", err)
 		} else {
@@ -518,8 +510,8 @@ func (a *Agent) Report(ctx context.Context) error {
 		}
 		r.Peers = append(r.Peers, ps)
 	}
-	if c.Speaks(api.V3) { // a v2 controller refuses a field it does not know
-		markUnresolved(&r, st, unresolved)
+	if c.Speaks(api.V3) && len(unresolved) > 0 { // a v2 controller refuses a field it does not know
+		markUnresolved(&r, st.Flat(), unresolved) // (the state's wire form made once, only then)
 	}
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

@@ -84,55 +84,10 @@ func Guard(st *api.AgentState, own wgkey.Key) error {
 // With prev (made of a state with the same head), a peer equal to one of
 // prev.st is prev.h's.
 func guarded(st *api.AgentState, keyFile string, own wgkey.Key, prev made) (*intent.Host, error) {
-	refuse := func(format string, a ...any) error {
-		return fmt.Errorf("revision %d: %w: %s", st.Revision, ErrRefused, fmt.Sprintf(format, a...))
-	}
-	subnets, err := prefixes("subnets", st.Subnets)
+	h, r, err := judgeHead(st, keyFile, own)
 	if err != nil {
-		return nil, refuse("%v", err)
+		return nil, err
 	}
-	approved, err := prefixes("approved_routes", st.ApprovedRoutes)
-	if err != nil {
-		return nil, refuse("%v", err)
-	}
-	mine, err := prefixes("routes", st.Routes)
-	if err != nil {
-		return nil, refuse("%v", err)
-	}
-	for _, p := range append(slices.Clone(approved), mine...) {
-		if p.Bits() == 0 {
-			return nil, refuse("route %s is a default route: an agent never takes one from the controller", p)
-		}
-	}
-	for _, r := range mine {
-		if !within(r, approved) {
-			return nil, refuse("own route %s is not among the network's approved routes", r)
-		}
-	}
-	addrs, err := prefixes("addresses", st.Addresses)
-	if err != nil {
-		return nil, refuse("%v", err)
-	}
-	for _, a := range addrs {
-		if !within(netip.PrefixFrom(a.Addr(), a.Addr().BitLen()), subnets) {
-			return nil, refuse("address %s is outside the network's subnets %v", a, subnets)
-		}
-	}
-	if st.ListenPort < 0 || st.ListenPort > 65535 || st.MTU < 0 || (st.MTU != 0 && (st.MTU < 1280 || st.MTU > 65535)) {
-		return nil, refuse("listen port %d or MTU %d out of range", st.ListenPort, st.MTU)
-	}
-	if len(st.DNS) > 0 || st.Table != "" || st.FwMark != 0 {
-		return nil, refuse("DNS %v, table %q, fwmark %#x: an agent takes no resolver, routing table or firewall mark from the controller", st.DNS, st.Table, st.FwMark)
-	}
-	h := &intent.Host{Name: st.Host, KeyFile: keyFile, MTU: st.MTU, Addresses: addrs, Routes: mine,
-		Comments: []string{fmt.Sprintf("wgnet agent: host %s of network %s, revision %d", st.Host, st.Network, st.Revision)},
-		Forward:  intent.Forwarding{V4: st.ForwardV4, V6: st.ForwardV6}}
-	h.Firewall.ClampMSS = st.ClampMSS
-	if st.ListenPort > 0 {
-		port := uint16(st.ListenPort)
-		h.ListenPort = &port
-	}
-	allowed := append(slices.Clone(subnets), approved...)
 	// Filled in place: a peer is a large struct, and a mesh has many.
 	h.Peers = make([]wgconf.Peer, len(st.Peers))
 	var unreadable error // a peer's endpoint; said once every peer is judged
@@ -140,8 +95,8 @@ func guarded(st *api.AgentState, keyFile string, own wgkey.Key, prev made) (*int
 	// Peers kept from prev are copied a run at a time (h.Peers[ri:ri+rn]
 	// from prev.h.Peers[rj:]), not one 300-byte struct at a time.
 	ri, rj, rn := 0, 0, 0
-	for i, p := range st.Peers {
-		wp := &h.Peers[i]
+	for i := range st.Peers {
+		p := &st.Peers[i]
 		if prev.st != nil {
 			if i > 0 && st.Peers[i-1].Name >= p.Name {
 				copy(h.Peers[ri:ri+rn], prev.h.Peers[rj:rj+rn])
@@ -150,7 +105,7 @@ func guarded(st *api.AgentState, keyFile string, own wgkey.Key, prev made) (*int
 				for j < len(prev.st.Peers) && prev.st.Peers[j].Name < p.Name {
 					j++
 				}
-				if j < len(prev.st.Peers) && samePeer(&prev.st.Peers[j], &st.Peers[i]) {
+				if j < len(prev.st.Peers) && samePeer(&prev.st.Peers[j], p) {
 					if rn == 0 || ri+rn != i || rj+rn != j {
 						copy(h.Peers[ri:ri+rn], prev.h.Peers[rj:rj+rn])
 						ri, rj, rn = i, j, 0
@@ -160,36 +115,118 @@ func guarded(st *api.AgentState, keyFile string, own wgkey.Key, prev made) (*int
 				}
 			}
 		}
-		wp.Name, wp.PersistentKeepalive = p.Name, p.Keepalive
-		k, err := wgkey.ParseKey(p.PublicKey)
-		if err != nil || k.IsZero() || k == own {
-			return nil, refuse("peer %s: public key %q is not another host's", p.Name, p.PublicKey)
-		}
-		wp.PublicKey = k
-		if wp.AllowedIPs, err = prefixes("", p.AllowedIPs); err != nil {
-			return nil, refuse("peer %s allowed_ips: %v", p.Name, err)
-		}
-		for _, q := range wp.AllowedIPs {
-			switch {
-			case q.Bits() == 0:
-				return nil, refuse("peer %s: %s is a default route", p.Name, q)
-			case !within(q, allowed):
-				return nil, refuse("peer %s: %s is outside the network's subnets and approved routes", p.Name, q)
-			case overlapsAny(q, mine):
-				return nil, refuse("peer %s: %s overlaps this host's own routed subnets %v", p.Name, q, mine)
-			}
-		}
-		if p.Endpoint != "" {
-			ep, err := wgconf.ParseEndpoint(p.Endpoint)
-			if err != nil && unreadable == nil {
-				unreadable = fmt.Errorf("peer %s: %w", p.Name, err)
-			}
-			wp.Endpoint = &ep
+		if err := r.peer(p, &h.Peers[i], &unreadable); err != nil {
+			return nil, err
 		}
 	}
 	if rn > 0 {
 		copy(h.Peers[ri:ri+rn], prev.h.Peers[rj:rj+rn])
 	}
+	return r.finish(h, st, unreadable)
+}
+
+// rules are what a state's head says of its peers: the prefixes they may
+// route and the host's own routes and key, which they may not claim.
+type rules struct {
+	st      *api.AgentState
+	own     wgkey.Key
+	allowed []netip.Prefix // the network's subnets and approved routes
+	mine    []netip.Prefix // the host's own routes
+}
+
+func (r *rules) refuse(format string, a ...any) error {
+	return fmt.Errorf("revision %d: %w: %s", r.st.Revision, ErrRefused, fmt.Sprintf(format, a...))
+}
+
+// judgeHead judges every field of st but the peers and the filter: the
+// intent without them, and the rules its peers are judged by.
+func judgeHead(st *api.AgentState, keyFile string, own wgkey.Key) (*intent.Host, *rules, error) {
+	r := &rules{st: st, own: own}
+	subnets, err := prefixes("subnets", st.Subnets)
+	if err != nil {
+		return nil, nil, r.refuse("%v", err)
+	}
+	approved, err := prefixes("approved_routes", st.ApprovedRoutes)
+	if err != nil {
+		return nil, nil, r.refuse("%v", err)
+	}
+	mine, err := prefixes("routes", st.Routes)
+	if err != nil {
+		return nil, nil, r.refuse("%v", err)
+	}
+	for _, p := range append(slices.Clone(approved), mine...) {
+		if p.Bits() == 0 {
+			return nil, nil, r.refuse("route %s is a default route: an agent never takes one from the controller", p)
+		}
+	}
+	for _, p := range mine {
+		if !within(p, approved) {
+			return nil, nil, r.refuse("own route %s is not among the network's approved routes", p)
+		}
+	}
+	addrs, err := prefixes("addresses", st.Addresses)
+	if err != nil {
+		return nil, nil, r.refuse("%v", err)
+	}
+	for _, a := range addrs {
+		if !within(netip.PrefixFrom(a.Addr(), a.Addr().BitLen()), subnets) {
+			return nil, nil, r.refuse("address %s is outside the network's subnets %v", a, subnets)
+		}
+	}
+	if st.ListenPort < 0 || st.ListenPort > 65535 || st.MTU < 0 || (st.MTU != 0 && (st.MTU < 1280 || st.MTU > 65535)) {
+		return nil, nil, r.refuse("listen port %d or MTU %d out of range", st.ListenPort, st.MTU)
+	}
+	if len(st.DNS) > 0 || st.Table != "" || st.FwMark != 0 {
+		return nil, nil, r.refuse("DNS %v, table %q, fwmark %#x: an agent takes no resolver, routing table or firewall mark from the controller", st.DNS, st.Table, st.FwMark)
+	}
+	h := &intent.Host{Name: st.Host, KeyFile: keyFile, MTU: st.MTU, Addresses: addrs, Routes: mine,
+		Comments: []string{fmt.Sprintf("wgnet agent: host %s of network %s, revision %d", st.Host, st.Network, st.Revision)},
+		Forward:  intent.Forwarding{V4: st.ForwardV4, V6: st.ForwardV6}}
+	h.Firewall.ClampMSS = st.ClampMSS
+	if st.ListenPort > 0 {
+		port := uint16(st.ListenPort)
+		h.ListenPort = &port
+	}
+	r.allowed, r.mine = append(slices.Clone(subnets), approved...), mine
+	return h, r, nil
+}
+
+// peer judges p into wp: a refusal is returned; an endpoint that can't be
+// read is kept in *unreadable, the first only (said once every peer is
+// judged: a refusal of a later peer comes first).
+func (r *rules) peer(p *api.Peer, wp *wgconf.Peer, unreadable *error) error {
+	wp.Name, wp.PersistentKeepalive = p.Name, p.Keepalive
+	k, err := wgkey.ParseKey(p.PublicKey)
+	if err != nil || k.IsZero() || k == r.own {
+		return r.refuse("peer %s: public key %q is not another host's", p.Name, p.PublicKey)
+	}
+	wp.PublicKey = k
+	if wp.AllowedIPs, err = prefixes("", p.AllowedIPs); err != nil {
+		return r.refuse("peer %s allowed_ips: %v", p.Name, err)
+	}
+	for _, q := range wp.AllowedIPs {
+		switch {
+		case q.Bits() == 0:
+			return r.refuse("peer %s: %s is a default route", p.Name, q)
+		case !within(q, r.allowed):
+			return r.refuse("peer %s: %s is outside the network's subnets and approved routes", p.Name, q)
+		case overlapsAny(q, r.mine):
+			return r.refuse("peer %s: %s overlaps this host's own routed subnets %v", p.Name, q, r.mine)
+		}
+	}
+	if p.Endpoint != "" {
+		ep, err := wgconf.ParseEndpoint(p.Endpoint)
+		if err != nil && *unreadable == nil {
+			*unreadable = fmt.Errorf("peer %s: %w", p.Name, err)
+		}
+		wp.Endpoint = &ep
+	}
+	return nil
+}
+
+// finish is h once its peers are judged: the endpoint that could not be
+// read, else the filter judged.
+func (r *rules) finish(h *intent.Host, st *api.AgentState, unreadable error) (*intent.Host, error) {
 	if unreadable != nil {
 		return nil, unreadable
 	}
@@ -200,6 +237,98 @@ func guarded(st *api.AgentState, keyFile string, own wgkey.Key, prev made) (*int
 		}
 		h.Firewall.Filter = f
 	}
+	return h, nil
+}
+
+// memo is the last intent the agent made and the state it made it of:
+// heldIntent patches its peers into the next intent, in place.
+type memo struct {
+	st *held
+	h  *intent.Host
+}
+
+// patchAtMost is how many peers heldIntent patches into the last intent in
+// place (each moves the peers after it); beyond it, they are merged into a
+// new slice.
+const patchAtMost = 8
+
+// heldIntent is Intent(st.Flat(), keyFile, own), made knowing that prev.h
+// is the intent of prev.st, made with the same key file and key. When the
+// two states have the same head (but for their revision and URLs), only the
+// peers that differ between them (diffPeers: a chunk both share is not even
+// read) are parsed and judged, and prev.h's peers are patched IN PLACE into
+// the new intent's: prev.h is not to be used again (a DataPlane keeps no
+// intent after its Apply returns). A refused state leaves prev.h as it was.
+// Otherwise it is IntentAfter of their wire forms. The result is Intent's,
+// peer for peer, and so is the error (TestHeldIntent).
+func heldIntent(prev memo, st *held, keyFile string, own wgkey.Key) (*intent.Host, error) {
+	if prev.st == nil || prev.h == nil || prev.st.Peers == nil || st.Peers == nil || !sameHead(&prev.st.AgentState, &st.AgentState) {
+		var m made
+		if prev.st != nil && prev.h != nil {
+			m = made{prev.st.Flat(), prev.h}
+		}
+		return IntentAfter(m.st, m.h, st.Flat(), keyFile, own)
+	}
+	h, r, err := judgeHead(&st.AgentState, keyFile, own)
+	if err != nil {
+		return nil, err
+	}
+	// The peers that differ, judged before anything is changed.
+	type edit struct {
+		name string
+		p    *wgconf.Peer // nil: removed
+	}
+	var edits []edit
+	var unreadable error
+	diffPeers(prev.st.Peers, st.Peers, func(old, p *api.Peer) bool {
+		if p == nil {
+			edits = append(edits, edit{name: old.Name})
+			return true
+		}
+		wp := new(wgconf.Peer)
+		if err = r.peer(p, wp, &unreadable); err != nil {
+			return false
+		}
+		edits = append(edits, edit{p.Name, wp})
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	if h, err = r.finish(h, &st.AgentState, unreadable); err != nil {
+		return nil, err
+	}
+	byName := func(p wgconf.Peer, name string) int { return strings.Compare(p.Name, name) }
+	peers := prev.h.Peers
+	if len(edits) > patchAtMost {
+		out := make([]wgconf.Peer, 0, st.Peers.n)
+		i := 0
+		for _, e := range edits {
+			at, found := slices.BinarySearchFunc(peers[i:], e.name, byName)
+			out = append(out, peers[i:i+at]...)
+			if i += at; found {
+				i++
+			}
+			if e.p != nil {
+				out = append(out, *e.p)
+			}
+		}
+		h.Peers = append(out, peers[i:]...)
+		return h, nil
+	}
+	for _, e := range edits {
+		at, found := slices.BinarySearchFunc(peers, e.name, byName)
+		switch {
+		case e.p == nil && found:
+			peers = slices.Delete(peers, at, at+1)
+		case e.p == nil:
+		case found:
+			peers[at] = *e.p
+		default:
+			peers = slices.Insert(peers, at, *e.p)
+		}
+	}
+	h.Peers = peers
 	return h, nil
 }
 
