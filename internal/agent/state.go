@@ -88,8 +88,10 @@ func guarded(st *api.AgentState, keyFile string, own wgkey.Key, prev made) (*int
 	if err != nil {
 		return nil, err
 	}
-	// Filled in place: a peer is a large struct, and a mesh has many.
-	h.Peers = make([]wgconf.Peer, len(st.Peers))
+	// Filled in place: a peer is a large struct, and a mesh has many. Room
+	// for an eighth more: the agent patches peers added later into this
+	// slice (heldIntent), and growing it copies every peer.
+	h.Peers = make([]wgconf.Peer, len(st.Peers), len(st.Peers)+len(st.Peers)/8+4)
 	var unreadable error // a peer's endpoint; said once every peer is judged
 	j := 0               // the next peer of prev.st to match
 	// Peers kept from prev are copied a run at a time (h.Peers[ri:ri+rn]
@@ -301,7 +303,7 @@ func heldIntent(prev memo, st *held, keyFile string, own wgkey.Key) (*intent.Hos
 	byName := func(p wgconf.Peer, name string) int { return strings.Compare(p.Name, name) }
 	peers := prev.h.Peers
 	if len(edits) > patchAtMost {
-		out := make([]wgconf.Peer, 0, st.Peers.n)
+		out := make([]wgconf.Peer, 0, st.Peers.n+st.Peers.n/8+4)
 		i := 0
 		for _, e := range edits {
 			at, found := slices.BinarySearchFunc(peers[i:], e.name, byName)
