@@ -21,7 +21,9 @@ import (
 // in-process lab or a fake.
 type DataPlane interface {
 	// Apply makes interface name what h says, changing only what differs;
-	// a failure leaves the interface as it was.
+	// a failure leaves the interface as it was. It neither changes h nor
+	// keeps it (or its peers) after it returns: the agent patches the same
+	// peers, in place, into its next intent.
 	Apply(ctx context.Context, name string, h *intent.Host) error
 	// Peers reads the interface's peers and counters (nil, nil when it is not up).
 	Peers(ctx context.Context, name string) ([]device.PeerState, error)
