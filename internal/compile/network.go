@@ -3,7 +3,6 @@ package compile
 import (
 	"errors"
 	"iter"
-	"maps"
 	"reflect"
 	"slices"
 
@@ -175,17 +174,43 @@ func Diff(old, cur *Network) Changes {
 
 // incremental reports whether every peer entry of cur is made of what its
 // two hosts are in old and cur alone, as peersMoved reads them: the same
-// topology and hub, the same preshared keys, and no policy in a mesh (there,
-// whether two hosts talk depends on every host the rules name).
+// topology and hub, the same preshared keys (samePairs), and in a mesh the same policy
+// as resolved (the same rules over the same prefixes: whether two prefixes
+// talk is the same question with the same answer). A host added that a rule
+// names changes the resolved policy: then not.
 func incremental(old, cur *compiler) bool {
 	switch {
 	case old.s.Topology != cur.s.Topology, (old.hub == nil) != (cur.hub == nil),
 		old.hub != nil && old.hub.Name != cur.hub.Name:
 		return false
-	case cur.hub == nil && (old.policy.Present || cur.policy.Present):
+	case cur.hub == nil && (old.policy.Present != cur.policy.Present ||
+		!reflect.DeepEqual(&old.policy.Filter, &cur.policy.Filter)):
 		return false
 	}
-	return maps.Equal(old.psk, cur.psk) && maps.Equal(old.sec.PresharedKeys, cur.sec.PresharedKeys)
+	return samePairs(old, cur)
+}
+
+// samePairs reports whether every pair of hosts that old and cur both have
+// uses the same preshared key in both, or none in both (a pair with a host
+// added or removed is an entry of a moved host).
+func samePairs(old, cur *compiler) bool {
+	if len(old.psk) == 0 && len(cur.psk) == 0 {
+		return true
+	}
+	in := func(c *compiler, name string) bool {
+		return slices.ContainsFunc(c.hosts, func(h *spec.Host) bool { return h.Name == name })
+	}
+	for _, c := range []*compiler{old, cur} {
+		for pair := range c.psk {
+			if !in(old, pair[0]) || !in(old, pair[1]) || !in(cur, pair[0]) || !in(cur, pair[1]) {
+				continue
+			}
+			if old.psk[pair] != cur.psk[pair] || old.sec.PresharedKeys[pair] != cur.sec.PresharedKeys[pair] {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // movedPeers is, sorted, the names of the hosts whose entry in a config that
@@ -222,33 +247,31 @@ func sameEntry(old, cur *compiler, oi, i int) bool {
 
 // peersMoved is, under incremental, what changed in the peers of the host at
 // oi in old and i in n. A spoke's one peer, the hub, is made in both and
-// compared (it carries every host's routes). A host that lists everyone:
-// every peer when its keepalive changed (it is in every entry), else the
-// moved hosts but itself.
+// compared (it carries every host's routes). A host that lists everyone
+// (in a mesh, or the hub): when its keepalive (in every entry) or, under a
+// policy, its own prefixes (what its peers are cut to) changed, its two
+// lists are made and compared; else the moved hosts but itself, each entry
+// made in both and compared under a policy (two hosts that never talk have
+// none, moved or not).
 func (n *Network) peersMoved(old *Network, oi, i int, moved []string) []string {
-	h := n.c.hosts[i]
-	if n.c.hub != nil && i != n.c.hubAt {
-		hub := n.c.hub.Name
-		a, okA := old.Peer(h.Name, hub)
-		b, okB := n.Peer(h.Name, hub)
-		if okA != okB || (okA && !samePeer(&a, &b)) {
-			return []string{hub}
+	h, policy := n.c.hosts[i], n.c.hub == nil && n.c.policy.Present
+	differs := func(o string) bool {
+		a, okA := old.Peer(h.Name, o)
+		b, okB := n.Peer(h.Name, o)
+		return okA != okB || (okA && !samePeer(&a, &b))
+	}
+	switch {
+	case n.c.hub != nil && i != n.c.hubAt:
+		if differs(n.c.hub.Name) {
+			return []string{n.c.hub.Name}
 		}
 		return nil
-	}
-	if old.c.hosts[oi].Keepalive != h.Keepalive {
-		var all []string
-		for _, o := range old.c.hosts {
-			all = append(all, o.Name)
-		}
-		for _, o := range n.c.hosts {
-			all = append(all, o.Name)
-		}
-		slices.Sort(all)
-		all = slices.Compact(all)
-		return slices.DeleteFunc(all, func(s string) bool { return s == h.Name })
-	}
-	if !slices.Contains(moved, h.Name) {
+	case old.c.hosts[oi].Keepalive != h.Keepalive,
+		policy && !slices.Equal(old.c.policy.Hosts[h.Name], n.c.policy.Hosts[h.Name]):
+		return peersChanged(old.c.peers(oi), n.c.peers(i))
+	case policy:
+		return slices.DeleteFunc(slices.Clone(moved), func(o string) bool { return o == h.Name || !differs(o) })
+	case !slices.Contains(moved, h.Name):
 		return moved // shared: read-only
 	}
 	return slices.DeleteFunc(slices.Clone(moved), func(s string) bool { return s == h.Name })

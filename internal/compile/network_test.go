@@ -108,9 +108,9 @@ func (r *randNet) change() {
 	case "add":
 		r.addHost()
 	case "remove":
-		if len(hs) > 2 && h.Name != r.s.Hub {
-			r.s.Hosts = slices.DeleteFunc(hs, func(x spec.Host) bool { return x.Name == h.Name })
-			r.s.PresharedKeys = slices.DeleteFunc(r.s.PresharedKeys, func(p spec.Pair) bool { return p[0] == h.Name || p[1] == h.Name })
+		if name := h.Name; len(hs) > 2 && name != r.s.Hub { // h moves as hosts are deleted
+			r.s.Hosts = slices.DeleteFunc(hs, func(x spec.Host) bool { return x.Name == name })
+			r.s.PresharedKeys = slices.DeleteFunc(r.s.PresharedKeys, func(p spec.Pair) bool { return p[0] == name || p[1] == name })
 		}
 	case "endpoint":
 		h.Endpoint = []string{"", "198.18.1.1:51820", "198.18.1.2:51821"}[r.rng.IntN(3)]
@@ -277,10 +277,16 @@ func runRandom(t *testing.T, seed uint64, steps int) (incr, full map[string]int)
 		if !reflect.DeepEqual(ch.Hosts, tr) {
 			t.Fatalf("seed %d step %d (%s, incremental %v): Diff gives\n%v\nwant\n%v", seed, step, r.kind, ch.Incremental, ch.Hosts, tr)
 		}
-		if ch.Incremental {
-			incr[r.kind]++
-		} else if prevNet != nil {
-			full[r.kind]++
+		kinds := []string{r.kind}
+		if s.Policy.Present && s.Topology == spec.TopologyMesh {
+			kinds = append(kinds, r.kind+" under a policy")
+		}
+		for _, k := range kinds {
+			if ch.Incremental {
+				incr[k]++
+			} else if prevNet != nil {
+				full[k]++
+			}
 		}
 		prevNet, prevFull = n, want
 	}
@@ -293,7 +299,7 @@ func runRandom(t *testing.T, seed uint64, steps int) (incr, full map[string]int)
 // mesh networks: after each, every host of the prepared network is Compile's,
 // peer by peer, and Diff finds exactly what comparing the two compilations
 // finds. The changes Diff works out incrementally must include every
-// host-level change.
+// host-level change, and some in a mesh under a policy.
 func TestDiffAgainstCompile(t *testing.T) {
 	incr, full := map[string]int{}, map[string]int{}
 	for seed := range uint64(60) {
@@ -307,7 +313,8 @@ func TestDiffAgainstCompile(t *testing.T) {
 	}
 	t.Logf("incremental: %v", incr)
 	t.Logf("full: %v", full)
-	for _, k := range []string{"add", "remove", "endpoint", "keepalive", "route", "key", "tags", "external", "mtu", "subnet", "port", "fulltunnel", "nothing"} {
+	for _, k := range []string{"add", "remove", "endpoint", "keepalive", "route", "key", "tags", "external", "mtu", "subnet", "port", "fulltunnel", "nothing",
+		"add under a policy", "endpoint under a policy", "keepalive under a policy", "route under a policy"} {
 		if incr[k] == 0 {
 			t.Errorf("no %s change was worked out incrementally", k)
 		}
