@@ -43,8 +43,9 @@ type step struct {
 // each), then each head that may differ on the wire compared. Work in
 // proportion to the hosts and what changed, once per revision, not once
 // per agent; in proportion to the square of the hosts only for the changes
-// compile.Diff does not work out incrementally (a mesh with a policy, a
-// new topology or hub, other preshared keys).
+// compile.Diff does not work out incrementally (a mesh whose policy resolves
+// otherwise, as when a rule names the host added; a new topology or hub;
+// another preshared key between two hosts).
 func diffCompiled(old, cur *compiled) *step {
 	st := &step{from: old.rev, to: cur.rev, hosts: map[string]hostStep{}}
 	sameNet := old.net.Name == cur.net.Name && old.iface == cur.iface &&
