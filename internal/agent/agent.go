@@ -85,9 +85,18 @@ type Options struct {
 	// follow as an agent one release older does (whole states, no deltas).
 	APIVersions []string
 	// LocalAddrs returns the host's addresses, against which the long poll's
-	// local address is checked every second (a poll from an address the host
-	// lost is sent again at once); nil: the host's interfaces' addresses.
+	// local address is checked (a poll from an address the host lost is sent
+	// again at once); nil: the host's interfaces' addresses.
 	LocalAddrs func() ([]netip.Addr, error)
+	// AddrChanges subscribes to the host's address changes until ctx ends:
+	// a value on the channel when an address is removed (the long poll's is
+	// then checked), the channel closed when the subscription ends; nil: a
+	// netlink subscription on Linux, none elsewhere. Without one (an error),
+	// the address is checked every AddrPollEvery.
+	AddrChanges func(ctx context.Context) (<-chan struct{}, error)
+	// AddrPollEvery is how often the long poll's local address is checked
+	// when the host's address changes can't be followed; 0: 1 s.
+	AddrPollEvery time.Duration
 }
 
 func (o *Options) defaults() {
@@ -129,6 +138,12 @@ func (o *Options) defaults() {
 	}
 	if o.LocalAddrs == nil {
 		o.LocalAddrs = hostAddrs
+	}
+	if o.AddrChanges == nil {
+		o.AddrChanges = hostAddrChanges
+	}
+	if o.AddrPollEvery == 0 {
+		o.AddrPollEvery = time.Second
 	}
 }
 
@@ -290,6 +305,10 @@ type Agent struct {
 	// none, or not known yet); pollCancel stops it.
 	pollLocal  netip.Addr
 	pollCancel context.CancelCauseFunc
+	// addrLost says the host lost an address while no poll's local address
+	// was known: the next poll's connection (perhaps an idle one from that
+	// address) is checked when it is known.
+	addrLost bool
 	// up says the interface was reconciled by this process at least once.
 	up   bool
 	kick chan struct{} // asks for a report now

@@ -9,7 +9,6 @@ import (
 	"net/http/httptrace"
 	"net/netip"
 	"net/url"
-	"slices"
 	"sync"
 	"time"
 
@@ -36,9 +35,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); a.reportLoop(ctx) }()
 	go func() { defer wg.Done(); a.houseLoop(ctx) }()
+	go func() { defer wg.Done(); a.watchPollAddr(ctx) }()
 	a.follow(ctx)
 	wg.Wait()
 	a.mu.Lock()
@@ -109,29 +109,6 @@ func (a *Agent) follow(ctx context.Context) {
 	}
 }
 
-// errAddrGone is a long poll stopped because the host lost the address it
-// was sent from: the answer would never arrive.
-var errAddrGone = errors.New("the long poll's local address is gone from this host")
-
-// checkPollAddr stops the long poll in flight when the address it was sent
-// from is no longer on the host (the underlay moved): its answer would never
-// arrive, and the agent would hear of changes only when it times out.
-func (a *Agent) checkPollAddr() {
-	a.mu.Lock()
-	local, cancel := a.pollLocal, a.pollCancel
-	a.mu.Unlock()
-	if !local.IsValid() || cancel == nil {
-		return
-	}
-	addrs, err := a.opts.LocalAddrs()
-	// (Every loopback address is the host's while it has one: 127.0.0.0/8.)
-	if err != nil || slices.Contains(addrs, local) || (local.IsLoopback() && slices.ContainsFunc(addrs, netip.Addr.IsLoopback)) {
-		return
-	}
-	a.opts.Log.Info("the long poll's local address is gone from this host: polling again now", "address", local)
-	cancel(errAddrGone)
-}
-
 // errPlane marks a failure of the data plane, not of the controller.
 var errPlane = errors.New("data plane")
 
@@ -178,13 +155,7 @@ func (a *Agent) take(ctx context.Context, st *held) error {
 func (a *Agent) poll(ctx context.Context, c *client.Client) (bool, error) {
 	pctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	pctx = httptrace.WithClientTrace(pctx, &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) {
-		if ap, err := netip.ParseAddrPort(i.Conn.LocalAddr().String()); err == nil {
-			a.mu.Lock()
-			a.pollLocal = ap.Addr().WithZone("").Unmap()
-			a.mu.Unlock()
-		}
-	}})
+	pctx = httptrace.WithClientTrace(pctx, &httptrace.ClientTrace{GotConn: a.gotPollConn})
 	a.mu.Lock()
 	since := a.followed
 	a.pollCancel = cancel
@@ -338,7 +309,8 @@ func carrier(st *api.AgentState, addr netip.Addr) string {
 
 // houseLoop rolls back a change whose safety window passed without a
 // controller, and reconciles the applied state again now and then (endpoint
-// host names are resolved again; a changed address is applied).
+// host names are resolved again; a changed address is applied);
+// watchPollAddr follows the long poll's local address.
 func (a *Agent) houseLoop(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -350,7 +322,6 @@ func (a *Agent) houseLoop(ctx context.Context) {
 		case <-tick.C:
 		}
 		a.checkSafety(ctx)
-		a.checkPollAddr()
 		if time.Since(resolved) < a.opts.ResolveEvery {
 			continue
 		}
