@@ -400,7 +400,7 @@ func TestHAKillDuringWrites(t *testing.T) {
 }
 
 // TestControllerMigrateToPostgres moves a SQLite controller with networks,
-// hosts, a half-used join token, an enrolled agent and an audit log into
+// hosts (one with its own settings), a half-used join token, an enrolled agent and an audit log into
 // PostgreSQL: a controller on the new database serves the same CA pin, the
 // same hosts at the same revision, accepts the old admin token, the join
 // token's last use and the agent's credential, and has the audit log; a
@@ -420,7 +420,12 @@ func TestControllerMigrateToPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range []string{"hub", "s1"} {
-		if _, err := oc.AddHost(ctx, "m", api.Host{Name: n, PublicKey: newKey(t), Endpoint: "198.18.1.1:51820"}); err != nil {
+		h := api.Host{Name: n, PublicKey: newKey(t), Endpoint: "198.18.1.1:51820"}
+		if n == "s1" { // a host's own settings come along too
+			h.Addresses = []string{"10.90.0.9/32"}
+			h.Settings = api.Settings{MTU: "1380", DNS: []string{"10.90.0.1"}, Table: "off", FwMark: 1<<32 - 1}
+		}
+		if _, err := oc.AddHost(ctx, "m", h); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -435,6 +440,9 @@ func TestControllerMigrateToPostgres(t *testing.T) {
 	before, err := oc.Hosts(ctx, "m")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if s1 := before.Hosts[2]; s1.Name != "s1" || s1.FwMark != 1<<32-1 || s1.Addresses[0] != "10.90.0.9/32" {
+		t.Fatalf("s1 before the migration: %+v", s1)
 	}
 	auditBefore, err := oc.Audit(ctx, 0)
 	if err != nil {
