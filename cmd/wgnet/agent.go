@@ -85,10 +85,10 @@ func newAgentJoinCmd() *cobra.Command {
 	var f agentFlags
 	var req agent.JoinRequest
 	var tokenFile string
-	var routes []string
+	var routes, allow []string
 	var noRun bool
 	c := &cobra.Command{
-		Use:   "join TOKEN|--token-file F [--name N] [--endpoint HOST:PORT] [--route CIDR]... [--key-file F]",
+		Use:   "join TOKEN|--token-file F [--name N] [--endpoint HOST:PORT] [--route CIDR]... [--key-file F] [--allow dns,full-tunnel,table,fwmark]",
 		Short: "Join this host to a controller's network and keep following it",
 		Long: "join makes the host's key pair (or uses --key-file), enrolls with the join token (the\n" +
 			"controller's URLs and CA pin are in it), stores the agent's credential and, unless\n" +
@@ -119,6 +119,9 @@ func newAgentJoinCmd() *cobra.Command {
 				req.Routes = append(req.Routes, p)
 			}
 			if err := agent.CheckOwnRoutes(req.Routes); err != nil {
+				return usageError{err}
+			}
+			if req.Allow, err = agent.ParseAllowed(allow); err != nil {
 				return usageError{err}
 			}
 			opts, err := f.options()
@@ -153,6 +156,7 @@ func newAgentJoinCmd() *cobra.Command {
 	c.Flags().StringVar(&req.KeyFile, "key-file", "", "use this private key file (an adopted host) instead of making a key pair")
 	c.Flags().StringVar(&req.Interface, "interface", "", "interface name (default: the controller's, wg0)")
 	c.Flags().BoolVar(&noRun, "no-run", false, "join only; start it later with agent run")
+	c.Flags().StringSliceVar(&allow, "allow", nil, "let the controller set these of the host's settings, which reach past its interface: "+strings.Join(agent.AllowNames, ",")+" (default: none; a state with one is refused)")
 	return c
 }
 

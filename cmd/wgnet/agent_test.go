@@ -32,7 +32,7 @@ func TestCLIAgent(t *testing.T) {
 	adir := filepath.Join(t.TempDir(), "agent")
 	iface := "wgt" + netnstest.Unique(8)
 	out := mustCLI(t, dir, "agent", "join", "--token-file", tokenFile, "--name", "s1", "--endpoint", "192.0.2.7:51820",
-		"--route", "172.19.1.0/24", "--dir", adir, "--interface", iface, "--no-run", "-o", "json")
+		"--route", "172.19.1.0/24", "--dir", adir, "--interface", iface, "--allow", "dns,full-tunnel", "--no-run", "-o", "json")
 	var joined struct{ Network, Host, PublicKey string }
 	if err := json.Unmarshal([]byte(out), &joined); err != nil || joined.Network != "demo" || joined.Host != "s1" {
 		t.Fatalf("join -o json: %s (%v)", out, err)
@@ -47,6 +47,9 @@ func TestCLIAgent(t *testing.T) {
 	conf, _ := os.ReadFile(filepath.Join(adir, "agent.json"))
 	if len(key) < 44 || strings.Contains(string(conf), strings.TrimSpace(string(key))) {
 		t.Errorf("agent.json holds the private key, or no key was written")
+	}
+	if !strings.Contains(string(conf), `"allow": {`) || !strings.Contains(string(conf), `"full_tunnel": true`) || strings.Contains(string(conf), `"fwmark"`) {
+		t.Errorf("agent.json does not say what join --allow dns,full-tunnel allowed:\n%s", conf)
 	}
 	var shown struct {
 		Network, Host string
@@ -66,6 +69,7 @@ func TestCLIAgent(t *testing.T) {
 		{[]string{"agent", "join", "--token-file", tokenFile, "--dir", adir, "--no-run"}, "already joined"},
 		{[]string{"agent", "join", "--token-file", tokenFile, "--name", "s2", "--route", "0.0.0.0/0", "--dir", other, "--no-run"}, "default route"},
 		{[]string{"agent", "join", "--dir", other}, "give the join token"},
+		{[]string{"agent", "join", "--token-file", tokenFile, "--name", "s2", "--allow", "dns,hooks", "--dir", other, "--no-run"}, `--allow "hooks"`},
 		{[]string{"agent", "show", "--dir", other}, "not joined"},
 		{[]string{"agent", "run", "--dir", other, "--metrics", "0.0.0.0:9586"}, "loopback"},
 		{[]string{"agent", "run", "--dir", other, "--resolve-every", "500ms"}, "1s or more"},

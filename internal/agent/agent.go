@@ -172,6 +172,8 @@ type JoinRequest struct {
 	// the agent makes a key pair and keeps the private key in Dir/KeyFile.
 	KeyFile   string
 	Interface string // "": the controller's name for it
+	// Allow are the settings the host's operator lets the controller set.
+	Allow Allowed
 }
 
 // ErrJoined is a join in a directory that already has an agent.
@@ -218,7 +220,7 @@ func Join(ctx context.Context, req JoinRequest, opts Options) (*Agent, error) {
 		return nil, errors.New("join: the controller gave no agent credential (a controller older than issue 15?)")
 	}
 	cfg := Config{Network: e.Network, Host: e.Host.Name, Credential: e.Credential, URLs: jt.URLs, CAHash: jt.CAHash,
-		KeyFile: keyFile, Interface: req.Interface}
+		KeyFile: keyFile, Interface: req.Interface, Allow: req.Allow}
 	if err := writeJSON(filepath.Join(opts.Dir, ConfigFile), cfg, true); err != nil {
 		return nil, err
 	}
@@ -326,7 +328,7 @@ func (a *Agent) intent(st *held) (*intent.Host, error) {
 	a.mu.Lock()
 	prev := a.made
 	a.mu.Unlock()
-	h, err := heldIntent(prev, st, a.cfg.KeyFile, a.pub)
+	h, err := heldIntent(prev, st, a.cfg.KeyFile, a.pub, a.cfg.Allow)
 	if err == nil {
 		a.mu.Lock()
 		a.made = memo{st, h}

@@ -33,6 +33,9 @@ type Config struct {
 	KeyFile    string   `json:"key_file"`
 	// Interface overrides the interface name the controller gives ("": its).
 	Interface string `json:"interface,omitempty"`
+	// Allow are the settings the host's operator lets the controller set
+	// (join --allow); the others are refused.
+	Allow Allowed `json:"allow,omitempty"`
 }
 
 // Cache is the last good desired state the agent applied, with the revision

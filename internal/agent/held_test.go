@@ -266,7 +266,7 @@ func TestHeldMatchesFlat(t *testing.T) {
 		if m.h != nil {
 			keep = intentJSON(m.h)
 		}
-		h, err := heldIntent(m, got, "/k", r.own)
+		h, err := heldIntent(m, got, "/k", r.own, Allowed{})
 		if fmt.Sprint(err) != fmt.Sprint(wantHErr) {
 			t.Fatalf("round %d: heldIntent: %v, want %v", round, err, wantHErr)
 		}

@@ -245,6 +245,8 @@ type fleet struct {
 	snapshotEvery map[string]time.Duration
 	// adjust, when set, changes each agent's options last.
 	adjust func(host string, o *agent.Options)
+	// allow is what a host's operator allows at join, by host (none: nothing).
+	allow map[string]agent.Allowed
 }
 
 type running struct {
@@ -313,7 +315,7 @@ func (f *fleet) joinOnly(token, name, endpoint string, routes ...string) *agent.
 	if err := writeKey(keyFile, k); err != nil {
 		t.Fatal(err)
 	}
-	req := agent.JoinRequest{Token: token, Name: name, Endpoint: endpoint, KeyFile: keyFile}
+	req := agent.JoinRequest{Token: token, Name: name, Endpoint: endpoint, KeyFile: keyFile, Allow: f.allow[name]}
 	for _, r := range routes {
 		req.Routes = append(req.Routes, netip.MustParsePrefix(r))
 	}

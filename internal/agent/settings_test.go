@@ -1,10 +1,16 @@
 package agent_test
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wgnet/wgnet/internal/agent"
 	"github.com/wgnet/wgnet/internal/api"
@@ -13,9 +19,9 @@ import (
 // TestGuardSettings: of a host's own settings (issue 10) an agent takes
 // what shapes only its interface (an MTU, automatic too; a port wg picks;
 // an address with its own prefix length, or none when another assigns it)
-// and refuses a resolver, a routing table and a firewall mark, as it
-// refuses a full tunnel's default route: the controller is not root on the
-// host.
+// and, unless its operator allowed them at join, refuses a resolver, a
+// routing table, a firewall mark and a full tunnel's default route: the
+// controller is not root on the host.
 func TestGuardSettings(t *testing.T) {
 	own, other := key(t), key(t)
 	base := func() *api.AgentState {
@@ -37,9 +43,9 @@ func TestGuardSettings(t *testing.T) {
 		change func(*api.AgentState)
 		want   string
 	}{
-		{"DNS", func(s *api.AgentState) { s.DNS = []string{"10.0.0.1"} }, "no resolver"},
-		{"table", func(s *api.AgentState) { s.Table = "off" }, "routing table"},
-		{"fwmark", func(s *api.AgentState) { s.FwMark = 0x4000 }, "firewall mark"},
+		{"DNS", func(s *api.AgentState) { s.DNS = []string{"10.0.0.1"} }, "--allow dns"},
+		{"table", func(s *api.AgentState) { s.Table = "off" }, "--allow table"},
+		{"fwmark", func(s *api.AgentState) { s.FwMark = 0x4000 }, "--allow fwmark"},
 		{"full tunnel", func(s *api.AgentState) { s.Peers[0].AllowedIPs = append(s.Peers[0].AllowedIPs, "0.0.0.0/0") }, "default route"},
 	} {
 		s := base()
@@ -48,4 +54,123 @@ func TestGuardSettings(t *testing.T) {
 			t.Errorf("%s: %v, want refused (%s)", tc.name, err, tc.want)
 		}
 	}
+}
+
+// TestGuardAllowed: what the host's operator allowed at join is taken into
+// the intent instead of refused (DNS, table, fwmark, a peer's default
+// route), still only when well formed; the rest stays refused.
+func TestGuardAllowed(t *testing.T) {
+	own, other := key(t), key(t)
+	st := &api.AgentState{Network: "n", Host: "s1", Revision: 3, Subnets: []string{"10.0.0.0/24"}, Addresses: []string{"10.0.0.2/24"},
+		ListenPort: 51820, DNS: []string{"10.0.0.1", "corp.example"}, Table: "off", FwMark: 0x51,
+		Peers: []api.Peer{{Name: "hub", PublicKey: other.String(), Endpoint: "192.0.2.1:51820", AllowedIPs: []string{"0.0.0.0/0", "10.0.0.0/24"}}}}
+	all, err := agent.ParseAllowed([]string{"dns", "full-tunnel", "table", "fwmark"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := all.Intent(st, "/k", own)
+	if err != nil || strings.Join(h.DNS, ",") != "10.0.0.1,corp.example" || h.Table != "off" || h.FwMark != 0x51 ||
+		len(h.Peers) != 1 || h.Peers[0].AllowedIPs[0] != netip.MustParsePrefix("0.0.0.0/0") {
+		t.Fatalf("all allowed: %+v, %v", h, err)
+	}
+	for _, tc := range []struct {
+		allow  agent.Allowed
+		change func(*api.AgentState)
+		want   string
+	}{
+		{agent.Allowed{FullTunnel: true, Table: true, FwMark: true}, nil, "--allow dns"},
+		{agent.Allowed{DNS: true, Table: true, FwMark: true}, nil, "--allow full-tunnel"},
+		{agent.Allowed{DNS: true, FullTunnel: true, FwMark: true}, nil, "--allow table"},
+		{agent.Allowed{DNS: true, FullTunnel: true, Table: true}, nil, "--allow fwmark"},
+		{all, func(s *api.AgentState) { s.DNS = []string{"10.0.0.1\noptions rotate"} }, "not an address nor a domain"},
+		{all, func(s *api.AgentState) { s.Table = "1; reboot" }, "not off, auto, main"},
+		{all, func(s *api.AgentState) { s.Routes, s.ApprovedRoutes = []string{"0.0.0.0/0"}, []string{"0.0.0.0/0"} }, "default route"},
+	} {
+		s := *st
+		s.Peers = slices.Clone(st.Peers)
+		if tc.change != nil {
+			tc.change(&s)
+		}
+		if _, err := tc.allow.Intent(&s, "/k", own); !errors.Is(err, agent.ErrRefused) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("allowed %+v: %v, want refused (%s)", tc.allow, err, tc.want)
+		}
+	}
+	if _, err := agent.ParseAllowed([]string{"hooks"}); err == nil {
+		t.Error("--allow hooks accepted")
+	}
+}
+
+// TestAllowedAtJoin: an agent whose operator allowed DNS, a firewall mark
+// and a full tunnel at join applies them when an admin sets them on its
+// host (its intent has them, the hub's peer routes 0.0.0.0/0); another
+// agent, allowed nothing, refuses the state that sets them on its host and
+// stays at its last good revision, while the others follow.
+func TestAllowedAtJoin(t *testing.T) {
+	f := newFleet(t)
+	f.allow = map[string]agent.Allowed{"s1": {DNS: true, FwMark: true, FullTunnel: true}}
+	ctx := context.Background()
+	admin := f.c.admin
+	if _, err := admin.CreateNetwork(ctx, api.CreateNetwork{Name: "n", Topology: "hub", Subnets: []string{"10.65.0.0/24"}}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := admin.CreateToken(ctx, "n", api.CreateToken{Uses: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.join(tok.Token, "hub", "192.0.2.1:51820")
+	f.join(tok.Token, "s1", "192.0.2.11:51820")
+	f.join(tok.Token, "s2", "192.0.2.12:51820")
+	f.converge("joined")
+	var cfg struct{ Allow agent.Allowed }
+	if b, err := os.ReadFile(filepath.Join(f.dirs["s1"], agent.ConfigFile)); err != nil || json.Unmarshal(b, &cfg) != nil || !cfg.Allow.DNS || cfg.Allow.Table {
+		t.Fatalf("s1's agent.json: %s, %v", b, err)
+	}
+	dns, mark := []string{"10.65.0.1"}, uint32(0x51)
+	if _, err := admin.SetHost(ctx, "n", "s1", api.SetHost{DNS: &dns, FwMark: &mark, FullTunnel: &[]string{"0.0.0.0/0"}}); err != nil {
+		t.Fatal(err)
+	}
+	f.converge("s1 with DNS, a mark and a full tunnel")
+	f.net.mu.Lock()
+	h := f.net.hosts["s1"]
+	s1 := h.Clone()
+	f.net.mu.Unlock()
+	if strings.Join(s1.DNS, ",") != "10.65.0.1" || s1.FwMark != 0x51 || len(s1.Peers) != 1 || !slices.Contains(s1.Peers[0].AllowedIPs, netip.MustParsePrefix("0.0.0.0/0")) {
+		t.Errorf("s1's intent: DNS %v, fwmark %#x, peers %+v", s1.DNS, s1.FwMark, s1.Peers)
+	}
+
+	held := f.agents["s2"].a.Applied()
+	if _, err := admin.SetHost(ctx, "n", "s2", api.SetHost{DNS: &dns}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for refused(t, f.agents["s2"].a) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("s2 did not refuse a state with DNS")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := f.agents["s2"].a.Applied(); got != held {
+		t.Errorf("s2 at revision %d after refusing, want %d", got, held)
+	}
+	f.net.mu.Lock()
+	s2DNS := f.net.hosts["s2"].DNS
+	f.net.mu.Unlock()
+	if len(s2DNS) != 0 {
+		t.Errorf("s2's intent has DNS %v", s2DNS)
+	}
+}
+
+// refused is an agent's wgnet_agent_refused_total.
+func refused(t *testing.T, a *agent.Agent) float64 {
+	t.Helper()
+	mfs, err := a.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "wgnet_agent_refused_total" {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return 0
 }

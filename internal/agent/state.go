@@ -22,12 +22,12 @@ var ErrRefused = errors.New("refused")
 // Intent turns a desired state from the controller into the interface's
 // intent, after the guardrails (Guard): each field is parsed once, and
 // judged as it is. The private key stays where it is: keyFile, read on the
-// host by the data plane. Nothing the controller sends becomes a hook, a
-// command, DNS, a routing table or a firewall mark: the wire type has no
-// field for a hook or command, and a state with DNS, Table or FwMark (or a
-// full tunnel's default route) is refused.
+// host by the data plane. Nothing the controller sends becomes a hook or a
+// command: the wire type has no field for them. A state with DNS, Table,
+// FwMark or a full tunnel's default route is refused (Allowed.Intent takes
+// those the host's operator allowed).
 func Intent(st *api.AgentState, keyFile string, own wgkey.Key) (*intent.Host, error) {
-	return guarded(st, keyFile, own, made{})
+	return guarded(st, keyFile, own, made{}, Allowed{})
 }
 
 // made is an intent made before, and the state it was made of: the memo
@@ -47,11 +47,16 @@ type made struct {
 // peer judged instead of 999. Its result is Intent's, peer for peer (and it
 // shares their read-only parts with prevH).
 func IntentAfter(prev *api.AgentState, prevH *intent.Host, st *api.AgentState, keyFile string, own wgkey.Key) (*intent.Host, error) {
+	return intentAfter(prev, prevH, st, keyFile, own, Allowed{})
+}
+
+// intentAfter is IntentAfter with the settings al allows.
+func intentAfter(prev *api.AgentState, prevH *intent.Host, st *api.AgentState, keyFile string, own wgkey.Key, al Allowed) (*intent.Host, error) {
 	m := made{prev, prevH}
 	if prev == nil || prevH == nil || len(prevH.Peers) != len(prev.Peers) || !sameHead(prev, st) {
 		m = made{}
 	}
-	return guarded(st, keyFile, own, m)
+	return guarded(st, keyFile, own, m, al)
 }
 
 // sameHead reports whether two states agree on every field the guardrails
@@ -75,7 +80,7 @@ func samePeer(a, b *api.Peer) bool {
 // controller's word); no peer claims the host's own routed subnets or its
 // own key; interface settings are in range.
 func Guard(st *api.AgentState, own wgkey.Key) error {
-	_, err := guarded(st, "", own, made{})
+	_, err := guarded(st, "", own, made{}, Allowed{})
 	return err
 }
 
@@ -83,8 +88,8 @@ func Guard(st *api.AgentState, own wgkey.Key) error {
 // ErrRefused; one that can't be read otherwise is another error.
 // With prev (made of a state with the same head), a peer equal to one of
 // prev.st is prev.h's.
-func guarded(st *api.AgentState, keyFile string, own wgkey.Key, prev made) (*intent.Host, error) {
-	h, r, err := judgeHead(st, keyFile, own)
+func guarded(st *api.AgentState, keyFile string, own wgkey.Key, prev made, al Allowed) (*intent.Host, error) {
+	h, r, err := judgeHead(st, keyFile, own, al)
 	if err != nil {
 		return nil, err
 	}
@@ -134,6 +139,8 @@ type rules struct {
 	own     wgkey.Key
 	allowed []netip.Prefix // the network's subnets and approved routes
 	mine    []netip.Prefix // the host's own routes
+	// fullTunnel: a peer may route a default route (Allowed.FullTunnel).
+	fullTunnel bool
 }
 
 func (r *rules) refuse(format string, a ...any) error {
@@ -141,8 +148,9 @@ func (r *rules) refuse(format string, a ...any) error {
 }
 
 // judgeHead judges every field of st but the peers and the filter: the
-// intent without them, and the rules its peers are judged by.
-func judgeHead(st *api.AgentState, keyFile string, own wgkey.Key) (*intent.Host, *rules, error) {
+// intent without them, and the rules its peers are judged by; al says
+// which settings the host's operator allowed.
+func judgeHead(st *api.AgentState, keyFile string, own wgkey.Key, al Allowed) (*intent.Host, *rules, error) {
 	r := &rules{st: st, own: own}
 	subnets, err := prefixes("subnets", st.Subnets)
 	if err != nil {
@@ -178,12 +186,12 @@ func judgeHead(st *api.AgentState, keyFile string, own wgkey.Key) (*intent.Host,
 	if st.ListenPort < 0 || st.ListenPort > 65535 || st.MTU < 0 || (st.MTU != 0 && (st.MTU < 1280 || st.MTU > 65535)) {
 		return nil, nil, r.refuse("listen port %d or MTU %d out of range", st.ListenPort, st.MTU)
 	}
-	if len(st.DNS) > 0 || st.Table != "" || st.FwMark != 0 {
-		return nil, nil, r.refuse("DNS %v, table %q, fwmark %#x: an agent takes no resolver, routing table or firewall mark from the controller", st.DNS, st.Table, st.FwMark)
-	}
 	h := &intent.Host{Name: st.Host, KeyFile: keyFile, MTU: st.MTU, Addresses: addrs, Routes: mine,
 		Comments: []string{fmt.Sprintf("wgnet agent: host %s of network %s, revision %d", st.Host, st.Network, st.Revision)},
 		Forward:  intent.Forwarding{V4: st.ForwardV4, V6: st.ForwardV6}}
+	if err := al.settings(st, h, r); err != nil {
+		return nil, nil, err
+	}
 	h.Firewall.ClampMSS = st.ClampMSS
 	if st.ListenPort > 0 {
 		port := uint16(st.ListenPort)
@@ -208,8 +216,9 @@ func (r *rules) peer(p *api.Peer, wp *wgconf.Peer, unreadable *error) error {
 	}
 	for _, q := range wp.AllowedIPs {
 		switch {
+		case q.Bits() == 0 && r.fullTunnel: // allowed at join
 		case q.Bits() == 0:
-			return r.refuse("peer %s: %s is a default route", p.Name, q)
+			return r.refuse("peer %s: %s is a default route (a full tunnel: wgnet agent join --allow full-tunnel)", p.Name, q)
 		case !within(q, r.allowed):
 			return r.refuse("peer %s: %s is outside the network's subnets and approved routes", p.Name, q)
 		case overlapsAny(q, r.mine):
@@ -263,15 +272,15 @@ const patchAtMost = 8
 // intent after its Apply returns). A refused state leaves prev.h as it was.
 // Otherwise it is IntentAfter of their wire forms. The result is Intent's,
 // peer for peer, and so is the error (TestHeldIntent).
-func heldIntent(prev memo, st *held, keyFile string, own wgkey.Key) (*intent.Host, error) {
+func heldIntent(prev memo, st *held, keyFile string, own wgkey.Key, al Allowed) (*intent.Host, error) {
 	if prev.st == nil || prev.h == nil || prev.st.Peers == nil || st.Peers == nil || !sameHead(&prev.st.AgentState, &st.AgentState) {
 		var m made
 		if prev.st != nil && prev.h != nil {
 			m = made{prev.st.Flat(), prev.h}
 		}
-		return IntentAfter(m.st, m.h, st.Flat(), keyFile, own)
+		return intentAfter(m.st, m.h, st.Flat(), keyFile, own, al)
 	}
-	h, r, err := judgeHead(&st.AgentState, keyFile, own)
+	h, r, err := judgeHead(&st.AgentState, keyFile, own, al)
 	if err != nil {
 		return nil, err
 	}
