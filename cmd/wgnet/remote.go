@@ -334,6 +334,9 @@ func remoteList(ctx context.Context, c *cobra.Command, cl *client.Client, networ
 				role = "hub"
 			}
 		}
+		if h.External {
+			role += " (external)"
+		}
 		ep, ka := h.Endpoint, "-"
 		if ep == "" {
 			ep = "(dials out)"

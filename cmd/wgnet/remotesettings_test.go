@@ -63,6 +63,9 @@ func TestCLIControllerSettings(t *testing.T) {
 	if !hs["vpn"].External || !hs["s2"].NoAddress || hs["s2"].MTU != "auto" {
 		t.Errorf("vpn %+v, s2 %+v", hs["vpn"], hs["s2"])
 	}
+	if out := mustCLI(t, dir, on("list")...); !strings.Contains(out, "spoke (external)") {
+		t.Errorf("list does not say vpn is external:\n%s", out)
+	}
 	mustCLI(t, dir, on("set", "s1", "--mtu", "", "--dns", "", "--table", "", "--fwmark", "", "--full-tunnel", "", "--listen-port", "51820")...)
 	mustCLI(t, dir, on("set", "s2", "--assign-address")...)
 	hs = list()
