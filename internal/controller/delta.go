@@ -55,9 +55,9 @@ func diffCompiled(old, cur *compiled) *step {
 		if hc.New {
 			st.hosts[name] = hostStep{whole: true}
 		} else if len(hc.Peers) > 0 {
-			// The compiler's peers differ in some field the wire does not
-			// carry only in what a controller never sets (preshared keys,
-			// external hosts' comments): each is a change on the wire.
+			// A peer the compiler changed only in what the wire does not
+			// carry (its comments: a host made external) is sent again,
+			// equal: harmless, and rare (a controller has no preshared keys).
 			st.hosts[name] = hostStep{peers: hc.Peers}
 		}
 	}
