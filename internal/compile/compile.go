@@ -239,13 +239,9 @@ func (c *compiler) iface(h *spec.Host) intent.Host {
 // peers is the peer list of hosts[h]: everyone in a mesh and on the hub, the
 // hub alone on a spoke (with the overlay and every other host's routes).
 func (c *compiler) peers(h int) []wgconf.Peer {
-	n := 1
-	if c.hub == nil || h == c.hubAt {
-		n = len(c.hosts) - 1
-	}
 	// Each peer is filled in where it stays: a wgconf.Peer is some 300 bytes,
 	// and a 1,000-host mesh has a million.
-	peers := make([]wgconf.Peer, 0, max(n, 0))
+	peers := make([]wgconf.Peer, 0, c.room(h))
 	for o := range c.hosts {
 		if !c.lists(h, o) {
 			continue
@@ -257,6 +253,14 @@ func (c *compiler) peers(h int) []wgconf.Peer {
 		}
 	}
 	return peers
+}
+
+// room is how many peers at most the config of hosts[h] lists.
+func (c *compiler) room(h int) int {
+	if c.hub == nil || h == c.hubAt {
+		return max(len(c.hosts)-1, 0)
+	}
+	return 1
 }
 
 // lists reports whether the config of hosts[h] has a place for hosts[o],

@@ -94,6 +94,33 @@ func (n *Network) Peers(name string) []wgconf.Peer {
 	return n.c.peers(i)
 }
 
+// PeerRoom is how many peers at most the config of the host called name
+// lists: everyone else in a mesh and on the hub, the hub on a spoke (a
+// policy may leave some out).
+func (n *Network) PeerRoom(name string) int {
+	h, ok := n.config(name)
+	if !ok {
+		return 0
+	}
+	return n.c.room(h)
+}
+
+// EachPeer calls f with each peer of the host called name, in the order of
+// Peers, without making the list: p is the caller's only during the call
+// (its slices are shared, read-only).
+func (n *Network) EachPeer(name string, f func(p *wgconf.Peer)) {
+	h, ok := n.config(name)
+	if !ok {
+		return
+	}
+	var p wgconf.Peer
+	for o := range n.c.hosts {
+		if p = (wgconf.Peer{}); n.c.lists(h, o) && n.c.peer(&p, h, o) {
+			f(&p)
+		}
+	}
+}
+
 // Peer is the entry of the host called peer in the config of the host called
 // host, as Compile gives it; false when there is none.
 func (n *Network) Peer(host, peer string) (wgconf.Peer, bool) {

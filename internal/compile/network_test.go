@@ -219,8 +219,8 @@ func truth(old, cur []intent.Host) map[string]HostChange {
 }
 
 // checkNetwork checks n against Compile's output for the same spec: every
-// host's head and peers, and each peer entry alone, equal; no entry where
-// Compile has none.
+// host's head and peers (as a list and one by one through EachPeer), and
+// each peer entry alone, equal; no entry where Compile has none.
 func checkNetwork(t *testing.T, n *Network, full []intent.Host, all []spec.Host) {
 	t.Helper()
 	for _, want := range full {
@@ -232,6 +232,14 @@ func checkNetwork(t *testing.T, n *Network, full []intent.Host, all []spec.Host)
 		got.Peers = n.Peers(want.Name)
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("host %s: Prepare gives\n%+v\nCompile gives\n%+v", want.Name, got, want)
+		}
+		var each []wgconf.Peer
+		n.EachPeer(want.Name, func(p *wgconf.Peer) { each = append(each, *p) })
+		if !reflect.DeepEqual(each, want.Peers) && len(each)+len(want.Peers) > 0 {
+			t.Fatalf("host %s: EachPeer gives\n%+v\nCompile gives\n%+v", want.Name, each, want.Peers)
+		}
+		if room := n.PeerRoom(want.Name); room < len(want.Peers) {
+			t.Fatalf("host %s: PeerRoom %d, %d peers", want.Name, room, len(want.Peers))
 		}
 		for _, o := range all {
 			p, ok := n.Peer(want.Name, o.Name)

@@ -426,11 +426,8 @@ func (s *Server) member(cp *compiled, id agentID) (*intent.Host, error) {
 func toAgentState(cp *compiled, ih *intent.Host, urls []string) api.AgentState {
 	out := *cp.head(ih)
 	out.Revision, out.URLs = cp.rev, urls
-	peers := cp.hosts.Peers(ih.Name) // made for this answer: few ask for a whole state
-	out.Peers = make([]api.Peer, 0, len(peers))
-	for i := range peers {
-		out.Peers = append(out.Peers, wirePeer(&peers[i]))
-	}
+	out.Peers = make([]api.Peer, 0, cp.hosts.PeerRoom(ih.Name))
+	cp.hosts.EachPeer(ih.Name, func(p *wgconf.Peer) { out.Peers = append(out.Peers, wirePeer(p)) })
 	return out
 }
 
