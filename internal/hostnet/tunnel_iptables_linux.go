@@ -380,17 +380,8 @@ func deleteIptablesTunnel(table string) error {
 		if len(rules) == 0 {
 			continue
 		}
-		var b strings.Builder
-		for _, line := range strings.Split(out, "\n") {
-			switch {
-			case strings.HasPrefix(line, "*"), line == "COMMIT":
-				b.WriteString(line + "\n")
-			case isOurs(line, comment):
-				b.WriteString("-D" + strings.TrimPrefix(line, "-A") + "\n")
-			}
-		}
 		restore, _ := iptablesPrograms(six)
-		if _, err := runIptables(b.String(), restore, "-n"); err != nil {
+		if _, err := runIptables(iptablesDeleteInput(out, comment), restore, "-n"); err != nil {
 			return fmt.Errorf("delete tunnel firewall %s: %w", table, err)
 		}
 		found = true
@@ -399,4 +390,19 @@ func deleteIptablesTunnel(table string) error {
 		return fmt.Errorf("delete tunnel firewall %s: iptables: %w", table, ErrNotFound)
 	}
 	return nil
+}
+
+// iptablesDeleteInput is the iptables-restore -n input that deletes the rules
+// with comment from iptables-save output out.
+func iptablesDeleteInput(out, comment string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(out, "\n") {
+		switch {
+		case strings.HasPrefix(line, "*"), line == "COMMIT":
+			b.WriteString(line + "\n")
+		case isOurs(line, comment):
+			b.WriteString("-D" + strings.TrimPrefix(line, "-A") + "\n")
+		}
+	}
+	return b.String()
 }
