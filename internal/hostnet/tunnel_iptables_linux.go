@@ -1,13 +1,11 @@
 package hostnet
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
@@ -16,6 +14,8 @@ import (
 
 	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
+
+	"github.com/wgnet/wgnet/internal/iptables"
 )
 
 // The tunnel firewall in either backend: nftables tables written over netlink
@@ -28,7 +28,7 @@ import (
 const iptablesTimeout = 20 * time.Second
 
 // errNoProgram: the iptables program is not installed.
-var errNoProgram = errors.New("not installed")
+var errNoProgram = iptables.ErrNoProgram
 
 // TunnelFirewallBackend implements HostNet: l.TunnelBackend when it names
 // one, else nftables when the kernel's nf_tables answers, else iptables.
@@ -135,27 +135,16 @@ func (l *Linux) DeleteTunnelFirewall(table string) error {
 
 // iptablesPrograms are the family's restore and save programs.
 func iptablesPrograms(six bool) (restore, save string) {
-	if six {
-		return "ip6tables-restore", "ip6tables-save"
-	}
-	return "iptables-restore", "iptables-save"
+	return iptables.Restore(six), iptables.Save(six)
 }
 
 // runIptables runs prog with args and input on its standard input.
 func runIptables(input string, prog string, args ...string) (string, error) {
-	path, err := exec.LookPath(prog)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", prog, errNoProgram)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), iptablesTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, path, args...)
-	cmd.Stdin = strings.NewReader(input)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	out, err := iptables.Run(ctx, prog, args, input)
 	if err != nil {
-		return "", fmt.Errorf("%s %s: %w: %s", prog, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+		return "", err
 	}
 	return string(out), nil
 }
@@ -173,16 +162,18 @@ func checkComment(table string) (string, error) {
 // iptablesRestoreInput is wg-quick's add_default input to iptables-restore
 // -n for one family, character for character.
 func iptablesRestoreInput(tf TunnelFirewall, comment string, six bool) string {
-	marker := `-m comment --comment "` + comment + `"`
-	var b strings.Builder
-	b.WriteString("*raw\n")
+	marker := iptables.Comment(comment)
+	var in iptables.Input
+	in.Table("raw")
 	for _, a := range tf.Addrs {
 		if a.Is6() == six {
-			fmt.Fprintf(&b, "-I PREROUTING ! -i %s -d %s -m addrtype ! --src-type LOCAL -j DROP %s\n", tf.Iface, a, marker)
+			in.Rule("-I", "PREROUTING", slices.Concat([]string{"!", "-i", tf.Iface, "-d", a.String(), "-m", "addrtype", "!", "--src-type", "LOCAL", "-j", "DROP"}, marker)...)
 		}
 	}
-	fmt.Fprintf(&b, "COMMIT\n*mangle\n-I POSTROUTING -m mark --mark %d -p udp -j CONNMARK --save-mark %s\n-I PREROUTING -p udp -j CONNMARK --restore-mark %s\nCOMMIT\n", tf.Mark, marker, marker)
-	return b.String()
+	in.Table("mangle")
+	in.Rule("-I", "POSTROUTING", slices.Concat([]string{"-m", "mark", "--mark", strconv.FormatUint(uint64(tf.Mark), 10), "-p", "udp", "-j", "CONNMARK", "--save-mark"}, marker)...)
+	in.Rule("-I", "PREROUTING", slices.Concat([]string{"-p", "udp", "-j", "CONNMARK", "--restore-mark"}, marker)...)
+	return in.String()
 }
 
 // applyIptablesTunnel writes tf's rules, one iptables-restore -n per family
@@ -227,15 +218,11 @@ func ourIptablesRules(comment string, six bool) (string, map[string][]string, er
 		return "", nil, err
 	}
 	rules := map[string][]string{}
-	table := ""
-	sc := bufio.NewScanner(strings.NewReader(out))
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case strings.HasPrefix(line, "*"):
-			table = line[1:]
-		case isOurs(line, comment):
-			rules[table] = append(rules[table], line)
+	for _, t := range iptables.ParseSave(out) {
+		for _, r := range t.Rules {
+			if isOurs(r.Line, comment) {
+				rules[t.Name] = append(rules[t.Name], r.Line)
+			}
 		}
 	}
 	return out, rules, nil
@@ -393,16 +380,17 @@ func deleteIptablesTunnel(table string) error {
 }
 
 // iptablesDeleteInput is the iptables-restore -n input that deletes the rules
-// with comment from iptables-save output out.
+// with comment from iptables-save output out: each table's header and COMMIT,
+// and each of the rules with -A turned into -D.
 func iptablesDeleteInput(out, comment string) string {
-	var b strings.Builder
-	for _, line := range strings.Split(out, "\n") {
-		switch {
-		case strings.HasPrefix(line, "*"), line == "COMMIT":
-			b.WriteString(line + "\n")
-		case isOurs(line, comment):
-			b.WriteString("-D" + strings.TrimPrefix(line, "-A") + "\n")
+	var in iptables.Input
+	for _, t := range iptables.ParseSave(out) {
+		in.Table(t.Name)
+		for _, r := range t.Rules {
+			if isOurs(r.Line, comment) {
+				in.Line("-D" + strings.TrimPrefix(r.Line, "-A"))
+			}
 		}
 	}
-	return b.String()
+	return in.String()
 }

@@ -11,7 +11,8 @@ var Rules = map[string][]string{
 	"internal/trust":      nil,
 	"internal/ipam":       nil,
 	"internal/prefixset":  nil,
-	"internal/hostnet":    nil,
+	"internal/hostnet":    {"internal/iptables"},
+	"internal/iptables":   nil, // iptables-restore input, iptables-save output, the programs run
 	"internal/netnstest":  nil,
 	"internal/layering":   nil,
 	"internal/diag":       nil, // the one diagnostic type and code table
