@@ -44,6 +44,10 @@ type PortRange struct {
 	To   uint16 `json:"to"`
 }
 
+// defaultDenyComment is the comment on a filter's default drop, in either
+// backend.
+const defaultDenyComment = "default: deny"
+
 // MaxCommentLen is the longest rule comment nft accepts.
 const MaxCommentLen = 128
 

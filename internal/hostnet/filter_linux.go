@@ -54,7 +54,6 @@ const (
 	policyInputChain   = "policy_input"
 	policyForwardChain = "policy_forward"
 	policyOutputChain  = "policy_output"
-	defaultDenyComment = "default: deny"
 )
 
 var policyHooks = []struct {

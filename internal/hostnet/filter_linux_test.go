@@ -32,6 +32,40 @@ func TestFilterTraffic(t *testing.T) {
 	if !netnstest.InNetns(t) {
 		return
 	}
+	filterTraffic(t, hostnet.TunnelNftables)
+}
+
+// TestFilterTrafficIptables is TestFilterTraffic with the filter written in
+// iptables (FirewallBackend iptables; Debian's iptables-nft): the same probes
+// give the same answers, and DeleteFirewall leaves iptables as it was.
+func TestFilterTrafficIptables(t *testing.T) {
+	netnstest.NeedsTool(t, "iputils-ping", "ping")
+	netnstest.NeedsTool(t, "iptables", "iptables-restore", "ip6tables-restore", "iptables-save", "ip6tables-save")
+	if !netnstest.InNetns(t) {
+		return
+	}
+	filterTraffic(t, hostnet.TunnelIptables)
+}
+
+// iptablesRules is both families' iptables-save rules, for comparisons.
+func iptablesRules(t *testing.T) string {
+	t.Helper()
+	var b strings.Builder
+	for _, prog := range []string{"iptables-save", "ip6tables-save"} {
+		out, err := exec.Command(prog).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v: %s", prog, err, out)
+		}
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(l, "-") || strings.HasPrefix(l, ":") && !strings.Contains(l, "ACCEPT [") {
+				b.WriteString(prog + ": " + l + "\n")
+			}
+		}
+	}
+	return b.String()
+}
+
+func filterTraffic(t *testing.T, backend string) {
 	p, o := netnstest.New(t, "p"), netnstest.New(t, "o")
 	sh := func(argv ...string) {
 		t.Helper()
@@ -105,7 +139,11 @@ func TestFilterTraffic(t *testing.T) {
 	}
 	run(false)
 
-	h := hostnet.New()
+	h := &hostnet.Linux{FirewallBackend: backend}
+	iptBefore := ""
+	if backend == hostnet.TunnelIptables {
+		iptBefore = iptablesRules(t)
+	}
 	pfx := netip.MustParsePrefix
 	fw := hostnet.Firewall{Table: "wgnet-t", Filter: &hostnet.Filter{Iface: "wgt0", Rules: []hostnet.FilterRule{
 		{Src: []netip.Prefix{pfx("10.50.0.2/32")}, Dst: []netip.Prefix{pfx("10.50.0.1/32")}, Proto: "tcp", Ports: []hostnet.PortRange{{From: 5432, To: 5432}}, Accept: true, Comment: "db"},
@@ -122,9 +160,16 @@ func TestFilterTraffic(t *testing.T) {
 	if err != nil || !got.Filter.Equal(fw.Filter) {
 		t.Fatalf("read back %+v, %v; want %+v", got.Filter, err, fw.Filter)
 	}
-	compareNftJSON(t, fw)
-	if out, err := exec.Command("nft", "list", "table", "inet", fw.Table).CombinedOutput(); err == nil {
-		t.Logf("nft list table inet %s:\n%s", fw.Table, out)
+	if backend == hostnet.TunnelNftables {
+		compareNftJSON(t, fw)
+		if out, err := exec.Command("nft", "list", "table", "inet", fw.Table).CombinedOutput(); err == nil {
+			t.Logf("nft list table inet %s:\n%s", fw.Table, out)
+		}
+	} else {
+		t.Logf("iptables:\n%s", iptablesRules(t))
+		if out, _ := exec.Command("nft", "list", "table", "inet", fw.Table).CombinedOutput(); !strings.Contains(string(out), "No such file") {
+			t.Errorf("the iptables backend made an nftables table:\n%s", out)
+		}
 	}
 	run(true)
 
@@ -171,6 +216,12 @@ func TestFilterTraffic(t *testing.T) {
 	}
 	if err := h.DeleteFirewall(fw.Table); err != nil {
 		t.Fatal(err)
+	}
+	if backend == hostnet.TunnelIptables {
+		if after := iptablesRules(t); after != iptBefore {
+			t.Errorf("after DeleteFirewall iptables is not as before:\n%s\nbefore:\n%s", after, iptBefore)
+		}
+		return
 	}
 	if out, _ := exec.Command("nft", "list", "ruleset").CombinedOutput(); strings.TrimSpace(string(out)) != "" {
 		t.Errorf("after DeleteFirewall the ruleset is not empty:\n%s", out)

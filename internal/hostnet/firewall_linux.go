@@ -33,9 +33,9 @@ const (
 	outputChain = "output"
 )
 
-// ApplyFirewall replaces the table fw.Table with exactly the rules fw describes, in
-// one nf_tables transaction.
-func (l *Linux) ApplyFirewall(fw Firewall) error {
+// applyNftFirewall replaces the table fw.Table with exactly the rules fw
+// describes, in one nf_tables transaction.
+func (l *Linux) applyNftFirewall(fw Firewall) error {
 	c, err := nftables.New()
 	if err != nil {
 		return fmt.Errorf("firewall %s: %w", fw.Table, err)
@@ -144,9 +144,10 @@ func matchDropRedirect(es []expr.Any) (string, bool, bool) {
 	return "", false, false
 }
 
-// Firewall reads back a table written by ApplyFirewall. Rules it did not write are
-// reported as an error, so that a caller never mistakes a changed table for its own.
-func (l *Linux) Firewall(table string) (Firewall, error) {
+// readNftFirewall reads back a table written by applyNftFirewall. Rules it did not
+// write are reported as an error, so that a caller never mistakes a changed table
+// for its own.
+func (l *Linux) readNftFirewall(table string) (Firewall, error) {
 	c, err := nftables.New()
 	if err != nil {
 		return Firewall{}, fmt.Errorf("firewall %s: %w", table, err)
@@ -227,8 +228,8 @@ func matchClampMSS(es []expr.Any) (string, bool) {
 	return name, slices.Equal(decoded(es), decoded(clampMSS(name)))
 }
 
-// DeleteFirewall removes the table.
-func (l *Linux) DeleteFirewall(table string) error {
+// deleteNftFirewall removes the nftables table.
+func (l *Linux) deleteNftFirewall(table string) error {
 	c, err := nftables.New()
 	if err != nil {
 		return fmt.Errorf("delete firewall %s: %w", table, err)

@@ -3,11 +3,13 @@
 // all behind the small HostNet interface so that the code deciding what to change
 // (package up) can be tested against the fake in hostnettest. The Linux
 // implementation (New) uses rtnetlink and nf_tables directly, not the ip and nft
-// commands; only the full tunnel's iptables fallback runs programs
-// (iptables-restore, iptables-save and their IPv6 twins, with argv, never a
+// commands; only the iptables fallbacks, of the full tunnel and of wgnet's own
+// table where nf_tables does not answer, run programs (iptables-restore,
+// iptables-save and their IPv6 twins, through package iptables: argv, never a
 // shell). It operates on the network namespace of the calling process.
 //
-// It imports nothing of wgnet; it must not import device, up or anything above.
+// It imports only iptables of wgnet; it must not import device, up or anything
+// above.
 package hostnet
 
 import (
@@ -63,7 +65,9 @@ type HostNet interface {
 	SetSysctl(key, value string) error
 
 	// ApplyFirewall creates the nftables table fw.Table, replacing any table of that
-	// name, with exactly the rules fw describes.
+	// name, with exactly the rules fw describes; where nf_tables does not answer
+	// (or when asked: Linux.FirewallBackend), the same rules in iptables chains
+	// of wgnet's (firewall_iptables.go).
 	ApplyFirewall(fw Firewall) error
 	// Firewall reads back a table written by ApplyFirewall.
 	Firewall(table string) (Firewall, error)

@@ -181,6 +181,16 @@ const (
 // firewall's backend from: auto (the default), nftables or iptables.
 const TunnelBackendEnv = "WGNET_TUNNEL_FIREWALL"
 
+// FirewallBackendEnv is the environment variable New reads the backend of
+// wgnet's own table from (per-interface MSS clamp, redirect drops, the
+// segmentation policy's filter): auto (the default: nftables when nf_tables
+// answers, else iptables), nftables or iptables.
+const FirewallBackendEnv = "WGNET_FIREWALL"
+
+// ParseFirewallBackend checks a backend of wgnet's table named by a user:
+// "" or "auto" (the host decides), "nftables", "iptables".
+func ParseFirewallBackend(s string) (string, error) { return parseBackend("firewall", s) }
+
 // TunnelTablePrefix begins the name of every full tunnel's nftables tables:
 // wg-quick's "wg-quick-IFACE".
 const TunnelTablePrefix = "wg-quick-"
@@ -195,12 +205,16 @@ func IptablesComment(table string) string {
 
 // ParseTunnelBackend checks a backend named by a user: "" or "auto" (the
 // host decides), "nftables", "iptables".
-func ParseTunnelBackend(s string) (string, error) {
+func ParseTunnelBackend(s string) (string, error) { return parseBackend("tunnel firewall", s) }
+
+// parseBackend checks the backend of what: "" or "auto" (the host decides),
+// "nftables", "iptables".
+func parseBackend(what, s string) (string, error) {
 	switch s {
 	case "", "auto":
 		return "", nil
 	case TunnelNftables, TunnelIptables:
 		return s, nil
 	}
-	return "", fmt.Errorf("tunnel firewall backend %q: want auto, nftables or iptables", s)
+	return "", fmt.Errorf("%s backend %q: want auto, nftables or iptables", what, s)
 }

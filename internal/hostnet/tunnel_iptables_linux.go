@@ -33,9 +33,15 @@ var errNoProgram = iptables.ErrNoProgram
 // TunnelFirewallBackend implements HostNet: l.TunnelBackend when it names
 // one, else nftables when the kernel's nf_tables answers, else iptables.
 func (l *Linux) TunnelFirewallBackend() (string, error) {
-	b, err := ParseTunnelBackend(l.TunnelBackend)
+	return chooseBackend(TunnelBackendEnv, l.TunnelBackend, ParseTunnelBackend)
+}
+
+// chooseBackend is the backend setting (read from env) names, else
+// nftables when nf_tables answers, else iptables.
+func chooseBackend(env, setting string, parse func(string) (string, error)) (string, error) {
+	b, err := parse(setting)
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", TunnelBackendEnv, err)
+		return "", fmt.Errorf("%s: %w", env, err)
 	}
 	if b != "" {
 		return b, nil

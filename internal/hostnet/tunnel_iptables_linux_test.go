@@ -26,13 +26,20 @@ func TestLinuxTunnelIptablesConformance(t *testing.T) {
 
 func runIptablesConformance(t *testing.T) {
 	hostnettest.RunTunnel(t, func(t *testing.T) (hostnet.HostNet, string) {
-		name := "wgt" + netnstest.Unique(6)
-		if out, err := exec.Command("ip", "link", "add", name, "type", "veth", "peer", "name", name+"p").CombinedOutput(); err != nil {
-			t.Fatalf("ip link add: %v: %s", err, out)
-		}
-		t.Cleanup(func() { exec.Command("ip", "link", "del", name).Run() })
-		return &hostnet.Linux{TunnelBackend: hostnet.TunnelIptables}, name
+		return &hostnet.Linux{TunnelBackend: hostnet.TunnelIptables}, newVeth(t)
 	})
+}
+
+// newVeth makes a veth pair in the test's namespace, deleted at cleanup, and
+// returns the name of its first end (the peer stays down).
+func newVeth(t *testing.T) string {
+	t.Helper()
+	name := "wgt" + netnstest.Unique(6)
+	if out, err := exec.Command("ip", "link", "add", name, "type", "veth", "peer", "name", name+"p").CombinedOutput(); err != nil {
+		t.Fatalf("ip link add: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "link", "del", name).Run() })
+	return name
 }
 
 // TestLinuxTunnelIptablesLegacyConformance: the same with iptables-legacy
@@ -41,6 +48,18 @@ func runIptablesConformance(t *testing.T) {
 // tables are found through /proc/net/ip_tables_names.
 func TestLinuxTunnelIptablesLegacyConformance(t *testing.T) {
 	netnstest.NeedsTool(t, "iptables-legacy", "iptables-legacy-restore", "ip6tables-legacy-restore", "iptables-legacy-save", "ip6tables-legacy-save")
+	legacyFirst(t)
+	if !netnstest.InNetns(t) {
+		return
+	}
+	runIptablesConformance(t)
+}
+
+// legacyFirst puts iptables-legacy's programs first in PATH under the plain
+// names (Debian's iptables is iptables-nft; a host without nf_tables has
+// legacy), and, in the test's namespace, checks that they are what runs.
+func legacyFirst(t *testing.T) {
+	t.Helper()
 	dir := t.TempDir()
 	for _, p := range []string{"iptables", "ip6tables", "iptables-restore", "ip6tables-restore", "iptables-save", "ip6tables-save"} {
 		legacy, err := exec.LookPath(strings.Replace(p, "tables", "tables-legacy", 1))
@@ -52,13 +71,9 @@ func TestLinuxTunnelIptablesLegacyConformance(t *testing.T) {
 		}
 	}
 	t.Setenv("PATH", dir+string(filepath.ListSeparator)+os.Getenv("PATH"))
-	if !netnstest.InNetns(t) {
-		return
-	}
 	if out, err := exec.Command("iptables-save", "--version").CombinedOutput(); err != nil || strings.Contains(string(out), "nf_tables") {
 		t.Fatalf("iptables-save is not the legacy one: %v: %s", err, out)
 	}
-	runIptablesConformance(t)
 }
 
 // TestLinuxTunnelBackendSwitch: an apply in one backend replaces the tables
@@ -70,30 +85,11 @@ func TestLinuxTunnelBackendSwitch(t *testing.T) {
 	if !netnstest.InNetns(t) {
 		return
 	}
-	name := "wgt" + netnstest.Unique(6)
-	if out, err := exec.Command("ip", "link", "add", name, "type", "veth", "peer", "name", name+"p").CombinedOutput(); err != nil {
-		t.Fatalf("ip link add: %v: %s", err, out)
-	}
-	defer exec.Command("ip", "link", "del", name).Run()
+	name := newVeth(t)
 	nft, ipt := &hostnet.Linux{TunnelBackend: hostnet.TunnelNftables}, &hostnet.Linux{TunnelBackend: hostnet.TunnelIptables}
 	table := hostnet.TunnelTablePrefix + name
 	tf := hostnet.TunnelFirewall{Table: table, V4: true, V6: true, Iface: name, Mark: 51820,
 		Addrs: []netip.Addr{netip.MustParseAddr("10.66.0.2"), netip.MustParseAddr("10.66.0.3"), netip.MustParseAddr("fd00:66::2")}}
-	save := func() string {
-		var b strings.Builder
-		for _, prog := range []string{"iptables-save", "ip6tables-save"} {
-			out, err := exec.Command(prog).CombinedOutput()
-			if err != nil {
-				t.Fatalf("%s: %v: %s", prog, err, out)
-			}
-			for _, l := range strings.Split(string(out), "\n") {
-				if strings.HasPrefix(l, "-A ") {
-					b.WriteString(prog + ": " + l + "\n")
-				}
-			}
-		}
-		return b.String()
-	}
 	nftTables := func() string {
 		out, _ := exec.Command("nft", "list", "tables").CombinedOutput()
 		return string(out)
@@ -112,7 +108,7 @@ func TestLinuxTunnelBackendSwitch(t *testing.T) {
 		if got.Backend != step.backend || !got.Equal(tf) {
 			t.Errorf("applied with %s: read back %+v", step.backend, got)
 		}
-		rules, tables := save(), nftTables()
+		rules, tables := iptablesRules(t), nftTables()
 		if inNft := strings.Contains(tables, table); inNft != (step.backend == hostnet.TunnelNftables) {
 			t.Errorf("applied with %s: nft tables:\n%s", step.backend, tables)
 		}
@@ -120,7 +116,7 @@ func TestLinuxTunnelBackendSwitch(t *testing.T) {
 			t.Errorf("applied with %s: iptables rules:\n%s", step.backend, rules)
 		}
 	}
-	rules := save()
+	rules := iptablesRules(t)
 	t.Logf("iptables rules:\n%s", rules)
 	c := `-m comment --comment "wg-quick(8) rule for ` + name + `"`
 	for _, w := range []string{
@@ -147,7 +143,7 @@ func TestLinuxTunnelBackendSwitch(t *testing.T) {
 	if err := nft.DeleteTunnelFirewall(table); err != nil {
 		t.Fatal(err)
 	}
-	if rules := save(); strings.Contains(rules, hostnet.IptablesComment(table)) {
+	if rules := iptablesRules(t); strings.Contains(rules, hostnet.IptablesComment(table)) {
 		t.Errorf("delete (auto backend) left iptables rules:\n%s", rules)
 	}
 }

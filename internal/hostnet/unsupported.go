@@ -11,8 +11,9 @@ var errUnsupported = errors.New("hostnet: not supported on this operating system
 
 // Linux is the HostNet of Linux; elsewhere every method fails.
 type Linux struct {
-	SysctlRoot    string
-	TunnelBackend string
+	SysctlRoot      string
+	TunnelBackend   string
+	FirewallBackend string
 }
 
 // New returns a HostNet whose every method fails on this operating system.
