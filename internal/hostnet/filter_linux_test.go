@@ -36,7 +36,7 @@ func TestFilterTraffic(t *testing.T) {
 }
 
 // TestFilterTrafficIptables is TestFilterTraffic with the filter written in
-// iptables (FirewallBackend iptables; Debian's iptables-nft): the same probes
+// iptables (TableBackend iptables; Debian's iptables-nft): the same probes
 // give the same answers, and DeleteFirewall leaves iptables as it was.
 func TestFilterTrafficIptables(t *testing.T) {
 	netnstest.NeedsTool(t, "iputils-ping", "ping")
@@ -139,7 +139,7 @@ func filterTraffic(t *testing.T, backend string) {
 	}
 	run(false)
 
-	h := &hostnet.Linux{FirewallBackend: backend}
+	h := &hostnet.Linux{TableBackend: backend}
 	iptBefore := ""
 	if backend == hostnet.TunnelIptables {
 		iptBefore = iptablesRules(t)

@@ -7,18 +7,18 @@ import (
 	"github.com/wgnet/wgnet/internal/iptables"
 )
 
-// FirewallBackendOf says what ApplyFirewall writes wgnet's table with:
-// l.FirewallBackend when it names one, else nftables when the kernel's
+// FirewallBackend says what ApplyFirewall writes wgnet's table with:
+// l.TableBackend when it names one, else nftables when the kernel's
 // nf_tables answers over netlink, else iptables (the full tunnel's rule,
 // TunnelFirewallBackend).
-func (l *Linux) FirewallBackendOf() (string, error) {
-	return chooseBackend(FirewallBackendEnv, l.FirewallBackend, ParseFirewallBackend)
+func (l *Linux) FirewallBackend() (string, error) {
+	return chooseBackend(FirewallBackendEnv, l.TableBackend, ParseFirewallBackend)
 }
 
 // ApplyFirewall implements HostNet: the table in the host's backend
-// (FirewallBackendOf), what the other backend held of it removed.
+// (FirewallBackend), what the other backend held of it removed.
 func (l *Linux) ApplyFirewall(fw Firewall) error {
-	backend, err := l.FirewallBackendOf()
+	backend, err := l.FirewallBackend()
 	if err != nil {
 		return fmt.Errorf("firewall %s: %w", fw.Table, err)
 	}
@@ -43,7 +43,7 @@ func (l *Linux) ApplyFirewall(fw Firewall) error {
 
 // Firewall implements HostNet: the table as the host's backend holds it.
 func (l *Linux) Firewall(table string) (Firewall, error) {
-	backend, err := l.FirewallBackendOf()
+	backend, err := l.FirewallBackend()
 	if err != nil {
 		return Firewall{}, fmt.Errorf("firewall %s: %w", table, err)
 	}

@@ -13,7 +13,7 @@ import (
 )
 
 // TestLinuxFirewallIptablesConformance: wgnet's own table written with
-// iptables-restore (FirewallBackend iptables) passes the whole conformance
+// iptables-restore (TableBackend iptables) passes the whole conformance
 // test, firewall and filter cases included, as the nftables one does.
 func TestLinuxFirewallIptablesConformance(t *testing.T) {
 	netnstest.NeedsTool(t, "iptables", "iptables-restore", "ip6tables-restore", "iptables-save", "ip6tables-save")
@@ -36,7 +36,7 @@ func TestLinuxFirewallIptablesLegacyConformance(t *testing.T) {
 
 func runFirewallIptablesConformance(t *testing.T) {
 	hostnettest.Run(t, func(t *testing.T) (hostnet.HostNet, string) {
-		return &hostnet.Linux{FirewallBackend: hostnet.TunnelIptables}, newVeth(t)
+		return &hostnet.Linux{TableBackend: hostnet.TunnelIptables}, newVeth(t)
 	})
 }
 
@@ -59,7 +59,7 @@ func TestLinuxFirewallBackendSwitch(t *testing.T) {
 	exec.Command("iptables", "-t", "mangle", "-I", "FORWARD", "-j", "RETURN").Run()
 	exec.Command("iptables", "-t", "mangle", "-D", "FORWARD", "-j", "RETURN").Run()
 	before := iptablesRules(t)
-	nft, ipt := &hostnet.Linux{FirewallBackend: hostnet.TunnelNftables}, &hostnet.Linux{FirewallBackend: hostnet.TunnelIptables}
+	nft, ipt := &hostnet.Linux{TableBackend: hostnet.TunnelNftables}, &hostnet.Linux{TableBackend: hostnet.TunnelIptables}
 	table := "wgnet-" + name
 	fw := hostnettest.FilterCases(table, name)[1]
 	nftHas := func() bool {
@@ -73,11 +73,11 @@ func TestLinuxFirewallBackendSwitch(t *testing.T) {
 		}
 		got, err := h.Firewall(table)
 		if err != nil || !got.Filter.Equal(fw.Filter) || !slices.Equal(got.ClampMSS, fw.ClampMSS) || !slices.Equal(got.DropRedirects, fw.DropRedirects) {
-			t.Errorf("step %d (%s): read back %+v, %v", i, h.FirewallBackend, got, err)
+			t.Errorf("step %d (%s): read back %+v, %v", i, h.TableBackend, got, err)
 		}
 		rules := iptablesRules(t)
 		if inIpt := strings.Contains(rules, table); inIpt != (h == ipt) || nftHas() != (h == nft) {
-			t.Errorf("step %d (%s): nft has it %v; iptables:\n%s", i, h.FirewallBackend, nftHas(), rules)
+			t.Errorf("step %d (%s): nft has it %v; iptables:\n%s", i, h.TableBackend, nftHas(), rules)
 		}
 		if h == ipt && once == "" {
 			once = rules
@@ -108,14 +108,14 @@ func TestLinuxFirewallBackendSwitch(t *testing.T) {
 
 // TestFirewallBackendSetting: the setting is checked and named.
 func TestFirewallBackendSetting(t *testing.T) {
-	if _, err := (&hostnet.Linux{FirewallBackend: "xtables"}).FirewallBackendOf(); err == nil || !strings.Contains(err.Error(), `WGNET_FIREWALL: firewall backend "xtables": want auto, nftables or iptables`) {
+	if _, err := (&hostnet.Linux{TableBackend: "xtables"}).FirewallBackend(); err == nil || !strings.Contains(err.Error(), `WGNET_FIREWALL: firewall backend "xtables": want auto, nftables or iptables`) {
 		t.Errorf("a bad setting: %v", err)
 	}
-	if err := (&hostnet.Linux{FirewallBackend: "xtables"}).ApplyFirewall(hostnet.Firewall{Table: "wgnet-x"}); err == nil || !strings.Contains(err.Error(), "WGNET_FIREWALL") {
+	if err := (&hostnet.Linux{TableBackend: "xtables"}).ApplyFirewall(hostnet.Firewall{Table: "wgnet-x"}); err == nil || !strings.Contains(err.Error(), "WGNET_FIREWALL") {
 		t.Errorf("ApplyFirewall with a bad setting: %v", err)
 	}
 	t.Setenv(hostnet.FirewallBackendEnv, "iptables")
-	if got := hostnet.New().FirewallBackend; got != "iptables" {
+	if got := hostnet.New().TableBackend; got != "iptables" {
 		t.Errorf("New with %s=iptables: %q", hostnet.FirewallBackendEnv, got)
 	}
 }

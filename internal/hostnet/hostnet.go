@@ -64,9 +64,12 @@ type HostNet interface {
 	Sysctl(key string) (string, error)
 	SetSysctl(key, value string) error
 
+	// FirewallBackend says what ApplyFirewall writes with: TunnelNftables or
+	// TunnelIptables.
+	FirewallBackend() (string, error)
 	// ApplyFirewall creates the nftables table fw.Table, replacing any table of that
 	// name, with exactly the rules fw describes; where nf_tables does not answer
-	// (or when asked: Linux.FirewallBackend), the same rules in iptables chains
+	// (or when asked: Linux.TableBackend), the same rules in iptables chains
 	// of wgnet's (firewall_iptables.go).
 	ApplyFirewall(fw Firewall) error
 	// Firewall reads back a table written by ApplyFirewall.
@@ -141,6 +144,16 @@ type Firewall struct {
 	DropRedirects []string
 	// Filter, when set, filters what enters through its interface (filter.go).
 	Filter *Filter `json:",omitempty"`
+}
+
+// FirewallWhere names where backend keeps wgnet's table, for plans and logs:
+// "nft table inet TABLE", or "iptables chains TABLE-*" (backend
+// TunnelIptables).
+func FirewallWhere(backend, table string) string {
+	if backend == TunnelIptables {
+		return "iptables chains " + table + "-*"
+	}
+	return "nft table inet " + table
 }
 
 // Clone returns a copy of fw that shares no slices with it.

@@ -24,17 +24,17 @@ type Linux struct {
 	// falls back when it finds no nft), TunnelNftables or TunnelIptables
 	// forces one.
 	TunnelBackend string
-	// FirewallBackend is what writes wgnet's own table (see Firewall), chosen
+	// TableBackend is what writes wgnet's own table (see Firewall), chosen
 	// as TunnelBackend is: "" or "auto" decides per call, TunnelNftables or
 	// TunnelIptables forces one.
-	FirewallBackend string
+	TableBackend string
 }
 
 // New returns the HostNet of the current network namespace, with the tunnel
 // firewall backend named by $WGNET_TUNNEL_FIREWALL and the backend of wgnet's
 // own table by $WGNET_FIREWALL (auto when unset).
 func New() *Linux {
-	return &Linux{TunnelBackend: os.Getenv(TunnelBackendEnv), FirewallBackend: os.Getenv(FirewallBackendEnv)}
+	return &Linux{TunnelBackend: os.Getenv(TunnelBackendEnv), TableBackend: os.Getenv(FirewallBackendEnv)}
 }
 
 var _ HostNet = (*Linux)(nil)

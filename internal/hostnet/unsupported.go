@@ -11,9 +11,9 @@ var errUnsupported = errors.New("hostnet: not supported on this operating system
 
 // Linux is the HostNet of Linux; elsewhere every method fails.
 type Linux struct {
-	SysctlRoot      string
-	TunnelBackend   string
-	FirewallBackend string
+	SysctlRoot    string
+	TunnelBackend string
+	TableBackend  string
 }
 
 // New returns a HostNet whose every method fails on this operating system.
@@ -36,6 +36,7 @@ func (*Linux) DelRoutes([]Route) error                       { return errUnsuppo
 func (*Linux) RouteMTU(netip.Addr) (int, error)              { return 0, errUnsupported }
 func (*Linux) Sysctl(string) (string, error)                 { return "", errUnsupported }
 func (*Linux) SetSysctl(string, string) error                { return errUnsupported }
+func (*Linux) FirewallBackend() (string, error)              { return "", errUnsupported }
 func (*Linux) ApplyFirewall(Firewall) error                  { return errUnsupported }
 func (*Linux) Firewall(string) (Firewall, error)             { return Firewall{}, errUnsupported }
 func (*Linux) DeleteFirewall(string) error                   { return errUnsupported }

@@ -26,8 +26,10 @@ type running struct {
 	routes    []hostnet.Route // managed routes only, normalized (see readRunning)
 	sysctls   map[string]string
 	firewall  *hostnet.Firewall // nil: no table
-	up        bool              // the link is administratively up
-	tunnel    *tunnelRunning    // the full tunnel's rules and tables in scope
+	// firewallBackend is what the host writes wgnet's table with ("" not known).
+	firewallBackend string
+	up              bool           // the link is administratively up
+	tunnel          *tunnelRunning // the full tunnel's rules and tables in scope
 	// hostfw is the host's iptables as read (nil: not read), hostfwOurs the
 	// interface's rules in it.
 	hostfw     []*dockerfw.View
@@ -161,6 +163,8 @@ type FirewallChange struct {
 	// (Denied is an example), or switches to default deny.
 	DeniesMore bool   `json:"denies_more,omitempty"`
 	Denied     string `json:"denied,omitempty"`
+	// Backend is what the host writes the table with: "nftables" or "iptables".
+	Backend string `json:"backend,omitempty"`
 
 	want *hostnet.Firewall
 	// forget selects the conntrack entries to delete once the table is in
@@ -320,6 +324,9 @@ func peerChange(c devconf.PeerChange, name string) PeerChange {
 }
 
 // diffHost adds to plan the host changes from r to t.
+// where names where the table is kept (hostnet.FirewallWhere).
+func (c *FirewallChange) where() string { return hostnet.FirewallWhere(c.Backend, c.Table) }
+
 // firewallChange is the change that creates or replaces wgnet's table with fw.
 func firewallChange(action string, fw *hostnet.Firewall) *FirewallChange {
 	return &FirewallChange{Action: action, Table: fw.Table, ClampMSS: fw.ClampMSS, DropRedirects: fw.DropRedirects, want: fw}
@@ -355,6 +362,9 @@ func diffHost(plan *Plan, r *running, t *target) {
 			plan.Firewall = firewallChange("replace", t.firewall)
 			plan.Firewall.policyChange(r.firewall.Filter, t.firewall.Filter, tunnelPrefixes(r, t))
 		}
+	}
+	if plan.Firewall != nil {
+		plan.Firewall.Backend = r.firewallBackend
 	}
 	diffTunnel(plan, r, t)
 	plan.Notes = append(plan.Notes, t.notes...)

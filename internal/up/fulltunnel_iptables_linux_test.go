@@ -51,9 +51,15 @@ var iptCountersRE = regexp.MustCompile(`\[[0-9]+:[0-9]+\]`)
 // table's lines sorted (compared as sets).
 func iptablesDump(t *testing.T, ns *netnstest.NS) string {
 	t.Helper()
+	return iptablesDumpTables(t, ns, "raw", "mangle")
+}
+
+// iptablesDumpTables is iptablesDump of the tables named.
+func iptablesDumpTables(t *testing.T, ns *netnstest.NS, tables ...string) string {
+	t.Helper()
 	var b strings.Builder
 	for _, prog := range []string{"iptables-save", "ip6tables-save"} {
-		for _, table := range []string{"raw", "mangle"} {
+		for _, table := range tables {
 			out, err := ns.Try(prog, "-t", table)
 			if err != nil {
 				t.Fatalf("%s -t %s: %v\n%s", prog, table, err, out)
@@ -78,8 +84,14 @@ func iptablesDump(t *testing.T, ns *netnstest.NS) string {
 // with wgnet's, so that "as before" is about the rules the tools write.
 func touchIptables(t *testing.T, ns *netnstest.NS) {
 	t.Helper()
+	touchIptablesChains(t, ns, [][2]string{{"raw", "PREROUTING"}, {"mangle", "PREROUTING"}, {"mangle", "POSTROUTING"}})
+}
+
+// touchIptablesChains is touchIptables of the tables and chains given.
+func touchIptablesChains(t *testing.T, ns *netnstest.NS, chains [][2]string) {
+	t.Helper()
 	for _, prog := range []string{"iptables", "ip6tables"} {
-		for _, tc := range [][2]string{{"raw", "PREROUTING"}, {"mangle", "PREROUTING"}, {"mangle", "POSTROUTING"}} {
+		for _, tc := range chains {
 			for _, op := range []string{"-A", "-D"} {
 				ns.Run(t, prog, "-t", tc[0], op, tc[1], "-j", "ACCEPT")
 			}

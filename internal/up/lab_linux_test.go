@@ -99,6 +99,8 @@ type lab struct {
 	engineLog string
 	// policy is the spec's policy section; zero: none.
 	policy spec.Policy
+	// env is more of the wgnet binary's environment (WGNET_FIREWALL=...).
+	env []string
 }
 
 // newLab builds the namespaces, compiles a hub-and-spoke spec (hub first) and
@@ -241,8 +243,13 @@ func (l *lab) compileHosts(hosts []*labHost) {
 
 // wgnet runs the wgnet binary in h's namespace with the lab's state directory.
 func (l *lab) wgnet(h *labHost, args ...string) (string, error) {
-	argv := append([]string{"env", "WGNET_STATE_DIR=" + l.stateDir, "WGNET_CONFIG_DIR=" + l.dir, wgnet(l.t)}, args...)
-	return h.ns.Try(argv...)
+	return h.ns.Try(l.argv(args...)...)
+}
+
+// argv is the command line that runs the wgnet binary with the lab's state
+// and config directories and its env.
+func (l *lab) argv(args ...string) []string {
+	return slices.Concat([]string{"env", "WGNET_STATE_DIR=" + l.stateDir, "WGNET_CONFIG_DIR=" + l.dir}, l.env, []string{wgnet(l.t)}, args)
 }
 
 func (l *lab) up(h *labHost, extra ...string) {

@@ -90,11 +90,11 @@ func planText(p *Plan) string {
 	if fw := p.Firewall; fw != nil {
 		switch fw.Action {
 		case "delete":
-			line(PeerRemove, "nft table inet %s", fw.Table)
+			line(PeerRemove, "%s", fw.where())
 		case "create":
-			line(PeerAdd, "nft table inet %s (%s)", fw.Table, fw.what())
+			line(PeerAdd, "%s (%s)", fw.where(), fw.what())
 		default:
-			line(PeerUpdate, "nft table inet %s (%s)", fw.Table, fw.what())
+			line(PeerUpdate, "%s (%s)", fw.where(), fw.what())
 		}
 		if d := fw.Default; d != nil {
 			line(PeerUpdate, "policy default: %s -> %s", d.Old, d.New)

@@ -589,6 +589,7 @@ func readRunning(h hostnet.HostNet, d device.Device, st *device.State, name stri
 		}
 		r.sysctls[k] = v
 	}
+	r.firewallBackend, _ = h.FirewallBackend()
 	fw, err := h.Firewall(sc.firewallTable)
 	switch {
 	case err == nil:
@@ -897,10 +898,10 @@ func (a *applier) forwarding(on bool) bool {
 		return true
 	}
 	if on {
-		a.o.logf("nft: table inet %s: %s", fw.Table, fw.what())
+		a.o.logf("%s: %s", fw.where(), fw.what())
 		return a.step(a.rec(applied{firewall: fw.Table})) && a.step(a.h.ApplyFirewall(*fw.want)) && a.forgetFlows(fw)
 	}
-	a.o.logf("nft delete table inet %s", fw.Table)
+	a.o.logf("delete %s", fw.where())
 	return a.step(tolerate(a.h.DeleteFirewall(fw.Table), hostnet.ErrNotFound))
 }
 

@@ -150,7 +150,7 @@ type syncOutput struct {
 
 // wgnetOut is wgnet with stdout only (stderr has the progress lines).
 func (l *lab) wgnetOut(h *labHost, args ...string) (string, error) {
-	argv := append([]string{"env", "WGNET_STATE_DIR=" + l.stateDir, "WGNET_CONFIG_DIR=" + l.dir, wgnet(l.t)}, args...)
+	argv := l.argv(args...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := h.ns.Command(ctx, argv...)

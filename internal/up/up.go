@@ -444,7 +444,8 @@ func teardown(st *State, o *Options) error {
 		errs = append(errs, err)
 	}
 	if st.Firewall != "" {
-		o.logf("nft delete table inet %s", st.Firewall)
+		backend, _ := h.FirewallBackend()
+		o.logf("delete %s", hostnet.FirewallWhere(backend, st.Firewall))
 		if err := h.DeleteFirewall(st.Firewall); !gone(err) {
 			errs = append(errs, err)
 		} else {

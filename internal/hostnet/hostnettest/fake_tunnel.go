@@ -104,6 +104,10 @@ func (f *Fake) SetTunnelBackend(b string) {
 	f.tunnel.backend = b
 }
 
+// FirewallBackend implements hostnet.HostNet: the fake keeps wgnet's table
+// as nftables would.
+func (f *Fake) FirewallBackend() (string, error) { return hostnet.TunnelNftables, nil }
+
 func (f *Fake) TunnelFirewallBackend() (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
