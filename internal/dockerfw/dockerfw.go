@@ -18,21 +18,22 @@
 // touch: Docker 28's raw-table drop of packets routed directly to container
 // addresses, and Docker 29's nftables backend (where DOCKER-USER does not exist).
 //
-// Programs are run through Runner with an argument vector, never a shell. It
-// imports nothing of wgnet.
+// Programs are run through Runner with an argument vector, never a shell
+// (Exec: iptables.Run); iptables-save output is read by iptables.ParseSave. It
+// imports iptables of wgnet.
 package dockerfw
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/wgnet/wgnet/internal/iptables"
 )
 
 // Mode is what the user opted in to.
@@ -73,10 +74,11 @@ type Runner interface {
 	Run(ctx context.Context, argv []string) ([]byte, error)
 }
 
-// ErrNoTool is returned (wrapped) by Exec when the program is not installed.
-var ErrNoTool = errors.New("not installed")
+// ErrNoTool is returned (wrapped) by Exec when the program is not installed:
+// iptables.ErrNoProgram.
+var ErrNoTool = iptables.ErrNoProgram
 
-// Exec runs programs on the host, never through a shell.
+// Exec runs programs on the host, never through a shell (iptables.Run).
 type Exec struct{}
 
 // Run implements Runner.
@@ -84,18 +86,7 @@ func (Exec) Run(ctx context.Context, argv []string) ([]byte, error) {
 	if len(argv) == 0 {
 		return nil, errors.New("no program")
 	}
-	path, err := exec.LookPath(argv[0])
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", argv[0], ErrNoTool)
-	}
-	cmd := exec.CommandContext(ctx, path, argv[1:]...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return out, fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return out, nil
+	return iptables.Run(ctx, argv[0], argv[1:], "")
 }
 
 // Backend is the iptables implementation whose rules a View shows.
@@ -170,25 +161,17 @@ type Table struct {
 // ParseSave reads iptables-save output into its tables.
 func ParseSave(s string) map[string]*Table {
 	out := map[string]*Table{}
-	var t *Table
-	for _, line := range strings.Split(s, "\n") {
-		line = strings.TrimSpace(line)
-		switch {
-		case strings.HasPrefix(line, "*"):
-			t = &Table{Policies: map[string]string{}, Chains: map[string][]string{}}
-			out[line[1:]] = t
-		case t == nil:
-		case strings.HasPrefix(line, ":"):
-			f := strings.Fields(line[1:])
-			if len(f) >= 2 {
-				t.Chains[f[0]] = t.Chains[f[0]][:0:0]
-				if f[1] != "-" {
-					t.Policies[f[0]] = f[1]
-				}
+	for _, st := range iptables.ParseSave(s) {
+		t := &Table{Policies: map[string]string{}, Chains: map[string][]string{}}
+		out[st.Name] = t
+		for _, c := range st.Chains {
+			t.Chains[c.Name] = t.Chains[c.Name][:0:0]
+			if c.Policy != "" {
+				t.Policies[c.Name] = c.Policy
 			}
-		case strings.HasPrefix(line, "-A "):
-			chain, spec, _ := strings.Cut(line[3:], " ")
-			t.Chains[chain] = append(t.Chains[chain], unquote(spec))
+		}
+		for _, r := range st.Rules {
+			t.Chains[r.Chain] = append(t.Chains[r.Chain], unquote(r.Spec))
 		}
 	}
 	return out

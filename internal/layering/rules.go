@@ -37,10 +37,10 @@ var Rules = map[string][]string{
 	"internal/device/devicetest":     {"internal/device", "internal/wgkey"},
 	"internal/hostnet/hostnettest":   {"internal/hostnet"},
 	"internal/devconf":               {"internal/device", "internal/intent", "internal/wgconf", "internal/wgkey"},
-	"internal/dockerfw":              nil,
+	"internal/dockerfw":              {"internal/iptables"},
 	"internal/dockerfw/dockerfwtest": {"internal/dockerfw"},
 	"internal/up":                    {"internal/atomicfile", "internal/devconf", "internal/device", "internal/dockerfw", "internal/hostnet", "internal/intent", "internal/spawn", "internal/trust", "internal/wgconf", "internal/wgkey"},
-	"internal/live":                  {"internal/device", "internal/diag", "internal/dockerfw", "internal/hostnet", "internal/wgkey"},
+	"internal/live":                  {"internal/device", "internal/diag", "internal/dockerfw", "internal/hostnet", "internal/iptables", "internal/wgkey"},
 
 	// The whole network in one process.
 	"internal/lab": {"internal/compile", "internal/devconf", "internal/device", "internal/intent", "internal/netmodel", "internal/policy", "internal/spec", "internal/wgconf", "internal/wgkey"},

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"github.com/wgnet/wgnet/internal/iptables"
 )
 
 // Firewall is the part of a host's ruleset that decides whether tunnel traffic
@@ -263,32 +265,22 @@ func (fw *Firewall) flatten(c *Chain, depth int) []Rule {
 func parseIptablesSave(s, family string) []*Chain {
 	var out []*Chain
 	byName := map[string]*Chain{}
-	table := ""
-	sc := bufio.NewScanner(strings.NewReader(s))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		switch {
-		case line == "" || strings.HasPrefix(line, "#") || line == "COMMIT":
-		case strings.HasPrefix(line, "*"):
-			table = line[1:]
-		case strings.HasPrefix(line, ":"):
-			f := strings.Fields(line[1:])
-			if len(f) < 2 {
-				continue
+	for _, t := range iptables.ParseSave(s) {
+		table := t.Name
+		for _, sc := range t.Chains {
+			c := &Chain{Family: family, Table: table, Chain: sc.Name}
+			if sc.Policy != "" {
+				c.Policy = strings.ToLower(sc.Policy)
+				c.Hook = strings.ToLower(sc.Name)
 			}
-			c := &Chain{Family: family, Table: table, Chain: f[0]}
-			if f[1] != "-" {
-				c.Policy = strings.ToLower(f[1])
-				c.Hook = strings.ToLower(f[0])
-			}
-			if old := byName[table+" "+f[0]]; old != nil {
+			if old := byName[table+" "+sc.Name]; old != nil {
 				continue // ip6tables-save after iptables-save: same chain names
 			}
-			byName[table+" "+f[0]] = c
+			byName[table+" "+sc.Name] = c
 			out = append(out, c)
-		case strings.HasPrefix(line, "-A "):
-			f := strings.Fields(line)
+		}
+		for _, r := range t.Rules {
+			f := strings.Fields(r.Line)
 			if len(f) < 2 {
 				continue
 			}
@@ -296,7 +288,7 @@ func parseIptablesSave(s, family string) []*Chain {
 			if c == nil {
 				continue
 			}
-			c.Rules = append(c.Rules, parseIptablesRule(line, f[2:]))
+			c.Rules = append(c.Rules, parseIptablesRule(r.Line, f[2:]))
 		}
 	}
 	return out

@@ -1,7 +1,6 @@
 package live
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wgnet/wgnet/internal/dockerfw"
+	"github.com/wgnet/wgnet/internal/iptables"
 )
 
 // System is the Prober of the host wgnet runs on (its network namespace): route
@@ -51,18 +51,11 @@ func (System) Ruleset(ctx context.Context) (Ruleset, error) {
 	var rs Ruleset
 	var errs []error
 	run := func(argv ...string) string {
-		path, err := exec.LookPath(argv[0])
-		if err != nil {
-			return ""
-		}
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		var stderr bytes.Buffer
-		cmd := exec.CommandContext(ctx, path, argv[1:]...)
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w: %s", argv[0], err, bytes.TrimSpace(stderr.Bytes())))
+		out, err := iptables.Run(ctx, argv[0], argv[1:], "")
+		if err != nil && !errors.Is(err, iptables.ErrNoProgram) {
+			errs = append(errs, err)
 		}
 		return string(out)
 	}

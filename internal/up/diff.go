@@ -163,7 +163,8 @@ type FirewallChange struct {
 	// (Denied is an example), or switches to default deny.
 	DeniesMore bool   `json:"denies_more,omitempty"`
 	Denied     string `json:"denied,omitempty"`
-	// Backend is what the host writes the table with: "nftables" or "iptables".
+	// Backend is "iptables" when the host writes the table with iptables
+	// (WGNET_FIREWALL), empty for nftables.
 	Backend string `json:"backend,omitempty"`
 
 	want *hostnet.Firewall
@@ -363,7 +364,7 @@ func diffHost(plan *Plan, r *running, t *target) {
 			plan.Firewall.policyChange(r.firewall.Filter, t.firewall.Filter, tunnelPrefixes(r, t))
 		}
 	}
-	if plan.Firewall != nil {
+	if plan.Firewall != nil && r.firewallBackend == hostnet.TunnelIptables {
 		plan.Firewall.Backend = r.firewallBackend
 	}
 	diffTunnel(plan, r, t)
