@@ -307,6 +307,8 @@ type Agent struct {
 	// none, or not known yet); pollCancel stops it.
 	pollLocal  netip.Addr
 	pollCancel context.CancelCauseFunc
+	// summed is the last state a delta made, with its digest (digest.go).
+	summed summed
 	// addrLost says the host lost an address while no poll's local address
 	// was known: the next poll's connection (perhaps an idle one from that
 	// address) is checked when it is known.

@@ -92,6 +92,8 @@ func TestInProcessDeltas(t *testing.T) {
 			t.Errorf("%s received no delta", name)
 		case name != "old" && name != "fresh" && whole >= n:
 			t.Errorf("%s received %v whole states and %v deltas, want mostly deltas", name, whole, n)
+		case metric(t, r.a, "wgnet_agent_delta_digest_mismatches_total") != 0:
+			t.Errorf("%s: a delta made a state whose digest is not the controller's", name)
 		}
 		t.Logf("%s: %v deltas, %v whole states", name, n, whole)
 	}

@@ -25,6 +25,9 @@ type metrics struct {
 	rollbacks prometheus.Counter
 	deltas    prometheus.Counter
 	wholes    prometheus.Counter
+	// digestMismatches counts deltas whose result differed from the
+	// controller's state (its digest).
+	digestMismatches prometheus.Counter
 	// unresolved counts the peers configured without an endpoint, their
 	// host name never resolved.
 	unresolved prometheus.Gauge
@@ -48,10 +51,12 @@ func newMetrics(reg *prometheus.Registry, a *Agent) *metrics {
 			Help: "Desired states received as a delta onto the one applied (API v2), each checked whole before it is applied."}),
 		wholes: prometheus.NewCounter(prometheus.CounterOpts{Name: "wgnet_agent_whole_states_total",
 			Help: "Desired states received whole (at start, when a delta does not apply, from a v1 controller, and every SnapshotEvery)."}),
+		digestMismatches: prometheus.NewCounter(prometheus.CounterOpts{Name: "wgnet_agent_delta_digest_mismatches_total",
+			Help: "Deltas whose result differed from the controller's state by the digest the delta carries (the whole state is then asked for)."}),
 		unresolved: prometheus.NewGauge(prometheus.GaugeOpts{Name: "wgnet_agent_endpoints_unresolved",
 			Help: "Peers configured without an endpoint at the last reconcile because their host name has never resolved (resolved again at each periodic reconcile)."}),
 	}
-	reg.MustRegister(m.unresolved, m.applied, m.reachable, m.reconcile, m.failures, m.refused, m.rollbacks, m.deltas, m.wholes, &peerCollector{a: a})
+	reg.MustRegister(m.unresolved, m.applied, m.reachable, m.reconcile, m.failures, m.refused, m.rollbacks, m.deltas, m.wholes, m.digestMismatches, &peerCollector{a: a})
 	return m
 }
 

@@ -198,7 +198,8 @@ func TestUnresolvedReported(t *testing.T) {
 	}
 }
 
-// gauge is the value of the agent's gauge name, as a scrape reads it.
+// gauge is the value of the agent's gauge (or counter) name, as a scrape
+// reads it.
 func gauge(t *testing.T, a *Agent, name string) float64 {
 	t.Helper()
 	mfs, err := a.Registry().Gather()
@@ -207,7 +208,8 @@ func gauge(t *testing.T, a *Agent, name string) float64 {
 	}
 	for _, mf := range mfs {
 		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			return mf.GetMetric()[0].GetGauge().GetValue()
+			m := mf.GetMetric()[0]
+			return m.GetGauge().GetValue() + m.GetCounter().GetValue()
 		}
 	}
 	t.Fatalf("no gauge %s", name)

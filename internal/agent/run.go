@@ -179,10 +179,14 @@ func (a *Agent) poll(ctx context.Context, c *client.Client) (bool, error) {
 	}
 	if ch.Delta != nil {
 		a.mu.Lock()
-		st, err := a.applied.apply(ch.Delta)
+		base := a.applied
+		st, err := base.apply(ch.Delta)
 		a.mu.Unlock()
 		if err != nil {
 			a.opts.Log.Info("delta not applicable here: asking for the whole state", "err", err)
+			return true, nil
+		}
+		if !a.digestMatches(base, st, ch.Delta) {
 			return true, nil
 		}
 		a.m.deltas.Inc()

@@ -453,6 +453,10 @@ type AgentDelta struct {
 	Removed []string `json:"removed,omitempty"`
 	// URLs are the answering controller's URLs (AgentState.URLs).
 	URLs []string `json:"urls,omitempty"`
+	// Digest, when set (added after the first v2 release), is the Digest of
+	// the state of Revision: an agent whose result differs asks for the
+	// whole state.
+	Digest string `json:"digest,omitempty"`
 }
 
 // ErrDeltaBase is a delta whose From is not the revision of the state it

@@ -135,6 +135,7 @@ type compiled struct {
 
 	headsMu sync.Mutex                 // guards heads
 	heads   map[string]*api.AgentState // each host's state without peers, made once (head)
+	sums    hostDigests                // each host's state's digest (digest.go)
 }
 
 // host is the intent of the host called name without its peers (read-only).

@@ -76,6 +76,7 @@ func diffCompiled(old, cur *compiled) *step {
 			st.hosts[name] = hs
 		}
 	}
+	cur.carryDigests(old, st)
 	return st
 }
 
@@ -170,5 +171,6 @@ func (cp *compiled) delta(ih *intent.Host, hs hostStep, since uint64, urls []str
 		}
 	}
 	slices.SortFunc(d.Peers, func(a, b api.Peer) int { return strings.Compare(a.Name, b.Name) })
+	d.Digest = cp.digest(ih).String()
 	return d
 }

@@ -136,6 +136,11 @@ func TestDeltasMatchSnapshots(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v", host, err)
 			}
+			// The digest the controller keeps up to date step by step is
+			// the whole state's, worked out from scratch.
+			if want := api.StateDigest(st).String(); ch.Delta.Digest != want {
+				t.Fatalf("%s: delta %d->%d has digest %s; the state's is %s", host, ch.Delta.From, ch.Delta.Revision, ch.Delta.Digest, want)
+			}
 			held[host] = st
 			deltas++
 		case ch.State != nil:
@@ -153,6 +158,7 @@ func TestDeltasMatchSnapshots(t *testing.T) {
 	for host := range d.creds {
 		poll(host, v2)
 	}
+	digestsBefore := controller.WholeDigests.Load()
 	for step := range 120 {
 		d.change(rng, step)
 		for host := range d.creds {
@@ -167,7 +173,12 @@ func TestDeltasMatchSnapshots(t *testing.T) {
 	if deltas == 0 || wholes == 0 {
 		t.Errorf("%d deltas, %d whole states; want some of each", deltas, wholes)
 	}
-	t.Logf("%d deltas and %d whole states, each equal to the snapshot", deltas, wholes)
+	whole := controller.WholeDigests.Load() - digestsBefore
+	t.Logf("%d deltas and %d whole states, each equal to the snapshot; %d host digests worked out whole (the others carried by the steps)",
+		deltas, wholes, whole)
+	if whole*4 > int64(deltas) {
+		t.Errorf("%d of the digests of %d deltas worked out whole: the steps do not carry them", whole, deltas)
+	}
 
 	// Further behind than the steps kept, or ahead of the store: whole.
 	host := "h00"

@@ -1,0 +1,4 @@
+package controller
+
+// WholeDigests counts the digests of hosts' states worked out whole.
+var WholeDigests = &wholeDigests
