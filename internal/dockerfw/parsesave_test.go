@@ -1,12 +1,12 @@
 package dockerfw_test
 
 import (
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"net/netip"
 
 	"github.com/wgnet/wgnet/internal/dockerfw"
 	"github.com/wgnet/wgnet/internal/dockerfw/dockerfwtest"

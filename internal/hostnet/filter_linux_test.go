@@ -142,6 +142,15 @@ func filterTraffic(t *testing.T, backend string) {
 	h := &hostnet.Linux{TableBackend: backend}
 	iptBefore := ""
 	if backend == hostnet.TunnelIptables {
+		// A host whose filter table accepts everything first: the policy's
+		// drops, in mangle, still come before.
+		for _, prog := range []string{"iptables", "ip6tables"} {
+			for _, chain := range []string{"INPUT", "FORWARD"} {
+				if out, err := exec.Command(prog, "-I", chain, "-j", "ACCEPT").CombinedOutput(); err != nil {
+					t.Fatalf("%s: %v: %s", prog, err, out)
+				}
+			}
+		}
 		iptBefore = iptablesRules(t)
 	}
 	pfx := netip.MustParsePrefix

@@ -13,36 +13,38 @@ import (
 // wgnet's table in iptables, for a host where nf_tables does not answer (or
 // when asked: FirewallBackendEnv). The same rules as the nftables table
 // (firewall_linux.go, filter_linux.go), in both families, in chains of wgnet's
-// own named after the table, each reached by one jump at the top of a
-// built-in chain that carries the table's name as its comment. For
-// `wgnet-wg0` with a clamp, a redirect drop and a filter, iptables-save
+// own in the mangle table named after the table, each reached by one jump at
+// the top of a built-in chain that carries the table's name as its comment.
+// For `wgnet-wg0` with a clamp, a redirect drop and a filter, iptables-save
 // prints (IPv4; IPv6 has `-p ipv6-icmp -m icmp6 --icmpv6-type 137`):
 //
 //	*mangle
-//	-A FORWARD -m comment --comment wgnet-wg0 -j wgnet-wg0-fwd
-//	-A wgnet-wg0-fwd -o wg0 -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu
-//	*filter
 //	-A INPUT -m comment --comment wgnet-wg0 -j wgnet-wg0-in
 //	-A FORWARD -m comment --comment wgnet-wg0 -j wgnet-wg0-fwd
 //	-A OUTPUT -m comment --comment wgnet-wg0 -j wgnet-wg0-out
-//	-A wgnet-wg0-in -i wg0 -j wgnet-wg0-pol
+//	-A wgnet-wg0-fwd -o wg0 -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu
 //	-A wgnet-wg0-fwd -i wg0 -j wgnet-wg0-pol
 //	-A wgnet-wg0-fwd -i wg0 -j RETURN
 //	-A wgnet-wg0-fwd -o wg0 -p tcp -m tcp --tcp-flags SYN,RST NONE -m conntrack --ctstate NEW -j DROP
+//	-A wgnet-wg0-in -i wg0 -j wgnet-wg0-pol
 //	-A wgnet-wg0-out -o wg0 -p icmp -m icmp --icmp-type 5 -j DROP
 //	-A wgnet-wg0-out -o wg0 -p tcp -m tcp --tcp-flags SYN,RST NONE -m conntrack --ctstate NEW -j DROP
 //	-A wgnet-wg0-pol -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN
 //	-A wgnet-wg0-pol -s 10.10.1.0/24 -d 10.10.4.0/24 -p tcp -m multiport --dports 5432 -m comment --comment "r0 allow app -> db" -j RETURN
 //	-A wgnet-wg0-pol -m comment --comment "default: deny" -j DROP
 //
-// The filter's accept is RETURN, not ACCEPT: as an accept in wgnet's nftables
-// table is not final for the host's other tables, a packet the policy lets
-// through goes on through the rest of the built-in chain (a host's own drops
+// The mangle table, because its chains run before the filter table's at the
+// same hook: an ACCEPT in filter (Docker's DOCKER-USER jump and its accepts,
+// dockerfw's, ufw's) cannot let a packet past the policy's drops, as an
+// accept in another nftables table cannot past wgnet's. The filter's accept is
+// RETURN, not ACCEPT: as an accept in wgnet's nftables table is not final for
+// the host's other tables, a packet the policy lets through goes on through
+// the rest of the built-in chain and the filter table (a host's own drops
 // still apply); its drops are final, as in nftables. A filter rule with
 // several prefixes or port ranges is one iptables rule per source, per
 // destination and per group of at most 15 ports (multiport), each with the
-// comment "rINDEX COMMENT", so that it reads back as the one rule it is.
-// The mangle chain is there even when empty: it is what says the table exists.
+// comment "rINDEX COMMENT", so that it reads back as the one rule it is. The
+// FORWARD chain is there even when empty: it is what says the table exists.
 
 // The suffixes of wgnet's chains after the table's name.
 const (
@@ -52,8 +54,9 @@ const (
 	iptPolChain = "-pol"
 )
 
-// iptablesTables are the tables wgnet's chains are in, in order.
-var iptablesTables = []string{"mangle", "filter"}
+// iptablesTables are the tables wgnet's chains are in, in order (a jump
+// goes only to a chain of its own table).
+var iptablesTables = []string{"mangle"}
 
 // iptRule is one rule of wgnet's table in one iptables table: its chain and
 // its arguments in the order iptables-save prints them.
@@ -113,39 +116,33 @@ func iptablesFirewall(fw Firewall, six bool) iptFamily {
 	for _, ifname := range fw.ClampMSS {
 		f.add("mangle", t+iptFwdChain, clampArgs(ifname)...)
 	}
-	if fw.Filter != nil {
-		f.chain("filter", "INPUT", t+iptInChain, t)
-		f.chain("filter", "FORWARD", t+iptFwdChain, t)
-	}
 	if fw.Filter != nil || len(fw.DropRedirects) > 0 {
-		f.chain("filter", "OUTPUT", t+iptOutChain, t)
+		f.chain("mangle", "OUTPUT", t+iptOutChain, t)
+	}
+	for _, ifname := range fw.DropRedirects {
+		f.add("mangle", t+iptOutChain, redirectArgs(ifname, six)...)
 	}
 	if fw.Filter == nil {
-		for _, ifname := range fw.DropRedirects {
-			f.add("filter", t+iptOutChain, redirectArgs(ifname, six)...)
-		}
 		return f
 	}
 	ifname, pol := fw.Filter.Iface, t+iptPolChain
-	f["filter"].chains = append(f["filter"].chains, pol)
-	f.add("filter", t+iptInChain, "-i", ifname, "-j", pol)
-	f.add("filter", t+iptFwdChain, "-i", ifname, "-j", pol)
-	f.add("filter", t+iptFwdChain, "-i", ifname, "-j", "RETURN")
-	f.add("filter", t+iptFwdChain, midStreamArgs(ifname)...)
-	for _, ifname := range fw.DropRedirects {
-		f.add("filter", t+iptOutChain, redirectArgs(ifname, six)...)
-	}
-	f.add("filter", t+iptOutChain, midStreamArgs(ifname)...)
-	f.add("filter", pol, establishedArgs...)
+	f.chain("mangle", "INPUT", t+iptInChain, t)
+	f["mangle"].chains = append(f["mangle"].chains, pol)
+	f.add("mangle", t+iptInChain, "-i", ifname, "-j", pol)
+	f.add("mangle", t+iptFwdChain, "-i", ifname, "-j", pol)
+	f.add("mangle", t+iptFwdChain, "-i", ifname, "-j", "RETURN")
+	f.add("mangle", t+iptFwdChain, midStreamArgs(ifname)...)
+	f.add("mangle", t+iptOutChain, midStreamArgs(ifname)...)
+	f.add("mangle", pol, establishedArgs...)
 	for i, r := range fw.Filter.Rules {
 		if r.V6 == six {
 			for _, args := range filterRuleArgs(i, r) {
-				f.add("filter", pol, args...)
+				f.add("mangle", pol, args...)
 			}
 		}
 	}
 	if !fw.Filter.DefaultAccept {
-		f.add("filter", pol, slices.Concat(iptables.Comment(defaultDenyComment), []string{"-j", "DROP"})...)
+		f.add("mangle", pol, slices.Concat(iptables.Comment(defaultDenyComment), []string{"-j", "DROP"})...)
 	}
 	return f
 }
@@ -363,16 +360,16 @@ func readIptablesFirewall(table string, v4, v6 iptFamily) (fw Firewall, found bo
 		return out
 	}
 	for _, args := range ruleArgs(v4, "mangle", table+iptFwdChain) {
-		if len(args) > 1 {
+		if len(args) > 1 && slices.Equal(args, clampArgs(args[1])) {
 			fw.ClampMSS = append(fw.ClampMSS, args[1])
 		}
 	}
-	for _, args := range ruleArgs(v4, "filter", table+iptOutChain) {
+	for _, args := range ruleArgs(v4, "mangle", table+iptOutChain) {
 		if len(args) > 1 && slices.Equal(args, redirectArgs(args[1], false)) {
 			fw.DropRedirects = append(fw.DropRedirects, args[1])
 		}
 	}
-	if slices.Contains(v4.chains("filter"), table+iptPolChain) || slices.Contains(v6.chains("filter"), table+iptPolChain) {
+	if slices.Contains(v4.chains("mangle"), table+iptPolChain) || slices.Contains(v6.chains("mangle"), table+iptPolChain) {
 		fw.Filter = readIptablesFilter(table, v4, v6, ruleArgs)
 	}
 	for _, six := range []bool{false, true} {
@@ -396,14 +393,14 @@ func (f iptFamily) chains(table string) []string {
 // comments (prefixes and ports gathered in order).
 func readIptablesFilter(table string, v4, v6 iptFamily, ruleArgs func(iptFamily, string, string) [][]string) *Filter {
 	f := &Filter{DefaultAccept: true}
-	for _, args := range ruleArgs(v4, "filter", table+iptInChain) {
+	for _, args := range ruleArgs(v4, "mangle", table+iptInChain) {
 		if len(args) > 1 && args[0] == "-i" {
 			f.Iface = args[1]
 		}
 	}
 	byIndex := map[int]*FilterRule{}
 	for _, six := range []bool{false, true} {
-		rules := ruleArgs(map[bool]iptFamily{false: v4, true: v6}[six], "filter", table+iptPolChain)
+		rules := ruleArgs(map[bool]iptFamily{false: v4, true: v6}[six], "mangle", table+iptPolChain)
 		for _, args := range rules {
 			r, i, ok := parseIptablesFilterRule(args, six)
 			switch {

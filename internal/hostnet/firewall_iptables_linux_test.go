@@ -27,7 +27,7 @@ func TestLinuxFirewallIptablesConformance(t *testing.T) {
 // first in PATH.
 func TestLinuxFirewallIptablesLegacyConformance(t *testing.T) {
 	netnstest.NeedsTool(t, "iptables-legacy", "iptables-legacy-restore", "ip6tables-legacy-restore", "iptables-legacy-save", "ip6tables-legacy-save")
-	legacyFirst(t)
+	netnstest.IptablesLegacyFirst(t)
 	if !netnstest.InNetns(t) {
 		return
 	}
@@ -42,7 +42,7 @@ func runFirewallIptablesConformance(t *testing.T) {
 
 // TestLinuxFirewallBackendSwitch: an apply in one backend removes the table
 // from the other; applying the same table again leaves iptables-save as it
-// was (one jump per built-in chain, at the top); a rule in wgnet's chains
+// was (one jump per built-in chain of mangle, at the top); a rule in wgnet's chains
 // that it did not write makes the read fail; DeleteFirewall (auto) removes
 // it from both, leaving iptables as before.
 func TestLinuxFirewallBackendSwitch(t *testing.T) {
@@ -52,12 +52,11 @@ func TestLinuxFirewallBackendSwitch(t *testing.T) {
 		return
 	}
 	name := newVeth(t)
-	// A rule of the host's own at the top of FORWARD: wgnet's jump goes above it.
-	if out, err := exec.Command("iptables", "-I", "FORWARD", "-i", "eth9", "-j", "ACCEPT").CombinedOutput(); err != nil {
+	// A rule of the host's own at the top of mangle FORWARD: wgnet's jump goes
+	// above it.
+	if out, err := exec.Command("iptables", "-t", "mangle", "-I", "FORWARD", "-i", "eth9", "-j", "ACCEPT").CombinedOutput(); err != nil {
 		t.Fatalf("iptables: %v: %s", err, out)
 	}
-	exec.Command("iptables", "-t", "mangle", "-I", "FORWARD", "-j", "RETURN").Run()
-	exec.Command("iptables", "-t", "mangle", "-D", "FORWARD", "-j", "RETURN").Run()
 	before := iptablesRules(t)
 	nft, ipt := &hostnet.Linux{TableBackend: hostnet.TunnelNftables}, &hostnet.Linux{TableBackend: hostnet.TunnelIptables}
 	table := "wgnet-" + name
@@ -88,7 +87,7 @@ func TestLinuxFirewallBackendSwitch(t *testing.T) {
 	if !strings.Contains(once, "iptables-save: -A FORWARD -m comment --comment "+table+" -j "+table+"-fwd\niptables-save: -A FORWARD -i eth9 -j ACCEPT\n") {
 		t.Errorf("wgnet's jump is not at the top of FORWARD:\n%s", once)
 	}
-	foreign := []string{"-A", table + "-pol", "-p", "tcp", "-j", "ACCEPT"}
+	foreign := []string{"-t", "mangle", "-A", table + "-pol", "-p", "tcp", "-j", "ACCEPT"}
 	if out, err := exec.Command("iptables", foreign...).CombinedOutput(); err != nil {
 		t.Fatalf("iptables: %v: %s", err, out)
 	}

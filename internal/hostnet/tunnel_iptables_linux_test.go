@@ -2,9 +2,7 @@ package hostnet_test
 
 import (
 	"net/netip"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -48,32 +46,11 @@ func newVeth(t *testing.T) string {
 // tables are found through /proc/net/ip_tables_names.
 func TestLinuxTunnelIptablesLegacyConformance(t *testing.T) {
 	netnstest.NeedsTool(t, "iptables-legacy", "iptables-legacy-restore", "ip6tables-legacy-restore", "iptables-legacy-save", "ip6tables-legacy-save")
-	legacyFirst(t)
+	netnstest.IptablesLegacyFirst(t)
 	if !netnstest.InNetns(t) {
 		return
 	}
 	runIptablesConformance(t)
-}
-
-// legacyFirst puts iptables-legacy's programs first in PATH under the plain
-// names (Debian's iptables is iptables-nft; a host without nf_tables has
-// legacy), and, in the test's namespace, checks that they are what runs.
-func legacyFirst(t *testing.T) {
-	t.Helper()
-	dir := t.TempDir()
-	for _, p := range []string{"iptables", "ip6tables", "iptables-restore", "ip6tables-restore", "iptables-save", "ip6tables-save"} {
-		legacy, err := exec.LookPath(strings.Replace(p, "tables", "tables-legacy", 1))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Symlink(legacy, filepath.Join(dir, p)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Setenv("PATH", dir+string(filepath.ListSeparator)+os.Getenv("PATH"))
-	if out, err := exec.Command("iptables-save", "--version").CombinedOutput(); err != nil || strings.Contains(string(out), "nf_tables") {
-		t.Fatalf("iptables-save is not the legacy one: %v: %s", err, out)
-	}
 }
 
 // TestLinuxTunnelBackendSwitch: an apply in one backend replaces the tables

@@ -12,19 +12,33 @@ import (
 const wgnetFirewallIptables = "WGNET_FIREWALL=iptables"
 
 // fwChains are the built-in chains wgnet's table in iptables jumps from.
-var fwChains = [][2]string{{"mangle", "FORWARD"}, {"filter", "INPUT"}, {"filter", "FORWARD"}, {"filter", "OUTPUT"}}
+var fwChains = [][2]string{{"mangle", "INPUT"}, {"mangle", "FORWARD"}, {"mangle", "OUTPUT"}}
 
 // TestHubIptablesFirewall: a hub and two spokes brought up by the wgnet binary
 // with WGNET_FIREWALL=iptables (as on a host whose nf_tables does not answer;
 // an unknown setting refused first, leaving nothing behind):
 // each host's table is in iptables (the hub's MSS clamp and redirect drops
-// in chains wgnet-IFACE-*), none in nftables; the spokes reach each other and
+// in mangle chains wgnet-IFACE-*), none in nftables; the spokes reach each other and
 // each other's containers through the hub; a sync of the unchanged config
 // finds nothing to change and leaves iptables as it was; down leaves filter
 // and mangle of both families as before up.
 func TestHubIptablesFirewall(t *testing.T) {
 	netnstest.NeedsTool(t, "iptables", "iptables-restore", "ip6tables-restore", "iptables-save", "ip6tables-save")
 	netnstest.NeedsTool(t, "nftables", "nft")
+	hubIptablesFirewall(t)
+}
+
+// TestHubIptablesLegacyFirewall is TestHubIptablesFirewall with
+// iptables-legacy's programs first in PATH under the plain names (a host
+// without nf_tables has legacy), for wgnet and for the test's own dumps.
+func TestHubIptablesLegacyFirewall(t *testing.T) {
+	netnstest.NeedsTool(t, "iptables", "iptables-legacy", "iptables-legacy-restore", "ip6tables-legacy-restore", "iptables-legacy-save", "ip6tables-legacy-save")
+	netnstest.NeedsTool(t, "nftables", "nft")
+	netnstest.IptablesLegacyFirst(t)
+	hubIptablesFirewall(t)
+}
+
+func hubIptablesFirewall(t *testing.T) {
 	l := newLab(t, "hub", "s1", "s2")
 	hub, s1, s2 := l.hosts[0], l.hosts[1], l.hosts[2]
 	dump := func(h *labHost) string { return iptablesDumpTables(t, h.ns, "filter", "mangle") }
@@ -101,7 +115,7 @@ func TestPolicySpecAppDBIptables(t *testing.T) {
 			"allow app -> db tcp 5432", "deny app -> db", "deny db -> app")
 		l.syncChanged(true)
 		for _, h := range l.hosts {
-			if out := h.ns.Run(t, "iptables-save", "-t", "filter"); !strings.Contains(out, ":wgnet-"+h.ifname+"-pol - ") {
+			if out := h.ns.Run(t, "iptables-save", "-t", "mangle"); !strings.Contains(out, ":wgnet-"+h.ifname+"-pol - ") {
 				t.Errorf("%s: no policy chain in iptables:\n%s", h.name, out)
 			}
 			if out := h.ns.Run(t, "nft", "list", "tables"); strings.Contains(out, "wgnet-") {
