@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 
@@ -153,37 +154,44 @@ func newPeerList(ps []api.Peer) *peerList {
 // patch is l with the peers of sent (sorted by name, no name twice) added
 // or replacing their namesakes and those named by removed taken out (a peer
 // both sent and removed is sent), as api.ApplyDelta does; l is not changed.
-// Only the chunks an edit falls in are made again (split when grown past
-// twice chunkPeers, merged with the one before when shrunk below half).
+// Only the chunks an edit falls in (found by binary search) are read and
+// made again (split when grown past twice chunkPeers, merged with the one
+// before when shrunk below half); the others are shared, their place in
+// the directory copied in runs.
 func (l *peerList) patch(sent []api.Peer, removed []string) *peerList {
 	gone := slices.Clone(removed)
 	slices.Sort(gone)
-	out := &peerList{chunks: make([][]api.Peer, 0, len(l.chunks)+1)}
-	si, gi := 0, 0 // the next of sent and gone to place
-	for c, chunk := range l.chunks {
-		// Edits up to the next chunk's first name fall in this one.
-		last := c == len(l.chunks)-1
-		limit := ""
-		if !last {
-			limit = l.chunks[c+1][0].Name
-		}
-		se, ge := si, gi
-		for se < len(sent) && (last || sent[se].Name < limit) {
-			se++
-		}
-		for ge < len(gone) && (last || gone[ge] < limit) {
-			ge++
-		}
-		if se == si && ge == gi {
-			out.add(chunk, false)
-			continue
-		}
-		out.add(mergePeers(chunk, sent[si:se], gone[gi:ge]), true)
-		si, gi = se, ge
-	}
-	if len(l.chunks) == 0 && len(sent) > 0 {
+	out := &peerList{chunks: make([][]api.Peer, 0, len(l.chunks)+1), n: l.n}
+	if len(l.chunks) == 0 {
 		out.add(slices.Clone(sent), true)
+		return out
 	}
+	next, si, gi := 0, 0, 0 // the first chunk of l not yet in out; the next of sent and gone
+	for si < len(sent) || gi < len(gone) {
+		name := ""
+		if gi == len(gone) || (si < len(sent) && sent[si].Name < gone[gi]) {
+			name = sent[si].Name
+		} else {
+			name = gone[gi]
+		}
+		// The chunk name falls in: the last that starts at or before it
+		// (the first, for a name before all).
+		c := sort.Search(len(l.chunks), func(i int) bool { return l.chunks[i][0].Name > name })
+		c = max(c-1, next)
+		out.chunks = append(out.chunks, l.chunks[next:c]...)
+		se, ge := len(sent), len(gone) // the edits that fall in c end here
+		if c < len(l.chunks)-1 {
+			limit := l.chunks[c+1][0].Name
+			for se = si; se < len(sent) && sent[se].Name < limit; se++ {
+			}
+			for ge = gi; ge < len(gone) && gone[ge] < limit; ge++ {
+			}
+		}
+		out.n -= len(l.chunks[c])
+		out.add(mergePeers(l.chunks[c], sent[si:se], gone[gi:ge]), true)
+		next, si, gi = c+1, se, ge
+	}
+	out.chunks = append(out.chunks, l.chunks[next:]...)
 	return out
 }
 
