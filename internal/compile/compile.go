@@ -10,6 +10,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"iter"
 	"net/netip"
 	"runtime"
 	"slices"
@@ -242,10 +243,7 @@ func (c *compiler) peers(h int) []wgconf.Peer {
 	// Each peer is filled in where it stays: a wgconf.Peer is some 300 bytes,
 	// and a 1,000-host mesh has a million.
 	peers := make([]wgconf.Peer, 0, c.room(h))
-	for o := range c.hosts {
-		if !c.lists(h, o) {
-			continue
-		}
+	for o := range c.listed(h) {
 		peers = peers[:len(peers)+1]
 		if p := &peers[len(peers)-1]; !c.peer(p, h, o) {
 			*p = wgconf.Peer{}
@@ -261,6 +259,23 @@ func (c *compiler) room(h int) int {
 		return max(len(c.hosts)-1, 0)
 	}
 	return 1
+}
+
+// listed yields, in order, the index of every host the config of hosts[h]
+// has a place for (lists): on a spoke, the hub alone, without a walk over
+// every host.
+func (c *compiler) listed(h int) iter.Seq[int] {
+	return func(yield func(int) bool) {
+		if c.hub != nil && h != c.hubAt {
+			yield(c.hubAt)
+			return
+		}
+		for o := range c.hosts {
+			if c.hosts[o].Name != c.hosts[h].Name && !yield(o) {
+				return
+			}
+		}
+	}
 }
 
 // lists reports whether the config of hosts[h] has a place for hosts[o],

@@ -114,8 +114,8 @@ func (n *Network) EachPeer(name string, f func(p *wgconf.Peer)) {
 		return
 	}
 	var p wgconf.Peer
-	for o := range n.c.hosts {
-		if p = (wgconf.Peer{}); n.c.lists(h, o) && n.c.peer(&p, h, o) {
+	for o := range n.c.listed(h) {
+		if p = (wgconf.Peer{}); n.c.peer(&p, h, o) {
 			f(&p)
 		}
 	}
