@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -115,6 +116,27 @@ func (s *held) apply(d *api.AgentDelta) (*held, error) {
 	out.Revision, out.URLs = d.Revision, d.URLs
 	out.Peers = s.Peers.patch(d.Peers, d.Removed)
 	return out, nil
+}
+
+// takeWhole takes a state received whole. When the agent speaks deltas, the
+// state's digest (digest.go) is worked out first, whole, as the state was
+// decoded whole: the first delta onto it then moves the digest by what
+// changed, instead of working out every peer's on the path of a change (a
+// thousand SHA-256 per agent, at the first add after each whole state, in
+// a mesh of 1,000).
+func (a *Agent) takeWhole(ctx context.Context, st *api.AgentState) error {
+	h := hold(st)
+	versions := a.opts.APIVersions
+	if versions == nil {
+		versions = api.Versions
+	}
+	if slices.Contains(versions, api.V2) {
+		sum := heldDigest(h)
+		a.mu.Lock()
+		a.summed = summed{st: h, sum: sum}
+		a.mu.Unlock()
+	}
+	return a.take(ctx, h)
 }
 
 // sameHeld reports whether two states differ only in their revision.

@@ -120,7 +120,7 @@ func (a *Agent) snapshot(ctx context.Context, c *client.Client) error {
 	}
 	a.answered()
 	a.m.wholes.Inc()
-	return a.take(ctx, hold(&st))
+	return a.takeWhole(ctx, &st)
 }
 
 // take applies a desired state received from a controller: a refused one is
@@ -196,7 +196,7 @@ func (a *Agent) poll(ctx context.Context, c *client.Client) (bool, error) {
 		return true, nil
 	}
 	a.m.wholes.Inc()
-	return false, a.take(ctx, hold(ch.State))
+	return false, a.takeWhole(ctx, ch.State)
 }
 
 // lockApply takes the apply lock (Agent.applying); false when ctx ended first.
