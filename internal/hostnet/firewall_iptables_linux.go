@@ -87,8 +87,9 @@ func savedTables(six bool) ([]*iptables.Table, error) {
 	return iptables.ParseSave(out), nil
 }
 
-// applyIptablesFirewall writes fw in both families, one iptables-restore -n
-// each, replacing what was there of the table.
+// applyIptablesFirewall writes fw in both families, one iptables-restore -w -n
+// each (-w: wait for iptables-legacy's lock, not fail while Docker or another
+// wgnet holds it), replacing what was there of the table.
 func applyIptablesFirewall(fw Firewall) error {
 	for _, six := range []bool{false, true} {
 		saved, err := savedTables(six)
@@ -96,7 +97,7 @@ func applyIptablesFirewall(fw Firewall) error {
 			return fmt.Errorf("firewall %s: %w", fw.Table, err)
 		}
 		input, _ := iptablesFirewallInput(saved, fw.Table, iptablesFirewall(fw, six))
-		if _, err := runIptables(input, iptables.Restore(six), "-n"); err != nil {
+		if _, err := runIptables(input, iptables.Restore(six), "-w", "-n"); err != nil {
 			return fmt.Errorf("firewall %s: %w", fw.Table, err)
 		}
 	}
@@ -136,7 +137,7 @@ func deleteIptablesFirewall(table string) error {
 		if !had {
 			continue
 		}
-		if _, err := runIptables(input, iptables.Restore(six), "-n"); err != nil {
+		if _, err := runIptables(input, iptables.Restore(six), "-w", "-n"); err != nil {
 			return fmt.Errorf("delete firewall %s: %w", table, err)
 		}
 		found = true

@@ -87,6 +87,22 @@ func TestLinuxFirewallBackendSwitch(t *testing.T) {
 	if !strings.Contains(once, "iptables-save: -A FORWARD -m comment --comment "+table+" -j "+table+"-fwd\niptables-save: -A FORWARD -i eth9 -j ACCEPT\n") {
 		t.Errorf("wgnet's jump is not at the top of FORWARD:\n%s", once)
 	}
+	// A rule with more ports than one multiport match takes: two groups.
+	var ports []hostnet.PortRange
+	for p := uint16(1000); p < 1030; p += 2 {
+		ports = append(ports, hostnet.PortRange{From: p, To: p})
+	}
+	ports = append(ports, hostnet.PortRange{From: 2000, To: 2100})
+	many := hostnet.Firewall{Table: table, Filter: &hostnet.Filter{Iface: name, Rules: []hostnet.FilterRule{{Proto: "tcp", Ports: ports, Accept: true}}}}
+	if err := ipt.ApplyFirewall(many); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ipt.Firewall(table); err != nil || !got.Filter.Equal(many.Filter) {
+		t.Errorf("17 ports: read back %+v, %v", got.Filter, err)
+	}
+	if n := strings.Count(iptablesRules(t), "-m multiport --dports"); n != 2 {
+		t.Errorf("17 ports: %d multiport rules, want 2", n)
+	}
 	foreign := []string{"-t", "mangle", "-A", table + "-pol", "-p", "tcp", "-j", "ACCEPT"}
 	if out, err := exec.Command("iptables", foreign...).CombinedOutput(); err != nil {
 		t.Fatalf("iptables: %v: %s", err, out)
