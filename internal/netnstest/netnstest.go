@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -77,7 +78,8 @@ type NS struct {
 }
 
 // New creates a namespace called "wgt-" + a random part + "-" + label, with
-// loopback up, and deletes it when the test ends.
+// loopback up, and deletes it when the test ends, after stopping every
+// process still running in it (StopAll), however the test ended.
 func New(t testing.TB, label string) *NS {
 	t.Helper()
 	RequireRoot(t)
@@ -86,12 +88,86 @@ func New(t testing.TB, label string) *NS {
 		t.Fatalf("ip netns add %s: %v: %s", ns.Name, err, out)
 	}
 	t.Cleanup(func() {
+		if left := ns.StopAll(); len(left) > 0 {
+			t.Logf("namespace %s: stopped what the test left running in it: %s", ns.Name, strings.Join(left, "; "))
+		}
 		if out, err := exec.Command("ip", "netns", "delete", ns.Name).CombinedOutput(); err != nil {
 			t.Errorf("ip netns delete %s: %v: %s", ns.Name, err, out)
 		}
 	})
 	ns.Run(t, "ip", "link", "set", "lo", "up")
 	return ns
+}
+
+// stopGrace is how long StopAll waits after SIGTERM before SIGKILL.
+const stopGrace = 3 * time.Second
+
+// StopAll stops every process in the namespace (as `ip netns pids` finds
+// them: those whose network namespace it is), by PID: SIGTERM, then SIGKILL
+// to those still there after stopGrace. It returns "PID (command line)" of
+// each it signalled. A test that fails half-way leaves the daemons it
+// started there (a userspace WireGuard, wg-quick's wireguard-go, a
+// confirmation timer); deleting the namespace does not stop them, and they
+// would go on holding their UAPI sockets. Nothing outside the namespace is
+// touched: every PID signalled is listed by `ip netns pids` right before.
+func (ns *NS) StopAll() []string {
+	var stopped []string
+	deadline := time.Now().Add(stopGrace)
+	for _, sig := range []unix.Signal{unix.SIGTERM, unix.SIGKILL} {
+		pids := ns.PIDs()
+		if len(pids) == 0 {
+			return stopped
+		}
+		if sig == unix.SIGKILL {
+			for len(pids) > 0 && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+				pids = ns.PIDs()
+			}
+		}
+		for _, pid := range pids {
+			if sig == unix.SIGTERM {
+				stopped = append(stopped, fmt.Sprintf("%d (%s)", pid, cmdline(pid)))
+			}
+			_ = unix.Kill(pid, sig)
+		}
+	}
+	// SIGKILL is delivered on the way: wait until the kernel has it done.
+	for end := time.Now().Add(time.Second); len(ns.PIDs()) > 0 && time.Now().Before(end); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	return stopped
+}
+
+// PIDs lists the live processes in the namespace (zombies left out: they
+// are gone but for their parent's wait).
+func (ns *NS) PIDs() []int {
+	out, err := exec.Command("ip", "netns", "pids", ns.Name).Output()
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(out)) {
+		pid, err := strconv.Atoi(f)
+		if err != nil || pid <= 1 || pid == os.Getpid() {
+			continue
+		}
+		if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+			if i := strings.LastIndexByte(string(stat), ')'); i > 0 && strings.HasPrefix(string(stat[i+1:]), " Z") {
+				continue
+			}
+		}
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+// cmdline is a process's command line, for the log.
+func cmdline(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return "?"
+	}
+	return strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
 }
 
 // Command returns a command that runs argv inside the namespace.

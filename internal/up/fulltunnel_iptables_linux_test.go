@@ -111,7 +111,6 @@ func touchIptablesChains(t *testing.T, ns *netnstest.NS, chains [][2]string) {
 func TestFullTunnelIptablesSameAsWgQuick(t *testing.T) {
 	netnstest.NeedsTool(t, "iptables", "iptables-restore", "ip6tables-restore", "iptables-save", "ip6tables-save")
 	l := newTunnelLab(t)
-	l.downAtCleanup(t)
 	l.startServer(t)
 	noNft := "PATH=" + pathWithout(t, "nft")
 	touchIptables(t, l.client)
@@ -188,7 +187,6 @@ func TestFullTunnelIptablesSameAsWgQuick(t *testing.T) {
 func TestFullTunnelAdoptIptablesFromWgQuick(t *testing.T) {
 	netnstest.NeedsTool(t, "iptables", "iptables-restore", "ip6tables-restore", "iptables-save", "ip6tables-save")
 	l := newTunnelLab(t)
-	l.downAtCleanup(t)
 	l.startServer(t)
 	touchIptables(t, l.client)
 	notRootNetns(t, l.client)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -488,6 +489,52 @@ func TestDNSSameAsWgQuick(t *testing.T) {
 	for _, w := range []string{"resolvconf -a " + l.clientIf + " -m 0 -x", "  < nameserver 198.19.0.53", "  < search corp.example lab.example", "resolvconf -d " + l.clientIf + " -f"} {
 		if !strings.Contains(calls["wgnet"], w) {
 			t.Errorf("wgnet's calls lack %q", w)
+		}
+	}
+}
+
+// TestTunnelLabStopsHalfWay: a full-tunnel test that stops half-way (here by
+// SkipNow, which ends a test as FailNow does) with the server's wg-quick
+// (Debian's wireguard-go) and the client's wgnet (its userspace daemon) up
+// leaves no daemon running, no UAPI socket and no namespace: every test of
+// the lab gets that from netnstest.New, however it ends.
+func TestTunnelLabStopsHalfWay(t *testing.T) {
+	var pids []int
+	var socks, names []string
+	t.Run("half-way", func(t *testing.T) {
+		l := newTunnelLab(t)
+		l.startServer(t)
+		notRootNetns(t, l.client)
+		if out, err := l.wgnet(t, "up", "--backend", "userspace", l.clientConf); err != nil {
+			t.Fatalf("wgnet up: %v\n%s", err, out)
+		}
+		for _, ns := range []*netnstest.NS{l.client, l.server} {
+			pids = append(pids, ns.PIDs()...)
+			names = append(names, ns.Name)
+		}
+		socks = []string{"/var/run/wireguard/" + l.clientIf + ".sock", "/var/run/wireguard/" + l.serverIf + ".sock"}
+		if len(pids) < 2 {
+			t.Fatalf("daemons in the client's and the server's namespaces: %v, want one each at least", pids)
+		}
+		t.SkipNow()
+	})
+	for _, pid := range pids {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && !strings.Contains(string(b), ") Z ") {
+			t.Errorf("pid %d still runs after its test stopped: %s", pid, b)
+		}
+	}
+	for _, s := range socks {
+		if _, err := os.Stat(s); err == nil {
+			t.Errorf("%s is left", s)
+		}
+	}
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		if strings.Contains(string(out), n) {
+			t.Errorf("namespace %s is left", n)
 		}
 	}
 }

@@ -2,28 +2,141 @@ package up_test
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
 
-// downAtCleanup takes the client's interface down when the test ends, in
-// case a failure stopped it before its own down: the userspace daemon would
-// otherwise outlive the namespace. (It fails harmlessly when it is down.)
-func (l *tunnelLab) downAtCleanup(t *testing.T) {
-	t.Cleanup(func() {
-		l.client.Try("env", "WGNET_STATE_DIR="+l.stateDir, wgnet(t), "down", l.clientIf)
-		l.client.Try("wg-quick", "down", l.clientConf)
-	})
-}
-
 // pingLossRE reads ping's summary.
 var pingLossRE = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`)
+
+// tunnelServer is the server's tunnel address, which the syncs' pings go to.
+var tunnelServer = netip.MustParseAddr("10.66.0.1")
+
+// endpointViaDefault makes the client reach the server's endpoint through
+// its default route, as a VPN server on the internet is reached: the server
+// also answers as the client's gateway 198.18.0.254 and listens on
+// 198.18.1.1, off the client's subnet. Then WireGuard's own UDP is kept out
+// of the tunnel only by its fwmark. Call it before startServer.
+func (l *tunnelLab) endpointViaDefault(t *testing.T) {
+	t.Helper()
+	l.server.Run(t, "ip", "addr", "add", "198.18.0.254/24", "dev", "eth0", "nodad")
+	l.server.Run(t, "ip", "addr", "add", "198.18.1.1/32", "dev", "eth0", "nodad")
+	conf, err := os.ReadFile(l.clientConf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeConf(t, l.clientConf, strings.Replace(string(conf), "Endpoint = 198.18.0.1:51820", "Endpoint = 198.18.1.1:51820", 1))
+	if via := l.client.Run(t, "ip", "route", "get", "198.18.1.1"); !strings.Contains(via, "via 198.18.0.254") {
+		t.Fatalf("the endpoint is not reached through the default route: %s", via)
+	}
+}
+
+// loopCounter counts, with nft, WireGuard's own UDP routed into the tunnel
+// on its way out (the loop a fwmark that the rules do not expect makes), and
+// returns the counter's reader.
+func (l *tunnelLab) loopCounter(t *testing.T) func() int {
+	t.Helper()
+	loopRules := filepath.Join(t.TempDir(), "loop.nft")
+	writeConf(t, loopRules, "table inet wgtloop {\n\tchain post {\n\t\ttype filter hook postrouting priority 0; policy accept;\n\t\toifname \""+l.clientIf+"\" udp dport 51820 counter\n\t}\n}\n")
+	l.client.Run(t, "nft", "-f", loopRules)
+	return func() int {
+		t.Helper()
+		m := regexp.MustCompile(`counter packets (\d+)`).FindStringSubmatch(l.client.Run(t, "nft", "list", "table", "inet", "wgtloop"))
+		if m == nil {
+			t.Fatal("no loop counter")
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+}
+
+// maxLost is how many of syncUnderPing's pings may be lost: the loop
+// counter is the proof of the order; a ping or two late under load is not
+// counted against it.
+const maxLost = 2
+
+// newPingedTunnel is the lab of the syncs under ping: the endpoint reached
+// through the default route, WireGuard's UDP into the tunnel counted, the
+// client's full tunnel brought up by wgnet and reaching the internet and the
+// server's tunnel address. It returns the loop counter's reader, and
+// tunnelDump before the tunnel (without the device) and with it.
+func newPingedTunnel(t *testing.T) (l *tunnelLab, looped func() int, before, full string) {
+	t.Helper()
+	l = newTunnelLab(t)
+	l.endpointViaDefault(t)
+	l.startServer(t)
+	notRootNetns(t, l.client)
+	looped = l.loopCounter(t)
+	before = l.tunnelDump(t, false)
+	if out, err := l.wgnet(t, "up", l.clientConf); err != nil {
+		t.Fatalf("wgnet up: %v\n%s", err, out)
+	}
+	full = l.tunnelDump(t, true)
+	l.reach(t, "full tunnel")
+	if err := ping(t, l.client, tunnelServer); err != nil {
+		t.Fatalf("the client does not reach the server's tunnel address: %v", err)
+	}
+	return l, looped, before, full
+}
+
+// variant writes a copy of the client's config with old replaced by new,
+// named after it with -what (sync takes the interface's name as an
+// argument), and returns its path.
+func (l *tunnelLab) variant(t *testing.T, what, old, new string) string {
+	t.Helper()
+	src, err := os.ReadFile(l.clientConf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(src), old) {
+		t.Fatalf("the client's config has no %q", old)
+	}
+	path := strings.TrimSuffix(l.clientConf, ".conf") + "-" + what + ".conf"
+	writeConf(t, path, strings.Replace(string(src), old, new, 1))
+	return path
+}
+
+// syncUnderPing runs `wgnet sync` of conf while the client pings the server's
+// tunnel address every millisecond, 2000 times, and returns the sync's
+// output, the pings sent and answered, and the WireGuard packets looped into
+// the tunnel (looped, from loopCounter) during it.
+func (l *tunnelLab) syncUnderPing(t *testing.T, looped func() int, conf string) (out string, sent, got, loops int) {
+	t.Helper()
+	loopedBefore := looped()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p := l.client.Command(ctx, "ping", "-i", "0.001", "-c", "2000", "-W", "1", tunnelServer.String())
+	var pout strings.Builder
+	p.Stdout, p.Stderr = &pout, &pout
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // pings before the sync
+	out, err := l.wgnet(t, "sync", l.clientIf, conf)
+	if err != nil {
+		p.Process.Kill()
+		p.Wait()
+		t.Fatalf("wgnet sync %s: %v\n%s", conf, err, out)
+	}
+	p.Wait() // exits 1 when a reply is missing; the summary says how many
+	m := pingLossRE.FindStringSubmatch(pout.String())
+	if m == nil {
+		t.Fatalf("ping: no summary:\n%s", pout.String())
+	}
+	sent, _ = strconv.Atoi(m[1])
+	got, _ = strconv.Atoi(m[2])
+	loops = looped() - loopedBefore
+	t.Logf("sync to %s: %d of %d pings answered, %d WireGuard packets looped into the tunnel\n%s", filepath.Base(conf), got, sent, loops, out)
+	return out, sent, got, loops
+}
 
 // TestFullTunnelSyncSplitAndBack: a wgnet full tunnel synced to a split
 // tunnel (AllowedIPs the tunnel's subnets only) and back, with a ping to the
@@ -40,85 +153,16 @@ var pingLossRE = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`)
 // while split), the full tunnel after the round trip the same as before it,
 // and down restoring the namespace.
 func TestFullTunnelSyncSplitAndBack(t *testing.T) {
-	l := newTunnelLab(t)
-	l.downAtCleanup(t)
-	l.server.Run(t, "ip", "addr", "add", "198.18.0.254/24", "dev", "eth0", "nodad")
-	l.server.Run(t, "ip", "addr", "add", "198.18.1.1/32", "dev", "eth0", "nodad")
-	conf, err := os.ReadFile(l.clientConf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeConf(t, l.clientConf, strings.Replace(string(conf), "Endpoint = 198.18.0.1:51820", "Endpoint = 198.18.1.1:51820", 1))
-	l.startServer(t)
-	notRootNetns(t, l.client)
-	if via := l.client.Run(t, "ip", "route", "get", "198.18.1.1"); !strings.Contains(via, "via 198.18.0.254") {
-		t.Fatalf("the endpoint is not reached through the default route: %s", via)
-	}
-	// WireGuard's own UDP routed into the tunnel (the loop a fwmark reset
-	// before the rules go would make) is counted on its way out.
-	loopRules := filepath.Join(t.TempDir(), "loop.nft")
-	writeConf(t, loopRules, "table inet wgtloop {\n\tchain post {\n\t\ttype filter hook postrouting priority 0; policy accept;\n\t\toifname \""+l.clientIf+"\" udp dport 51820 counter\n\t}\n}\n")
-	l.client.Run(t, "nft", "-f", loopRules)
-	looped := func() int {
-		t.Helper()
-		m := regexp.MustCompile(`counter packets (\d+)`).FindStringSubmatch(l.client.Run(t, "nft", "list", "table", "inet", "wgtloop"))
-		if m == nil {
-			t.Fatal("no loop counter")
-		}
-		n, _ := strconv.Atoi(m[1])
-		return n
-	}
-	before := l.tunnelDump(t, false)
-	if out, err := l.wgnet(t, "up", l.clientConf); err != nil {
-		t.Fatalf("wgnet up: %v\n%s", err, out)
-	}
-	full := l.tunnelDump(t, true)
-	l.reach(t, "full tunnel")
-	src, err := os.ReadFile(l.clientConf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	splitConf := strings.TrimSuffix(l.clientConf, ".conf") + "-split.conf"
-	writeConf(t, splitConf, strings.Replace(string(src), "AllowedIPs = 0.0.0.0/0, ::/0", "AllowedIPs = 10.66.0.0/24, fd00:66::/64", 1))
-	server := netip.MustParseAddr("10.66.0.1")
-	if err := ping(t, l.client, server); err != nil {
-		t.Fatalf("the client does not reach the server's tunnel address: %v", err)
-	}
-	// syncUnderPing runs a sync while the client pings the server's tunnel
-	// address every millisecond, and returns the sync's output, the pings lost
-	// and the WireGuard packets looped into the tunnel.
+	l, looped, before, full := newPingedTunnel(t)
+	splitConf := l.variant(t, "split", "AllowedIPs = 0.0.0.0/0, ::/0", "AllowedIPs = 10.66.0.0/24, fd00:66::/64")
 	syncUnderPing := func(conf string) (string, int, int) {
 		t.Helper()
-		loopedBefore := looped()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		p := l.client.Command(ctx, "ping", "-i", "0.001", "-c", "2000", "-W", "1", server.String())
-		var pout strings.Builder
-		p.Stdout, p.Stderr = &pout, &pout
-		if err := p.Start(); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(300 * time.Millisecond) // pings before the sync
-		out, err := l.wgnet(t, "sync", l.clientIf, conf)
-		if err != nil {
-			t.Fatalf("wgnet sync %s: %v\n%s", conf, err, out)
-		}
-		p.Wait() // exits 1 when a reply is missing; the summary says how many
-		m := pingLossRE.FindStringSubmatch(pout.String())
-		if m == nil {
-			t.Fatalf("ping: no summary:\n%s", pout.String())
-		}
-		sent, _ := strconv.Atoi(m[1])
-		got, _ := strconv.Atoi(m[2])
-		loops := looped() - loopedBefore
-		t.Logf("sync to %s: %d of %d pings answered, %d WireGuard packets looped into the tunnel\n%s", filepath.Base(conf), got, sent, loops, out)
+		out, sent, got, loops := l.syncUnderPing(t, looped, conf)
 		return out, sent - got, loops
 	}
 	// The loop counter is the proof (with the rules removed after the fwmark
 	// reset, as before, 136-1118 packets looped and 1-4 of 2000 pings were
-	// lost in five runs); a ping or two late under load is not counted
-	// against the order.
-	const maxLost = 2
+	// lost in five runs).
 	out, lost, loops := syncUnderPing(splitConf)
 	for _, w := range []string{"- ip rule 32765: not from all fwmark 0xca6c lookup 51820", "- nft tables ip/ip6 wg-quick-" + l.clientIf, "fwmark 0xca6c -> 0x0"} {
 		if !strings.Contains(out, w) {
@@ -151,6 +195,87 @@ func TestFullTunnelSyncSplitAndBack(t *testing.T) {
 	l.downRestores(t, before, func() string { return l.tunnelDump(t, false) }, "down did not restore the namespace but for src_valid_mark")
 }
 
+// TestFullTunnelSyncFwMark: a wgnet full tunnel whose FwMark changes (from
+// wg-quick's default 0xca6c, table 51820, to 0xca6d, table 51821, and back)
+// while the client pings the server's tunnel address every millisecond, the
+// server's endpoint reached through the default route (endpointViaDefault).
+// While the rules name one mark and the device marks its UDP with the other,
+// WireGuard's own packets match `not fwmark OLD` and go into the tunnel (a
+// loop); the sync bridges the change with `fwmark NEW lookup main` from
+// before the device's mark changes until the old rules are gone. Checked:
+// no WireGuard packet looped and no ping lost during either sync; the rules,
+// the table's route, the nft tables' mark and the device's mark all the new
+// ones after each, the bridge gone; the internet reached; the tunnel after
+// the round trip the same as before it but for the rules' priorities; down
+// restoring the namespace.
+func TestFullTunnelSyncFwMark(t *testing.T) {
+	l, looped, before, full := newPingedTunnel(t)
+	bridgeRE := regexp.MustCompile(`from all fwmark 0x[0-9a-f]+ lookup main`)
+	for _, c := range []struct {
+		what          string
+		old, new      string
+		table, former string
+	}{
+		{"mark-ca6d", "0xca6c", "0xca6d", "51821", "51820"},
+		{"mark-ca6c", "0xca6d", "0xca6c", "51820", "51821"},
+	} {
+		conf := l.variant(t, c.what, "[Interface]\n", "[Interface]\nFwMark = "+c.new+"\n")
+		out, sent, got, loops := l.syncUnderPing(t, looped, conf)
+		for _, w := range []string{"fwmark " + c.old + " -> " + c.new, "not from all fwmark " + c.new + " lookup " + c.table,
+			"from all fwmark " + c.new + " lookup main (while the fwmark changes)"} {
+			if !strings.Contains(out, w) {
+				t.Errorf("the sync to fwmark %s does not say %q:\n%s", c.new, w, out)
+			}
+		}
+		if sent-got > maxLost || loops != 0 {
+			t.Errorf("fwmark %s -> %s: %d of %d pings to the server's tunnel address lost and %d WireGuard packets looped into the tunnel during the sync",
+				c.old, c.new, sent-got, sent, loops)
+		}
+		now := l.tunnelDump(t, true)
+		for _, w := range []string{"not from all fwmark " + c.new + " lookup " + c.table, "default dev " + l.clientIf + " table " + c.table,
+			fmt.Sprintf("meta mark 0x%08x", mustHex(t, c.new)), "$ wg show " + l.clientIf + " fwmark\n" + c.new} {
+			if !strings.Contains(now, w) {
+				t.Errorf("after the sync to fwmark %s, no %q:\n%s", c.new, w, now)
+			}
+		}
+		for _, gone := range []string{"fwmark " + c.old, fmt.Sprintf("meta mark 0x%08x", mustHex(t, c.old)), "lookup " + c.former, "table " + c.former} {
+			if strings.Contains(now, gone) {
+				t.Errorf("after the sync to fwmark %s, %q is left:\n%s", c.new, gone, now)
+			}
+		}
+		if b := bridgeRE.FindString(now); b != "" {
+			t.Errorf("after the sync to fwmark %s, the bridge rule %q is left", c.new, b)
+		}
+		l.reach(t, "fwmark "+c.new)
+	}
+	if again, first := rulePrioritiesOut(l.tunnelDump(t, true)), rulePrioritiesOut(full); again != first {
+		t.Errorf("the full tunnel after the round trip differs but for rule priorities (- first, + again):\n%s", lineDiff(first, again))
+	}
+	l.downRestores(t, before, func() string { return l.tunnelDump(t, false) }, "down did not restore the namespace but for src_valid_mark")
+}
+
+// rulePriorityRE is a rule's priority as `ip rule` starts its line.
+var rulePriorityRE = regexp.MustCompile(`(?m)^[0-9]+:`)
+
+// rulePrioritiesOut is a tunnelDump with every rule's priority taken out,
+// its lines sorted again: each change of the tunnel's rules adds the new ones
+// before the others, as `ip rule add` without a priority does.
+func rulePrioritiesOut(dump string) string {
+	lines := strings.Split(rulePriorityRE.ReplaceAllString(dump, "P:"), "\n")
+	slices.Sort(lines)
+	return strings.Join(lines, "\n")
+}
+
+// mustHex reads a 0x-prefixed number.
+func mustHex(t *testing.T, s string) uint64 {
+	t.Helper()
+	n, err := strconv.ParseUint(strings.TrimPrefix(s, "0x"), 16, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 // TestFullTunnelForeignRemoval: a wgnet full tunnel removed by another tool
 // (`ip link del`, which leaves the rules and the firewall behind; `wg-quick
 // down` of the same file, which removes most of it itself), with nftables
@@ -160,7 +285,6 @@ func TestFullTunnelSyncSplitAndBack(t *testing.T) {
 // restores the namespace.
 func TestFullTunnelForeignRemoval(t *testing.T) {
 	l := newTunnelLab(t)
-	l.downAtCleanup(t)
 	l.startServer(t)
 	notRootNetns(t, l.client)
 	touchIptables(t, l.client)
@@ -217,7 +341,6 @@ func TestFullTunnelForeignRemoval(t *testing.T) {
 // src_valid_mark stays 1, as down leaves it, which the rollback says.
 func TestFullTunnelRollbackNetns(t *testing.T) {
 	l := newTunnelLab(t)
-	l.downAtCleanup(t)
 	l.startServer(t)
 	notRootNetns(t, l.client)
 	touchIptables(t, l.client)

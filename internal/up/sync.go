@@ -292,6 +292,8 @@ func (s *syncer) planLocked(first *device.State) error {
 	}
 	s.plan = diff(p.name, s.before, s.target, s.canRemove, s.names)
 	s.plan.Adopt = s.prev == nil && s.createMTU == 0
+	// The read-back, and a restore, look for a bridge left behind.
+	s.scope.rules = append(s.scope.rules, s.plan.Rules.Bridge...)
 	return nil
 }
 
@@ -819,7 +821,9 @@ type applied struct {
 // routes; then removals (single prefixes, peers, routes); forwarding off last.
 // A full tunnel's policy rules are added after everything they lead to (the
 // fwmark, the /0 allowed IPs, the table's default route, the conntrack mark
-// rules) and removed before any of it goes (see removeRules in tunnel.go). It
+// rules) and removed before any of it goes (see removeRules in tunnel.go); a
+// change of the fwmark is bridged by rules added before the device's mark
+// changes and removed after the old rules (bridgeRules). It
 // stops at the first error, unless keepGoing (for restores), when it does what it
 // can and reports every error. record, when set, is called after each sysctl and
 // firewall step, before addresses or routes are added (with all of them, as
@@ -827,13 +831,13 @@ type applied struct {
 func applyPlan(plan *Plan, d device.Device, o *Options, keepGoing bool, record func(applied) error) error {
 	a := &applier{plan: plan, d: d, o: o, h: o.Host, name: plan.Interface, keepGoing: keepGoing, record: record}
 	add, remove := plan.patches()
-	ok := a.forwarding(true) && a.hostFirewall() && a.configure(add, "add and update") && a.mtu()
+	ok := a.forwarding(true) && a.hostFirewall() && a.addBridge() && a.configure(add, "add and update") && a.mtu()
 	ok = ok && a.addAddresses()
 	ok = ok && a.linkUp()
 	ok = a.removeAddresses(ok)
 	ok = ok && a.addRoutes()
 	ok = ok && a.tunnelFirewall(true) && a.addRules()
-	ok = ok && a.removeRules()
+	ok = ok && a.removeRules() && a.removeBridge()
 	ok = ok && a.configure(remove, "remove")
 	ok = ok && a.tunnelFirewall(false)
 	ok = ok && a.removeRoutes()

@@ -251,6 +251,10 @@ func readTunnel(h hostnet.HostNet, sc readScope) (*tunnelRunning, error) {
 type RuleChanges struct {
 	Add    []hostnet.Rule `json:"add"`
 	Remove []hostnet.Rule `json:"remove"`
+	// Bridge are rules `fwmark NEW lookup main` that a change of a full
+	// tunnel's fwmark adds before the device's mark changes and removes once
+	// the old mark's rules are gone (see bridgeRules).
+	Bridge []hostnet.Rule `json:"bridge,omitempty"`
 }
 
 // TunnelFirewallChange creates, replaces or deletes the full tunnel's tables.
@@ -297,6 +301,13 @@ func diffTunnel(plan *Plan, r *running, t *target) {
 	}
 	slices.SortStableFunc(rc.Add, func(a, b hostnet.Rule) int { return cmp.Compare(intoTable(a), intoTable(b)) })
 	slices.SortStableFunc(rc.Remove, func(a, b hostnet.Rule) int { return cmp.Compare(intoTable(b), intoTable(a)) })
+	mark := r.dev.FwMark
+	if plan.FwMark != nil {
+		mark = plan.FwMark.New
+	}
+	rc.Bridge = bridgeRules(uint32(mark), r.tunnel.rules, rc)
+	// A bridge left by a change cut short goes with the new one.
+	rc.Remove = slices.DeleteFunc(rc.Remove, func(x hostnet.Rule) bool { return slices.Contains(rc.Bridge, x) })
 	if len(rc.Add)+len(rc.Remove) > 0 {
 		plan.Rules = rc // omitted from JSON when nothing changes
 	}
@@ -313,6 +324,46 @@ func diffTunnel(plan *Plan, r *running, t *target) {
 	case tw != nil && !tw.Equal(*rw):
 		plan.TunnelFirewall = tunnelFirewallChange("replace", tw, backend)
 	}
+}
+
+// bridgeRules are the rules that carry a full tunnel through a change of its
+// fwmark from OLD to mark. Every packet but WireGuard's own (marked) UDP goes
+// into the tunnel by `not fwmark OLD lookup OLD`, and after the change by
+// `not fwmark NEW lookup NEW`; no order of those alone is safe: while the
+// device marks its UDP NEW and `not fwmark OLD` is there, that rule sends the
+// UDP into the tunnel (a loop: every packet through the tunnel lost), and
+// both rules together send every packet, whatever its mark, into the tunnel;
+// without either, traffic leaks out through main. So, per family whose `not
+// fwmark OLD` rule goes while the device's mark is to be mark (not 0: a
+// tunnel taken down needs none, see removeRules), `fwmark NEW lookup main`
+// is added ahead of every rule of the tunnel (one priority before the first
+// of those running and added, as `ip rule add` without a priority would
+// place it) before the device's mark changes, and removed once the old
+// rules are gone (applyPlan): the UDP marked NEW then takes main, as with
+// the new rules alone, and the rest the tunnel all along. (Where main has no
+// route at all for the UDP's destination, the bridge passes it on to the old
+// rule and into the tunnel, where the new rules leave it unroutable: that
+// UDP cannot reach its endpoint either way.)
+func bridgeRules(mark uint32, running []hostnet.Rule, rc RuleChanges) []hostnet.Rule {
+	if mark == 0 {
+		return nil
+	}
+	var out []hostnet.Rule
+	for _, fam := range []int{4, 6} {
+		if !slices.ContainsFunc(rc.Remove, func(r hostnet.Rule) bool {
+			return r.Family == fam && r.Invert && r.Mark != 0 && r.Mark != mark
+		}) {
+			continue
+		}
+		first := -1
+		for _, r := range slices.Concat(running, rc.Add) {
+			if r.Family == fam && (first < 0 || r.Priority < first) && !(r.Table == hostnet.TableMain && r.Mark == mark && !r.Invert) {
+				first = r.Priority
+			}
+		}
+		out = append(out, hostnet.Rule{Family: fam, Priority: max(first-1, 0), Table: hostnet.TableMain, Mark: mark})
+	}
+	return out
 }
 
 func tunnelFirewallChange(action string, tf *hostnet.TunnelFirewall, backend string) *TunnelFirewallChange {
@@ -354,6 +405,9 @@ func tunnelText(p *Plan, line func(op, format string, a ...any)) {
 	for _, r := range p.Rules.Remove {
 		line(PeerRemove, "ip rule %s", r)
 	}
+	for _, r := range p.Rules.Bridge {
+		line(PeerUpdate, "ip rule %s (while the fwmark changes)", r)
+	}
 	if c := p.TunnelFirewall; c != nil {
 		switch c.Action {
 		case "delete":
@@ -386,7 +440,7 @@ func (c *TunnelFirewallChange) where() string {
 // tunnelSummary counts the full tunnel's changes for a plan's summary.
 func (p *Plan) tunnelSummary() []string {
 	var parts []string
-	switch n := len(p.Rules.Add) + len(p.Rules.Remove); {
+	switch n := len(p.Rules.Add) + len(p.Rules.Remove) + len(p.Rules.Bridge); {
 	case n == 1:
 		parts = append(parts, "1 rule")
 	case n > 1:
@@ -399,14 +453,24 @@ func (p *Plan) tunnelSummary() []string {
 }
 
 // addRules records the new rules ahead, then adds them in order (wg-quick's).
-func (a *applier) addRules() bool {
-	if len(a.plan.Rules.Add) == 0 {
+func (a *applier) addRules() bool { return a.addRuleList(a.plan.Rules.Add) }
+
+// addBridge adds the bridge of a change of fwmark (bridgeRules), before the
+// device's mark changes.
+func (a *applier) addBridge() bool { return a.addRuleList(a.plan.Rules.Bridge) }
+
+// removeBridge removes the bridge once the old mark's rules are gone.
+func (a *applier) removeBridge() bool { return a.removeRuleList(a.plan.Rules.Bridge) }
+
+// addRuleList records rs ahead, then adds them in order.
+func (a *applier) addRuleList(rs []hostnet.Rule) bool {
+	if len(rs) == 0 {
 		return true
 	}
-	if !a.step(a.rec(applied{rules: a.plan.Rules.Add})) {
+	if !a.step(a.rec(applied{rules: rs})) {
 		return false
 	}
-	for _, r := range a.plan.Rules.Add {
+	for _, r := range rs {
 		a.o.logf("ip rule add %s", ruleArgs(r))
 		if !a.step(tolerate(a.h.AddRule(r), hostnet.ErrExists)) {
 			return false
@@ -426,9 +490,12 @@ func (a *applier) addRules() bool {
 // (configure remove), the nftables tables, table M's route; and comes in the
 // reverse order, its rules last. Within the rules, the `not fwmark` one goes
 // first, as wg-quick's down does, so that routes more specific than the
-// default in main never lose to the tunnel.
-func (a *applier) removeRules() bool {
-	rs := a.plan.Rules.Remove
+// default in main never lose to the tunnel. (A fwmark that changes to
+// another one is bridged: bridgeRules.)
+func (a *applier) removeRules() bool { return a.removeRuleList(a.plan.Rules.Remove) }
+
+// removeRuleList removes rs in order, then records it.
+func (a *applier) removeRuleList(rs []hostnet.Rule) bool {
 	if len(rs) == 0 {
 		return true
 	}

@@ -3,6 +3,7 @@ package up
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"slices"
@@ -12,7 +13,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/wgnet/wgnet/internal/device"
 	"github.com/wgnet/wgnet/internal/hostnet"
+	"github.com/wgnet/wgnet/internal/hostnet/hostnettest"
 	"github.com/wgnet/wgnet/internal/wgconf"
 )
 
@@ -359,5 +362,240 @@ func TestFullTunnelIptablesPlan(t *testing.T) {
 	}
 	if w := `iptables -D the rules "wg-quick(8) rule for wg0"`; !strings.Contains(fx.log.String(), w) {
 		t.Errorf("down does not say %q:\n%s", w, fx.log.String())
+	}
+}
+
+// pathChecker is a log for the engine that, before each step it logs and
+// whenever asked, works out from the fake host's rules and routes where two
+// packets go in each family: WireGuard's own UDP to an endpoint (marked as
+// the device marks it), which must never go into the tunnel (a loop), and an
+// unmarked packet to the internet, which must (else it leaks out through
+// main). It records every step before which either goes wrong. The host has
+// a default route in main in both families (newPathChecker), as a host
+// reaching its endpoints does.
+type pathChecker struct {
+	fx  *fixture
+	bad []string
+}
+
+// newPathChecker gives fx's host an IPv6 default route beside its IPv4 one,
+// and a checker for it.
+func newPathChecker(t *testing.T, fx *fixture) *pathChecker {
+	t.Helper()
+	if err := fx.host.AddRoute(hostnet.Route{Dst: netip.MustParsePrefix("::/0"), Dev: "eth0"}); err != nil {
+		t.Fatal(err)
+	}
+	return &pathChecker{fx: fx}
+}
+
+func (c *pathChecker) Write(p []byte) (int, error) {
+	c.check("before " + strings.TrimSpace(string(p)))
+	return c.fx.log.Write(p)
+}
+
+// check records what goes wrong now; when says when.
+func (c *pathChecker) check(when string) {
+	snap := c.fx.host.Snapshot()
+	st, err := c.fx.devs.devs["wg0"].State()
+	if err != nil {
+		c.bad = append(c.bad, when+": "+err.Error())
+		return
+	}
+	for _, f := range []struct {
+		fam           int
+		endpoint, net string
+	}{{4, "198.18.0.1", "203.0.113.9"}, {6, "2001:db8::1", "2001:db8:9::9"}} {
+		if dev := lookupPath(snap, f.fam, uint32(st.FwMark), netip.MustParseAddr(f.endpoint)); dev == "wg0" {
+			c.bad = append(c.bad, fmt.Sprintf("%s: WireGuard's UDP (fwmark %#x) to %s goes into the tunnel", when, st.FwMark, f.endpoint))
+		}
+		if dev := lookupPath(snap, f.fam, 0, netip.MustParseAddr(f.net)); dev != "wg0" {
+			c.bad = append(c.bad, fmt.Sprintf("%s: a packet to %s goes to %q, not into the tunnel", when, f.net, dev))
+		}
+	}
+}
+
+// lookupPath is the kernel's policy routing on the fake: the rules of the
+// family in priority order (a rule whose table has no route for dst, or
+// only the default one it suppresses, passes the packet on), longest prefix
+// in a table. It returns the device, or "" for no route.
+func lookupPath(snap hostnettest.Snapshot, fam int, mark uint32, dst netip.Addr) string {
+	var rules []hostnet.Rule
+	for _, r := range snap.Rules {
+		if r.Family == fam {
+			rules = append(rules, r)
+		}
+	}
+	slices.SortStableFunc(rules, func(a, b hostnet.Rule) int { return a.Priority - b.Priority })
+	norm := func(t int) int {
+		if t == hostnet.TableMain {
+			return 0
+		}
+		return t
+	}
+	for _, r := range rules {
+		if r.Mark != 0 && (mark == r.Mark) == r.Invert {
+			continue
+		}
+		best := -1
+		dev := ""
+		for _, rt := range snap.Routes {
+			if norm(rt.Table) != norm(r.Table) || !rt.Dst.Contains(dst) || (r.SuppressDefault && rt.Dst.Bits() == 0) {
+				continue
+			}
+			if rt.Dst.Bits() > best {
+				best, dev = rt.Dst.Bits(), rt.Dev
+			}
+		}
+		if best >= 0 {
+			return dev
+		}
+	}
+	return ""
+}
+
+// TestFullTunnelFwMarkOrder: a sync that changes a full tunnel's FwMark
+// (0xca6c, table 51820, to 0xca6d, table 51821, and back) bridges the change
+// with `fwmark NEW lookup main` in each family, added before the device's
+// mark changes and removed after the old `not fwmark` rules: before every
+// step of both syncs, WireGuard's own UDP stays out of the tunnel and every
+// other packet goes into it (pathChecker, which is first shown to catch the
+// mark changed under the old rules); the plan shows the bridge, nothing of
+// it is left or recorded, and down takes the rest away.
+func TestFullTunnelFwMarkOrder(t *testing.T) {
+	fx := newFixture(t)
+	pc := newPathChecker(t, fx)
+	if _, _, err := upWithPlan(t, fx, clientConfig()); err != nil {
+		t.Fatal(err)
+	}
+	if pc.check("after up"); len(pc.bad) > 0 {
+		t.Fatalf("the full tunnel is wrong already: %v", pc.bad)
+	}
+	// The checker sees the loop: the device marks 0xca6d under rules for 0xca6c.
+	dev := fx.devs.devs["wg0"]
+	for _, m := range []int{51821, 51820} {
+		if err := dev.Configure(device.Config{FwMark: &m}); err != nil {
+			t.Fatal(err)
+		}
+		if m == 51821 {
+			if pc.check("fwmark 0xca6d under the rules of 0xca6c"); len(pc.bad) != 2 || !strings.Contains(pc.bad[0], "198.18.0.1 goes into the tunnel") || !strings.Contains(pc.bad[1], "2001:db8::1 goes into the tunnel") {
+				t.Fatalf("the checker does not see the loop: %v", pc.bad)
+			}
+		}
+	}
+	pc.bad = nil
+	opts := fx.syncOpts()
+	opts.Log = pc
+	for _, c := range []struct{ from, to uint32 }{{51820, 51821}, {51821, 51820}} {
+		conf := clientConfig()
+		conf.Interface.FwMark = c.to
+		fx.log.Reset()
+		plan, err := Sync(context.Background(), req("wg0", conf, false, false), opts)
+		if err != nil {
+			t.Fatalf("Sync to fwmark %d: %v\n%s", c.to, err, fx.log.String())
+		}
+		pc.check("after the sync")
+		lines := strings.Split(strings.TrimSpace(fx.log.String()), "\n")
+		t.Logf("fwmark %d -> %d:\n%s", c.from, c.to, strings.Join(lines, "\n"))
+		for _, b := range pc.bad {
+			t.Errorf("fwmark %d -> %d: %s", c.from, c.to, b)
+		}
+		pc.bad = nil
+		at := func(what string, last bool) int {
+			t.Helper()
+			f := slices.IndexFunc[[]string]
+			if last {
+				f = func(s []string, fn func(string) bool) int {
+					for i := len(s) - 1; i >= 0; i-- {
+						if fn(s[i]) {
+							return i
+						}
+					}
+					return -1
+				}
+			}
+			i := f(lines, func(l string) bool { return strings.Contains(l, what) })
+			if i < 0 {
+				t.Fatalf("no step %q in:\n%s", what, strings.Join(lines, "\n"))
+			}
+			return i
+		}
+		bridge := fmt.Sprintf("fwmark %d table main", c.to)
+		if at("ip rule add -4 "+bridge, true) > at(fmt.Sprintf("wg set wg0 fwmark %d", c.to), false) ||
+			at("ip rule add -6 "+bridge, true) > at(fmt.Sprintf("wg set wg0 fwmark %d", c.to), false) {
+			t.Errorf("fwmark %d -> %d: the bridge comes after the device's mark changes", c.from, c.to)
+		}
+		if at("ip rule del -4 "+bridge, false) < at(fmt.Sprintf("not fwmark %d", c.from), true) ||
+			at("ip rule del -6 "+bridge, false) < at(fmt.Sprintf("not fwmark %d", c.from), true) {
+			t.Errorf("fwmark %d -> %d: the bridge goes before the old rules", c.from, c.to)
+		}
+		if len(plan.Rules.Bridge) != 2 || !strings.Contains(planText(plan), fmt.Sprintf("from all fwmark %#x lookup main (while the fwmark changes)", c.to)) {
+			t.Errorf("fwmark %d -> %d: the plan does not show the bridge: %v\n%s", c.from, c.to, plan.Rules.Bridge, planText(plan))
+		}
+		snap := fx.host.Snapshot()
+		st, err := LoadState(fx.opts.StateDir, "wg0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range slices.Concat(snap.Rules, st.Tunnel.Rules) {
+			if r.Table == hostnet.TableMain && r.Mark != 0 {
+				t.Errorf("fwmark %d -> %d: the bridge %s is left (host or record)", c.from, c.to, r)
+			}
+			if r.Mark == c.from {
+				t.Errorf("fwmark %d -> %d: the old rule %s is left (host or record)", c.from, c.to, r)
+			}
+		}
+		if st.Tunnel.Table != int(c.to) || len(st.Tunnel.Rules) != 4 {
+			t.Errorf("fwmark %d -> %d: the record says table %d, rules %v", c.from, c.to, st.Tunnel.Table, st.Tunnel.Rules)
+		}
+	}
+	if err := Down(context.Background(), "wg0", fx.opts); err != nil {
+		t.Fatal(err)
+	}
+	if rs := fx.host.Snapshot().Rules; slices.ContainsFunc(rs, func(r hostnet.Rule) bool { return r.Mark != 0 || r.SuppressDefault }) {
+		t.Errorf("rules left after down: %v", rs)
+	}
+}
+
+// TestFullTunnelFwMarkRestore: a sync changing the fwmark that fails with its
+// bridge in place (the first old rule's removal fails) is undone: the restore,
+// a change of fwmark back, keeps WireGuard's UDP out of the tunnel and the
+// rest in it before every step, and leaves the host, the device and the
+// record as they were, no bridge behind.
+func TestFullTunnelFwMarkRestore(t *testing.T) {
+	fx := newFixture(t)
+	pc := newPathChecker(t, fx)
+	if _, _, err := upWithPlan(t, fx, clientConfig()); err != nil {
+		t.Fatal(err)
+	}
+	before := fx.world(t, "wg0")
+	stBefore, err := LoadState(fx.opts.StateDir, "wg0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := fx.syncOpts()
+	opts.Log = pc
+	conf := clientConfig()
+	conf.Interface.FwMark = 51821
+	// DelRule calls: the old `not fwmark` rules go first (removeRules).
+	fx.host.FailOn("DelRule", errors.New("injected"))
+	if _, err := Sync(context.Background(), req("wg0", conf, false, false), opts); err == nil || !strings.Contains(err.Error(), "everything restored") {
+		t.Fatalf("Sync: %v, want a failure undone\n%s", err, fx.log.String())
+	}
+	t.Logf("failed sync and restore:\n%s", fx.log.String())
+	if !strings.Contains(fx.log.String(), "ip rule add -4 fwmark 51820 table main") {
+		t.Errorf("the restore does not bridge its own change of fwmark:\n%s", fx.log.String())
+	}
+	for _, b := range pc.bad {
+		t.Error(b)
+	}
+	if diff := cmp.Diff(before, fx.world(t, "wg0"), worldOpts...); diff != "" {
+		t.Errorf("not restored (-before +after):\n%s", diff)
+	}
+	st, err := LoadState(fx.opts.StateDir, "wg0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(st.Tunnel.Rules, stBefore.Tunnel.Rules) || st.Tunnel.Table != 51820 {
+		t.Errorf("the record after the restore: %+v, want %+v", st.Tunnel, stBefore.Tunnel)
 	}
 }
