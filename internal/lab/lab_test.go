@@ -507,3 +507,87 @@ func TestUnknownEndpoint(t *testing.T) {
 		t.Errorf("problems: %q", problemNames(m))
 	}
 }
+
+// oneFamilySpec is the demo network dual-stack, s2 with an IPv6 routed
+// subnet too, but s3 with an IPv4 overlay address only.
+func oneFamilySpec(t *testing.T) (*spec.Spec, spec.Secrets) {
+	t.Helper()
+	s, sec, err := Demo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Subnets = append(s.Subnets, netip.MustParsePrefix("fd00:100::/64"))
+	for i := range s.Hosts[:2] {
+		s.Hosts[i].Addresses = append(s.Hosts[i].Addresses, netip.AddrFrom16([16]byte{0: 0xfd, 2: 0x01, 15: byte(0x10 + i)}))
+	}
+	s.Hosts[1].Routes = append(s.Hosts[1].Routes, netip.MustParsePrefix("fd00:5::/64"))
+	return s, sec
+}
+
+// TestOneFamilyHost: in a dual-stack network, s3 has an IPv4 overlay address
+// only. Its probes to IPv6 addresses are not sent and say why ("no IPv6
+// overlay address"), no problem; every other probe is sent and passes.
+func TestOneFamilyHost(t *testing.T) {
+	s, sec := oneFamilySpec(t)
+	hosts, _, err := FromSpec(s, sec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, m := runLab(t, hosts)
+	var skipped []string
+	for _, p := range m.Probes {
+		if p.NotProbed != "" {
+			skipped = append(skipped, p.From+" -> "+p.To.String()+": "+p.NotProbed)
+			continue
+		}
+		if !p.OK() {
+			t.Errorf("%s -> %s: sent, not answered: %+v", p.From, p.To, p)
+		}
+	}
+	// s3 to s1's and s2's IPv6 addresses and s2's IPv6 subnet.
+	want := []string{"s3 -> s1 fd00:100::10: no IPv6 overlay address", "s3 -> s2 fd00:100::11: no IPv6 overlay address",
+		"s3 -> s2 fd00:5::1 (fd00:5::/64): no IPv6 overlay address"}
+	if diff := cmp.Diff(want, skipped); diff != "" {
+		t.Errorf("not probed (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string(nil), problemNames(m)); diff != "" {
+		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+	var text strings.Builder
+	WriteMatrix(&text, m)
+	if n := strings.Count(text.String(), "not probed: no IPv6 overlay address"); n != 3 || strings.Contains(text.String(), "FAIL") {
+		t.Errorf("the matrix says %d times not probed, want 3, and no FAIL:\n%s", n, text.String())
+	}
+}
+
+// TestOneFamilyHostPolicy: with a policy (here none in the spec: everything
+// allowed), probes start at the hosts' subnets' stand-ins too; a stand-in of
+// one family sends nothing to addresses of the other and says so, as s3
+// does to IPv6 addresses; everything sent passes.
+func TestOneFamilyHostPolicy(t *testing.T) {
+	s, _ := oneFamilySpec(t)
+	m := policyRun(t, s)
+	why := map[string]int{}
+	for _, p := range m.Probes {
+		if p.NotProbed == "" {
+			if p.Problem() || !p.OK() {
+				t.Errorf("%s -> %s: sent: ok %v, problem %v", p.fromText(), p.To, p.OK(), p.Problem())
+			}
+			continue
+		}
+		why[p.NotProbed]++
+		switch {
+		case p.From == "s3" && !p.FromSubnet.IsValid() && p.To.Addr.Is6():
+		case p.FromSubnet.IsValid() && p.FromSubnet.Is4() != p.To.Addr.Is4():
+		default:
+			t.Errorf("%s -> %s: not probed (%s), yet it can be", p.fromText(), p.To, p.NotProbed)
+		}
+	}
+	// s3 to 3 IPv6 targets; the 3 IPv4 stand-ins to the IPv6 targets of
+	// other hosts (s1: 2 of s2's, s2: 1 of s1's, s3: 3); s2's IPv6 stand-in to
+	// the 5 IPv4 targets of s1 and s3.
+	want := map[string]int{"no IPv6 overlay address": 3, "no IPv6 address in an IPv4 subnet": 6, "no IPv4 address in an IPv6 subnet": 4}
+	if diff := cmp.Diff(want, why); diff != "" {
+		t.Errorf("not probed, by reason (-want +got):\n%s", diff)
+	}
+}

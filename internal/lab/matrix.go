@@ -53,13 +53,45 @@ type Probe struct {
 	Why string `json:"why,omitempty"`
 	// NotProbed says why the probe was not sent ("": it was): From has no
 	// overlay address (assign_address: false, a `wg showconf` file), so
-	// nothing can be sent from it by overlay address. Not a problem.
+	// nothing can be sent from it by overlay address, or none of To's family
+	// (an IPv4 address only in a dual-stack network), or the probe starts at
+	// the stand-in of a subnet of the other family. Not a problem.
 	NotProbed string `json:"not_probed,omitempty"`
 }
 
 // NoOverlayAddress is the NotProbed of a probe from a host without an overlay
 // address.
 const NoOverlayAddress = "no overlay address"
+
+// NoFamilyAddress is the NotProbed of a probe from a host with no overlay
+// address of the target's family: "no IPv6 overlay address".
+func NoFamilyAddress(target netip.Addr) string {
+	return "no " + familyName(target) + " overlay address"
+}
+
+func familyName(a netip.Addr) string {
+	if a.Is4() {
+		return "IPv4"
+	}
+	return "IPv6"
+}
+
+// notProbed says why a probe from src (from its overlay address, or from
+// the stand-in fromSubnet of one of its subnets) to t can't be sent: no
+// source address of t's family. "" when it can.
+func notProbed(src *labHost, t Target, fromSubnet netip.Addr) string {
+	switch {
+	case fromSubnet.IsValid() && fromSubnet.Is4() != t.Addr.Is4():
+		return "no " + familyName(t.Addr) + " address in an " + familyName(fromSubnet) + " subnet"
+	case fromSubnet.IsValid():
+		return ""
+	case len(src.hc.Addresses) == 0:
+		return NoOverlayAddress
+	case !slices.ContainsFunc(src.hc.Addresses, func(a netip.Prefix) bool { return a.Addr().Is4() == t.Addr.Is4() }):
+		return NoFamilyAddress(t.Addr)
+	}
+	return ""
+}
 
 // Check is one protocol and port of a probe.
 type Check struct {
@@ -148,9 +180,7 @@ func (l *Lab) Probe(ctx context.Context) (*Matrix, error) {
 			for _, t := range l.targetsLocked(dst) {
 				for _, from := range froms {
 					p := l.newProbe(src, t, from)
-					if !from.IsValid() && len(src.hc.Addresses) == 0 {
-						p.NotProbed = NoOverlayAddress // no source to send it from
-					} else {
+					if p.NotProbed = notProbed(src, t, from); p.NotProbed == "" {
 						jobs = append(jobs, job{len(m.Probes), src.node})
 					}
 					m.Probes = append(m.Probes, p)

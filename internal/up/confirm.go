@@ -391,7 +391,8 @@ func rollbackSync(opts *SyncOptions, pf *pendingFile) error {
 		names = cur.Peers
 	}
 	sc := newScope(name, pf.Previous.target(name), cur)
-	if err := restoreSnapshot(opts, name, pf.Previous, sc, names); err != nil {
+	kept, err := restoreSnapshot(opts, name, pf.Previous, sc, names)
+	if err != nil {
 		if errors.Is(err, device.ErrNotFound) {
 			opts.logf("%s is gone; nothing to restore", name)
 			return removeState(dir, name)
@@ -401,6 +402,9 @@ func rollbackSync(opts *SyncOptions, pf *pendingFile) error {
 	if pf.PreviousState == nil {
 		return removeState(dir, name)
 	}
+	// The record from before the change, but for what the rollback leaves
+	// set (src_valid_mark), which down then reports as it would after up.
+	keepAlso(pf.PreviousState, kept)
 	return pf.PreviousState.save(dir)
 }
 

@@ -381,7 +381,12 @@ func TestFullTunnelRollbackNetns(t *testing.T) {
 	if want := leftByDown(split); back != want {
 		t.Errorf("after the rollback (- split but src_valid_mark, + now):\n%s", lineDiff(want, back))
 	}
-	if out, err := l.wgnet(t, "down", l.clientIf); err != nil {
+	// The record the rollback put back remembers src_valid_mark, as up's does.
+	out, err = l.wgnet(t, "down", l.clientIf)
+	if err != nil {
 		t.Fatalf("wgnet down: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "net.ipv4.conf.all.src_valid_mark=1 stays set (it was 0)") {
+		t.Errorf("down after the rollback does not say src_valid_mark stays set:\n%s", out)
 	}
 }

@@ -3,6 +3,7 @@ package up
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -761,40 +762,49 @@ func mergeSysctl(list *[]SysctlChange, c SysctlChange) {
 }
 
 // restore puts the interface back as it was read before the sync, and the state
-// file as it was.
+// file as it was, but for the kept sysctls the sync set (src_valid_mark), which
+// stay set and are added to it (keepAlso).
 func (s *syncer) restore() error {
 	o := &s.opts.Options
 	o.logf("restoring %s as it was", s.p.name)
-	err := restoreSnapshot(s.opts, s.p.name, newSnapshot(s.before), s.scope, s.names)
-	if s.prevRaw != nil {
-		err = errors.Join(err, atomicfile.WriteRuntime(statePath(o.StateDir, s.p.name), s.prevRaw, 0o600, 0o700))
-	} else {
+	kept, err := restoreSnapshot(s.opts, s.p.name, newSnapshot(s.before), s.scope, s.names)
+	switch {
+	case s.prevRaw == nil:
 		err = errors.Join(err, removeState(o.StateDir, s.p.name))
+	case len(kept) > 0:
+		var st State
+		if jerr := json.Unmarshal(s.prevRaw, &st); jerr != nil {
+			return errors.Join(err, jerr)
+		}
+		keepAlso(&st, kept)
+		err = errors.Join(err, st.save(o.StateDir))
+	default:
+		err = errors.Join(err, atomicfile.WriteRuntime(statePath(o.StateDir, s.p.name), s.prevRaw, 0o600, 0o700))
 	}
 	return err
 }
 
 // restoreSnapshot drives the interface back to snap, going on after errors so
 // that as much as possible is restored. sc widens what is read (routes the change
-// may have added).
-func restoreSnapshot(opts *SyncOptions, name string, snap *snapshot, sc readScope, names map[string]string) error {
+// may have added). It returns the kept sysctls the undone change set, which
+// stay set (reportKeptOnRestore).
+func restoreSnapshot(opts *SyncOptions, name string, snap *snapshot, sc readScope, names map[string]string) ([]SysctlChange, error) {
 	o := &opts.Options
 	t := snap.target(name)
 	sc.add(t)
 	sc.iptables = opts.Iptables
 	d, first, err := opts.Open(name)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer d.Close()
 	now, err := readRunning(o.Host, d, first, name, sc)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	plan := diff(name, now, t, device.RemovesAllowedIPs(d), names)
 	err = applyPlan(plan, d, o, true, nil)
-	reportKeptOnRestore(snap.Sysctls, o)
-	return err
+	return reportKeptOnRestore(snap.Sysctls, o), err
 }
 
 // applied is one recorded step of applyPlan.

@@ -648,14 +648,34 @@ func restoredSysctls(before map[string]string) map[string]string {
 }
 
 // reportKeptOnRestore says, after a rollback to a snapshot whose sysctls were
-// before, which kept sysctls the undone change had set and stay set.
-func reportKeptOnRestore(before map[string]string, o *Options) {
+// before, which kept sysctls the undone change had set and stay set, and
+// returns them, for the record the rollback writes (keepAlso).
+func reportKeptOnRestore(before map[string]string, o *Options) []SysctlChange {
+	var kept []SysctlChange
 	for _, k := range slices.Sorted(maps.Keys(before)) {
 		if !keptSysctl(k) {
 			continue
 		}
 		if cur, err := o.Host.Sysctl(k); err == nil && cur != before[k] {
-			logKept(o, SysctlChange{Key: k, Old: before[k], New: cur})
+			c := SysctlChange{Key: k, Old: before[k], New: cur}
+			logKept(o, c)
+			kept = append(kept, c)
 		}
 	}
+	return kept
+}
+
+// keepAlso adds to st.Kept the kept sysctls a rollback left set (from
+// reportKeptOnRestore) that it does not hold yet: the record put back is the
+// one from before the change, which never set them, and down says what
+// stays set from st.Kept (reportKept). It reports whether st changed.
+func keepAlso(st *State, kept []SysctlChange) bool {
+	changed := false
+	for _, c := range kept {
+		if !slices.ContainsFunc(st.Kept, func(x SysctlChange) bool { return x.Key == c.Key }) {
+			st.Kept = append(st.Kept, c)
+			changed = true
+		}
+	}
+	return changed
 }

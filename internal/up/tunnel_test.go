@@ -2,6 +2,7 @@ package up
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -291,16 +292,24 @@ func TestFullTunnelSplitOrder(t *testing.T) {
 	}
 }
 
-// TestFullTunnelRollbackKeepsSrcValidMark: the rollback of a sync that made a
-// split tunnel full takes every part of the tunnel away but leaves
-// src_valid_mark set, as down (and wg-quick's down) does, and says so.
-func TestFullTunnelRollbackKeepsSrcValidMark(t *testing.T) {
+// splitFixture is a fixture with clientConfig up as a split tunnel (the
+// tunnel's subnet only).
+func splitFixture(t *testing.T) *fixture {
+	t.Helper()
 	fx := newFixture(t)
 	split := clientConfig()
 	split.Peers[0].AllowedIPs = pfxs("10.66.0.0/24")
 	if _, _, err := upWithPlan(t, fx, split); err != nil {
 		t.Fatal(err)
 	}
+	return fx
+}
+
+// TestFullTunnelRollbackKeepsSrcValidMark: the rollback of a sync that made a
+// split tunnel full takes every part of the tunnel away but leaves
+// src_valid_mark set, as down (and wg-quick's down) does, and says so.
+func TestFullTunnelRollbackKeepsSrcValidMark(t *testing.T) {
+	fx := splitFixture(t)
 	before := fx.world(t, "wg0")
 	if v := before.Host.Sysctls[srcValidMark]; v != "0" {
 		t.Fatalf("src_valid_mark = %q before the full tunnel", v)
@@ -326,9 +335,61 @@ func TestFullTunnelRollbackKeepsSrcValidMark(t *testing.T) {
 		t.Errorf("src_valid_mark = %q after the rollback, want 1 (as down leaves it)", v)
 	}
 	after.Host.Sysctls[srcValidMark] = "0"
+	// The record is the one from before, but for what it keeps (downSaysKept).
+	var recBefore, recAfter map[string]any
+	if err := errors.Join(json.Unmarshal([]byte(before.State), &recBefore), json.Unmarshal([]byte(after.State), &recAfter)); err != nil {
+		t.Fatal(err)
+	}
+	delete(recAfter, "kept")
+	if diff := cmp.Diff(recBefore, recAfter); diff != "" {
+		t.Errorf("the record is not rolled back but for kept (-before +after):\n%s", diff)
+	}
+	after.State = before.State
 	if diff := cmp.Diff(before, after, worldOpts...); diff != "" {
 		t.Errorf("not rolled back but for src_valid_mark (-before +after):\n%s", diff)
 	}
+	downSaysKept(t, fx, "the rollback")
+}
+
+// downSaysKept checks that the record of wg0 says src_valid_mark was set
+// from 0 and stays set, and that down says so, as after up; after says what
+// wrote the record.
+func downSaysKept(t *testing.T, fx *fixture, after string) {
+	t.Helper()
+	st, err := LoadState(fx.opts.StateDir, "wg0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (SysctlChange{Key: srcValidMark, Old: "0", New: "1"}); !slices.Contains(st.Kept, want) {
+		t.Errorf("the record after %s keeps %v, want %v in it", after, st.Kept, want)
+	}
+	fx.log.Reset()
+	if err := Down(context.Background(), "wg0", fx.opts); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(fx.log.String(), "net.ipv4.conf.all.src_valid_mark=1 stays set (it was 0)") {
+		t.Errorf("down after %s does not say src_valid_mark stays set:\n%s", after, fx.log.String())
+	}
+}
+
+// TestFullTunnelFailedSyncKeepsSrcValidMark: a sync from split to full tunnel
+// that fails after src_valid_mark is set (its first rule is refused) is
+// undone but for src_valid_mark, which stays set, as after a rollback: the
+// restored record says so, and down reports it.
+func TestFullTunnelFailedSyncKeepsSrcValidMark(t *testing.T) {
+	fx := splitFixture(t)
+	fx.host.FailOn("AddRule", errors.New("injected"))
+	fx.log.Reset()
+	if _, err := Sync(context.Background(), req("wg0", clientConfig(), false, false), fx.syncOpts()); err == nil || !strings.Contains(err.Error(), "everything restored") {
+		t.Fatalf("Sync: %v, want a failure undone\n%s", err, fx.log.String())
+	}
+	if !strings.Contains(fx.log.String(), "src_valid_mark=1 stays set (it was 0)") {
+		t.Errorf("the restore does not say src_valid_mark stays set:\n%s", fx.log.String())
+	}
+	if rs := fx.host.Snapshot().Rules; slices.ContainsFunc(rs, func(r hostnet.Rule) bool { return r.Mark != 0 || r.SuppressDefault }) {
+		t.Errorf("rules left after the restore: %v", rs)
+	}
+	downSaysKept(t, fx, "the failed sync")
 }
 
 // TestFullTunnelIptablesPlan: on a host whose tunnel firewall backend is
