@@ -179,8 +179,15 @@ func judgeHead(st *api.AgentState, keyFile string, own wgkey.Key, al Allowed) (*
 		return nil, nil, r.refuse("%v", err)
 	}
 	for _, a := range addrs {
-		if !within(netip.PrefixFrom(a.Addr(), a.Addr().BitLen()), subnets) {
-			return nil, nil, r.refuse("address %s is outside the network's subnets %v", a, subnets)
+		// The address's prefix is a route the kernel adds with it: all of
+		// it, not only the address, lies in a subnet.
+		if !within(a.Masked(), subnets) {
+			return nil, nil, r.refuse("address %s (a route to %s) is outside the network's subnets %v", a, a.Masked(), subnets)
+		}
+	}
+	if !al.FullTunnel {
+		if err := notDefault(append(slices.Clone(subnets), approved...)); err != nil {
+			return nil, nil, r.refuse("the network's subnets and approved routes: %v (a full tunnel: wgnet agent join --allow full-tunnel)", err)
 		}
 	}
 	if st.ListenPort < 0 || st.ListenPort > 65535 || st.MTU < 0 || (st.MTU != 0 && (st.MTU < 1280 || st.MTU > 65535)) {
@@ -354,7 +361,64 @@ func CheckOwnRoutes(routes []netip.Prefix) error {
 			return fmt.Errorf("route %s: host bits set (did you mean %s?)", r, r.Masked())
 		}
 	}
+	if err := notDefault(routes); err != nil {
+		return fmt.Errorf("%w: an agent never claims a default route, whole or in parts: %v", ErrRefused, err)
+	}
 	return nil
+}
+
+// widestRoute is the widest prefix an agent takes without --allow
+// full-tunnel, from the controller or for itself: a /8, as 10.0.0.0/8.
+const widestRoute = 8
+
+// notDefault refuses a default route in parts: a prefix wider than
+// widestRoute, or prefixes that together cover a whole family (0.0.0.0/1 and
+// 128.0.0.0/1), which route all that family's traffic as 0.0.0.0/0 does.
+func notDefault(ps []netip.Prefix) error {
+	for _, p := range ps {
+		if p.Bits() < widestRoute {
+			return fmt.Errorf("%s is wider than /%d: a default route, or a part of one", p, widestRoute)
+		}
+	}
+	for _, all := range []netip.Prefix{netip.PrefixFrom(netip.IPv4Unspecified(), 0), netip.PrefixFrom(netip.IPv6Unspecified(), 0)} {
+		if covers(ps, all) {
+			return fmt.Errorf("%d prefixes together cover %s: a default route in parts", len(ps), all)
+		}
+	}
+	return nil
+}
+
+// covers reports whether the prefixes ps together cover all of b: b is split
+// in halves only while some prefix lies strictly inside it, so the work is
+// bounded by len(ps) times b's length in bits.
+func covers(ps []netip.Prefix, b netip.Prefix) bool {
+	var inside []netip.Prefix
+	for _, p := range ps {
+		if p.Addr().BitLen() != b.Addr().BitLen() || !p.Overlaps(b) {
+			continue
+		}
+		if p.Bits() <= b.Bits() {
+			return true
+		}
+		inside = append(inside, p)
+	}
+	if len(inside) == 0 || b.Bits() == b.Addr().BitLen() {
+		return false
+	}
+	lo := netip.PrefixFrom(b.Addr(), b.Bits()+1)
+	return covers(inside, lo) && covers(inside, netip.PrefixFrom(upperHalf(b), b.Bits()+1))
+}
+
+// upperHalf is the first address of b's upper half.
+func upperHalf(b netip.Prefix) netip.Addr {
+	if b.Addr().Is4() {
+		a := b.Addr().As4()
+		a[b.Bits()/8] |= 0x80 >> (b.Bits() % 8)
+		return netip.AddrFrom4(a)
+	}
+	a := b.Addr().As16()
+	a[b.Bits()/8] |= 0x80 >> (b.Bits() % 8)
+	return netip.AddrFrom16(a)
 }
 
 // within reports whether p lies inside one of ps.

@@ -115,6 +115,21 @@ func TestAgentRoutes(t *testing.T) {
 			t.Errorf("a report with unresolved %+v: %v; want 400 naming it", bad, err)
 		}
 	}
+	// What wgnet status prints comes from agents: a host name with a
+	// newline or an escape, or an endpoint that is not an address and port,
+	// is refused (400), not stored.
+	for _, bad := range []api.PeerStatus{
+		{PublicKey: hubKey, Unresolved: &api.UnresolvedEndpoint{Host: "h.test\nhost s9 up", Since: since.Format(time.RFC3339)}},
+		{PublicKey: hubKey, Unresolved: &api.UnresolvedEndpoint{Host: "h\x1b[2J.test", Since: since.Format(time.RFC3339)}},
+		{PublicKey: hubKey, Unresolved: &api.UnresolvedEndpoint{Host: strings.Repeat("a", 254), Since: since.Format(time.RFC3339)}},
+		{PublicKey: hubKey, Endpoint: "192.0.2.1:51820\x1b[2J"},
+		{PublicKey: hubKey, Endpoint: "evil.example:51820"},
+	} {
+		err := a.AgentReport(ctx, api.AgentReport{Revision: 4, Peers: []api.PeerStatus{bad}})
+		if status(err) != 400 {
+			t.Errorf("a report with peer %+v: %v; want 400", bad, err)
+		}
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		s, err := c.Status(ctx, "n")

@@ -1,10 +1,12 @@
 package controller
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/wgnet/wgnet/internal/api"
 	"github.com/wgnet/wgnet/internal/store"
@@ -76,19 +78,27 @@ func toAPIPeerStatus(p store.PeerStatus, host string) api.PeerStatus {
 func peerStatus(k wgkey.Key, p api.PeerStatus) (store.PeerStatus, error) {
 	ps := store.PeerStatus{PublicKey: k, Endpoint: p.Endpoint, RxBytes: p.RxBytes, TxBytes: p.TxBytes}
 	var err error
+	// What an agent reports is shown to admins by wgnet status: an
+	// endpoint is an address and port, a host name a name, an error one
+	// bounded line.
+	if p.Endpoint != "" {
+		if _, err := netip.ParseAddrPort(p.Endpoint); err != nil {
+			return ps, fmt.Errorf("endpoint %q: not an address and port", p.Endpoint)
+		}
+	}
 	if p.LastHandshake != "" {
 		if ps.LastHandshake, err = time.Parse(time.RFC3339Nano, p.LastHandshake); err != nil {
 			return ps, fmt.Errorf("last_handshake: %w", err)
 		}
 	}
 	if u := p.Unresolved; u != nil {
-		if u.Host == "" {
-			return ps, errors.New("unresolved: no host name")
+		if u.Host == "" || len(u.Host) > 253 || strings.IndexFunc(u.Host, func(r rune) bool { return r <= ' ' || r >= 0x7f }) >= 0 {
+			return ps, fmt.Errorf("unresolved: host name %q: empty, over 253 bytes, or not printable", u.Host)
 		}
 		if ps.UnresolvedSince, err = time.Parse(time.RFC3339Nano, u.Since); err != nil {
 			return ps, fmt.Errorf("unresolved: since: %w", err)
 		}
-		ps.Unresolved, ps.ResolveError = u.Host, u.Error
+		ps.Unresolved, ps.ResolveError = u.Host, oneLine(u.Error, 300)
 	}
 	return ps, nil
 }
@@ -110,4 +120,19 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// oneLine is s with every character that is not printable (a newline, an
+// escape) as '?', cut to at most n bytes.
+func oneLine(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if !unicode.IsPrint(r) {
+			return '?'
+		}
+		return r
+	}, s)
+	if len(s) > n {
+		s = strings.ToValidUTF8(s[:n], "") + "..."
+	}
+	return s
 }

@@ -1,0 +1,163 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/wgnet/wgnet/internal/api"
+	"github.com/wgnet/wgnet/internal/store/storetest"
+)
+
+// TestGuardDefaultInParts: without --allow full-tunnel an agent refuses a
+// default route however the controller splits it (0.0.0.0/1 and
+// 128.0.0.0/1 as approved routes, a subnet of 0.0.0.0/0 or ::/0 with peers
+// routing its halves, an overlay address whose prefix is /0 or /1, 256
+// approved /8s), in a whole state and in a delta onto a good one (the
+// patched path); each is accepted with the allowance where the peers' routes
+// are the full tunnel's, and a /8 subnet stays accepted without it.
+func TestGuardDefaultInParts(t *testing.T) {
+	own, other := storetest.Key(0), storetest.Key(1)
+	good := func() *api.AgentState {
+		st := &api.AgentState{Network: "n", Host: "me", Interface: "wg0", Revision: 1, Subnets: []string{"10.80.0.0/16", "fd80::/64"},
+			Addresses: []string{"10.80.255.1/16"}}
+		for i := range 40 { // enough peers for the delta to be patched in place
+			st.Peers = append(st.Peers, api.Peer{Name: fmt.Sprintf("p%02d", i), PublicKey: storetest.Key(i + 2).String(),
+				AllowedIPs: []string{fmt.Sprintf("10.80.0.%d/32", i+1)}})
+		}
+		st.Peers[0].PublicKey = other.String()
+		return st
+	}
+	var eights []string
+	for i := range 256 {
+		eights = append(eights, fmt.Sprintf("%d.0.0.0/8", i))
+	}
+	cases := []struct {
+		name  string
+		head  func(*api.AgentState)
+		peer  []string // p00's allowed IPs
+		allow bool     // accepted with --allow full-tunnel
+		want  string
+	}{
+		{"approved /1 pair", func(s *api.AgentState) { s.ApprovedRoutes = []string{"0.0.0.0/1", "128.0.0.0/1"} },
+			[]string{"0.0.0.0/1", "128.0.0.0/1"}, true, "wider than /8"},
+		{"subnet 0.0.0.0/0", func(s *api.AgentState) { s.Subnets = append(s.Subnets, "0.0.0.0/0") },
+			[]string{"0.0.0.0/1", "128.0.0.0/1"}, true, "wider than /8"},
+		{"subnet ::/0", func(s *api.AgentState) { s.Subnets = append(s.Subnets, "::/0") },
+			[]string{"::/1", "8000::/1"}, true, "wider than /8"},
+		{"256 approved /8s", func(s *api.AgentState) { s.ApprovedRoutes = eights },
+			[]string{"10.80.0.1/32", "11.0.0.0/8", "200.0.0.0/8"}, true, "together cover 0.0.0.0/0"},
+		{"address /0", func(s *api.AgentState) { s.Addresses = []string{"10.80.255.1/0"} }, nil, false, "outside the network's subnets"},
+		{"address /1", func(s *api.AgentState) { s.Addresses = []string{"10.80.255.1/1"} }, nil, false, "outside the network's subnets"},
+		{"address /15", func(s *api.AgentState) { s.Addresses = []string{"10.80.255.1/15"} }, nil, false, "outside the network's subnets"},
+	}
+	for _, tc := range cases {
+		next := good()
+		next.Revision = 2
+		tc.head(next)
+		if tc.peer != nil {
+			next.Peers[0].AllowedIPs = tc.peer
+		}
+		_, err := Intent(next, "/k", own)
+		if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s, whole state: %v, want refused (%s)", tc.name, err, tc.want)
+		}
+		// The same as a delta onto the good state the agent holds.
+		prev := hold(good())
+		h0, err := heldIntent(memo{}, prev, "/k", own, Allowed{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		head := *next
+		head.Peers = nil
+		d := &api.AgentDelta{From: 1, Revision: 2, Head: &head, Peers: []api.Peer{next.Peers[0]}}
+		got, err := prev.apply(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = heldIntent(memo{prev, h0}, got, "/k", own, Allowed{})
+		if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s, delta: %v, want refused (%s)", tc.name, err, tc.want)
+		}
+		if tc.allow {
+			if _, err := (Allowed{FullTunnel: true}).Intent(next, "/k", own); err != nil {
+				t.Errorf("%s, with --allow full-tunnel: %v", tc.name, err)
+			}
+		}
+	}
+	// Only the peers' routes change: a delta without a head, onto a state
+	// whose approved routes already cover half of the space each, refused
+	// at the head (the state before it too).
+	half := good()
+	half.ApprovedRoutes = []string{"0.0.0.0/1"}
+	if _, err := Intent(half, "/k", own); !errors.Is(err, ErrRefused) {
+		t.Errorf("approved 0.0.0.0/1: %v", err)
+	}
+	wide := good()
+	wide.Subnets = []string{"10.0.0.0/8", "fd00::/8"}
+	wide.Addresses = []string{"10.80.255.1/8"}
+	wide.Peers[1].AllowedIPs = []string{"10.0.0.0/8", "fd00::/8"}
+	if _, err := Intent(wide, "/k", own); err != nil {
+		t.Errorf("a /8 network: %v", err)
+	}
+	for _, rs := range [][]string{{"0.0.0.0/1", "128.0.0.0/1"}, {"0.0.0.0/7"}, {"::/1", "8000::/1"}, eights} {
+		var ps []netip.Prefix
+		for _, r := range rs {
+			ps = append(ps, netip.MustParsePrefix(r))
+		}
+		if err := CheckOwnRoutes(ps); !errors.Is(err, ErrRefused) {
+			t.Errorf("asking for %v: %v", rs[:min(len(rs), 3)], err)
+		}
+	}
+	if err := CheckOwnRoutes([]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("172.16.0.0/12")}); err != nil {
+		t.Errorf("asking for private ranges: %v", err)
+	}
+}
+
+// TestCovers: covers against counting addresses, on random sets of IPv4
+// prefixes of a small space (a /24 split into prefixes of /25 to /32).
+func TestCovers(t *testing.T) {
+	b := netip.MustParsePrefix("192.0.2.0/24")
+	covered := 0
+	for seed := range uint64(300) {
+		var ps []netip.Prefix
+		n := 1 + int(seed%40)
+		x := seed*2654435761 + 1
+		for range n {
+			x = x*6364136223846793005 + 1442695040888963407
+			bits := 25 + int(x>>59)%8
+			a := netip.AddrFrom4([4]byte{192, 0, 2, byte(x >> 40)})
+			ps = append(ps, netip.PrefixFrom(a, bits).Masked())
+		}
+		if seed%3 == 0 { // make some cover: add the missing /32s
+			have := map[netip.Addr]bool{}
+			for _, p := range ps {
+				for a := p.Addr(); p.Contains(a); a = a.Next() {
+					have[a] = true
+				}
+			}
+			for a := b.Addr(); b.Contains(a); a = a.Next() {
+				if !have[a] && x>>62 != 0 {
+					ps = append(ps, netip.PrefixFrom(a, 32))
+				}
+			}
+		}
+		count := map[netip.Addr]bool{}
+		for _, p := range ps {
+			for a := p.Addr(); p.Contains(a); a = a.Next() {
+				count[a] = true
+			}
+		}
+		if got, want := covers(ps, b), len(count) == 256; got != want {
+			t.Fatalf("seed %d: covers(%v) = %v, want %v", seed, ps, got, want)
+		}
+		if len(count) == 256 {
+			covered++
+		}
+	}
+	if covered < 50 || covered > 250 {
+		t.Errorf("%d of 300 sets cover the /24: the test did not exercise both answers", covered)
+	}
+}
