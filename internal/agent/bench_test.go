@@ -269,14 +269,17 @@ func BenchmarkAgentsFollow(b *testing.B) {
 	}
 	b.Logf("%d agents joined in %s", n, time.Since(joinStart).Round(time.Millisecond))
 	// start runs agents [from, to) speaking versions until the returned stop.
+	var agents []*agent.Agent // the running ones
 	start := func(from, to int, versions []string) (stop func()) {
 		runCtx, cancel := context.WithCancel(ctx)
 		var running sync.WaitGroup
+		agents = agents[:0]
 		for i := from; i < to; i++ {
 			a, err := agent.New(options(i, versions))
 			if err != nil {
 				b.Fatal(err)
 			}
+			agents = append(agents, a)
 			running.Add(1)
 			go func() { defer running.Done(); a.Run(runCtx) }()
 		}
@@ -376,6 +379,10 @@ func BenchmarkAgentsFollow(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		mismatches := 0.0 // deltas whose digest differed from the agent's result
+		for _, a := range agents {
+			mismatches += metric(b, a, "wgnet_agent_delta_digest_mismatches_total")
+		}
 		stop()
 		verdict := "every add applied by every agent"
 		if !done {
@@ -390,8 +397,8 @@ func BenchmarkAgentsFollow(b *testing.B) {
 		fmt.Printf("protocol %s (%s, %d agents): host added -> applied by each agent: p50 %s p99 %s max %s; slowest agent per add: p50 %s max %s; p99/p99(one agent) %.1f; %s\n",
 			proto, topology, n, p50.Round(time.Microsecond), p99.Round(time.Microsecond), percentile(lat, 1).Round(time.Microsecond),
 			percentile(slowest, 0.5).Round(time.Microsecond), percentile(slowest, 1).Round(time.Microsecond), float64(p99)/float64(b1), verdict)
-		fmt.Printf("protocol %s: controller CPU %s per add above its idle rate (%.1f%% of a core idle with every agent connected); RSS %d MiB, peak %d MiB during the adds; agents' process CPU %s per add; load average %s at the start, %s at the end\n",
-			proto, (above / adds).Round(time.Millisecond), 100*idleRate, rss>>20, hwm>>20, (agentsCPU / adds).Round(time.Millisecond), load0, loadavg())
+		fmt.Printf("protocol %s: controller CPU %s per add above its idle rate (%.1f%% of a core idle with every agent connected); RSS %d MiB, peak %d MiB during the adds; agents' process CPU %s per add; load average %s at the start, %s at the end; %.0f digest mismatches\n",
+			proto, (above / adds).Round(time.Millisecond), 100*idleRate, rss>>20, hwm>>20, (agentsCPU / adds).Round(time.Millisecond), load0, loadavg(), mismatches)
 	}
 }
 

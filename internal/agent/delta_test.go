@@ -125,7 +125,7 @@ func (f *fleet) sameAsSnapshots(what string) {
 }
 
 // metric is the value of a's counter or gauge name (summed over labels).
-func metric(t *testing.T, a *agent.Agent, name string) float64 {
+func metric(t testing.TB, a *agent.Agent, name string) float64 {
 	t.Helper()
 	mfs, err := a.Registry().Gather()
 	if err != nil {

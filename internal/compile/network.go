@@ -224,12 +224,18 @@ func samePairs(old, cur *compiler) bool {
 	if len(old.psk) == 0 && len(cur.psk) == 0 {
 		return true
 	}
-	in := func(c *compiler, name string) bool {
-		return slices.ContainsFunc(c.hosts, func(h *spec.Host) bool { return h.Name == name })
+	both := make(map[string]bool, len(cur.hosts)) // the hosts old and cur both have
+	for _, h := range old.hosts {
+		both[h.Name] = false
+	}
+	for _, h := range cur.hosts {
+		if _, ok := both[h.Name]; ok {
+			both[h.Name] = true
+		}
 	}
 	for _, c := range []*compiler{old, cur} {
 		for pair := range c.psk {
-			if !in(old, pair[0]) || !in(old, pair[1]) || !in(cur, pair[0]) || !in(cur, pair[1]) {
+			if !both[pair[0]] || !both[pair[1]] {
 				continue
 			}
 			if old.psk[pair] != cur.psk[pair] || old.sec.PresharedKeys[pair] != cur.sec.PresharedKeys[pair] {

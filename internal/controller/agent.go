@@ -406,7 +406,9 @@ func (s *Server) agentState(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, toAgentState(cp, ih, s.cfg.URLs))
+	st := toAgentState(cp, ih, s.cfg.URLs)
+	cp.keepDigest(r, &st)
+	writeJSON(w, http.StatusOK, st)
 	return nil
 }
 
@@ -550,6 +552,7 @@ func (s *Server) stateOrDelta(r *http.Request, cp *compiled, ih *intent.Host, si
 	}
 	s.answers.WithLabelValues("state").Inc()
 	st := toAgentState(cp, ih, s.cfg.URLs)
+	cp.keepDigest(r, &st)
 	return &st, nil
 }
 

@@ -225,6 +225,13 @@ func TestAPI(t *testing.T) {
 	if _, err := c.AddHost(ctx, "n", api.Host{Name: "b", PublicKey: k2, Endpoint: "192.0.2.2:51820"}); err != nil {
 		t.Fatal(err)
 	}
+	// A route wider than /8, which every agent would refuse as a default
+	// route in parts, is refused here first.
+	for _, wide := range []string{"0.0.0.0/1", "128.0.0.0/1", "8000::/1"} {
+		if _, err := c.SetHost(ctx, "n", "b", api.SetHost{Routes: []string{wide}}); status(err) != 400 || !strings.Contains(err.Error(), "wider than /8") {
+			t.Errorf("route %s: %v, want 400 (wider than /8)", wide, err)
+		}
+	}
 	ep := "192.0.2.22:51820"
 	s, err := c.SetHost(ctx, "n", "b", api.SetHost{Endpoint: &ep, Routes: []string{"172.31.0.0/16"}})
 	if err != nil || s.Host.Endpoint != ep || len(s.Host.Routes) != 1 || s.Revision != 4 {

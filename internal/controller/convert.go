@@ -62,7 +62,7 @@ func fromAPIHost(in api.Host) (store.Host, error) {
 	if h.FullTunnel, err = parsePrefixes("full_tunnel", in.FullTunnel); err != nil {
 		return h, err
 	}
-	h.Routes, err = parsePrefixes("routes", in.Routes)
+	h.Routes, err = parseRoutes("routes", in.Routes)
 	return h, err
 }
 
@@ -148,7 +148,7 @@ func fromAPISetHost(in api.SetHost) (store.HostChanges, error) {
 	if c.Addresses, c.AddressBits, err = parseHostAddrs("addresses", in.Addresses); err != nil {
 		return c, err
 	}
-	if c.Routes, err = parsePrefixes("routes", in.Routes); err != nil {
+	if c.Routes, err = parseRoutes("routes", in.Routes); err != nil {
 		return c, err
 	}
 	c.RemoveRoutes, err = parsePrefixes("remove_routes", in.RemoveRoutes)

@@ -32,7 +32,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 	if req.Uses > 0 {
 		uses = req.Uses
 	}
-	routes, err := parsePrefixes("routes", req.Routes)
+	routes, err := parseRoutes("routes", req.Routes)
 	if err != nil {
 		return err
 	}

@@ -321,6 +321,19 @@ func parsePrefixes(field string, in []string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
+// parseRoutes reads a host's routed subnets: none wider than a /8, which
+// every agent of the network would refuse as a default route in parts
+// (agent.CheckOwnRoutes), staying at its last good revision.
+func parseRoutes(field string, in []string) ([]netip.Prefix, error) {
+	ps, err := parsePrefixes(field, in)
+	for _, p := range ps {
+		if p.Bits() < 8 {
+			return nil, badRequest{fmt.Errorf("%s: %s is wider than /8: agents refuse a default route, whole or in parts (a spoke's full tunnel is its full_tunnel setting, which an agent takes only with --allow full-tunnel)", field, p)}
+		}
+	}
+	return ps, err
+}
+
 func parseAddrs(field string, in []string) ([]netip.Addr, error) {
 	var out []netip.Addr
 	for _, s := range in {
