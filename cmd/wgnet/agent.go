@@ -88,7 +88,7 @@ func newAgentJoinCmd() *cobra.Command {
 	var routes, allow []string
 	var noRun bool
 	c := &cobra.Command{
-		Use:   "join TOKEN|--token-file F [--name N] [--endpoint HOST:PORT] [--route CIDR]... [--key-file F] [--allow dns,full-tunnel,table,fwmark]",
+		Use:   "join TOKEN|--token-file F [--name N] [--endpoint HOST:PORT] [--route CIDR]... [--key-file F] [--allow dns,full-tunnel,table,fwmark,public-routes]",
 		Short: "Join this host to a controller's network and keep following it",
 		Long: "join makes the host's key pair (or uses --key-file), enrolls with the join token (the\n" +
 			"controller's URLs and CA pin are in it), stores the agent's credential and, unless\n" +

@@ -28,10 +28,14 @@ type Allowed struct {
 	// FwMark: the mark of the tunnel's own packets (a mark the host's other
 	// software may use: Kubernetes' 0x4000, for one).
 	FwMark bool `json:"fwmark,omitempty"`
+	// PublicRoutes: subnets and approved routes in public address space
+	// (not only private, shared and documentation ranges: nonGlobal), as a
+	// network that routes a host's public /29; a full tunnel allows them too.
+	PublicRoutes bool `json:"public_routes,omitempty"`
 }
 
 // AllowNames are the words of --allow, each naming a field of Allowed.
-var AllowNames = []string{"dns", "full-tunnel", "table", "fwmark"}
+var AllowNames = []string{"dns", "full-tunnel", "table", "fwmark", "public-routes"}
 
 // ParseAllowed reads --allow's words (AllowNames; "none" allows nothing).
 func ParseAllowed(words []string) (Allowed, error) {
@@ -46,6 +50,8 @@ func ParseAllowed(words []string) (Allowed, error) {
 			a.Table = true
 		case "fwmark":
 			a.FwMark = true
+		case "public-routes":
+			a.PublicRoutes = true
 		case "none", "":
 		default:
 			return a, fmt.Errorf("--allow %q: want some of %s", w, strings.Join(AllowNames, ", "))

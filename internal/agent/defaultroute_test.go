@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -15,9 +16,12 @@ import (
 // default route however the controller splits it (0.0.0.0/1 and
 // 128.0.0.0/1 as approved routes, a subnet of 0.0.0.0/0 or ::/0 with peers
 // routing its halves, an overlay address whose prefix is /0 or /1, 256
-// approved /8s), in a whole state and in a delta onto a good one (the
-// patched path); each is accepted with the allowance where the peers' routes
-// are the full tunnel's, and a /8 subnet stays accepted without it.
+// approved /8s), even with --allow public-routes, in a whole state and in a
+// delta onto a good one (the patched path); each is accepted with
+// --allow full-tunnel where the peers' routes are the full tunnel's, and a
+// /8 subnet stays accepted without it. Without --allow public-routes, any
+// public subnet or approved route is refused (8.8.8.0/24, 220 public /8s,
+// 2000::/3's /8s); mapped and unmasked prefixes are refused always.
 func TestGuardDefaultInParts(t *testing.T) {
 	own, other := storetest.Key(0), storetest.Key(1)
 	good := func() *api.AgentState {
@@ -60,13 +64,17 @@ func TestGuardDefaultInParts(t *testing.T) {
 		if tc.peer != nil {
 			next.Peers[0].AllowedIPs = tc.peer
 		}
-		_, err := Intent(next, "/k", own)
+		public := Allowed{PublicRoutes: true}
+		_, err := public.Intent(next, "/k", own)
 		if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s, whole state: %v, want refused (%s)", tc.name, err, tc.want)
 		}
+		if _, err := Intent(next, "/k", own); !errors.Is(err, ErrRefused) {
+			t.Errorf("%s, whole state, public routes not allowed: %v, want refused", tc.name, err)
+		}
 		// The same as a delta onto the good state the agent holds.
 		prev := hold(good())
-		h0, err := heldIntent(memo{}, prev, "/k", own, Allowed{})
+		h0, err := heldIntent(memo{}, prev, "/k", own, public)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -77,13 +85,63 @@ func TestGuardDefaultInParts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = heldIntent(memo{prev, h0}, got, "/k", own, Allowed{})
+		_, err = heldIntent(memo{prev, h0}, got, "/k", own, public)
 		if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s, delta: %v, want refused (%s)", tc.name, err, tc.want)
 		}
 		if tc.allow {
 			if _, err := (Allowed{FullTunnel: true}).Intent(next, "/k", own); err != nil {
 				t.Errorf("%s, with --allow full-tunnel: %v", tc.name, err)
+			}
+		}
+	}
+	// Public address space, without --allow public-routes: refused, in a
+	// whole state and in a delta; accepted with it (one public /24, or 220
+	// public /8s: not all of a family).
+	var public8s, global6 []string
+	for i := 1; i < 224; i++ {
+		if i != 10 && i != 127 && i != 203 {
+			public8s = append(public8s, fmt.Sprintf("%d.0.0.0/8", i))
+		}
+	}
+	for i := 0x20; i < 0x40; i++ {
+		global6 = append(global6, fmt.Sprintf("%x00::/8", i))
+	}
+	for _, ps := range [][]string{{"8.8.8.0/24"}, public8s, global6, {"2a00::/8"}} {
+		st := good()
+		st.ApprovedRoutes = ps
+		st.Peers[0].AllowedIPs = append(slices.Clone(ps), "10.80.0.1/32")
+		_, err := Intent(st, "/k", own)
+		if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "--allow public-routes") {
+			t.Errorf("approved %v: %v, want refused (public)", ps[:min(len(ps), 3)], err)
+		}
+		prev := hold(good())
+		h0, _ := heldIntent(memo{}, prev, "/k", own, Allowed{})
+		head := *st
+		head.Peers = nil
+		st.Revision++
+		got, err := prev.apply(&api.AgentDelta{From: 1, Revision: 2, Head: &head, Peers: []api.Peer{st.Peers[0]}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := heldIntent(memo{prev, h0}, got, "/k", own, Allowed{}); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "public") {
+			t.Errorf("approved %v, delta: %v, want refused (public)", ps[:min(len(ps), 3)], err)
+		}
+		if _, err := (Allowed{PublicRoutes: true}).Intent(st, "/k", own); err != nil {
+			t.Errorf("approved %v with --allow public-routes: %v", ps[:min(len(ps), 3)], err)
+		}
+	}
+	// Never: an IPv4-mapped IPv6 prefix (judged as IPv6, routed as IPv4 by
+	// WireGuard), a route with host bits set.
+	for _, tc := range []struct{ subnet, peer string }{
+		{"::/8", "::ffff:8.8.8.0/120"}, {"fd00::/8", "::ffff:10.80.0.0/112"}, {"10.80.0.0/16", "10.80.0.1/24"},
+	} {
+		st := good()
+		st.Subnets = append(st.Subnets, tc.subnet)
+		st.Peers[1].AllowedIPs = []string{tc.peer}
+		for _, al := range []Allowed{{}, {PublicRoutes: true, FullTunnel: true}} {
+			if _, err := al.Intent(st, "/k", own); !errors.Is(err, ErrRefused) {
+				t.Errorf("peer %s in %s, allowed %+v: %v, want refused", tc.peer, tc.subnet, al, err)
 			}
 		}
 	}

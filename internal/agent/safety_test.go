@@ -109,7 +109,8 @@ func TestSafetyWindow(t *testing.T) {
 				t.Fatal(err)
 			}
 			cfg := agent.Config{Network: "n", Host: "me", Credential: "wgnet-agent-x", URLs: []string{srv.URL},
-				CAHash: api.CAHash(srv.Certificate()), KeyFile: keyFile}
+				CAHash: api.CAHash(srv.Certificate()), KeyFile: keyFile,
+				Allow: agent.Allowed{PublicRoutes: true}} // the network is on loopback, where the fake controller is
 			b, _ := json.Marshal(cfg)
 			if err := os.WriteFile(filepath.Join(dir, agent.ConfigFile), b, 0o600); err != nil {
 				t.Fatal(err)

@@ -152,15 +152,15 @@ func (r *rules) refuse(format string, a ...any) error {
 // which settings the host's operator allowed.
 func judgeHead(st *api.AgentState, keyFile string, own wgkey.Key, al Allowed) (*intent.Host, *rules, error) {
 	r := &rules{st: st, own: own}
-	subnets, err := prefixes("subnets", st.Subnets)
+	subnets, err := routePrefixes("subnets", st.Subnets)
 	if err != nil {
 		return nil, nil, r.refuse("%v", err)
 	}
-	approved, err := prefixes("approved_routes", st.ApprovedRoutes)
+	approved, err := routePrefixes("approved_routes", st.ApprovedRoutes)
 	if err != nil {
 		return nil, nil, r.refuse("%v", err)
 	}
-	mine, err := prefixes("routes", st.Routes)
+	mine, err := routePrefixes("routes", st.Routes)
 	if err != nil {
 		return nil, nil, r.refuse("%v", err)
 	}
@@ -186,6 +186,16 @@ func judgeHead(st *api.AgentState, keyFile string, own wgkey.Key, al Allowed) (*
 		}
 	}
 	if !al.FullTunnel {
+		// The network's subnets and approved routes bound every peer's
+		// prefixes: none may be public address space unless allowed, nor
+		// (allowed or not) a default route in parts.
+		if !al.PublicRoutes {
+			for _, p := range append(slices.Clone(subnets), approved...) {
+				if !within(p, nonGlobal) {
+					return nil, nil, r.refuse("subnet or approved route %s is public address space: an agent routes only private, shared and documentation ranges (%v) unless its host's operator allowed public routes at join (wgnet agent join --allow public-routes)", p, nonGlobal)
+				}
+			}
+		}
 		if err := notDefault(append(slices.Clone(subnets), approved...)); err != nil {
 			return nil, nil, r.refuse("the network's subnets and approved routes: %v (a full tunnel: wgnet agent join --allow full-tunnel)", err)
 		}
@@ -218,7 +228,7 @@ func (r *rules) peer(p *api.Peer, wp *wgconf.Peer, unreadable *error) error {
 		return r.refuse("peer %s: public key %q is not another host's", p.Name, p.PublicKey)
 	}
 	wp.PublicKey = k
-	if wp.AllowedIPs, err = prefixes("", p.AllowedIPs); err != nil {
+	if wp.AllowedIPs, err = routePrefixes("", p.AllowedIPs); err != nil {
 		return r.refuse("peer %s allowed_ips: %v", p.Name, err)
 	}
 	for _, q := range wp.AllowedIPs {
@@ -367,6 +377,20 @@ func CheckOwnRoutes(routes []netip.Prefix) error {
 	return nil
 }
 
+// nonGlobal are the ranges that are no one's on the internet (RFC 6890):
+// private (RFC 1918, fc00::/7), shared (RFC 6598), benchmarking (RFC 2544)
+// and documentation (RFC 5737, 3849). A network's subnets and approved
+// routes lie in them unless the host allowed public routes at join: else a
+// controller could route a host's traffic to 8.8.8.8, or to most of the
+// internet in /8s, through a peer of its choosing.
+var nonGlobal = []netip.Prefix{
+	netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("100.64.0.0/10"),
+	netip.MustParsePrefix("172.16.0.0/12"), netip.MustParsePrefix("192.168.0.0/16"),
+	netip.MustParsePrefix("198.18.0.0/15"), netip.MustParsePrefix("192.0.2.0/24"),
+	netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("203.0.113.0/24"),
+	netip.MustParsePrefix("fc00::/7"), netip.MustParsePrefix("2001:db8::/32"),
+}
+
 // widestRoute is the widest prefix an agent takes without --allow
 // full-tunnel, from the controller or for itself: a /8, as 10.0.0.0/8.
 const widestRoute = 8
@@ -432,11 +456,16 @@ func overlapsAny(p netip.Prefix, ps []netip.Prefix) bool {
 	return slices.ContainsFunc(ps, p.Overlaps)
 }
 
-// prefixes parses in; an error names field (when not "").
+// prefixes parses in; an error names field (when not ""). An IPv4-mapped
+// IPv6 prefix (::ffff:10.0.0.0/104) is refused: the checks would judge it
+// as IPv6, and WireGuard routes it as IPv4 (wgctrl's family is To4's).
 func prefixes(field string, in []string) ([]netip.Prefix, error) {
 	out := make([]netip.Prefix, 0, len(in))
 	for _, s := range in {
 		p, err := netip.ParsePrefix(s)
+		if err == nil && p.Addr().Is4In6() {
+			err = fmt.Errorf("%s: an IPv4-mapped IPv6 prefix (write the IPv4 one)", s)
+		}
 		if err != nil && field == "" {
 			return nil, err
 		}
@@ -446,6 +475,21 @@ func prefixes(field string, in []string) ([]netip.Prefix, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// routePrefixes is prefixes, each a route: no host bits set.
+func routePrefixes(field string, in []string) ([]netip.Prefix, error) {
+	ps, err := prefixes(field, in)
+	for _, p := range ps {
+		if p != p.Masked() {
+			err = fmt.Errorf("%s has host bits set (a route is %s)", p, p.Masked())
+			if field != "" {
+				err = fmt.Errorf("%s: %w", field, err)
+			}
+			return nil, err
+		}
+	}
+	return ps, err
 }
 
 // filterOf reads the compiled policy the controller sends: a packet filter

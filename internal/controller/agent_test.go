@@ -105,6 +105,9 @@ func TestAgentRoutes(t *testing.T) {
 	// endpoint host name never resolved on s1 (v3).
 	since := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
 	unresolved := &api.UnresolvedEndpoint{Host: "hub.example.test", Error: "no such host", Since: since.Format(time.RFC3339Nano)}
+	if err := a.AgentReport(ctx, api.AgentReport{Revision: 4, Peers: []api.PeerStatus{{PublicKey: hubKey, Endpoint: "[fe80::1%eth0]:51820"}}}); err != nil {
+		t.Errorf("a report with a link-local endpoint and its zone: %v", err)
+	}
 	if err := a.AgentReport(ctx, api.AgentReport{Revision: 4, Time: time.Now().UTC().Format(time.RFC3339Nano),
 		Peers: []api.PeerStatus{{PublicKey: hubKey, RxBytes: 5, TxBytes: 7, LastHandshake: time.Now().UTC().Format(time.RFC3339), Unresolved: unresolved}}}); err != nil {
 		t.Fatal(err)
@@ -124,6 +127,8 @@ func TestAgentRoutes(t *testing.T) {
 		{PublicKey: hubKey, Unresolved: &api.UnresolvedEndpoint{Host: strings.Repeat("a", 254), Since: since.Format(time.RFC3339)}},
 		{PublicKey: hubKey, Endpoint: "192.0.2.1:51820\x1b[2J"},
 		{PublicKey: hubKey, Endpoint: "evil.example:51820"},
+		{PublicKey: hubKey, Endpoint: "[fe80::1%\x1b[2J\n]:51820"},
+		{PublicKey: hubKey, Endpoint: "[fe80::1%" + strings.Repeat("z", 100_000) + "]:51820"},
 	} {
 		err := a.AgentReport(ctx, api.AgentReport{Revision: 4, Peers: []api.PeerStatus{bad}})
 		if status(err) != 400 {

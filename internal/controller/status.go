@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"regexp"
 	"strings"
 	"time"
 	"unicode"
@@ -82,8 +83,8 @@ func peerStatus(k wgkey.Key, p api.PeerStatus) (store.PeerStatus, error) {
 	// endpoint is an address and port, a host name a name, an error one
 	// bounded line.
 	if p.Endpoint != "" {
-		if _, err := netip.ParseAddrPort(p.Endpoint); err != nil {
-			return ps, fmt.Errorf("endpoint %q: not an address and port", p.Endpoint)
+		if ap, err := netip.ParseAddrPort(p.Endpoint); err != nil || !zoneRE.MatchString(ap.Addr().Zone()) {
+			return ps, fmt.Errorf("endpoint %.80q: not an address and port (a zone, if any, an interface's name or index)", p.Endpoint)
 		}
 	}
 	if p.LastHandshake != "" {
@@ -136,3 +137,7 @@ func oneLine(s string, n int) string {
 	}
 	return s
 }
+
+// zoneRE is an IPv6 zone as an endpoint reported may have one (fe80::1%eth0):
+// none, or an interface's name (at most 15 bytes) or index.
+var zoneRE = regexp.MustCompile(`^[A-Za-z0-9_.@-]{0,15}$`)
