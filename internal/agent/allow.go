@@ -29,7 +29,7 @@ type Allowed struct {
 	// software may use: Kubernetes' 0x4000, for one).
 	FwMark bool `json:"fwmark,omitempty"`
 	// PublicRoutes: subnets and approved routes in public address space
-	// (not only private, shared and documentation ranges: nonGlobal), as a
+	// (not only private, shared, benchmarking and documentation ranges: api.AgentRanges), as a
 	// network that routes a host's public /29; a full tunnel allows them too.
 	PublicRoutes bool `json:"public_routes,omitempty"`
 }

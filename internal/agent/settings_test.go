@@ -106,21 +106,9 @@ func TestGuardAllowed(t *testing.T) {
 // agent, allowed nothing, refuses the state that sets them on its host and
 // stays at its last good revision, while the others follow.
 func TestAllowedAtJoin(t *testing.T) {
-	f := newFleet(t)
-	f.allow = map[string]agent.Allowed{"s1": {DNS: true, FwMark: true, FullTunnel: true}}
+	f := hubOfThree(t, "10.65.0.0/24", map[string]agent.Allowed{"s1": {DNS: true, FwMark: true, FullTunnel: true}})
 	ctx := context.Background()
 	admin := f.c.admin
-	if _, err := admin.CreateNetwork(ctx, api.CreateNetwork{Name: "n", Topology: "hub", Subnets: []string{"10.65.0.0/24"}}); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := admin.CreateToken(ctx, "n", api.CreateToken{Uses: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.join(tok.Token, "hub", "192.0.2.1:51820")
-	f.join(tok.Token, "s1", "192.0.2.11:51820")
-	f.join(tok.Token, "s2", "192.0.2.12:51820")
-	f.converge("joined")
 	var cfg struct{ Allow agent.Allowed }
 	if b, err := os.ReadFile(filepath.Join(f.dirs["s1"], agent.ConfigFile)); err != nil || json.Unmarshal(b, &cfg) != nil || !cfg.Allow.DNS || cfg.Allow.Table {
 		t.Fatalf("s1's agent.json: %s, %v", b, err)
@@ -173,4 +161,61 @@ func refused(t *testing.T, a *agent.Agent) float64 {
 		}
 	}
 	return 0
+}
+
+// TestPublicRoutesAtJoin: a route in public address space (the hub's
+// 8.8.8.0/24) reaches the agent whose operator allowed public routes at
+// join; another, allowed nothing, refuses the state and stays at its last
+// good revision, its intent without the route.
+func TestPublicRoutesAtJoin(t *testing.T) {
+	f := hubOfThree(t, "10.66.0.0/24", map[string]agent.Allowed{"s1": {PublicRoutes: true}})
+	ctx := context.Background()
+	admin := f.c.admin
+	held := f.agents["s2"].a.Applied()
+	res, err := admin.SetHost(ctx, "n", "hub", api.SetHost{Routes: []string{"8.8.8.0/24"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for f.agents["s1"].a.Applied() != res.Revision || refused(t, f.agents["s2"].a) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("s1 at revision %d (want %d), s2 refused %v", f.agents["s1"].a.Applied(), res.Revision, refused(t, f.agents["s2"].a))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := f.agents["s2"].a.Applied(); got != held {
+		t.Errorf("s2 at revision %d after refusing, want %d", got, held)
+	}
+	route := netip.MustParsePrefix("8.8.8.0/24")
+	f.net.mu.Lock()
+	h1, h2 := f.net.hosts["s1"], f.net.hosts["s2"]
+	s1, s2 := h1.Clone(), h2.Clone()
+	f.net.mu.Unlock()
+	if len(s1.Peers) != 1 || !slices.Contains(s1.Peers[0].AllowedIPs, route) {
+		t.Errorf("s1's hub peer: %+v, want 8.8.8.0/24 among its allowed IPs", s1.Peers)
+	}
+	if len(s2.Peers) != 1 || slices.Contains(s2.Peers[0].AllowedIPs, route) {
+		t.Errorf("s2's hub peer: %+v, want no 8.8.8.0/24", s2.Peers)
+	}
+}
+
+// hubOfThree is a fleet of a hub and two spokes (s1, s2) joined to network
+// n of subnet, each agent allowed what allow says, converged.
+func hubOfThree(t *testing.T, subnet string, allow map[string]agent.Allowed) *fleet {
+	t.Helper()
+	f := newFleet(t)
+	f.allow = allow
+	ctx := context.Background()
+	if _, err := f.c.admin.CreateNetwork(ctx, api.CreateNetwork{Name: "n", Topology: "hub", Subnets: []string{subnet}}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := f.c.admin.CreateToken(ctx, "n", api.CreateToken{Uses: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.join(tok.Token, "hub", "192.0.2.1:51820")
+	f.join(tok.Token, "s1", "192.0.2.11:51820")
+	f.join(tok.Token, "s2", "192.0.2.12:51820")
+	f.converge("joined")
+	return f
 }

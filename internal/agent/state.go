@@ -191,8 +191,8 @@ func judgeHead(st *api.AgentState, keyFile string, own wgkey.Key, al Allowed) (*
 		// (allowed or not) a default route in parts.
 		if !al.PublicRoutes {
 			for _, p := range append(slices.Clone(subnets), approved...) {
-				if !within(p, nonGlobal) {
-					return nil, nil, r.refuse("subnet or approved route %s is public address space: an agent routes only private, shared and documentation ranges (%v) unless its host's operator allowed public routes at join (wgnet agent join --allow public-routes)", p, nonGlobal)
+				if !api.InAgentRanges(p) {
+					return nil, nil, r.refuse("subnet or approved route %s is public address space: an agent routes only private, shared, benchmarking and documentation ranges (%v) unless its host's operator allowed public routes at join (wgnet agent join --allow public-routes)", p, api.AgentRanges)
 				}
 			}
 		}
@@ -375,20 +375,6 @@ func CheckOwnRoutes(routes []netip.Prefix) error {
 		return fmt.Errorf("%w: an agent never claims a default route, whole or in parts: %v", ErrRefused, err)
 	}
 	return nil
-}
-
-// nonGlobal are the ranges that are no one's on the internet (RFC 6890):
-// private (RFC 1918, fc00::/7), shared (RFC 6598), benchmarking (RFC 2544)
-// and documentation (RFC 5737, 3849). A network's subnets and approved
-// routes lie in them unless the host allowed public routes at join: else a
-// controller could route a host's traffic to 8.8.8.8, or to most of the
-// internet in /8s, through a peer of its choosing.
-var nonGlobal = []netip.Prefix{
-	netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("100.64.0.0/10"),
-	netip.MustParsePrefix("172.16.0.0/12"), netip.MustParsePrefix("192.168.0.0/16"),
-	netip.MustParsePrefix("198.18.0.0/15"), netip.MustParsePrefix("192.0.2.0/24"),
-	netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("203.0.113.0/24"),
-	netip.MustParsePrefix("fc00::/7"), netip.MustParsePrefix("2001:db8::/32"),
 }
 
 // widestRoute is the widest prefix an agent takes without --allow

@@ -265,6 +265,29 @@ func TestAPI(t *testing.T) {
 	if err != nil || len(cs.Changes) != 2 || cs.Changes[0].Kind != "host-changed" || cs.Changes[1].Kind != "host-removed" || cs.Changes[1].Host != "a" {
 		t.Errorf("changes since 3: %+v, %v", cs, err)
 	}
+	// A route in public address space, which agents refuse unless allowed at
+	// join: check says so (only of it), the private ones pass.
+	publicRoutes := func() (out []string) {
+		ch, err := c.Check(ctx, "n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range ch.Findings {
+			if f.Code == "agent-public-route" {
+				out = append(out, f.Message)
+			}
+		}
+		return out
+	}
+	if got := publicRoutes(); len(got) != 0 {
+		t.Errorf("check of private routes: %q", got)
+	}
+	if _, err := c.SetHost(ctx, "n", "b", api.SetHost{Routes: []string{"8.8.8.0/24"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := publicRoutes(); len(got) != 1 || !strings.Contains(got[0], "host b: route 8.8.8.0/24 is public address space") || !strings.Contains(got[0], "--allow public-routes") {
+		t.Errorf("check of a public route: %q", got)
+	}
 	if err := c.DeleteNetwork(ctx, "n"); err != nil {
 		t.Fatal(err)
 	}

@@ -217,6 +217,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) error {
 		}
 		findings = append(findings, check.Configs(in)...)
 	}
+	findings = append(findings, agentFindings(n, hs)...)
 	out := api.Check{Revision: n.Revision, Findings: []api.Finding{}}
 	for _, f := range findings {
 		out.Findings = append(out.Findings, toAPIFinding(n.Name, f))
@@ -299,6 +300,28 @@ func validate(n store.Network, hosts []store.Host) error {
 		return badRequest{fmt.Errorf("network %s: %w", n.Name, errs.Err())}
 	}
 	return nil
+}
+
+// agentFindings are what the network's agents will refuse: a subnet or a
+// routed subnet granted to a host outside api.AgentRanges (one waiting for
+// approval reaches no agent).
+func agentFindings(n store.Network, hs []store.Host) []diag.Diagnostic {
+	var out []diag.Diagnostic
+	public := func(what string, p netip.Prefix) {
+		if !api.InAgentRanges(p) {
+			out = append(out, diag.Diagnostic{File: n.Name, Severity: diag.Warning, Code: "agent-public-route",
+				Message: fmt.Sprintf("%s %s is public address space: agents that did not join with --allow public-routes (or full-tunnel) refuse the network's states, and stay at their last good revision", what, p)})
+		}
+	}
+	for _, p := range n.Subnets {
+		public("subnet", p)
+	}
+	for _, h := range hs {
+		for _, p := range h.Routes {
+			public("host "+h.Name+": route", p)
+		}
+	}
+	return out
 }
 
 func toAPIFinding(network string, f diag.Diagnostic) api.Finding {

@@ -4,7 +4,7 @@ package diag
 type Code struct {
 	Code     string
 	Severity Severity
-	// By is the package that reports it: wgconf, check, spec, policy, importer or live.
+	// By is the package that reports it: wgconf, check, spec, policy, importer, live or controller.
 	By      string
 	Summary string // one line, as in docs/checks.md
 }
@@ -141,4 +141,7 @@ var codes = []Code{
 	{"live-handshake-key", Error, "live", "a peer's last handshake is older than the host's last key change"},
 	{"live-endpoint-dns", Warning, "live", "an endpoint given as a host name now resolves elsewhere than where the device sends, or not at all"},
 	{"live-unreadable", Warning, "live", "something check --live needed could not be read, or was probed only in part"},
+
+	// controller: check --controller, what its agents will refuse.
+	{"agent-public-route", Warning, "controller", "a network subnet or routed subnet in public address space: agents that did not join with --allow public-routes (or full-tunnel) refuse the network's states"},
 }
