@@ -180,6 +180,14 @@ func BenchmarkAgentsFollow(b *testing.B) {
 	n := envInt("WGNET_BENCH_AGENTS", 1000)
 	changes := envInt("WGNET_BENCH_CHANGES", 20)
 	topology := envOr("WGNET_BENCH_TOPOLOGY", "hub")
+	// The change each step makes: add (a host added), route (a joined
+	// host's routed subnet replaced: the approved routes, in every host's
+	// head, and that host's entry in every list change) or endpoint (a
+	// joined host's endpoint moved: its entry in every list).
+	kind := envOr("WGNET_BENCH_CHANGE", "add")
+	if kind != "add" && kind != "route" && kind != "endpoint" {
+		b.Fatalf("WGNET_BENCH_CHANGE %q: want add, route or endpoint", kind)
+	}
 	protocols := strings.Split(envOr("WGNET_BENCH_PROTOCOLS", "v1,v2"), ",")
 	// A report takes a second connection while the long poll holds the
 	// first: 10,000 agents need 20,000 descriptors on each side, the hard
@@ -313,13 +321,31 @@ func BenchmarkAgentsFollow(b *testing.B) {
 		for range changes {
 			time.Sleep(200 * time.Millisecond) // let every agent be back in its long poll
 			added++
-			key, _ := wgkey.GeneratePrivate()
 			t0 := time.Now()
-			res, aerr := admin.AddHost(ctx, "n", api.Host{Name: fmt.Sprintf("new%03d", added), PublicKey: key.Public().String()})
-			if aerr != nil {
-				b.Fatal(aerr)
+			var rev uint64
+			switch victim := fmt.Sprintf("h%04d", added%n); kind {
+			case "add":
+				key, _ := wgkey.GeneratePrivate()
+				res, aerr := admin.AddHost(ctx, "n", api.Host{Name: fmt.Sprintf("new%03d", added), PublicKey: key.Public().String()})
+				if aerr != nil {
+					b.Fatal(aerr)
+				}
+				rev = res.Revision
+			case "route":
+				res, aerr := admin.SetHost(ctx, "n", victim, api.SetHost{Routes: []string{fmt.Sprintf("172.%d.%d.0/24", 16+added/250, added%250)}, ReplaceRoutes: true})
+				if aerr != nil {
+					b.Fatal(aerr)
+				}
+				rev = res.Revision
+			case "endpoint":
+				ep := fmt.Sprintf("198.19.%d.%d:51820", added/250, added%250+1)
+				res, aerr := admin.SetHost(ctx, "n", victim, api.SetHost{Endpoint: &ep})
+				if aerr != nil {
+					b.Fatal(aerr)
+				}
+				rev = res.Revision
 			}
-			got, werr := times.waitAll(res.Revision, k, time.Minute)
+			got, werr := times.waitAll(rev, k, time.Minute)
 			worst := time.Duration(0)
 			for _, at := range got[:min(k, len(got))] {
 				d := at.Sub(t0)
@@ -346,7 +372,7 @@ func BenchmarkAgentsFollow(b *testing.B) {
 		b.Fatal(err)
 	}
 	b1 := percentile(base, 0.99)
-	fmt.Printf("agents follow (%s, %d agents, %d adds a phase): one agent alone: p50 %s p99 %s; controller CPU %s per add\n", topology, n, changes,
+	fmt.Printf("agents follow (%s, %d agents, %d changes a phase, each: %s): one agent alone: p50 %s p99 %s; controller CPU %s per add\n", topology, n, changes, kind,
 		percentile(base, 0.5).Round(time.Microsecond), b1.Round(time.Microsecond), (baseCPU / time.Duration(changes)).Round(time.Millisecond))
 	for _, proto := range protocols {
 		var versions []string // this release's: deltas

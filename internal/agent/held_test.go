@@ -198,7 +198,7 @@ func TestHeldMatchesFlat(t *testing.T) {
 	s := hold(flat)
 	var m memo
 	addrs := []netip.Addr{netip.MustParseAddr("10.80.0.7"), netip.MustParseAddr("10.90.0.9"), netip.MustParseAddr("10.80.0.200")}
-	patched, refused, shared, whole := 0, 0, 0, 0
+	patched, refused, shared, whole, rulesChanged := 0, 0, 0, 0, 0
 	for round := range 1500 {
 		if round%100 == 99 { // a whole state now and then, sometimes out of order
 			w := *flat
@@ -282,12 +282,16 @@ func TestHeldMatchesFlat(t *testing.T) {
 			if m.st != nil && m.st.Peers != nil && got.Peers != nil && sameHead(&m.st.AgentState, &got.AgentState) {
 				patched++
 			}
+			if m.st != nil && m.st.Peers != nil && got.Peers != nil && !samePeerRules(&m.st.AgentState, &got.AgentState) {
+				rulesChanged++ // patched too, its kept peers judged again
+			}
 			m = memo{got, h}
 		}
 		flat, s = want, got
 	}
-	t.Logf("%d intents patched, %d refused, %d one-peer deltas checked for sharing, %d whole states", patched, refused, shared, whole)
-	if patched < 500 || refused < 100 || shared < 300 {
+	t.Logf("%d intents patched, %d refused, %d one-peer deltas checked for sharing, %d whole states, %d intents made under another head's rules",
+		patched, refused, shared, whole, rulesChanged)
+	if patched < 500 || refused < 100 || shared < 300 || rulesChanged < 20 {
 		t.Errorf("the test did not exercise every path: %d patched, %d refused, %d shared", patched, refused, shared)
 	}
 }

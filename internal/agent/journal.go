@@ -145,15 +145,21 @@ func appendSync(path string, b []byte) error {
 	return errors.Join(err, f.Close())
 }
 
-// deltaOf is the delta from old to st when only their peers, revision and
-// URLs differ and both hold their peers sorted by name (so that
-// api.ApplyDelta makes st again, byte for byte once marshalled); nil
-// otherwise. Only the peers that differ are read (diffPeers).
+// deltaOf is the delta from old to st when both hold their peers sorted by
+// name (so that api.ApplyDelta makes st again, byte for byte once
+// marshalled), with st's head when the heads differ (a route approved: in
+// every host's head at once); nil otherwise. Only the peers that differ are
+// read (diffPeers).
 func deltaOf(old, st *held) *api.AgentDelta {
-	if old == nil || old.Peers == nil || st.Peers == nil || !sameHead(&old.AgentState, &st.AgentState) {
+	if old == nil || old.Peers == nil || st.Peers == nil {
 		return nil
 	}
 	d := &api.AgentDelta{From: old.Revision, Revision: st.Revision, URLs: st.URLs}
+	if !sameHead(&old.AgentState, &st.AgentState) {
+		head := st.AgentState
+		head.Peers, head.Revision, head.URLs = nil, 0, nil
+		d.Head = &head
+	}
 	diffPeers(old.Peers, st.Peers, func(o, p *api.Peer) bool {
 		if p == nil {
 			d.Removed = append(d.Removed, o.Name)

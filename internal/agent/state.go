@@ -231,16 +231,8 @@ func (r *rules) peer(p *api.Peer, wp *wgconf.Peer, unreadable *error) error {
 	if wp.AllowedIPs, err = routePrefixes("", p.AllowedIPs); err != nil {
 		return r.refuse("peer %s allowed_ips: %v", p.Name, err)
 	}
-	for _, q := range wp.AllowedIPs {
-		switch {
-		case q.Bits() == 0 && r.fullTunnel: // allowed at join
-		case q.Bits() == 0:
-			return r.refuse("peer %s: %s is a default route (a full tunnel: wgnet agent join --allow full-tunnel)", p.Name, q)
-		case !within(q, r.allowed):
-			return r.refuse("peer %s: %s is outside the network's subnets and approved routes", p.Name, q)
-		case overlapsAny(q, r.mine):
-			return r.refuse("peer %s: %s overlaps this host's own routed subnets %v", p.Name, q, r.mine)
-		}
+	if err := r.routes(p.Name, wp.AllowedIPs); err != nil {
+		return err
 	}
 	if p.Endpoint != "" {
 		ep, err := wgconf.ParseEndpoint(p.Endpoint)
@@ -250,6 +242,31 @@ func (r *rules) peer(p *api.Peer, wp *wgconf.Peer, unreadable *error) error {
 		wp.Endpoint = &ep
 	}
 	return nil
+}
+
+// routes judges a peer's allowed IPs, parsed, by the head's rules: the part
+// of a peer's judgment that depends on the head (its subnets, approved
+// routes and own routes).
+func (r *rules) routes(name string, allowed []netip.Prefix) error {
+	for _, q := range allowed {
+		switch {
+		case q.Bits() == 0 && r.fullTunnel: // allowed at join
+		case q.Bits() == 0:
+			return r.refuse("peer %s: %s is a default route (a full tunnel: wgnet agent join --allow full-tunnel)", name, q)
+		case !within(q, r.allowed):
+			return r.refuse("peer %s: %s is outside the network's subnets and approved routes", name, q)
+		case overlapsAny(q, r.mine):
+			return r.refuse("peer %s: %s overlaps this host's own routed subnets %v", name, q, r.mine)
+		}
+	}
+	return nil
+}
+
+// samePeerRules reports whether two states' heads judge peers alike: the
+// same subnets, approved routes and own routes (the rest of a head, DNS,
+// MTU, a filter, does not touch a peer).
+func samePeerRules(a, b *api.AgentState) bool {
+	return slices.Equal(a.Subnets, b.Subnets) && slices.Equal(a.ApprovedRoutes, b.ApprovedRoutes) && slices.Equal(a.Routes, b.Routes)
 }
 
 // finish is h once its peers are judged: the endpoint that could not be
@@ -287,19 +304,35 @@ const patchAtMost = 8
 // read) are parsed and judged, and prev.h's peers are patched IN PLACE into
 // the new intent's: prev.h is not to be used again (a DataPlane keeps no
 // intent after its Apply returns). A refused state leaves prev.h as it was.
-// Otherwise it is IntentAfter of their wire forms. The result is Intent's,
-// peer for peer, and so is the error (TestHeldIntent).
+// Another head that judges peers otherwise (samePeerRules) has every kept
+// peer's parsed prefixes judged again by its rules first; only a refusal
+// among them takes IntentAfter of their wire forms. The result is Intent's,
+// peer for peer, and so is the error (TestHeldMatchesFlat).
 func heldIntent(prev memo, st *held, keyFile string, own wgkey.Key, al Allowed) (*intent.Host, error) {
-	if prev.st == nil || prev.h == nil || prev.st.Peers == nil || st.Peers == nil || !sameHead(&prev.st.AgentState, &st.AgentState) {
+	slow := func() (*intent.Host, error) {
 		var m made
 		if prev.st != nil && prev.h != nil {
 			m = made{prev.st.Flat(), prev.h}
 		}
 		return intentAfter(m.st, m.h, st.Flat(), keyFile, own, al)
 	}
+	if prev.st == nil || prev.h == nil || prev.st.Peers == nil || st.Peers == nil {
+		return slow()
+	}
 	h, r, err := judgeHead(&st.AgentState, keyFile, own, al)
 	if err != nil {
 		return nil, err
+	}
+	if !samePeerRules(&prev.st.AgentState, &st.AgentState) {
+		// Another head that judges peers otherwise (a route approved or
+		// withdrawn, in every host's head at once): the peers kept are
+		// judged again, parsed as they are, by the new rules alone. One
+		// that fails goes the slow way, for Intent's error, peer for peer.
+		for i := range prev.h.Peers {
+			if r.routes(prev.h.Peers[i].Name, prev.h.Peers[i].AllowedIPs) != nil {
+				return slow()
+			}
+		}
 	}
 	// The peers that differ, judged before anything is changed.
 	type edit struct {
