@@ -183,10 +183,13 @@ func BenchmarkAgentsFollow(b *testing.B) {
 	// The change each step makes: add (a host added), route (a joined
 	// host's routed subnet replaced: the approved routes, in every host's
 	// head, and that host's entry in every list change) or endpoint (a
-	// joined host's endpoint moved: its entry in every list).
+	// joined host's endpoint moved: its entry in every list) or policy (the
+	// network's policy replaced, default deny, with one port more or less:
+	// every host's packet filter changes, and the controller compiles the
+	// network whole, a policy that resolves otherwise).
 	kind := envOr("WGNET_BENCH_CHANGE", "add")
-	if kind != "add" && kind != "route" && kind != "endpoint" {
-		b.Fatalf("WGNET_BENCH_CHANGE %q: want add, route or endpoint", kind)
+	if kind != "add" && kind != "route" && kind != "endpoint" && kind != "policy" {
+		b.Fatalf("WGNET_BENCH_CHANGE %q: want add, route, endpoint or policy", kind)
 	}
 	protocols := strings.Split(envOr("WGNET_BENCH_PROTOCOLS", "v1,v2"), ",")
 	// A report takes a second connection while the long poll holds the
@@ -333,6 +336,16 @@ func BenchmarkAgentsFollow(b *testing.B) {
 				rev = res.Revision
 			case "route":
 				res, aerr := admin.SetHost(ctx, "n", victim, api.SetHost{Routes: []string{fmt.Sprintf("172.%d.%d.0/24", 16+added/250, added%250)}, ReplaceRoutes: true})
+				if aerr != nil {
+					b.Fatal(aerr)
+				}
+				rev = res.Revision
+			case "policy":
+				rules := []string{"allow any -> any tcp 22"}
+				if added%2 == 1 {
+					rules = append(rules, fmt.Sprintf("allow any -> any tcp %d", 1000+added))
+				}
+				res, aerr := admin.SetPolicy(ctx, "n", api.Policy{Default: "deny", Rules: rules})
 				if aerr != nil {
 					b.Fatal(aerr)
 				}
