@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -217,5 +218,61 @@ func TestCovers(t *testing.T) {
 	}
 	if covered < 50 || covered > 250 {
 		t.Errorf("%d of 300 sets cover the /24: the test did not exercise both answers", covered)
+	}
+}
+
+// TestHeadChangeJudgesKeptPeers: a delta that changes only the head (no
+// peer named) still has every kept peer judged by the new head's rules: an
+// approved route withdrawn that a kept peer routes, or made the host's own
+// route while a kept peer claims it, is refused, with Intent's error; the
+// last intent is left as it was; a head change that touches no peer's
+// rules (the MTU) is patched, and equal to Intent's.
+func TestHeadChangeJudgesKeptPeers(t *testing.T) {
+	own := storetest.Key(0)
+	base := func() *api.AgentState {
+		st := &api.AgentState{Network: "n", Host: "me", Interface: "wg0", Revision: 1, Subnets: []string{"10.80.0.0/16"},
+			Addresses: []string{"10.80.255.1/16"}, ApprovedRoutes: []string{"10.90.0.0/24", "10.91.0.0/24"}}
+		for i := range 50 {
+			st.Peers = append(st.Peers, api.Peer{Name: fmt.Sprintf("p%02d", i), PublicKey: storetest.Key(i + 1).String(),
+				AllowedIPs: []string{fmt.Sprintf("10.80.0.%d/32", i+1)}})
+		}
+		st.Peers[37].AllowedIPs = append(st.Peers[37].AllowedIPs, "10.90.0.0/24")
+		return st
+	}
+	for _, tc := range []struct {
+		name string
+		head func(*api.AgentState)
+		want string // "": accepted
+	}{
+		{"approved route withdrawn", func(h *api.AgentState) { h.ApprovedRoutes = []string{"10.91.0.0/24"} }, "outside the network's subnets and approved routes"},
+		{"made the host's own", func(h *api.AgentState) { h.Routes = []string{"10.90.0.0/24"} }, "overlaps this host's own routed subnets"},
+		{"another MTU", func(h *api.AgentState) { h.MTU = 1380 }, ""},
+		{"another route approved", func(h *api.AgentState) { h.ApprovedRoutes = append(h.ApprovedRoutes, "10.92.0.0/24") }, ""},
+	} {
+		prev := hold(base())
+		h0, err := heldIntent(memo{}, prev, "/k", own, Allowed{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		keep := intentJSON(h0)
+		head := base()
+		head.Peers = nil
+		tc.head(head)
+		got, err := prev.apply(&api.AgentDelta{From: 1, Revision: 2, Head: head})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, wantErr := Intent(got.Flat(), "/k", own)
+		h, err := heldIntent(memo{prev, h0}, got, "/k", own, Allowed{})
+		switch {
+		case fmt.Sprint(err) != fmt.Sprint(wantErr):
+			t.Errorf("%s: %v, Intent says %v", tc.name, err, wantErr)
+		case tc.want != "" && (!errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want refused (%s)", tc.name, err, tc.want)
+		case tc.want != "" && !slices.Equal(intentJSON(h0), keep):
+			t.Errorf("%s: a refused state changed the last intent", tc.name)
+		case tc.want == "" && (err != nil || !reflect.DeepEqual(h, want)):
+			t.Errorf("%s: %v; the intent differs from Intent's", tc.name, err)
+		}
 	}
 }
