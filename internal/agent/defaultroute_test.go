@@ -10,19 +10,20 @@ import (
 	"testing"
 
 	"github.com/wgnet/wgnet/internal/api"
+	"github.com/wgnet/wgnet/internal/intent"
 	"github.com/wgnet/wgnet/internal/store/storetest"
 )
 
-// TestGuardDefaultInParts: without --allow full-tunnel an agent refuses a
-// default route however the controller splits it (0.0.0.0/1 and
-// 128.0.0.0/1 as approved routes, a subnet of 0.0.0.0/0 or ::/0 with peers
-// routing its halves, an overlay address whose prefix is /0 or /1, 256
-// approved /8s), even with --allow public-routes, in a whole state and in a
-// delta onto a good one (the patched path); each is accepted with
-// --allow full-tunnel where the peers' routes are the full tunnel's, and a
-// /8 subnet stays accepted without it. Without --allow public-routes, any
-// public subnet or approved route is refused (8.8.8.0/24, 220 public /8s,
-// 2000::/3's /8s); mapped and unmasked prefixes are refused always.
+// TestGuardDefaultInParts: an agent never takes a default route however
+// the controller splits it, in a whole state and in a delta onto a good one
+// (the patched path), whatever its host allowed at join. A subnet of
+// 0.0.0.0/0, ::/0 or 128.0.0.0/1, or an overlay address whose prefix is /0,
+// /1 or wider than its subnet, refuses the state; approved routes wider than
+// /8 (0.0.0.0/1 and 128.0.0.0/1) or over ranges no tunnel routes (256 /8s:
+// 0/8, 169/8, 224/8 and up) are not taken, nor the peers' prefixes inside
+// them, and the rest of the state is. A /8 subnet stays accepted; a public
+// approved route is taken only with --allow public-routes; mapped and
+// unmasked prefixes are refused always.
 func TestGuardDefaultInParts(t *testing.T) {
 	own, other := storetest.Key(0), storetest.Key(1)
 	good := func() *api.AgentState {
@@ -39,25 +40,32 @@ func TestGuardDefaultInParts(t *testing.T) {
 	for i := range 256 {
 		eights = append(eights, fmt.Sprintf("%d.0.0.0/8", i))
 	}
+	everyAllowance := []Allowed{{}, {PublicRoutes: true}, {FullTunnel: true}, {PublicRoutes: true, FullTunnel: true}}
 	cases := []struct {
-		name  string
-		head  func(*api.AgentState)
-		peer  []string // p00's allowed IPs
-		allow bool     // accepted with --allow full-tunnel
-		want  string
+		name string
+		head func(*api.AgentState)
+		peer []string // p00's allowed IPs
+		want string   // refused so; "": taken without the peer's prefixes but 10.80.0.1/32
 	}{
 		{"approved /1 pair", func(s *api.AgentState) { s.ApprovedRoutes = []string{"0.0.0.0/1", "128.0.0.0/1"} },
-			[]string{"0.0.0.0/1", "128.0.0.0/1"}, true, "wider than /8"},
+			[]string{"0.0.0.0/1", "10.80.0.1/32", "128.0.0.0/1"}, ""},
+		{"approved ::/1 pair", func(s *api.AgentState) { s.ApprovedRoutes = []string{"::/1", "8000::/1"} },
+			[]string{"10.80.0.1/32", "::/1", "8000::/1"}, ""},
+		{"approved 8.0.0.0/7", func(s *api.AgentState) { s.ApprovedRoutes = []string{"8.0.0.0/7"} },
+			[]string{"8.0.0.0/7", "10.80.0.1/32"}, ""},
 		{"subnet 0.0.0.0/0", func(s *api.AgentState) { s.Subnets = append(s.Subnets, "0.0.0.0/0") },
-			[]string{"0.0.0.0/1", "128.0.0.0/1"}, true, "wider than /8"},
+			[]string{"0.0.0.0/1", "128.0.0.0/1"}, "which no tunnel routes"},
 		{"subnet ::/0", func(s *api.AgentState) { s.Subnets = append(s.Subnets, "::/0") },
-			[]string{"::/1", "8000::/1"}, true, "wider than /8"},
-		{"256 approved /8s", func(s *api.AgentState) { s.ApprovedRoutes = eights },
-			[]string{"10.80.0.1/32", "11.0.0.0/8", "200.0.0.0/8"}, true, "together cover 0.0.0.0/0"},
-		{"address /0", func(s *api.AgentState) { s.Addresses = []string{"10.80.255.1/0"} }, nil, false, "outside the network's subnets"},
-		{"address /1", func(s *api.AgentState) { s.Addresses = []string{"10.80.255.1/1"} }, nil, false, "outside the network's subnets"},
-		{"address /15", func(s *api.AgentState) { s.Addresses = []string{"10.80.255.1/15"} }, nil, false, "outside the network's subnets"},
+			[]string{"::/1", "8000::/1"}, "which no tunnel routes"},
+		{"subnet 128.0.0.0/1", func(s *api.AgentState) { s.Subnets = append(s.Subnets, "128.0.0.0/1") },
+			[]string{"128.0.0.0/1"}, "which no tunnel routes"},
+		{"subnet 8.0.0.0/7", func(s *api.AgentState) { s.Subnets = append(s.Subnets, "8.0.0.0/7") },
+			[]string{"8.0.0.0/7"}, "wider than /8"},
+		{"address /0", func(s *api.AgentState) { s.Addresses = []string{"10.80.255.1/0"} }, nil, "outside the network's subnets"},
+		{"address /1", func(s *api.AgentState) { s.Addresses = []string{"10.80.255.1/1"} }, nil, "outside the network's subnets"},
+		{"address /15", func(s *api.AgentState) { s.Addresses = []string{"10.80.255.1/15"} }, nil, "outside the network's subnets"},
 	}
+	only := []netip.Prefix{netip.MustParsePrefix("10.80.0.1/32")}
 	for _, tc := range cases {
 		next := good()
 		next.Revision = 2
@@ -65,71 +73,98 @@ func TestGuardDefaultInParts(t *testing.T) {
 		if tc.peer != nil {
 			next.Peers[0].AllowedIPs = tc.peer
 		}
-		public := Allowed{PublicRoutes: true}
-		_, err := public.Intent(next, "/k", own)
-		if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s, whole state: %v, want refused (%s)", tc.name, err, tc.want)
-		}
-		if _, err := Intent(next, "/k", own); !errors.Is(err, ErrRefused) {
-			t.Errorf("%s, whole state, public routes not allowed: %v, want refused", tc.name, err)
-		}
-		// The same as a delta onto the good state the agent holds.
-		prev := hold(good())
-		h0, err := heldIntent(memo{}, prev, "/k", own, public)
-		if err != nil {
-			t.Fatal(err)
-		}
-		head := *next
-		head.Peers = nil
-		d := &api.AgentDelta{From: 1, Revision: 2, Head: &head, Peers: []api.Peer{next.Peers[0]}}
-		got, err := prev.apply(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = heldIntent(memo{prev, h0}, got, "/k", own, public)
-		if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s, delta: %v, want refused (%s)", tc.name, err, tc.want)
-		}
-		if tc.allow {
-			if _, err := (Allowed{FullTunnel: true}).Intent(next, "/k", own); err != nil {
-				t.Errorf("%s, with --allow full-tunnel: %v", tc.name, err)
+		judge := func(how string, h *intent.Host, err error) {
+			t.Helper()
+			switch {
+			case tc.want != "" && (!errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("%s, %s: %v, want refused (%s)", tc.name, how, err, tc.want)
+			case tc.want == "" && (err != nil || !slices.Equal(h.Peers[0].AllowedIPs, only)):
+				t.Errorf("%s, %s: %v, p00's allowed IPs %v; want %v", tc.name, how, err, allowedOf(h), only)
 			}
 		}
+		for _, al := range everyAllowance {
+			h, err := al.Intent(next, "/k", own)
+			judge(fmt.Sprintf("whole state, allowed %+v", al), h, err)
+			// The same as a delta onto the good state the agent holds.
+			prev := hold(good())
+			h0, err := heldIntent(memo{}, prev, "/k", own, al)
+			if err != nil {
+				t.Fatal(err)
+			}
+			head := *next
+			head.Peers = nil
+			got, err := prev.apply(&api.AgentDelta{From: 1, Revision: 2, Head: &head, Peers: []api.Peer{next.Peers[0]}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, err = heldIntent(memo{prev, h0}, got, "/k", own, al)
+			judge(fmt.Sprintf("delta, allowed %+v", al), h, err)
+		}
 	}
-	// Public address space, without --allow public-routes: refused, in a
-	// whole state and in a delta; accepted with it (one public /24, or 220
-	// public /8s: not all of a family).
+	// 256 approved /8s, a peer routing three of them: with public routes
+	// allowed, the public one only (11/8); without, none.
+	st := good()
+	st.ApprovedRoutes = eights
+	st.Peers[0].AllowedIPs = []string{"0.0.0.0/8", "10.80.0.1/32", "11.0.0.0/8", "224.0.0.0/8"}
+	for al, want := range map[Allowed]int{{}: 1, {PublicRoutes: true}: 2} {
+		if h, err := al.Intent(st, "/k", own); err != nil || len(h.Peers[0].AllowedIPs) != want {
+			t.Errorf("256 approved /8s, allowed %+v: %v, %v; want %d taken", al, err, allowedOf(h), want)
+		}
+	}
+	// Public address space, without --allow public-routes: the approved
+	// route is not taken, nor a peer's prefix inside it (the rest of the
+	// state is), in a whole state and in a delta; with it, taken (one
+	// public /24, or 220 public /8s: not all of a family).
 	var public8s, global6 []string
 	for i := 1; i < 224; i++ {
-		if i != 10 && i != 127 && i != 203 {
+		if i != 10 && i != 127 && i != 169 && i != 203 {
 			public8s = append(public8s, fmt.Sprintf("%d.0.0.0/8", i))
 		}
 	}
 	for i := 0x20; i < 0x40; i++ {
 		global6 = append(global6, fmt.Sprintf("%x00::/8", i))
 	}
+	mine := []string{"10.80.0.1/32"}
 	for _, ps := range [][]string{{"8.8.8.0/24"}, public8s, global6, {"2a00::/8"}} {
 		st := good()
-		st.ApprovedRoutes = ps
-		st.Peers[0].AllowedIPs = append(slices.Clone(ps), "10.80.0.1/32")
-		_, err := Intent(st, "/k", own)
-		if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "--allow public-routes") {
-			t.Errorf("approved %v: %v, want refused (public)", ps[:min(len(ps), 3)], err)
+		st.ApprovedRoutes = append(slices.Clone(ps), "10.90.0.0/24")
+		st.Peers[0].AllowedIPs = append(append(slices.Clone(ps), mine...), "10.90.0.0/24")
+		want := []netip.Prefix{netip.MustParsePrefix("10.80.0.1/32"), netip.MustParsePrefix("10.90.0.0/24")}
+		h, err := Intent(st, "/k", own)
+		if err != nil || !slices.Equal(h.Peers[0].AllowedIPs, want) {
+			t.Errorf("approved %v: %v, %v; want p00's allowed IPs %v", ps[:min(len(ps), 3)], err, allowedOf(h), want)
 		}
 		prev := hold(good())
 		h0, _ := heldIntent(memo{}, prev, "/k", own, Allowed{})
 		head := *st
 		head.Peers = nil
-		st.Revision++
 		got, err := prev.apply(&api.AgentDelta{From: 1, Revision: 2, Head: &head, Peers: []api.Peer{st.Peers[0]}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := heldIntent(memo{prev, h0}, got, "/k", own, Allowed{}); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "public") {
-			t.Errorf("approved %v, delta: %v, want refused (public)", ps[:min(len(ps), 3)], err)
+		if h, err := heldIntent(memo{prev, h0}, got, "/k", own, Allowed{}); err != nil || !slices.Equal(h.Peers[0].AllowedIPs, want) {
+			t.Errorf("approved %v, delta: %v, %v; want p00's allowed IPs %v", ps[:min(len(ps), 3)], err, allowedOf(h), want)
 		}
-		if _, err := (Allowed{PublicRoutes: true}).Intent(st, "/k", own); err != nil {
-			t.Errorf("approved %v with --allow public-routes: %v", ps[:min(len(ps), 3)], err)
+		if h, err := (Allowed{PublicRoutes: true}).Intent(st, "/k", own); err != nil || len(h.Peers[0].AllowedIPs) != len(ps)+2 {
+			t.Errorf("approved %v with --allow public-routes: %v, %v", ps[:min(len(ps), 3)], err, allowedOf(h))
+		}
+	}
+	// Never taken, whatever is allowed: an approved route over link-local
+	// (169.254.169.254, the clouds' metadata), multicast, 0.0.0.0/8,
+	// 240.0.0.0/4, fe80::/10, ff00::/8; a subnet there is refused.
+	for _, r := range []string{"169.254.169.254/32", "224.0.0.0/8", "0.0.0.0/8", "240.0.0.0/8", "fe80::/64", "ff02::/16"} {
+		st := good()
+		st.ApprovedRoutes = []string{r}
+		st.Peers[0].AllowedIPs = []string{r, "10.80.0.1/32"}
+		for _, al := range []Allowed{{}, {PublicRoutes: true}, {PublicRoutes: true, FullTunnel: true}} {
+			if h, err := al.Intent(st, "/k", own); err != nil || len(h.Peers[0].AllowedIPs) != 1 {
+				t.Errorf("approved %s, allowed %+v: %v, %v; want taken without it", r, al, err, allowedOf(h))
+			}
+		}
+		st = good()
+		st.Subnets = append(st.Subnets, r)
+		if _, err := (Allowed{PublicRoutes: true, FullTunnel: true}).Intent(st, "/k", own); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "which no tunnel routes") {
+			t.Errorf("subnet %s: %v, want refused", r, err)
 		}
 	}
 	// Never: an IPv4-mapped IPv6 prefix (judged as IPv6, routed as IPv4 by
@@ -146,14 +181,6 @@ func TestGuardDefaultInParts(t *testing.T) {
 			}
 		}
 	}
-	// Only the peers' routes change: a delta without a head, onto a state
-	// whose approved routes already cover half of the space each, refused
-	// at the head (the state before it too).
-	half := good()
-	half.ApprovedRoutes = []string{"0.0.0.0/1"}
-	if _, err := Intent(half, "/k", own); !errors.Is(err, ErrRefused) {
-		t.Errorf("approved 0.0.0.0/1: %v", err)
-	}
 	wide := good()
 	wide.Subnets = []string{"10.0.0.0/8", "fd00::/8"}
 	wide.Addresses = []string{"10.80.255.1/8"}
@@ -161,7 +188,7 @@ func TestGuardDefaultInParts(t *testing.T) {
 	if _, err := Intent(wide, "/k", own); err != nil {
 		t.Errorf("a /8 network: %v", err)
 	}
-	for _, rs := range [][]string{{"0.0.0.0/1", "128.0.0.0/1"}, {"0.0.0.0/7"}, {"::/1", "8000::/1"}, eights} {
+	for _, rs := range [][]string{{"0.0.0.0/1", "128.0.0.0/1"}, {"0.0.0.0/7"}, {"::/1", "8000::/1"}, eights, {"169.254.169.254/32"}, {"ff02::/16"}} {
 		var ps []netip.Prefix
 		for _, r := range rs {
 			ps = append(ps, netip.MustParsePrefix(r))
@@ -275,4 +302,12 @@ func TestHeadChangeJudgesKeptPeers(t *testing.T) {
 			t.Errorf("%s: %v; the intent differs from Intent's", tc.name, err)
 		}
 	}
+}
+
+// allowedOf is the first peer's allowed IPs of h, for messages.
+func allowedOf(h *intent.Host) []netip.Prefix {
+	if h == nil || len(h.Peers) == 0 {
+		return nil
+	}
+	return h.Peers[0].AllowedIPs
 }

@@ -141,6 +141,9 @@ type rules struct {
 	mine    []netip.Prefix // the host's own routes
 	// fullTunnel: a peer may route a default route (Allowed.FullTunnel).
 	fullTunnel bool
+	// skipped are the approved routes the host does not take: a peer's
+	// prefix inside one is left out of its allowed IPs, not refused.
+	skipped []netip.Prefix
 }
 
 func (r *rules) refuse(format string, a ...any) error {
@@ -185,19 +188,30 @@ func judgeHead(st *api.AgentState, keyFile string, own wgkey.Key, al Allowed) (*
 			return nil, nil, r.refuse("address %s (a route to %s) is outside the network's subnets %v", a, a.Masked(), subnets)
 		}
 	}
-	if !al.FullTunnel {
-		// The network's subnets and approved routes bound every peer's
-		// prefixes: none may be public address space unless allowed, nor
-		// (allowed or not) a default route in parts.
-		if !al.PublicRoutes {
-			for _, p := range append(slices.Clone(subnets), approved...) {
-				if !api.InAgentRanges(p) {
-					return nil, nil, r.refuse("subnet or approved route %s is public address space: an agent routes only private, shared, benchmarking and documentation ranges (%v) unless its host's operator allowed public routes at join (wgnet agent join --allow public-routes)", p, api.AgentRanges)
-				}
-			}
+	// The network's subnets and approved routes bound every peer's
+	// prefixes. A subnet that may not be routed refuses the state; an
+	// approved route that may not, the agent does not take (r.skipped: the
+	// peers' prefixes inside it are left out, as a Tailscale node does
+	// without --accept-routes), so that one route the host won't take does
+	// not hold it at an old revision, deaf to removals and new keys. Never
+	// taken: a route over the ranges no tunnel routes (api.NeverRouted,
+	// 169.254.169.254 among them) or wider than /8 (a default route in
+	// parts: 0.0.0.0/1 and 128.0.0.0/1); unless the host allowed public
+	// routes or a full tunnel at join, one outside api.AgentRanges.
+	for _, p := range subnets {
+		if err := al.routable(p); err != nil {
+			return nil, nil, r.refuse("subnet %v", err)
 		}
-		if err := notDefault(append(slices.Clone(subnets), approved...)); err != nil {
-			return nil, nil, r.refuse("the network's subnets and approved routes: %v (a full tunnel: wgnet agent join --allow full-tunnel)", err)
+	}
+	taken := approved
+	for i, p := range approved {
+		if al.routable(p) != nil {
+			if len(r.skipped) == 0 {
+				taken = slices.Clone(approved[:i])
+			}
+			r.skipped = append(r.skipped, p)
+		} else if len(r.skipped) > 0 {
+			taken = append(taken, p)
 		}
 	}
 	if st.ListenPort < 0 || st.ListenPort > 65535 || st.MTU < 0 || (st.MTU != 0 && (st.MTU < 1280 || st.MTU > 65535)) {
@@ -214,7 +228,10 @@ func judgeHead(st *api.AgentState, keyFile string, own wgkey.Key, al Allowed) (*
 		port := uint16(st.ListenPort)
 		h.ListenPort = &port
 	}
-	r.allowed, r.mine = append(slices.Clone(subnets), approved...), mine
+	r.allowed, r.mine = append(slices.Clone(subnets), taken...), mine
+	for _, p := range r.skipped { // said where the intent is shown (wgnet show, the state record)
+		h.Comments = append(h.Comments, fmt.Sprintf("approved route not taken on this host: %v", al.routable(p)))
+	}
 	return h, r, nil
 }
 
@@ -231,7 +248,7 @@ func (r *rules) peer(p *api.Peer, wp *wgconf.Peer, unreadable *error) error {
 	if wp.AllowedIPs, err = routePrefixes("", p.AllowedIPs); err != nil {
 		return r.refuse("peer %s allowed_ips: %v", p.Name, err)
 	}
-	if err := r.routes(p.Name, wp.AllowedIPs); err != nil {
+	if wp.AllowedIPs, err = r.routes(p.Name, wp.AllowedIPs); err != nil {
 		return err
 	}
 	if p.Endpoint != "" {
@@ -246,20 +263,62 @@ func (r *rules) peer(p *api.Peer, wp *wgconf.Peer, unreadable *error) error {
 
 // routes judges a peer's allowed IPs, parsed, by the head's rules: the part
 // of a peer's judgment that depends on the head (its subnets, approved
-// routes and own routes).
-func (r *rules) routes(name string, allowed []netip.Prefix) error {
-	for _, q := range allowed {
+// routes and own routes). It returns those the host takes: allowed itself,
+// or when some lie inside a route the host does not take (r.skipped), a
+// copy without them.
+func (r *rules) routes(name string, allowed []netip.Prefix) ([]netip.Prefix, error) {
+	var out []netip.Prefix // nil: all of allowed so far
+	for i, q := range allowed {
 		switch {
 		case q.Bits() == 0 && r.fullTunnel: // allowed at join
 		case q.Bits() == 0:
-			return r.refuse("peer %s: %s is a default route (a full tunnel: wgnet agent join --allow full-tunnel)", name, q)
+			return nil, r.refuse("peer %s: %s is a default route (a full tunnel: wgnet agent join --allow full-tunnel)", name, q)
+		case !within(q, r.allowed) && within(q, r.skipped):
+			if out == nil {
+				out = append(make([]netip.Prefix, 0, len(allowed)), allowed[:i]...)
+			}
+			continue // not taken
 		case !within(q, r.allowed):
-			return r.refuse("peer %s: %s is outside the network's subnets and approved routes", name, q)
+			return nil, r.refuse("peer %s: %s is outside the network's subnets and approved routes", name, q)
 		case overlapsAny(q, r.mine):
-			return r.refuse("peer %s: %s overlaps this host's own routed subnets %v", name, q, r.mine)
+			return nil, r.refuse("peer %s: %s overlaps this host's own routed subnets %v", name, q, r.mine)
+		}
+		if out != nil {
+			out = append(out, q)
 		}
 	}
+	if out == nil {
+		return allowed, nil
+	}
+	return out, nil
+}
+
+// routable says why the host does not take p, a subnet or an approved
+// route (nil: it does).
+func (al Allowed) routable(p netip.Prefix) error {
+	if r, ok := api.Unroutable(p); ok {
+		return fmt.Errorf("%s overlaps %s, which no tunnel routes", p, r)
+	}
+	if p.Bits() < widestRoute {
+		// With the ranges above out, routes no wider than /8 can't
+		// together cover a family: no default route in parts.
+		return fmt.Errorf("%s is wider than /%d: a default route, or a part of one", p, widestRoute)
+	}
+	if !al.FullTunnel && !al.PublicRoutes && !api.InAgentRanges(p) {
+		return fmt.Errorf("%s is public address space: an agent routes only private, shared, benchmarking and documentation ranges unless its host's operator allowed public routes at join (wgnet agent join --allow public-routes)", p)
+	}
 	return nil
+}
+
+// skipsRoutes reports whether st's head has an approved route the host
+// does not take (al.routable).
+func skipsRoutes(st *api.AgentState, al Allowed) bool {
+	for _, s := range st.ApprovedRoutes {
+		if p, err := netip.ParsePrefix(s); err == nil && al.routable(p) != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // samePeerRules reports whether two states' heads judge peers alike: the
@@ -327,9 +386,14 @@ func heldIntent(prev memo, st *held, keyFile string, own wgkey.Key, al Allowed) 
 		// Another head that judges peers otherwise (a route approved or
 		// withdrawn, in every host's head at once): the peers kept are
 		// judged again, parsed as they are, by the new rules alone. One
-		// that fails goes the slow way, for Intent's error, peer for peer.
+		// that fails goes the slow way, for Intent's error, peer for peer;
+		// so does a head with routes the host does not take, before or
+		// now (a kept peer's parsed prefixes are then not all its wire's).
+		if len(r.skipped) > 0 || skipsRoutes(&prev.st.AgentState, al) {
+			return slow()
+		}
 		for i := range prev.h.Peers {
-			if r.routes(prev.h.Peers[i].Name, prev.h.Peers[i].AllowedIPs) != nil {
+			if _, err := r.routes(prev.h.Peers[i].Name, prev.h.Peers[i].AllowedIPs); err != nil {
 				return slow()
 			}
 		}
@@ -406,6 +470,11 @@ func CheckOwnRoutes(routes []netip.Prefix) error {
 	}
 	if err := notDefault(routes); err != nil {
 		return fmt.Errorf("%w: an agent never claims a default route, whole or in parts: %v", ErrRefused, err)
+	}
+	for _, r := range routes {
+		if n, ok := api.Unroutable(r); ok {
+			return fmt.Errorf("route %s: %w: it overlaps %s, which no tunnel routes", r, ErrRefused, n)
+		}
 	}
 	return nil
 }

@@ -27,3 +27,28 @@ func InAgentRanges(p netip.Prefix) bool {
 	}
 	return false
 }
+
+// NeverRouted are addresses no network routes through a tunnel, whatever
+// its hosts allowed: "this network" (0.0.0.0/8, ::/128), link-local (where
+// clouds serve their metadata, 169.254.169.254; fe80::/10), multicast and
+// the reserved 240.0.0.0/4. An agent takes no route that overlaps one; a
+// controller refuses such a route. Loopback is not among them: the kernel's
+// local table answers 127.0.0.0/8 and ::1 before any route a tunnel adds.
+// Nor are the IPv6 metadata addresses of AWS (fd00:ec2::254) and GCP
+// (fd20:ce::254), inside fc00::/7 where overlay subnets live.
+var NeverRouted = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"), netip.MustParsePrefix("169.254.0.0/16"),
+	netip.MustParsePrefix("224.0.0.0/4"), netip.MustParsePrefix("240.0.0.0/4"),
+	netip.MustParsePrefix("::/128"), netip.MustParsePrefix("fe80::/10"),
+	netip.MustParsePrefix("ff00::/8"),
+}
+
+// Unroutable returns the range of NeverRouted that p overlaps, if any.
+func Unroutable(p netip.Prefix) (netip.Prefix, bool) {
+	for _, r := range NeverRouted {
+		if r.Overlaps(p) {
+			return r, true
+		}
+	}
+	return netip.Prefix{}, false
+}

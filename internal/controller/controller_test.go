@@ -227,9 +227,10 @@ func TestAPI(t *testing.T) {
 	}
 	// A route wider than /8, which every agent would refuse as a default
 	// route in parts, is refused here first.
-	for _, wide := range []string{"0.0.0.0/1", "128.0.0.0/1", "8000::/1"} {
-		if _, err := c.SetHost(ctx, "n", "b", api.SetHost{Routes: []string{wide}}); status(err) != 400 || !strings.Contains(err.Error(), "wider than /8") {
-			t.Errorf("route %s: %v, want 400 (wider than /8)", wide, err)
+	for wide, why := range map[string]string{"0.0.0.0/1": "wider than /8", "0.0.0.0/8": "which no tunnel routes", "8.0.0.0/7": "wider than /8", "8000::/1": "wider than /8",
+		"169.254.169.254/32": "which no tunnel routes", "ff02::/16": "which no tunnel routes", "::ffff:10.90.0.0/120": "IPv4-mapped"} {
+		if _, err := c.SetHost(ctx, "n", "b", api.SetHost{Routes: []string{wide}}); status(err) != 400 || !strings.Contains(err.Error(), why) {
+			t.Errorf("route %s: %v, want 400 (%s)", wide, err, why)
 		}
 	}
 	ep := "192.0.2.22:51820"

@@ -302,7 +302,8 @@ func validate(n store.Network, hosts []store.Host) error {
 	return nil
 }
 
-// agentFindings are what the network's agents will refuse: a subnet or a
+// agentFindings are what the network's agents may not take: a subnet (the
+// agent refuses the state) or a
 // routed subnet granted to a host outside api.AgentRanges (one waiting for
 // approval reaches no agent).
 func agentFindings(n store.Network, hs []store.Host) []diag.Diagnostic {
@@ -310,7 +311,7 @@ func agentFindings(n store.Network, hs []store.Host) []diag.Diagnostic {
 	public := func(what string, p netip.Prefix) {
 		if !api.InAgentRanges(p) {
 			out = append(out, diag.Diagnostic{File: n.Name, Severity: diag.Warning, Code: "agent-public-route",
-				Message: fmt.Sprintf("%s %s is public address space: agents that did not join with --allow public-routes (or full-tunnel) refuse the network's states, and stay at their last good revision", what, p)})
+				Message: fmt.Sprintf("%s %s is public address space: agents that did not join with --allow public-routes (or full-tunnel) do not route it", what, p)})
 		}
 	}
 	for _, p := range n.Subnets {
@@ -344,14 +345,25 @@ func parsePrefixes(field string, in []string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// parseRoutes reads a host's routed subnets: none wider than a /8, which
-// every agent of the network would refuse as a default route in parts
-// (agent.CheckOwnRoutes), staying at its last good revision.
+// parseRoutes reads a host's routed subnets: none that no agent would take
+// (agent.CheckOwnRoutes): wider than a /8 (a default route in parts), over
+// ranges no tunnel routes (api.NeverRouted: link-local, where clouds serve
+// their metadata, multicast), or IPv4-mapped IPv6.
 func parseRoutes(field string, in []string) ([]netip.Prefix, error) {
 	ps, err := parsePrefixes(field, in)
 	for _, p := range ps {
-		if p.Bits() < 8 {
-			return nil, badRequest{fmt.Errorf("%s: %s is wider than /8: agents refuse a default route, whole or in parts (a spoke's full tunnel is its full_tunnel setting, which an agent takes only with --allow full-tunnel)", field, p)}
+		var why string
+		if n, ok := api.Unroutable(p); ok {
+			why = fmt.Sprintf("it overlaps %s, which no tunnel routes", n)
+		}
+		switch {
+		case p.Addr().Is4In6():
+			why = "an IPv4-mapped IPv6 prefix (write the IPv4 one)"
+		case p.Bits() < 8:
+			why = "wider than /8: agents take no default route, whole or in parts (a spoke's full tunnel is its full_tunnel setting, which an agent takes only with --allow full-tunnel)"
+		}
+		if why != "" {
+			return nil, badRequest{fmt.Errorf("%s: %s: %s", field, p, why)}
 		}
 	}
 	return ps, err

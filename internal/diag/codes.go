@@ -143,5 +143,5 @@ var codes = []Code{
 	{"live-unreadable", Warning, "live", "something check --live needed could not be read, or was probed only in part"},
 
 	// controller: check --controller, what its agents will refuse.
-	{"agent-public-route", Warning, "controller", "a network subnet or routed subnet in public address space: agents that did not join with --allow public-routes (or full-tunnel) refuse the network's states"},
+	{"agent-public-route", Warning, "controller", "a network subnet or routed subnet in public address space: agents that did not join with --allow public-routes (or full-tunnel) refuse the network's states (a subnet) or do not route it (a routed subnet)"},
 }
